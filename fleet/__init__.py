@@ -1,0 +1,1 @@
+"""Fleet's kernel: settings, database, accounts and unit scope, registry, audit log, CLI."""

@@ -1,0 +1,70 @@
+"""FastAPI dependencies every router uses: the request's session, settings, Redis, the caller."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from fastapi.security import OAuth2PasswordBearer
+from redis import Redis
+from sqlalchemy.orm import Session
+
+from fleet import auth as auth_service
+from fleet.auth import Actor
+from fleet.errors import NotAuthenticated
+from fleet.registry import Listing
+from fleet.settings import Settings
+
+bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_redis(request: Request) -> Redis:
+    redis: Redis = request.app.state.redis
+    return redis
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """The request is the transaction: commit when the handler returns, roll back on error."""
+    with request.app.state.session_factory() as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+RedisDep = Annotated[Redis, Depends(get_redis)]
+
+
+def current_token(token: Annotated[str | None, Depends(bearer)]) -> str:
+    if not token:
+        raise NotAuthenticated("send Authorization: Bearer <token> (POST /api/v1/auth/token)")
+    return token
+
+
+def current_actor(
+    session: SessionDep, settings: SettingsDep, token: Annotated[str, Depends(current_token)]
+) -> Actor:
+    return auth_service.authenticate(session=session, settings=settings, token=token)
+
+
+ActorDep = Annotated[Actor, Depends(current_actor)]
+
+
+def listing(
+    limit: Annotated[int, Query(ge=1, le=500, description="Rows per page.")] = 50,
+    offset: Annotated[int, Query(ge=0, description="Rows to skip.")] = 0,
+) -> Listing:
+    return Listing(limit=limit, offset=offset)
+
+
+ListingDep = Annotated[Listing, Depends(listing)]

@@ -1,0 +1,193 @@
+"""The tamper-evident audit log.
+
+Each entry holds the SHA-256 of its own canonical content, which includes the hash of the entry
+before it. Writers serialise on a transaction-scoped advisory lock, so the chain has no forks even
+with many API processes; the database itself refuses UPDATE, DELETE and TRUNCATE on the table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from geoalchemy2 import WKBElement
+from geoalchemy2.shape import to_shape
+from sqlalchemy import func, inspect, select
+from sqlalchemy.orm import Session
+
+from fleet.db import utcnow
+from fleet.models import AuditEntry
+
+GENESIS = "0" * 64
+_LOCK_KEY = 0x0F1EE7_A0D17  # any constant: one lock for the whole chain
+_NEVER_LOGGED = frozenset({"password_hash", "created_at", "updated_at"})
+
+
+@dataclass(frozen=True, slots=True)
+class ActorRef:
+    """Who made a change: a user, or the system itself (CLI, worker) with id None."""
+
+    id: int | None
+    name: str
+
+
+SYSTEM = ActorRef(id=None, name="system")
+
+
+def jsonable(value: Any) -> Any:
+    """A JSON value that survives a round trip through jsonb unchanged, so hashes recompute."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("non-finite number in an audit entry")
+        # jsonb prints integral numbers without an exponent; keep them ints so text stays equal.
+        return int(value) if value.is_integer() else value
+    if isinstance(value, Enum):
+        return jsonable(value.value)
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, WKBElement):
+        return to_shape(value).wkt
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v) for v in value]
+    raise TypeError(f"cannot put {type(value).__name__} in an audit entry")
+
+
+def snapshot(obj: object) -> dict[str, Any]:
+    """The column values of an ORM object as they stand now (sensitive columns left out)."""
+    mapper = inspect(obj).mapper
+    return {
+        attr.key: jsonable(getattr(obj, attr.key))
+        for attr in mapper.column_attrs
+        if attr.key not in _NEVER_LOGGED
+    }
+
+
+def canonical(
+    *,
+    entry_id: int,
+    at: datetime,
+    actor_id: int | None,
+    actor: str,
+    action: str,
+    entity: str,
+    entity_id: str,
+    before: Any,
+    after: Any,
+    prev_hash: str,
+) -> bytes:
+    content = {
+        "id": entry_id,
+        "at": at.astimezone(UTC).isoformat(),
+        "actor_id": actor_id,
+        "actor": actor,
+        "action": action,
+        "entity": entity,
+        "entity_id": entity_id,
+        "before": before,
+        "after": after,
+        "prev_hash": prev_hash,
+    }
+    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _digest(entry: AuditEntry) -> str:
+    return hashlib.sha256(
+        canonical(
+            entry_id=entry.id,
+            at=entry.at,
+            actor_id=entry.actor_id,
+            actor=entry.actor,
+            action=entry.action,
+            entity=entry.entity,
+            entity_id=entry.entity_id,
+            before=entry.before,
+            after=entry.after,
+            prev_hash=entry.prev_hash,
+        )
+    ).hexdigest()
+
+
+def record(
+    *,
+    session: Session,
+    actor: ActorRef,
+    action: str,
+    entity: str,
+    entity_id: object,
+    before: Mapping[str, Any] | None = None,
+    after: Mapping[str, Any] | None = None,
+) -> AuditEntry:
+    """Append one entry in the caller's transaction; it commits or rolls back with the change."""
+    session.execute(select(func.pg_advisory_xact_lock(_LOCK_KEY)))
+    prev = session.scalar(select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1))
+    entry = AuditEntry(
+        id=session.scalar(select(func.nextval("audit_entry_id_seq"))),
+        at=utcnow(),
+        actor_id=actor.id,
+        actor=actor.name,
+        action=action,
+        entity=entity,
+        entity_id=str(entity_id),
+        before=jsonable(before) if before is not None else None,
+        after=jsonable(after) if after is not None else None,
+        prev_hash=prev or GENESIS,
+    )
+    entry.hash = _digest(entry)
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def changed(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
+    return dict(before) != dict(after)
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    checked: int
+    first_bad_id: int | None = None
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.first_bad_id is None
+
+
+def verify_entries(entries: Iterable[AuditEntry]) -> Verification:
+    prev = GENESIS
+    checked = 0
+    for entry in entries:
+        if entry.prev_hash != prev:
+            return Verification(
+                checked,
+                entry.id,
+                "its prev_hash does not match the entry before it (an entry was removed or altered)",
+            )
+        if _digest(entry) != entry.hash:
+            return Verification(checked, entry.id, "its content does not match its hash")
+        prev = entry.hash
+        checked += 1
+    return Verification(checked)
+
+
+def verify(*, session: Session, batch: int = 2000) -> Verification:
+    """Recompute the whole chain in id order; name the first entry that does not match."""
+    rows = session.scalars(
+        select(AuditEntry).order_by(AuditEntry.id).execution_options(yield_per=batch)
+    )
+    return verify_entries(rows)

@@ -1,0 +1,178 @@
+"""Who a caller is and what they may touch: passwords, bearer tokens, throttling, unit scope."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from redis import Redis
+from sqlalchemy import Select, select, update
+from sqlalchemy.orm import Session
+
+from fleet.audit import ActorRef
+from fleet.db import utcnow
+from fleet.errors import Forbidden, NotAuthenticated, Throttled
+from fleet.models import AuthToken, OrgUnit, Role, UserAccount
+from fleet.settings import Settings
+
+_hasher = PasswordHasher()
+# Verifying against this when the username is unknown keeps the answer time the same, so a
+# caller cannot tell which usernames exist.
+_DUMMY_HASH = _hasher.hash("not-a-real-password")
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def password_matches(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """The authenticated caller, as every service sees it."""
+
+    user_id: int | None  # None for the system itself (CLI, seeding, workers)
+    username: str
+    unit_id: int
+    unit_path: str
+    roles: frozenset[Role]
+
+    @property
+    def ref(self) -> ActorRef:
+        return ActorRef(id=self.user_id, name=self.username)
+
+    @classmethod
+    def system(cls, root: OrgUnit) -> Actor:
+        """The system acting with administrator rights over `root` and everything below it."""
+        return cls(
+            user_id=None,
+            username="system",
+            unit_id=root.id,
+            unit_path=root.path,
+            roles=frozenset({Role.ADMIN}),
+        )
+
+    def has(self, *roles: Role) -> bool:
+        return not self.roles.isdisjoint(roles)
+
+
+# What each role may do with each kernel resource; scope (the unit subtree) applies on top.
+STAFF = frozenset({Role.ADMIN, Role.DISPATCHER, Role.APPROVER, Role.SUPERVISOR})
+PERMISSIONS: dict[tuple[str, str], frozenset[Role]] = {
+    ("unit", "read"): frozenset(Role),
+    ("unit", "write"): frozenset({Role.ADMIN}),
+    ("user", "read"): STAFF,
+    ("user", "write"): frozenset({Role.ADMIN}),
+    ("vehicle", "read"): STAFF | {Role.DRIVER},
+    ("vehicle", "write"): frozenset({Role.ADMIN, Role.DISPATCHER}),
+    ("driver", "read"): STAFF | {Role.DRIVER},
+    ("driver", "write"): frozenset({Role.ADMIN, Role.DISPATCHER}),
+    ("device", "read"): STAFF,
+    ("device", "write"): frozenset({Role.ADMIN, Role.DISPATCHER}),
+}
+
+
+def require(actor: Actor, resource: str, action: str) -> None:
+    allowed = PERMISSIONS[(resource, action)]
+    if actor.roles.isdisjoint(allowed):
+        raise Forbidden(f"your roles do not allow you to {action} {resource}s")
+
+
+def units_in_scope(actor: Actor) -> Select[tuple[int]]:
+    """Ids of the actor's unit and every unit below it, as a subquery for `IN (...)`."""
+    return select(OrgUnit.id).where(OrgUnit.path.startswith(actor.unit_path, autoescape=True))
+
+
+def _token_digest(token: str, settings: Settings) -> str:
+    return hmac.new(settings.secret_key.encode(), token.encode(), hashlib.sha256).hexdigest()
+
+
+def _failures_key(username: str) -> str:
+    return f"fleet:login-failures:{username.casefold()}"
+
+
+def login(
+    *, session: Session, redis: Redis, settings: Settings, username: str, password: str
+) -> tuple[str, int]:
+    """A new bearer token and its lifetime in seconds, or NotAuthenticated / Throttled.
+
+    Failures are counted per username in Redis over a fixed window; once the count reaches the
+    limit, even the right password is refused until the window ends.
+    """
+    key = _failures_key(username)
+    failures = int(redis.get(key) or 0)
+    if failures >= settings.login_max_failures:
+        ttl = int(redis.ttl(key))
+        raise Throttled(
+            f"too many failed logins for {username!r}; try again later",
+            retry_after_s=max(ttl, 1),
+        )
+    user = session.scalar(select(UserAccount).where(UserAccount.username == username))
+    good = password_matches(user.password_hash if user else _DUMMY_HASH, password)
+    if not (user and good and user.is_active):
+        with redis.pipeline() as pipe:
+            pipe.incr(key)
+            pipe.expire(key, settings.login_failure_window_s, nx=True)
+            pipe.execute()
+        raise NotAuthenticated("wrong username or password")
+    token = secrets.token_urlsafe(32)
+    ttl_s = settings.token_ttl_minutes * 60
+    session.add(
+        AuthToken(
+            digest=_token_digest(token, settings),
+            user_id=user.id,
+            expires_at=utcnow() + timedelta(seconds=ttl_s),
+        )
+    )
+    session.flush()
+    return token, ttl_s
+
+
+def authenticate(*, session: Session, settings: Settings, token: str) -> Actor:
+    row = session.execute(
+        select(UserAccount, OrgUnit.path)
+        .join(AuthToken, AuthToken.user_id == UserAccount.id)
+        .join(OrgUnit, OrgUnit.id == UserAccount.unit_id)
+        .where(
+            AuthToken.digest == _token_digest(token, settings),
+            AuthToken.revoked_at.is_(None),
+            AuthToken.expires_at > utcnow(),
+            UserAccount.is_active,
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotAuthenticated("the token is missing, expired or revoked")
+    user, path = row
+    return Actor(
+        user_id=user.id,
+        username=user.username,
+        unit_id=user.unit_id,
+        unit_path=path,
+        roles=frozenset(Role(r) for r in user.roles),
+    )
+
+
+def logout(*, session: Session, settings: Settings, token: str) -> None:
+    session.execute(
+        update(AuthToken)
+        .where(AuthToken.digest == _token_digest(token, settings), AuthToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+
+
+def revoke_all(*, session: Session, user_id: int) -> None:
+    session.execute(
+        update(AuthToken)
+        .where(AuthToken.user_id == user_id, AuthToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )

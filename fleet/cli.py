@@ -1,0 +1,311 @@
+"""`fleet ...`: the one command line that starts every role of the system. The composition root."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import OperationalError
+
+from fleet import audit, migrate, registry
+from fleet.db import make_engine, make_session_factory, unit_of_work
+from fleet.errors import FleetError
+from fleet.models import OrgUnit, Role
+from fleet.schemas import UserCreate
+from fleet.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+app = typer.Typer(help="Fleet: telematics and dispatch for official-vehicle pools.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
+user_app = typer.Typer(help="User accounts.", no_args_is_help=True)
+seed_app = typer.Typer(help="Demo data.", no_args_is_help=True)
+audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(user_app, name="user")
+app.add_typer(seed_app, name="seed")
+app.add_typer(audit_app, name="audit")
+
+
+class Exit:
+    """Exit codes, so scripts can tell failures apart."""
+
+    FAILED = 1
+    DATABASE_UNREACHABLE = 2
+    POSTGIS_MISSING = 3
+    BAD_SETTINGS = 4
+
+
+def fail(message: str, code: int) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code)
+
+
+@app.callback()
+def main_callback(ctx: typer.Context) -> None:
+    """Settings are read once here (tests pass their own in ctx.obj)."""
+    if ctx.obj is None:
+        try:
+            ctx.obj = Settings()
+        except ValidationError as error:
+            raise fail(f"bad FLEET_ settings:\n{error}", Exit.BAD_SETTINGS) from None
+
+
+def _where(url: URL) -> str:
+    return f"{url.host or 'localhost'}:{url.port or 5432}/{url.database}"
+
+
+def _ensure_database(settings: Settings) -> None:
+    """Create the database when the server is there but the database is not (a fresh cluster)."""
+    url = settings.database
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT",
+                          connect_args={"connect_timeout": 5})
+    try:
+        with admin.connect() as conn:
+            exists = conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": url.database}
+            ).scalar()
+            if not exists:
+                typer.echo(f"creating database {url.database}")
+                conn.execute(text(f'CREATE DATABASE "{url.database}"'))
+            available = conn.execute(
+                text("SELECT 1 FROM pg_available_extensions WHERE name = 'postgis'")
+            ).scalar()
+    except OperationalError as error:
+        raise fail(
+            f"database server unreachable at {_where(url)}: {str(error.orig).strip()}\n"
+            "Is PostgreSQL running? `make run` starts a local one when FLEET_DATABASE_URL is unset.",
+            Exit.DATABASE_UNREACHABLE,
+        ) from None
+    finally:
+        admin.dispose()
+    if not available:
+        raise fail(
+            "PostGIS is not installed on the database server "
+            "(Debian: apt-get install postgresql-15-postgis-3)",
+            Exit.POSTGIS_MISSING,
+        )
+
+
+def _check_database(settings: Settings) -> None:
+    engine = make_engine(settings, pool_size=1)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT postgis_lib_version()"))
+    except OperationalError as error:
+        raise fail(
+            f"database unreachable at {_where(settings.database)}: {str(error.orig).strip()}",
+            Exit.DATABASE_UNREACHABLE,
+        ) from None
+    except Exception:
+        raise fail(
+            f"PostGIS is not enabled in {_where(settings.database)}: run `fleet db upgrade`",
+            Exit.POSTGIS_MISSING,
+        ) from None
+    finally:
+        engine.dispose()
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context, revision: str = "head") -> None:
+    """Create the database if needed and migrate it up to REVISION (default: the newest)."""
+    settings: Settings = ctx.obj
+    _ensure_database(settings)
+    migrate.upgrade(settings, revision)
+    typer.echo(f"database {_where(settings.database)} is at {revision}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(ctx: typer.Context, revision: Annotated[str, typer.Argument()] = "-1") -> None:
+    """Migrate down to REVISION (default: one step; `base` removes every table)."""
+    settings: Settings = ctx.obj
+    _check_database(settings)
+    migrate.downgrade(settings, revision)
+    typer.echo(f"database {_where(settings.database)} downgraded to {revision}")
+
+
+@user_app.command("create")
+def user_create(
+    ctx: typer.Context,
+    username: Annotated[str, typer.Option(help="Login name.")],
+    password: Annotated[str, typer.Option(help="At least 8 characters.")],
+    role: Annotated[list[Role], typer.Option(help="A role; repeat for several.")],
+    unit: Annotated[str | None, typer.Option(help="Unit code; default: the root unit.")] = None,
+) -> None:
+    """Create a user. On an empty installation this also creates the root unit."""
+    settings: Settings = ctx.obj
+    _check_database(settings)
+    engine = make_engine(settings, pool_size=1)
+    try:
+        with unit_of_work(make_session_factory(engine)) as session:
+            if unit is not None:
+                found = session.scalar(select(OrgUnit).where(OrgUnit.code == unit))
+                if found is None:
+                    raise fail(f"no unit with code {unit!r}", Exit.FAILED)
+            else:
+                roots = session.scalars(select(OrgUnit).where(OrgUnit.parent_id.is_(None))).all()
+                if len(roots) > 1:
+                    raise fail("several root units exist: name one with --unit", Exit.FAILED)
+                found = roots[0] if roots else registry.create_root_unit(
+                    session=session, code="ROOT", name="本级单位"
+                )
+            try:
+                data = UserCreate(username=username, password=password, roles=role, unit_id=found.id)
+            except ValidationError as error:
+                raise fail(str(error), Exit.FAILED) from None
+            try:
+                user = registry.create_user(session=session, actor=None, data=data)
+            except FleetError as error:
+                raise fail(error.message, Exit.FAILED) from None
+            typer.echo(f"created user {user.username} (id {user.id}) in unit {found.code}")
+    finally:
+        engine.dispose()
+
+
+@seed_app.command("demo")
+def seed_demo(ctx: typer.Context) -> None:
+    """Load the demo fleet (idempotent: only what is missing is added)."""
+    from fleet import demo
+
+    settings: Settings = ctx.obj
+    _check_database(settings)
+    engine = make_engine(settings, pool_size=1)
+    try:
+        with unit_of_work(make_session_factory(engine)) as session:
+            report = demo.seed(session=session)
+    finally:
+        engine.dispose()
+    added = ", ".join(f"{n} {k}" for k, n in sorted(report.created.items())) or "nothing new"
+    typer.echo(
+        f"demo data: {added}; {report.vehicles} vehicles, "
+        f"{report.new_energy_share:.0%} new-energy"
+    )
+
+
+@audit_app.command("verify")
+def audit_verify(ctx: typer.Context) -> None:
+    """Recompute the hash chain; exit 1 naming the first entry that does not match."""
+    settings: Settings = ctx.obj
+    _check_database(settings)
+    engine = make_engine(settings, pool_size=1)
+    try:
+        with make_session_factory(engine)() as session:
+            result = audit.verify(session=session)
+    finally:
+        engine.dispose()
+    if not result.ok:
+        raise fail(
+            f"audit log entry {result.first_bad_id} does not verify: {result.reason} "
+            f"({result.checked} entries before it are intact)",
+            Exit.FAILED,
+        )
+    typer.echo(f"audit log intact: {result.checked} entries verified")
+
+
+@app.command("serve")
+def serve(ctx: typer.Context) -> None:
+    """Run the HTTP API (and, as they are built, the pages) on FLEET_HTTP_HOST:FLEET_HTTP_PORT."""
+    import uvicorn
+
+    from web.app import create_app
+
+    settings: Settings = ctx.obj
+    _check_database(settings)
+    uvicorn.run(
+        create_app(settings), host=settings.http_host, port=settings.http_port, log_level="info"
+    )
+
+
+# Every long-running process of the system, as `fleet up` starts them.
+PROCESSES: tuple[tuple[str, ...], ...] = (("serve",),)
+
+
+def _banner(settings: Settings) -> str:
+    from fleet.demo import DEMO_PASSWORD, DEMO_USERS
+
+    base = f"http://{settings.http_host}:{settings.http_port}"
+    lines = [
+        "",
+        "Fleet is up.",
+        f"  API and docs   {base}/docs",
+        f"  health         {base}/healthz",
+        "  demo accounts  (password for all: " + DEMO_PASSWORD + ")",
+    ]
+    lines += [f"    {u:<11} {role.value:<11} {name}" for u, name, role, _ in DEMO_USERS]
+    lines += ["  stop with Ctrl-C, or `make stop` from another terminal", ""]
+    return "\n".join(lines)
+
+
+def _wait_healthy(settings: Settings, children: list[subprocess.Popen[bytes]]) -> bool:
+    import urllib.request
+
+    url = f"http://{settings.http_host}:{settings.http_port}/healthz"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if any(child.poll() is not None for child in children):
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=2) as reply:  # noqa: S310 - our own URL
+                if reply.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.3)
+    return False
+
+
+@app.command("up")
+def up(ctx: typer.Context) -> None:
+    """Start every process of the system and keep them running until Ctrl-C or `make stop`."""
+    settings: Settings = ctx.obj
+    _check_database(settings)
+    pid_file = ROOT / "var" / "fleet-up.pid"
+    pid_file.parent.mkdir(exist_ok=True)
+    pid_file.write_text(str(os.getpid()))
+    children = [
+        subprocess.Popen([sys.executable, "-m", "fleet.cli", *args])  # noqa: S603
+        for args in PROCESSES
+    ]
+    stopping = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        if _wait_healthy(settings, children):
+            typer.echo(_banner(settings))
+        while not stopping and all(child.poll() is None for child in children):
+            time.sleep(0.2)
+        failed = [c for c in children if c.poll() not in (None, 0)]
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGINT)
+        for child in children:
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        pid_file.unlink(missing_ok=True)
+    if failed and not stopping:
+        raise fail("a process of the system stopped; everything was shut down", Exit.FAILED)
+    typer.echo("Fleet stopped.")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+"""Imports every package's models so that Base.metadata knows all tables (for Alembic)."""
+
+import fleet.models  # noqa: F401

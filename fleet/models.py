@@ -1,0 +1,237 @@
+"""Tables of the kernel: org units, accounts, tokens, the registry and the audit log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from geoalchemy2 import Geometry, WKBElement
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Enum,
+    Float,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from fleet.db import Base, Timestamped
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    REQUESTER = "requester"
+    APPROVER = "approver"
+    DISPATCHER = "dispatcher"
+    DRIVER = "driver"
+    SUPERVISOR = "supervisor"
+
+
+class VehicleCategory(StrEnum):
+    CONFIDENTIAL_COMMS = "confidential_comms"  # 机要通信
+    EMERGENCY = "emergency"  # 应急保障
+    ENFORCEMENT = "enforcement"  # 执法执勤
+    SPECIAL = "special"  # 特种专业技术
+    GENERAL = "general"  # 其他公务
+
+
+class BodyClass(StrEnum):
+    SEDAN = "sedan"
+    SUV = "suv"
+    MPV = "mpv"
+    MINIBUS = "minibus"
+    BUS = "bus"
+    TRUCK = "truck"
+
+
+class Energy(StrEnum):
+    PETROL = "petrol"
+    DIESEL = "diesel"
+    HYBRID = "hybrid"
+    PHEV = "phev"
+    BEV = "bev"
+
+    @property
+    def new_energy(self) -> bool:
+        return self in (Energy.PHEV, Energy.BEV)
+
+
+class VehicleStatus(StrEnum):
+    ACTIVE = "active"
+    SEALED = "sealed"
+    MAINTENANCE = "maintenance"
+    DISPOSED = "disposed"
+
+
+class DeviceProtocol(StrEnum):
+    JT808 = "jt808"
+    OSMAND = "osmand"
+    API = "api"
+
+
+def _enum(kind: type[StrEnum], name: str) -> Enum:
+    return Enum(
+        kind,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=24,
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )
+
+
+ROLE_VALUES = ", ".join(f"'{r.value}'" for r in Role)
+
+
+class OrgUnit(Timestamped, Base):
+    """A government body. `path` is the ids from the root down, as `1/4/7/`, so the units a user
+    may see are one prefix match."""
+
+    __tablename__ = "org_unit"
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("org_unit.id", ondelete="RESTRICT"))
+    path: Mapped[str] = mapped_column(String(400))
+
+    __table_args__ = (
+        Index("ix_org_unit_path", "path", postgresql_ops={"path": "text_pattern_ops"}),
+        Index("ix_org_unit_parent_id", "parent_id"),
+    )
+
+
+class UserAccount(Timestamped, Base):
+    __tablename__ = "user_account"
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    full_name: Mapped[str] = mapped_column(String(100), server_default="")
+    password_hash: Mapped[str] = mapped_column(String(200))
+    roles: Mapped[list[str]] = mapped_column(ARRAY(String(16)))
+    unit_id: Mapped[int] = mapped_column(ForeignKey("org_unit.id", ondelete="RESTRICT"))
+    is_active: Mapped[bool] = mapped_column(Boolean, server_default="true")
+    language: Mapped[str] = mapped_column(String(8), server_default="zh")
+
+    __table_args__ = (
+        CheckConstraint(
+            f"cardinality(roles) >= 1 AND roles <@ ARRAY[{ROLE_VALUES}]::varchar[]", name="roles"
+        ),
+        Index("ix_user_account_unit_id", "unit_id"),
+    )
+
+
+class AuthToken(Base):
+    """A bearer token. Only its digest is stored, so a copy of the table cannot be replayed."""
+
+    __tablename__ = "auth_token"
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_auth_token_user_id", "user_id"),)
+
+
+class Vehicle(Timestamped, Base):
+    __tablename__ = "vehicle"
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    plate: Mapped[str] = mapped_column(String(16), unique=True)
+    category: Mapped[VehicleCategory] = mapped_column(_enum(VehicleCategory, "category"))
+    body_class: Mapped[BodyClass] = mapped_column(_enum(BodyClass, "body_class"))
+    seats: Mapped[int] = mapped_column(Integer)
+    energy: Mapped[Energy] = mapped_column(_enum(Energy, "energy"))
+    tank_l: Mapped[float | None] = mapped_column(Float)
+    battery_kwh: Mapped[float | None] = mapped_column(Float)
+    fuel_norm_l_100km: Mapped[float | None] = mapped_column(Float)
+    make_model: Mapped[str] = mapped_column(String(100), server_default="")
+    unit_id: Mapped[int] = mapped_column(ForeignKey("org_unit.id", ondelete="RESTRICT"))
+    depot_name: Mapped[str] = mapped_column(String(200), server_default="")
+    depot: Mapped[WKBElement | None] = mapped_column(
+        Geometry(srid=4326, spatial_index=False), nullable=True
+    )
+    status: Mapped[VehicleStatus] = mapped_column(
+        _enum(VehicleStatus, "status"), server_default=VehicleStatus.ACTIVE.value
+    )
+
+    @property
+    def new_energy(self) -> bool:
+        return Energy(self.energy).new_energy
+
+    __table_args__ = (
+        CheckConstraint("seats BETWEEN 1 AND 60", name="seats"),
+        CheckConstraint("tank_l IS NULL OR tank_l > 0", name="tank_l"),
+        CheckConstraint("battery_kwh IS NULL OR battery_kwh > 0", name="battery_kwh"),
+        Index("ix_vehicle_unit_id", "unit_id"),
+    )
+
+
+class Driver(Timestamped, Base):
+    __tablename__ = "driver"
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    phone: Mapped[str] = mapped_column(String(32), server_default="")
+    licence_class: Mapped[str] = mapped_column(String(4))
+    unit_id: Mapped[int] = mapped_column(ForeignKey("org_unit.id", ondelete="RESTRICT"))
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL"), unique=True
+    )
+    active: Mapped[bool] = mapped_column(Boolean, server_default="true")
+
+    __table_args__ = (Index("ix_driver_unit_id", "unit_id"),)
+
+
+class Device(Timestamped, Base):
+    """A tracker: a JT/T 808 terminal, a phone running an OsmAnd client, or an integration."""
+
+    __tablename__ = "device"
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    protocol: Mapped[DeviceProtocol] = mapped_column(_enum(DeviceProtocol, "protocol"))
+    identifier: Mapped[str] = mapped_column(String(64))
+    vehicle_id: Mapped[int | None] = mapped_column(ForeignKey("vehicle.id", ondelete="RESTRICT"))
+    unit_id: Mapped[int] = mapped_column(ForeignKey("org_unit.id", ondelete="RESTRICT"))
+    enabled: Mapped[bool] = mapped_column(Boolean, server_default="true")
+
+    __table_args__ = (
+        UniqueConstraint("protocol", "identifier"),
+        Index("ix_device_vehicle_id", "vehicle_id"),
+        Index("ix_device_unit_id", "unit_id"),
+    )
+
+
+class AuditEntry(Base):
+    """One change, hash-chained to the one before it. The database refuses UPDATE and DELETE."""
+
+    __tablename__ = "audit_entry"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    at: Mapped[datetime]
+    actor_id: Mapped[int | None] = mapped_column(Integer)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    entity: Mapped[str] = mapped_column(String(32))
+    entity_id: Mapped[str] = mapped_column(String(64))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+    __table_args__ = (Index("ix_audit_entry_entity", "entity", "entity_id"),)

@@ -1,0 +1,712 @@
+"""The registry: org units, users, vehicles, drivers and devices, always within the actor's scope.
+
+Every read is filtered to the actor's unit subtree in the query itself; an object outside it is
+reported as not found, so its existence is not revealed. Every change writes one audit entry in
+the same transaction. Services flush and never commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from geoalchemy2.shape import from_shape
+from psycopg import errors as pg_errors
+from shapely.geometry import shape
+from sqlalchemy import Select, exists, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from fleet import audit
+from fleet import auth as auth_service
+from fleet.auth import Actor, require, units_in_scope
+from fleet.errors import Conflict, Forbidden, Invalid, NotFound
+from fleet.models import (
+    AuditEntry,
+    Device,
+    DeviceProtocol,
+    Driver,
+    Energy,
+    OrgUnit,
+    Role,
+    UserAccount,
+    Vehicle,
+)
+from fleet.schemas import (
+    DeviceCreate,
+    DeviceUpdate,
+    DriverCreate,
+    DriverUpdate,
+    UnitCreate,
+    UnitUpdate,
+    UserCreate,
+    UserUpdate,
+    VehicleCreate,
+    VehicleUpdate,
+)
+
+M = TypeVar("M", OrgUnit, UserAccount, Vehicle, Driver, Device)
+
+# Unique constraints (named by the naming convention) and the field a client should fix.
+_UNIQUE_FIELDS = {
+    "uq_org_unit_code": ("code", "a unit with this code already exists"),
+    "uq_user_account_username": ("username", "this username is taken"),
+    "uq_vehicle_plate": ("plate", "a vehicle with this plate already exists"),
+    "uq_device_protocol_identifier": (
+        "identifier",
+        "a device with this protocol and identifier already exists",
+    ),
+    "uq_driver_user_id": ("user_id", "this user is already linked to another driver"),
+}
+
+
+@contextmanager
+def _unique_fields() -> Iterator[None]:
+    try:
+        yield
+    except IntegrityError as error:
+        if isinstance(error.orig, pg_errors.UniqueViolation):
+            name = error.orig.diag.constraint_name or ""
+            if name in _UNIQUE_FIELDS:
+                field, message = _UNIQUE_FIELDS[name]
+                raise Conflict(message, field=field) from None
+        raise
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    limit: int = 50
+    offset: int = 0
+
+
+def _page(session: Session, stmt: Select[Any], listing: Listing) -> tuple[Sequence[Any], int]:
+    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+    items = session.scalars(stmt.limit(listing.limit).offset(listing.offset)).all()
+    return items, int(total or 0)
+
+
+def _in_scope(model: type[M], actor: Actor) -> Select[tuple[M]]:
+    return select(model).where(model.unit_id.in_(units_in_scope(actor)))
+
+
+def _get_scoped(session: Session, model: type[M], actor: Actor, obj_id: int, what: str) -> M:
+    obj = session.scalar(_in_scope(model, actor).where(model.id == obj_id))
+    if obj is None:
+        raise NotFound(f"{what} {obj_id} not found")
+    return obj
+
+
+def _unit_for(session: Session, actor: Actor, unit_id: int, field: str = "unit_id") -> OrgUnit:
+    unit = session.scalar(
+        select(OrgUnit).where(OrgUnit.id == unit_id, OrgUnit.id.in_(units_in_scope(actor)))
+    )
+    if unit is None:
+        raise Invalid(f"unknown unit {unit_id}", field=field)
+    return unit
+
+
+def _apply(obj: object, changes: dict[str, Any]) -> None:
+    for key, value in changes.items():
+        setattr(obj, key, value)
+
+
+# ---- org units ------------------------------------------------------------------------------
+
+
+def list_units(
+    *, session: Session, actor: Actor, listing: Listing, parent_id: int | None = None
+) -> tuple[Sequence[OrgUnit], int]:
+    require(actor, "unit", "read")
+    stmt = select(OrgUnit).where(OrgUnit.id.in_(units_in_scope(actor))).order_by(OrgUnit.path)
+    if parent_id is not None:
+        stmt = stmt.where(OrgUnit.parent_id == parent_id)
+    return _page(session, stmt, listing)
+
+
+def get_unit(*, session: Session, actor: Actor, unit_id: int) -> OrgUnit:
+    require(actor, "unit", "read")
+    unit = session.scalar(
+        select(OrgUnit).where(OrgUnit.id == unit_id, OrgUnit.id.in_(units_in_scope(actor)))
+    )
+    if unit is None:
+        raise NotFound(f"unit {unit_id} not found")
+    return unit
+
+
+def create_unit(*, session: Session, actor: Actor, data: UnitCreate) -> OrgUnit:
+    require(actor, "unit", "write")
+    if data.parent_id is None:
+        if actor.unit_path.count("/") != 1:
+            raise Invalid(
+                "only an administrator of a root unit may add a root unit", field="parent_id"
+            )
+        prefix = ""
+    else:
+        prefix = _unit_for(session, actor, data.parent_id, field="parent_id").path
+    unit_id = int(session.scalar(select(func.nextval("org_unit_id_seq"))) or 0)
+    unit = OrgUnit(
+        id=unit_id,
+        code=data.code,
+        name=data.name,
+        parent_id=data.parent_id,
+        path=f"{prefix}{unit_id}/",
+    )
+    session.add(unit)
+    with _unique_fields():
+        session.flush()
+    audit.record(
+        session=session,
+        actor=actor.ref,
+        action="create",
+        entity="org_unit",
+        entity_id=unit.id,
+        after=audit.snapshot(unit),
+    )
+    return unit
+
+
+def create_root_unit(*, session: Session, code: str, name: str) -> OrgUnit:
+    """The first unit of an empty installation, made by the CLI as the system."""
+    unit_id = int(session.scalar(select(func.nextval("org_unit_id_seq"))) or 0)
+    unit = OrgUnit(id=unit_id, code=code, name=name, parent_id=None, path=f"{unit_id}/")
+    session.add(unit)
+    with _unique_fields():
+        session.flush()
+    audit.record(
+        session=session,
+        actor=audit.SYSTEM,
+        action="create",
+        entity="org_unit",
+        entity_id=unit.id,
+        after=audit.snapshot(unit),
+    )
+    return unit
+
+
+def update_unit(*, session: Session, actor: Actor, unit_id: int, data: UnitUpdate) -> OrgUnit:
+    require(actor, "unit", "write")
+    unit = get_unit(session=session, actor=actor, unit_id=unit_id)
+    before = audit.snapshot(unit)
+    changes = data.model_dump(exclude_unset=True)
+    if "parent_id" in changes and changes["parent_id"] != unit.parent_id:
+        if changes["parent_id"] is None:
+            raise Invalid("a unit cannot be made a root unit", field="parent_id")
+        if unit.id == actor.unit_id:
+            raise Invalid("you cannot move your own unit", field="parent_id")
+        parent = _unit_for(session, actor, changes["parent_id"], field="parent_id")
+        if parent.path.startswith(unit.path):
+            raise Invalid("a unit cannot move below itself", field="parent_id")
+        old, new = unit.path, f"{parent.path}{unit.id}/"
+        session.execute(
+            update(OrgUnit)
+            .where(OrgUnit.path.startswith(old, autoescape=True))
+            .values(path=new + func.substr(OrgUnit.path, len(old) + 1))
+            .execution_options(synchronize_session=False)
+        )
+        session.refresh(unit)
+    _apply(unit, changes)
+    with _unique_fields():
+        session.flush()
+    after = audit.snapshot(unit)
+    if audit.changed(before, after):
+        audit.record(
+            session=session,
+            actor=actor.ref,
+            action="update",
+            entity="org_unit",
+            entity_id=unit.id,
+            before=before,
+            after=after,
+        )
+    return unit
+
+
+def delete_unit(*, session: Session, actor: Actor, unit_id: int) -> None:
+    require(actor, "unit", "write")
+    unit = get_unit(session=session, actor=actor, unit_id=unit_id)
+    if unit.id == actor.unit_id:
+        raise Conflict("you cannot delete your own unit")
+    for model, what in (
+        (OrgUnit, "sub-units"),
+        (UserAccount, "users"),
+        (Vehicle, "vehicles"),
+        (Driver, "drivers"),
+        (Device, "devices"),
+    ):
+        column = OrgUnit.parent_id if model is OrgUnit else model.unit_id
+        if session.scalar(select(exists().where(column == unit.id))):
+            raise Conflict(f"unit {unit.code} still has {what}; move or remove them first")
+    before = audit.snapshot(unit)
+    session.delete(unit)
+    session.flush()
+    audit.record(
+        session=session,
+        actor=actor.ref,
+        action="delete",
+        entity="org_unit",
+        entity_id=unit_id,
+        before=before,
+    )
+
+
+# ---- users ----------------------------------------------------------------------------------
+
+
+def list_users(
+    *,
+    session: Session,
+    actor: Actor,
+    listing: Listing,
+    unit_id: int | None = None,
+    role: Role | None = None,
+    active: bool | None = None,
+) -> tuple[Sequence[UserAccount], int]:
+    require(actor, "user", "read")
+    stmt = _in_scope(UserAccount, actor).order_by(UserAccount.id)
+    if unit_id is not None:
+        stmt = stmt.where(UserAccount.unit_id == unit_id)
+    if role is not None:
+        stmt = stmt.where(UserAccount.roles.any(role.value))
+    if active is not None:
+        stmt = stmt.where(UserAccount.is_active.is_(active))
+    return _page(session, stmt, listing)
+
+
+def get_user(*, session: Session, actor: Actor, user_id: int) -> UserAccount:
+    if user_id != actor.user_id:
+        require(actor, "user", "read")
+    return _get_scoped(session, UserAccount, actor, user_id, "user")
+
+
+def create_user(*, session: Session, actor: Actor | None, data: UserCreate) -> UserAccount:
+    """Create an account; `actor` None is the system (CLI), which is not limited by scope."""
+    if actor is not None:
+        require(actor, "user", "write")
+        _unit_for(session, actor, data.unit_id)
+    elif session.get(OrgUnit, data.unit_id) is None:
+        raise Invalid(f"unknown unit {data.unit_id}", field="unit_id")
+    user = UserAccount(
+        username=data.username,
+        full_name=data.full_name,
+        password_hash=auth_service.hash_password(data.password),
+        roles=sorted({r.value for r in data.roles}),
+        unit_id=data.unit_id,
+        language=data.language,
+    )
+    session.add(user)
+    with _unique_fields():
+        session.flush()
+    audit.record(
+        session=session,
+        actor=actor.ref if actor else audit.SYSTEM,
+        action="create",
+        entity="user",
+        entity_id=user.id,
+        after=audit.snapshot(user),
+    )
+    return user
+
+
+def update_user(*, session: Session, actor: Actor, user_id: int, data: UserUpdate) -> UserAccount:
+    require(actor, "user", "write")
+    user = _get_scoped(session, UserAccount, actor, user_id, "user")
+    before = audit.snapshot(user)
+    changes = data.model_dump(exclude_unset=True)
+    password = changes.pop("password", None)
+    if "unit_id" in changes:
+        _unit_for(session, actor, changes["unit_id"])
+    if changes.get("roles") is not None:
+        changes["roles"] = sorted({Role(r).value for r in changes["roles"]})
+    if user.id == actor.user_id and (
+        changes.get("is_active") is False
+        or ("roles" in changes and Role.ADMIN.value not in changes["roles"])
+    ):
+        raise Invalid(
+            "you cannot disable your own account or drop your own admin role", field="roles"
+        )
+    _apply(user, changes)
+    action = "update"
+    if password is not None:
+        user.password_hash = auth_service.hash_password(password)
+        auth_service.revoke_all(session=session, user_id=user.id)
+        action = "update_password" if not changes else "update"
+    if changes.get("is_active") is False:
+        auth_service.revoke_all(session=session, user_id=user.id)
+    session.flush()
+    after = audit.snapshot(user)
+    if password is not None or audit.changed(before, after):
+        audit.record(
+            session=session,
+            actor=actor.ref,
+            action=action,
+            entity="user",
+            entity_id=user.id,
+            before=before,
+            after=after,
+        )
+    return user
+
+
+def deactivate_user(*, session: Session, actor: Actor, user_id: int) -> None:
+    """Accounts are disabled, not erased: the audit log and old orders still name them."""
+    update_user(session=session, actor=actor, user_id=user_id, data=UserUpdate(is_active=False))
+
+
+# ---- vehicles -------------------------------------------------------------------------------
+
+
+def _check_energy(energy: Energy, tank_l: float | None, battery_kwh: float | None) -> None:
+    if energy is Energy.BEV and tank_l is not None:
+        raise Invalid("a battery-electric vehicle has no fuel tank", field="tank_l")
+    if energy in (Energy.PETROL, Energy.DIESEL) and battery_kwh is not None:
+        raise Invalid(f"a {energy.value} vehicle has no traction battery", field="battery_kwh")
+
+
+def _depot(value: dict[str, Any] | None) -> Any:
+    return None if value is None else from_shape(shape(value), srid=4326)
+
+
+def list_vehicles(
+    *,
+    session: Session,
+    actor: Actor,
+    listing: Listing,
+    filters: dict[str, Any],
+) -> tuple[Sequence[Vehicle], int]:
+    """Filters: unit_id, category, body_class, energy, status (exact); min_seats; plate (part)."""
+    require(actor, "vehicle", "read")
+    stmt = _in_scope(Vehicle, actor).order_by(Vehicle.id)
+    for name in ("unit_id", "category", "body_class", "energy", "status"):
+        if filters.get(name) is not None:
+            stmt = stmt.where(getattr(Vehicle, name) == filters[name])
+    if filters.get("min_seats") is not None:
+        stmt = stmt.where(Vehicle.seats >= filters["min_seats"])
+    if filters.get("plate"):
+        stmt = stmt.where(Vehicle.plate.contains(filters["plate"].upper(), autoescape=True))
+    return _page(session, stmt, listing)
+
+
+def get_vehicle(*, session: Session, actor: Actor, vehicle_id: int) -> Vehicle:
+    require(actor, "vehicle", "read")
+    return _get_scoped(session, Vehicle, actor, vehicle_id, "vehicle")
+
+
+def create_vehicle(*, session: Session, actor: Actor, data: VehicleCreate) -> Vehicle:
+    require(actor, "vehicle", "write")
+    _unit_for(session, actor, data.unit_id)
+    _check_energy(data.energy, data.tank_l, data.battery_kwh)
+    fields = data.model_dump(exclude={"depot"}, exclude_none=True)
+    vehicle = Vehicle(**fields, depot=_depot(data.depot))
+    session.add(vehicle)
+    with _unique_fields():
+        session.flush()
+    audit.record(
+        session=session,
+        actor=actor.ref,
+        action="create",
+        entity="vehicle",
+        entity_id=vehicle.id,
+        after=audit.snapshot(vehicle),
+    )
+    return vehicle
+
+
+def update_vehicle(
+    *, session: Session, actor: Actor, vehicle_id: int, data: VehicleUpdate
+) -> Vehicle:
+    require(actor, "vehicle", "write")
+    vehicle = _get_scoped(session, Vehicle, actor, vehicle_id, "vehicle")
+    before = audit.snapshot(vehicle)
+    changes = data.model_dump(exclude_unset=True)
+    if "unit_id" in changes:
+        _unit_for(session, actor, changes["unit_id"])
+    if "depot" in changes:
+        changes["depot"] = _depot(changes["depot"])
+    for required in ("plate", "category", "body_class", "seats", "energy", "unit_id", "status"):
+        if required in changes and changes[required] is None:
+            raise Invalid(f"{required} cannot be empty", field=required)
+    _check_energy(
+        Energy(changes.get("energy", vehicle.energy)),
+        changes.get("tank_l", vehicle.tank_l),
+        changes.get("battery_kwh", vehicle.battery_kwh),
+    )
+    _apply(vehicle, changes)
+    with _unique_fields():
+        session.flush()
+    after = audit.snapshot(vehicle)
+    if audit.changed(before, after):
+        action = "status" if set(changes) == {"status"} else "update"
+        audit.record(
+            session=session,
+            actor=actor.ref,
+            action=action,
+            entity="vehicle",
+            entity_id=vehicle.id,
+            before=before,
+            after=after,
+        )
+    return vehicle
+
+
+def delete_vehicle(*, session: Session, actor: Actor, vehicle_id: int) -> None:
+    require(actor, "vehicle", "write")
+    vehicle = _get_scoped(session, Vehicle, actor, vehicle_id, "vehicle")
+    if session.scalar(select(exists().where(Device.vehicle_id == vehicle.id))):
+        raise Conflict(
+            "a device is fitted to this vehicle; remove it first, or set status disposed"
+        )
+    before = audit.snapshot(vehicle)
+    session.delete(vehicle)
+    session.flush()
+    audit.record(
+        session=session,
+        actor=actor.ref,
+        action="delete",
+        entity="vehicle",
+        entity_id=vehicle_id,
+        before=before,
+    )
+
+
+# ---- drivers --------------------------------------------------------------------------------
+
+
+def _check_driver_user(session: Session, actor: Actor, user_id: int | None) -> None:
+    if (
+        user_id is not None
+        and session.scalar(_in_scope(UserAccount, actor).where(UserAccount.id == user_id)) is None
+    ):
+        raise Invalid(f"unknown user {user_id}", field="user_id")
+
+
+def list_drivers(
+    *,
+    session: Session,
+    actor: Actor,
+    listing: Listing,
+    unit_id: int | None = None,
+    active: bool | None = None,
+) -> tuple[Sequence[Driver], int]:
+    require(actor, "driver", "read")
+    stmt = _in_scope(Driver, actor).order_by(Driver.id)
+    if unit_id is not None:
+        stmt = stmt.where(Driver.unit_id == unit_id)
+    if active is not None:
+        stmt = stmt.where(Driver.active.is_(active))
+    return _page(session, stmt, listing)
+
+
+def get_driver(*, session: Session, actor: Actor, driver_id: int) -> Driver:
+    require(actor, "driver", "read")
+    return _get_scoped(session, Driver, actor, driver_id, "driver")
+
+
+def create_driver(*, session: Session, actor: Actor, data: DriverCreate) -> Driver:
+    require(actor, "driver", "write")
+    _unit_for(session, actor, data.unit_id)
+    _check_driver_user(session, actor, data.user_id)
+    driver = Driver(**data.model_dump())
+    session.add(driver)
+    with _unique_fields():
+        session.flush()
+    audit.record(
+        session=session,
+        actor=actor.ref,
+        action="create",
+        entity="driver",
+        entity_id=driver.id,
+        after=audit.snapshot(driver),
+    )
+    return driver
+
+
+def update_driver(*, session: Session, actor: Actor, driver_id: int, data: DriverUpdate) -> Driver:
+    require(actor, "driver", "write")
+    driver = _get_scoped(session, Driver, actor, driver_id, "driver")
+    before = audit.snapshot(driver)
+    changes = data.model_dump(exclude_unset=True)
+    if "unit_id" in changes:
+        _unit_for(session, actor, changes["unit_id"])
+    if "user_id" in changes:
+        _check_driver_user(session, actor, changes["user_id"])
+    _apply(driver, changes)
+    with _unique_fields():
+        session.flush()
+    after = audit.snapshot(driver)
+    if audit.changed(before, after):
+        audit.record(
+            session=session,
+            actor=actor.ref,
+            action="update",
+            entity="driver",
+            entity_id=driver.id,
+            before=before,
+            after=after,
+        )
+    return driver
+
+
+def delete_driver(*, session: Session, actor: Actor, driver_id: int) -> None:
+    require(actor, "driver", "write")
+    driver = _get_scoped(session, Driver, actor, driver_id, "driver")
+    before = audit.snapshot(driver)
+    session.delete(driver)
+    session.flush()
+    audit.record(
+        session=session,
+        actor=actor.ref,
+        action="delete",
+        entity="driver",
+        entity_id=driver_id,
+        before=before,
+    )
+
+
+# ---- devices --------------------------------------------------------------------------------
+
+
+def normalise_identifier(protocol: DeviceProtocol, identifier: str) -> str:
+    """JT/T 808 terminals send their phone number as BCD with leading zeros (12 digits in 2013,
+    20 in 2019); store it without them so both headers find the same device."""
+    if protocol is DeviceProtocol.JT808:
+        if not identifier.isdigit() or len(identifier) > 20:
+            raise Invalid(
+                "a JT/T 808 identifier is the terminal phone number: up to 20 digits",
+                field="identifier",
+            )
+        return identifier.lstrip("0") or "0"
+    return identifier
+
+
+def _device_vehicle(session: Session, actor: Actor, vehicle_id: int | None) -> Vehicle | None:
+    if vehicle_id is None:
+        return None
+    vehicle = session.scalar(_in_scope(Vehicle, actor).where(Vehicle.id == vehicle_id))
+    if vehicle is None:
+        raise Invalid(f"unknown vehicle {vehicle_id}", field="vehicle_id")
+    return vehicle
+
+
+def list_devices(
+    *,
+    session: Session,
+    actor: Actor,
+    listing: Listing,
+    protocol: DeviceProtocol | None = None,
+    vehicle_id: int | None = None,
+    enabled: bool | None = None,
+) -> tuple[Sequence[Device], int]:
+    require(actor, "device", "read")
+    stmt = _in_scope(Device, actor).order_by(Device.id)
+    if protocol is not None:
+        stmt = stmt.where(Device.protocol == protocol)
+    if vehicle_id is not None:
+        stmt = stmt.where(Device.vehicle_id == vehicle_id)
+    if enabled is not None:
+        stmt = stmt.where(Device.enabled.is_(enabled))
+    return _page(session, stmt, listing)
+
+
+def get_device(*, session: Session, actor: Actor, device_id: int) -> Device:
+    require(actor, "device", "read")
+    return _get_scoped(session, Device, actor, device_id, "device")
+
+
+def create_device(*, session: Session, actor: Actor, data: DeviceCreate) -> Device:
+    require(actor, "device", "write")
+    vehicle = _device_vehicle(session, actor, data.vehicle_id)
+    if data.unit_id is not None:
+        unit_id = _unit_for(session, actor, data.unit_id).id
+    else:
+        unit_id = vehicle.unit_id if vehicle else actor.unit_id
+    device = Device(
+        protocol=data.protocol,
+        identifier=normalise_identifier(data.protocol, data.identifier),
+        vehicle_id=data.vehicle_id,
+        unit_id=unit_id,
+        enabled=data.enabled,
+    )
+    session.add(device)
+    with _unique_fields():
+        session.flush()
+    audit.record(
+        session=session,
+        actor=actor.ref,
+        action="create",
+        entity="device",
+        entity_id=device.id,
+        after=audit.snapshot(device),
+    )
+    return device
+
+
+def update_device(*, session: Session, actor: Actor, device_id: int, data: DeviceUpdate) -> Device:
+    require(actor, "device", "write")
+    device = _get_scoped(session, Device, actor, device_id, "device")
+    before = audit.snapshot(device)
+    changes = data.model_dump(exclude_unset=True)
+    if "vehicle_id" in changes:
+        _device_vehicle(session, actor, changes["vehicle_id"])
+    if "unit_id" in changes:
+        if changes["unit_id"] is None:
+            raise Invalid("unit_id cannot be empty", field="unit_id")
+        _unit_for(session, actor, changes["unit_id"])
+    if "identifier" in changes:
+        changes["identifier"] = normalise_identifier(
+            DeviceProtocol(device.protocol), changes["identifier"]
+        )
+    _apply(device, changes)
+    with _unique_fields():
+        session.flush()
+    after = audit.snapshot(device)
+    if audit.changed(before, after):
+        audit.record(
+            session=session,
+            actor=actor.ref,
+            action="update",
+            entity="device",
+            entity_id=device.id,
+            before=before,
+            after=after,
+        )
+    return device
+
+
+def delete_device(*, session: Session, actor: Actor, device_id: int) -> None:
+    require(actor, "device", "write")
+    device = _get_scoped(session, Device, actor, device_id, "device")
+    before = audit.snapshot(device)
+    session.delete(device)
+    session.flush()
+    audit.record(
+        session=session,
+        actor=actor.ref,
+        action="delete",
+        entity="device",
+        entity_id=device_id,
+        before=before,
+    )
+
+
+# ---- audit log ------------------------------------------------------------------------------
+
+
+def list_audit_entries(
+    *,
+    session: Session,
+    actor: Actor,
+    listing: Listing,
+    entity: str | None = None,
+    entity_id: str | None = None,
+) -> tuple[Sequence[AuditEntry], int]:
+    """The log spans every unit, so only administrators and supervisors of a root unit read it."""
+    if not actor.has(Role.ADMIN, Role.SUPERVISOR) or actor.unit_path.count("/") != 1:
+        raise Forbidden("only administrators and supervisors of a root unit read the audit log")
+    stmt = select(AuditEntry).order_by(AuditEntry.id.desc())
+    if entity is not None:
+        stmt = stmt.where(AuditEntry.entity == entity)
+    if entity_id is not None:
+        stmt = stmt.where(AuditEntry.entity_id == entity_id)
+    return _page(session, stmt, listing)

@@ -1,0 +1,350 @@
+"""HTTP routes of the kernel: health, login, and the registry under /api/v1."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi.security import OAuth2PasswordRequestForm
+from sqlalchemy import select, text
+
+from fleet import audit, registry
+from fleet import auth as auth_service
+from fleet.api import (
+    ActorDep,
+    ListingDep,
+    RedisDep,
+    SessionDep,
+    SettingsDep,
+    current_token,
+)
+from fleet.auth import require
+from fleet.models import (
+    AuditEntry,
+    BodyClass,
+    DeviceProtocol,
+    Energy,
+    OrgUnit,
+    Role,
+    VehicleCategory,
+    VehicleStatus,
+)
+from fleet.schemas import (
+    AuditEntryOut,
+    DeviceCreate,
+    DeviceOut,
+    DeviceUpdate,
+    DriverCreate,
+    DriverOut,
+    DriverUpdate,
+    Health,
+    Me,
+    Page,
+    Token,
+    UnitCreate,
+    UnitOut,
+    UnitUpdate,
+    UserCreate,
+    UserOut,
+    UserUpdate,
+    VehicleCreate,
+    VehicleOut,
+    VehicleUpdate,
+)
+
+health_router = APIRouter(tags=["health"])
+router = APIRouter(prefix="/api/v1")
+
+
+def _page(model: Any, result: tuple[Any, int], listing: registry.Listing) -> dict[str, Any]:
+    items, total = result
+    return {
+        "items": [model.model_validate(i) for i in items],
+        "total": total,
+        "limit": listing.limit,
+        "offset": listing.offset,
+    }
+
+
+@health_router.get("/healthz", response_model=Health, responses={503: {"model": Health}})
+def healthz(session: SessionDep, redis: RedisDep, response: Response) -> Health:
+    details: dict[str, str] = {}
+    try:
+        details["postgis"] = str(session.execute(text("SELECT postgis_lib_version()")).scalar())
+        database = "up"
+    except Exception as error:
+        database = "down"
+        details["database_error"] = str(error).splitlines()[0]
+    try:
+        redis.ping()
+        redis_state = "up"
+    except Exception as error:
+        redis_state = "down"
+        details["redis_error"] = str(error)
+    down = [name for name, state in (("database", database), ("redis", redis_state)) if state != "up"]
+    if down:
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    return Health(
+        status="ok" if not down else f"down: {', '.join(down)}",
+        database=database,
+        redis=redis_state,
+        details=details,
+    )
+
+
+# ---- auth -----------------------------------------------------------------------------------
+
+
+@router.post("/auth/token", response_model=Token, tags=["auth"])
+def issue_token(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    session: SessionDep,
+    redis: RedisDep,
+    settings: SettingsDep,
+) -> Token:
+    token, ttl = auth_service.login(
+        session=session,
+        redis=redis,
+        settings=settings,
+        username=form.username,
+        password=form.password,
+    )
+    return Token(access_token=token, expires_in=ttl)
+
+
+@router.post("/auth/logout", status_code=204, tags=["auth"])
+def logout(
+    session: SessionDep,
+    settings: SettingsDep,
+    actor: ActorDep,
+    token: Annotated[str, Depends(current_token)],
+) -> None:
+    auth_service.logout(session=session, settings=settings, token=token)
+
+
+@router.get("/me", response_model=Me, tags=["auth"])
+def me(session: SessionDep, actor: ActorDep) -> Me:
+    user = registry.get_user(session=session, actor=actor, user_id=actor.user_id)
+    return Me.model_validate({**UserOut.model_validate(user).model_dump(), "unit_path": actor.unit_path})
+
+
+# ---- units ----------------------------------------------------------------------------------
+
+
+@router.get("/units", response_model=Page[UnitOut], tags=["units"])
+def list_units(
+    session: SessionDep, actor: ActorDep, listing: ListingDep, parent_id: int | None = None
+) -> dict[str, Any]:
+    result = registry.list_units(session=session, actor=actor, listing=listing, parent_id=parent_id)
+    return _page(UnitOut, result, listing)
+
+
+@router.post("/units", response_model=UnitOut, status_code=201, tags=["units"])
+def create_unit(session: SessionDep, actor: ActorDep, data: UnitCreate) -> OrgUnit:
+    return registry.create_unit(session=session, actor=actor, data=data)
+
+
+@router.get("/units/{unit_id}", response_model=UnitOut, tags=["units"])
+def get_unit(session: SessionDep, actor: ActorDep, unit_id: int) -> OrgUnit:
+    return registry.get_unit(session=session, actor=actor, unit_id=unit_id)
+
+
+@router.patch("/units/{unit_id}", response_model=UnitOut, tags=["units"])
+def update_unit(session: SessionDep, actor: ActorDep, unit_id: int, data: UnitUpdate) -> OrgUnit:
+    return registry.update_unit(session=session, actor=actor, unit_id=unit_id, data=data)
+
+
+@router.delete("/units/{unit_id}", status_code=204, tags=["units"])
+def delete_unit(session: SessionDep, actor: ActorDep, unit_id: int) -> None:
+    registry.delete_unit(session=session, actor=actor, unit_id=unit_id)
+
+
+# ---- users ----------------------------------------------------------------------------------
+
+
+@router.get("/users", response_model=Page[UserOut], tags=["users"])
+def list_users(
+    session: SessionDep,
+    actor: ActorDep,
+    listing: ListingDep,
+    unit_id: int | None = None,
+    role: Role | None = None,
+    active: bool | None = None,
+) -> dict[str, Any]:
+    result = registry.list_users(
+        session=session, actor=actor, listing=listing, unit_id=unit_id, role=role, active=active
+    )
+    return _page(UserOut, result, listing)
+
+
+@router.post("/users", response_model=UserOut, status_code=201, tags=["users"])
+def create_user(session: SessionDep, actor: ActorDep, data: UserCreate) -> Any:
+    return registry.create_user(session=session, actor=actor, data=data)
+
+
+@router.get("/users/{user_id}", response_model=UserOut, tags=["users"])
+def get_user(session: SessionDep, actor: ActorDep, user_id: int) -> Any:
+    return registry.get_user(session=session, actor=actor, user_id=user_id)
+
+
+@router.patch("/users/{user_id}", response_model=UserOut, tags=["users"])
+def update_user(session: SessionDep, actor: ActorDep, user_id: int, data: UserUpdate) -> Any:
+    return registry.update_user(session=session, actor=actor, user_id=user_id, data=data)
+
+
+@router.delete(
+    "/users/{user_id}",
+    status_code=204,
+    tags=["users"],
+    summary="Deactivate a user (accounts are kept for the audit trail) and revoke their tokens",
+)
+def delete_user(session: SessionDep, actor: ActorDep, user_id: int) -> None:
+    registry.deactivate_user(session=session, actor=actor, user_id=user_id)
+
+
+# ---- vehicles -------------------------------------------------------------------------------
+
+
+@router.get("/vehicles", response_model=Page[VehicleOut], tags=["vehicles"])
+def list_vehicles(
+    session: SessionDep,
+    actor: ActorDep,
+    listing: ListingDep,
+    unit_id: int | None = None,
+    category: VehicleCategory | None = None,
+    body_class: BodyClass | None = None,
+    energy: Energy | None = None,
+    status: VehicleStatus | None = None,
+    min_seats: Annotated[int | None, Query(ge=1, le=60)] = None,
+    plate: Annotated[str | None, Query(max_length=16, description="Part of the plate.")] = None,
+) -> dict[str, Any]:
+    filters = {
+        "unit_id": unit_id,
+        "category": category,
+        "body_class": body_class,
+        "energy": energy,
+        "status": status,
+        "min_seats": min_seats,
+        "plate": plate,
+    }
+    result = registry.list_vehicles(session=session, actor=actor, listing=listing, filters=filters)
+    return _page(VehicleOut, result, listing)
+
+
+@router.post("/vehicles", response_model=VehicleOut, status_code=201, tags=["vehicles"])
+def create_vehicle(session: SessionDep, actor: ActorDep, data: VehicleCreate) -> Any:
+    return registry.create_vehicle(session=session, actor=actor, data=data)
+
+
+@router.get("/vehicles/{vehicle_id}", response_model=VehicleOut, tags=["vehicles"])
+def get_vehicle(session: SessionDep, actor: ActorDep, vehicle_id: int) -> Any:
+    return registry.get_vehicle(session=session, actor=actor, vehicle_id=vehicle_id)
+
+
+@router.patch("/vehicles/{vehicle_id}", response_model=VehicleOut, tags=["vehicles"])
+def update_vehicle(
+    session: SessionDep, actor: ActorDep, vehicle_id: int, data: VehicleUpdate
+) -> Any:
+    return registry.update_vehicle(session=session, actor=actor, vehicle_id=vehicle_id, data=data)
+
+
+@router.delete("/vehicles/{vehicle_id}", status_code=204, tags=["vehicles"])
+def delete_vehicle(session: SessionDep, actor: ActorDep, vehicle_id: int) -> None:
+    registry.delete_vehicle(session=session, actor=actor, vehicle_id=vehicle_id)
+
+
+# ---- drivers --------------------------------------------------------------------------------
+
+
+@router.get("/drivers", response_model=Page[DriverOut], tags=["drivers"])
+def list_drivers(
+    session: SessionDep,
+    actor: ActorDep,
+    listing: ListingDep,
+    unit_id: int | None = None,
+    active: bool | None = None,
+) -> dict[str, Any]:
+    result = registry.list_drivers(
+        session=session, actor=actor, listing=listing, unit_id=unit_id, active=active
+    )
+    return _page(DriverOut, result, listing)
+
+
+@router.post("/drivers", response_model=DriverOut, status_code=201, tags=["drivers"])
+def create_driver(session: SessionDep, actor: ActorDep, data: DriverCreate) -> Any:
+    return registry.create_driver(session=session, actor=actor, data=data)
+
+
+@router.get("/drivers/{driver_id}", response_model=DriverOut, tags=["drivers"])
+def get_driver(session: SessionDep, actor: ActorDep, driver_id: int) -> Any:
+    return registry.get_driver(session=session, actor=actor, driver_id=driver_id)
+
+
+@router.patch("/drivers/{driver_id}", response_model=DriverOut, tags=["drivers"])
+def update_driver(session: SessionDep, actor: ActorDep, driver_id: int, data: DriverUpdate) -> Any:
+    return registry.update_driver(session=session, actor=actor, driver_id=driver_id, data=data)
+
+
+@router.delete("/drivers/{driver_id}", status_code=204, tags=["drivers"])
+def delete_driver(session: SessionDep, actor: ActorDep, driver_id: int) -> None:
+    registry.delete_driver(session=session, actor=actor, driver_id=driver_id)
+
+
+# ---- devices --------------------------------------------------------------------------------
+
+
+@router.get("/devices", response_model=Page[DeviceOut], tags=["devices"])
+def list_devices(
+    session: SessionDep,
+    actor: ActorDep,
+    listing: ListingDep,
+    protocol: DeviceProtocol | None = None,
+    vehicle_id: int | None = None,
+    enabled: bool | None = None,
+) -> dict[str, Any]:
+    result = registry.list_devices(
+        session=session,
+        actor=actor,
+        listing=listing,
+        protocol=protocol,
+        vehicle_id=vehicle_id,
+        enabled=enabled,
+    )
+    return _page(DeviceOut, result, listing)
+
+
+@router.post("/devices", response_model=DeviceOut, status_code=201, tags=["devices"])
+def create_device(session: SessionDep, actor: ActorDep, data: DeviceCreate) -> Any:
+    return registry.create_device(session=session, actor=actor, data=data)
+
+
+@router.get("/devices/{device_id}", response_model=DeviceOut, tags=["devices"])
+def get_device(session: SessionDep, actor: ActorDep, device_id: int) -> Any:
+    return registry.get_device(session=session, actor=actor, device_id=device_id)
+
+
+@router.patch("/devices/{device_id}", response_model=DeviceOut, tags=["devices"])
+def update_device(session: SessionDep, actor: ActorDep, device_id: int, data: DeviceUpdate) -> Any:
+    return registry.update_device(session=session, actor=actor, device_id=device_id, data=data)
+
+
+@router.delete("/devices/{device_id}", status_code=204, tags=["devices"])
+def delete_device(session: SessionDep, actor: ActorDep, device_id: int) -> None:
+    registry.delete_device(session=session, actor=actor, device_id=device_id)
+
+
+# ---- audit ----------------------------------------------------------------------------------
+
+
+@router.get("/audit", response_model=Page[AuditEntryOut], tags=["audit"])
+def list_audit(
+    session: SessionDep,
+    actor: ActorDep,
+    listing: ListingDep,
+    entity: str | None = None,
+    entity_id: str | None = None,
+) -> dict[str, Any]:
+    result = registry.list_audit_entries(
+        session=session, actor=actor, listing=listing, entity=entity, entity_id=entity_id
+    )
+    return _page(AuditEntryOut, result, listing)

@@ -1,0 +1,96 @@
+"""Every setting of Fleet, read once at start-up from `FLEET_*` environment variables.
+
+Nothing else in the project reads the environment: the composition root builds a `Settings` and
+passes it in.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+
+DEVELOPMENT_SECRET = "development-only-secret-change-me"  # noqa: S105 - refused outside development
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FLEET_", frozen=True, extra="ignore")
+
+    environment: Literal["development", "test", "production"] = Field(
+        "development",
+        description="Deployment kind; production refuses placeholder secrets.",
+    )
+    database_url: str = Field(
+        "postgresql+psycopg://postgres@127.0.0.1:5432/fleet",
+        description="SQLAlchemy URL of the PostGIS database (driver psycopg 3).",
+    )
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description="Redis URL for streams, live positions and login throttling.",
+    )
+    http_host: str = Field("127.0.0.1", description="Address the API server binds to.")
+    http_port: int = Field(8000, ge=1, le=65535, description="TCP port of the API server.")
+    secret_key: str = Field(
+        DEVELOPMENT_SECRET,
+        description="Secret mixed into stored token digests; must be set outside development.",
+    )
+    display_timezone: str = Field(
+        "Asia/Shanghai", description="IANA time zone for display; storage is always UTC."
+    )
+    token_ttl_minutes: int = Field(
+        720, ge=1, le=60 * 24 * 30, description="Lifetime of a bearer token, in minutes."
+    )
+    login_max_failures: int = Field(
+        10,
+        ge=1,
+        description="Failed logins for a username within the window before throttling (count).",
+    )
+    login_failure_window_s: int = Field(
+        60, ge=1, description="Window for counting failed logins, in seconds."
+    )
+    db_pool_size: int = Field(10, ge=1, description="Connections kept in the API's pool (count).")
+
+    @field_validator("display_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        ZoneInfo(value)
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: str) -> str:
+        url = make_url(value)
+        if url.get_backend_name() != "postgresql":
+            raise ValueError("FLEET_DATABASE_URL must point at PostgreSQL with PostGIS")
+        if url.drivername == "postgresql":
+            value = url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+        return value
+
+    @model_validator(mode="after")
+    def _real_secret_outside_development(self) -> Settings:
+        if self.environment == "production" and self.secret_key == DEVELOPMENT_SECRET:
+            raise ValueError("FLEET_SECRET_KEY must be set to a real secret in production")
+        return self
+
+    @property
+    def database(self) -> URL:
+        return make_url(self.database_url)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.display_timezone)
+
+    def with_database_name(self, name: str) -> Settings:
+        url = self.database.set(database=name).render_as_string(hide_password=False)
+        return self.model_copy(update={"database_url": url})
+
+
+def describe() -> list[tuple[str, object, str]]:
+    """(environment variable, default, description) for every setting, for the README and CLI."""
+    rows = []
+    for name, field in Settings.model_fields.items():
+        rows.append((f"FLEET_{name.upper()}", field.default, field.description or ""))
+    return rows

@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# The project's set-up, behind the Makefile: installs what is missing, runs the project's own
+# PostgreSQL/PostGIS and Redis under var/ when FLEET_DATABASE_URL / FLEET_REDIS_URL are not set,
+# and runs commands with the resulting environment.
+#
+#   scripts/dev.sh bootstrap        Debian packages, virtual environment, the package itself
+#   scripts/dev.sh services         start the local stores (if needed); writes var/services.env
+#   scripts/dev.sh stop             stop the local stores and any `fleet up` started by make run
+#   scripts/dev.sh exec CMD...      run CMD with the stores' environment
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VAR="$ROOT/var"
+VENV="$ROOT/.venv"
+PG_PORT=${FLEET_LOCAL_PG_PORT:-55432}
+REDIS_PORT=${FLEET_LOCAL_REDIS_PORT:-56379}
+PG_MAJOR=15
+PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
+DEBIAN_PACKAGES=(
+  "postgresql-$PG_MAJOR" "postgresql-$PG_MAJOR-postgis-3" "postgresql-$PG_MAJOR-pgrouting"
+  postgresql-contrib redis-server
+)
+
+say() { printf '\033[1m[fleet]\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31m[fleet] %s\033[0m\n' "$*" >&2; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    die "need root to run: $* (install sudo or run as root)"
+  fi
+}
+
+bootstrap_debian() {
+  local missing=()
+  for p in "${DEBIAN_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  command -v apt-get >/dev/null || die "missing packages ${missing[*]} and no apt-get to install them"
+  say "installing Debian packages: ${missing[*]}"
+  as_root apt-get update -qq
+  # The Debian packages start their own cluster and Redis on the standard ports; the project
+  # does not rely on those, so a policy refusing service starts is fine here.
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+}
+
+bootstrap_python() {
+  local py=${PYTHON:-python3}
+  "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
+    die "Python 3.11 or newer is needed ($py is $("$py" --version 2>&1))"
+  if [ ! -x "$VENV/bin/python" ]; then
+    say "creating the virtual environment in .venv"
+    "$py" -m venv "$VENV"
+  fi
+  local stamp="$VENV/.fleet-installed" want
+  want=$(sha256sum "$ROOT/pyproject.toml" | cut -c1-64)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    say "installing Fleet and its dependencies into .venv"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
+    # compat mode puts the checkout on sys.path, so packages added later import without a reinstall.
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT[dev]" \
+      --config-settings editable_mode=compat
+    echo "$want" >"$stamp"
+  fi
+}
+
+# initdb and postgres refuse to run as root: when we are root they run as the postgres user.
+pg_run() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+pg_data_dir() {
+  local dir="$VAR/pg"
+  if [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- test -x "$VAR" 2>/dev/null; then
+    # The checkout is not reachable by the postgres user: keep the cluster outside it and
+    # link it into var/ so it still lives "under var/".
+    local outside
+    outside="/var/lib/fleet/$(printf '%s' "$ROOT" | sha1sum | cut -c1-12)"
+    mkdir -p "$outside"
+    chown postgres: "$outside"
+    [ -L "$dir" ] || { rm -rf "$dir"; ln -s "$outside" "$dir"; }
+  fi
+  printf '%s' "$dir"
+}
+
+start_postgres() {
+  local dir
+  dir=$(pg_data_dir)
+  mkdir -p "$dir"
+  [ "$(id -u)" -eq 0 ] && chown postgres: "$dir" "$(readlink -f "$dir")"
+  if [ ! -f "$dir/data/PG_VERSION" ]; then
+    say "creating the local PostgreSQL cluster in var/pg (port $PG_PORT)"
+    pg_run "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 \
+      >"$VAR/pg-initdb.log" 2>&1 || die "initdb failed, see var/pg-initdb.log"
+  fi
+  if pg_run "$PG_BIN/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+    return 0
+  fi
+  say "starting PostgreSQL on 127.0.0.1:$PG_PORT"
+  pg_run "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 start \
+    -o "-p $PG_PORT -h 127.0.0.1 -k $(readlink -f "$dir") -c fsync=off -c max_connections=200" \
+    >/dev/null || die "PostgreSQL did not start, see var/pg/postgres.log"
+}
+
+start_redis() {
+  mkdir -p "$VAR/redis"
+  if [ -f "$VAR/redis/redis.pid" ] && kill -0 "$(cat "$VAR/redis/redis.pid")" 2>/dev/null; then
+    return 0
+  fi
+  say "starting Redis on 127.0.0.1:$REDIS_PORT (append-only file in var/redis)"
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --daemonize yes --dir "$VAR/redis" \
+    --appendonly yes --save '' --pidfile "$VAR/redis/redis.pid" \
+    --logfile "$VAR/redis/redis.log" || die "Redis did not start, see var/redis/redis.log"
+  for _ in $(seq 50); do
+    redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  die "Redis did not answer on port $REDIS_PORT, see var/redis/redis.log"
+}
+
+services() {
+  mkdir -p "$VAR"
+  local env_file="$VAR/services.env"
+  : >"$env_file"
+  if [ -z "${FLEET_DATABASE_URL:-}" ]; then
+    start_postgres
+    echo "export FLEET_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:$PG_PORT/fleet" >>"$env_file"
+  fi
+  if [ -z "${FLEET_REDIS_URL:-}" ]; then
+    start_redis
+    echo "export FLEET_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0" >>"$env_file"
+  fi
+}
+
+stop() {
+  if [ -f "$VAR/fleet-up.pid" ]; then
+    local pid
+    pid=$(cat "$VAR/fleet-up.pid")
+    if kill -0 "$pid" 2>/dev/null; then
+      say "stopping fleet up (pid $pid)"
+      kill -INT "$pid" 2>/dev/null || true
+      for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
+    rm -f "$VAR/fleet-up.pid"
+  fi
+  local dir="$VAR/pg"
+  if [ -f "$dir/data/PG_VERSION" ] && pg_run "$PG_BIN/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+    say "stopping the local PostgreSQL"
+    pg_run "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+  fi
+  if [ -f "$VAR/redis/redis.pid" ] && kill -0 "$(cat "$VAR/redis/redis.pid")" 2>/dev/null; then
+    say "stopping the local Redis"
+    redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || kill "$(cat "$VAR/redis/redis.pid")"
+  fi
+}
+
+cmd=${1:-}
+shift || true
+case "$cmd" in
+  bootstrap) bootstrap_debian; bootstrap_python ;;
+  services) services ;;
+  stop) stop ;;
+  exec)
+    # shellcheck disable=SC1091
+    [ -f "$VAR/services.env" ] && . "$VAR/services.env"
+    export PATH="$VENV/bin:$PATH"
+    exec "$@"
+    ;;
+  *) die "usage: scripts/dev.sh bootstrap|services|stop|exec CMD..." ;;
+esac

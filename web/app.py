@@ -1,0 +1,58 @@
+"""The app factory: one FastAPI application with every domain's routes and the error table."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from redis import Redis
+
+from fleet import router as kernel_router
+from fleet.db import make_engine, make_session_factory
+from fleet.errors import FleetError, Throttled, http_status
+from fleet.settings import Settings
+
+
+def error_body(error: FleetError) -> dict[str, object]:
+    if error.field:
+        return {"detail": [{"loc": ["body", error.field], "msg": error.message, "type": error.code}]}
+    return {"detail": error.message}
+
+
+async def fleet_error_handler(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, FleetError)
+    status = http_status(error)
+    headers: dict[str, str] = {}
+    if isinstance(error, Throttled):
+        headers["Retry-After"] = str(error.retry_after_s)
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    return JSONResponse(error_body(error), status_code=status, headers=headers)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    engine = make_engine(settings)
+    redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        redis.close()
+        engine.dispose()
+
+    app = FastAPI(
+        title="Fleet",
+        summary="Telematics and dispatch for government official-vehicle pools (公务用车管理平台)",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.session_factory = make_session_factory(engine)
+    app.state.redis = redis
+    app.add_exception_handler(FleetError, fleet_error_handler)
+    app.include_router(kernel_router.health_router)
+    app.include_router(kernel_router.router)
+    return app
