@@ -105,7 +105,7 @@ def canonical(
     return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _digest(entry: AuditEntry) -> str:
+def entry_digest(entry: AuditEntry) -> str:
     return hashlib.sha256(
         canonical(
             entry_id=entry.id,
@@ -147,7 +147,7 @@ def record(
         after=jsonable(after) if after is not None else None,
         prev_hash=prev or GENESIS,
     )
-    entry.hash = _digest(entry)
+    entry.hash = entry_digest(entry)
     session.add(entry)
     session.flush()
     return entry
@@ -176,9 +176,9 @@ def verify_entries(entries: Iterable[AuditEntry]) -> Verification:
             return Verification(
                 checked,
                 entry.id,
-                "its prev_hash does not match the entry before it (an entry was removed or altered)",
+                "its prev_hash does not match the entry before it (one was removed or altered)",
             )
-        if _digest(entry) != entry.hash:
+        if entry_digest(entry) != entry.hash:
             return Verification(checked, entry.id, "its content does not match its hash")
         prev = entry.hash
         checked += 1
@@ -190,4 +190,7 @@ def verify(*, session: Session, batch: int = 2000) -> Verification:
     rows = session.scalars(
         select(AuditEntry).order_by(AuditEntry.id).execution_options(yield_per=batch)
     )
-    return verify_entries(rows)
+    try:
+        return verify_entries(rows)
+    finally:
+        rows.close()  # stopping early must not leave the server-side cursor open

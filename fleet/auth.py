@@ -88,7 +88,7 @@ def require(actor: Actor, resource: str, action: str) -> None:
         raise Forbidden(f"your roles do not allow you to {action} {resource}s")
 
 
-def units_in_scope(actor: Actor) -> Select[tuple[int]]:
+def units_in_scope(actor: Actor) -> Select[int]:
     """Ids of the actor's unit and every unit below it, as a subquery for `IN (...)`."""
     return select(OrgUnit.id).where(OrgUnit.path.startswith(actor.unit_path, autoescape=True))
 

@@ -25,7 +25,9 @@ from fleet.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
-app = typer.Typer(help="Fleet: telematics and dispatch for official-vehicle pools.", no_args_is_help=True)
+app = typer.Typer(
+    help="Fleet: telematics and dispatch for official-vehicle pools.", no_args_is_help=True
+)
 db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
 user_app = typer.Typer(help="User accounts.", no_args_is_help=True)
 seed_app = typer.Typer(help="Demo data.", no_args_is_help=True)
@@ -67,8 +69,11 @@ def _where(url: URL) -> str:
 def _ensure_database(settings: Settings) -> None:
     """Create the database when the server is there but the database is not (a fresh cluster)."""
     url = settings.database
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT",
-                          connect_args={"connect_timeout": 5})
+    admin = create_engine(
+        url.set(database="postgres"),
+        isolation_level="AUTOCOMMIT",
+        connect_args={"connect_timeout": 5},
+    )
     try:
         with admin.connect() as conn:
             exists = conn.execute(
@@ -83,7 +88,7 @@ def _ensure_database(settings: Settings) -> None:
     except OperationalError as error:
         raise fail(
             f"database server unreachable at {_where(url)}: {str(error.orig).strip()}\n"
-            "Is PostgreSQL running? `make run` starts a local one when FLEET_DATABASE_URL is unset.",
+            "Is PostgreSQL running? `make run` starts a local one if FLEET_DATABASE_URL is unset.",
             Exit.DATABASE_UNREACHABLE,
         ) from None
     finally:
@@ -155,11 +160,15 @@ def user_create(
                 roots = session.scalars(select(OrgUnit).where(OrgUnit.parent_id.is_(None))).all()
                 if len(roots) > 1:
                     raise fail("several root units exist: name one with --unit", Exit.FAILED)
-                found = roots[0] if roots else registry.create_root_unit(
-                    session=session, code="ROOT", name="本级单位"
+                found = (
+                    roots[0]
+                    if roots
+                    else registry.create_root_unit(session=session, code="ROOT", name="本级单位")
                 )
             try:
-                data = UserCreate(username=username, password=password, roles=role, unit_id=found.id)
+                data = UserCreate(
+                    username=username, password=password, roles=role, unit_id=found.id
+                )
             except ValidationError as error:
                 raise fail(str(error), Exit.FAILED) from None
             try:
@@ -186,8 +195,7 @@ def seed_demo(ctx: typer.Context) -> None:
         engine.dispose()
     added = ", ".join(f"{n} {k}" for k, n in sorted(report.created.items())) or "nothing new"
     typer.echo(
-        f"demo data: {added}; {report.vehicles} vehicles, "
-        f"{report.new_energy_share:.0%} new-energy"
+        f"demo data: {added}; {report.vehicles} vehicles, {report.new_energy_share:.0%} new-energy"
     )
 
 
@@ -254,7 +262,7 @@ def _wait_healthy(settings: Settings, children: list[subprocess.Popen[bytes]]) -
         if any(child.poll() is not None for child in children):
             return False
         try:
-            with urllib.request.urlopen(url, timeout=2) as reply:  # noqa: S310 - our own URL
+            with urllib.request.urlopen(url, timeout=2) as reply:
                 if reply.status == 200:
                     return True
         except OSError:

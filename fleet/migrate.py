@@ -39,17 +39,14 @@ def downgrade(settings: Settings, revision: str) -> None:
 def include_object(
     obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
 ) -> bool:
-    if type_ == "table" and (
-        name in FOREIGN_TABLES or getattr(obj, "schema", None) in FOREIGN_SCHEMAS
-    ):
-        return False
-    return True
+    foreign = name in FOREIGN_TABLES or getattr(obj, "schema", None) in FOREIGN_SCHEMAS
+    return not (type_ == "table" and foreign)
 
 
 def differences(engine: Engine) -> list[Any]:
     """What the models declare that the migrated database does not have, or the reverse."""
-    from fleet.db import Base
     import fleet.model_registry  # noqa: F401 - every domain's tables on Base.metadata
+    from fleet.db import Base
 
     with engine.connect() as conn:
         context = MigrationContext.configure(

@@ -47,7 +47,7 @@ from fleet.schemas import (
     VehicleUpdate,
 )
 
-M = TypeVar("M", OrgUnit, UserAccount, Vehicle, Driver, Device)
+M = TypeVar("M", UserAccount, Vehicle, Driver, Device)
 
 # Unique constraints (named by the naming convention) and the field a client should fix.
 _UNIQUE_FIELDS = {
@@ -87,7 +87,7 @@ def _page(session: Session, stmt: Select[Any], listing: Listing) -> tuple[Sequen
     return items, int(total or 0)
 
 
-def _in_scope(model: type[M], actor: Actor) -> Select[tuple[M]]:
+def _in_scope(model: type[M], actor: Actor) -> Select[M]:
     return select(model).where(model.unit_id.in_(units_in_scope(actor)))
 
 
@@ -228,14 +228,13 @@ def delete_unit(*, session: Session, actor: Actor, unit_id: int) -> None:
     unit = get_unit(session=session, actor=actor, unit_id=unit_id)
     if unit.id == actor.unit_id:
         raise Conflict("you cannot delete your own unit")
-    for model, what in (
-        (OrgUnit, "sub-units"),
-        (UserAccount, "users"),
-        (Vehicle, "vehicles"),
-        (Driver, "drivers"),
-        (Device, "devices"),
+    for column, what in (
+        (OrgUnit.parent_id, "sub-units"),
+        (UserAccount.unit_id, "users"),
+        (Vehicle.unit_id, "vehicles"),
+        (Driver.unit_id, "drivers"),
+        (Device.unit_id, "devices"),
     ):
-        column = OrgUnit.parent_id if model is OrgUnit else model.unit_id
         if session.scalar(select(exists().where(column == unit.id))):
             raise Conflict(f"unit {unit.code} still has {what}; move or remove them first")
     before = audit.snapshot(unit)
@@ -268,7 +267,7 @@ def list_users(
     if unit_id is not None:
         stmt = stmt.where(UserAccount.unit_id == unit_id)
     if role is not None:
-        stmt = stmt.where(UserAccount.roles.any(role.value))
+        stmt = stmt.where(UserAccount.roles.contains([role.value]))
     if active is not None:
         stmt = stmt.where(UserAccount.is_active.is_(active))
     return _page(session, stmt, listing)

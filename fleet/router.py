@@ -6,10 +6,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
-from sqlalchemy import select, text
+from sqlalchemy import text
 
-from fleet import audit, registry
 from fleet import auth as auth_service
+from fleet import registry
 from fleet.api import (
     ActorDep,
     ListingDep,
@@ -18,9 +18,7 @@ from fleet.api import (
     SettingsDep,
     current_token,
 )
-from fleet.auth import require
 from fleet.models import (
-    AuditEntry,
     BodyClass,
     DeviceProtocol,
     Energy,
@@ -81,7 +79,9 @@ def healthz(session: SessionDep, redis: RedisDep, response: Response) -> Health:
     except Exception as error:
         redis_state = "down"
         details["redis_error"] = str(error)
-    down = [name for name, state in (("database", database), ("redis", redis_state)) if state != "up"]
+    down = [
+        name for name, state in (("database", database), ("redis", redis_state)) if state != "up"
+    ]
     if down:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     return Health(
@@ -124,8 +124,11 @@ def logout(
 
 @router.get("/me", response_model=Me, tags=["auth"])
 def me(session: SessionDep, actor: ActorDep) -> Me:
+    assert actor.user_id is not None  # a token always belongs to a user
     user = registry.get_user(session=session, actor=actor, user_id=actor.user_id)
-    return Me.model_validate({**UserOut.model_validate(user).model_dump(), "unit_path": actor.unit_path})
+    return Me.model_validate(
+        {**UserOut.model_validate(user).model_dump(), "unit_path": actor.unit_path}
+    )
 
 
 # ---- units ----------------------------------------------------------------------------------

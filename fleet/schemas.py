@@ -10,8 +10,8 @@ from geoalchemy2 import WKBElement
 from geoalchemy2.shape import to_shape
 from pydantic import (
     AfterValidator,
-    BeforeValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -25,12 +25,13 @@ T = TypeVar("T")
 PROVINCES = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼"
 # Province, issuing-office letter, then 5 characters (fuel) or 6 (new energy); police plates end
 # in 警. Letters I and O are never used.
-_PLATE = re.compile(rf"^([{PROVINCES}])([A-HJ-NP-Z])[·•.\s-]?([A-HJ-NP-Z0-9]{{4,6}}[警学挂]?)$")
+_PLATE = re.compile(rf"^([{PROVINCES}])([A-HJ-NP-Z])([A-HJ-NP-Z0-9]{{4,6}}[警学挂]?)$")
+_PLATE_SEPARATORS = re.compile(r"[·•.\s-]")
 LICENCE_CLASSES = ("A1", "A2", "A3", "B1", "B2", "C1", "C2", "C3", "C4", "C5", "C6", "D", "E", "F")
 
 
 def normalise_plate(value: str) -> str:
-    match = _PLATE.match(value.strip().upper())
+    match = _PLATE.match(_PLATE_SEPARATORS.sub("", value).upper())
     if not match:
         raise ValueError(
             "not a Chinese plate: province character, letter, then 5 (fuel) or 6 (new energy) "
@@ -67,7 +68,7 @@ Plate = Annotated[str, AfterValidator(normalise_plate)]
 Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Username = Annotated[
-    str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9_.\-]{3,64}$")
+    str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9_.\-]{2,64}$")
 ]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=256)]
 Identifier = Annotated[
@@ -92,7 +93,7 @@ class Page(BaseModel, Generic[T]):
 
 class Token(BaseModel):
     access_token: str
-    token_type: str = "bearer"
+    token_type: str = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
     expires_in: int
 
 

@@ -17,7 +17,9 @@ from fleet.settings import Settings
 
 def error_body(error: FleetError) -> dict[str, object]:
     if error.field:
-        return {"detail": [{"loc": ["body", error.field], "msg": error.message, "type": error.code}]}
+        return {
+            "detail": [{"loc": ["body", error.field], "msg": error.message, "type": error.code}]
+        }
     return {"detail": error.message}
 
 

@@ -120,7 +120,8 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.CheckConstraint(
-            "cardinality(roles) >= 1 AND roles <@ ARRAY['admin', 'requester', 'approver', 'dispatcher', 'driver', 'supervisor']::varchar[]",
+            "cardinality(roles) >= 1 AND roles <@ ARRAY['admin', 'requester', 'approver', "
+            "'dispatcher', 'driver', 'supervisor']::varchar[]",
             name=op.f("ck_user_account_roles"),
         ),
         sa.ForeignKeyConstraint(

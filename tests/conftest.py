@@ -1,0 +1,169 @@
+"""Test harness: a fresh PostGIS database built by the migrations, one rolled-back transaction per
+test, a Redis database of its own, and the real app in front of both."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from fastapi.testclient import TestClient
+from redis import Redis
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.orm import Session
+
+from fleet import migrate, registry
+from fleet.api import get_session
+from fleet.auth import Actor
+from fleet.db import make_engine
+from fleet.models import OrgUnit, Role, UserAccount
+from fleet.schemas import UnitCreate, UserCreate
+from fleet.settings import Settings
+from web.app import create_app
+
+TEST_REDIS_DB = 15
+PASSWORD = "correct-horse-9"
+
+
+def _redis_db(url: str, index: int) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{index}"))
+
+
+def recreate_database(settings: Settings) -> None:
+    url = settings.database
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{url.database}"'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def base_settings() -> Settings:
+    return Settings(environment="test")
+
+
+@pytest.fixture(scope="session")
+def settings(base_settings: Settings) -> Settings:
+    name = f"{base_settings.database.database}_test"
+    return base_settings.with_database_name(name).model_copy(
+        update={"redis_url": _redis_db(base_settings.redis_url, TEST_REDIS_DB)}
+    )
+
+
+@pytest.fixture(scope="session")
+def engine(settings: Settings) -> Iterator[Engine]:
+    recreate_database(settings)
+    migrate.upgrade(settings)
+    engine = make_engine(settings)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def db(engine: Engine) -> Iterator[Session]:
+    """A session whose every commit is a savepoint inside one transaction rolled back at the end."""
+    connection = engine.connect()
+    outer = connection.begin()
+    session = Session(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    )
+    yield session
+    session.close()
+    outer.rollback()
+    connection.close()
+
+
+@pytest.fixture
+def redis(settings: Settings) -> Iterator[Redis]:
+    client = Redis.from_url(settings.redis_url)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def client(settings: Settings, db: Session, redis: Redis) -> Iterator[TestClient]:
+    app = create_app(settings)
+
+    def test_session() -> Iterator[Session]:
+        try:
+            yield db
+            db.commit()
+        except BaseException:
+            db.rollback()
+            raise
+
+    app.dependency_overrides[get_session] = test_session
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+# ---- builders -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def root_unit(db: Session) -> OrgUnit:
+    unit = registry.create_root_unit(session=db, code="T-ROOT", name="测试市政府")
+    db.commit()  # builders commit like a request would, so a later failed request keeps them
+    return unit
+
+
+@pytest.fixture
+def make_unit(db: Session, root_unit: OrgUnit) -> Callable[..., OrgUnit]:
+    def make(code: str, parent: OrgUnit | None = None, name: str | None = None) -> OrgUnit:
+        parent = parent or root_unit
+        unit = registry.create_unit(
+            session=db,
+            actor=Actor.system(root_unit),
+            data=UnitCreate(code=code, name=name or f"单位 {code}", parent_id=parent.id),
+        )
+        db.commit()
+        return unit
+
+    return make
+
+
+@pytest.fixture
+def make_user(db: Session) -> Callable[..., UserAccount]:
+    def make(username: str, unit: OrgUnit, *roles: Role) -> UserAccount:
+        user = registry.create_user(
+            session=db,
+            actor=None,
+            data=UserCreate(
+                username=username,
+                password=PASSWORD,
+                roles=list(roles) or [Role.REQUESTER],
+                unit_id=unit.id,
+            ),
+        )
+        db.commit()
+        return user
+
+    return make
+
+
+@pytest.fixture
+def login(client: TestClient) -> Callable[[str], dict[str, str]]:
+    """Log in through the API; returns the Authorization header."""
+
+    def do(username: str, password: str = PASSWORD) -> dict[str, str]:
+        reply = client.post("/api/v1/auth/token", data={"username": username, "password": password})
+        assert reply.status_code == 200, reply.text
+        return {"Authorization": f"Bearer {reply.json()['access_token']}"}
+
+    return do
+
+
+@pytest.fixture(scope="module")
+def scratch_settings(settings: Settings) -> Iterator[Settings]:
+    """A database of the module's own, for tests that must commit (CLI, migrations)."""
+    scratch = settings.with_database_name(f"{settings.database.database}_scratch")
+    recreate_database(scratch)
+    yield scratch
+    admin = create_engine(scratch.database.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{scratch.database.database}" WITH (FORCE)'))
+    admin.dispose()

@@ -1,0 +1,140 @@
+"""The command line against a database of its own: migrations, users, demo seed, audit verify."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
+
+from fleet.cli import Exit, app
+from fleet.models import Device, Energy, OrgUnit, UserAccount, Vehicle
+from fleet.settings import Settings
+
+runner = CliRunner()
+
+
+def fleet(settings: Settings, *args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args), obj=settings)
+    return result.exit_code, result.output
+
+
+@pytest.fixture(scope="module")
+def cli_settings(scratch_settings: Settings) -> Settings:
+    code, out = fleet(scratch_settings, "db", "upgrade")
+    assert code == 0, out
+    return scratch_settings
+
+
+def test_unreachable_database_is_a_clear_error(settings: Settings):
+    nowhere = settings.model_copy(
+        update={"database_url": "postgresql+psycopg://postgres@127.0.0.1:9/fleet"}
+    )
+    code, out = fleet(nowhere, "db", "upgrade")
+    assert code == Exit.DATABASE_UNREACHABLE
+    assert "unreachable at 127.0.0.1:9/fleet" in out
+    code, out = fleet(nowhere, "audit", "verify")
+    assert code == Exit.DATABASE_UNREACHABLE
+
+
+def test_user_create_makes_a_root_unit_on_an_empty_installation(cli_settings: Settings):
+    code, out = fleet(
+        cli_settings,
+        "user",
+        "create",
+        "--username",
+        "boss",
+        "--password",
+        "long-enough",
+        "--role",
+        "admin",
+        "--role",
+        "supervisor",
+    )
+    assert code == 0, out
+    assert "created user boss" in out
+    code, out = fleet(
+        cli_settings,
+        "user",
+        "create",
+        "--username",
+        "boss",
+        "--password",
+        "long-enough",
+        "--role",
+        "admin",
+    )
+    assert code == Exit.FAILED
+    assert "username is taken" in out
+    code, out = fleet(
+        cli_settings,
+        "user",
+        "create",
+        "--username",
+        "x1",
+        "--password",
+        "long-enough",
+        "--role",
+        "king",
+    )
+    assert code != 0
+
+
+def test_seed_demo_is_idempotent_and_believable(cli_settings: Settings):
+    code, out = fleet(cli_settings, "seed", "demo")
+    assert code == 0, out
+    engine = create_engine(cli_settings.database_url)
+    with Session(engine) as session:
+        vehicles = session.scalars(select(Vehicle)).all()
+        first = (len(vehicles), session.query(Device).count(), session.query(UserAccount).count())
+    code, out = fleet(cli_settings, "seed", "demo")
+    assert code == 0
+    assert "nothing new" in out
+    with Session(engine) as session:
+        vehicles = session.scalars(select(Vehicle)).all()
+        again = (len(vehicles), session.query(Device).count(), session.query(UserAccount).count())
+        roles = Counter(r for u in session.scalars(select(UserAccount)) for r in u.roles)
+        protocols = {d.protocol for d in session.scalars(select(Device))}
+        units = session.query(OrgUnit).count()
+    engine.dispose()
+    assert first == again
+    assert 35 <= len(vehicles) <= 45
+    assert {v.category for v in vehicles} >= {
+        "confidential_comms",
+        "emergency",
+        "enforcement",
+        "special",
+        "general",
+    }
+    assert {v.body_class for v in vehicles} >= {"sedan", "suv", "mpv", "minibus", "bus", "truck"}
+    new_energy = sum(1 for v in vehicles if Energy(v.energy).new_energy)
+    assert new_energy / len(vehicles) >= 0.30
+    assert all(
+        roles[r] >= 1
+        for r in ("admin", "requester", "approver", "dispatcher", "driver", "supervisor")
+    )
+    assert protocols == {"jt808", "osmand"}
+    assert units >= 4
+
+
+def test_audit_verify_passes_then_names_a_tampered_entry(cli_settings: Settings):
+    fleet(cli_settings, "seed", "demo")
+    code, out = fleet(cli_settings, "audit", "verify")
+    assert code == 0, out
+    assert "audit log intact" in out
+    engine = create_engine(cli_settings.database_url)
+    with engine.begin() as conn:
+        target = conn.execute(
+            text("SELECT id FROM audit_entry ORDER BY id OFFSET 5 LIMIT 1")
+        ).scalar()
+        conn.execute(text("ALTER TABLE audit_entry DISABLE TRIGGER USER"))
+        conn.execute(
+            text("UPDATE audit_entry SET actor = 'mallory' WHERE id = :id"), {"id": target}
+        )
+        conn.execute(text("ALTER TABLE audit_entry ENABLE TRIGGER USER"))
+    engine.dispose()
+    code, out = fleet(cli_settings, "audit", "verify")
+    assert code == Exit.FAILED
+    assert f"audit log entry {target} does not verify" in out

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from fleet.settings import DEVELOPMENT_SECRET, Settings, describe
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_readme_documents_every_setting():
+    text = README.read_text()
+    for name, _default, description in describe():
+        assert f"`{name}`" in text, name
+        assert description, f"{name} has no description"
+
+
+def test_production_refuses_the_placeholder_secret():
+    with pytest.raises(ValidationError, match="FLEET_SECRET_KEY"):
+        Settings(environment="production", secret_key=DEVELOPMENT_SECRET)
+    Settings(environment="production", secret_key="a-real-secret-of-some-length")
+
+
+def test_database_url_must_be_postgres_and_gets_the_psycopg_driver():
+    with pytest.raises(ValidationError, match="PostgreSQL"):
+        Settings(database_url="sqlite:///fleet.db")
+    plain = Settings(database_url="postgresql://u@db:5432/fleet")
+    assert plain.database.drivername == "postgresql+psycopg"
+
+
+def test_unknown_display_zone_is_refused():
+    with pytest.raises(ValidationError):
+        Settings(display_timezone="Mars/Olympus")
+    assert Settings().zone.key == "Asia/Shanghai"
