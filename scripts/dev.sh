@@ -65,6 +65,24 @@ bootstrap_python() {
   fi
 }
 
+# The first port from $1 on which nothing answers. Another checkout's stores may hold the default.
+free_port() {
+  local port=$1
+  while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+    port=$((port + 1))
+  done
+  printf '%s' "$port"
+}
+
+# A store keeps the port it was first given (var/*/port), unless something else took it since.
+store_port() {
+  local file=$1 default=$2 running=$3 port
+  port=$(cat "$file" 2>/dev/null || echo "$default")
+  if [ "$running" != yes ]; then port=$(free_port "$port"); fi
+  echo "$port" >"$file"
+  printf '%s' "$port"
+}
+
 # initdb and postgres refuse to run as root: when we are root they run as the postgres user.
 pg_run() {
   if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
@@ -90,13 +108,14 @@ start_postgres() {
   mkdir -p "$dir"
   [ "$(id -u)" -eq 0 ] && chown postgres: "$dir" "$(readlink -f "$dir")"
   if [ ! -f "$dir/data/PG_VERSION" ]; then
-    say "creating the local PostgreSQL cluster in var/pg (port $PG_PORT)"
+    say "creating the local PostgreSQL cluster in var/pg"
     pg_run "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 \
       >"$VAR/pg-initdb.log" 2>&1 || die "initdb failed, see var/pg-initdb.log"
   fi
-  if pg_run "$PG_BIN/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
-    return 0
-  fi
+  local running=no
+  pg_run "$PG_BIN/pg_ctl" -D "$dir/data" status >/dev/null 2>&1 && running=yes
+  PG_PORT=$(store_port "$VAR/pg.port" "$PG_PORT" "$running")
+  [ "$running" = yes ] && return 0
   say "starting PostgreSQL on 127.0.0.1:$PG_PORT"
   pg_run "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 start \
     -o "-p $PG_PORT -h 127.0.0.1 -k $(readlink -f "$dir") -c fsync=off -c max_connections=200" \
@@ -105,9 +124,10 @@ start_postgres() {
 
 start_redis() {
   mkdir -p "$VAR/redis"
-  if [ -f "$VAR/redis/redis.pid" ] && kill -0 "$(cat "$VAR/redis/redis.pid")" 2>/dev/null; then
-    return 0
-  fi
+  local running=no
+  [ -f "$VAR/redis/redis.pid" ] && kill -0 "$(cat "$VAR/redis/redis.pid")" 2>/dev/null && running=yes
+  REDIS_PORT=$(store_port "$VAR/redis.port" "$REDIS_PORT" "$running")
+  [ "$running" = yes ] && return 0
   say "starting Redis on 127.0.0.1:$REDIS_PORT (append-only file in var/redis)"
   redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --daemonize yes --dir "$VAR/redis" \
     --appendonly yes --save '' --pidfile "$VAR/redis/redis.pid" \
@@ -151,7 +171,8 @@ stop() {
   fi
   if [ -f "$VAR/redis/redis.pid" ] && kill -0 "$(cat "$VAR/redis/redis.pid")" 2>/dev/null; then
     say "stopping the local Redis"
-    redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || kill "$(cat "$VAR/redis/redis.pid")"
+    redis-cli -p "$(cat "$VAR/redis.port" 2>/dev/null || echo "$REDIS_PORT")" shutdown >/dev/null 2>&1 ||
+      kill "$(cat "$VAR/redis/redis.pid")"
   fi
 }
 
