@@ -10,9 +10,7 @@ services: bootstrap
 	@$(DEV) services
 
 run: services
-	@$(DEV) exec fleet db upgrade
-	@$(DEV) exec fleet seed demo
-	@$(DEV) exec fleet up
+	@$(DEV) run
 
 test: services
 	@$(DEV) exec python -m pytest $(PYTEST_ARGS)

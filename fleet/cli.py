@@ -278,8 +278,10 @@ def up(ctx: typer.Context) -> None:
     pid_file = ROOT / "var" / "fleet-up.pid"
     pid_file.parent.mkdir(exist_ok=True)
     pid_file.write_text(str(os.getpid()))
+    # Children get their own session so that a terminal's Ctrl-C reaches only this process, which
+    # then stops each child exactly once (a second signal makes uvicorn abort its shutdown).
     children = [
-        subprocess.Popen([sys.executable, "-m", "fleet.cli", *args])  # noqa: S603
+        subprocess.Popen([sys.executable, "-m", "fleet.cli", *args], start_new_session=True)  # noqa: S603
         for args in PROCESSES
     ]
     stopping = False
@@ -299,7 +301,7 @@ def up(ctx: typer.Context) -> None:
     finally:
         for child in children:
             if child.poll() is None:
-                child.send_signal(signal.SIGINT)
+                child.terminate()
         for child in children:
             try:
                 child.wait(timeout=10)

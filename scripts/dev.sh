@@ -58,9 +58,9 @@ bootstrap_python() {
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     say "installing Fleet and its dependencies into .venv"
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
-    # compat mode puts the checkout on sys.path, so packages added later import without a reinstall.
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT[dev]" \
-      --config-settings editable_mode=compat
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT[dev]"
+    # The checkout itself on sys.path: packages added later import without a reinstall.
+    "$VENV/bin/python" -c 'import site, sys; open(site.getsitepackages()[0] + "/fleet-checkout.pth", "w").write(sys.argv[1] + "\n")' "$ROOT"
     echo "$want" >"$stamp"
   fi
 }
@@ -167,7 +167,7 @@ stop() {
   local dir="$VAR/pg"
   if [ -f "$dir/data/PG_VERSION" ] && pg_run "$PG_BIN/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
     say "stopping the local PostgreSQL"
-    pg_run "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+    pg_run "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
   fi
   if [ -f "$VAR/redis/redis.pid" ] && kill -0 "$(cat "$VAR/redis/redis.pid")" 2>/dev/null; then
     say "stopping the local Redis"
@@ -176,17 +176,36 @@ stop() {
   fi
 }
 
+# make run: migrate, seed, then every process in the foreground. Ctrl-C (or `make stop`) ends
+# them, and then the local stores this script started are stopped too.
+run() {
+  with_env
+  fleet db upgrade
+  fleet seed demo
+  trap : INT TERM
+  local status=0
+  fleet up || status=$?
+  trap - INT TERM
+  stop
+  return "$status"
+}
+
+with_env() {
+  # shellcheck disable=SC1091
+  [ -f "$VAR/services.env" ] && . "$VAR/services.env"
+  export PATH="$VENV/bin:$PATH"
+}
+
 cmd=${1:-}
 shift || true
 case "$cmd" in
   bootstrap) bootstrap_debian; bootstrap_python ;;
   services) services ;;
   stop) stop ;;
+  run) run ;;
   exec)
-    # shellcheck disable=SC1091
-    [ -f "$VAR/services.env" ] && . "$VAR/services.env"
-    export PATH="$VENV/bin:$PATH"
+    with_env
     exec "$@"
     ;;
-  *) die "usage: scripts/dev.sh bootstrap|services|stop|exec CMD..." ;;
+  *) die "usage: scripts/dev.sh bootstrap|services|run|stop|exec CMD..." ;;
 esac
