@@ -1,0 +1,38 @@
+"""Shared by the benchmarks: a database of their own, built by the migrations, and a timer."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from sqlalchemy import create_engine, text
+
+from fleet import migrate
+from fleet.settings import Settings
+
+
+def bench_settings() -> Settings:
+    base = Settings()
+    settings = base.with_database_name(f"{base.database.database}_bench")
+    admin = create_engine(settings.database.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{settings.database.database}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{settings.database.database}"'))
+    admin.dispose()
+    migrate.upgrade(settings)
+    return settings
+
+
+def timed(fn: Callable[[], object], repeat: int = 3) -> float:
+    """Best of `repeat` wall-clock runs, in seconds (the machine is shared; best is steadiest)."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
