@@ -233,8 +233,73 @@ def serve(ctx: typer.Context) -> None:
     )
 
 
+@app.command("gateway")
+def gateway(ctx: typer.Context) -> None:
+    """Run the device gateways: JT/T 808 on FLEET_JT808_PORT, OsmAnd on FLEET_OSMAND_PORT."""
+    import asyncio
+    import logging
+
+    from telematics import gateway as telematics_gateway
+    from telematics.settings import TelematicsSettings
+
+    settings: Settings = ctx.obj
+    _check_database(settings)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    engine = make_engine(settings, pool_size=2)
+    runner = asyncio.Runner(loop_factory=_loop_factory())
+    try:
+        runner.run(telematics_gateway.serve(TelematicsSettings(), engine, settings.redis_url))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        runner.close()
+        engine.dispose()
+
+
+def _loop_factory():  # type: ignore[no-untyped-def]
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+@app.command("worker")
+def worker(
+    ctx: typer.Context,
+    index: Annotated[int, typer.Option(help="This worker's number, from 0.")] = 0,
+    count: Annotated[int, typer.Option(help="How many workers share the shards.")] = 1,
+) -> None:
+    """Run an ingest worker: stream -> PostGIS -> live positions (shards index::count)."""
+    import logging
+    import threading
+
+    from redis import Redis
+
+    from telematics.ingest import IngestWorker
+    from telematics.settings import TelematicsSettings
+
+    settings: Settings = ctx.obj
+    if not 0 <= index < count:
+        raise fail("--index must be between 0 and --count - 1", Exit.FAILED)
+    _check_database(settings)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    engine = make_engine(settings, pool_size=2)
+    redis = Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
+    try:
+        IngestWorker(
+            engine=engine, redis=redis, settings=TelematicsSettings(), index=index, count=count
+        ).run(stop)
+    finally:
+        redis.close()
+        engine.dispose()
+
+
 # Every long-running process of the system, as `fleet up` starts them.
-PROCESSES: tuple[tuple[str, ...], ...] = (("serve",),)
+PROCESSES: tuple[tuple[str, ...], ...] = (("serve",), ("gateway",), ("worker",))
 
 
 def _banner(settings: Settings) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +37,18 @@ def downgrade(settings: Settings, revision: str) -> None:
     command.downgrade(config(settings), revision)
 
 
+def _is_partition(name: str | None) -> bool:
+    """Monthly partitions of `position` are made at run time, not by migrations."""
+    return bool(name) and re.fullmatch(r"position_p\d{6}", name or "") is not None
+
+
 def include_object(
     obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
 ) -> bool:
     foreign = name in FOREIGN_TABLES or getattr(obj, "schema", None) in FOREIGN_SCHEMAS
-    return not (type_ == "table" and foreign)
+    if type_ == "index" and _is_partition(getattr(getattr(obj, "table", None), "name", None)):
+        return False
+    return not (type_ == "table" and (foreign or _is_partition(name)))
 
 
 def differences(engine: Engine) -> list[Any]:

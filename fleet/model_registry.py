@@ -1,3 +1,4 @@
-"""Imports every package's models so that Base.metadata knows all tables (for Alembic)."""
+"""Part of the composition root: imports every package's models so Base.metadata has all tables."""
 
 import fleet.models  # noqa: F401
+import telematics.models  # noqa: F401

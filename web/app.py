@@ -13,6 +13,9 @@ from fleet import router as kernel_router
 from fleet.db import make_engine, make_session_factory
 from fleet.errors import FleetError, Throttled, http_status
 from fleet.settings import Settings
+from telematics import router as telematics_router
+from web import live
+from web.live import LiveHub
 
 
 def error_body(error: FleetError) -> dict[str, object]:
@@ -34,13 +37,17 @@ async def fleet_error_handler(request: Request, error: Exception) -> JSONRespons
     return JSONResponse(error_body(error), status_code=status, headers=headers)
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, *, live_keepalive_s: float = 15.0) -> FastAPI:
     engine = make_engine(settings)
     redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
 
+    hub = LiveHub(settings.redis_url, keepalive_s=live_keepalive_s)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await hub.start()
         yield
+        await hub.stop()
         redis.close()
         engine.dispose()
 
@@ -54,7 +61,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
     app.state.redis = redis
+    app.state.live_hub = hub
     app.add_exception_handler(FleetError, fleet_error_handler)
     app.include_router(kernel_router.health_router)
     app.include_router(kernel_router.router)
+    app.include_router(telematics_router.router)
+    app.include_router(live.router)
     return app

@@ -1,0 +1,1 @@
+"""Telematics: protocol codecs, gateways, the fix stream, ingest into PostGIS, trips, live."""

@@ -1,0 +1,136 @@
+"""What the gateways know of the registry: which devices exist, are enabled, and feed which
+vehicle. Kept in memory, refreshed every `device_cache_s`, and asked of the database on a miss;
+unknown devices are recorded (rate-limited) so an administrator can register them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from fleet.models import Device, DeviceProtocol, Vehicle
+from fleet.registry import normalise_identifier
+from telematics.models import UnknownDevice
+from telematics.stream import Target
+
+_NEGATIVE_TTL_S = 10.0
+_RECORD_EVERY_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class KnownDevice:
+    device_id: int
+    vehicle_id: int | None
+    unit_id: int
+    enabled: bool
+
+    @property
+    def target(self) -> Target | None:
+        if not self.enabled or self.vehicle_id is None:
+            return None
+        return Target(device_id=self.device_id, vehicle_id=self.vehicle_id, unit_id=self.unit_id)
+
+
+def normalise(protocol: DeviceProtocol, identifier: str) -> str | None:
+    try:
+        return normalise_identifier(protocol, identifier.strip())
+    except Exception:
+        return None
+
+
+class DeviceDirectory:
+    def __init__(self, engine: Engine, *, refresh_s: float) -> None:
+        self._engine = engine
+        self._refresh_s = refresh_s
+        self._known: dict[tuple[str, str], KnownDevice] = {}
+        self._missing: dict[tuple[str, str], float] = {}
+        self._recorded: dict[tuple[str, str], float] = {}
+        self._loaded_at = 0.0
+
+    def _load_all(self) -> dict[tuple[str, str], KnownDevice]:
+        with Session(self._engine) as session:
+            rows = session.execute(
+                select(
+                    Device.protocol,
+                    Device.identifier,
+                    Device.id,
+                    Device.vehicle_id,
+                    Device.unit_id,
+                    Device.enabled,
+                    Vehicle.unit_id,
+                ).outerjoin(Vehicle, Vehicle.id == Device.vehicle_id)
+            ).all()
+        return {
+            (str(p), ident): KnownDevice(
+                device_id=dev_id,
+                vehicle_id=vehicle_id,
+                # Live updates are scoped by the vehicle's unit, which is what dispatchers see.
+                unit_id=vehicle_unit if vehicle_unit is not None else unit_id,
+                enabled=enabled,
+            )
+            for p, ident, dev_id, vehicle_id, unit_id, enabled, vehicle_unit in rows
+        }
+
+    async def refresh(self) -> None:
+        self._known = await asyncio.to_thread(self._load_all)
+        self._missing.clear()
+        self._loaded_at = time.monotonic()
+
+    async def lookup(self, protocol: DeviceProtocol, identifier: str) -> KnownDevice | None:
+        key_id = normalise(protocol, identifier)
+        if key_id is None:
+            return None
+        key = (protocol.value, key_id)
+        now = time.monotonic()
+        if now - self._loaded_at > self._refresh_s:
+            await self.refresh()
+        found = self._known.get(key)
+        if found is not None:
+            return found
+        if now - self._missing.get(key, -_NEGATIVE_TTL_S) < _NEGATIVE_TTL_S:
+            return None
+        # Registered since the last refresh? Reload (at most once a second, so a flood of made-up
+        # identifiers cannot hammer the database), then remember the answer for a while.
+        if now - self._loaded_at > 1.0:
+            await self.refresh()
+            found = self._known.get(key)
+        if found is None:
+            self._missing[key] = now
+        return found
+
+    async def record_unknown(
+        self, protocol: DeviceProtocol, identifier: str, remote_addr: str, message: str
+    ) -> None:
+        key = (protocol.value, identifier[:64])
+        now = time.monotonic()
+        if now - self._recorded.get(key, -_RECORD_EVERY_S) < _RECORD_EVERY_S:
+            return
+        self._recorded[key] = now
+        if len(self._recorded) > 100_000:  # a scan of random identifiers must not grow this forever
+            self._recorded.clear()
+        await asyncio.to_thread(self._upsert_unknown, protocol, identifier, remote_addr, message)
+
+    def _upsert_unknown(
+        self, protocol: DeviceProtocol, identifier: str, remote_addr: str, message: str
+    ) -> None:
+        statement = insert(UnknownDevice).values(
+            protocol=protocol.value,
+            identifier=identifier[:64],
+            remote_addr=remote_addr[:64],
+            last_message=message[:1100],
+        )
+        statement = statement.on_conflict_do_update(
+            constraint="uq_unknown_device_protocol_identifier",
+            set_={
+                "last_seen_at": statement.excluded.last_seen_at,
+                "attempts": UnknownDevice.attempts + 1,
+                "remote_addr": statement.excluded.remote_addr,
+                "last_message": statement.excluded.last_message,
+            },
+        )
+        with Session(self._engine) as session, session.begin():
+            session.execute(statement)

@@ -1,0 +1,50 @@
+"""The one position type every protocol decodes to, with units in the names."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+
+_EMPTY: Mapping[str, object] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class Fix:
+    device_identifier: str
+    fix_time: datetime  # aware, UTC
+    lat: float | None
+    lon: float | None
+    speed_kmh: float | None = None
+    heading_deg: float | None = None
+    altitude_m: float | None = None
+    ignition: bool | None = None
+    odometer_km: float | None = None
+    fuel_l: float | None = None
+    alarm_bits: int = 0
+    status_bits: int = 0
+    attributes: Mapping[str, object] = field(default_factory=lambda: _EMPTY)
+    valid: bool = True
+
+
+def check_fix(fix: Fix, *, now: datetime, max_future_s: float, max_speed_kmh: float) -> str | None:
+    """Why a fix must be dropped, or None. A fix without a valid position is not a coordinate
+    error: its alarms and ignition still count."""
+    if fix.valid:
+        lat, lon = fix.lat, fix.lon
+        if (
+            lat is None
+            or lon is None
+            or not (math.isfinite(lat) and math.isfinite(lon))
+            or not (-90 <= lat <= 90 and -180 <= lon <= 180)
+        ):
+            return "bad_coordinates"
+    if (fix.fix_time - now).total_seconds() > max_future_s:
+        return "future_time"
+    if fix.speed_kmh is not None and (
+        not math.isfinite(fix.speed_kmh) or fix.speed_kmh > max_speed_kmh or fix.speed_kmh < 0
+    ):
+        return "impossible_speed"
+    return None

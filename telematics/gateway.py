@@ -1,0 +1,134 @@
+"""`fleet gateway`: the device-facing servers (JT/T 808 over TCP, OsmAnd over HTTP) in one process.
+
+Both decode, validate and hand fixes to the shared StreamWriter, and acknowledge a fix only once
+it is in Redis. Drops are counted by reason in Redis (`fleet:counters`), flushed once a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import uvicorn
+from redis.asyncio import Redis as AsyncRedis
+from sqlalchemy import Engine
+
+from telematics import stream
+from telematics.devices import DeviceDirectory
+from telematics.fix import Fix, check_fix
+from telematics.settings import TelematicsSettings
+from telematics.stream import StreamWriter, Target
+
+log = logging.getLogger("fleet.gateway")
+
+
+@dataclass
+class Counters:
+    """Per-reason counts, kept locally and added to Redis in one call a second."""
+
+    redis: AsyncRedis
+    pending: Counter[str] = field(default_factory=Counter)
+
+    def add(self, reason: str, n: int = 1) -> None:
+        self.pending[reason] += n
+
+    async def flush(self) -> None:
+        if not self.pending:
+            return
+        pending, self.pending = self.pending, Counter()
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for reason, n in pending.items():
+                    pipe.hincrby(stream.COUNTERS, reason, n)
+                await pipe.execute()
+        except Exception:
+            self.pending.update(pending)
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            await self.flush()
+
+
+@dataclass
+class Intake:
+    """The part both gateways share: validate fixes, count drops, append to the stream."""
+
+    settings: TelematicsSettings
+    writer: StreamWriter
+    directory: DeviceDirectory
+    counters: Counters
+
+    def admit(self, fixes: Iterable[Fix], target: Target, protocol: str) -> tuple[list[list], int]:
+        """Stream rows for the fixes that pass validation, and how many were dropped."""
+        now = datetime.now(UTC)
+        received_ms = stream.now_ms()
+        rows, dropped = [], 0
+        for fix in fixes:
+            reason = check_fix(
+                fix,
+                now=now,
+                max_future_s=self.settings.max_future_s,
+                max_speed_kmh=self.settings.max_speed_kmh,
+            )
+            if reason is not None:
+                self.counters.add(f"dropped_{reason}")
+                dropped += 1
+                continue
+            rows.append(stream.to_row(fix, target, received_ms))
+        self.counters.add(f"received_{protocol}", len(rows))
+        return rows, dropped
+
+
+async def serve(
+    settings: TelematicsSettings, engine: Engine, redis_url: str, ready: asyncio.Event | None = None
+) -> None:
+    """Run both gateways until SIGINT/SIGTERM (uvicorn owns the signals and returns on either)."""
+    from telematics.gateway_jt808 import JT808Server
+    from telematics.gateway_osmand import osmand_server
+
+    redis = AsyncRedis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+    directory = DeviceDirectory(engine, refresh_s=settings.device_cache_s)
+    await directory.refresh()
+    writer = StreamWriter(
+        redis, shards=settings.stream_shards, max_backlog=settings.stream_max_backlog
+    )
+    counters = Counters(redis)
+    intake = Intake(settings, writer, directory, counters)
+    jt808 = JT808Server(intake, settings)
+    tcp = await asyncio.start_server(
+        jt808.handle, settings.gateway_host, settings.jt808_port, reuse_address=True
+    )
+    http = osmand_server(intake, settings)
+    flusher = asyncio.create_task(counters.run())
+    log.info(
+        "gateways up: JT/T 808 on %s:%s, OsmAnd on %s:%s",
+        settings.gateway_host,
+        settings.jt808_port,
+        settings.gateway_host,
+        settings.osmand_port,
+    )
+    watcher = asyncio.create_task(_signal_ready(http, ready)) if ready is not None else None
+    try:
+        await http.serve()
+    finally:
+        tcp.close()
+        await jt808.close_all()
+        flusher.cancel()
+        if watcher is not None:
+            watcher.cancel()
+        with contextlib.suppress(Exception):
+            await writer.drain()
+            await counters.flush()
+        await redis.aclose()
+
+
+async def _signal_ready(http: uvicorn.Server, ready: asyncio.Event) -> None:
+    while not http.started:
+        await asyncio.sleep(0.02)
+    ready.set()

@@ -1,0 +1,488 @@
+"""The ingest worker: stream entries -> PostGIS (binary COPY) -> live positions -> XACK.
+
+The per-batch pipeline, in order:
+1. read the owned shards (first this consumer's own pending entries, then new ones; entries a dead
+   consumer left pending are claimed after `ingest_claim_idle_s`);
+2. decode the rows (a broken entry is counted and acknowledged, never retried forever);
+3. in one transaction: COPY the fixes into `position` (duplicates, from a re-sent fix or a replayed
+   batch, fall back to a staging table and `ON CONFLICT DO NOTHING`), and write the trips and stops
+   the segmentation closed;
+4. commit; then update each vehicle's last position and trip state in Redis, publish the live
+   update, and XACK + XDEL the entries.
+A worker killed anywhere before the XACK sees its entries again and stores nothing twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import struct
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.types.json import Jsonb
+from redis import Redis
+from redis.exceptions import ResponseError
+from sqlalchemy import Engine
+
+from telematics import stream, trips
+from telematics.settings import TelematicsSettings
+from telematics.stream import (
+    R_ALARM,
+    R_ALTITUDE,
+    R_ATTRIBUTES,
+    R_DEVICE,
+    R_FIX_MS,
+    R_FUEL,
+    R_HEADING,
+    R_IGNITION,
+    R_LAT,
+    R_LON,
+    R_ODOMETER,
+    R_RECEIVED_MS,
+    R_SPEED,
+    R_STATUS,
+    R_UNIT,
+    R_VEHICLE,
+)
+
+log = logging.getLogger("fleet.ingest")
+
+COLUMNS = (
+    "vehicle_id, fix_time, device_id, received_at, point, speed_kmh, heading_deg, altitude_m,"
+    " ignition, odometer_km, fuel_l, alarm_bits, status_bits, attributes"
+)
+# geometry's binary input is EWKB, so the point goes through COPY as raw bytes.
+COPY_TYPES = [
+    "int4",
+    "timestamptz",
+    "int4",
+    "timestamptz",
+    "bytea",
+    "float4",
+    "float4",
+    "float4",
+    "bool",
+    "float8",
+    "float4",
+    "int4",
+    "int4",
+    "jsonb",
+]
+_EWKB_POINT = struct.Struct("<BIIdd")
+_EWKB_POINT_SRID = 0x20000001  # point type with the SRID flag
+
+
+def ewkb_point(lon: float, lat: float) -> bytes:
+    return _EWKB_POINT.pack(1, _EWKB_POINT_SRID, 4326, lon, lat)
+
+
+def _int32(value: Any) -> int:
+    """Alarm and status words are unsigned 32-bit on the wire; int4 is signed."""
+    value = int(value or 0) & 0xFFFFFFFF
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+def copy_row(row: Sequence[Any]) -> tuple[Any, ...]:
+    lat, lon = row[R_LAT], row[R_LON]
+    return (
+        row[R_VEHICLE],
+        stream.ms_to_datetime(row[R_FIX_MS]),
+        row[R_DEVICE],
+        stream.ms_to_datetime(row[R_RECEIVED_MS]),
+        ewkb_point(lon, lat) if lat is not None and lon is not None else None,
+        row[R_SPEED],
+        row[R_HEADING],
+        row[R_ALTITUDE],
+        row[R_IGNITION],
+        row[R_ODOMETER],
+        row[R_FUEL],
+        _int32(row[R_ALARM]),
+        _int32(row[R_STATUS]),
+        Jsonb(row[R_ATTRIBUTES]) if row[R_ATTRIBUTES] else None,
+    )
+
+
+def month_start(ms: int) -> datetime:
+    moment = stream.ms_to_datetime(ms)
+    return datetime(moment.year, moment.month, 1, tzinfo=UTC)
+
+
+def _next_month(start: datetime) -> datetime:
+    return (
+        start.replace(year=start.year + 1, month=1)
+        if start.month == 12
+        else start.replace(month=start.month + 1)
+    )
+
+
+def partition_name(start: datetime) -> str:
+    return f"position_p{start:%Y%m}"
+
+
+@dataclass
+class BatchResult:
+    entries: int = 0
+    fixes: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    broken_entries: int = 0
+    trips: int = 0
+    stops: int = 0
+
+
+@dataclass
+class _Vehicle:
+    """What the worker remembers of one vehicle between batches."""
+
+    last_fix_ms: int = -1
+    trip_state: trips.State | None = None
+
+
+@dataclass
+class IngestWorker:
+    engine: Engine
+    redis: Redis
+    settings: TelematicsSettings
+    index: int = 0
+    count: int = 1
+    consumer: str = ""
+    block_ms: int = 1000
+    _shards: list[int] = field(default_factory=list)
+    _partitions: set[str] = field(default_factory=set)
+    _vehicles: dict[int, _Vehicle] = field(default_factory=dict)
+    _own_pending_done: bool = False
+    _last_claim: float = 0.0
+
+    def __post_init__(self) -> None:
+        self._shards = stream.owned_shards(self.settings.stream_shards, self.index, self.count)
+        self.consumer = self.consumer or f"worker-{self.index}"
+        self._thresholds = trips.Thresholds(
+            min_trip_distance_m=self.settings.trip_min_distance_m,
+            min_stop_duration_s=self.settings.stop_min_duration_s,
+            split_gap_s=self.settings.trip_split_gap_s,
+        )
+        for shard in self._shards:
+            try:
+                self.redis.xgroup_create(
+                    stream.stream_key(shard), stream.GROUP, id="0", mkstream=True
+                )
+            except ResponseError as error:
+                if "BUSYGROUP" not in str(error):
+                    raise
+
+    # ---- reading ----------------------------------------------------------------------------
+
+    def _read(self) -> list[tuple[str, bytes, dict[bytes, bytes]]]:
+        keys = [stream.stream_key(s) for s in self._shards]
+        count = self.settings.ingest_batch_entries
+        if not self._own_pending_done:
+            # After a restart, what this consumer read but never acknowledged comes first.
+            reply: Any = self.redis.xreadgroup(
+                stream.GROUP, self.consumer, dict.fromkeys(keys, "0"), count=count
+            )
+            found = [(k.decode(), i, f) for k, items in reply for i, f in items if f]
+            if found:
+                return found
+            self._own_pending_done = True
+        if time.monotonic() - self._last_claim > self.settings.ingest_claim_idle_s / 2:
+            self._last_claim = time.monotonic()
+            claimed = self._claim_abandoned(keys, count)
+            if claimed:
+                return claimed
+        reply = self.redis.xreadgroup(
+            stream.GROUP, self.consumer, dict.fromkeys(keys, ">"), count=count, block=self.block_ms
+        )
+        assert isinstance(reply, list)
+        return [(k.decode(), i, f) for k, items in reply for i, f in items]
+
+    def _claim_abandoned(
+        self, keys: list[str], count: int
+    ) -> list[tuple[str, bytes, dict[bytes, bytes]]]:
+        idle_ms = int(self.settings.ingest_claim_idle_s * 1000)
+        found = []
+        for key in keys:
+            claimed: Any = self.redis.xautoclaim(
+                key, stream.GROUP, self.consumer, min_idle_time=idle_ms, count=count
+            )
+            found += [(key, i, f) for i, f in claimed[1] if f]
+        return found
+
+    # ---- one batch --------------------------------------------------------------------------
+
+    def process_once(self) -> BatchResult:
+        entries = self._read()
+        result = BatchResult(entries=len(entries))
+        if not entries:
+            return result
+        rows: dict[tuple[int, int, int], list[Any]] = {}
+        broken: Counter[str] = Counter()
+        for _, _, fields in entries:
+            try:
+                for row in stream.decode(fields[b"p"]):
+                    if len(row) != R_ATTRIBUTES + 1:
+                        raise ValueError("row of the wrong length")
+                    rows[(row[R_VEHICLE], row[R_FIX_MS], row[R_DEVICE])] = row
+                    result.fixes += 1
+            except (KeyError, ValueError, TypeError):
+                result.broken_entries += 1
+                broken["broken_stream_entry"] += 1
+        result.duplicates = result.fixes - len(rows)
+        ordered = sorted(rows.values(), key=lambda r: (r[R_VEHICLE], r[R_FIX_MS]))
+        self._load_vehicles({r[R_VEHICLE] for r in ordered})
+        segments, states, latest = self._segment(ordered)
+        stored = self._store(ordered, segments)
+        result.stored = stored
+        result.duplicates += len(ordered) - stored
+        result.trips = sum(1 for _, s in segments if isinstance(s, trips.Trip))
+        result.stops = len(segments) - result.trips
+        self._after_commit(entries, states, latest, result, broken)
+        return result
+
+    def _load_vehicles(self, vehicle_ids: set[int]) -> None:
+        missing = [v for v in vehicle_ids if v not in self._vehicles]
+        if not missing:
+            return
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(stream.LAST_POSITIONS, missing)
+            pipe.hmget(TRIP_STATES, missing)
+            last, states = pipe.execute()
+        for vehicle_id, last_raw, state_raw in zip(missing, last, states, strict=True):
+            memory = _Vehicle()
+            if last_raw:
+                memory.last_fix_ms = int(json.loads(last_raw)["fix_ms"])
+            if state_raw:
+                memory.trip_state = trips.State.from_dict(json.loads(state_raw))
+            self._vehicles[vehicle_id] = memory
+
+    def _segment(
+        self, ordered: list[list[Any]]
+    ) -> tuple[list[tuple[int, trips.Segment]], dict[int, trips.State], dict[int, list[Any]]]:
+        segments: list[tuple[int, trips.Segment]] = []
+        states: dict[int, trips.State] = {}
+        latest: dict[int, list[Any]] = {}
+        for row in ordered:
+            vehicle_id = row[R_VEHICLE]
+            memory = self._vehicles[vehicle_id]
+            point = trips.TrackPoint(
+                fix_time=stream.ms_to_datetime(row[R_FIX_MS]),
+                lat=row[R_LAT],
+                lon=row[R_LON],
+                speed_kmh=row[R_SPEED],
+                ignition=row[R_IGNITION],
+                odometer_km=row[R_ODOMETER],
+            )
+            state = states.get(vehicle_id, memory.trip_state)
+            state, closed = trips.step(state, point, self._thresholds)
+            states[vehicle_id] = state
+            segments += [(vehicle_id, s) for s in closed]
+            if row[R_FIX_MS] > memory.last_fix_ms and row[R_LAT] is not None:
+                latest[vehicle_id] = row
+        return segments, states, latest
+
+    # ---- storing ----------------------------------------------------------------------------
+
+    def _ensure_partitions(
+        self, conn: psycopg.Connection[Any], ordered: Iterable[list[Any]]
+    ) -> None:
+        months = {month_start(r[R_FIX_MS]) for r in ordered}
+        for start in sorted(months):
+            name = partition_name(start)
+            if name in self._partitions:
+                continue
+            with conn.transaction():
+                # Two workers may meet a new month at once; the lock makes one create it.
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext('fleet.position.partition'))")
+                # DDL takes no parameters; both bounds are made here from datetimes.
+                low, high = start.isoformat(), _next_month(start).isoformat()
+                conn.execute(
+                    f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF position"
+                    f" FOR VALUES FROM ('{low}') TO ('{high}')"
+                )
+            self._partitions.add(name)
+
+    def _store(self, ordered: list[list[Any]], segments: list[tuple[int, trips.Segment]]) -> int:
+        """Commit fixes and segments in one transaction; returns the number of fixes stored."""
+        with self.engine.connect() as sa_conn:
+            conn: psycopg.Connection[Any] = sa_conn.connection.driver_connection  # type: ignore[assignment]
+            conn.autocommit = True
+            try:
+                self._ensure_partitions(conn, ordered)
+                copy_rows = [copy_row(r) for r in ordered]
+                try:
+                    with conn.transaction():
+                        self._copy(conn, "position", copy_rows)
+                        self._write_segments(conn, segments)
+                    return len(copy_rows)
+                except pg_errors.UniqueViolation:
+                    # Some of these fixes are stored already (a replayed batch): merge instead.
+                    with conn.transaction():
+                        conn.execute(
+                            "CREATE TEMP TABLE position_staging (LIKE position) ON COMMIT DROP"
+                        )
+                        self._copy(conn, "position_staging", copy_rows)
+                        stored = conn.execute(
+                            f"INSERT INTO position ({COLUMNS}) SELECT {COLUMNS}"
+                            " FROM position_staging ON CONFLICT DO NOTHING"
+                        ).rowcount
+                        self._write_segments(conn, segments)
+                    return stored
+            finally:
+                conn.autocommit = False
+
+    @staticmethod
+    def _copy(conn: psycopg.Connection[Any], table: str, rows: list[tuple[Any, ...]]) -> None:
+        with (
+            conn.cursor() as cur,
+            cur.copy(f"COPY {table} ({COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy,
+        ):
+            copy.set_types(COPY_TYPES)
+            for row in rows:
+                copy.write_row(row)
+
+    @staticmethod
+    def _write_segments(
+        conn: psycopg.Connection[Any], segments: list[tuple[int, trips.Segment]]
+    ) -> None:
+        for vehicle_id, segment in segments:
+            if isinstance(segment, trips.Trip):
+                conn.execute(
+                    "INSERT INTO trip (vehicle_id, start_at, end_at, start_point, end_point, path,"
+                    " distance_m, duration_s, max_speed_kmh, avg_speed_kmh, odometer_start_km,"
+                    " odometer_end_km) VALUES (%s, %s, %s, ST_SetSRID(ST_MakePoint(%s, %s), 4326),"
+                    " ST_SetSRID(ST_MakePoint(%s, %s), 4326), ST_GeomFromText(%s, 4326),"
+                    " %s, %s, %s, %s, %s, %s) ON CONFLICT (vehicle_id, start_at) DO NOTHING",
+                    (
+                        vehicle_id,
+                        segment.start_at,
+                        segment.end_at,
+                        segment.start[1],
+                        segment.start[0],
+                        segment.end[1],
+                        segment.end[0],
+                        _linestring(segment.path),
+                        segment.distance_m,
+                        segment.duration_s,
+                        segment.max_speed_kmh,
+                        segment.avg_speed_kmh,
+                        segment.odometer_start_km,
+                        segment.odometer_end_km,
+                    ),
+                )
+            else:
+                conn.execute(
+                    "INSERT INTO stop (vehicle_id, start_at, end_at, point, duration_s)"
+                    " VALUES (%s, %s, %s, ST_SetSRID(ST_MakePoint(%s, %s), 4326), %s)"
+                    " ON CONFLICT (vehicle_id, start_at) DO NOTHING",
+                    (
+                        vehicle_id,
+                        segment.start_at,
+                        segment.end_at,
+                        segment.lon,
+                        segment.lat,
+                        segment.duration_s,
+                    ),
+                )
+
+    # ---- after the commit -------------------------------------------------------------------
+
+    def _after_commit(
+        self,
+        entries: list[tuple[str, bytes, dict[bytes, bytes]]],
+        states: dict[int, trips.State],
+        latest: dict[int, list[Any]],
+        result: BatchResult,
+        broken: Counter[str],
+    ) -> None:
+        live = [live_item(row) for row in latest.values()]
+        with self.redis.pipeline(transaction=False) as pipe:
+            if live:
+                pipe.hset(
+                    stream.LAST_POSITIONS,
+                    mapping={item["vehicle_id"]: json.dumps(item) for item in live},
+                )
+                pipe.publish(stream.LIVE_CHANNEL, json.dumps({"type": "positions", "items": live}))
+            if states:
+                pipe.hset(
+                    TRIP_STATES,
+                    mapping={v: json.dumps(s.to_dict()) for v, s in states.items()},
+                )
+            by_key: dict[str, list[bytes]] = {}
+            for key, entry_id, _ in entries:
+                by_key.setdefault(key, []).append(entry_id)
+            for key, ids in by_key.items():
+                pipe.xack(key, stream.GROUP, *ids)
+                pipe.xdel(key, *ids)
+            pipe.hincrby(stream.COUNTERS, "stored", result.stored)
+            if result.duplicates:
+                pipe.hincrby(stream.COUNTERS, "duplicate", result.duplicates)
+            for reason, n in broken.items():
+                pipe.hincrby(stream.COUNTERS, reason, n)
+            pipe.execute()
+        for vehicle_id, state in states.items():
+            self._vehicles[vehicle_id].trip_state = state
+        for vehicle_id, row in latest.items():
+            self._vehicles[vehicle_id].last_fix_ms = row[R_FIX_MS]
+
+    # ---- the loop ---------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        backoff = 0.5
+        while not stop.is_set():
+            try:
+                self.process_once()
+                backoff = 0.5
+            except (psycopg.OperationalError, OSError) as error:
+                # PostgreSQL away: nothing was acknowledged, so wait and take the batch again.
+                log.warning("ingest paused, store unavailable: %s", str(error).splitlines()[0])
+                self._own_pending_done = False
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+            except Exception as error:
+                if not _is_store_error(error):
+                    raise
+                log.warning("ingest paused: %s", str(error).splitlines()[0])
+                self._own_pending_done = False
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+
+TRIP_STATES = "fleet:trip-state"
+
+
+def _is_store_error(error: BaseException) -> bool:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from sqlalchemy.exc import DBAPIError
+
+    return isinstance(error, RedisConnectionError | DBAPIError) and (
+        not isinstance(error, DBAPIError)
+        or error.connection_invalidated
+        or isinstance(error.orig, psycopg.OperationalError)
+    )
+
+
+def live_item(row: Sequence[Any]) -> dict[str, Any]:
+    return {
+        "vehicle_id": row[R_VEHICLE],
+        "unit_id": row[R_UNIT],
+        "fix_ms": row[R_FIX_MS],
+        "fix_time": stream.ms_to_datetime(row[R_FIX_MS]).isoformat().replace("+00:00", "Z"),
+        "received_ms": row[R_RECEIVED_MS],
+        "lat": row[R_LAT],
+        "lon": row[R_LON],
+        "speed_kmh": row[R_SPEED],
+        "heading_deg": row[R_HEADING],
+        "ignition": row[R_IGNITION],
+    }
+
+
+def _linestring(path: Sequence[tuple[float, float]]) -> str:
+    points = list(path) if len(path) > 1 else [path[0], path[0]]
+    return "LINESTRING(" + ",".join(f"{lon} {lat}" for lat, lon in points) + ")"

@@ -1,0 +1,109 @@
+"""Tables of telematics: every fix (partitioned by month), trips and stops, unknown devices."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from geoalchemy2 import Geometry, WKBElement
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB, REAL
+from sqlalchemy.orm import Mapped, mapped_column
+
+from fleet.db import Base
+
+
+class Position(Base):
+    """One fix. The key (vehicle, fix time, device) makes a re-sent fix a duplicate, and serves the
+    track queries (one vehicle, a time range) without a second index on the hot partition.
+
+    Partitioned by month; partitions are created on demand by the ingest worker, because blind-area
+    re-sends can be months old. No foreign keys: they would cost every COPY a lookup."""
+
+    __tablename__ = "position"
+
+    vehicle_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    fix_time: Mapped[datetime] = mapped_column(primary_key=True)
+    device_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    received_at: Mapped[datetime]
+    point: Mapped[WKBElement | None] = mapped_column(
+        Geometry("POINT", srid=4326, spatial_index=False), nullable=True
+    )
+    speed_kmh: Mapped[float | None] = mapped_column(REAL)
+    heading_deg: Mapped[float | None] = mapped_column(REAL)
+    altitude_m: Mapped[float | None] = mapped_column(REAL)
+    ignition: Mapped[bool | None] = mapped_column(Boolean)
+    odometer_km: Mapped[float | None] = mapped_column(Float)
+    fuel_l: Mapped[float | None] = mapped_column(REAL)
+    alarm_bits: Mapped[int] = mapped_column(Integer, server_default="0")
+    status_bits: Mapped[int] = mapped_column(Integer, server_default="0")
+    attributes: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+    __table_args__ = ({"postgresql_partition_by": "RANGE (fix_time)"},)
+
+
+class Trip(Base):
+    __tablename__ = "trip"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    vehicle_id: Mapped[int] = mapped_column(ForeignKey("vehicle.id", ondelete="CASCADE"))
+    start_at: Mapped[datetime]
+    end_at: Mapped[datetime]
+    start_point: Mapped[WKBElement] = mapped_column(
+        Geometry("POINT", srid=4326, spatial_index=False)
+    )
+    end_point: Mapped[WKBElement] = mapped_column(Geometry("POINT", srid=4326, spatial_index=False))
+    path: Mapped[WKBElement] = mapped_column(Geometry("LINESTRING", srid=4326, spatial_index=False))
+    distance_m: Mapped[float] = mapped_column(Float)
+    duration_s: Mapped[float] = mapped_column(Float)
+    max_speed_kmh: Mapped[float | None] = mapped_column(REAL)
+    avg_speed_kmh: Mapped[float | None] = mapped_column(REAL)
+    odometer_start_km: Mapped[float | None] = mapped_column(Float)
+    odometer_end_km: Mapped[float | None] = mapped_column(Float)
+
+    __table_args__ = (
+        UniqueConstraint("vehicle_id", "start_at"),
+        Index("ix_trip_path", "path", postgresql_using="gist"),
+    )
+
+
+class Stop(Base):
+    __tablename__ = "stop"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    vehicle_id: Mapped[int] = mapped_column(ForeignKey("vehicle.id", ondelete="CASCADE"))
+    start_at: Mapped[datetime]
+    end_at: Mapped[datetime]
+    point: Mapped[WKBElement] = mapped_column(Geometry("POINT", srid=4326, spatial_index=False))
+    duration_s: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (UniqueConstraint("vehicle_id", "start_at"),)
+
+
+class UnknownDevice(Base):
+    """A tracker that talked to a gateway but is not registered (or is disabled): what an
+    administrator needs to register it."""
+
+    __tablename__ = "unknown_device"
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    protocol: Mapped[str] = mapped_column(String(16))
+    identifier: Mapped[str] = mapped_column(String(64))
+    first_seen_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    last_seen_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    attempts: Mapped[int] = mapped_column(Integer, server_default="1")
+    remote_addr: Mapped[str] = mapped_column(String(64), server_default="")
+    last_message: Mapped[str] = mapped_column(String(1100), server_default="")
+
+    __table_args__ = (UniqueConstraint("protocol", "identifier"),)

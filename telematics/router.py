@@ -1,0 +1,80 @@
+"""HTTP routes of telematics: tracks, trips, the live picture, unknown devices, counters."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from fleet.api import ActorDep, ListingDep, RedisDep, SessionDep
+from telematics import service
+
+router = APIRouter(prefix="/api/v1", tags=["telematics"])
+
+Start = Annotated[datetime, Query(description="ISO-8601 with a zone, inclusive.")]
+End = Annotated[datetime, Query(description="ISO-8601 with a zone, exclusive.")]
+
+
+@router.get("/vehicles/{vehicle_id}/positions")
+def positions(
+    session: SessionDep,
+    actor: ActorDep,
+    vehicle_id: int,
+    start: Start,
+    end: End,
+    simplify_m: Annotated[
+        float | None, Query(gt=0, le=10_000, description="Douglas-Peucker tolerance, metres.")
+    ] = None,
+) -> dict[str, Any]:
+    return service.positions(
+        session=session,
+        actor=actor,
+        vehicle_id=vehicle_id,
+        start=start,
+        end=end,
+        simplify_m=simplify_m,
+    )
+
+
+@router.get("/vehicles/{vehicle_id}/trips")
+def trips(
+    session: SessionDep, actor: ActorDep, vehicle_id: int, start: Start, end: End
+) -> dict[str, Any]:
+    items = service.trips(session=session, actor=actor, vehicle_id=vehicle_id, start=start, end=end)
+    return {"items": items}
+
+
+@router.get("/live")
+def live(session: SessionDep, redis: RedisDep, actor: ActorDep) -> dict[str, Any]:
+    return {"items": service.live(session=session, redis=redis, actor=actor)}
+
+
+@router.get("/unknown-devices")
+def unknown_devices(session: SessionDep, actor: ActorDep, listing: ListingDep) -> dict[str, Any]:
+    items, total = service.list_unknown_devices(
+        session=session, actor=actor, limit=listing.limit, offset=listing.offset
+    )
+    return {
+        "items": [
+            {
+                "id": d.id,
+                "protocol": d.protocol,
+                "identifier": d.identifier,
+                "first_seen_at": d.first_seen_at,
+                "last_seen_at": d.last_seen_at,
+                "attempts": d.attempts,
+                "remote_addr": d.remote_addr,
+                "last_message": d.last_message,
+            }
+            for d in items
+        ],
+        "total": total,
+        "limit": listing.limit,
+        "offset": listing.offset,
+    }
+
+
+@router.get("/telemetry/counters")
+def counters(redis: RedisDep, actor: ActorDep) -> dict[str, int]:
+    return service.counters(redis=redis, actor=actor)

@@ -1,0 +1,210 @@
+"""Track queries: a vehicle's positions and trips, the live picture, unknown devices, counters."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from redis import Redis
+from shapely import LineString
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from fleet import registry
+from fleet.auth import Actor, require, units_in_scope
+from fleet.errors import Forbidden, Invalid
+from fleet.models import Role, Vehicle
+from telematics import stream
+from telematics.models import Position, Trip, UnknownDevice
+
+MAX_RANGE = timedelta(days=31)
+MAX_POINTS = 200_000
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _check_range(start: datetime, end: datetime) -> None:
+    if start.tzinfo is None or end.tzinfo is None:
+        raise Invalid("start and end need a time zone (e.g. 2026-11-22T08:00:00Z)", field="start")
+    if end <= start:
+        raise Invalid("end must be after start", field="end")
+    if end - start > MAX_RANGE:
+        raise Invalid(f"at most {MAX_RANGE.days} days per request", field="end")
+
+
+def positions(
+    *,
+    session: Session,
+    actor: Actor,
+    vehicle_id: int,
+    start: datetime,
+    end: datetime,
+    simplify_m: float | None = None,
+) -> dict[str, Any]:
+    """The fixes of one vehicle as a GeoJSON FeatureCollection of points, in time order.
+
+    With `simplify_m`, points that a Douglas-Peucker pass at that tolerance (metres) would drop
+    are left out; fixes without a valid position are always left out of a simplified track."""
+    registry.get_vehicle(session=session, actor=actor, vehicle_id=vehicle_id)
+    _check_range(start, end)
+    rows = session.execute(
+        select(
+            Position.fix_time,
+            func.ST_X(Position.point),
+            func.ST_Y(Position.point),
+            Position.speed_kmh,
+            Position.heading_deg,
+            Position.altitude_m,
+            Position.ignition,
+            Position.odometer_km,
+            Position.fuel_l,
+            Position.alarm_bits,
+            Position.status_bits,
+            Position.attributes,
+        )
+        .where(
+            Position.vehicle_id == vehicle_id,
+            Position.fix_time >= start,
+            Position.fix_time < end,
+        )
+        .order_by(Position.fix_time)
+        .limit(MAX_POINTS + 1)
+    ).all()
+    truncated = len(rows) > MAX_POINTS
+    rows = list(rows[:MAX_POINTS])
+    if simplify_m is not None:
+        rows = _simplified(rows, simplify_m)
+    features = [
+        {
+            "type": "Feature",
+            "geometry": None if r[1] is None else {"type": "Point", "coordinates": [r[1], r[2]]},
+            "properties": {
+                "fix_time": _iso(r[0]),
+                "speed_kmh": r[3],
+                "heading_deg": r[4],
+                "altitude_m": r[5],
+                "ignition": r[6],
+                "odometer_km": r[7],
+                "fuel_l": r[8],
+                "alarm_bits": r[9] & 0xFFFFFFFF,
+                "status_bits": r[10] & 0xFFFFFFFF,
+                "attributes": r[11] or {},
+            },
+        }
+        for r in rows
+    ]
+    return {
+        "type": "FeatureCollection",
+        "features": features,
+        "vehicle_id": vehicle_id,
+        "truncated": truncated,
+    }
+
+
+def _simplified(rows: list[Any], tolerance_m: float) -> list[Any]:
+    located = [r for r in rows if r[1] is not None]
+    if len(located) < 3:
+        return located
+    # Degrees of latitude are ~111 km; good enough for a display tolerance.
+    line = LineString([(r[1], r[2]) for r in located]).simplify(
+        tolerance_m / 111_000, preserve_topology=False
+    )
+    kept = set(line.coords)
+    last = len(located) - 1
+    return [r for i, r in enumerate(located) if i in (0, last) or (r[1], r[2]) in kept]
+
+
+def trips(
+    *, session: Session, actor: Actor, vehicle_id: int, start: datetime, end: datetime
+) -> list[dict[str, Any]]:
+    registry.get_vehicle(session=session, actor=actor, vehicle_id=vehicle_id)
+    _check_range(start, end)
+    rows = session.execute(
+        select(Trip, func.ST_AsGeoJSON(Trip.path))
+        .where(Trip.vehicle_id == vehicle_id, Trip.start_at < end, Trip.end_at > start)
+        .order_by(Trip.start_at)
+    ).all()
+    return [
+        {
+            "id": trip.id,
+            "vehicle_id": trip.vehicle_id,
+            "start_at": _iso(trip.start_at),
+            "end_at": _iso(trip.end_at),
+            "distance_m": trip.distance_m,
+            "duration_s": trip.duration_s,
+            "max_speed_kmh": trip.max_speed_kmh,
+            "avg_speed_kmh": trip.avg_speed_kmh,
+            "odometer_start_km": trip.odometer_start_km,
+            "odometer_end_km": trip.odometer_end_km,
+            "odometer_distance_km": (
+                trip.odometer_end_km - trip.odometer_start_km
+                if trip.odometer_end_km is not None and trip.odometer_start_km is not None
+                else None
+            ),
+            "path": json.loads(path),
+        }
+        for trip, path in rows
+    ]
+
+
+def scope_unit_ids(*, session: Session, actor: Actor) -> frozenset[int]:
+    return frozenset(session.scalars(units_in_scope(actor)))
+
+
+def live(*, session: Session, redis: Redis, actor: Actor) -> list[dict[str, Any]]:
+    """The latest position of every vehicle in the caller's scope, with plate and status."""
+    require(actor, "vehicle", "read")
+    vehicles = session.execute(
+        select(Vehicle.id, Vehicle.plate, Vehicle.status, Vehicle.unit_id).where(
+            Vehicle.unit_id.in_(units_in_scope(actor))
+        )
+    ).all()
+    if not vehicles:
+        return []
+    raw = redis.hmget(stream.LAST_POSITIONS, [v.id for v in vehicles])
+    items = []
+    for vehicle, last in zip(vehicles, raw, strict=True):
+        item: dict[str, Any] = {
+            "vehicle_id": vehicle.id,
+            "plate": vehicle.plate,
+            "status": vehicle.status,
+            "unit_id": vehicle.unit_id,
+            "position": None,
+        }
+        if last:
+            item["position"] = json.loads(last)
+        items.append(item)
+    return items
+
+
+def snapshot_for_units(redis: Redis, unit_ids: frozenset[int]) -> list[dict[str, Any]]:
+    return [
+        item
+        for item in (json.loads(v) for v in redis.hvals(stream.LAST_POSITIONS))
+        if item.get("unit_id") in unit_ids
+    ]
+
+
+def list_unknown_devices(
+    *, session: Session, actor: Actor, limit: int, offset: int
+) -> tuple[list[UnknownDevice], int]:
+    if not actor.has(Role.ADMIN):
+        raise Forbidden("only administrators see unknown devices")
+    total = session.scalar(select(func.count()).select_from(UnknownDevice)) or 0
+    items = session.scalars(
+        select(UnknownDevice)
+        .order_by(UnknownDevice.last_seen_at.desc())
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return list(items), total
+
+
+def counters(*, redis: Redis, actor: Actor) -> dict[str, int]:
+    if not actor.has(Role.ADMIN, Role.SUPERVISOR):
+        raise Forbidden("only administrators and supervisors read the ingest counters")
+    raw: Any = redis.hgetall(stream.COUNTERS)
+    return {k.decode(): int(v) for k, v in raw.items()}

@@ -1,0 +1,62 @@
+"""Settings of the telematics domain (gateways, stream, ingest, trips), `FLEET_` prefixed."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class TelematicsSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FLEET_", frozen=True, extra="ignore")
+
+    gateway_host: str = Field(
+        "0.0.0.0",  # noqa: S104 - trackers reach the gateways from outside by design
+        description="Address the device gateways bind to.",
+    )
+    jt808_port: int = Field(5015, ge=1, le=65535, description="TCP port of the JT/T 808 gateway.")
+    osmand_port: int = Field(
+        5055, ge=1, le=65535, description="HTTP port of the OsmAnd (Traccar Client) gateway."
+    )
+    jt808_allow_unauthenticated: bool = Field(
+        False,
+        description="Accept reports from a registered terminal that skipped 0x0102 authentication.",
+    )
+    jt808_lenient_checksum: bool = Field(
+        False, description="Accept JT/T 808 frames whose check byte is wrong (cheap terminals)."
+    )
+    jt808_idle_timeout_s: float = Field(
+        360, gt=0, description="Close a terminal connection silent for this long, in seconds."
+    )
+    osmand_speed_unit: Literal["kn", "kmh", "mps", "mph"] = Field(
+        "kn", description="Unit of the OsmAnd `speed` parameter (the apps send knots)."
+    )
+    stream_shards: int = Field(
+        8, ge=1, le=256, description="Redis streams the fixes are sharded over, by vehicle (count)."
+    )
+    stream_max_backlog: int = Field(
+        200_000,
+        ge=100,
+        description="Stream entries waiting in Redis beyond which gateways stop acknowledging.",
+    )
+    ingest_batch_entries: int = Field(
+        200, ge=1, description="Stream entries an ingest worker takes per batch (count)."
+    )
+    ingest_claim_idle_s: float = Field(
+        30, gt=0, description="A pending entry idle this long is claimed from a dead worker (s)."
+    )
+    max_future_s: float = Field(
+        300, ge=0, description="Fixes dated further ahead than this are dropped, in seconds."
+    )
+    max_speed_kmh: float = Field(
+        300, gt=0, description="Speeds above this are impossible for a road vehicle, in km/h."
+    )
+    device_cache_s: float = Field(
+        30, gt=0, description="How long gateways trust their copy of the device registry (s)."
+    )
+    trip_min_distance_m: float = Field(200, ge=0, description="Shortest trip, in metres.")
+    stop_min_duration_s: float = Field(180, ge=0, description="Shortest stop, in seconds.")
+    trip_split_gap_s: float = Field(
+        3600, gt=0, description="A reporting gap this long splits a trip, in seconds."
+    )

@@ -1,0 +1,202 @@
+"""The fix stream: Redis Streams sharded by vehicle, between the gateways and the ingest worker.
+
+A stream entry carries a small batch of fixes (all that one gateway flush had for that shard) as
+compact JSON rows, so Redis and Python pay per batch rather than per fix. A gateway acknowledges
+a fix to its sender only after the XADD holding it has returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from redis.asyncio import Redis as AsyncRedis
+
+from telematics.fix import Fix
+
+PREFIX = "fleet:fixes:"
+GROUP = "ingest"
+LAST_POSITIONS = "fleet:last"
+LIVE_CHANNEL = "fleet:live"
+COUNTERS = "fleet:counters"
+
+# Positions of the fields in a stream row (a JSON array, to keep entries small).
+(
+    R_VEHICLE,
+    R_DEVICE,
+    R_UNIT,
+    R_FIX_MS,
+    R_RECEIVED_MS,
+    R_LAT,
+    R_LON,
+    R_SPEED,
+    R_HEADING,
+    R_ALTITUDE,
+    R_IGNITION,
+    R_ODOMETER,
+    R_FUEL,
+    R_ALARM,
+    R_STATUS,
+    R_ATTRIBUTES,
+) = range(16)
+
+
+def stream_key(shard: int) -> str:
+    return f"{PREFIX}{shard}"
+
+
+def shard_of(vehicle_id: int, shards: int) -> int:
+    return vehicle_id % shards
+
+
+def owned_shards(shards: int, index: int, count: int) -> list[int]:
+    """The shards worker `index` of `count` reads: each shard has exactly one owner, so each
+    vehicle's fixes are handled in order by one worker."""
+    return [s for s in range(shards) if s % count == index]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a device's fixes go: what the gateway knows of the device from the registry."""
+
+    device_id: int
+    vehicle_id: int
+    unit_id: int
+
+
+def to_row(fix: Fix, target: Target, received_ms: int) -> list[Any]:
+    valid = fix.valid and fix.lat is not None and fix.lon is not None
+    return [
+        target.vehicle_id,
+        target.device_id,
+        target.unit_id,
+        int(fix.fix_time.timestamp() * 1000),
+        received_ms,
+        fix.lat if valid else None,
+        fix.lon if valid else None,
+        fix.speed_kmh,
+        fix.heading_deg,
+        fix.altitude_m,
+        fix.ignition,
+        fix.odometer_km,
+        fix.fuel_l,
+        fix.alarm_bits,
+        fix.status_bits,
+        dict(fix.attributes) if fix.attributes else None,
+    ]
+
+
+def encode(rows: Sequence[Sequence[Any]]) -> bytes:
+    return json.dumps(rows, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def decode(payload: bytes) -> list[list[Any]]:
+    rows = json.loads(payload)
+    if not isinstance(rows, list):
+        raise ValueError("a stream entry holds a list of rows")
+    return rows
+
+
+def ms_to_datetime(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Backlogged(Exception):
+    """The stream holds more than the backlog limit: stop acknowledging rather than drop."""
+
+
+class StreamWriter:
+    """Group commit for gateways: rows from every connection are gathered for a moment and
+    written with one pipelined XADD per shard; each caller resumes once its rows are in Redis."""
+
+    def __init__(
+        self,
+        redis: AsyncRedis,
+        *,
+        shards: int,
+        max_backlog: int,
+        linger_s: float = 0.002,
+        flush_rows: int = 2000,
+    ) -> None:
+        self._redis = redis
+        self._shards = shards
+        self._max_backlog = max_backlog
+        self._linger_s = linger_s
+        self._flush_rows = flush_rows
+        self._pending: dict[int, list[list[Any]]] = {}
+        self._waiters: list[asyncio.Future[None]] = []
+        self._count = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._backlog = 0
+        self._backlog_checked = 0.0
+        self._writes: set[asyncio.Task[None]] = set()
+
+    async def append(self, rows: Sequence[list[Any]]) -> None:
+        """Returns when every row is in Redis; raises Backlogged or a Redis error otherwise."""
+        if not rows:
+            return
+        await self._check_backlog()
+        for row in rows:
+            self._pending.setdefault(shard_of(row[R_VEHICLE], self._shards), []).append(row)
+        self._count += len(rows)
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        if self._count >= self._flush_rows:
+            self._flush_now()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self._linger_s, self._flush_now)
+        await waiter
+
+    def _flush_now(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        pending, waiters = self._pending, self._waiters
+        self._pending, self._waiters, self._count = {}, [], 0
+        if waiters:
+            task = asyncio.get_running_loop().create_task(self._write(pending, waiters))
+            self._writes.add(task)
+            task.add_done_callback(self._writes.discard)
+
+    async def _write(
+        self, pending: dict[int, list[list[Any]]], waiters: list[asyncio.Future[None]]
+    ) -> None:
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for shard, rows in pending.items():
+                    pipe.xadd(stream_key(shard), {"p": encode(rows)})
+                await pipe.execute()
+        except Exception as error:
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_exception(error)
+            return
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _check_backlog(self) -> None:
+        now = time.monotonic()
+        if now - self._backlog_checked > 1.0:
+            self._backlog_checked = now
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for shard in range(self._shards):
+                    pipe.xlen(stream_key(shard))
+                self._backlog = sum(await pipe.execute())
+        if self._backlog > self._max_backlog:
+            raise Backlogged(f"{self._backlog} stream entries wait for the ingest worker")
+
+    async def drain(self) -> None:
+        """Write whatever is pending now (on shutdown)."""
+        self._flush_now()
+        if self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)

@@ -1,0 +1,218 @@
+"""The ingest worker against real Redis streams and PostGIS."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+
+import pytest
+from redis import Redis
+from sqlalchemy import text
+
+from telematics import stream
+from telematics.ingest import IngestWorker
+from telematics.settings import TelematicsSettings
+from tests.telematics.conftest import T0, Fleetlet, drive
+
+pytestmark = pytest.mark.usefixtures("clean_tracks")
+
+
+def push(redis: Redis, rows: list[list], shards: int) -> None:
+    by_shard: dict[int, list[list]] = {}
+    for row in rows:
+        by_shard.setdefault(stream.shard_of(row[stream.R_VEHICLE], shards), []).append(row)
+    for shard, shard_rows in by_shard.items():
+        redis.xadd(stream.stream_key(shard), {"p": stream.encode(shard_rows)})
+
+
+def rows_for(fleetlet: Fleetlet, vehicle: int, n: int, start: datetime = T0) -> list[list]:
+    target = fleetlet.targets[vehicle]
+    return [stream.to_row(f, target, stream.now_ms()) for f in drive(f"phone-{vehicle}", start, n)]
+
+
+def count(fleetlet: Fleetlet, sql: str = "SELECT count(*) FROM position") -> int:
+    with fleetlet.engine.connect() as conn:
+        return int(conn.execute(text(sql)).scalar_one())
+
+
+def drain(worker: IngestWorker, limit: int = 100) -> None:
+    for _ in range(limit):
+        if worker.process_once().entries == 0:
+            return
+    raise AssertionError("the stream did not drain")
+
+
+def pending(redis: Redis, shards: int) -> int:
+    total = 0
+    for shard in range(shards):
+        key = stream.stream_key(shard)
+        if redis.exists(key) and redis.xinfo_groups(key):
+            total += redis.xpending(key, stream.GROUP)["pending"]
+    return total
+
+
+def make_worker(fleetlet: Fleetlet, redis: Redis, tsettings: TelematicsSettings) -> IngestWorker:
+    return IngestWorker(engine=fleetlet.engine, redis=redis, settings=tsettings, block_ms=50)
+
+
+def test_worker_stores_every_fix_then_acknowledges(fleetlet, redis, tsettings):
+    worker = make_worker(fleetlet, redis, tsettings)
+    live = redis.pubsub()
+    live.subscribe(stream.LIVE_CHANNEL)
+    rows = rows_for(fleetlet, 0, 120) + rows_for(fleetlet, 1, 80)
+    push(redis, rows[:100], tsettings.stream_shards)
+    push(redis, rows[100:], tsettings.stream_shards)
+    drain(worker)
+    assert count(fleetlet) == 200
+    assert pending(redis, tsettings.stream_shards) == 0
+    assert sum(redis.xlen(stream.stream_key(s)) for s in range(tsettings.stream_shards)) == 0
+    last = json.loads(redis.hget(stream.LAST_POSITIONS, fleetlet.targets[0].vehicle_id))
+    assert last["fix_ms"] == rows_for(fleetlet, 0, 120)[-1][stream.R_FIX_MS]
+    assert last["unit_id"] == fleetlet.unit_id
+    messages = []
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline and len(messages) < 1:
+        message = live.get_message(timeout=0.2)
+        if message and message["type"] == "message":
+            messages.append(json.loads(message["data"]))
+    live.close()
+    assert messages
+    assert messages[0]["type"] == "positions"
+    assert int(redis.hget(stream.COUNTERS, "stored")) == 200
+
+
+def test_point_and_values_land_in_postgis(fleetlet, redis, tsettings):
+    worker = make_worker(fleetlet, redis, tsettings)
+    push(redis, rows_for(fleetlet, 2, 3), tsettings.stream_shards)
+    drain(worker)
+    with fleetlet.engine.connect() as conn:
+        row = conn.execute(
+            text(
+                "SELECT ST_Y(point), ST_X(point), ST_SRID(point), speed_kmh, ignition, fix_time,"
+                " odometer_km FROM position WHERE vehicle_id = :v ORDER BY fix_time LIMIT 1"
+            ),
+            {"v": fleetlet.targets[2].vehicle_id},
+        ).one()
+    assert row[0] == pytest.approx(30.25)
+    assert row[1] == pytest.approx(120.2)
+    assert row[2] == 4326
+    assert row[3] == pytest.approx(40.0)
+    assert row[4] is True
+    assert row[5] == T0
+    assert row[6] == pytest.approx(1000)
+
+
+def test_a_fix_sent_twice_is_stored_once(fleetlet, redis, tsettings):
+    worker = make_worker(fleetlet, redis, tsettings)
+    rows = rows_for(fleetlet, 0, 30)
+    push(redis, rows, tsettings.stream_shards)
+    push(redis, rows[10:20], tsettings.stream_shards)  # same batch: de-duplicated in memory
+    drain(worker)
+    push(redis, rows[:5], tsettings.stream_shards)  # later: the database refuses, merge path
+    drain(worker)
+    assert count(fleetlet) == 30
+    assert int(redis.hget(stream.COUNTERS, "duplicate")) == 15
+
+
+def test_a_replayed_batch_after_a_crash_inserts_nothing_twice(fleetlet, redis, tsettings):
+    """Commit, then die before XACK: the restarted worker takes its pending entries again."""
+    rows = rows_for(fleetlet, 1, 60)
+    push(redis, rows, tsettings.stream_shards)
+    crashed = make_worker(fleetlet, redis, tsettings)
+    entries = crashed._read()
+    decoded = [r for _, _, f in entries for r in stream.decode(f[b"p"])]
+    crashed._store(sorted(decoded, key=lambda r: r[stream.R_FIX_MS]), [])
+    assert count(fleetlet) == 60
+    assert pending(redis, tsettings.stream_shards) == len(entries)
+    restarted = make_worker(fleetlet, redis, tsettings)
+    drain(restarted)
+    assert count(fleetlet) == 60
+    assert pending(redis, tsettings.stream_shards) == 0
+
+
+def test_partitions_are_created_for_old_blind_area_fixes(fleetlet, redis, tsettings):
+    worker = make_worker(fleetlet, redis, tsettings)
+    old = datetime(2025, 6, 30, 23, 59, tzinfo=UTC)
+    push(redis, rows_for(fleetlet, 0, 10, start=old), tsettings.stream_shards)
+    drain(worker)
+    assert count(fleetlet) == 10
+    names = {
+        r[0]
+        for r in fleetlet.engine.connect().execute(
+            text("SELECT relname FROM pg_class WHERE relname LIKE 'position_p%'")
+        )
+    }
+    assert {"position_p202506", "position_p202507"} <= names
+
+
+def test_a_broken_entry_is_counted_and_acknowledged(fleetlet, redis, tsettings):
+    worker = make_worker(fleetlet, redis, tsettings)
+    redis.xadd(stream.stream_key(0), {"p": b"{not json"})
+    redis.xadd(stream.stream_key(0), {"q": b"[]"})
+    push(redis, rows_for(fleetlet, 0, 4), tsettings.stream_shards)
+    drain(worker)
+    assert count(fleetlet) == 4
+    assert int(redis.hget(stream.COUNTERS, "broken_stream_entry")) == 2
+    assert pending(redis, tsettings.stream_shards) == 0
+
+
+def test_worker_killed_mid_run_loses_and_duplicates_nothing(fleetlet, redis, tsettings):
+    """SIGKILL a real worker process mid-run, restart it: every fix is stored exactly once."""
+    shards = tsettings.stream_shards
+    total = 0
+    for vehicle in range(3):
+        for chunk in range(40):
+            start = datetime(2026, 10, 1, tzinfo=UTC).replace(hour=chunk % 24, day=1 + chunk // 24)
+            rows = rows_for(fleetlet, vehicle, 250, start=start)
+            push(redis, rows, shards)
+            total += len(rows)
+    env = {
+        **os.environ,
+        "FLEET_DATABASE_URL": fleetlet.settings.database_url,
+        "FLEET_REDIS_URL": fleetlet.settings.redis_url,
+        "FLEET_STREAM_SHARDS": str(shards),
+        "FLEET_INGEST_BATCH_ENTRIES": "5",
+        "FLEET_INGEST_CLAIM_IDLE_S": "1",
+    }
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "fleet.cli", "worker"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    first = start()
+    deadline = time.monotonic() + 60
+    while count(fleetlet) < total // 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    stored_at_kill = count(fleetlet)
+    assert 0 < stored_at_kill < total
+    second = start()
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            backlog = sum(redis.xlen(stream.stream_key(s)) for s in range(shards))
+            if backlog == 0 and pending(redis, shards) == 0:
+                break
+            time.sleep(0.1)
+    finally:
+        second.terminate()
+        second.wait(timeout=10)
+    assert count(fleetlet) == total
+    assert (
+        count(
+            fleetlet,
+            "SELECT count(*) FROM (SELECT DISTINCT vehicle_id, fix_time,"
+            " device_id FROM position) d",
+        )
+        == total
+    )

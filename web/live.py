@@ -1,0 +1,136 @@
+"""The live WebSocket: a snapshot of the caller's vehicles, then deltas, then keepalives.
+
+One Redis subscription per process fans out to every connected client. Each client holds only
+the latest position per vehicle that it has not been sent yet, so a slow client costs at most one
+entry per vehicle in its scope, never an unbounded queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from redis.asyncio import Redis as AsyncRedis
+from starlette.websockets import WebSocketState
+
+from fleet import auth as auth_service
+from fleet.errors import FleetError
+from telematics import service as telematics_service
+from telematics import stream
+
+log = logging.getLogger("fleet.live")
+router = APIRouter()
+
+
+class LiveClient:
+    def __init__(self, unit_ids: frozenset[int]) -> None:
+        self.unit_ids = unit_ids
+        self.latest: dict[int, dict[str, Any]] = {}
+        self.ready = asyncio.Event()
+
+    def offer(self, items: list[dict[str, Any]]) -> None:
+        for item in items:
+            if item.get("unit_id") in self.unit_ids:
+                self.latest[item["vehicle_id"]] = item
+        if self.latest:
+            self.ready.set()
+
+    def take(self) -> list[dict[str, Any]]:
+        items, self.latest = list(self.latest.values()), {}
+        self.ready.clear()
+        return items
+
+
+class LiveHub:
+    def __init__(self, redis_url: str, keepalive_s: float = 15.0) -> None:
+        self.redis_url = redis_url
+        self.keepalive_s = keepalive_s
+        self.clients: set[LiveClient] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._listen())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _listen(self) -> None:
+        while True:
+            redis = AsyncRedis.from_url(self.redis_url)
+            try:
+                async with redis.pubsub() as pubsub:
+                    await pubsub.subscribe(stream.LIVE_CHANNEL)
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            self.dispatch(json.loads(message["data"]))
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # Redis away: keep trying, clients keep their sockets
+                log.warning("live feed interrupted: %s", error)
+                await asyncio.sleep(1.0)
+            finally:
+                await redis.aclose()
+
+    def dispatch(self, message: dict[str, Any]) -> None:
+        items = message.get("items") or []
+        for client in self.clients:
+            client.offer(items)
+
+
+async def _sender(websocket: WebSocket, client: LiveClient, keepalive_s: float) -> None:
+    while True:
+        try:
+            await asyncio.wait_for(client.ready.wait(), timeout=keepalive_s)
+        except TimeoutError:
+            await websocket.send_json({"type": "keepalive"})
+            continue
+        await websocket.send_json({"type": "positions", "items": client.take()})
+
+
+def _authorise(websocket: WebSocket, token: str) -> frozenset[int]:
+    app = websocket.app
+    with app.state.session_factory() as session:
+        actor = auth_service.authenticate(session=session, settings=app.state.settings, token=token)
+        auth_service.require(actor, "vehicle", "read")
+        return telematics_service.scope_unit_ids(session=session, actor=actor)
+
+
+@router.websocket("/ws/live")
+async def live_socket(websocket: WebSocket, token: str = "") -> None:
+    """Browsers cannot set headers on a WebSocket, so the bearer token comes as `?token=`."""
+    try:
+        unit_ids = await asyncio.to_thread(_authorise, websocket, token)
+    except FleetError as error:
+        await websocket.close(code=4401 if error.code == "not_authenticated" else 4403)
+        return
+    await websocket.accept()
+    hub: LiveHub = websocket.app.state.live_hub
+    client = LiveClient(unit_ids)
+    hub.clients.add(client)
+    try:
+        snapshot = await asyncio.to_thread(
+            telematics_service.snapshot_for_units, websocket.app.state.redis, unit_ids
+        )
+        await websocket.send_json({"type": "snapshot", "items": snapshot})
+        sender = asyncio.create_task(_sender(websocket, client, hub.keepalive_s))
+        try:
+            while True:  # the client may send pings; we only need to notice it leave
+                await websocket.receive_text()
+        except WebSocketDisconnect:
+            pass
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await sender
+    finally:
+        hub.clients.discard(client)
+        if websocket.application_state == WebSocketState.CONNECTED:
+            with contextlib.suppress(Exception):
+                await websocket.close()
