@@ -1,0 +1,1 @@
+"""Protocol codecs: pure functions from bytes to messages and back, no I/O."""

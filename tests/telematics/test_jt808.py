@@ -1,0 +1,284 @@
+"""The JT/T 808 codec against the real frames in shared/protocols/vectors and its own encoder."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from telematics.fix import Fix
+from telematics.protocols import jt808
+
+VECTORS_FILE = (
+    Path(__file__).resolve().parents[3] / "shared" / "protocols" / "vectors" / "jt808-frames.json"
+)
+VECTORS = json.loads(VECTORS_FILE.read_text())["vectors"]
+HEX_VECTORS = [v for v in VECTORS if v["message"]["encoding"] == "hex"]
+STANDARD_ITEMS = {"0x01", "0x02", "0x03", "0x04", "0x25", "0x2a", "0x2b", "0x30", "0x31"}
+
+
+def packet(vector: dict[str, Any]) -> bytes:
+    return bytes.fromhex(vector["message"]["data"])
+
+
+def decode_either(vector: dict[str, Any]) -> jt808.Message:
+    """Strictly when the check byte is right; a wrong one must be refused, then lenient."""
+    data = packet(vector)
+    if vector["derived"].get("checksumOk") is False or _bad_check(data):
+        with pytest.raises(jt808.FrameError) as refused:
+            jt808.decode_packet(data)
+        assert refused.value.reason == "bad_checksum"
+        return jt808.decode_packet(data, lenient_checksum=True)
+    return jt808.decode_packet(data)
+
+
+def _bad_check(data: bytes) -> bool:
+    inner = jt808.unescape(data[1:-1])
+    return jt808.check_byte(inner[:-1]) != inner[-1]
+
+
+@pytest.mark.parametrize("vector", HEX_VECTORS, ids=lambda v: f"{v['index']}-{v['check']}")
+def test_real_frame_is_handled_as_its_entry_says(vector: dict[str, Any]):
+    derived = vector["derived"]
+    if derived.get("version2019Flag") is None and derived.get("msgId") not in ("0x0200", "0x0704"):
+        # Vendor framings (text, or a non-standard header): never crash, and give no position.
+        try:
+            message = jt808.decode_packet(packet(vector), lenient_checksum=True)
+        except jt808.FrameError:
+            return
+        assert message.fixes == ()
+        return
+    message = decode_either(vector)
+    assert f"{message.msg_id:#06x}" == derived["msgId"]
+    check = vector["check"]
+    if check == "verifyNull":
+        assert message.fixes == ()
+    elif check in ("verifyPosition", "verifyPositions"):
+        assert message.fixes
+        location = derived.get("location")
+        if location and location.get("positioned"):
+            first = message.fixes[0]
+            assert first.valid
+            assert first.lat == pytest.approx(location["latitude"], abs=1e-6)
+            assert first.lon == pytest.approx(location["longitude"], abs=1e-6)
+            expected = datetime.fromisoformat(location["time_utc_assuming_gmt8"]).replace(
+                tzinfo=UTC
+            )
+            assert first.fix_time == expected
+            assert first.speed_kmh == pytest.approx(location["speed_kmh"])
+        if check == "verifyPositions":
+            assert len(message.fixes) > 1
+    elif check == "verifyAttribute":
+        _check_attribute(vector, message)
+    else:
+        assert message is not None
+
+
+def _check_attribute(vector: dict[str, Any], message: jt808.Message) -> None:
+    name, value = vector["expect"]["attribute"], vector["expect"]["value"]
+    if name == "sat":
+        assert message.fixes[0].attributes["sat"] == value
+        return
+    location = vector["derived"].get("location") or {}
+    if name == "alarm" and value == "sos" and int(location.get("alarmFlags", "0"), 16) & 1:
+        assert "sos" in message.fixes[0].attributes["alarms"]
+        return
+    if message.msg_id != jt808.MsgId.LOCATION:
+        return  # vendor messages (0x0900 pass-through, 0x6006...) are answered, not decoded
+    # A vendor-specific attribute: Fleet keeps every non-standard item raw, unchanged.
+    items = vector["derived"]["location"]["additionalInfo"]
+    attributes = message.fixes[0].attributes if message.fixes else message.attributes
+    kept = [i for i in items if i["id"] not in STANDARD_ITEMS]
+    for item in kept:
+        key = f"x{int(item['id'], 16):02x}"
+        assert attributes[key] == item["hex"], key
+
+
+def test_location_fields_of_a_known_frame():
+    vector = next(v for v in VECTORS if v["index"] == 5)
+    message = jt808.decode_packet(packet(vector))
+    assert message.batch_kind is not None
+    fix = message.fixes[0]
+    assert (fix.lat, fix.lon) == (pytest.approx(-27.263378), pytest.approx(153.037383))
+    assert fix.attributes["sat"] == 14
+
+
+def test_position_invalid_flag_keeps_alarms_and_ignition_but_no_coordinates():
+    fix = Fix(
+        "13912345678",
+        datetime(2026, 11, 22, 8, tzinfo=UTC),
+        30.0,
+        120.0,
+        ignition=True,
+        alarm_bits=1,
+        valid=False,
+    )
+    body = jt808.location_body(fix)
+    decoded, _ = jt808.decode_location("013912345678", body)
+    assert decoded is not None
+    assert (decoded.lat, decoded.lon, decoded.valid) == (None, None, False)
+    assert decoded.ignition is True
+    assert decoded.attributes["alarms"] == ["sos"]
+
+
+@pytest.mark.parametrize("version2019", [False, True])
+def test_own_frames_round_trip(version2019: bool):
+    fix = Fix(
+        device_identifier="13912345678",
+        fix_time=datetime(2026, 11, 22, 1, 2, 3, tzinfo=UTC),
+        lat=-30.123456,
+        lon=-120.654321,
+        speed_kmh=72.5,
+        heading_deg=271,
+        altitude_m=-12,
+        ignition=True,
+        odometer_km=12345.6,
+        fuel_l=40.2,
+        alarm_bits=(1 << 0) | (1 << 27),
+        attributes={"sat": 9},
+        valid=True,
+    )
+    frame = jt808.encode_frame(
+        jt808.MsgId.LOCATION,
+        "13912345678",
+        0x7E7D,
+        jt808.location_body(fix),
+        version2019=version2019,
+    )
+    frames, rest = jt808.split_frames(frame)
+    assert rest == b"\x7e"
+    assert len(frames) == 1
+    message = jt808.decode(frames[0])
+    assert message.header.serial == 0x7E7D  # survived escaping
+    assert message.header.version2019 is version2019
+    assert message.header.phone.lstrip("0") == "13912345678"
+    got = message.fixes[0]
+    assert (got.lat, got.lon) == (pytest.approx(-30.123456), pytest.approx(-120.654321))
+    assert got.fix_time == fix.fix_time
+    assert got.speed_kmh == pytest.approx(72.5)
+    assert got.altitude_m == -12
+    assert got.odometer_km == pytest.approx(12345.6)
+    assert got.fuel_l == pytest.approx(40.2)
+    assert got.attributes["alarms"] == ["sos", "illegal_ignition"]
+
+
+def test_batch_and_blind_area_resend():
+    fixes = [
+        Fix("1", datetime(2026, 3, 1, 0, i, tzinfo=UTC), 30 + i / 100, 120, speed_kmh=10.0)
+        for i in range(5)
+    ]
+    frame = jt808.encode_frame(jt808.MsgId.BATCH, "1", 1, jt808.batch_body(fixes, blind=True))
+    message = jt808.decode_packet(frame)
+    assert message.batch_kind == 1
+    assert [f.fix_time for f in message.fixes] == [f.fix_time for f in fixes]
+    assert all(f.attributes["blind_area"] for f in message.fixes)
+
+
+def test_register_and_authenticate_bodies():
+    reg = jt808.encode_frame(
+        jt808.MsgId.REGISTER,
+        "13912345678",
+        1,
+        jt808.register_body("浙A·D12345", version2019=True),
+        version2019=True,
+    )
+    message = jt808.decode_packet(reg)
+    assert message.registration is not None
+    assert message.registration.plate == "浙A·D12345"
+    auth = jt808.encode_frame(
+        jt808.MsgId.AUTHENTICATE,
+        "13912345678",
+        2,
+        jt808.authenticate_body("abc123", version2019=True, imei="861234567890123"),
+        version2019=True,
+    )
+    decoded = jt808.decode_packet(auth)
+    assert (decoded.auth_code, decoded.imei) == ("abc123", "861234567890123")
+    assert (
+        jt808.decode_packet(
+            jt808.encode_frame(jt808.MsgId.AUTHENTICATE, "1", 3, jt808.authenticate_body("xyz"))
+        ).auth_code
+        == "xyz"
+    )
+
+
+def test_replies_echo_serial_message_and_header_version():
+    frame = jt808.encode_frame(jt808.MsgId.HEARTBEAT, "13912345678", 77, version2019=True)
+    header = jt808.decode_packet(frame).header
+    reply = jt808.decode_packet(jt808.encode_reply(header, jt808.Result.BAD_MESSAGE, serial=5))
+    assert reply.msg_id == jt808.MsgId.PLATFORM_REPLY
+    assert reply.header.version2019
+    assert reply.header.phone == header.phone
+    assert reply.body == bytes([0, 77, 0x00, 0x02, 2])
+    registered = jt808.decode_packet(
+        jt808.encode_register_reply(header, jt808.RegisterResult.OK, "CODE9")
+    )
+    assert registered.body == bytes([0, 77, 0]) + b"CODE9"
+
+
+def test_bad_check_byte_is_refused_unless_lenient():
+    frame = bytearray(jt808.encode_frame(jt808.MsgId.HEARTBEAT, "1", 1))
+    frame[-2] ^= 0x01
+    with pytest.raises(jt808.FrameError) as refused:
+        jt808.decode_packet(bytes(frame))
+    assert refused.value.reason == "bad_checksum"
+    assert jt808.header_of(bytes(frame[1:-1])) is not None
+    lenient = jt808.decode_packet(bytes(frame), lenient_checksum=True)
+    assert lenient.checksum_ok is False
+
+
+def test_split_frames_handles_halves_runs_and_noise():
+    one = jt808.encode_frame(jt808.MsgId.HEARTBEAT, "1", 1)
+    two = jt808.encode_frame(jt808.MsgId.HEARTBEAT, "1", 2)
+    stream = b"noise" + one + two
+    frames, rest = jt808.split_frames(stream[:9])
+    assert frames == []
+    frames, rest = jt808.split_frames(rest + stream[9:])
+    assert [jt808.decode(f).header.serial for f in frames] == [1, 2]
+    assert rest == b"\x7e"
+    frames, rest = jt808.split_frames(b"\x7e" + b"\x01" * (jt808.MAX_FRAME + 1))
+    assert (frames, rest) == ([], b"")
+
+
+def test_sub_packet_is_answerable_without_positions():
+    body = b"\x00" * 10
+    data = bytearray(jt808.encode_frame(jt808.MsgId.LOCATION, "1", 9, body))
+    inner = jt808.unescape(bytes(data[1:-1]))
+    props = int.from_bytes(inner[2:4], "big") | 0x2000
+    rebuilt = (
+        inner[:2] + props.to_bytes(2, "big") + inner[4:12] + b"\x00\x02\x00\x01" + inner[12:-1]
+    )
+    frame = jt808.escape(rebuilt + bytes([jt808.check_byte(rebuilt)]))
+    message = jt808.decode(frame)
+    assert message.header.packet == (2, 1)
+    assert message.fixes == ()
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.binary(max_size=300))
+def test_random_bytes_never_raise_anything_but_frame_error(data: bytes):
+    frames, _ = jt808.split_frames(data)
+    for frame in frames + [data]:
+        try:
+            jt808.decode(frame, lenient_checksum=True)
+        except jt808.FrameError:
+            pass
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.sampled_from(HEX_VECTORS), st.integers(0, 400), st.integers(0, 255), st.booleans())
+def test_mutated_real_frames_never_raise_anything_but_frame_error(vector, position, byte, cut):
+    data = bytearray(packet(vector))
+    if cut:
+        data = data[: position % (len(data) + 1)]
+    elif data:
+        data[position % len(data)] = byte
+    try:
+        jt808.decode_packet(bytes(data), lenient_checksum=True)
+    except jt808.FrameError:
+        pass
