@@ -248,7 +248,11 @@ def gateway(ctx: typer.Context) -> None:
     engine = make_engine(settings, pool_size=2)
     runner = asyncio.Runner(loop_factory=_loop_factory())
     try:
-        runner.run(telematics_gateway.serve(TelematicsSettings(), engine, settings.redis_url))
+        runner.run(
+            telematics_gateway.serve(
+                TelematicsSettings(), engine, settings.redis_url, settings.secret_key
+            )
+        )
     except KeyboardInterrupt:
         pass
     finally:

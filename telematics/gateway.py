@@ -86,7 +86,12 @@ class Intake:
 
 
 async def serve(
-    settings: TelematicsSettings, engine: Engine, redis_url: str, ready: asyncio.Event | None = None
+    settings: TelematicsSettings,
+    engine: Engine,
+    redis_url: str,
+    secret: str,
+    ready: asyncio.Event | None = None,
+    stop: asyncio.Event | None = None,
 ) -> None:
     """Run both gateways until SIGINT/SIGTERM (uvicorn owns the signals and returns on either)."""
     from telematics.gateway_jt808 import JT808Server
@@ -100,7 +105,7 @@ async def serve(
     )
     counters = Counters(redis)
     intake = Intake(settings, writer, directory, counters)
-    jt808 = JT808Server(intake, settings)
+    jt808 = JT808Server(intake, settings, secret)
     tcp = await asyncio.start_server(
         jt808.handle, settings.gateway_host, settings.jt808_port, reuse_address=True
     )
@@ -113,22 +118,29 @@ async def serve(
         settings.gateway_host,
         settings.osmand_port,
     )
-    watcher = asyncio.create_task(_signal_ready(http, ready)) if ready is not None else None
+    watcher = asyncio.create_task(_watch(http, ready, stop))
     try:
         await http.serve()
     finally:
         tcp.close()
         await jt808.close_all()
         flusher.cancel()
-        if watcher is not None:
-            watcher.cancel()
+        watcher.cancel()
         with contextlib.suppress(Exception):
             await writer.drain()
             await counters.flush()
         await redis.aclose()
 
 
-async def _signal_ready(http: uvicorn.Server, ready: asyncio.Event) -> None:
+async def _watch(
+    http: uvicorn.Server, ready: asyncio.Event | None, stop: asyncio.Event | None
+) -> None:
+    """Tell an embedding caller (tests, benchmarks) when both servers listen, and stop on its
+    word; standalone, uvicorn's signal handling stops the gateway."""
     while not http.started:
         await asyncio.sleep(0.02)
-    ready.set()
+    if ready is not None:
+        ready.set()
+    if stop is not None:
+        await stop.wait()
+        http.should_exit = True

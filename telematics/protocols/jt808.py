@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum
 
@@ -256,15 +256,15 @@ def decode(frame: bytes, *, lenient_checksum: bool = False) -> Message:
             data = frame
     header, offset = parse_header(data)
     body = data[offset:-1]
-    base = {
-        "header": header,
-        "body": body,
-        "checksum_ok": checksum_ok,
-        "length_ok": len(body) == header.body_length,
-    }
+    base = Message(
+        header=header,
+        body=body,
+        checksum_ok=checksum_ok,
+        length_ok=len(body) == header.body_length,
+    )
     if header.packet is not None or header.encryption:
         # Sub-packets are answered and kept raw; reassembly is for media, which Fleet does not take.
-        return Message(**base)
+        return base
     try:
         return _decode_body(header, body, base)
     except (IndexError, ValueError, struct.error) as error:
@@ -287,13 +287,13 @@ def header_of(frame: bytes) -> Header | None:
         return None
 
 
-def _decode_body(header: Header, body: bytes, base: dict[str, object]) -> Message:
+def _decode_body(header: Header, body: bytes, base: Message) -> Message:
     msg_id = header.msg_id
     if msg_id == MsgId.LOCATION:
         fix, attributes = decode_location(header.phone, body)
-        return Message(
-            **base, fixes=(fix,) if fix else (), dropped=0 if fix else 1, attributes=attributes
-        )  # type: ignore[arg-type]
+        return replace(
+            base, fixes=(fix,) if fix else (), dropped=0 if fix else 1, attributes=attributes
+        )
     if msg_id == MsgId.BATCH:
         count, kind = struct.unpack_from(">HB", body, 0)
         offset, fixes, dropped = 3, [], 0
@@ -312,17 +312,17 @@ def _decode_body(header: Header, body: bytes, base: dict[str, object]) -> Messag
                 dropped += 1
             else:
                 fixes.append(fix)
-        return Message(**base, fixes=tuple(fixes), dropped=dropped, batch_kind=kind)  # type: ignore[arg-type]
+        return replace(base, fixes=tuple(fixes), dropped=dropped, batch_kind=kind)
     if msg_id == MsgId.REGISTER:
-        return Message(**base, registration=_registration(header, body))  # type: ignore[arg-type]
+        return replace(base, registration=_registration(header, body))
     if msg_id == MsgId.AUTHENTICATE:
         if header.version2019 and body:
             length = body[0]
             code = _text(body[1 : 1 + length])
             imei = _text(body[1 + length : 16 + length]) or None
-            return Message(**base, auth_code=code, imei=imei)  # type: ignore[arg-type]
-        return Message(**base, auth_code=_text(body))  # type: ignore[arg-type]
-    return Message(**base)  # type: ignore[arg-type]
+            return replace(base, auth_code=code, imei=imei)
+        return replace(base, auth_code=_text(body))
+    return base
 
 
 def _registration(header: Header, body: bytes) -> Registration:
@@ -423,10 +423,14 @@ def decode_location(
 
 
 def _phone_bcd(phone: str, version2019: bool) -> bytes:
+    # Replies echo whatever the terminal sent, BCD or not, so any hex digits are taken as they are.
     digits = phone.rjust(20 if version2019 else 12, "0")
-    if not digits.isdigit() or len(digits) > (20 if version2019 else 12):
-        raise ValueError(f"not a terminal phone number: {phone!r}")
-    return bytes.fromhex(digits)
+    if len(digits) > (20 if version2019 else 12):
+        raise ValueError(f"terminal phone number too long: {phone!r}")
+    try:
+        return bytes.fromhex(digits)
+    except ValueError:
+        raise ValueError(f"not a terminal phone number: {phone!r}") from None
 
 
 def encode_frame(

@@ -1,0 +1,298 @@
+"""The gateways on real sockets: JT/T 808 over TCP and OsmAnd over HTTP, into real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+import httpx2 as httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
+from sqlalchemy import text
+
+from telematics import gateway, stream
+from telematics.devices import DeviceDirectory
+from telematics.fix import Fix
+from telematics.gateway_jt808 import JT808Server, Session, auth_code
+from telematics.protocols import jt808
+from telematics.protocols.jt808 import MsgId, RegisterResult, Result
+from telematics.settings import TelematicsSettings
+from tests.telematics.conftest import Fleetlet
+from tests.telematics.test_jt808 import HEX_VECTORS, packet
+
+SECRET = "test-secret"
+PHONE = "013900000000"  # fleetlet's JT/T 808 device for vehicle 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def gw_settings() -> TelematicsSettings:
+    return TelematicsSettings(
+        gateway_host="127.0.0.1", jt808_port=free_port(), osmand_port=free_port(), stream_shards=4
+    )
+
+
+@asynccontextmanager
+async def running(fleetlet: Fleetlet, gw_settings: TelematicsSettings) -> AsyncIterator[None]:
+    ready, stop = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(
+        gateway.serve(
+            gw_settings, fleetlet.engine, fleetlet.settings.redis_url, SECRET, ready, stop
+        )
+    )
+    await asyncio.wait_for(ready.wait(), 10)
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+class Terminal:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer, self.buffer, self.serial = reader, writer, b"", 0
+
+    async def send(
+        self,
+        msg_id: int,
+        body: bytes = b"",
+        *,
+        phone: str = PHONE,
+        v2019: bool = False,
+        raw: bytes | None = None,
+    ) -> jt808.Message:
+        self.serial += 1
+        frame = raw or jt808.encode_frame(msg_id, phone, self.serial, body, version2019=v2019)
+        self.writer.write(frame)
+        await self.writer.drain()
+        while True:
+            frames, self.buffer = jt808.split_frames(self.buffer)
+            if frames:
+                self.buffer = b"".join(b"\x7e" + f + b"\x7e" for f in frames[1:]) + self.buffer
+                return jt808.decode(frames[0])
+            chunk = await asyncio.wait_for(self.reader.read(4096), 5)
+            assert chunk, "gateway closed the connection"
+            self.buffer += chunk
+
+
+async def terminal(port: int) -> Terminal:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    return Terminal(reader, writer)
+
+
+def result_of(reply: jt808.Message) -> int:
+    assert reply.msg_id == MsgId.PLATFORM_REPLY
+    return reply.body[4]
+
+
+def a_fix(minute: int = 0) -> Fix:
+    return Fix(
+        PHONE,
+        datetime(2026, 11, 21, 3, minute, tzinfo=UTC),
+        30.26,
+        120.19,
+        speed_kmh=35.0,
+        heading_deg=10,
+        ignition=True,
+        odometer_km=88.8,
+        valid=True,
+    )
+
+
+def stream_rows(redis: Redis, shards: int) -> list[list]:
+    rows = []
+    for shard in range(shards):
+        for _, fields in redis.xrange(stream.stream_key(shard)):
+            rows += stream.decode(fields[b"p"])
+    return rows
+
+
+def test_jt808_register_authenticate_report(fleetlet, redis, gw_settings):
+    async def scenario() -> None:
+        async with running(fleetlet, gw_settings):
+            t = await terminal(gw_settings.jt808_port)
+            registered = await t.send(MsgId.REGISTER, jt808.register_body("浙A·D70000"))
+            assert registered.msg_id == MsgId.REGISTER_REPLY
+            assert registered.body[2] == RegisterResult.OK
+            code = registered.body[3:].decode()
+            assert code == auth_code(SECRET, PHONE)
+            assert (
+                result_of(await t.send(MsgId.AUTHENTICATE, jt808.authenticate_body("wrong")))
+                == Result.FAILURE
+            )
+            assert (
+                result_of(await t.send(MsgId.AUTHENTICATE, jt808.authenticate_body(code)))
+                == Result.OK
+            )
+            assert (
+                result_of(await t.send(MsgId.LOCATION, jt808.location_body(a_fix()))) == Result.OK
+            )
+            batch = jt808.batch_body([a_fix(1), a_fix(2)], blind=True)
+            assert result_of(await t.send(MsgId.BATCH, batch)) == Result.OK
+            assert result_of(await t.send(MsgId.HEARTBEAT)) == Result.OK
+            assert result_of(await t.send(0x0F0F, b"\x01")) == Result.UNSUPPORTED
+            bad = bytearray(jt808.encode_frame(MsgId.HEARTBEAT, PHONE, 99))
+            bad[-2] ^= 0x55
+            assert result_of(await t.send(0, raw=bytes(bad))) == Result.BAD_MESSAGE
+            assert result_of(await t.send(MsgId.LOGOUT)) == Result.OK
+            t.writer.close()
+
+    asyncio.run(scenario())
+    rows = stream_rows(redis, gw_settings.stream_shards)
+    assert len(rows) == 3
+    assert {r[stream.R_VEHICLE] for r in rows} == {fleetlet.targets[0].vehicle_id}
+    assert rows[0][stream.R_LAT] == pytest.approx(30.26)
+    assert rows[0][stream.R_SPEED] == pytest.approx(35.0)
+    assert rows[1][stream.R_ATTRIBUTES]["blind_area"] is True
+    counters = redis.hgetall(stream.COUNTERS)
+    assert int(counters[b"received_jt808"]) == 3
+    assert int(counters[b"dropped_bad_checksum"]) == 1
+
+
+def test_jt808_2019_header_and_reports_before_authentication(fleetlet, redis, gw_settings):
+    async def scenario() -> None:
+        async with running(fleetlet, gw_settings):
+            t = await terminal(gw_settings.jt808_port)
+            early = await t.send(MsgId.LOCATION, jt808.location_body(a_fix()), v2019=True)
+            assert early.header.version2019
+            assert result_of(early) == Result.FAILURE
+            code = auth_code(SECRET, PHONE)
+            body = jt808.authenticate_body(code, version2019=True, imei="861234567890123")
+            assert result_of(await t.send(MsgId.AUTHENTICATE, body, v2019=True)) == Result.OK
+            assert (
+                result_of(await t.send(MsgId.LOCATION, jt808.location_body(a_fix()), v2019=True))
+                == Result.OK
+            )
+            t.writer.close()
+
+    asyncio.run(scenario())
+    assert len(stream_rows(redis, gw_settings.stream_shards)) == 1
+    assert int(redis.hget(stream.COUNTERS, "refused_unauthenticated")) == 1
+
+
+def test_unknown_terminal_is_refused_and_recorded(fleetlet, redis, gw_settings, clean_tracks):
+    async def scenario() -> None:
+        async with running(fleetlet, gw_settings):
+            t = await terminal(gw_settings.jt808_port)
+            reply = await t.send(MsgId.REGISTER, jt808.register_body(), phone="018812345678")
+            assert reply.body[2] == RegisterResult.NO_SUCH_TERMINAL
+            t.writer.close()
+
+    asyncio.run(scenario())
+    with fleetlet.engine.connect() as conn:
+        row = conn.execute(text("SELECT protocol, identifier, attempts FROM unknown_device")).one()
+    assert tuple(row) == ("jt808", "18812345678", 1)
+
+
+def test_osmand_accepts_refuses_and_records(fleetlet, redis, gw_settings, clean_tracks):
+    async def scenario() -> None:
+        async with running(fleetlet, gw_settings):
+            base = f"http://127.0.0.1:{gw_settings.osmand_port}/"
+            async with httpx.AsyncClient() as client:
+                ok = await client.get(
+                    base,
+                    params={
+                        "id": "phone-1",
+                        "lat": "30.27",
+                        "lon": "120.15",
+                        "timestamp": "1763798400",
+                        "speed": "10",
+                    },
+                )
+                assert (ok.status_code, ok.text) == (200, "")
+                posted = await client.post(
+                    base, data={"id": "phone-1", "lat": "30.28", "lon": "120.15"}
+                )
+                assert posted.status_code == 200
+                body = {
+                    "device_id": "phone-2",
+                    "location": {
+                        "timestamp": "2025-11-22T08:00:00Z",
+                        "coords": {"latitude": 30.3, "longitude": 120.1, "speed": 5},
+                    },
+                }
+                as_json = await client.post(base, json=body)
+                assert as_json.status_code == 200
+                unknown = await client.get(base, params={"id": "stranger", "lat": "1", "lon": "2"})
+                assert unknown.status_code == 403
+                bad = await client.get(base, params={"id": "phone-1", "lat": "99", "lon": "2"})
+                assert bad.status_code == 400
+                assert "impossible coordinates" in bad.text
+                future = await client.get(
+                    base,
+                    params={"id": "phone-1", "lat": "1", "lon": "2", "timestamp": "4102444800"},
+                )
+                assert future.status_code == 400
+
+    asyncio.run(scenario())
+    rows = stream_rows(redis, gw_settings.stream_shards)
+    assert len(rows) == 3
+    assert rows[0][stream.R_SPEED] == pytest.approx(18.52)
+    with fleetlet.engine.connect() as conn:
+        assert conn.execute(text("SELECT identifier FROM unknown_device")).scalar() == "stranger"
+    assert int(redis.hget(stream.COUNTERS, "dropped_future_time")) == 1
+
+
+@pytest.fixture
+def jt808_server(fleetlet, gw_settings) -> Callable[[], JT808Server]:
+    """A gateway's JT/T 808 handler on a real Redis stream, for feeding frames directly."""
+
+    def make() -> JT808Server:
+        redis = AsyncRedis.from_url(fleetlet.settings.redis_url)
+        directory = DeviceDirectory(fleetlet.engine, refresh_s=60)
+        writer = stream.StreamWriter(redis, shards=4, max_backlog=10_000)
+        intake = gateway.Intake(gw_settings, writer, directory, gateway.Counters(redis))
+        return JT808Server(intake, gw_settings, SECRET)
+
+    return make
+
+
+VECTOR_PACKETS = [packet(v) for v in HEX_VECTORS]
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_random_and_mutated_frames_never_crash_the_session(jt808_server, data):
+    """Each batch of junk gets replies or counted drops, and the session still answers after."""
+    frames = data.draw(
+        st.lists(
+            st.one_of(
+                st.binary(max_size=120),
+                st.sampled_from(VECTOR_PACKETS).map(lambda p: p[1:-1]),
+                st.tuples(
+                    st.sampled_from(VECTOR_PACKETS), st.integers(0, 300), st.integers(0, 255)
+                ).map(
+                    lambda t: bytes(
+                        b if i != t[1] % len(t[0]) else t[2] for i, b in enumerate(t[0])
+                    )[1:-1]
+                ),
+            ),
+            max_size=8,
+        )
+    )
+
+    async def feed() -> bytes:
+        server = jt808_server()
+        try:
+            session = Session(peer="fuzz")
+            await server.handle_frames(session, [f for f in frames if f])
+            heartbeat = jt808.encode_frame(MsgId.HEARTBEAT, PHONE, 1)
+            return await server.handle_frames(session, jt808.split_frames(heartbeat)[0])
+        finally:
+            await server.intake.counters.redis.aclose()
+
+    reply = asyncio.run(feed())
+    assert result_of(jt808.decode_packet(reply)) == Result.OK
