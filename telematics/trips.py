@@ -80,6 +80,7 @@ class State:
 
     last_t: float | None = None
     last_pos: list[float] | None = None
+    last_odo: float | None = None
     # the open trip
     trip_t: float | None = None
     path: list[list[float]] = field(default_factory=list)
@@ -198,7 +199,8 @@ def step(state: State | None, point: TrackPoint, th: Thresholds) -> tuple[State,
         )
         s.path = [list(start_pos)]
         s.distance_m, s.max_speed = 0.0, None
-        s.odo_start = s.odo_end = point.odometer_km
+        # The trip starts where the vehicle last stood, and so does its odometer reading.
+        s.odo_start = s.odo_end = s.last_odo if s.last_odo is not None else point.odometer_km
     if s.trip_t is not None:
         if pos is not None and (not s.path or step_m > 0):
             s.distance_m += step_m if s.path else 0.0
@@ -218,6 +220,8 @@ def step(state: State | None, point: TrackPoint, th: Thresholds) -> tuple[State,
             _close_trip(s, s.still_t, s.still_path_len, s.still_distance_m, s.still_odo, th, out)
     if pos is not None:
         s.last_pos = pos
+    if point.odometer_km is not None:
+        s.last_odo = point.odometer_km
     s.last_t = t
     return s, out
 
