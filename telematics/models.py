@@ -107,3 +107,29 @@ class UnknownDevice(Base):
     last_message: Mapped[str] = mapped_column(String(1100), server_default="")
 
     __table_args__ = (UniqueConstraint("protocol", "identifier"),)
+
+
+class Road(Base):
+    """One edge of the imported road network, between two junctions (OSM node ids), with costs
+    in seconds for pgRouting; a negative reverse cost marks a one-way edge."""
+
+    __tablename__ = "road"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    osm_id: Mapped[int] = mapped_column(BigInteger)
+    name: Mapped[str] = mapped_column(String(200), server_default="")
+    highway: Mapped[str] = mapped_column(String(32))
+    oneway: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    maxspeed_kmh: Mapped[float] = mapped_column(Float)
+    source: Mapped[int] = mapped_column(BigInteger)
+    target: Mapped[int] = mapped_column(BigInteger)
+    length_m: Mapped[float] = mapped_column(Float)
+    cost_s: Mapped[float] = mapped_column(Float)
+    reverse_cost_s: Mapped[float] = mapped_column(Float)
+    geom: Mapped[WKBElement] = mapped_column(Geometry("LINESTRING", srid=4326, spatial_index=False))
+
+    __table_args__ = (
+        Index("ix_road_geom", "geom", postgresql_using="gist"),
+        Index("ix_road_source", "source"),
+        Index("ix_road_target", "target"),
+    )

@@ -1,0 +1,403 @@
+"""`fleet simulate`: vehicles that drive, stop, park and switch ignition, talking to the gateways
+exactly as terminals and phones do (JT/T 808: register, authenticate, report, heartbeat; OsmAnd:
+one HTTP request per fix).
+
+Routes come from a `RouteSource`: the imported road network when there is one (pgRouting), or
+straight legs between random points around the vehicle's depot when there is none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+from urllib.parse import urlencode
+
+from sqlalchemy import Engine, text
+
+from telematics.fix import Fix
+from telematics.protocols import jt808
+from telematics.protocols.jt808 import MsgId, RegisterResult
+from telematics.trips import haversine_m
+
+log = logging.getLogger("fleet.simulate")
+
+LatLon = tuple[float, float]
+
+
+class RouteSource(Protocol):
+    def route(self, start: LatLon, rng: random.Random) -> list[LatLon]:
+        """A drivable path from `start` to somewhere, as (lat, lon) points."""
+        ...
+
+
+@dataclass
+class StraightLegs:
+    """Without a road network: a few straight legs to a random point within `radius_m`."""
+
+    centre: LatLon
+    radius_m: float = 6000.0
+
+    def route(self, start: LatLon, rng: random.Random) -> list[LatLon]:
+        points = [start]
+        for _ in range(rng.randint(1, 4)):
+            bearing = rng.uniform(0, 2 * math.pi)
+            distance = rng.uniform(0.2, 1.0) * self.radius_m
+            lat = self.centre[0] + distance * math.cos(bearing) / 111_320
+            lon = self.centre[1] + distance * math.sin(bearing) / (
+                111_320 * math.cos(math.radians(self.centre[0]))
+            )
+            points.append((lat, lon))
+        return points
+
+
+@dataclass
+class Motion:
+    """Where one vehicle is, at any moment: driving a route, or standing (ignition on or off)."""
+
+    position: LatLon
+    rng: random.Random
+    routes: RouteSource
+    odometer_km: float = 0.0
+    speed_kmh: float = 0.0
+    heading_deg: float = 0.0
+    ignition: bool = False
+    path: list[LatLon] = field(default_factory=list)
+    leg: int = 0
+    cruise_kmh: float = 40.0
+    standing_until: float = 0.0
+
+    def advance(self, now: float, dt: float) -> None:
+        if not self.path:
+            if now < self.standing_until:
+                self.speed_kmh = 0.0
+                return
+            self.path = self.routes.route(self.position, self.rng)
+            self.leg = 1
+            self.cruise_kmh = self.rng.uniform(25, 60)
+            self.ignition = True
+        remaining = self.cruise_kmh / 3.6 * dt
+        while remaining > 0 and self.leg < len(self.path):
+            target = self.path[self.leg]
+            gap = haversine_m(*self.position, *target)
+            self.heading_deg = _bearing(self.position, target)
+            if gap <= remaining:
+                self.position, remaining = target, remaining - gap
+                self.odometer_km += gap / 1000
+                self.leg += 1
+            else:
+                f = remaining / gap
+                self.position = (
+                    self.position[0] + (target[0] - self.position[0]) * f,
+                    self.position[1] + (target[1] - self.position[1]) * f,
+                )
+                self.odometer_km += remaining / 1000
+                remaining = 0
+        self.speed_kmh = max(0.0, self.cruise_kmh + self.rng.uniform(-5, 5))
+        if self.leg >= len(self.path):
+            # Arrived: a short stop with the engine running, or parked with it off.
+            self.path, self.speed_kmh = [], 0.0
+            parked = self.rng.random() < 0.5
+            self.ignition = not parked
+            self.standing_until = now + (
+                self.rng.uniform(60, 600) if parked else self.rng.uniform(10, 60)
+            )
+
+    def fix(self, identifier: str, moment: datetime) -> Fix:
+        return Fix(
+            device_identifier=identifier,
+            fix_time=moment,
+            lat=round(self.position[0], 6),
+            lon=round(self.position[1], 6),
+            speed_kmh=round(self.speed_kmh, 1),
+            heading_deg=round(self.heading_deg),
+            altitude_m=10.0,
+            ignition=self.ignition,
+            odometer_km=round(self.odometer_km, 1),
+            attributes={"sat": 12},
+            valid=True,
+        )
+
+
+def _bearing(a: LatLon, b: LatLon) -> float:
+    y = math.sin(math.radians(b[1] - a[1])) * math.cos(math.radians(b[0]))
+    x = math.cos(math.radians(a[0])) * math.sin(math.radians(b[0])) - math.sin(
+        math.radians(a[0])
+    ) * math.cos(math.radians(b[0])) * math.cos(math.radians(b[1] - a[1]))
+    return (math.degrees(math.atan2(y, x)) + 360) % 360
+
+
+@dataclass(frozen=True)
+class SimVehicle:
+    identifier: str
+    start: LatLon
+
+
+@dataclass
+class Stats:
+    sent: int = 0
+    acked: int = 0
+    refused: int = 0
+    errors: int = 0
+    connected: int = 0
+
+
+class JT808Terminal:
+    """A terminal on one TCP connection. Reports wait for their 0x8001 before the next one."""
+
+    def __init__(self, host: str, port: int, phone: str, *, version2019: bool = False) -> None:
+        self.host, self.port, self.phone, self.version2019 = host, port, phone, version2019
+        self.serial = 0
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.buffer = b""
+
+    async def _request(self, msg_id: int, body: bytes = b"") -> jt808.Message:
+        assert self.writer is not None
+        assert self.reader is not None
+        self.serial = (self.serial + 1) & 0xFFFF
+        self.writer.write(
+            jt808.encode_frame(msg_id, self.phone, self.serial, body, version2019=self.version2019)
+        )
+        await self.writer.drain()
+        while True:
+            frames, self.buffer = jt808.split_frames(self.buffer)
+            for frame in frames:
+                message = jt808.decode(frame)
+                if message.msg_id in (MsgId.PLATFORM_REPLY, MsgId.REGISTER_REPLY):
+                    return message
+            chunk = await asyncio.wait_for(self.reader.read(4096), 30)
+            if not chunk:
+                raise ConnectionError("gateway closed the connection")
+            self.buffer += chunk
+
+    async def connect(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        registered = await self._request(
+            MsgId.REGISTER, jt808.register_body(version2019=self.version2019)
+        )
+        if registered.body[2] != RegisterResult.OK:
+            raise PermissionError(f"terminal {self.phone} refused: result {registered.body[2]}")
+        code = registered.body[3:].decode()
+        reply = await self._request(
+            MsgId.AUTHENTICATE, jt808.authenticate_body(code, version2019=self.version2019)
+        )
+        if reply.body[4] != 0:
+            raise PermissionError(f"terminal {self.phone} failed to authenticate")
+
+    async def report(self, fixes: Sequence[Fix]) -> bool:
+        if len(fixes) == 1:
+            reply = await self._request(MsgId.LOCATION, jt808.location_body(fixes[0]))
+        else:
+            reply = await self._request(MsgId.BATCH, jt808.batch_body(list(fixes)))
+        return reply.body[4] == 0
+
+    async def heartbeat(self) -> None:
+        await self._request(MsgId.HEARTBEAT)
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            with contextlib.suppress(Exception):
+                await self._request(MsgId.LOGOUT)
+            self.writer.close()
+
+
+class OsmandPhone:
+    """A phone app: one keep-alive HTTP connection, one GET per fix."""
+
+    def __init__(self, host: str, port: int, identifier: str) -> None:
+        self.host, self.port, self.identifier = host, port, identifier
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def connect(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+
+    async def report(self, fixes: Sequence[Fix]) -> bool:
+        ok = True
+        for fix in fixes:
+            query = urlencode(
+                {
+                    "id": self.identifier,
+                    "lat": fix.lat,
+                    "lon": fix.lon,
+                    "timestamp": int(fix.fix_time.timestamp()),
+                    "speed": (fix.speed_kmh or 0) / 1.852,
+                    "bearing": fix.heading_deg,
+                    "altitude": fix.altitude_m,
+                    "ignition": "true" if fix.ignition else "false",
+                    "odometer": round((fix.odometer_km or 0) * 1000),
+                }
+            )
+            ok = await self._get(f"/?{query}") and ok
+        return ok
+
+    async def _get(self, target: str) -> bool:
+        assert self.writer is not None
+        assert self.reader is not None
+        self.writer.write(f"GET {target} HTTP/1.1\r\nHost: {self.host}\r\n\r\n".encode())
+        await self.writer.drain()
+        status_line = await asyncio.wait_for(self.reader.readline(), 30)
+        if not status_line:
+            raise ConnectionError("gateway closed the connection")
+        length = 0
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode().partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+        if length:
+            await self.reader.readexactly(length)
+        return status_line.split()[1] == b"200"
+
+    async def heartbeat(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+async def run_vehicle(
+    vehicle: SimVehicle,
+    make_client: Callable[[SimVehicle], JT808Terminal | OsmandPhone],
+    routes: RouteSource,
+    *,
+    interval_s: float,
+    until: float,
+    stats: Stats,
+    seed: int,
+    batch: int = 1,
+    on_sent: Callable[[int], None] | None = None,
+) -> None:
+    rng = random.Random(seed)  # noqa: S311 - simulated driving, not security
+    motion = Motion(
+        position=vehicle.start, rng=rng, routes=routes, odometer_km=rng.uniform(1e3, 9e4)
+    )
+    # Spread the first reports over one interval so thousands of terminals do not beat in step.
+    await asyncio.sleep(rng.uniform(0, interval_s))
+    client = make_client(vehicle)
+    while time.monotonic() < until:
+        try:
+            await client.connect()
+            stats.connected += 1
+            break
+        except PermissionError as error:
+            log.warning("%s", error)
+            stats.refused += 1
+            return
+        except OSError:
+            stats.errors += 1
+            await asyncio.sleep(1.0)
+    pending: list[Fix] = []
+    last = time.monotonic()
+    try:
+        while time.monotonic() < until:
+            now = time.monotonic()
+            motion.advance(now, now - last)
+            last = now
+            pending.append(motion.fix(vehicle.identifier, datetime.now(UTC)))
+            if len(pending) >= batch:
+                stats.sent += len(pending)
+                if on_sent is not None:
+                    on_sent(len(pending))
+                if await client.report(pending):
+                    stats.acked += len(pending)
+                else:
+                    stats.refused += len(pending)
+                pending = []
+            await asyncio.sleep(max(0.0, interval_s - (time.monotonic() - now)))
+    except (OSError, asyncio.IncompleteReadError, TimeoutError) as error:
+        log.warning("%s lost its connection: %s", vehicle.identifier, error)
+        stats.errors += 1
+    finally:
+        await client.close()
+
+
+async def simulate(
+    vehicles: Sequence[SimVehicle],
+    *,
+    protocol: str,
+    host: str,
+    port: int,
+    routes: RouteSource,
+    interval_s: float,
+    duration_s: float,
+    batch: int = 1,
+    report_every_s: float = 10.0,
+) -> Stats:
+    stats = Stats()
+
+    def make_client(vehicle: SimVehicle) -> JT808Terminal | OsmandPhone:
+        if protocol == "jt808":
+            return JT808Terminal(host, port, vehicle.identifier)
+        return OsmandPhone(host, port, vehicle.identifier)
+
+    until = time.monotonic() + duration_s
+    tasks = [
+        asyncio.create_task(
+            run_vehicle(
+                v,
+                make_client,
+                routes,
+                interval_s=interval_s,
+                until=until,
+                stats=stats,
+                seed=n,
+                batch=batch,
+            )
+        )
+        for n, v in enumerate(vehicles)
+    ]
+
+    async def progress() -> None:
+        while True:
+            await asyncio.sleep(report_every_s)
+            log.info(
+                "simulator: %d connected, %d fixes sent, %d acknowledged, %d refused",
+                stats.connected,
+                stats.sent,
+                stats.acked,
+                stats.refused,
+            )
+
+    reporter = asyncio.create_task(progress())
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        reporter.cancel()
+    return stats
+
+
+def registered(engine: Engine, protocol: str, limit: int) -> list[SimVehicle]:
+    """Enabled devices of `protocol` fitted to vehicles, each starting at its vehicle's depot."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT d.identifier, ST_Y(ST_Centroid(v.depot)), ST_X(ST_Centroid(v.depot))"
+                " FROM device d JOIN vehicle v ON v.id = d.vehicle_id"
+                " WHERE d.protocol = :p AND d.enabled AND v.status = 'active'"
+                " ORDER BY d.id LIMIT :n"
+            ),
+            {"p": protocol, "n": limit},
+        ).all()
+    default = DEFAULT_CENTRE
+    return [
+        SimVehicle(ident, (lat, lon) if lat is not None else default) for ident, lat, lon in rows
+    ]
+
+
+DEFAULT_CENTRE: LatLon = (30.2741, 120.1551)  # Hangzhou
+
+
+def route_source(engine: Engine) -> RouteSource:
+    from telematics import roads
+
+    network = roads.RoadRoutes.load(engine)
+    return network if network is not None else StraightLegs(DEFAULT_CENTRE)
