@@ -88,5 +88,6 @@ def osmand_server(intake: Intake, settings: TelematicsSettings) -> uvicorn.Serve
         log_level="warning",
         access_log=False,
         lifespan="off",
+        timeout_keep_alive=75,  # phones report every few seconds; keep their connection
     )
     return uvicorn.Server(config)

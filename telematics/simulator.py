@@ -80,6 +80,8 @@ class Motion:
                 self.speed_kmh = 0.0
                 return
             self.path = self.routes.route(self.position, self.rng)
+            # A route may begin elsewhere (a vehicle placed onto the road network): start there.
+            self.position = self.path[0]
             self.leg = 1
             self.cruise_kmh = self.rng.uniform(25, 60)
             self.ignition = True
@@ -283,18 +285,8 @@ async def run_vehicle(
     # Spread the first reports over one interval so thousands of terminals do not beat in step.
     await asyncio.sleep(rng.uniform(0, interval_s))
     client = make_client(vehicle)
-    while time.monotonic() < until:
-        try:
-            await client.connect()
-            stats.connected += 1
-            break
-        except PermissionError as error:
-            log.warning("%s", error)
-            stats.refused += 1
-            return
-        except OSError:
-            stats.errors += 1
-            await asyncio.sleep(1.0)
+    if not await _connect(client, until, stats):
+        return
     pending: list[Fix] = []
     last = time.monotonic()
     try:
@@ -304,20 +296,45 @@ async def run_vehicle(
             last = now
             pending.append(motion.fix(vehicle.identifier, datetime.now(UTC)))
             if len(pending) >= batch:
+                try:
+                    acked = await client.report(pending)
+                except (OSError, asyncio.IncompleteReadError, TimeoutError) as error:
+                    # Like a real terminal: keep the fixes, reconnect, send them again.
+                    log.info("%s reconnects: %s", vehicle.identifier, error)
+                    stats.errors += 1
+                    await client.close()
+                    client = make_client(vehicle)
+                    if not await _connect(client, until, stats):
+                        return
+                    continue
                 stats.sent += len(pending)
                 if on_sent is not None:
                     on_sent(len(pending))
-                if await client.report(pending):
+                if acked:
                     stats.acked += len(pending)
                 else:
                     stats.refused += len(pending)
                 pending = []
             await asyncio.sleep(max(0.0, interval_s - (time.monotonic() - now)))
-    except (OSError, asyncio.IncompleteReadError, TimeoutError) as error:
-        log.warning("%s lost its connection: %s", vehicle.identifier, error)
-        stats.errors += 1
     finally:
         await client.close()
+
+
+async def _connect(client: JT808Terminal | OsmandPhone, until: float, stats: Stats) -> bool:
+    while time.monotonic() < until:
+        try:
+            await client.connect()
+        except PermissionError as error:
+            log.warning("%s", error)
+            stats.refused += 1
+            return False
+        except (OSError, asyncio.IncompleteReadError, TimeoutError):
+            stats.errors += 1
+            await asyncio.sleep(1.0)
+        else:
+            stats.connected += 1
+            return True
+    return False
 
 
 async def simulate(
