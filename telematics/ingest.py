@@ -27,7 +27,6 @@ from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
-from psycopg.types.json import Jsonb
 from redis import Redis
 from redis.exceptions import ResponseError
 from sqlalchemy import Engine
@@ -59,7 +58,8 @@ COLUMNS = (
     "vehicle_id, fix_time, device_id, received_at, point, speed_kmh, heading_deg, altitude_m,"
     " ignition, odometer_km, fuel_l, alarm_bits, status_bits, attributes"
 )
-# geometry's binary input is EWKB, so the point goes through COPY as raw bytes.
+# geometry's binary input is EWKB, and jsonb's a version byte then the text: both go through
+# COPY as raw bytes made here.
 COPY_TYPES = [
     "int4",
     "timestamptz",
@@ -74,7 +74,7 @@ COPY_TYPES = [
     "float4",
     "int4",
     "int4",
-    "jsonb",
+    "bytea",
 ]
 _EWKB_POINT = struct.Struct("<BIIdd")
 _EWKB_POINT_SRID = 0x20000001  # point type with the SRID flag
@@ -90,13 +90,22 @@ def _int32(value: Any) -> int:
     return value - (1 << 32) if value >= 1 << 31 else value
 
 
-def copy_row(row: Sequence[Any]) -> tuple[Any, ...]:
+def copy_row(row: Sequence[Any], received: dict[int, datetime] | None = None) -> tuple[Any, ...]:
+    """The COPY tuple of a stream row. `received` caches receipt times, which a gateway flush
+    shares across many rows."""
     lat, lon = row[R_LAT], row[R_LON]
+    received_ms = row[R_RECEIVED_MS]
+    if received is None:
+        received_at = stream.ms_to_datetime(received_ms)
+    else:
+        received_at = received.get(received_ms) or received.setdefault(
+            received_ms, stream.ms_to_datetime(received_ms)
+        )
     return (
         row[R_VEHICLE],
         stream.ms_to_datetime(row[R_FIX_MS]),
         row[R_DEVICE],
-        stream.ms_to_datetime(row[R_RECEIVED_MS]),
+        received_at,
         ewkb_point(lon, lat) if lat is not None and lon is not None else None,
         row[R_SPEED],
         row[R_HEADING],
@@ -106,8 +115,13 @@ def copy_row(row: Sequence[Any]) -> tuple[Any, ...]:
         row[R_FUEL],
         _int32(row[R_ALARM]),
         _int32(row[R_STATUS]),
-        Jsonb(row[R_ATTRIBUTES]) if row[R_ATTRIBUTES] else None,
+        _jsonb(row[R_ATTRIBUTES]) if row[R_ATTRIBUTES] else None,
     )
+
+
+def _jsonb(value: dict[str, Any]) -> bytes:
+    """jsonb's binary input: a version byte, then the JSON text."""
+    return b"\x01" + json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def month_start(ms: int) -> datetime:
@@ -272,7 +286,7 @@ class IngestWorker:
             vehicle_id = row[R_VEHICLE]
             memory = self._vehicles[vehicle_id]
             point = trips.TrackPoint(
-                fix_time=stream.ms_to_datetime(row[R_FIX_MS]),
+                t=row[R_FIX_MS] / 1000,
                 lat=row[R_LAT],
                 lon=row[R_LON],
                 speed_kmh=row[R_SPEED],
@@ -292,7 +306,8 @@ class IngestWorker:
     def _ensure_partitions(
         self, conn: psycopg.Connection[Any], ordered: Iterable[list[Any]]
     ) -> None:
-        months = {month_start(r[R_FIX_MS]) for r in ordered}
+        days = {r[R_FIX_MS] // 86_400_000 for r in ordered}
+        months = {month_start(day * 86_400_000) for day in days}
         for start in sorted(months):
             name = partition_name(start)
             if name in self._partitions:
@@ -315,7 +330,8 @@ class IngestWorker:
             conn.autocommit = True
             try:
                 self._ensure_partitions(conn, ordered)
-                copy_rows = [copy_row(r) for r in ordered]
+                received: dict[int, datetime] = {}
+                copy_rows = [copy_row(r, received) for r in ordered]
                 try:
                     with conn.transaction():
                         self._copy(conn, "position", copy_rows)

@@ -101,6 +101,7 @@ def drive(
             heading_deg=0.0,
             ignition=True,
             odometer_km=1000 + i * 0.111,
+            attributes={"sat": 9, "x_e1": "0a0b"},
             valid=True,
         )
         for i in range(n)

@@ -94,7 +94,8 @@ def test_point_and_values_land_in_postgis(fleetlet, redis, tsettings):
         row = conn.execute(
             text(
                 "SELECT ST_Y(point), ST_X(point), ST_SRID(point), speed_kmh, ignition, fix_time,"
-                " odometer_km FROM position WHERE vehicle_id = :v ORDER BY fix_time LIMIT 1"
+                " odometer_km, attributes FROM position WHERE vehicle_id = :v"
+                " ORDER BY fix_time LIMIT 1"
             ),
             {"v": fleetlet.targets[2].vehicle_id},
         ).one()
@@ -105,6 +106,7 @@ def test_point_and_values_land_in_postgis(fleetlet, redis, tsettings):
     assert row[4] is True
     assert row[5] == T0
     assert row[6] == pytest.approx(1000)
+    assert row[7] == {"sat": 9, "x_e1": "0a0b"}
 
 
 def test_a_fix_sent_twice_is_stored_once(fleetlet, redis, tsettings):

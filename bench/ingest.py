@@ -1,0 +1,409 @@
+"""Ingest throughput and live delay, each beside the storage limit measured in the same run.
+
+(a) storage limit: binary COPY of the same fixes into a `position` partition with its key;
+(b) worker stage: a pre-filled stream drained by `fleet worker` into committed rows (peak RSS);
+(c) end to end: simulated JT/T 808 terminals over TCP -> gateway -> Redis -> worker -> PostGIS,
+    sustained fixes/s, loss (acknowledged fixes missing from PostGIS), and the delay from gateway
+    receipt to delivery on the live WebSocket (p50/p99).
+
+    python -m bench.ingest [--fixes 200000] [--terminals 5000] [--rate 25000] [--duration 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from redis import Redis
+from sqlalchemy import Engine, text
+
+from bench._support import bench_settings, table
+from fleet.db import make_engine
+from fleet.settings import Settings
+from telematics import simulator, stream
+from telematics.fix import Fix
+from telematics.ingest import IngestWorker, copy_row
+from telematics.settings import TelematicsSettings
+from telematics.stream import Target
+
+BENCH_REDIS_DB = 14
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def redis_url(base: str) -> str:
+    return urlunsplit(urlsplit(base)._replace(path=f"/{BENCH_REDIS_DB}"))
+
+
+def make_fleet(engine: Engine, terminals: int) -> list[Target]:
+    """Units, vehicles and JT/T 808 devices for the bench, straight into the tables."""
+    with engine.begin() as conn:
+        conn.execute(
+            text("TRUNCATE position, trip, stop, device, driver, vehicle, org_unit CASCADE")
+        )
+        unit = conn.execute(
+            text(
+                "INSERT INTO org_unit (code, name, path) VALUES ('BENCH', '压测', '') RETURNING id"
+            )
+        ).scalar_one()
+        conn.execute(text("UPDATE org_unit SET path = id || '/' WHERE id = :u"), {"u": unit})
+        conn.execute(
+            text(
+                "INSERT INTO vehicle (plate, category, body_class, seats, energy, unit_id)"
+                " SELECT '浙A·B' || lpad(n::text, 5, '0'), 'general', 'sedan', 4, 'bev', :u"
+                " FROM generate_series(1, :n) n"
+            ),
+            {"u": unit, "n": terminals},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO device (protocol, identifier, vehicle_id, unit_id)"
+                " SELECT 'jt808', (13800000000 + v.id)::text, v.id, :u FROM vehicle v"
+            ),
+            {"u": unit},
+        )
+        rows = conn.execute(text("SELECT d.id, d.vehicle_id FROM device d ORDER BY d.id")).all()
+    return [Target(device_id=d, vehicle_id=v, unit_id=unit) for d, v in rows]
+
+
+def synthetic_rows(targets: list[Target], count: int) -> list[list[Any]]:
+    start = datetime.now(UTC) - timedelta(hours=2)
+    rows = []
+    per = max(1, count // len(targets))
+    received = stream.now_ms()
+    for i in range(count):
+        target = targets[i % len(targets)]
+        fix = Fix(
+            device_identifier="x",
+            fix_time=start + timedelta(seconds=(i // len(targets)) % per),
+            lat=30.2 + (i % 997) * 1e-4,
+            lon=120.1 + (i % 991) * 1e-4,
+            speed_kmh=42.0,
+            heading_deg=90.0,
+            altitude_m=12.0,
+            ignition=True,
+            odometer_km=1000.0 + i / 100,
+            attributes={"sat": 12},
+            valid=True,
+        )
+        rows.append(stream.to_row(fix, target, received))
+    return rows
+
+
+def storage_limit(engine: Engine, rows: list[list[Any]], redis: Redis) -> tuple[float, float]:
+    """(rows/s with the key, rows/s into a bare copy) for one COPY of `rows`."""
+    worker = IngestWorker(engine=engine, redis=redis, settings=TelematicsSettings())
+    copy_rows = [copy_row(r) for r in rows]
+    with engine.connect() as sa_conn:
+        conn = sa_conn.connection.driver_connection
+        assert conn is not None
+        conn.autocommit = True
+        worker._ensure_partitions(conn, rows)
+        conn.execute("CREATE TABLE IF NOT EXISTS position_bare (LIKE position)")
+        results = []
+        for table_name in ("position", "position_bare"):
+            conn.execute(f"TRUNCATE {table_name}")
+            started = time.perf_counter()
+            with conn.transaction():
+                worker._copy(conn, table_name, copy_rows)
+            results.append(len(rows) / (time.perf_counter() - started))
+        conn.execute("DROP TABLE position_bare")
+        conn.execute("TRUNCATE position")
+        conn.autocommit = False
+    return results[0], results[1]
+
+
+def child_env(settings: Settings, tsettings: dict[str, str]) -> dict[str, str]:
+    return {
+        **os.environ,
+        "FLEET_DATABASE_URL": settings.database_url,
+        "FLEET_REDIS_URL": redis_url(settings.redis_url),
+        **tsettings,
+    }
+
+
+def peak_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def count_positions(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text("SELECT count(*) FROM position")).scalar_one())
+
+
+def worker_stage(
+    settings: Settings, engine: Engine, redis: Redis, rows: list[list[Any]], env: dict[str, str]
+) -> tuple[float, float]:
+    shards = int(env["FLEET_STREAM_SHARDS"])
+    by_shard: dict[int, list[list[Any]]] = {}
+    for row in rows:
+        by_shard.setdefault(stream.shard_of(row[stream.R_VEHICLE], shards), []).append(row)
+    with redis.pipeline(transaction=False) as pipe:
+        for shard, shard_rows in by_shard.items():
+            for i in range(0, len(shard_rows), 200):
+                pipe.xadd(stream.stream_key(shard), {"p": stream.encode(shard_rows[i : i + 200])})
+        pipe.execute()
+    started = time.perf_counter()
+    worker = subprocess.Popen([sys.executable, "-m", "fleet.cli", "worker"], env=env)
+    try:
+        while count_positions(engine) < len(rows):
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - started
+        rss = peak_rss_mb(worker.pid)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    return len(rows) / elapsed, rss
+
+
+async def live_delays(api_port: int, token: str, until: float) -> list[float]:
+    import websockets
+
+    delays: list[float] = []
+    async with websockets.connect(
+        f"ws://127.0.0.1:{api_port}/ws/live?token={token}", max_size=None
+    ) as ws:
+        while time.monotonic() < until:
+            try:
+                raw = await asyncio.wait_for(ws.recv(), timeout=1.0)
+            except TimeoutError:
+                continue
+            now = stream.now_ms()
+            message = json.loads(raw)
+            if message["type"] == "positions":
+                delays += [now - item["received_ms"] for item in message["items"]]
+    return delays
+
+
+def end_to_end(
+    settings: Settings,
+    engine: Engine,
+    redis: Redis,
+    targets: list[Target],
+    env: dict[str, str],
+    *,
+    rate: float,
+    duration: float,
+    batch: int,
+    api_port: int,
+) -> dict[str, float]:
+    redis.flushdb()
+    with engine.begin() as conn:
+        conn.execute(text("TRUNCATE position, trip, stop"))
+    jt808_port = int(env["FLEET_JT808_PORT"])
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "fleet.cli", *args],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for args in (("gateway",), ("worker",), ("serve",))
+    ]
+    try:
+        _wait_port(jt808_port)
+        _wait_port(api_port)
+        token = _admin_token(engine, api_port)
+        vehicles = [
+            simulator.SimVehicle(str(13800000000 + t.vehicle_id), (30.25, 120.2)) for t in targets
+        ]
+        interval = len(vehicles) / rate  # each terminal takes a fix every interval
+        routes = simulator.StraightLegs((30.25, 120.2))
+
+        async def run() -> tuple[simulator.Stats, list[float], list[tuple[float, int]]]:
+            until = time.monotonic() + duration
+            samples: list[tuple[float, int]] = []
+
+            async def sample() -> None:
+                while time.monotonic() < until:
+                    samples.append(
+                        (time.monotonic(), await asyncio.to_thread(count_positions, engine))
+                    )
+                    await asyncio.sleep(2.0)
+
+            sim = asyncio.create_task(
+                simulator.simulate(
+                    vehicles,
+                    protocol="jt808",
+                    host="127.0.0.1",
+                    port=jt808_port,
+                    routes=routes,
+                    interval_s=interval,
+                    duration_s=duration,
+                    batch=batch,
+                    report_every_s=1e9,
+                )
+            )
+            live = asyncio.create_task(live_delays(api_port, token, until))
+            sampler = asyncio.create_task(sample())
+            stats = await sim
+            delays = await live
+            await sampler
+            return stats, delays, samples
+
+        stats, delays, samples = asyncio.run(run())
+        deadline = time.monotonic() + 120
+        while count_positions(engine) < stats.acked and time.monotonic() < deadline:
+            time.sleep(0.2)
+        stored = count_positions(engine)
+        worker_rss = peak_rss_mb(procs[1].pid)
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=30)
+    # Sustained rate: committed rows over the middle of the run, after the terminals connected.
+    steady = [s for s in samples if s[0] - samples[0][0] >= min(10.0, duration / 3)]
+    sustained = (
+        (steady[-1][1] - steady[0][1]) / (steady[-1][0] - steady[0][0])
+        if len(steady) >= 2
+        else float("nan")
+    )
+    delays.sort()
+    return {
+        "sustained": sustained,
+        "acked": stats.acked,
+        "stored": stored,
+        "lost": max(0, stats.acked - stored),
+        "p50": delays[len(delays) // 2] if delays else float("nan"),
+        "p99": delays[int(len(delays) * 0.99)] if delays else float("nan"),
+        "delivered": len(delays),
+        "worker_rss": worker_rss,
+        "connected": stats.connected,
+    }
+
+
+def _wait_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def _admin_token(engine: Engine, api_port: int) -> str:
+    import urllib.parse
+    import urllib.request
+
+    from sqlalchemy.orm import Session
+
+    from fleet import registry
+    from fleet.models import OrgUnit
+    from fleet.schemas import UserCreate
+
+    with Session(engine) as session, session.begin():
+        unit = session.query(OrgUnit).filter_by(code="BENCH").one()
+        registry.create_user(
+            session=session,
+            actor=None,
+            data=UserCreate(
+                username="bench-admin", password="bench-password", roles=["admin"], unit_id=unit.id
+            ),
+        )
+    body = urllib.parse.urlencode({"username": "bench-admin", "password": "bench-password"})
+    with urllib.request.urlopen(
+        f"http://127.0.0.1:{api_port}/api/v1/auth/token", data=body.encode(), timeout=10
+    ) as reply:
+        return str(json.load(reply)["access_token"])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--fixes", type=int, default=200_000)
+    parser.add_argument("--terminals", type=int, default=5000)
+    parser.add_argument("--rate", type=float, default=25_000, help="offered fixes/s in (c)")
+    parser.add_argument("--duration", type=float, default=60)
+    parser.add_argument("--batch", type=int, default=10, help="fixes per 0x0704 report")
+    args = parser.parse_args(
+        argv if argv is not None else sys.argv[1:] if __name__ == "__main__" else []
+    )
+    settings = bench_settings()
+    engine = make_engine(settings, pool_size=4)
+    redis = Redis.from_url(redis_url(settings.redis_url))
+    redis.flushdb()
+    targets = make_fleet(engine, args.terminals)
+    rows = synthetic_rows(targets, args.fixes)
+    keyed, bare = storage_limit(engine, rows, redis)
+    api_port = free_port()
+    env = child_env(
+        settings,
+        {
+            "FLEET_STREAM_SHARDS": "8",
+            "FLEET_JT808_PORT": str(free_port()),
+            "FLEET_OSMAND_PORT": str(free_port()),
+            "FLEET_HTTP_PORT": str(api_port),
+            "FLEET_GATEWAY_HOST": "127.0.0.1",
+            "FLEET_INGEST_BATCH_ENTRIES": "200",
+        },
+    )
+    stage, stage_rss = worker_stage(settings, engine, redis, rows, env)
+    e2e = end_to_end(
+        settings,
+        engine,
+        redis,
+        targets,
+        env,
+        rate=args.rate,
+        duration=args.duration,
+        batch=args.batch,
+        api_port=api_port,
+    )
+    print(
+        table(
+            [
+                ("stage", "figure", "vs (a)"),
+                ("(a) COPY, bare table", f"{bare:,.0f} fixes/s", f"{bare / keyed:.2f}"),
+                ("(a) COPY into position (with key)", f"{keyed:,.0f} fixes/s", "1.00"),
+                (
+                    "(b) worker: stream -> committed",
+                    f"{stage:,.0f} fixes/s",
+                    f"{stage / keyed:.2f}",
+                ),
+                ("(b) worker peak RSS", f"{stage_rss:,.0f} MB", ""),
+                (
+                    f"(c) end to end, {e2e['connected']:.0f} terminals, offered {args.rate:,.0f}/s",
+                    f"{e2e['sustained']:,.0f} fixes/s",
+                    f"{e2e['sustained'] / keyed:.2f}",
+                ),
+                (
+                    "(c) acknowledged / stored / lost",
+                    f"{e2e['acked']:,.0f} / {e2e['stored']:,.0f} / {e2e['lost']:,.0f}",
+                    "",
+                ),
+                (
+                    "(c) live delay p50 / p99",
+                    f"{e2e['p50']:.0f} / {e2e['p99']:.0f} ms ({e2e['delivered']:,.0f} deliveries)",
+                    "",
+                ),
+                ("(c) worker peak RSS", f"{e2e['worker_rss']:,.0f} MB", ""),
+            ]
+        )
+    )
+    redis.flushdb()
+    redis.close()
+    engine.dispose()
+
+
+if __name__ == "__main__":
+    main()
