@@ -369,28 +369,37 @@ class IngestWorker:
     ) -> None:
         for vehicle_id, segment in segments:
             if isinstance(segment, trips.Trip):
+                # The line is drawn from the trip's stored fixes (this batch's are in the same
+                # transaction), so the segmentation state never carries a growing path.
                 conn.execute(
                     "INSERT INTO trip (vehicle_id, start_at, end_at, start_point, end_point, path,"
                     " distance_m, duration_s, max_speed_kmh, avg_speed_kmh, odometer_start_km,"
-                    " odometer_end_km) VALUES (%s, %s, %s, ST_SetSRID(ST_MakePoint(%s, %s), 4326),"
-                    " ST_SetSRID(ST_MakePoint(%s, %s), 4326), ST_GeomFromText(%s, 4326),"
-                    " %s, %s, %s, %s, %s, %s) ON CONFLICT (vehicle_id, start_at) DO NOTHING",
-                    (
-                        vehicle_id,
-                        segment.start_at,
-                        segment.end_at,
-                        segment.start[1],
-                        segment.start[0],
-                        segment.end[1],
-                        segment.end[0],
-                        _linestring(segment.path),
-                        segment.distance_m,
-                        segment.duration_s,
-                        segment.max_speed_kmh,
-                        segment.avg_speed_kmh,
-                        segment.odometer_start_km,
-                        segment.odometer_end_km,
-                    ),
+                    " odometer_end_km)"
+                    " SELECT %(v)s, %(s)s, %(e)s,"
+                    " ST_SetSRID(ST_MakePoint(%(slon)s, %(slat)s), 4326),"
+                    " ST_SetSRID(ST_MakePoint(%(elon)s, %(elat)s), 4326),"
+                    " CASE WHEN count(point) >= 2 THEN ST_MakeLine(point ORDER BY fix_time)"
+                    " ELSE ST_MakeLine(ST_SetSRID(ST_MakePoint(%(slon)s, %(slat)s), 4326),"
+                    " ST_SetSRID(ST_MakePoint(%(elon)s, %(elat)s), 4326)) END,"
+                    " %(d)s, %(dur)s, %(max)s, %(avg)s, %(o1)s, %(o2)s"
+                    " FROM position WHERE vehicle_id = %(v)s AND fix_time BETWEEN %(s)s AND %(e)s"
+                    " AND point IS NOT NULL"
+                    " ON CONFLICT (vehicle_id, start_at) DO NOTHING",
+                    {
+                        "v": vehicle_id,
+                        "s": segment.start_at,
+                        "e": segment.end_at,
+                        "slat": segment.start[0],
+                        "slon": segment.start[1],
+                        "elat": segment.end[0],
+                        "elon": segment.end[1],
+                        "d": segment.distance_m,
+                        "dur": segment.duration_s,
+                        "max": segment.max_speed_kmh,
+                        "avg": segment.avg_speed_kmh,
+                        "o1": segment.odometer_start_km,
+                        "o2": segment.odometer_end_km,
+                    },
                 )
             else:
                 conn.execute(
@@ -497,8 +506,3 @@ def live_item(row: Sequence[Any]) -> dict[str, Any]:
         "heading_deg": row[R_HEADING],
         "ignition": row[R_IGNITION],
     }
-
-
-def _linestring(path: Sequence[tuple[float, float]]) -> str:
-    points = list(path) if len(path) > 1 else [path[0], path[0]]
-    return "LINESTRING(" + ",".join(f"{lon} {lat}" for lat, lon in points) + ")"

@@ -14,12 +14,11 @@ than `split_gap_s` ends the open trip at its last point.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
 _EARTH_RADIUS_M = 6_371_008.8
-MAX_PATH_POINTS = 10_000
 
 
 def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -69,11 +68,13 @@ class Thresholds:
 
 @dataclass(frozen=True, slots=True)
 class Trip:
+    """A closed trip. Its line is not kept here: the track is in PostGIS already, so the worker
+    draws it there (`ST_MakeLine` over the trip's fixes) and this state stays small."""
+
     start_at: datetime
     end_at: datetime
     start: tuple[float, float]
     end: tuple[float, float]
-    path: tuple[tuple[float, float], ...]
     distance_m: float
     duration_s: float
     max_speed_kmh: float | None
@@ -96,21 +97,22 @@ Segment = Trip | Stop
 
 @dataclass(slots=True)
 class State:
-    """Times are epoch seconds, positions (lat, lon) lists, so the state is JSON as it stands."""
+    """Times are epoch seconds, positions [lat, lon] lists, so the state is JSON as it stands,
+    and it has the same small size however long a trip runs."""
 
     last_t: float | None = None
     last_pos: list[float] | None = None
     last_odo: float | None = None
     # the open trip
     trip_t: float | None = None
-    path: list[list[float]] = field(default_factory=list)
+    start_pos: list[float] | None = None
     distance_m: float = 0.0
     max_speed: float | None = None
     odo_start: float | None = None
     odo_end: float | None = None
-    # standing still inside the trip since when, and how much of the path was driven by then
+    # standing still inside the trip since when, where, and how far the trip had come by then
     still_t: float | None = None
-    still_path_len: int = 0
+    still_pos: list[float] | None = None
     still_distance_m: float = 0.0
     still_odo: float | None = None
     # the open stop (between trips)
@@ -118,12 +120,11 @@ class State:
     stop_pos: list[float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        # Shallow on purpose: every value is already JSON (numbers, lists of numbers).
         return {name: getattr(self, name) for name in _STATE_FIELDS}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> State:
-        return cls(**data)
+        return cls(**{k: v for k, v in data.items() if k in _STATE_FIELDS})
 
 
 _STATE_FIELDS = tuple(f.name for f in fields(State))
@@ -136,15 +137,20 @@ def _dt(t: float) -> datetime:
 def _close_trip(
     s: State,
     end_t: float,
-    path_len: int,
+    end_pos: list[float] | None,
     distance: float,
     odo_end: float | None,
     th: Thresholds,
     out: list[Segment],
 ) -> None:
     """End the open trip at `end_t`; report it (and the stop before it) if it was long enough."""
-    path = s.path[:path_len] if path_len else s.path
-    if s.trip_t is not None and distance >= th.min_trip_distance_m and len(path) >= 2:
+    start_pos = s.start_pos
+    if (
+        s.trip_t is not None
+        and start_pos is not None
+        and end_pos is not None
+        and (distance >= th.min_trip_distance_m)
+    ):
         if (
             s.stop_t is not None
             and s.stop_pos is not None
@@ -156,17 +162,12 @@ def _close_trip(
                 )
             )
         duration = max(end_t - s.trip_t, 0.0)
-        points = [(p[0], p[1]) for p in path]
-        if len(points) > MAX_PATH_POINTS:
-            stride = math.ceil(len(points) / MAX_PATH_POINTS)
-            points = points[::stride] + ([points[-1]] if (len(points) - 1) % stride else [])
         out.append(
             Trip(
                 start_at=_dt(s.trip_t),
                 end_at=_dt(end_t),
-                start=points[0],
-                end=points[-1],
-                path=tuple(points),
+                start=(start_pos[0], start_pos[1]),
+                end=(end_pos[0], end_pos[1]),
                 distance_m=distance,
                 duration_s=duration,
                 max_speed_kmh=s.max_speed,
@@ -175,19 +176,26 @@ def _close_trip(
                 odometer_end_km=odo_end,
             )
         )
-        s.stop_t, s.stop_pos = end_t, list(path[-1])
+        s.stop_t, s.stop_pos = end_t, list(end_pos)
     elif s.stop_t is None:
         # Too short to be a trip: the vehicle has been standing since the trip began.
-        s.stop_t, s.stop_pos = s.trip_t, (list(s.path[0]) if s.path else s.last_pos)
-    s.trip_t, s.path, s.distance_m, s.max_speed = None, [], 0.0, None
+        s.stop_t, s.stop_pos = s.trip_t, start_pos or s.last_pos
+    s.trip_t, s.start_pos, s.distance_m, s.max_speed = None, None, 0.0, None
     s.odo_start = s.odo_end = None
-    s.still_t, s.still_path_len, s.still_distance_m, s.still_odo = None, 0, 0.0, None
+    s.still_t, s.still_pos, s.still_distance_m, s.still_odo = None, None, 0.0, None
+
+
+def _close_open_trip(s: State, th: Thresholds, out: list[Segment]) -> None:
+    """Close at the moment it stopped, if it had; else at its last fix."""
+    if s.still_t is not None:
+        _close_trip(s, s.still_t, s.still_pos, s.still_distance_m, s.still_odo, th, out)
+    elif s.last_t is not None:
+        _close_trip(s, s.last_t, s.last_pos, s.distance_m, s.odo_end, th, out)
 
 
 def step(state: State | None, point: TrackPoint, th: Thresholds) -> tuple[State, list[Segment]]:
     """The state after `point`. The state passed in is taken over (updated in place and
-    returned), so a long trip's path is not copied at every fix; keep `to_dict()` snapshots
-    where an earlier state must survive."""
+    returned); keep a `to_dict()` snapshot where an earlier state must survive."""
     s = State() if state is None else state
     out: list[Segment] = []
     t = point.t
@@ -195,17 +203,7 @@ def step(state: State | None, point: TrackPoint, th: Thresholds) -> tuple[State,
         return s, out  # a re-sent or older point: already accounted for
     gap = None if s.last_t is None else t - s.last_t
     if gap is not None and gap > th.split_gap_s and s.trip_t is not None:
-        end = s.still_t if s.still_t is not None else s.last_t
-        assert end is not None
-        _close_trip(
-            s,
-            end,
-            s.still_path_len if s.still_t is not None else 0,
-            s.still_distance_m if s.still_t is not None else s.distance_m,
-            s.still_odo if s.still_t is not None else s.odo_end,
-            th,
-            out,
-        )
+        _close_open_trip(s, th, out)
     pos = [point.lat, point.lon] if point.lat is not None and point.lon is not None else None
     moved_m = 0.0
     if pos is not None and s.last_pos is not None:
@@ -219,19 +217,16 @@ def step(state: State | None, point: TrackPoint, th: Thresholds) -> tuple[State,
     if s.stop_t is None and s.trip_t is None:
         s.stop_t, s.stop_pos = t, pos or s.last_pos
     if moving and s.trip_t is None and (pos is not None or s.last_pos is not None):
-        start_pos = s.last_pos or pos
-        assert start_pos is not None
-        s.trip_t = (
-            s.last_t if s.last_t is not None and gap is not None and gap <= th.split_gap_s else t
-        )
-        s.path = [list(start_pos)]
+        recent = s.last_t is not None and gap is not None and gap <= th.split_gap_s
+        s.trip_t = s.last_t if recent else t
+        s.start_pos = s.last_pos or pos
         s.distance_m, s.max_speed = 0.0, None
         # The trip starts where the vehicle last stood, and so does its odometer reading.
         s.odo_start = s.odo_end = s.last_odo if s.last_odo is not None else point.odometer_km
+        if s.start_pos is pos:
+            moved_m = 0.0
     if s.trip_t is not None:
-        if pos is not None and (not s.path or moved_m > 0):
-            s.distance_m += moved_m if s.path else 0.0
-            s.path.append(pos)
+        s.distance_m += moved_m
         if point.speed_kmh is not None and moving:
             s.max_speed = max(s.max_speed or 0.0, point.speed_kmh)
         if point.odometer_km is not None:
@@ -241,10 +236,10 @@ def step(state: State | None, point: TrackPoint, th: Thresholds) -> tuple[State,
         if moving:
             s.still_t = None
         elif s.still_t is None:
-            s.still_t, s.still_path_len = t, len(s.path)
+            s.still_t, s.still_pos = t, pos or s.last_pos
             s.still_distance_m, s.still_odo = s.distance_m, s.odo_end
         elif t - s.still_t >= th.min_stop_duration_s:
-            _close_trip(s, s.still_t, s.still_path_len, s.still_distance_m, s.still_odo, th, out)
+            _close_trip(s, s.still_t, s.still_pos, s.still_distance_m, s.still_odo, th, out)
     if pos is not None:
         s.last_pos = pos
     if point.odometer_km is not None:
@@ -255,21 +250,12 @@ def step(state: State | None, point: TrackPoint, th: Thresholds) -> tuple[State,
 
 def flush(state: State, th: Thresholds, now: datetime) -> tuple[State, list[Segment]]:
     """Close a trip whose vehicle stopped reporting more than `split_gap_s` ago."""
-    s = replace(state, path=list(state.path))
+    s = replace(state)
     out: list[Segment] = []
     if (
         s.trip_t is not None
         and s.last_t is not None
         and now.timestamp() - s.last_t > th.split_gap_s
     ):
-        still = s.still_t is not None
-        _close_trip(
-            s,
-            s.still_t if still and s.still_t is not None else s.last_t,
-            s.still_path_len if still else 0,
-            s.still_distance_m if still else s.distance_m,
-            s.still_odo if still else s.odo_end,
-            th,
-            out,
-        )
+        _close_open_trip(s, th, out)
     return s, out
