@@ -249,6 +249,7 @@ def end_to_end(
                     duration_s=duration,
                     batch=batch,
                     report_every_s=1e9,
+                    fix_step_s=1.0,
                 )
             )
             live = asyncio.create_task(live_delays(api_port, token, until))
@@ -263,6 +264,7 @@ def end_to_end(
         while count_positions(engine) < stats.acked and time.monotonic() < deadline:
             time.sleep(0.2)
         stored = count_positions(engine)
+        duplicates = int(redis.hget(stream.COUNTERS, "duplicate") or 0)
         worker_rss = peak_rss_mb(procs[1].pid)
     finally:
         for proc in procs:
@@ -281,7 +283,8 @@ def end_to_end(
         "sustained": sustained,
         "acked": stats.acked,
         "stored": stored,
-        "lost": max(0, stats.acked - stored),
+        "lost": max(0, stats.acked - stored - duplicates),
+        "duplicates": duplicates,
         "p50": delays[len(delays) // 2] if delays else float("nan"),
         "p99": delays[int(len(delays) * 0.99)] if delays else float("nan"),
         "delivered": len(delays),
@@ -387,8 +390,9 @@ def main(argv: list[str] | None = None) -> None:
                     f"{e2e['sustained'] / keyed:.2f}",
                 ),
                 (
-                    "(c) acknowledged / stored / lost",
-                    f"{e2e['acked']:,.0f} / {e2e['stored']:,.0f} / {e2e['lost']:,.0f}",
+                    "(c) acknowledged / stored / duplicate / lost",
+                    f"{e2e['acked']:,.0f} / {e2e['stored']:,.0f} / {e2e['duplicates']:,.0f}"
+                    f" / {e2e['lost']:,.0f}",
                     "",
                 ),
                 (

@@ -215,7 +215,17 @@ class IngestWorker:
             stream.GROUP, self.consumer, dict.fromkeys(keys, ">"), count=count, block=self.block_ms
         )
         assert isinstance(reply, list)
-        return [(k.decode(), i, f) for k, items in reply for i, f in items]
+        found = [(k.decode(), i, f) for k, items in reply for i, f in items]
+        # Under a steady trickle each read returns a few entries; a batch that small would pay
+        # the transaction's fixed cost for a handful of fixes. Linger briefly to fill it.
+        deadline = time.monotonic() + self.settings.ingest_linger_ms / 1000
+        while found and len(found) < count and time.monotonic() < deadline:
+            time.sleep(0.005)
+            more: Any = self.redis.xreadgroup(
+                stream.GROUP, self.consumer, dict.fromkeys(keys, ">"), count=count - len(found)
+            )
+            found += [(k.decode(), i, f) for k, items in more for i, f in items]
+        return found
 
     def _claim_abandoned(
         self, keys: list[str], count: int

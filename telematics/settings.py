@@ -43,6 +43,9 @@ class TelematicsSettings(BaseSettings):
     ingest_batch_entries: int = Field(
         200, ge=1, description="Stream entries an ingest worker takes per batch (count)."
     )
+    ingest_linger_ms: float = Field(
+        50, ge=0, le=1000, description="How long a worker waits to fill a small batch, in ms."
+    )
     ingest_claim_idle_s: float = Field(
         30, gt=0, description="A pending entry idle this long is claimed from a dead worker (s)."
     )

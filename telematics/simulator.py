@@ -16,7 +16,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 from urllib.parse import urlencode
 
@@ -277,7 +277,11 @@ async def run_vehicle(
     seed: int,
     batch: int = 1,
     on_sent: Callable[[int], None] | None = None,
+    clock: Callable[[int], datetime] | None = None,
 ) -> None:
+    """Drive one vehicle until `until`. `clock(n)` dates the n-th fix; by default it is the wall
+    clock, and a load test passes a compressed one (JT/T 808 times have whole seconds, so a
+    terminal reporting five times a second must report five different seconds)."""
     rng = random.Random(seed)  # noqa: S311 - simulated driving, not security
     motion = Motion(
         position=vehicle.start, rng=rng, routes=routes, odometer_km=rng.uniform(1e3, 9e4)
@@ -289,12 +293,15 @@ async def run_vehicle(
         return
     pending: list[Fix] = []
     last = time.monotonic()
+    sequence = 0
     try:
         while time.monotonic() < until:
             now = time.monotonic()
             motion.advance(now, now - last)
             last = now
-            pending.append(motion.fix(vehicle.identifier, datetime.now(UTC)))
+            moment = clock(sequence) if clock is not None else datetime.now(UTC)
+            sequence += 1
+            pending.append(motion.fix(vehicle.identifier, moment))
             if len(pending) >= batch:
                 try:
                     acked = await client.report(pending)
@@ -348,7 +355,10 @@ async def simulate(
     duration_s: float,
     batch: int = 1,
     report_every_s: float = 10.0,
+    fix_step_s: float | None = None,
 ) -> Stats:
+    """With `fix_step_s`, fixes are dated that far apart whatever `interval_s` is, starting far
+    enough in the past that the last one is not in the future (a load test's compressed time)."""
     stats = Stats()
 
     def make_client(vehicle: SimVehicle) -> JT808Terminal | OsmandPhone:
@@ -357,6 +367,14 @@ async def simulate(
         return OsmandPhone(host, port, vehicle.identifier)
 
     until = time.monotonic() + duration_s
+    clock: Callable[[int], datetime] | None = None
+    if fix_step_s is not None:
+        step = fix_step_s
+        origin = datetime.now(UTC) - timedelta(seconds=duration_s / interval_s * step + 60)
+
+        def clock(n: int) -> datetime:
+            return origin + timedelta(seconds=n * step)
+
     tasks = [
         asyncio.create_task(
             run_vehicle(
@@ -368,6 +386,7 @@ async def simulate(
                 stats=stats,
                 seed=n,
                 batch=batch,
+                clock=clock,
             )
         )
         for n, v in enumerate(vehicles)
