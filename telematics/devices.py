@@ -5,11 +5,13 @@ unknown devices are recorded (rate-limited) so an administrator can register the
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, select
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from fleet.models import Device, DeviceProtocol, Vehicle
@@ -18,6 +20,8 @@ from telematics.models import UnknownDevice
 from telematics.stream import Target
 
 _NEGATIVE_TTL_S = 10.0
+_RETRY_S = 2.0
+log = logging.getLogger("fleet.gateway.devices")
 _RECORD_EVERY_S = 30.0
 
 
@@ -76,7 +80,17 @@ class DeviceDirectory:
         }
 
     async def refresh(self) -> None:
-        self._known = await asyncio.to_thread(self._load_all)
+        """Reload the registry. While the database is away the copy in memory stays in use, so
+        registered devices keep reporting into Redis; the next lookup tries again."""
+        try:
+            known = await asyncio.to_thread(self._load_all)
+        except (OperationalError, OSError) as error:
+            if not self._known:
+                raise
+            log.warning("device registry unavailable, using the cached copy: %s", error)
+            self._loaded_at = time.monotonic() - self._refresh_s + _RETRY_S
+            return
+        self._known = known
         self._missing.clear()
         self._loaded_at = time.monotonic()
 
@@ -112,7 +126,12 @@ class DeviceDirectory:
         self._recorded[key] = now
         if len(self._recorded) > 100_000:  # a scan of random identifiers must not grow this forever
             self._recorded.clear()
-        await asyncio.to_thread(self._upsert_unknown, protocol, identifier, remote_addr, message)
+        try:
+            await asyncio.to_thread(
+                self._upsert_unknown, protocol, identifier, remote_addr, message
+            )
+        except (OperationalError, OSError) as error:
+            log.warning("could not record unknown device %s: %s", identifier, error)
 
     def _upsert_unknown(
         self, protocol: DeviceProtocol, identifier: str, remote_addr: str, message: str
