@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import struct
 import threading
 import time
@@ -122,6 +123,35 @@ def copy_row(row: Sequence[Any], received: dict[int, datetime] | None = None) ->
 def _jsonb(value: dict[str, Any]) -> bytes:
     """jsonb's binary input: a version byte, then the JSON text."""
     return b"\x01" + json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+_INT = (R_VEHICLE, R_DEVICE, R_UNIT, R_FIX_MS, R_RECEIVED_MS)
+_NUMBER_OR_NONE = (R_LAT, R_LON, R_SPEED, R_HEADING, R_ALTITUDE, R_ODOMETER, R_FUEL)
+_MS_RANGE = (0, 253_402_300_799_999)  # up to 9999-12-31
+
+
+def well_formed(row: Any) -> bool:
+    """A row the gateways could have written: anything else is counted and dropped, because
+    one bad row must not hold back the batch it came in."""
+    if not isinstance(row, list) or len(row) != R_ATTRIBUTES + 1:
+        return False
+    if not all(type(row[i]) is int for i in _INT):
+        return False
+    if not all(_MS_RANGE[0] <= row[i] <= _MS_RANGE[1] for i in (R_FIX_MS, R_RECEIVED_MS)):
+        return False
+    if not all(0 < row[i] < 2**31 for i in (R_VEHICLE, R_DEVICE)):
+        return False
+    for i in _NUMBER_OR_NONE:
+        value = row[i]
+        if value is not None and (type(value) not in (int, float) or not math.isfinite(value)):
+            return False
+    if (row[R_LAT] is None) != (row[R_LON] is None):
+        return False
+    if row[R_IGNITION] is not None and type(row[R_IGNITION]) is not bool:
+        return False
+    if not all(type(row[i]) is int for i in (R_ALARM, R_STATUS)):
+        return False
+    return row[R_ATTRIBUTES] is None or isinstance(row[R_ATTRIBUTES], dict)
 
 
 def month_start(ms: int) -> datetime:
@@ -250,14 +280,17 @@ class IngestWorker:
         broken: Counter[str] = Counter()
         for _, _, fields in entries:
             try:
-                for row in stream.decode(fields[b"p"]):
-                    if len(row) != R_ATTRIBUTES + 1:
-                        raise ValueError("row of the wrong length")
-                    rows[(row[R_VEHICLE], row[R_FIX_MS], row[R_DEVICE])] = row
-                    result.fixes += 1
+                decoded = stream.decode(fields[b"p"])
             except (KeyError, ValueError, TypeError):
                 result.broken_entries += 1
                 broken["broken_stream_entry"] += 1
+                continue
+            for row in decoded:
+                if not well_formed(row):
+                    broken["broken_stream_row"] += 1
+                    continue
+                rows[(row[R_VEHICLE], row[R_FIX_MS], row[R_DEVICE])] = row
+                result.fixes += 1
         result.duplicates = result.fixes - len(rows)
         ordered = sorted(rows.values(), key=lambda r: (r[R_VEHICLE], r[R_FIX_MS]))
         self._load_vehicles({r[R_VEHICLE] for r in ordered})

@@ -11,6 +11,8 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from redis import Redis
 from sqlalchemy import text
 
@@ -217,4 +219,36 @@ def test_worker_killed_mid_run_loses_and_duplicates_nothing(fleetlet, redis, tse
             " device_id FROM position) d",
         )
         == total
+    )
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    payloads=st.lists(
+        st.one_of(
+            st.binary(max_size=60),
+            st.recursive(
+                st.none() | st.integers() | st.floats() | st.text(max_size=5),
+                lambda c: st.lists(c, max_size=16),
+                max_leaves=40,
+            ).map(lambda v: json.dumps(v).encode()),
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
+@example(payloads=[json.dumps([["x"] * 16, [None] * 16, [1] * 15 + [[]]]).encode()])
+def test_random_stream_entries_never_crash_the_worker(fleetlet, redis, tsettings, payloads):
+    """Whatever lands in the stream, the worker counts it and moves on; nothing stays pending."""
+    worker = make_worker(fleetlet, redis, tsettings)
+    for payload in payloads:
+        redis.xadd(stream.stream_key(0), {"p": payload})
+    push(redis, rows_for(fleetlet, 0, 2), tsettings.stream_shards)
+    drain(worker)
+    assert pending(redis, tsettings.stream_shards) == 0
+    assert (
+        count(fleetlet, "SELECT count(*) FROM position WHERE fix_time = '2026-11-20T01:00:00Z'")
+        == 1
     )

@@ -15,9 +15,7 @@ from hypothesis import strategies as st
 from telematics.fix import Fix
 from telematics.protocols import jt808
 
-VECTORS_FILE = (
-    Path(__file__).resolve().parents[3] / "shared" / "protocols" / "vectors" / "jt808-frames.json"
-)
+VECTORS_FILE = Path(__file__).resolve().parents[1] / "data" / "jt808-frames.json"
 VECTORS = json.loads(VECTORS_FILE.read_text())["vectors"]
 HEX_VECTORS = [v for v in VECTORS if v["message"]["encoding"] == "hex"]
 STANDARD_ITEMS = {"0x01", "0x02", "0x03", "0x04", "0x25", "0x2a", "0x2b", "0x30", "0x31"}
