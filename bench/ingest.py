@@ -31,7 +31,7 @@ from fleet.db import make_engine
 from fleet.settings import Settings
 from telematics import simulator, stream
 from telematics.fix import Fix
-from telematics.ingest import IngestWorker, copy_row
+from telematics.ingest import IngestWorker, encode_copy
 from telematics.settings import TelematicsSettings
 from telematics.stream import Target
 
@@ -106,7 +106,7 @@ def synthetic_rows(targets: list[Target], count: int) -> list[list[Any]]:
 def storage_limit(engine: Engine, rows: list[list[Any]], redis: Redis) -> tuple[float, float]:
     """(rows/s with the key, rows/s into a bare copy) for one COPY of `rows`."""
     worker = IngestWorker(engine=engine, redis=redis, settings=TelematicsSettings())
-    copy_rows = [copy_row(r) for r in rows]
+    data = encode_copy(rows)
     with engine.connect() as sa_conn:
         conn = sa_conn.connection.driver_connection
         assert conn is not None
@@ -118,7 +118,7 @@ def storage_limit(engine: Engine, rows: list[list[Any]], redis: Redis) -> tuple[
             conn.execute(f"TRUNCATE {table_name}")
             started = time.perf_counter()
             with conn.transaction():
-                worker._copy(conn, table_name, copy_rows)
+                worker._copy(conn, table_name, data)
             results.append(len(rows) / (time.perf_counter() - started))
         conn.execute("DROP TABLE position_bare")
         conn.execute("TRUNCATE position")
