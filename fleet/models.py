@@ -208,6 +208,8 @@ class Device(Timestamped, Base):
     vehicle_id: Mapped[int | None] = mapped_column(ForeignKey("vehicle.id", ondelete="RESTRICT"))
     unit_id: Mapped[int] = mapped_column(ForeignKey("org_unit.id", ondelete="RESTRICT"))
     enabled: Mapped[bool] = mapped_column(Boolean, server_default="true")
+    # Integrations (protocol `api`) authenticate with a token; only its SHA-256 is kept.
+    token_digest: Mapped[str | None] = mapped_column(String(64), unique=True)
 
     __table_args__ = (
         UniqueConstraint("protocol", "identifier"),

@@ -7,6 +7,8 @@ the same transaction. Services flush and never commit.
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -627,6 +629,7 @@ def create_device(*, session: Session, actor: Actor, data: DeviceCreate) -> Devi
         unit_id=unit_id,
         enabled=data.enabled,
     )
+    token = _new_device_token(device) if device.protocol == DeviceProtocol.API else None
     session.add(device)
     with _unique_fields():
         session.flush()
@@ -638,6 +641,37 @@ def create_device(*, session: Session, actor: Actor, data: DeviceCreate) -> Devi
         entity_id=device.id,
         after=audit.snapshot(device),
     )
+    device.token = token  # type: ignore[attr-defined]  # shown once, never stored
+    return device
+
+
+def device_token_digest(token: str) -> str:
+    # The token is 256 random bits, so a plain hash is as good as a slow one here.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _new_device_token(device: Device) -> str:
+    token = secrets.token_urlsafe(32)
+    device.token_digest = device_token_digest(token)
+    return token
+
+
+def rotate_device_token(*, session: Session, actor: Actor, device_id: int) -> Device:
+    """A new token for an integration; the old one stops working at once."""
+    require(actor, "device", "write")
+    device = _get_scoped(session, Device, actor, device_id, "device")
+    if device.protocol != DeviceProtocol.API:
+        raise Invalid("only devices of protocol api have tokens", field="protocol")
+    token = _new_device_token(device)
+    session.flush()
+    audit.record(
+        session=session,
+        actor=actor.ref,
+        action="rotate_token",
+        entity="device",
+        entity_id=device.id,
+    )
+    device.token = token  # type: ignore[attr-defined]
     return device
 
 

@@ -321,6 +321,11 @@ def create_device(session: SessionDep, actor: ActorDep, data: DeviceCreate) -> A
     return registry.create_device(session=session, actor=actor, data=data)
 
 
+@router.post("/devices/{device_id}/token", response_model=DeviceOut, tags=["devices"])
+def rotate_device_token(session: SessionDep, actor: ActorDep, device_id: int) -> Any:
+    return registry.rotate_device_token(session=session, actor=actor, device_id=device_id)
+
+
 @router.get("/devices/{device_id}", response_model=DeviceOut, tags=["devices"])
 def get_device(session: SessionDep, actor: ActorDep, device_id: int) -> Any:
     return registry.get_device(session=session, actor=actor, device_id=device_id)

@@ -261,6 +261,11 @@ class DeviceOut(Out):
     vehicle_id: int | None
     unit_id: int
     enabled: bool
+    token: str | None = Field(
+        None,
+        description="For `api` devices, once, when created or rotated: send it as "
+        "`Authorization: Bearer <token>` to POST /api/v1/telemetry. Only a digest is stored.",
+    )
 
 
 class AuditEntryOut(Out):

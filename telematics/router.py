@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query, Request
 
-from fleet.api import ActorDep, ListingDep, RedisDep, SessionDep
+from fleet.api import ActorDep, ListingDep, RedisDep, SessionDep, current_token
 from telematics import service
 
 router = APIRouter(prefix="/api/v1", tags=["telematics"])
@@ -73,6 +73,25 @@ def unknown_devices(session: SessionDep, actor: ActorDep, listing: ListingDep) -
         "limit": listing.limit,
         "offset": listing.offset,
     }
+
+
+@router.post("/telemetry", status_code=202)
+def telemetry(
+    session: SessionDep,
+    redis: RedisDep,
+    request: Request,
+    batch: service.TelemetryBatch,
+    token: Annotated[str, Depends(current_token)],
+) -> dict[str, Any]:
+    """The JSON batch API for integrations: `Authorization: Bearer <device token>` (a device of
+    protocol `api`). 202 with how many fixes were accepted and why any were dropped."""
+    return service.accept_batch(
+        session=session,
+        redis=redis,
+        settings=request.app.state.telematics_settings,
+        token=token,
+        batch=batch,
+    )
 
 
 @router.get("/telemetry/counters")

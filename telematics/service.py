@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
 from redis import Redis
 from shapely import LineString
 from sqlalchemy import func, select
@@ -13,10 +14,12 @@ from sqlalchemy.orm import Session
 
 from fleet import registry
 from fleet.auth import Actor, require, units_in_scope
-from fleet.errors import Forbidden, Invalid
-from fleet.models import Role, Vehicle
+from fleet.errors import Conflict, Forbidden, Invalid, NotAuthenticated, StoreUnavailable
+from fleet.models import Device, Role, Vehicle
 from telematics import stream
+from telematics.fix import Fix, check_fix
 from telematics.models import Position, Trip, UnknownDevice
+from telematics.settings import TelematicsSettings
 
 MAX_RANGE = timedelta(days=31)
 MAX_POINTS = 200_000
@@ -208,3 +211,94 @@ def counters(*, redis: Redis, actor: Actor) -> dict[str, int]:
         raise Forbidden("only administrators and supervisors read the ingest counters")
     raw: Any = redis.hgetall(stream.COUNTERS)
     return {k.decode(): int(v) for k, v in raw.items()}
+
+
+class TelemetryFix(BaseModel):
+    """One fix of the JSON batch API (units in the names, as everywhere in Fleet)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fix_time: datetime
+    lat: float | None = Field(None, ge=-90, le=90)
+    lon: float | None = Field(None, ge=-180, le=180)
+    speed_kmh: float | None = Field(None, ge=0)
+    heading_deg: float | None = Field(None, ge=0, lt=360)
+    altitude_m: float | None = None
+    ignition: bool | None = None
+    odometer_km: float | None = Field(None, ge=0)
+    fuel_l: float | None = Field(None, ge=0)
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class TelemetryBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    fixes: list[TelemetryFix] = Field(min_length=1, max_length=1000)
+
+
+def accept_batch(
+    *,
+    session: Session,
+    redis: Redis,
+    settings: TelematicsSettings,
+    token: str,
+    batch: TelemetryBatch,
+) -> dict[str, Any]:
+    """Validate and append an integration's fixes to the stream; answer what was accepted and
+    why anything was dropped. The reply comes only once the accepted fixes are in Redis."""
+    device = session.scalar(
+        select(Device).where(Device.token_digest == registry.device_token_digest(token))
+    )
+    if device is None or not device.enabled:
+        raise NotAuthenticated("unknown or disabled device token")
+    if device.vehicle_id is None:
+        raise Conflict("this device is not fitted to a vehicle")
+    vehicle = session.get(Vehicle, device.vehicle_id)
+    assert vehicle is not None
+    target = stream.Target(device_id=device.id, vehicle_id=vehicle.id, unit_id=vehicle.unit_id)
+    now = datetime.now(UTC)
+    received_ms = stream.now_ms()
+    rows: list[list[Any]] = []
+    dropped: list[dict[str, Any]] = []
+    for index, item in enumerate(batch.fixes):
+        if item.fix_time.tzinfo is None:
+            dropped.append({"index": index, "reason": "fix_time needs a time zone"})
+            continue
+        fix = Fix(
+            device_identifier=device.identifier,
+            fix_time=item.fix_time.astimezone(UTC),
+            lat=item.lat,
+            lon=item.lon,
+            speed_kmh=item.speed_kmh,
+            heading_deg=item.heading_deg,
+            altitude_m=item.altitude_m,
+            ignition=item.ignition,
+            odometer_km=item.odometer_km,
+            fuel_l=item.fuel_l,
+            attributes=item.attributes,
+            valid=item.lat is not None and item.lon is not None,
+        )
+        reason = check_fix(
+            fix, now=now, max_future_s=settings.max_future_s, max_speed_kmh=settings.max_speed_kmh
+        )
+        if reason is not None:
+            dropped.append({"index": index, "reason": reason})
+            continue
+        rows.append(stream.to_row(fix, target, received_ms))
+    with redis.pipeline(transaction=False) as pipe:
+        for shard in range(settings.stream_shards):
+            pipe.xlen(stream.stream_key(shard))
+        backlog = sum(pipe.execute())
+    if backlog > settings.stream_max_backlog:
+        raise StoreUnavailable("the ingest backlog is full; send again later")
+    if rows:
+        redis.xadd(
+            stream.stream_key(stream.shard_of(target.vehicle_id, settings.stream_shards)),
+            {"p": stream.encode(rows)},
+        )
+    with redis.pipeline(transaction=False) as pipe:
+        pipe.hincrby(stream.COUNTERS, "received_api", len(rows))
+        for drop in dropped:
+            pipe.hincrby(stream.COUNTERS, f"dropped_{drop['reason'].split()[0]}", 1)
+        pipe.execute()
+    return {"accepted": len(rows), "dropped": dropped}

@@ -14,6 +14,7 @@ from fleet.db import make_engine, make_session_factory
 from fleet.errors import FleetError, Throttled, http_status
 from fleet.settings import Settings
 from telematics import router as telematics_router
+from telematics.settings import TelematicsSettings
 from web import live
 from web.live import LiveHub
 
@@ -37,7 +38,12 @@ async def fleet_error_handler(request: Request, error: Exception) -> JSONRespons
     return JSONResponse(error_body(error), status_code=status, headers=headers)
 
 
-def create_app(settings: Settings, *, live_keepalive_s: float = 15.0) -> FastAPI:
+def create_app(
+    settings: Settings,
+    *,
+    telematics_settings: TelematicsSettings | None = None,
+    live_keepalive_s: float = 15.0,
+) -> FastAPI:
     engine = make_engine(settings)
     redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
 
@@ -62,6 +68,7 @@ def create_app(settings: Settings, *, live_keepalive_s: float = 15.0) -> FastAPI
     app.state.session_factory = make_session_factory(engine)
     app.state.redis = redis
     app.state.live_hub = hub
+    app.state.telematics_settings = telematics_settings or TelematicsSettings()
     app.add_exception_handler(FleetError, fleet_error_handler)
     app.include_router(kernel_router.health_router)
     app.include_router(kernel_router.router)

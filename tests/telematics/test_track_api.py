@@ -234,3 +234,76 @@ def test_trips_are_segmented_by_the_worker_and_served(fleetlet, redis, api, peop
     assert trip["odometer_distance_km"] == pytest.approx(3.0)
     assert trip["path"]["type"] == "LineString"
     assert trip["start_at"] == "2026-11-20T01:04:50Z"
+
+
+def test_integration_posts_a_batch_with_its_device_token(fleetlet, redis, api, people):
+    from sqlalchemy import text as sql
+
+    admin_token = token(api, "root-disp")
+    created = api.post(
+        "/api/v1/devices",
+        json={
+            "protocol": "api",
+            "identifier": "erp-feed-1",
+            "vehicle_id": fleetlet.targets[2].vehicle_id,
+        },
+        headers={"Authorization": f"Bearer {admin_token}"},
+    )
+    assert created.status_code == 201, created.text
+    device_token = created.json()["token"]
+    assert device_token
+    shown_again = api.get(
+        f"/api/v1/devices/{created.json()['id']}",
+        headers={"Authorization": f"Bearer {admin_token}"},
+    )
+    assert shown_again.json()["token"] is None
+    body = {
+        "fixes": [
+            {"fix_time": "2026-11-20T02:00:00Z", "lat": 30.2, "lon": 120.1, "speed_kmh": 30},
+            {
+                "fix_time": "2026-11-20T02:00:10+08:00",
+                "lat": 30.3,
+                "lon": 120.1,
+                "attributes": {"driver": "D1"},
+            },
+            {"fix_time": "2099-01-01T00:00:00Z", "lat": 30.2, "lon": 120.1},
+            {"fix_time": "2026-11-20T02:00:20Z", "lat": 30.2, "lon": 120.1, "speed_kmh": 900},
+        ]
+    }
+    reply = api.post(
+        "/api/v1/telemetry", json=body, headers={"Authorization": f"Bearer {device_token}"}
+    )
+    assert reply.status_code == 202, reply.text
+    assert reply.json() == {
+        "accepted": 2,
+        "dropped": [
+            {"index": 2, "reason": "future_time"},
+            {"index": 3, "reason": "impossible_speed"},
+        ],
+    }
+    bad = api.post(
+        "/api/v1/telemetry",
+        json={"fixes": [{"fix_time": "x"}]},
+        headers={"Authorization": f"Bearer {device_token}"},
+    )
+    assert bad.status_code == 422
+    stranger = api.post("/api/v1/telemetry", json=body, headers={"Authorization": "Bearer nope"})
+    assert stranger.status_code == 401
+    worker = IngestWorker(
+        engine=fleetlet.engine,
+        redis=redis,
+        settings=TelematicsSettings(stream_shards=8),
+        block_ms=50,
+    )
+    while worker.process_once().entries:
+        pass
+    with fleetlet.engine.connect() as conn:
+        stored = conn.execute(
+            sql(
+                "SELECT count(*) FROM position p JOIN device d ON d.id = p.device_id"
+                " WHERE d.identifier = 'erp-feed-1'"
+            )
+        ).scalar()
+        conn.execute(sql("DELETE FROM device WHERE identifier = 'erp-feed-1'"))
+        conn.commit()
+    assert stored == 2
