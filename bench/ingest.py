@@ -357,7 +357,7 @@ def main(argv: list[str] | None = None) -> None:
             "FLEET_OSMAND_PORT": str(free_port()),
             "FLEET_HTTP_PORT": str(api_port),
             "FLEET_GATEWAY_HOST": "127.0.0.1",
-            "FLEET_INGEST_BATCH_ENTRIES": "200",
+            "FLEET_INGEST_BATCH_ENTRIES": "400",
         },
     )
     stage, stage_rss = worker_stage(settings, engine, redis, rows, env)

@@ -270,7 +270,8 @@ class IngestWorker:
 
     def _read(self) -> list[tuple[str, bytes, dict[bytes, bytes]]]:
         keys = [stream.stream_key(s) for s in self._shards]
-        count = self.settings.ingest_batch_entries
+        # The batch size is for all owned shards together, which bounds the worker's memory.
+        count = max(1, self.settings.ingest_batch_entries // len(self._shards))
         if not self._own_pending_done:
             # After a restart, what this consumer read but never acknowledged comes first.
             reply: Any = self.redis.xreadgroup(

@@ -41,7 +41,9 @@ class TelematicsSettings(BaseSettings):
         description="Stream entries waiting in Redis beyond which gateways stop acknowledging.",
     )
     ingest_batch_entries: int = Field(
-        200, ge=1, description="Stream entries an ingest worker takes per batch (count)."
+        400,
+        ge=1,
+        description="Stream entries an ingest worker takes per batch, all shards (count).",
     )
     ingest_linger_ms: float = Field(
         50, ge=0, le=1000, description="How long a worker waits to fill a small batch, in ms."
