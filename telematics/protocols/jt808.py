@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import struct
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum
 
@@ -287,11 +287,22 @@ def header_of(frame: bytes) -> Header | None:
         return None
 
 
+def _with(base: Message, **fields: object) -> Message:
+    """`base` with more fields set (dataclasses.replace costs several times more per frame)."""
+    return Message(
+        header=base.header,
+        body=base.body,
+        checksum_ok=base.checksum_ok,
+        length_ok=base.length_ok,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
 def _decode_body(header: Header, body: bytes, base: Message) -> Message:
     msg_id = header.msg_id
     if msg_id == MsgId.LOCATION:
         fix, attributes = decode_location(header.phone, body)
-        return replace(
+        return _with(
             base, fixes=(fix,) if fix else (), dropped=0 if fix else 1, attributes=attributes
         )
     if msg_id == MsgId.BATCH:
@@ -312,16 +323,16 @@ def _decode_body(header: Header, body: bytes, base: Message) -> Message:
                 dropped += 1
             else:
                 fixes.append(fix)
-        return replace(base, fixes=tuple(fixes), dropped=dropped, batch_kind=kind)
+        return _with(base, fixes=tuple(fixes), dropped=dropped, batch_kind=kind)
     if msg_id == MsgId.REGISTER:
-        return replace(base, registration=_registration(header, body))
+        return _with(base, registration=_registration(header, body))
     if msg_id == MsgId.AUTHENTICATE:
         if header.version2019 and body:
             length = body[0]
             code = _text(body[1 : 1 + length])
             imei = _text(body[1 + length : 16 + length]) or None
-            return replace(base, auth_code=code, imei=imei)
-        return replace(base, auth_code=_text(body))
+            return _with(base, auth_code=code, imei=imei)
+        return _with(base, auth_code=_text(body))
     return base
 
 
@@ -394,9 +405,8 @@ def decode_location(
             attributes[f"x{item_id:02x}"] = value.hex()
     if blind:
         attributes["blind_area"] = True
-    alarms = [name for bit, name in ALARM_BITS.items() if alarm >> bit & 1]
-    if alarms:
-        attributes["alarms"] = alarms
+    if alarm:
+        attributes["alarms"] = [name for bit, name in ALARM_BITS.items() if alarm >> bit & 1]
     valid = bool(status & 0x02)
     lat = lat_raw / 1e6 * (-1 if status & 0x04 else 1)
     lon = lon_raw / 1e6 * (-1 if status & 0x08 else 1)
