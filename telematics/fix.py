@@ -47,4 +47,12 @@ def check_fix(fix: Fix, *, now: datetime, max_future_s: float, max_speed_kmh: fl
         not math.isfinite(fix.speed_kmh) or fix.speed_kmh > max_speed_kmh or fix.speed_kmh < 0
     ):
         return "impossible_speed"
+    for value, low, high in (
+        (fix.altitude_m, -1_000.0, 20_000.0),  # the Dead Sea to well above any road
+        (fix.heading_deg, 0.0, 360.0),
+        (fix.odometer_km, 0.0, 1e8),
+        (fix.fuel_l, 0.0, 10_000.0),
+    ):
+        if value is not None and not (math.isfinite(value) and low <= value <= high):
+            return "impossible_value"
     return None
