@@ -14,6 +14,7 @@ A worker killed anywhere before the XACK sees its entries again and stores nothi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import struct
@@ -138,6 +139,7 @@ def encode_copy(rows: Iterable[Sequence[Any]]) -> bytes:
 
 
 _NUMBER_TYPES = frozenset({int, float, type(None)})
+_REAL_MAX = 3.0e38  # float4 columns; the comparison is also false for NaN
 _MAX_MS = 253_402_300_799_999  # 9999-12-31
 
 
@@ -182,6 +184,8 @@ def well_formed(row: Any) -> bool:
         and type(altitude) in numbers
         and type(odometer) in numbers
         and type(fuel) in numbers
+        and all(v is None or -_REAL_MAX < v < _REAL_MAX for v in (speed, heading, altitude, fuel))
+        and (odometer is None or -1e15 < odometer < 1e15)
         and (ignition is None or type(ignition) is bool)
         and (attributes is None or type(attributes) is dict)
         and (
@@ -556,9 +560,14 @@ class IngestWorker:
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
             except Exception as error:
-                if not _is_store_error(error):
-                    raise
-                log.warning("ingest paused: %s", str(error).splitlines()[0])
+                # A store error waits for the store; anything else is a bug, but a worker that
+                # dies stops all ingest, so it is logged, counted and the batch is retried.
+                if _is_store_error(error):
+                    log.warning("ingest paused: %s", str(error).splitlines()[0])
+                else:
+                    log.exception("ingest batch failed; retrying")
+                    with contextlib.suppress(Exception):
+                        self.redis.hincrby(stream.COUNTERS, "worker_errors", 1)
                 self._own_pending_done = False
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
