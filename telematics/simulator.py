@@ -204,6 +204,24 @@ class JT808Terminal:
     async def heartbeat(self) -> None:
         await self._request(MsgId.HEARTBEAT)
 
+    async def send_frame(self, frame: bytes) -> bool:
+        """Send a frame made in advance (a capture, or a load test's pre-encoded reports) and
+        wait for the platform's reply; True if it was result 0."""
+        assert self.writer is not None
+        assert self.reader is not None
+        self.writer.write(frame)
+        await self.writer.drain()
+        while True:
+            frames, self.buffer = jt808.split_frames(self.buffer)
+            for raw in frames:
+                message = jt808.decode(raw)
+                if message.msg_id == MsgId.PLATFORM_REPLY:
+                    return message.body[4] == 0
+            chunk = await asyncio.wait_for(self.reader.read(4096), 30)
+            if not chunk:
+                raise ConnectionError("gateway closed the connection")
+            self.buffer += chunk
+
     async def close(self) -> None:
         if self.writer is not None:
             with contextlib.suppress(Exception):
