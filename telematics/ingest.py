@@ -76,10 +76,6 @@ _POINT_LEN = _LEN.pack(_EWKB_POINT.size)
 _PG_EPOCH_MS = 946_684_800_000  # 2000-01-01, where PostgreSQL's timestamps count from
 
 
-def ewkb_point(lon: float, lat: float) -> bytes:
-    return _EWKB_POINT.pack(1, _EWKB_POINT_SRID, 4326, lon, lat)
-
-
 def _int32(value: Any) -> int:
     """Alarm and status words are unsigned 32-bit on the wire; int4 is signed."""
     value = int(value or 0) & 0xFFFFFFFF

@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,15 +28,10 @@ from fleet.schemas import DeviceCreate, VehicleCreate
 from fleet.settings import Settings
 from telematics import gateway
 from telematics.settings import TelematicsSettings
+from tests.telematics.test_gateway import free_port
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 OUTAGE_S = 30  # as long as the issue asks
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def as_postgres(args: list[str]) -> list[str]:
