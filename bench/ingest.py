@@ -151,27 +151,58 @@ def count_positions(engine: Engine) -> int:
 
 
 def worker_stage(
-    settings: Settings, engine: Engine, redis: Redis, rows: list[list[Any]], env: dict[str, str]
+    engine: Engine, redis: Redis, rows: list[list[Any]], env: dict[str, str], workers: int
 ) -> tuple[float, float]:
-    shards = int(env["FLEET_STREAM_SHARDS"])
-    by_shard: dict[int, list[list[Any]]] = {}
-    for row in rows:
-        by_shard.setdefault(stream.shard_of(row[stream.R_VEHICLE], shards), []).append(row)
-    with redis.pipeline(transaction=False) as pipe:
-        for shard, shard_rows in by_shard.items():
-            for i in range(0, len(shard_rows), 200):
-                pipe.xadd(stream.stream_key(shard), {"p": stream.encode(shard_rows[i : i + 200])})
-        pipe.execute()
-    started = time.perf_counter()
-    worker = subprocess.Popen([sys.executable, "-m", "fleet.cli", "worker"], env=env)
+    """Fixes/s from a filled stream to committed rows with `workers` processes sharing the shards
+    (timed from the first entry written, the workers already waiting), and their peak RSS."""
+    redis.flushdb()
+    with engine.begin() as conn:
+        conn.execute(text("TRUNCATE position, trip, stop"))
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "fleet.cli",
+                "worker",
+                "--index",
+                str(i),
+                "--count",
+                str(workers),
+            ],
+            env=env,
+        )
+        for i in range(workers)
+    ]
     try:
+        shards = int(env["FLEET_STREAM_SHARDS"])
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not all(
+            redis.exists(stream.stream_key(s)) for s in range(shards)
+        ):
+            time.sleep(0.1)  # each worker creates its shards' consumer groups when ready
+        by_shard: dict[int, list[list[Any]]] = {}
+        for row in rows:
+            by_shard.setdefault(stream.shard_of(row[stream.R_VEHICLE], shards), []).append(row)
+        payloads = [
+            (stream.stream_key(shard), stream.encode(shard_rows[i : i + 200]))
+            for shard, shard_rows in by_shard.items()
+            for i in range(0, len(shard_rows), 200)
+        ]
+        started = time.perf_counter()
+        with redis.pipeline(transaction=False) as pipe:
+            for key, payload in payloads:
+                pipe.xadd(key, {"p": payload})
+            pipe.execute()
         while count_positions(engine) < len(rows):
-            time.sleep(0.05)
+            time.sleep(0.02)
         elapsed = time.perf_counter() - started
-        rss = peak_rss_mb(worker.pid)
+        rss = max(peak_rss_mb(p.pid) for p in procs)
     finally:
-        worker.terminate()
-        worker.wait(timeout=30)
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=30)
     return len(rows) / elapsed, rss
 
 
@@ -393,7 +424,8 @@ def main(argv: list[str] | None = None) -> None:
             "FLEET_INGEST_BATCH_ENTRIES": "400",
         },
     )
-    stage, stage_rss = worker_stage(settings, engine, redis, rows, env)
+    stage, stage_rss = worker_stage(engine, redis, rows, env, workers=1)
+    stage2, stage2_rss = worker_stage(engine, redis, rows, env, workers=2)
     e2e = end_to_end(
         settings,
         engine,
@@ -417,6 +449,8 @@ def main(argv: list[str] | None = None) -> None:
                     f"{stage / keyed:.2f}",
                 ),
                 ("(b) worker peak RSS", f"{stage_rss:,.0f} MB", ""),
+                ("(b) 2 workers (--count 2)", f"{stage2:,.0f} fixes/s", f"{stage2 / keyed:.2f}"),
+                ("(b) 2 workers, peak RSS each", f"{stage2_rss:,.0f} MB", ""),
                 (
                     f"(c) end to end, {e2e['connected']:.0f} terminals, offered {args.rate:,.0f}/s",
                     f"{e2e['sustained']:,.0f} fixes/s",
