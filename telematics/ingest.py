@@ -123,9 +123,7 @@ def encode_copy(rows: Iterable[Sequence[Any]]) -> bytes:
         add(null if fuel is None else f4(4, fuel))
         attributes = row[R_ATTRIBUTES]
         if attributes:
-            text = (
-                b"\x01" + json.dumps(attributes, separators=(",", ":"), ensure_ascii=False).encode()
-            )
+            text = b"\x01" + attributes.encode()  # JSON text made by the gateway
             add(_LEN.pack(len(text)))
             add(text)
         else:
@@ -183,7 +181,7 @@ def well_formed(row: Any) -> bool:
         and all(v is None or -_REAL_MAX < v < _REAL_MAX for v in (speed, heading, altitude, fuel))
         and (odometer is None or -1e15 < odometer < 1e15)
         and (ignition is None or type(ignition) is bool)
-        and (attributes is None or type(attributes) is dict)
+        and (attributes is None or type(attributes) is str)
         and (
             (lat is None and lon is None)
             or (
@@ -196,6 +194,15 @@ def well_formed(row: Any) -> bool:
             )
         )
     )
+
+
+def _json_or_none(text: str | None) -> bool:
+    if text is None:
+        return True
+    try:
+        return isinstance(json.loads(text), dict)
+    except ValueError:
+        return False
 
 
 def month_start(ms: int) -> datetime:
@@ -412,7 +419,20 @@ class IngestWorker:
             self._partitions.add(name)
 
     def _store(self, ordered: list[list[Any]], segments: list[tuple[int, trips.Segment]]) -> int:
-        """Commit fixes and segments in one transaction; returns the number of fixes stored."""
+        """Commit fixes and segments in one transaction; returns the number of fixes stored.
+
+        Attribute texts go to jsonb unparsed (the gateways made them); should the database refuse
+        one, the batch is stored again without the rows whose text is not JSON."""
+        try:
+            return self._store_once(ordered, segments)
+        except pg_errors.DataError:
+            valid = [r for r in ordered if _json_or_none(r[R_ATTRIBUTES])]
+            self.redis.hincrby(stream.COUNTERS, "broken_stream_row", len(ordered) - len(valid))
+            return self._store_once(valid, segments)
+
+    def _store_once(
+        self, ordered: list[list[Any]], segments: list[tuple[int, trips.Segment]]
+    ) -> int:
         with self.engine.connect() as sa_conn:
             conn: psycopg.Connection[Any] = sa_conn.connection.driver_connection  # type: ignore[assignment]
             conn.autocommit = True

@@ -87,7 +87,10 @@ def to_row(fix: Fix, target: Target, received_ms: int) -> list[Any]:
         fix.fuel_l,
         fix.alarm_bits,
         fix.status_bits,
-        dict(fix.attributes) if fix.attributes else None,
+        # Encoded once here: the worker passes the text to jsonb without decoding it.
+        json.dumps(dict(fix.attributes), separators=(",", ":"), ensure_ascii=False)
+        if fix.attributes
+        else None,
     ]
 
 

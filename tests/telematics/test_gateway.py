@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -154,7 +155,7 @@ def test_jt808_register_authenticate_report(fleetlet, redis, gw_settings):
     assert {r[stream.R_VEHICLE] for r in rows} == {fleetlet.targets[0].vehicle_id}
     assert rows[0][stream.R_LAT] == pytest.approx(30.26)
     assert rows[0][stream.R_SPEED] == pytest.approx(35.0)
-    assert rows[1][stream.R_ATTRIBUTES]["blind_area"] is True
+    assert json.loads(rows[1][stream.R_ATTRIBUTES])["blind_area"] is True
     counters = redis.hgetall(stream.COUNTERS)
     assert int(counters[b"received_jt808"]) == 3
     assert int(counters[b"dropped_bad_checksum"]) == 1

@@ -247,6 +247,13 @@ def test_worker_killed_mid_run_loses_and_duplicates_nothing(fleetlet, redis, tse
         ).encode()
     ]
 )
+@example(
+    payloads=[
+        json.dumps(
+            [[1, 1, 1, 0, 0, None, None, None, None, None, None, None, None, 0, 0, "{not json"]]
+        ).encode()
+    ]
+)
 def test_random_stream_entries_never_crash_the_worker(fleetlet, redis, tsettings, payloads):
     """Whatever lands in the stream, the worker counts it and moves on; nothing stays pending."""
     worker = make_worker(fleetlet, redis, tsettings)
