@@ -273,11 +273,16 @@ def end_to_end(
 
             async def terminal(n: int, phone: str) -> None:
                 await asyncio.sleep(n % 1000 / 1000 * interval * batch)
-                client = simulator.JT808Terminal("127.0.0.1", jt808_port, phone)
-                try:
-                    await client.connect()
-                except (OSError, PermissionError, TimeoutError):
-                    stats.errors += 1
+                for attempt in range(5):  # a terminal retries, as real ones do
+                    client = simulator.JT808Terminal("127.0.0.1", jt808_port, phone)
+                    try:
+                        await client.connect()
+                        break
+                    except (OSError, PermissionError, TimeoutError):
+                        stats.errors += 1
+                        await client.close()
+                        await asyncio.sleep(1 + attempt)
+                else:
                     return
                 stats.connected += 1
                 next_at = time.monotonic()
