@@ -297,3 +297,27 @@ def test_random_and_mutated_frames_never_crash_the_session(jt808_server, data):
 
     reply = asyncio.run(feed())
     assert result_of(jt808.decode_packet(reply)) == Result.OK
+
+
+def test_a_silent_terminal_is_disconnected_after_the_idle_timeout(fleetlet, redis):
+    settings = TelematicsSettings(
+        gateway_host="127.0.0.1",
+        jt808_port=free_port(),
+        osmand_port=free_port(),
+        jt808_idle_timeout_s=0.5,
+    )
+
+    async def scenario() -> bytes:
+        async with running(fleetlet, settings):
+            talkative = await terminal(settings.jt808_port)
+            assert result_of(await talkative.send(MsgId.HEARTBEAT)) == Result.OK
+            silent = await terminal(settings.jt808_port)
+            closed = await asyncio.wait_for(silent.reader.read(100), 5)
+            for client in (talkative, silent):
+                client.writer.close()
+                await client.writer.wait_closed()
+            return closed
+
+    closed = asyncio.run(scenario())
+    assert closed == b""  # the gateway hung up
+    assert int(redis.hget(stream.COUNTERS, "closed_idle_jt808")) >= 1
