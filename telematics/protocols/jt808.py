@@ -182,7 +182,22 @@ _LOCATION = struct.Struct(">IIIIhHH6s")
 _BCD = re.compile(r"^\d{12}$")
 
 
+_TIME_CACHE: dict[bytes, datetime] = {}
+
+
 def _bcd_time(raw: bytes) -> datetime:
+    """Thousands of terminals report the same second: parse each BCD time once."""
+    cached = _TIME_CACHE.get(raw)
+    if cached is not None:
+        return cached
+    moment = _parse_bcd_time(raw)
+    if len(_TIME_CACHE) >= 4096:
+        _TIME_CACHE.clear()
+    _TIME_CACHE[raw] = moment
+    return moment
+
+
+def _parse_bcd_time(raw: bytes) -> datetime:
     text = raw.hex()
     if not _BCD.match(text):
         raise ValueError(f"not BCD time: {text}")
