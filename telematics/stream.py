@@ -88,14 +88,16 @@ def to_row(fix: Fix, target: Target, received_ms: int) -> list[Any]:
         fix.alarm_bits,
         fix.status_bits,
         # Encoded once here: the worker passes the text to jsonb without decoding it.
-        json.dumps(dict(fix.attributes), separators=(",", ":"), ensure_ascii=False)
-        if fix.attributes
-        else None,
+        _to_json(dict(fix.attributes)) if fix.attributes else None,
     ]
 
 
+# One encoder for every call: json.dumps with options builds a new one each time.
+_to_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def encode(rows: Sequence[Sequence[Any]]) -> bytes:
-    return json.dumps(rows, separators=(",", ":"), ensure_ascii=False).encode()
+    return _to_json(rows).encode()
 
 
 def decode(payload: bytes) -> list[list[Any]]:
