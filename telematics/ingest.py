@@ -29,8 +29,10 @@ from typing import Any
 import psycopg
 from psycopg import errors as pg_errors
 from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
 from telematics import stream, trips
 from telematics.settings import TelematicsSettings
@@ -569,15 +571,10 @@ class IngestWorker:
             try:
                 self.process_once()
                 backoff = 0.5
-            except (psycopg.OperationalError, OSError) as error:
-                # PostgreSQL away: nothing was acknowledged, so wait and take the batch again.
-                log.warning("ingest paused, store unavailable: %s", str(error).splitlines()[0])
-                self._own_pending_done = False
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
             except Exception as error:
-                # A store error waits for the store; anything else is a bug, but a worker that
-                # dies stops all ingest, so it is logged, counted and the batch is retried.
+                # Nothing was acknowledged, so the batch is taken again after a pause. A store
+                # error waits for the store; anything else is a bug, but a worker that dies stops
+                # all ingest, so it is logged and counted instead.
                 if _is_store_error(error):
                     log.warning("ingest paused: %s", str(error).splitlines()[0])
                 else:
@@ -593,13 +590,11 @@ TRIP_STATES = "fleet:trip-state"
 
 
 def _is_store_error(error: BaseException) -> bool:
-    from redis.exceptions import ConnectionError as RedisConnectionError
-    from sqlalchemy.exc import DBAPIError
-
-    return isinstance(error, RedisConnectionError | DBAPIError) and (
-        not isinstance(error, DBAPIError)
-        or error.connection_invalidated
-        or isinstance(error.orig, psycopg.OperationalError)
+    """PostgreSQL or Redis unreachable (raw driver errors, or SQLAlchemy's wrapping of them)."""
+    if isinstance(error, psycopg.OperationalError | OSError | RedisConnectionError):
+        return True
+    return isinstance(error, DBAPIError) and (
+        error.connection_invalidated or isinstance(error.orig, psycopg.OperationalError)
     )
 
 
@@ -608,7 +603,7 @@ def live_item(row: Sequence[Any]) -> dict[str, Any]:
         "vehicle_id": row[R_VEHICLE],
         "unit_id": row[R_UNIT],
         "fix_ms": row[R_FIX_MS],
-        "fix_time": stream.ms_to_datetime(row[R_FIX_MS]).isoformat().replace("+00:00", "Z"),
+        "fix_time": stream.iso_utc(stream.ms_to_datetime(row[R_FIX_MS])),
         "received_ms": row[R_RECEIVED_MS],
         "lat": row[R_LAT],
         "lon": row[R_LON],

@@ -25,10 +25,6 @@ MAX_RANGE = timedelta(days=31)
 MAX_POINTS = 200_000
 
 
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
 def _check_range(start: datetime, end: datetime) -> None:
     if start.tzinfo is None or end.tzinfo is None:
         raise Invalid("start and end need a time zone (e.g. 2026-11-22T08:00:00Z)", field="start")
@@ -85,7 +81,7 @@ def positions(
             "type": "Feature",
             "geometry": None if r[1] is None else {"type": "Point", "coordinates": [r[1], r[2]]},
             "properties": {
-                "fix_time": _iso(r[0]),
+                "fix_time": stream.iso_utc(r[0]),
                 "speed_kmh": r[3],
                 "heading_deg": r[4],
                 "altitude_m": r[5],
@@ -134,8 +130,8 @@ def trips(
         {
             "id": trip.id,
             "vehicle_id": trip.vehicle_id,
-            "start_at": _iso(trip.start_at),
-            "end_at": _iso(trip.end_at),
+            "start_at": stream.iso_utc(trip.start_at),
+            "end_at": stream.iso_utc(trip.end_at),
             "distance_m": trip.distance_m,
             "duration_s": trip.duration_s,
             "max_speed_kmh": trip.max_speed_kmh,

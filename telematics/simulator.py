@@ -169,6 +169,11 @@ class JT808Terminal:
             jt808.encode_frame(msg_id, self.phone, self.serial, body, version2019=self.version2019)
         )
         await self.writer.drain()
+        return await self._reply()
+
+    async def _reply(self) -> jt808.Message:
+        """The platform's next 0x8001 or 0x8100."""
+        assert self.reader is not None
         while True:
             frames, self.buffer = jt808.split_frames(self.buffer)
             for frame in frames:
@@ -211,16 +216,7 @@ class JT808Terminal:
         assert self.reader is not None
         self.writer.write(frame)
         await self.writer.drain()
-        while True:
-            frames, self.buffer = jt808.split_frames(self.buffer)
-            for raw in frames:
-                message = jt808.decode(raw)
-                if message.msg_id == MsgId.PLATFORM_REPLY:
-                    return message.body[4] == 0
-            chunk = await asyncio.wait_for(self.reader.read(4096), 30)
-            if not chunk:
-                raise ConnectionError("gateway closed the connection")
-            self.buffer += chunk
+        return (await self._reply()).body[4] == 0
 
     async def close(self) -> None:
         if self.writer is not None:

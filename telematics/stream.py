@@ -111,6 +111,11 @@ def ms_to_datetime(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 
 
+def iso_utc(moment: datetime) -> str:
+    """ISO-8601 in UTC with a Z, as every telematics payload writes times."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
