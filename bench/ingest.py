@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import uvloop
 from redis import Redis
 from sqlalchemy import Engine, text
 
@@ -236,6 +237,7 @@ def end_to_end(
     duration: float,
     batch: int,
     api_port: int,
+    workers: int,
 ) -> dict[str, float]:
     redis.flushdb()
     with engine.begin() as conn:
@@ -248,7 +250,11 @@ def end_to_end(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        for args in (("gateway",), ("worker",), ("serve",))
+        for args in (
+            ("gateway",),
+            ("serve",),
+            *(("worker", "--index", str(i), "--count", str(workers)) for i in range(workers)),
+        )
     ]
     try:
         _wait_port(jt808_port)
@@ -308,13 +314,15 @@ def end_to_end(
             await sampler
             return stats, delays, samples
 
-        stats, delays, samples = asyncio.run(run())
+        # The load generator runs on uvloop, as the gateway does, to leave the cores to the system.
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            stats, delays, samples = runner.run(run())
         deadline = time.monotonic() + 120
         while count_positions(engine) < stats.acked and time.monotonic() < deadline:
             time.sleep(0.2)
         stored = count_positions(engine)
         duplicates = int(redis.hget(stream.COUNTERS, "duplicate") or 0)
-        worker_rss = peak_rss_mb(procs[1].pid)
+        worker_rss = max(peak_rss_mb(p.pid) for p in procs[2:])
     finally:
         for proc in procs:
             proc.terminate()
@@ -407,6 +415,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rate", type=float, default=25_000, help="offered fixes/s in (c)")
     parser.add_argument("--duration", type=float, default=60)
     parser.add_argument("--batch", type=int, default=10, help="fixes per 0x0704 report")
+    parser.add_argument("--workers", type=int, default=2, help="ingest workers in (c)")
     args = parser.parse_args(
         argv if argv is not None else sys.argv[1:] if __name__ == "__main__" else []
     )
@@ -441,6 +450,7 @@ def main(argv: list[str] | None = None) -> None:
         duration=args.duration,
         batch=args.batch,
         api_port=api_port,
+        workers=args.workers,
     )
     print(
         table(
@@ -457,7 +467,8 @@ def main(argv: list[str] | None = None) -> None:
                 ("(b) 2 workers (--count 2)", f"{stage2:,.0f} fixes/s", f"{stage2 / keyed:.2f}"),
                 ("(b) 2 workers, peak RSS each", f"{stage2_rss:,.0f} MB", ""),
                 (
-                    f"(c) end to end, {e2e['connected']:.0f} terminals, offered {args.rate:,.0f}/s",
+                    f"(c) end to end, {e2e['connected']:.0f} terminals, {args.workers} workers,"
+                    f" offered {args.rate:,.0f}/s",
                     f"{e2e['sustained']:,.0f} fixes/s",
                     f"{e2e['sustained'] / keyed:.2f}",
                 ),
