@@ -1,0 +1,1 @@
+"""Geofence and anomaly engine: fences, working calendar, misuse rules, alerts and their review."""

@@ -1,0 +1,126 @@
+"""Fences as the engine holds them: compiled once per change, queried a whole batch at a time.
+
+Membership is two vectorised steps: an STRtree of fence envelopes gives the candidate
+(fix, fence) pairs, then `shapely.contains_xy` against each prepared fence tests its candidates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import shapely
+from shapely import STRtree
+from shapely.geometry.base import BaseGeometry
+
+from geofence.calendar import DAY, weekday
+
+
+class FenceKind:
+    PERMITTED_REGION = "permitted_region"
+    PROHIBITED = "prohibited"
+    DEPOT = "depot"
+    CUSTOM = "custom"
+
+
+KINDS = (FenceKind.PERMITTED_REGION, FenceKind.PROHIBITED, FenceKind.DEPOT, FenceKind.CUSTOM)
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """Active on these ISO weekdays between start and end (seconds of the local day; an end
+    before the start runs past midnight)."""
+
+    days: frozenset[int] = frozenset(range(1, 8))
+    start_s: int = 0
+    end_s: int = DAY
+
+    def active(self, local_t: float) -> bool:
+        day = int(local_t // DAY)
+        second = local_t - day * DAY
+        if self.start_s <= self.end_s:
+            return weekday(day) in self.days and self.start_s <= second < self.end_s
+        if second >= self.start_s:
+            return weekday(day) in self.days
+        return second < self.end_s and weekday(day - 1) in self.days
+
+
+@dataclass(frozen=True, slots=True)
+class VehicleInfo:
+    id: int
+    unit_id: int
+    unit_path: str
+    category: str
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledFence:
+    id: int
+    name: str
+    kind: str
+    area: BaseGeometry  # WGS-84 polygon or multipolygon, (lon, lat)
+    speed_limit_kmh: float | None = None
+    schedule: Schedule | None = None
+    unit_paths: tuple[str, ...] = ()  # empty: every unit
+    categories: frozenset[str] = frozenset()  # empty: every category
+
+    def applies_to(self, vehicle: VehicleInfo) -> bool:
+        return (not self.unit_paths or vehicle.unit_path.startswith(self.unit_paths)) and (
+            not self.categories or vehicle.category in self.categories
+        )
+
+    def active(self, local_t: float) -> bool:
+        return self.schedule is None or self.schedule.active(local_t)
+
+
+@dataclass
+class FenceSet:
+    fences: Sequence[CompiledFence]
+    _applies: dict[tuple[int, int], bool] = field(default_factory=dict)
+    _regions: dict[int, frozenset[int]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        areas = [f.area for f in self.fences]
+        shapely.prepare(areas)
+        self._areas = np.array(areas, dtype=object)
+        self._tree = STRtree(areas)
+        self.by_id = {f.id: f for f in self.fences}
+
+    def containing(self, lons: np.ndarray, lats: np.ndarray) -> list[list[int]]:
+        """For each point, the indexes (into `fences`) of the fences containing it."""
+        hits: list[list[int]] = [[] for _ in range(len(lons))]
+        if not len(self.fences) or not len(lons):
+            return hits
+        point_idx, fence_idx = self._tree.query(shapely.points(lons, lats))
+        if not len(point_idx):
+            return hits
+        order = np.argsort(fence_idx, kind="stable")
+        point_idx, fence_idx = point_idx[order], fence_idx[order]
+        bounds = np.flatnonzero(np.diff(fence_idx)) + 1
+        for points, fences in zip(
+            np.split(point_idx, bounds), np.split(fence_idx, bounds), strict=True
+        ):
+            fence = int(fences[0])
+            inside = shapely.contains_xy(self._areas[fence], lons[points], lats[points])
+            for point in points[inside].tolist():
+                hits[point].append(fence)
+        return hits
+
+    def applies(self, index: int, vehicle: VehicleInfo) -> bool:
+        key = (index, vehicle.id)
+        found = self._applies.get(key)
+        if found is None:
+            found = self._applies[key] = self.fences[index].applies_to(vehicle)
+        return found
+
+    def regions_for(self, vehicle: VehicleInfo) -> frozenset[int]:
+        """Ids of the permitted-region fences that apply to a vehicle."""
+        found = self._regions.get(vehicle.id)
+        if found is None:
+            found = self._regions[vehicle.id] = frozenset(
+                f.id
+                for f in self.fences
+                if f.kind == FenceKind.PERMITTED_REGION and f.applies_to(vehicle)
+            )
+        return found

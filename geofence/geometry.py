@@ -1,0 +1,166 @@
+"""Fence geometry: GeoJSON in, checked, and the area a fence covers as a WGS-84 polygon.
+
+Pure functions. Circles (a centre and a radius) and corridors (a line and a width) become
+polygons by buffering in a local equirectangular plane around the shape, which is within a
+fraction of a percent of the true distance over the tens of kilometres a fence spans.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import shapely
+from shapely import LineString, MultiPolygon, Point, Polygon
+from shapely.geometry.base import BaseGeometry
+from shapely.validation import explain_validity
+
+from fleet.errors import Invalid
+
+METRES_PER_DEGREE = 111_319.49  # along the equator and along every meridian, near enough
+MAX_RADIUS_M = 200_000
+MAX_WIDTH_M = 20_000
+MAX_VERTICES = 100_000
+CIRCLE_SEGMENTS = 16  # per quarter circle: 64 sides, within 0.1% of the true radius
+
+
+class Shape:
+    POLYGON = "polygon"
+    CIRCLE = "circle"
+    CORRIDOR = "corridor"
+
+
+def _position(value: Any, field: str) -> tuple[float, float]:
+    if (
+        not isinstance(value, list | tuple)
+        or len(value) not in (2, 3)
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+    ):
+        raise Invalid(f"a position is [longitude, latitude], not {value!r}", field=field)
+    lon, lat = float(value[0]), float(value[1])
+    if not (math.isfinite(lon) and math.isfinite(lat) and -180 <= lon <= 180 and -90 <= lat <= 90):
+        raise Invalid(f"[{lon}, {lat}] is not a longitude and latitude on Earth", field=field)
+    return lon, lat
+
+
+def _ring(value: Any, field: str) -> list[tuple[float, float]]:
+    if not isinstance(value, list) or len(value) < 4:
+        raise Invalid(
+            "a polygon ring needs at least 4 positions, the last equal to the first", field=field
+        )
+    ring = [_position(p, field) for p in value]
+    if ring[0] != ring[-1]:
+        raise Invalid(
+            "a polygon ring must be closed: its last position equal to its first", field=field
+        )
+    return ring
+
+
+def _polygon(coordinates: Any, field: str) -> Polygon:
+    if not isinstance(coordinates, list) or not coordinates:
+        raise Invalid("a polygon's coordinates are a list of rings", field=field)
+    rings = [_ring(r, field) for r in coordinates]
+    return Polygon(rings[0], rings[1:])
+
+
+def parse(geometry: Any, *, field: str = "geometry") -> BaseGeometry:
+    """A GeoJSON geometry (Point, LineString, Polygon or MultiPolygon) as Shapely, or Invalid."""
+    if not isinstance(geometry, dict) or "type" not in geometry or "coordinates" not in geometry:
+        raise Invalid("geometry must be a GeoJSON object with type and coordinates", field=field)
+    kind, coordinates = geometry["type"], geometry["coordinates"]
+    shape: BaseGeometry
+    if kind == "Point":
+        shape = Point(_position(coordinates, field))
+    elif kind == "LineString":
+        if not isinstance(coordinates, list) or len(coordinates) < 2:
+            raise Invalid("a line needs at least two positions", field=field)
+        shape = LineString([_position(p, field) for p in coordinates])
+        if shape.length == 0:
+            raise Invalid("a line needs two distinct positions", field=field)
+    elif kind == "Polygon":
+        shape = _polygon(coordinates, field)
+    elif kind == "MultiPolygon":
+        if not isinstance(coordinates, list) or not coordinates:
+            raise Invalid("a multipolygon's coordinates are a list of polygons", field=field)
+        shape = MultiPolygon([_polygon(p, field) for p in coordinates])
+    else:
+        raise Invalid(
+            f"geometry type {kind!r} is not a fence shape"
+            " (Point, LineString, Polygon, MultiPolygon)",
+            field=field,
+        )
+    if shapely.get_num_coordinates(shape) > MAX_VERTICES:
+        raise Invalid(f"a fence has at most {MAX_VERTICES} vertices", field=field)
+    if isinstance(shape, Polygon | MultiPolygon):
+        if not shape.is_valid:
+            raise Invalid(f"the polygon is not valid: {explain_validity(shape)}", field=field)
+        if shape.area == 0:
+            raise Invalid("the polygon encloses no area", field=field)
+    return shape
+
+
+def shape_of(geometry: BaseGeometry) -> str:
+    if isinstance(geometry, Point):
+        return Shape.CIRCLE
+    if isinstance(geometry, LineString):
+        return Shape.CORRIDOR
+    return Shape.POLYGON
+
+
+def check_size(shape: str, *, radius_m: float | None, width_m: float | None) -> None:
+    if shape == Shape.CIRCLE:
+        if radius_m is None or not (1 <= radius_m <= MAX_RADIUS_M):
+            raise Invalid(
+                f"a circle (a Point) needs radius_m between 1 and {MAX_RADIUS_M:,} metres",
+                field="radius_m",
+            )
+    elif radius_m is not None:
+        raise Invalid("radius_m is for circles (a Point geometry) only", field="radius_m")
+    if shape == Shape.CORRIDOR:
+        if width_m is None or not (1 <= width_m <= MAX_WIDTH_M):
+            raise Invalid(
+                f"a corridor (a LineString) needs width_m between 1 and {MAX_WIDTH_M:,} metres",
+                field="width_m",
+            )
+    elif width_m is not None:
+        raise Invalid("width_m is for corridors (a LineString geometry) only", field="width_m")
+
+
+def _to_plane(geometry: BaseGeometry, lat0: float, lon0: float) -> BaseGeometry:
+    k = math.cos(math.radians(lat0))
+    return shapely.transform(
+        geometry,
+        lambda xy: (xy - (lon0, lat0)) * (METRES_PER_DEGREE * k, METRES_PER_DEGREE),
+    )
+
+
+def _from_plane(geometry: BaseGeometry, lat0: float, lon0: float) -> BaseGeometry:
+    k = math.cos(math.radians(lat0))
+    return shapely.transform(
+        geometry, lambda xy: xy / (METRES_PER_DEGREE * k, METRES_PER_DEGREE) + (lon0, lat0)
+    )
+
+
+def area(geometry: BaseGeometry, *, radius_m: float | None, width_m: float | None) -> MultiPolygon:
+    """The ground a fence covers, as a WGS-84 multipolygon."""
+    if isinstance(geometry, Point | LineString):
+        centre = geometry.centroid
+        lat0, lon0 = centre.y, centre.x
+        distance = radius_m if isinstance(geometry, Point) else (width_m or 0) / 2
+        buffered = _to_plane(geometry, lat0, lon0).buffer(distance, quad_segs=CIRCLE_SEGMENTS)
+        geometry = _from_plane(buffered, lat0, lon0)
+    if isinstance(geometry, Polygon):
+        return MultiPolygon([geometry])
+    assert isinstance(geometry, MultiPolygon)
+    return geometry
+
+
+def distance_m(line: LineString, lats: Any, lons: Any) -> Any:
+    """Distances in metres from points to a line (vectorised), in the line's local plane."""
+    centre = line.centroid
+    lat0, lon0 = centre.y, centre.x
+    k = math.cos(math.radians(lat0))
+    plane = _to_plane(line, lat0, lon0)
+    xs = (lons - lon0) * METRES_PER_DEGREE * k
+    ys = (lats - lat0) * METRES_PER_DEGREE
+    return shapely.distance(shapely.points(xs, ys), plane)

@@ -1,0 +1,61 @@
+"""What the engine needs to know about approved trips, and the interface it asks through.
+
+The dispatch package implements `PermitSource`; the composition root plugs it in. Until then (and
+in tests) a source of the caller's own permits stands in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from shapely import LineString
+
+
+@dataclass(frozen=True, slots=True)
+class Permit:
+    """One approved use of one vehicle: the window it covers and what was approved for it."""
+
+    vehicle_id: int
+    start_t: float  # epoch seconds, UTC
+    end_t: float
+    order_id: int | None = None
+    driver_id: int | None = None
+    # (lat, lon) of the origin and every destination
+    places: tuple[tuple[float, float], ...] = ()
+    # the planned route as (lon, lat) vertices; none means no corridor check
+    corridor: LineString | None = None
+    out_of_region: bool = False
+    overnight: bool = False
+
+    def covers(self, t: float) -> bool:
+        return self.start_t <= t <= self.end_t
+
+
+class PermitSource(Protocol):
+    def permits(
+        self, vehicle_ids: Iterable[int], start_t: float, end_t: float
+    ) -> Mapping[int, Sequence[Permit]]:
+        """Every permit of these vehicles whose window meets [start_t, end_t]."""
+        ...
+
+
+@dataclass
+class FixedPermits:
+    """A permit source over a list held in memory (tests, replay of a known case)."""
+
+    items: list[Permit] = field(default_factory=list)
+
+    def permits(
+        self, vehicle_ids: Iterable[int], start_t: float, end_t: float
+    ) -> Mapping[int, Sequence[Permit]]:
+        wanted = set(vehicle_ids)
+        found: dict[int, list[Permit]] = {}
+        for permit in self.items:
+            if permit.vehicle_id in wanted and permit.start_t <= end_t and permit.end_t >= start_t:
+                found.setdefault(permit.vehicle_id, []).append(permit)
+        return found
+
+
+NO_PERMITS = FixedPermits()

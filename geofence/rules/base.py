@@ -1,0 +1,109 @@
+"""What every rule sees and returns.
+
+A rule is a pure state machine, `step(state, fix, context) -> (state, events)`, fed one vehicle's
+fixes in time order. Its state is None or a small JSON-able dict, so the engine can keep it in
+Redis across worker restarts. An episode is named by (kind, key, started_t): a rule that sees the
+same fixes from the same state names the same episodes, which is what makes a re-run batch and a
+replay land on the alerts the live engine stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from geofence.permits import Permit
+
+
+class Severity:
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+@dataclass(frozen=True, slots=True)
+class Fix:
+    t: float  # epoch seconds, UTC
+    lat: float | None
+    lon: float | None
+    speed_kmh: float | None = None
+    ignition: bool | None = None
+    alarm_bits: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """The engine's settings in the units rules compute with (seconds of the local day)."""
+
+    moving_speed_kmh: float = 5
+    movement_min_distance_m: float = 500
+    movement_min_duration_s: float = 60
+    movement_end_s: float = 300
+    no_order_exempt: frozenset[str] = frozenset()
+    off_hours_exempt: frozenset[str] = frozenset({"emergency", "enforcement", "confidential_comms"})
+    off_route_distance_m: float = 1000
+    off_route_duration_s: float = 180
+    destination_radius_m: float = 300
+    unplanned_stop_s: float = 1200
+    stop_radius_m: float = 100
+    region_exit_grace_s: float = 60
+    prohibited_dwell_s: float = 300
+    night_start_s: int = 22 * 3600
+    night_end_s: int = 6 * 3600
+    overnight_min_s: float = 7200
+    parked_radius_m: float = 300
+    speed_limit_kmh: float = 120
+    overspeed_duration_s: float = 30
+    signal_gap_s: float = 600
+    signal_jump_m: float = 1000
+
+    def pick(self, *names: str) -> dict[str, Any]:
+        return {name: _plain(getattr(self, name)) for name in names}
+
+
+def _plain(value: Any) -> Any:
+    return sorted(value) if isinstance(value, frozenset) else value
+
+
+@dataclass(slots=True)
+class Context:
+    """What the engine knows about one fix beyond the fix itself."""
+
+    vehicle_id: int
+    category: str
+    th: Thresholds
+    local_t: float  # the fix time as local epoch seconds (display zone)
+    working: bool | None  # working time; None where the calendar does not cover the day
+    moving: bool
+    step_m: float  # distance from the vehicle's previous fix with a position
+    gap_s: float | None  # time since the vehicle's previous fix; None for its first
+    prev: Fix | None
+    fences: frozenset[int] = frozenset()  # active fences in scope that contain the fix
+    depot: bool = False
+    in_region: bool | None = None  # None: no permitted region applies to this vehicle
+    prohibited: frozenset[int] = frozenset()
+    speed_limit_kmh: float = 120
+    permit: Permit | None = None
+    corridor_m: float | None = None  # distance from the permit's corridor
+    at_place: bool = False  # within the destination radius of the permit's origin or a destination
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """The state of one episode as a rule last saw it; `ended_t` None while it lasts."""
+
+    kind: str
+    key: str
+    started_t: float
+    last_t: float
+    ended_t: float | None
+    severity: str
+    lat: float | None
+    lon: float | None
+    measured: dict[str, Any] = field(default_factory=dict)
+    thresholds: tuple[str, ...] = ()
+    fence_id: int | None = None
+
+
+NO_EVENTS: tuple[Event, ...] = ()

@@ -1,0 +1,97 @@
+"""An episode that lasts while a condition holds: it opens an alert once the condition has held
+for `after_s` and ends at the last fix that still met it. Shared by the rules that measure how
+long something lasted (outside a corridor or a region, inside a prohibited place, over a limit).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from geofence.rules.base import NO_EVENTS, Event, Fix
+
+UPDATE_EVERY_S = 60
+
+
+def event(
+    state: dict[str, Any],
+    ended: float | None,
+    *,
+    kind: str,
+    key: str,
+    severity: str,
+    thresholds: tuple[str, ...],
+    value_name: str | None,
+    fence_id: int | None,
+) -> Event:
+    measured: dict[str, Any] = {"duration_s": round(state["last"] - state["start"], 1)}
+    if value_name is not None and state["max"] is not None:
+        measured[value_name] = round(state["max"], 1)
+    return Event(
+        kind=kind,
+        key=key,
+        started_t=state["start"],
+        last_t=state["last"],
+        ended_t=ended,
+        severity=severity,
+        lat=state["lat"],
+        lon=state["lon"],
+        measured=measured,
+        thresholds=thresholds,
+        fence_id=fence_id,
+    )
+
+
+def step(
+    state: dict[str, Any] | None,
+    fix: Fix,
+    *,
+    holds: bool,
+    after_s: float,
+    kind: str,
+    key: str = "",
+    severity: str,
+    thresholds: tuple[str, ...],
+    value: float | None = None,
+    value_name: str | None = None,
+    fence_id: int | None = None,
+) -> tuple[dict[str, Any] | None, tuple[Event, ...]]:
+    def make(s: dict[str, Any], ended: float | None) -> Event:
+        return event(
+            s,
+            ended,
+            kind=kind,
+            key=key,
+            severity=severity,
+            thresholds=thresholds,
+            value_name=value_name,
+            fence_id=fence_id,
+        )
+
+    if not holds:
+        if state is None:
+            return None, NO_EVENTS
+        return None, (make(state, state["last"]),) if state["open"] else NO_EVENTS
+    if state is None:
+        state = {
+            "start": fix.t,
+            "last": fix.t,
+            "open": False,
+            "lat": fix.lat,
+            "lon": fix.lon,
+            "max": value,
+            "reported": fix.t,
+        }
+    else:
+        peak = state["max"]
+        if value is not None and (peak is None or value > peak):
+            peak = value
+        state = {**state, "last": fix.t, "max": peak}
+    if not state["open"]:
+        if fix.t - state["start"] >= after_s:
+            state["open"] = True
+            state["reported"] = fix.t
+            return state, (make(state, None),)
+    elif fix.t - state["reported"] >= UPDATE_EVERY_S:
+        state["reported"] = fix.t
+        return state, (make(state, None),)
+    return state, NO_EVENTS

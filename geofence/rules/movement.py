@@ -1,0 +1,77 @@
+"""Unauthorised movement, shared by `no_order` (in working time) and `off_hours` (outside it).
+
+An episode starts at the first violating fix, opens an alert once the vehicle has covered
+`movement_min_distance_m` over at least `movement_min_duration_s`, and ends when no violating fix
+has come for `movement_end_s` (a stop at the lights does not split it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from geofence.rules.base import NO_EVENTS, Context, Event, Fix
+
+THRESHOLDS = ("moving_speed_kmh", "movement_min_distance_m", "movement_min_duration_s")
+UPDATE_EVERY_S = 60
+
+
+def _event(kind: str, severity: str, state: dict[str, Any], ended: float | None) -> Event:
+    return Event(
+        kind=kind,
+        key="",
+        started_t=state["start"],
+        last_t=state["last"],
+        ended_t=ended,
+        severity=severity,
+        lat=state["lat"],
+        lon=state["lon"],
+        measured={
+            "distance_m": round(state["dist"], 1),
+            "duration_s": round(state["last"] - state["start"], 1),
+        },
+        thresholds=THRESHOLDS,
+    )
+
+
+def step(
+    state: dict[str, Any] | None,
+    fix: Fix,
+    ctx: Context,
+    *,
+    violating: bool,
+    kind: str,
+    severity: str,
+) -> tuple[dict[str, Any] | None, tuple[Event, ...]]:
+    th = ctx.th
+    if not violating:
+        if state is not None and fix.t - state["last"] >= th.movement_end_s:
+            return None, (_event(kind, severity, state, state["last"]),) if state["open"] else ()
+        return state, NO_EVENTS
+    events: tuple[Event, ...] = NO_EVENTS
+    if state is not None and fix.t - state["last"] >= th.movement_end_s:
+        events = (_event(kind, severity, state, state["last"]),) if state["open"] else ()
+        state = None
+    if state is None:
+        state = {
+            "start": fix.t,
+            "last": fix.t,
+            "dist": 0.0,
+            "open": False,
+            "lat": fix.lat,
+            "lon": fix.lon,
+            "reported": fix.t,
+        }
+    else:
+        state = {**state, "last": fix.t, "dist": state["dist"] + ctx.step_m}
+    if not state["open"]:
+        if (
+            state["dist"] >= th.movement_min_distance_m
+            and fix.t - state["start"] >= th.movement_min_duration_s
+        ):
+            state["open"] = True
+            state["reported"] = fix.t
+            events = (*events, _event(kind, severity, state, None))
+    elif fix.t - state["reported"] >= UPDATE_EVERY_S:
+        state["reported"] = fix.t
+        events = (*events, _event(kind, severity, state, None))
+    return state, events
