@@ -79,6 +79,13 @@ PERMISSIONS: dict[tuple[str, str], frozenset[Role]] = {
     ("driver", "write"): frozenset({Role.ADMIN, Role.DISPATCHER}),
     ("device", "read"): STAFF,
     ("device", "write"): frozenset({Role.ADMIN, Role.DISPATCHER}),
+    # the geofence domain
+    ("fence", "read"): STAFF,
+    ("fence", "write"): frozenset({Role.ADMIN}),
+    ("calendar", "read"): frozenset(Role),
+    ("calendar", "write"): frozenset({Role.ADMIN}),
+    ("alert", "read"): STAFF,
+    ("alert", "review"): frozenset({Role.ADMIN, Role.SUPERVISOR}),
 }
 
 

@@ -1,4 +1,5 @@
 """Part of the composition root: imports every package's models so Base.metadata has all tables."""
 
 import fleet.models  # noqa: F401
+import geofence.models  # noqa: F401
 import telematics.models  # noqa: F401

@@ -13,6 +13,8 @@ from fleet import router as kernel_router
 from fleet.db import make_engine, make_session_factory
 from fleet.errors import FleetError, Throttled, http_status
 from fleet.settings import Settings
+from geofence import router as geofence_router
+from geofence.settings import GeofenceSettings
 from telematics import router as telematics_router
 from telematics.settings import TelematicsSettings
 from web import live
@@ -42,6 +44,7 @@ def create_app(
     settings: Settings,
     *,
     telematics_settings: TelematicsSettings | None = None,
+    geofence_settings: GeofenceSettings | None = None,
     live_keepalive_s: float = 15.0,
 ) -> FastAPI:
     engine = make_engine(settings)
@@ -69,9 +72,11 @@ def create_app(
     app.state.redis = redis
     app.state.live_hub = hub
     app.state.telematics_settings = telematics_settings or TelematicsSettings()
+    app.state.geofence_settings = geofence_settings or GeofenceSettings()
     app.add_exception_handler(FleetError, fleet_error_handler)
     app.include_router(kernel_router.health_router)
     app.include_router(kernel_router.router)
     app.include_router(telematics_router.router)
+    app.include_router(geofence_router.router)
     app.include_router(live.router)
     return app

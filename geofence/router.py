@@ -1,0 +1,156 @@
+"""HTTP routes of the geofence domain: fences, the working calendar and hours, alerts, review."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Request, Response, status
+
+from fleet.api import ActorDep, ListingDep, SessionDep
+from fleet.auth import require
+from fleet.errors import Invalid
+from geofence import service
+from geofence.models import FenceKind
+from geofence.rules import KINDS
+from geofence.schemas import CalendarDayIn, FenceCreate, FenceUpdate, ReviewIn, WorkingHoursIn
+
+router = APIRouter(prefix="/api/v1", tags=["geofence"])
+
+
+@router.post("/fences", status_code=status.HTTP_201_CREATED)
+def create_fence(session: SessionDep, actor: ActorDep, data: FenceCreate) -> dict[str, Any]:
+    """A fence from GeoJSON: Polygon/MultiPolygon, Point + radius_m (circle), or
+    LineString + width_m (corridor). Bad geometry is a 422 naming what is wrong."""
+    return service.fence_feature(service.create_fence(session=session, actor=actor, data=data))
+
+
+@router.post("/fences/import", status_code=status.HTTP_201_CREATED)
+def import_fences(
+    session: SessionDep,
+    actor: ActorDep,
+    collection: Annotated[dict[str, Any], Body(description="A GeoJSON FeatureCollection.")],
+) -> dict[str, Any]:
+    """Each feature's properties hold the fence fields (name, kind, radius_m...). All or none."""
+    fences = service.import_fences(session=session, actor=actor, collection=collection)
+    return {"imported": len(fences), "ids": [f.id for f in fences]}
+
+
+@router.get("/fences")
+def list_fences(
+    session: SessionDep,
+    actor: ActorDep,
+    kind: FenceKind | None = None,
+    enabled: bool | None = None,
+) -> dict[str, Any]:
+    """A GeoJSON FeatureCollection of the fences the caller can see."""
+    fences = service.list_fences(session=session, actor=actor, kind=kind, enabled=enabled)
+    return {"type": "FeatureCollection", "features": [service.fence_feature(f) for f in fences]}
+
+
+@router.get("/fences/{fence_id}")
+def get_fence(session: SessionDep, actor: ActorDep, fence_id: int) -> dict[str, Any]:
+    return service.fence_feature(service.get_fence(session=session, actor=actor, fence_id=fence_id))
+
+
+@router.patch("/fences/{fence_id}")
+def update_fence(
+    session: SessionDep, actor: ActorDep, fence_id: int, data: FenceUpdate
+) -> dict[str, Any]:
+    fence = service.update_fence(session=session, actor=actor, fence_id=fence_id, data=data)
+    return service.fence_feature(fence)
+
+
+@router.delete("/fences/{fence_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_fence(session: SessionDep, actor: ActorDep, fence_id: int) -> Response:
+    service.delete_fence(session=session, actor=actor, fence_id=fence_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/calendar")
+def calendar(
+    session: SessionDep,
+    actor: ActorDep,
+    year: Annotated[int, Query(ge=1900, le=2200, description="Calendar year.")],
+) -> dict[str, Any]:
+    """Every date of the year that the calendar holds; `covered` is false while dates are
+    missing (the engine reports them rather than guess)."""
+    require(actor, "calendar", "read")
+    return service.calendar_year(session=session, year=year)
+
+
+@router.put("/calendar/{day}")
+def set_calendar_day(
+    session: SessionDep, actor: ActorDep, day: dt.date, data: CalendarDayIn
+) -> dict[str, Any]:
+    row = service.set_calendar_day(session=session, actor=actor, day=day, data=data)
+    return {"day": row.day, "working": row.working, "note": row.note, "source": row.source}
+
+
+@router.get("/units/{unit_id}/working-hours")
+def working_hours(
+    session: SessionDep, actor: ActorDep, request: Request, unit_id: int
+) -> dict[str, Any]:
+    return service.get_working_hours(
+        session=session,
+        actor=actor,
+        unit_id=unit_id,
+        settings=request.app.state.geofence_settings,
+    )
+
+
+@router.put("/units/{unit_id}/working-hours")
+def set_working_hours(
+    session: SessionDep, actor: ActorDep, request: Request, unit_id: int, data: WorkingHoursIn
+) -> dict[str, Any]:
+    service.set_working_hours(session=session, actor=actor, unit_id=unit_id, data=data)
+    return service.get_working_hours(
+        session=session,
+        actor=actor,
+        unit_id=unit_id,
+        settings=request.app.state.geofence_settings,
+    )
+
+
+@router.get("/alerts")
+def list_alerts(
+    session: SessionDep,
+    actor: ActorDep,
+    listing: ListingDep,
+    status: Annotated[
+        str | None,
+        Query(description="open, closed, or a review state: pending, confirmed, dismissed..."),
+    ] = None,
+    kind: Annotated[str | None, Query(description="A rule name.")] = None,
+    vehicle_id: int | None = None,
+    unit_id: int | None = None,
+    start: Annotated[dt.datetime | None, Query(description="Alerts lasting past this.")] = None,
+    end: Annotated[dt.datetime | None, Query(description="Alerts started before this.")] = None,
+) -> dict[str, Any]:
+    if kind is not None and kind not in KINDS:
+        raise Invalid(f"kind is one of {', '.join(KINDS)}", field="kind")
+    items, total = service.list_alerts(
+        session=session,
+        actor=actor,
+        listing=listing,
+        status=status,
+        kind=kind,
+        vehicle_id=vehicle_id,
+        unit_id=unit_id,
+        start=start,
+        end=end,
+    )
+    return {"items": items, "total": total, "limit": listing.limit, "offset": listing.offset}
+
+
+@router.get("/alerts/{alert_id}")
+def get_alert(session: SessionDep, actor: ActorDep, alert_id: int) -> dict[str, Any]:
+    return service.get_alert(session=session, actor=actor, alert_id=alert_id)
+
+
+@router.post("/alerts/{alert_id}/review")
+def review_alert(
+    session: SessionDep, actor: ActorDep, alert_id: int, data: ReviewIn
+) -> dict[str, Any]:
+    """confirmed, dismissed (a reason is required) or escalated; each decision is audited."""
+    return service.review_alert(session=session, actor=actor, alert_id=alert_id, data=data)

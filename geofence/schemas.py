@@ -1,0 +1,127 @@
+"""Request and response shapes of the geofence API."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from fleet.models import VehicleCategory
+from geofence.models import FenceKind, Review
+from geofence.settings import clock_seconds
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Clock = Annotated[str, StringConstraints(pattern=r"^\d{1,2}:\d{2}$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ScheduleIn(Strict):
+    days: list[Annotated[int, Field(ge=1, le=7)]] = Field(
+        default_factory=lambda: [1, 2, 3, 4, 5, 6, 7], description="ISO weekdays, Monday 1."
+    )
+    start: Clock = Field("00:00", description="Local time the fence becomes active (HH:MM).")
+    end: Clock = Field("24:00", description="Local time it stops (HH:MM; before start: overnight).")
+
+    @field_validator("start", "end")
+    @classmethod
+    def _clock(cls, value: str) -> str:
+        if value == "24:00":
+            return value
+        clock_seconds(value)
+        return value
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, value: list[int]) -> list[int]:
+        if not value:
+            raise ValueError("a schedule needs at least one day")
+        return sorted(set(value))
+
+
+class FenceCreate(Strict):
+    name: Name
+    kind: FenceKind
+    geometry: dict[str, Any] = Field(
+        description="GeoJSON Polygon or MultiPolygon; a Point with radius_m for a circle; a"
+        " LineString with width_m for a corridor. WGS-84 [longitude, latitude]."
+    )
+    radius_m: float | None = Field(None, description="Circle radius, metres.")
+    width_m: float | None = Field(None, description="Corridor width, metres (half each side).")
+    schedule: ScheduleIn | None = None
+    unit_ids: list[int] = Field(
+        default_factory=list, description="Units (with their sub-units) it applies to; empty: all."
+    )
+    categories: list[VehicleCategory] = Field(
+        default_factory=list, description="Vehicle categories it applies to; empty: all."
+    )
+    speed_limit_kmh: float | None = Field(None, gt=0, le=200, description="km/h inside it.")
+    enabled: bool = True
+    note: str = Field("", max_length=2000)
+
+
+class FenceUpdate(Strict):
+    name: Name | None = None
+    kind: FenceKind | None = None
+    geometry: dict[str, Any] | None = None
+    radius_m: float | None = None
+    width_m: float | None = None
+    schedule: ScheduleIn | None = None
+    unit_ids: list[int] | None = None
+    categories: list[VehicleCategory] | None = None
+    speed_limit_kmh: float | None = Field(None, gt=0, le=200)
+    enabled: bool | None = None
+    note: str | None = Field(None, max_length=2000)
+
+
+class CalendarDayIn(Strict):
+    working: bool
+    note: str = Field("", max_length=200)
+
+
+class CalendarDayOut(BaseModel):
+    day: date
+    working: bool
+    note: str
+    source: str
+
+
+class WorkingHoursIn(Strict):
+    start: Clock = Field(description="Local time the working day starts (HH:MM).")
+    end: Clock = Field(description="Local time it ends (HH:MM), after the start.")
+
+    @field_validator("start", "end")
+    @classmethod
+    def _clock(cls, value: str) -> str:
+        clock_seconds(value)
+        return value
+
+
+class ReviewIn(Strict):
+    decision: Review = Field(description="confirmed, dismissed (reason required) or escalated.")
+    reason: str = Field("", max_length=4000)
+
+
+class AlertOut(BaseModel):
+    id: int
+    kind: str
+    key: str
+    severity: str
+    vehicle_id: int
+    plate: str
+    unit_id: int
+    driver_id: int | None
+    order_id: int | None
+    fence_id: int | None
+    started_at: datetime
+    last_at: datetime
+    ended_at: datetime | None
+    open: bool
+    review: Review
+    lat: float | None
+    lon: float | None
+    measured: dict[str, Any]
+    thresholds: dict[str, Any]
