@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +19,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import OperationalError
 
 from fleet import audit, migrate, registry
+from fleet.auth import Actor
 from fleet.db import make_engine, make_session_factory, unit_of_work
 from fleet.errors import FleetError
 from fleet.models import OrgUnit, Role
@@ -33,11 +36,15 @@ user_app = typer.Typer(help="User accounts.", no_args_is_help=True)
 seed_app = typer.Typer(help="Demo data.", no_args_is_help=True)
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 roads_app = typer.Typer(help="The road network (OpenStreetMap extracts).", no_args_is_help=True)
+calendar_app = typer.Typer(help="The working calendar.", no_args_is_help=True)
+fences_app = typer.Typer(help="Geofences.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(seed_app, name="seed")
 app.add_typer(audit_app, name="audit")
 app.add_typer(roads_app, name="roads")
+app.add_typer(calendar_app, name="calendar")
+app.add_typer(fences_app, name="fences")
 
 
 class Exit:
@@ -251,6 +258,121 @@ def roads_import(
     typer.echo(f"roads: {report.ways} ways, {report.edges} edges, {report.length_km:,.0f} km")
 
 
+@calendar_app.command("seed")
+def calendar_seed(
+    ctx: typer.Context,
+    first: Annotated[int, typer.Option(help="First year.")] = 2004,
+    last: Annotated[int, typer.Option(help="Last year.")] = 2030,
+) -> None:
+    """Add the official working calendar the `chinesecalendar` package knows (dates already in
+    the table, edited ones included, are kept)."""
+    from geofence import service as geofence_service
+
+    settings: Settings = ctx.obj
+    _check_database(settings)
+    engine = make_engine(settings, pool_size=1)
+    try:
+        with unit_of_work(make_session_factory(engine)) as session:
+            added = geofence_service.seed_calendar(session=session, years=range(first, last + 1))
+    finally:
+        engine.dispose()
+    typer.echo(f"working calendar: {added} dates added")
+
+
+@fences_app.command("import")
+def fences_import(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="A GeoJSON FeatureCollection.")],
+    unit: Annotated[str, typer.Option(help="Code of the unit that owns the fences.")],
+) -> None:
+    """Import fences from a GeoJSON file (each feature's properties: name, kind, radius_m...).
+    All or nothing: one bad feature refuses the file, naming each bad feature."""
+    from geofence import service as geofence_service
+
+    settings: Settings = ctx.obj
+    try:
+        collection = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise fail(f"cannot read {file}: {error}", Exit.FAILED) from None
+    _check_database(settings)
+    engine = make_engine(settings, pool_size=1)
+    try:
+        with unit_of_work(make_session_factory(engine)) as session:
+            owner = session.scalar(select(OrgUnit).where(OrgUnit.code == unit))
+            if owner is None:
+                raise fail(f"no unit with code {unit!r}", Exit.FAILED)
+            fences = geofence_service.import_fences(
+                session=session, actor=Actor.system(owner), collection=collection
+            )
+    except FleetError as error:
+        raise fail(error.message, Exit.FAILED) from None
+    finally:
+        engine.dispose()
+    typer.echo(f"imported {len(fences)} fences")
+
+
+@app.command("replay")
+def replay(
+    ctx: typer.Context,
+    start: Annotated[
+        datetime, typer.Option(help="Start of the period (ISO-8601, UTC if no zone).")
+    ],
+    end: Annotated[datetime, typer.Option(help="End of the period (exclusive).")],
+    vehicle: Annotated[
+        list[int] | None, typer.Option(help="Only this vehicle id (repeatable).")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option(help="Report the alerts without storing them.")] = False,
+) -> None:
+    """Run stored tracks through the current rules and fences; store the alerts they raise."""
+    from geofence.calendar import date_of
+    from geofence.replay import replay as run_replay
+    from geofence.settings import GeofenceSettings
+
+    settings: Settings = ctx.obj
+    start, end = (t if t.tzinfo else t.replace(tzinfo=UTC) for t in (start, end))
+    if end <= start:
+        raise fail("--end must be after --start", Exit.FAILED)
+    _check_database(settings)
+    engine = make_engine(settings, pool_size=2)
+
+    def progress(done: int, total: int) -> None:
+        if done == total or done % 50 == 0:
+            typer.echo(f"  {done}/{total} vehicles", err=True)
+
+    try:
+        report = run_replay(
+            engine=engine,
+            settings=GeofenceSettings(),
+            zone=settings.zone,
+            start=start,
+            end=end,
+            vehicle_ids=vehicle or None,
+            write=not dry_run,
+            progress=progress,
+        )
+    finally:
+        engine.dispose()
+    for record in report.alerts:
+        event = record.event
+        began = datetime.fromtimestamp(event.started_t, UTC).isoformat()
+        typer.echo(
+            f"{record.vehicle_id}\t{event.kind}\t{event.key}\t{began}\t{event.severity}"
+            f"\t{json.dumps(event.measured, ensure_ascii=False)}"
+        )
+    for day in sorted(report.uncovered_days):
+        typer.echo(
+            f"warning: the working calendar does not cover {date_of(day)}: off-hours and"
+            " no-order checks were suspended for it",
+            err=True,
+        )
+    verb = "would add" if dry_run else "added"
+    typer.echo(
+        f"replayed {report.fixes} fixes of {report.vehicles} vehicles: {len(report.alerts)}"
+        f" alerts, {verb} {report.new} not raised before",
+        err=True,
+    )
+
+
 @app.command("serve")
 def serve(ctx: typer.Context) -> None:
     """Run the HTTP API (and, as they are built, the pages) on FLEET_HTTP_HOST:FLEET_HTTP_PORT."""
@@ -312,6 +434,8 @@ def worker(
 
     from redis import Redis
 
+    from geofence.settings import GeofenceSettings
+    from geofence.worker import GeofenceObserver
     from telematics.ingest import IngestWorker
     from telematics.settings import TelematicsSettings
 
@@ -326,8 +450,16 @@ def worker(
     engine = make_engine(settings, pool_size=2)
     redis = Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
     try:
+        rules = GeofenceObserver(
+            engine=engine, redis=redis, settings=GeofenceSettings(), zone=settings.zone
+        )
         IngestWorker(
-            engine=engine, redis=redis, settings=TelematicsSettings(), index=index, count=count
+            engine=engine,
+            redis=redis,
+            settings=TelematicsSettings(),
+            index=index,
+            count=count,
+            observers=[rules],
         ).run(stop)
     finally:
         redis.close()

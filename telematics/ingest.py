@@ -4,11 +4,12 @@ The per-batch pipeline, in order:
 1. read the owned shards (first this consumer's own pending entries, then new ones; entries a dead
    consumer left pending are claimed after `ingest_claim_idle_s`);
 2. decode the rows (a broken entry is counted and acknowledged, never retried forever);
-3. in one transaction: COPY the fixes into `position` (duplicates, from a re-sent fix or a replayed
-   batch, fall back to a staging table and `ON CONFLICT DO NOTHING`), and write the trips and stops
-   the segmentation closed;
-4. commit; then update each vehicle's last position and trip state in Redis, publish the live
-   update, and XACK + XDEL the entries.
+3. segment trips and stops, and let each observer (the geofence engine) evaluate the batch;
+4. in one transaction: COPY the fixes into `position` (duplicates, from a re-sent fix or a replayed
+   batch, fall back to a staging table and `ON CONFLICT DO NOTHING`), write the trips and stops
+   the segmentation closed, and the observers' rows (alerts);
+5. commit; then update each vehicle's last position, trip and rule state in Redis, publish the
+   live update, and XACK + XDEL the entries.
 A worker killed anywhere before the XACK sees its entries again and stores nothing twice.
 """
 
@@ -24,11 +25,12 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 from psycopg import errors as pg_errors
 from redis import Redis
+from redis.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from sqlalchemy import Engine
@@ -224,6 +226,23 @@ def partition_name(start: datetime) -> str:
     return f"position_p{start:%Y%m}"
 
 
+class BatchObserver(Protocol):
+    """More work on every batch, plugged in by the composition root (the geofence engine).
+
+    `evaluate` runs before the transaction on the batch's well-formed rows in (vehicle, fix time)
+    order; `write` runs inside it (and again if the transaction is retried); `after_commit`
+    queues its Redis writes in the pipeline that acknowledges the entries; `committed` runs once
+    that pipeline has executed. A batch that fails is evaluated again from the same state."""
+
+    def evaluate(self, rows: list[list[Any]]) -> Any: ...
+
+    def write(self, conn: psycopg.Connection[Any], pending: Any) -> None: ...
+
+    def after_commit(self, pipe: Pipeline, pending: Any) -> None: ...
+
+    def committed(self, pending: Any) -> None: ...
+
+
 @dataclass
 class BatchResult:
     entries: int = 0
@@ -252,6 +271,7 @@ class IngestWorker:
     count: int = 1
     consumer: str = ""
     block_ms: int = 1000
+    observers: Sequence[BatchObserver] = ()
     _shards: list[int] = field(default_factory=list)
     _partitions: set[str] = field(default_factory=set)
     _vehicles: dict[int, _Vehicle] = field(default_factory=dict)
@@ -349,12 +369,13 @@ class IngestWorker:
         ordered = sorted(rows.values(), key=lambda r: (r[R_VEHICLE], r[R_FIX_MS]))
         self._load_vehicles({r[R_VEHICLE] for r in ordered})
         segments, states, latest = self._segment(ordered)
-        stored = self._store(ordered, segments)
+        pending = [(o, o.evaluate(ordered)) for o in self.observers]
+        stored = self._store(ordered, segments, pending)
         result.stored = stored
         result.duplicates += len(ordered) - stored
         result.trips = sum(1 for _, s in segments if isinstance(s, trips.Trip))
         result.stops = len(segments) - result.trips
-        self._after_commit(entries, states, latest, result, broken)
+        self._after_commit(entries, states, latest, result, broken, pending)
         return result
 
     def _load_vehicles(self, vehicle_ids: set[int]) -> None:
@@ -420,20 +441,28 @@ class IngestWorker:
                 )
             self._partitions.add(name)
 
-    def _store(self, ordered: list[list[Any]], segments: list[tuple[int, trips.Segment]]) -> int:
+    def _store(
+        self,
+        ordered: list[list[Any]],
+        segments: list[tuple[int, trips.Segment]],
+        pending: Sequence[tuple[BatchObserver, Any]] = (),
+    ) -> int:
         """Commit fixes and segments in one transaction; returns the number of fixes stored.
 
         Attribute texts go to jsonb unparsed (the gateways made them); should the database refuse
         one, the batch is stored again without the rows whose text is not JSON."""
         try:
-            return self._store_once(ordered, segments)
+            return self._store_once(ordered, segments, pending)
         except pg_errors.DataError:
             valid = [r for r in ordered if _json_or_none(r[R_ATTRIBUTES])]
             self.redis.hincrby(stream.COUNTERS, "broken_stream_row", len(ordered) - len(valid))
-            return self._store_once(valid, segments)
+            return self._store_once(valid, segments, pending)
 
     def _store_once(
-        self, ordered: list[list[Any]], segments: list[tuple[int, trips.Segment]]
+        self,
+        ordered: list[list[Any]],
+        segments: list[tuple[int, trips.Segment]],
+        pending: Sequence[tuple[BatchObserver, Any]],
     ) -> int:
         with self.engine.connect() as sa_conn:
             conn: psycopg.Connection[Any] = sa_conn.connection.driver_connection  # type: ignore[assignment]
@@ -445,6 +474,8 @@ class IngestWorker:
                     with conn.transaction():
                         self._copy(conn, "position", data)
                         self._write_segments(conn, segments)
+                        for observer, work in pending:
+                            observer.write(conn, work)
                     return len(ordered)
                 except pg_errors.UniqueViolation:
                     # Some of these fixes are stored already (a replayed batch): merge instead.
@@ -458,6 +489,8 @@ class IngestWorker:
                             " FROM position_staging ON CONFLICT DO NOTHING"
                         ).rowcount
                         self._write_segments(conn, segments)
+                        for observer, work in pending:
+                            observer.write(conn, work)
                     return stored
             finally:
                 conn.autocommit = False
@@ -532,6 +565,7 @@ class IngestWorker:
         latest: dict[int, list[Any]],
         result: BatchResult,
         broken: Counter[str],
+        pending: Sequence[tuple[BatchObserver, Any]] = (),
     ) -> None:
         live = [live_item(row) for row in latest.values()]
         with self.redis.pipeline(transaction=False) as pipe:
@@ -546,6 +580,8 @@ class IngestWorker:
                     TRIP_STATES,
                     mapping={v: json.dumps(s.to_dict()) for v, s in states.items()},
                 )
+            for observer, work in pending:
+                observer.after_commit(pipe, work)
             by_key: dict[str, list[bytes]] = {}
             for key, entry_id, _ in entries:
                 by_key.setdefault(key, []).append(entry_id)
@@ -558,6 +594,8 @@ class IngestWorker:
             for reason, n in broken.items():
                 pipe.hincrby(stream.COUNTERS, reason, n)
             pipe.execute()
+        for observer, work in pending:
+            observer.committed(work)
         for vehicle_id, state in states.items():
             self._vehicles[vehicle_id].trip_state = state
         for vehicle_id, row in latest.items():

@@ -1,0 +1,78 @@
+"""Alerts into PostGIS: one row per episode, upserted by its identity (vehicle, kind, key, start),
+so a batch evaluated twice or a replay of the same fixes lands on the same rows."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+
+from geofence.engine import AlertRecord
+
+UPSERT = (
+    "INSERT INTO alert (kind, key, severity, vehicle_id, unit_id, driver_id, order_id, fence_id,"
+    " started_at, last_at, ended_at, point, measured, thresholds)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, to_timestamp(%s), to_timestamp(%s),"
+    " to_timestamp(%s), CASE WHEN %s::float8 IS NULL THEN NULL"
+    " ELSE ST_SetSRID(ST_MakePoint(%s, %s), 4326) END, %s::jsonb, %s::jsonb)"
+    " ON CONFLICT ON CONSTRAINT uq_alert_episode DO UPDATE SET"
+    # An older view of the episode (a batch evaluated again) never overwrites a newer one.
+    " severity = CASE WHEN EXCLUDED.last_at >= alert.last_at THEN EXCLUDED.severity"
+    " ELSE alert.severity END,"
+    " ended_at = CASE WHEN EXCLUDED.last_at >= alert.last_at THEN EXCLUDED.ended_at"
+    " ELSE alert.ended_at END,"
+    " measured = CASE WHEN EXCLUDED.last_at >= alert.last_at THEN EXCLUDED.measured"
+    " ELSE alert.measured END,"
+    " order_id = coalesce(alert.order_id, EXCLUDED.order_id),"
+    " driver_id = coalesce(alert.driver_id, EXCLUDED.driver_id),"
+    " last_at = greatest(alert.last_at, EXCLUDED.last_at),"
+    " updated_at = now()"
+)
+
+
+def _params(record: AlertRecord) -> tuple[Any, ...]:
+    event = record.event
+    return (
+        event.kind,
+        event.key,
+        event.severity,
+        record.vehicle_id,
+        record.unit_id,
+        record.driver_id,
+        record.order_id,
+        event.fence_id,
+        event.started_t,
+        event.last_t,
+        event.ended_t,
+        event.lon,
+        event.lon,
+        event.lat,
+        json.dumps(event.measured),
+        json.dumps(record.thresholds),
+    )
+
+
+def upsert_alerts(conn: psycopg.Connection[Any], records: Sequence[AlertRecord]) -> None:
+    if not records:
+        return
+    with conn.cursor() as cur:
+        cur.executemany(UPSERT, [_params(r) for r in records])
+
+
+def live_item(record: AlertRecord) -> dict[str, Any]:
+    """An alert as the live channel publishes it."""
+    event = record.event
+    return {
+        "vehicle_id": record.vehicle_id,
+        "unit_id": record.unit_id,
+        "kind": event.kind,
+        "key": event.key,
+        "severity": event.severity,
+        "started_t": event.started_t,
+        "ended_t": event.ended_t,
+        "lat": event.lat,
+        "lon": event.lon,
+        "measured": event.measured,
+    }

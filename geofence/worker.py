@@ -1,0 +1,183 @@
+"""The engine in the ingest worker: a `BatchObserver` that evaluates each batch's fixes, writes
+the alerts in the batch's transaction, and keeps each vehicle's rule state in Redis.
+
+Fences, the calendar and working hours are loaded once and reloaded when they change (checked
+every `engine_refresh_s`). A vehicle's rule state is read from Redis the first time the worker
+meets it, so a restarted worker goes on where the last one committed: an episode in progress is
+neither lost nor raised twice (a batch evaluated twice names the same episodes, and alerts are
+upserted by episode).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import struct
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import psycopg
+from redis import Redis
+from redis.client import Pipeline
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from geofence import service, store
+from geofence.calendar import LocalClock, date_of
+from geofence.engine import Engine as RuleEngine
+from geofence.engine import Outcome
+from geofence.fences import VehicleInfo
+from geofence.permits import NO_PERMITS, PermitSource
+from geofence.rules.base import Fix, Thresholds
+from geofence.settings import GeofenceSettings, clock_seconds
+from telematics import stream
+from telematics.stream import R_ALARM, R_FIX_MS, R_IGNITION, R_LAT, R_LON, R_SPEED, R_VEHICLE
+
+log = logging.getLogger("fleet.geofence")
+
+RULE_STATES = "fleet:rule-state"
+ALERTS_CHANNEL = "fleet:alerts"
+
+
+def thresholds(settings: GeofenceSettings) -> Thresholds:
+    return Thresholds(
+        moving_speed_kmh=settings.moving_speed_kmh,
+        movement_min_distance_m=settings.movement_min_distance_m,
+        movement_min_duration_s=settings.movement_min_duration_s,
+        movement_end_s=settings.movement_end_s,
+        no_order_exempt=frozenset(settings.no_order_exempt_categories),
+        off_hours_exempt=frozenset(settings.off_hours_exempt_categories),
+        off_route_distance_m=settings.off_route_distance_m,
+        off_route_duration_s=settings.off_route_duration_s,
+        destination_radius_m=settings.destination_radius_m,
+        unplanned_stop_s=settings.unplanned_stop_s,
+        stop_radius_m=settings.stop_radius_m,
+        region_exit_grace_s=settings.region_exit_grace_s,
+        prohibited_dwell_s=settings.prohibited_dwell_s,
+        night_start_s=clock_seconds(settings.night_start),
+        night_end_s=clock_seconds(settings.night_end),
+        overnight_min_s=settings.overnight_min_s,
+        parked_radius_m=settings.parked_radius_m,
+        speed_limit_kmh=settings.speed_limit_kmh,
+        overspeed_duration_s=settings.overspeed_duration_s,
+        signal_gap_s=settings.signal_gap_s,
+        signal_jump_m=settings.signal_jump_m,
+    )
+
+
+_FLOAT4 = struct.Struct("<f")
+
+
+def as_stored(speed: float | None) -> float | None:
+    """A speed as PostgreSQL's `real` column keeps it, so that live evaluation and a replay of
+    the stored track compare the very same numbers with the thresholds."""
+    return None if speed is None else _FLOAT4.unpack(_FLOAT4.pack(speed))[0]
+
+
+def fixes_by_vehicle(rows: Sequence[Sequence[Any]]) -> dict[int, list[Fix]]:
+    """Stream rows (already in vehicle, fix time order) as the engine's fixes."""
+    tracks: dict[int, list[Fix]] = {}
+    for row in rows:
+        fixes = tracks.get(row[R_VEHICLE])
+        if fixes is None:
+            fixes = tracks[row[R_VEHICLE]] = []
+        fixes.append(
+            Fix(
+                row[R_FIX_MS] / 1000,
+                row[R_LAT],
+                row[R_LON],
+                as_stored(row[R_SPEED]),
+                row[R_IGNITION],
+                row[R_ALARM],
+            )
+        )
+    return tracks
+
+
+def load_rule_engine(
+    session: Session, settings: GeofenceSettings, zone: ZoneInfo, permits: PermitSource
+) -> RuleEngine:
+    return RuleEngine(
+        fences=service.compiled_fences(session=session),
+        calendar=service.working_calendar(session=session, settings=settings),
+        clock=LocalClock(zone),
+        thresholds=thresholds(settings),
+        permits=permits,
+    )
+
+
+@dataclass
+class GeofenceObserver:
+    engine: Engine
+    redis: Redis
+    settings: GeofenceSettings
+    zone: ZoneInfo
+    permits: PermitSource = NO_PERMITS
+    _rules: RuleEngine | None = None
+    _version: tuple[Any, ...] = ()
+    _checked_at: float = 0.0
+    _states: dict[int, dict[str, Any]] = field(default_factory=dict)
+    _vehicles: dict[int, VehicleInfo] = field(default_factory=dict)
+    _reported_days: set[int] = field(default_factory=set)
+
+    def _refresh(self) -> RuleEngine:
+        now = time.monotonic()
+        if self._rules is not None and now - self._checked_at < self.settings.engine_refresh_s:
+            return self._rules
+        with Session(self.engine) as session:
+            version = service.engine_version(session=session)
+            if self._rules is None or version != self._version:
+                self._rules = load_rule_engine(session, self.settings, self.zone, self.permits)
+                self._vehicles.clear()  # scopes are cached per vehicle inside the fence set
+                self._version = version
+                log.info("rules loaded: %d fences", len(self._rules.fences.fences))
+        self._checked_at = now
+        return self._rules
+
+    def evaluate(self, rows: list[list[Any]]) -> Outcome:
+        rules = self._refresh()
+        tracks = fixes_by_vehicle(rows)
+        missing = [v for v in tracks if v not in self._states]
+        if missing:
+            for vehicle_id, raw in zip(
+                missing, self.redis.hmget(RULE_STATES, missing), strict=True
+            ):
+                if raw:
+                    self._states[vehicle_id] = json.loads(raw)
+        unknown = [v for v in tracks if v not in self._vehicles]
+        if unknown:
+            with Session(self.engine) as session:
+                self._vehicles.update(service.vehicle_infos(session=session, vehicle_ids=unknown))
+        return rules.run(tracks, self._states, self._vehicles)
+
+    def write(self, conn: psycopg.Connection[Any], pending: Outcome) -> None:
+        store.upsert_alerts(conn, pending.alerts)
+
+    def after_commit(self, pipe: Pipeline, pending: Outcome) -> None:
+        if pending.states:
+            pipe.hset(RULE_STATES, mapping={v: json.dumps(s) for v, s in pending.states.items()})
+        if pending.alerts:
+            items = [store.live_item(r) for r in pending.alerts]
+            pipe.publish(ALERTS_CHANNEL, json.dumps({"type": "alerts", "items": items}))
+            pipe.hincrby(stream.COUNTERS, "alert_events", len(pending.alerts))
+        if pending.evaluated:
+            pipe.hincrby(stream.COUNTERS, "rules_evaluated", pending.evaluated)
+        if pending.late:
+            pipe.hincrby(stream.COUNTERS, "rules_late_fix", pending.late)
+        if pending.uncovered_days:
+            pipe.hincrby(stream.COUNTERS, "rules_calendar_gap", len(pending.uncovered_days))
+
+    def committed(self, pending: Outcome) -> None:
+        self._states.update(pending.states)
+        for day in sorted(pending.uncovered_days - self._reported_days):
+            # Loud, once per day and worker: the off-hours rules are silent for these fixes.
+            log.error(
+                "the working calendar does not cover %s: off-hours and no-order checks are"
+                " suspended for it; enter the year with PUT /api/v1/calendar/{date}"
+                " or `fleet calendar seed`",
+                date_of(day).isoformat(),
+            )
+            self._reported_days.add(day)

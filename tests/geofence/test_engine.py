@@ -1,0 +1,192 @@
+"""The engine on a batch, without a database: membership, scope and schedule, calendar gaps,
+late fixes, and state carried from batch to batch."""
+
+from __future__ import annotations
+
+import random
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import shapely
+from shapely import Point, Polygon, box
+
+from geofence import geometry
+from geofence.calendar import LocalClock, WorkingCalendar, epoch_day
+from geofence.engine import Engine, new_state
+from geofence.fences import CompiledFence, FenceSet, Schedule, VehicleInfo
+from geofence.permits import FixedPermits, Permit
+from geofence.rules.base import Fix, Thresholds
+from tests.geofence.timeline import LAT, LON, T0
+
+ZONE = ZoneInfo("Asia/Shanghai")
+CAR = VehicleInfo(id=1, unit_id=10, unit_path="1/10/", category="general")
+OTHER_UNIT = VehicleInfo(id=2, unit_id=20, unit_path="1/20/", category="general")
+
+
+def calendar_all_working(first_day: int = 0, last_day: int = 40_000) -> WorkingCalendar:
+    return WorkingCalendar(
+        days=dict.fromkeys(range(first_day, last_day), True), default_hours=(0, 86_400)
+    )
+
+
+def make_engine(
+    fences: list[CompiledFence], calendar: WorkingCalendar | None = None, **kw
+) -> Engine:
+    return Engine(
+        fences=FenceSet(fences),
+        calendar=calendar or calendar_all_working(),
+        clock=LocalClock(ZONE),
+        thresholds=Thresholds(),
+        permits=kw.get("permits", FixedPermits()),
+    )
+
+
+def circle(fence_id: int, kind: str, radius_m: float = 200, **kw) -> CompiledFence:
+    area = geometry.area(Point(LON, LAT), radius_m=radius_m, width_m=None)
+    return CompiledFence(id=fence_id, name=f"f{fence_id}", kind=kind, area=area, **kw)
+
+
+def parked(n: int, every: float = 30, lat: float = LAT, start: float = T0) -> list[Fix]:
+    return [Fix(start + i * every, lat, LON, 0.0, False) for i in range(n)]
+
+
+def test_membership_matches_a_plain_loop_over_every_fence() -> None:
+    rng = random.Random(7)
+    polygons = []
+    for _ in range(300):
+        x, y = rng.uniform(120, 121), rng.uniform(30, 31)
+        polygons.append(
+            shapely.Polygon(
+                [(x + 0.02 * np.cos(a), y + 0.015 * np.sin(a)) for a in np.linspace(0, 6.2, 7)]
+            )
+        )
+    fences = [CompiledFence(id=i, name="", kind="custom", area=p) for i, p in enumerate(polygons)]
+    lons = np.array([rng.uniform(120, 121) for _ in range(5000)])
+    lats = np.array([rng.uniform(30, 31) for _ in range(5000)])
+    hits = FenceSet(fences).containing(lons, lats)
+    inside = np.array([shapely.contains_xy(p, lons, lats) for p in polygons])
+    expected = [sorted(np.flatnonzero(inside[:, n]).tolist()) for n in range(len(lons))]
+    assert [sorted(h) for h in hits] == expected
+    assert sum(map(len, expected)) > 100  # the case is not trivially empty
+
+
+def test_circle_area_is_within_a_metre_of_its_radius() -> None:
+    area = geometry.area(Point(LON, LAT), radius_m=500, width_m=None)
+    boundary = np.array(area.geoms[0].exterior.coords)
+    from telematics.trips import haversine_m
+
+    distances = [haversine_m(LAT, LON, lat, lon) for lon, lat in boundary]
+    assert min(distances) > 499 and max(distances) < 501
+
+
+def test_a_prohibited_dwell_raises_one_episode_across_batches() -> None:
+    engine = make_engine([circle(5, "prohibited")])
+    fixes = parked(25)  # 12 minutes
+    state = {}
+    alerts = []
+    for chunk in (fixes[:8], fixes[8:16], fixes[16:]):
+        outcome = engine.run({1: chunk}, state, {1: CAR})
+        state = outcome.states
+        alerts += outcome.alerts
+    kinds = {(a.event.kind, a.event.started_t) for a in alerts}
+    assert kinds == {("prohibited_zone", T0)}
+
+
+def test_fences_out_of_scope_or_schedule_do_not_count() -> None:
+    scoped = circle(5, "prohibited", unit_paths=("1/20/",))
+    outcome = make_engine([scoped]).run({1: parked(25)}, {}, {1: CAR})
+    assert outcome.alerts == []
+    outcome = make_engine([scoped]).run({2: parked(25)}, {}, {2: OTHER_UNIT})
+    assert [a.event.kind for a in outcome.alerts] == ["prohibited_zone"]
+    # T0 is Monday 2026-09-21 22:13 in Beijing; the dwell lasts till 22:25.
+    mornings = circle(6, "prohibited", schedule=Schedule(start_s=8 * 3600, end_s=12 * 3600))
+    assert make_engine([mornings]).run({1: parked(25)}, {}, {1: CAR}).alerts == []
+    tuesdays = circle(6, "prohibited", schedule=Schedule(days=frozenset({2})))
+    assert make_engine([tuesdays]).run({1: parked(25)}, {}, {1: CAR}).alerts == []
+    nights = circle(7, "prohibited", schedule=Schedule(frozenset({1}), 22 * 3600, 6 * 3600))
+    assert len(make_engine([nights]).run({1: parked(25)}, {}, {1: CAR}).alerts) == 1
+
+
+def test_fence_speed_limit_applies_inside_it() -> None:
+    school = circle(8, "custom", radius_m=2000, speed_limit_kmh=30)
+    fixes = [Fix(T0 + i * 5, LAT, LON, 45.0, True) for i in range(10)]
+    outcome = make_engine([school]).run({1: fixes}, {}, {1: CAR})
+    assert [(a.event.kind, a.event.measured["limit_kmh"]) for a in outcome.alerts] == [
+        ("overspeed", 30)
+    ]
+    assert make_engine([]).run({1: fixes}, {}, {1: CAR}).alerts == []
+
+
+def test_leaving_the_permitted_region() -> None:
+    region = CompiledFence(
+        id=9,
+        name="市域",
+        kind="permitted_region",
+        area=box(LON - 0.1, LAT - 0.1, LON + 0.1, LAT + 0.1),
+    )
+    inside = [Fix(T0 + i * 10, LAT, LON + 0.09, 60.0, True) for i in range(3)]
+    outside = [Fix(T0 + 30 + i * 10, LAT, LON + 0.11 + i * 0.002, 60.0, True) for i in range(8)]
+    outcome = make_engine([region]).run({1: inside + outside}, {}, {1: CAR})
+    assert [a.event.kind for a in outcome.alerts if a.event.kind == "region_exit"] == [
+        "region_exit"
+    ]
+    permit = Permit(vehicle_id=1, start_t=T0, end_t=T0 + 3600, out_of_region=True)
+    engine = make_engine([region], permits=FixedPermits([permit]))
+    outcome = engine.run({1: inside + outside}, {}, {1: CAR})
+    assert [a for a in outcome.alerts if a.event.kind == "region_exit"] == []
+
+
+def test_a_day_the_calendar_lacks_is_reported_not_guessed() -> None:
+    local_day = epoch_day(__import__("datetime").date(2026, 9, 21))  # T0, local
+    calendar = calendar_all_working(0, local_day)  # ends the day before
+    fixes = [Fix(T0 + i * 10, LAT + i * 0.001, LON, 40.0, True) for i in range(60)]
+    outcome = make_engine([], calendar).run({1: fixes}, {}, {1: CAR})
+    assert outcome.uncovered_days == {local_day}
+    assert [a for a in outcome.alerts if a.event.kind in ("no_order", "off_hours")] == []
+    covered = make_engine([], calendar_all_working()).run({1: fixes}, {}, {1: CAR})
+    assert [a.event.kind for a in covered.alerts] == ["no_order"]
+
+
+def test_fixes_not_newer_than_the_last_evaluated_are_skipped() -> None:
+    engine = make_engine([circle(5, "prohibited")])
+    first = engine.run({1: parked(10)}, {}, {1: CAR})
+    again = engine.run({1: parked(12)}, first.states, {1: CAR})
+    assert again.late == 10
+    assert again.evaluated == 2
+
+
+def test_unknown_vehicles_are_counted_not_evaluated() -> None:
+    outcome = make_engine([]).run({99: parked(3)}, {}, {1: CAR})
+    assert outcome.unknown_vehicle == 3
+    assert outcome.states == {}
+
+
+def test_state_round_trips_through_json() -> None:
+    import json
+
+    engine = make_engine([circle(5, "prohibited")])
+    whole = engine.run({1: parked(25)}, {}, {1: CAR}).alerts
+    first = engine.run({1: parked(25)[:9]}, {}, {1: CAR})
+    revived = json.loads(json.dumps(first.states))
+    rest = engine.run({1: parked(25)}, {int(k): v for k, v in revived.items()}, {1: CAR})
+    assert {a.identity for a in rest.alerts} == {a.identity for a in whole}
+    assert new_state()["t"] is None
+
+
+def test_polygon_geometry_is_checked() -> None:
+    import pytest
+
+    from fleet.errors import Invalid
+
+    square = [[120, 30], [120.1, 30], [120.1, 30.1], [120, 30.1], [120, 30]]
+    assert isinstance(geometry.parse({"type": "Polygon", "coordinates": [square]}), Polygon)
+    bad = {
+        "unclosed": [square[:-1] + [[120, 30.05]]],
+        "bow tie": [[[120, 30], [120.1, 30.1], [120.1, 30], [120, 30.1], [120, 30]]],
+        "off the earth": [[[120, 30], [190, 30], [190, 31], [120, 30]]],
+        "too few": [[[120, 30], [120.1, 30], [120, 30]]],
+    }
+    for name, coordinates in bad.items():
+        with pytest.raises(Invalid):
+            geometry.parse({"type": "Polygon", "coordinates": coordinates})
+            raise AssertionError(name)
