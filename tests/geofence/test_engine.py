@@ -7,9 +7,11 @@ import random
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import pytest
 import shapely
 from shapely import Point, Polygon, box
 
+from fleet.errors import Invalid
 from geofence import geometry
 from geofence.calendar import LocalClock, WorkingCalendar, epoch_day
 from geofence.engine import Engine, new_state
@@ -76,7 +78,8 @@ def test_circle_area_is_within_a_metre_of_its_radius() -> None:
     from telematics.trips import haversine_m
 
     distances = [haversine_m(LAT, LON, lat, lon) for lon, lat in boundary]
-    assert min(distances) > 499 and max(distances) < 501
+    assert min(distances) > 499
+    assert max(distances) < 501
 
 
 def test_a_prohibited_dwell_raises_one_episode_across_batches() -> None:
@@ -173,20 +176,23 @@ def test_state_round_trips_through_json() -> None:
     assert new_state()["t"] is None
 
 
-def test_polygon_geometry_is_checked() -> None:
-    import pytest
+SQUARE = [[120, 30], [120.1, 30], [120.1, 30.1], [120, 30.1], [120, 30]]
 
-    from fleet.errors import Invalid
 
-    square = [[120, 30], [120.1, 30], [120.1, 30.1], [120, 30.1], [120, 30]]
-    assert isinstance(geometry.parse({"type": "Polygon", "coordinates": [square]}), Polygon)
-    bad = {
-        "unclosed": [square[:-1] + [[120, 30.05]]],
-        "bow tie": [[[120, 30], [120.1, 30.1], [120.1, 30], [120, 30.1], [120, 30]]],
-        "off the earth": [[[120, 30], [190, 30], [190, 31], [120, 30]]],
-        "too few": [[[120, 30], [120.1, 30], [120, 30]]],
-    }
-    for name, coordinates in bad.items():
-        with pytest.raises(Invalid):
-            geometry.parse({"type": "Polygon", "coordinates": coordinates})
-            raise AssertionError(name)
+def test_a_valid_polygon_parses() -> None:
+    assert isinstance(geometry.parse({"type": "Polygon", "coordinates": [SQUARE]}), Polygon)
+
+
+@pytest.mark.parametrize(
+    "coordinates",
+    [
+        pytest.param([[*SQUARE[:-1], [120, 30.05]]], id="unclosed"),
+        pytest.param([[[120, 30], [120.1, 30.1], [120.1, 30], [120, 30.1], [120, 30]]], id="bow"),
+        pytest.param([[[120, 30], [190, 30], [190, 31], [120, 30]]], id="off-the-earth"),
+        pytest.param([[[120, 30], [120.1, 30], [120, 30]]], id="too-few"),
+        pytest.param([[[120, 30], [120.1, 30], [120.2, 30], [120, 30]]], id="no-area"),
+    ],
+)
+def test_bad_polygons_are_refused(coordinates: list) -> None:
+    with pytest.raises(Invalid):
+        geometry.parse({"type": "Polygon", "coordinates": coordinates})
