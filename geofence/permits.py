@@ -7,7 +7,7 @@ in tests) a source of the caller's own permits stands in.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from shapely import LineString
@@ -41,11 +41,11 @@ class PermitSource(Protocol):
         ...
 
 
-@dataclass
+@dataclass(frozen=True)
 class FixedPermits:
-    """A permit source over a list held in memory (tests, replay of a known case)."""
+    """A permit source over permits held in memory (tests, replay of a known case)."""
 
-    items: list[Permit] = field(default_factory=list)
+    items: tuple[Permit, ...] = ()
 
     def permits(
         self, vehicle_ids: Iterable[int], start_t: float, end_t: float

@@ -288,7 +288,7 @@ def _compiled_schedule(value: dict[str, Any] | None) -> Schedule | None:
 
 def compiled_fences(*, session: Session) -> FenceSet:
     """Every enabled fence, compiled for the engine."""
-    paths = dict(session.execute(select(OrgUnit.id, OrgUnit.path)).tuples().all())
+    paths = {r[0]: r[1] for r in session.execute(select(OrgUnit.id, OrgUnit.path))}
     rows = session.execute(
         select(
             Fence.id,

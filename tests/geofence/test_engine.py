@@ -134,7 +134,7 @@ def test_leaving_the_permitted_region() -> None:
         "region_exit"
     ]
     permit = Permit(vehicle_id=1, start_t=T0, end_t=T0 + 3600, out_of_region=True)
-    engine = make_engine([region], permits=FixedPermits([permit]))
+    engine = make_engine([region], permits=FixedPermits((permit,)))
     outcome = engine.run({1: inside + outside}, {}, {1: CAR})
     assert [a for a in outcome.alerts if a.event.kind == "region_exit"] == []
 
