@@ -15,6 +15,8 @@ Per fix, in order:
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +30,8 @@ from geofence.permits import Permit, PermitSource
 from geofence.rules import RULES
 from geofence.rules.base import Context, Event, Fix, Thresholds
 from telematics.trips import step_m
+
+EMPTY: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,26 +93,28 @@ class Engine:
             return outcome
         flat = [f for fixes in todo.values() for f in fixes]
         positioned = [i for i, f in enumerate(flat) if f.lat is not None]
-        hits_by_fix: list[list[int]] = [[] for _ in flat]
+        # Fence hits per vehicle, keyed by the fix's place in that vehicle's list.
+        starts = list(itertools.accumulate((len(f) for f in todo.values()), initial=0))
+        hits_by_vehicle: list[dict[int, list[int]]] = [{} for _ in todo]
         if positioned:
             lats = np.fromiter((flat[i].lat for i in positioned), float, len(positioned))
             lons = np.fromiter((flat[i].lon for i in positioned), float, len(positioned))
-            for i, hits in zip(positioned, self.fences.containing(lons, lats), strict=True):
-                hits_by_fix[i] = hits
+            for point, hits in self.fences.containing(lons, lats).items():
+                n = positioned[point]
+                slot = bisect.bisect_right(starts, n) - 1
+                hits_by_vehicle[slot][n - starts[slot]] = hits
         permits = self.permits.permits(todo, min(f.t for f in flat), max(f.t for f in flat))
-        offset = 0
         coalesced: dict[tuple[int, str, str, float], AlertRecord] = {}
-        for vehicle_id, fixes in todo.items():
+        for slot, (vehicle_id, fixes) in enumerate(todo.items()):
             state = self._vehicle(
                 vehicles[vehicle_id],
                 fixes,
-                hits_by_fix[offset : offset + len(fixes)],
+                hits_by_vehicle[slot],
                 permits.get(vehicle_id, ()),
                 dict(states.get(vehicle_id) or new_state()),
                 coalesced,
                 outcome,
             )
-            offset += len(fixes)
             outcome.states[vehicle_id] = state
         outcome.alerts = list(coalesced.values())
         return outcome
@@ -117,7 +123,7 @@ class Engine:
         self,
         vehicle: VehicleInfo,
         fixes: Sequence[Fix],
-        hits: list[list[int]],
+        hits: dict[int, list[int]],
         permits: Sequence[Permit],
         state: dict[str, Any],
         coalesced: dict[tuple[int, str, str, float], AlertRecord],
@@ -126,8 +132,12 @@ class Engine:
         th = self.thresholds
         fences = self.fences
         regions = fences.regions_for(vehicle)
-        covering = [next((p for p in permits if p.covers(f.t)), None) for f in fixes]
-        corridor = _corridor_distances(fixes, covering)
+        covering: list[Permit | None] = (
+            [next((p for p in permits if p.covers(f.t)), None) for f in fixes]
+            if permits
+            else [None] * len(fixes)
+        )
+        corridor = _corridor_distances(fixes, covering) if permits else None
         rule_states: dict[str, Any] = dict(state["rules"])
         prev = Fix(*state["prev"]) if state["prev"] else None
         pos = state["pos"]
@@ -136,21 +146,25 @@ class Engine:
             working = self.calendar.working(vehicle.unit_id, local_t)
             if working is None:
                 outcome.uncovered_days.add(int(local_t // DAY))
-            inside: set[int] = set()
+            inside: frozenset[int] = EMPTY
             depot = False
-            prohibited: set[int] = set()
+            prohibited: frozenset[int] = EMPTY
             limit = th.speed_limit_kmh
-            for index in hits[n]:
-                fence = fences.fences[index]
-                if not (fences.applies(index, vehicle) and fence.active(local_t)):
-                    continue
-                inside.add(fence.id)
-                if fence.kind == FenceKind.DEPOT:
-                    depot = True
-                elif fence.kind == FenceKind.PROHIBITED:
-                    prohibited.add(fence.id)
-                if fence.speed_limit_kmh is not None and fence.speed_limit_kmh < limit:
-                    limit = fence.speed_limit_kmh
+            if n in hits:
+                found: set[int] = set()
+                banned: set[int] = set()
+                for index in hits[n]:
+                    fence = fences.fences[index]
+                    if not (fences.applies(index, vehicle) and fence.active(local_t)):
+                        continue
+                    found.add(fence.id)
+                    if fence.kind == FenceKind.DEPOT:
+                        depot = True
+                    elif fence.kind == FenceKind.PROHIBITED:
+                        banned.add(fence.id)
+                    if fence.speed_limit_kmh is not None and fence.speed_limit_kmh < limit:
+                        limit = fence.speed_limit_kmh
+                inside, prohibited = frozenset(found), frozenset(banned)
             in_region = None
             if regions:
                 active = [r for r in regions if fences.by_id[r].active(local_t)]
@@ -184,13 +198,13 @@ class Engine:
                 step_m=moved,
                 gap_s=gap,
                 prev=prev,
-                fences=frozenset(inside),
+                fences=inside,
                 depot=depot,
                 in_region=in_region,
-                prohibited=frozenset(prohibited),
+                prohibited=prohibited,
                 speed_limit_kmh=limit,
                 permit=permit,
-                corridor_m=corridor[n] if permit is not None and permit.corridor else None,
+                corridor_m=corridor[n] if corridor and permit and permit.corridor else None,
                 at_place=at_place,
             )
             for name, rule in RULES.items():

@@ -1,7 +1,7 @@
 """Fences as the engine holds them: compiled once per change, queried a whole batch at a time.
 
-Membership is two vectorised steps: an STRtree of fence envelopes gives the candidate
-(fix, fence) pairs, then `shapely.contains_xy` against each prepared fence tests its candidates.
+Membership is one vectorised STRtree query for the whole batch: the envelopes give the candidate
+(fix, fence) pairs and GEOS tests each pair against the prepared fence.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ class CompiledFence:
 class FenceSet:
     fences: Sequence[CompiledFence]
     _applies: dict[tuple[int, int], bool] = field(default_factory=dict)
-    _regions: dict[int, frozenset[int]] = field(default_factory=dict)
+    _regions: dict[tuple[str, str], frozenset[int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         areas = [f.area for f in self.fences]
@@ -87,24 +87,19 @@ class FenceSet:
         self._tree = STRtree(areas)
         self.by_id = {f.id: f for f in self.fences}
 
-    def containing(self, lons: np.ndarray, lats: np.ndarray) -> list[list[int]]:
-        """For each point, the indexes (into `fences`) of the fences containing it."""
-        hits: list[list[int]] = [[] for _ in range(len(lons))]
+    def containing(self, lons: np.ndarray, lats: np.ndarray) -> dict[int, list[int]]:
+        """For each point inside any fence, the indexes (into `fences`) of those fences; points
+        inside none are left out. A point on a boundary counts as inside."""
         if not len(self.fences) or not len(lons):
-            return hits
-        point_idx, fence_idx = self._tree.query(shapely.points(lons, lats))
-        if not len(point_idx):
-            return hits
-        order = np.argsort(fence_idx, kind="stable")
-        point_idx, fence_idx = point_idx[order], fence_idx[order]
-        bounds = np.flatnonzero(np.diff(fence_idx)) + 1
-        for points, fences in zip(
-            np.split(point_idx, bounds), np.split(fence_idx, bounds), strict=True
-        ):
-            fence = int(fences[0])
-            inside = shapely.contains_xy(self._areas[fence], lons[points], lats[points])
-            for point in points[inside].tolist():
-                hits[point].append(fence)
+            return {}
+        point_idx, fence_idx = self._tree.query(shapely.points(lons, lats), predicate="intersects")
+        hits: dict[int, list[int]] = {}
+        for point, fence in zip(point_idx.tolist(), fence_idx.tolist(), strict=True):
+            found = hits.get(point)
+            if found is None:
+                hits[point] = [fence]
+            else:
+                found.append(fence)
         return hits
 
     def applies(self, index: int, vehicle: VehicleInfo) -> bool:
@@ -116,9 +111,10 @@ class FenceSet:
 
     def regions_for(self, vehicle: VehicleInfo) -> frozenset[int]:
         """Ids of the permitted-region fences that apply to a vehicle."""
-        found = self._regions.get(vehicle.id)
+        key = (vehicle.unit_path, vehicle.category)  # what scope depends on
+        found = self._regions.get(key)
         if found is None:
-            found = self._regions[vehicle.id] = frozenset(
+            found = self._regions[key] = frozenset(
                 f.id
                 for f in self.fences
                 if f.kind == FenceKind.PERMITTED_REGION and f.applies_to(vehicle)

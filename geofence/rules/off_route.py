@@ -20,7 +20,7 @@ STOP_THRESHOLDS = ("unplanned_stop_s", "stop_radius_m", "destination_radius_m")
 def step(
     state: dict[str, Any] | None, fix: Fix, ctx: Context
 ) -> tuple[dict[str, Any] | None, tuple[Event, ...]]:
-    if fix.lat is None or fix.lon is None:
+    if fix.lat is None or fix.lon is None or (state is None and ctx.permit is None):
         return state, NO_EVENTS
     state = state or {}
     th = ctx.th

@@ -57,7 +57,12 @@ def step(
     if fix.lat is None or fix.lon is None:
         return state, NO_EVENTS
     th = ctx.th
-    away = not ctx.depot and not (ctx.permit is not None and ctx.permit.overnight)
+    # Parked means not driving: a moving car ends any stay and starts none.
+    away = (
+        not ctx.moving and not ctx.depot and not (ctx.permit is not None and ctx.permit.overnight)
+    )
+    if state is None and not away:
+        return None, NO_EVENTS
     events: tuple[Event, ...] = NO_EVENTS
     if state is not None:
         stayed = away and step_m(state["lat"], state["lon"], fix.lat, fix.lon) <= th.parked_radius_m

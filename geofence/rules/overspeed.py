@@ -21,6 +21,8 @@ def step(
         return state, NO_EVENTS
     limit = ctx.speed_limit_kmh
     over = speed > limit
+    if state is None and not over:
+        return None, NO_EVENTS
     peak = max(speed, state["max"] or 0) if state is not None else speed
     new, events = dwell.step(
         state,

@@ -17,7 +17,7 @@ THRESHOLDS = ("region_exit_grace_s",)
 def step(
     state: dict[str, Any] | None, fix: Fix, ctx: Context
 ) -> tuple[dict[str, Any] | None, tuple[Event, ...]]:
-    if fix.lat is None:
+    if fix.lat is None or (state is None and ctx.in_region is not False):
         return state, NO_EVENTS
     approved = ctx.permit is not None and ctx.permit.out_of_region
     outside = ctx.in_region is False and not approved
