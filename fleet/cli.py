@@ -193,6 +193,7 @@ def user_create(
 def seed_demo(ctx: typer.Context) -> None:
     """Load the demo fleet (idempotent: only what is missing is added)."""
     from fleet import demo
+    from geofence import demo as geofence_demo
 
     settings: Settings = ctx.obj
     _check_database(settings)
@@ -200,8 +201,11 @@ def seed_demo(ctx: typer.Context) -> None:
     try:
         with unit_of_work(make_session_factory(engine)) as session:
             report = demo.seed(session=session)
+            fences = geofence_demo.seed(session=session)
     finally:
         engine.dispose()
+    if fences:
+        report.created["fences"] += fences
     added = ", ".join(f"{n} {k}" for k, n in sorted(report.created.items())) or "nothing new"
     typer.echo(
         f"demo data: {added}; {report.vehicles} vehicles, {report.new_energy_share:.0%} new-energy"

@@ -70,6 +70,8 @@ def live_item(record: AlertRecord) -> dict[str, Any]:
         "kind": event.kind,
         "key": event.key,
         "severity": event.severity,
+        "fence_id": event.fence_id,
+        "order_id": record.order_id,
         "started_t": event.started_t,
         "ended_t": event.ended_t,
         "lat": event.lat,

@@ -98,8 +98,12 @@ def test_seed_demo_is_idempotent_and_believable(cli_settings: Settings):
         roles = Counter(r for u in session.scalars(select(UserAccount)) for r in u.roles)
         protocols = {d.protocol for d in session.scalars(select(Device))}
         units = session.query(OrgUnit).count()
+        fence_kinds = Counter(session.scalars(text("SELECT kind FROM fence")))
     engine.dispose()
     assert first == again
+    assert fence_kinds["permitted_region"] >= 1
+    assert fence_kinds["depot"] == 4
+    assert fence_kinds["prohibited"] >= 1
     assert 35 <= len(vehicles) <= 45
     assert {v.category for v in vehicles} >= {
         "confidential_comms",

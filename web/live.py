@@ -1,8 +1,10 @@
-"""The live WebSocket: a snapshot of the caller's vehicles, then deltas, then keepalives.
+"""The live WebSocket: a snapshot of the caller's vehicles, then deltas (positions, and alerts
+for those who may read them), then keepalives.
 
 One Redis subscription per process fans out to every connected client. Each client holds only
 the latest position per vehicle that it has not been sent yet, so a slow client costs at most one
-entry per vehicle in its scope, never an unbounded queue.
+entry per vehicle in its scope, never an unbounded queue; alerts likewise keep the latest state
+of each episode, at most `MAX_PENDING_ALERTS`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from starlette.websockets import WebSocketState
 
 from fleet import auth as auth_service
 from fleet.errors import FleetError
+from geofence.worker import ALERTS_CHANNEL
 from telematics import service as telematics_service
 from telematics import stream
 
@@ -26,10 +29,15 @@ log = logging.getLogger("fleet.live")
 router = APIRouter()
 
 
+MAX_PENDING_ALERTS = 1000
+
+
 class LiveClient:
-    def __init__(self, unit_ids: frozenset[int]) -> None:
+    def __init__(self, unit_ids: frozenset[int], *, alerts: bool = False) -> None:
         self.unit_ids = unit_ids
+        self.wants_alerts = alerts
         self.latest: dict[int, dict[str, Any]] = {}
+        self.alerts: dict[tuple[Any, ...], dict[str, Any]] = {}
         self.ready = asyncio.Event()
 
     def offer(self, items: list[dict[str, Any]]) -> None:
@@ -39,9 +47,26 @@ class LiveClient:
         if self.latest:
             self.ready.set()
 
+    def offer_alerts(self, items: list[dict[str, Any]]) -> None:
+        if not self.wants_alerts:
+            return
+        for item in items:
+            if item.get("unit_id") in self.unit_ids:
+                key = (item["vehicle_id"], item["kind"], item["key"], item["started_t"])
+                self.alerts.pop(key, None)
+                self.alerts[key] = item
+                if len(self.alerts) > MAX_PENDING_ALERTS:
+                    del self.alerts[next(iter(self.alerts))]
+        if self.alerts:
+            self.ready.set()
+
     def take(self) -> list[dict[str, Any]]:
         items, self.latest = list(self.latest.values()), {}
         self.ready.clear()
+        return items
+
+    def take_alerts(self) -> list[dict[str, Any]]:
+        items, self.alerts = list(self.alerts.values()), {}
         return items
 
 
@@ -66,7 +91,7 @@ class LiveHub:
             redis = AsyncRedis.from_url(self.redis_url)
             try:
                 async with redis.pubsub() as pubsub:
-                    await pubsub.subscribe(stream.LIVE_CHANNEL)
+                    await pubsub.subscribe(stream.LIVE_CHANNEL, ALERTS_CHANNEL)
                     async for message in pubsub.listen():
                         if message.get("type") == "message":
                             self.dispatch(json.loads(message["data"]))
@@ -80,8 +105,12 @@ class LiveHub:
 
     def dispatch(self, message: dict[str, Any]) -> None:
         items = message.get("items") or []
+        alerts = message.get("type") == "alerts"
         for client in self.clients:
-            client.offer(items)
+            if alerts:
+                client.offer_alerts(items)
+            else:
+                client.offer(items)
 
 
 async def _sender(websocket: WebSocket, client: LiveClient, keepalive_s: float) -> None:
@@ -91,28 +120,35 @@ async def _sender(websocket: WebSocket, client: LiveClient, keepalive_s: float) 
         except TimeoutError:
             await websocket.send_json({"type": "keepalive"})
             continue
-        await websocket.send_json({"type": "positions", "items": client.take()})
+        alerts = client.take_alerts()
+        positions = client.take()
+        if positions:
+            await websocket.send_json({"type": "positions", "items": positions})
+        if alerts:
+            await websocket.send_json({"type": "alerts", "items": alerts})
 
 
-def _authorise(websocket: WebSocket, token: str) -> frozenset[int]:
+def _authorise(websocket: WebSocket, token: str) -> tuple[frozenset[int], bool]:
+    """The units the caller sees, and whether alerts are theirs to see."""
     app = websocket.app
     with app.state.session_factory() as session:
         actor = auth_service.authenticate(session=session, settings=app.state.settings, token=token)
         auth_service.require(actor, "vehicle", "read")
-        return telematics_service.scope_unit_ids(session=session, actor=actor)
+        alerts = actor.has(*auth_service.PERMISSIONS[("alert", "read")])
+        return telematics_service.scope_unit_ids(session=session, actor=actor), alerts
 
 
 @router.websocket("/ws/live")
 async def live_socket(websocket: WebSocket, token: str = "") -> None:
     """Browsers cannot set headers on a WebSocket, so the bearer token comes as `?token=`."""
     try:
-        unit_ids = await asyncio.to_thread(_authorise, websocket, token)
+        unit_ids, alerts = await asyncio.to_thread(_authorise, websocket, token)
     except FleetError as error:
         await websocket.close(code=4401 if error.code == "not_authenticated" else 4403)
         return
     await websocket.accept()
     hub: LiveHub = websocket.app.state.live_hub
-    client = LiveClient(unit_ids)
+    client = LiveClient(unit_ids, alerts=alerts)
     hub.clients.add(client)
     try:
         snapshot = await asyncio.to_thread(

@@ -224,3 +224,70 @@ def test_replay_of_the_period_reproduces_the_live_alerts(fleetlet, redis, tsetti
         end=T0 + timedelta(hours=12),
     )
     assert alerts(fleetlet) == live
+
+
+@pytest.mark.usefixtures("clean_tracks")
+def test_alerts_reach_supervisors_on_the_websocket_and_not_drivers(
+    fleetlet, redis, tsettings, club
+):
+    from fastapi.testclient import TestClient
+
+    from fleet import registry
+    from fleet.schemas import UserCreate
+    from tests.conftest import PASSWORD
+    from web.app import create_app
+
+    with Session(fleetlet.engine) as session, session.begin():
+        for name, role in (("ws-supervisor", "supervisor"), ("ws-driver", "driver")):
+            if session.scalar(text("SELECT 1 FROM user_account WHERE username = :u"), {"u": name}):
+                continue
+            registry.create_user(
+                session=session,
+                actor=None,
+                data=UserCreate(
+                    username=name, password=PASSWORD, roles=[role], unit_id=fleetlet.unit_id
+                ),
+            )
+
+    def token(client: TestClient, username: str) -> str:
+        reply = client.post("/api/v1/auth/token", data={"username": username, "password": PASSWORD})
+        return reply.json()["access_token"]
+
+    def next_of(ws, kind: str) -> dict:
+        for _ in range(50):
+            message = ws.receive_json()
+            if message["type"] == kind:
+                return message
+        raise AssertionError(f"no {kind} message")
+
+    api = TestClient(create_app(fleetlet.settings, live_keepalive_s=0.2))
+    with (
+        api,
+        api.websocket_connect(f"/ws/live?token={token(api, 'ws-supervisor')}") as boss,
+        api.websocket_connect(f"/ws/live?token={token(api, 'ws-driver')}") as driver,
+    ):
+        assert boss.receive_json()["type"] == "snapshot"
+        assert driver.receive_json()["type"] == "snapshot"
+        push(redis, visit(fleetlet, 10), tsettings.stream_shards)
+        drain(worker(fleetlet, redis, tsettings))
+        alert = next_of(boss, "alerts")["items"][0]
+        assert (alert["kind"], alert["fence_id"]) == ("prohibited_zone", club)
+        seen = [driver.receive_json()["type"] for _ in range(8)]
+        assert "positions" in seen
+        assert "alerts" not in seen
+
+
+def test_a_slow_client_keeps_the_latest_state_of_each_episode_and_a_bounded_queue():
+    from web.live import MAX_PENDING_ALERTS, LiveClient
+
+    client = LiveClient(frozenset({1}), alerts=True)
+    item = {"vehicle_id": 5, "unit_id": 1, "kind": "overspeed", "key": "", "started_t": 1.0}
+    client.offer_alerts([{**item, "ended_t": None}, {**item, "ended_t": 9.0}])
+    client.offer_alerts([{**item, "unit_id": 2, "started_t": 3.0}])  # not in scope
+    assert client.take_alerts() == [{**item, "ended_t": 9.0}]
+    for n in range(MAX_PENDING_ALERTS + 50):
+        client.offer_alerts([{**item, "started_t": float(n)}])
+    pending = client.take_alerts()
+    assert len(pending) == MAX_PENDING_ALERTS
+    assert pending[-1]["started_t"] == MAX_PENDING_ALERTS + 49
+    assert LiveClient(frozenset({1})).wants_alerts is False

@@ -1,0 +1,105 @@
+"""Demo fences for the demo fleet, created idempotently (by name): the city as the permitted
+region, each unit's depot, and a few places an official car has no business at.
+
+The places are approximate and for the demo only. The demo's road network may lie elsewhere
+(the extract that ships offline is Helsinki's): then its area is a permitted region too, so the
+simulated cars are in a region and the off-region rule is shown by leaving it, not by default.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from fleet.auth import Actor
+from fleet.models import OrgUnit
+from geofence import service
+from geofence.models import Fence
+from geofence.schemas import FenceCreate
+
+ROOT_UNIT = "GOV"
+# (name, kind, GeoJSON geometry, radius_m, extra fields)
+HANGZHOU = [[119.95, 30.10], [120.45, 30.10], [120.45, 30.45], [119.95, 30.45], [119.95, 30.10]]
+PLACES: tuple[tuple[str, str, dict[str, Any], float | None, dict[str, Any]], ...] = (
+    (
+        "杭州市域（演示）",
+        "permitted_region",
+        {"type": "Polygon", "coordinates": [HANGZHOU]},
+        None,
+        {},
+    ),
+    ("市民中心停车场", "depot", {"type": "Point", "coordinates": [120.2106, 30.2452]}, 200, {}),
+    ("公务用车服务中心", "depot", {"type": "Point", "coordinates": [120.1893, 30.2563]}, 200, {}),
+    ("市公安局车库", "depot", {"type": "Point", "coordinates": [120.1688, 30.2770]}, 200, {}),
+    ("应急保障车库", "depot", {"type": "Point", "coordinates": [120.1329, 30.2895]}, 200, {}),
+    (
+        "西湖风景名胜区（演示）",
+        "prohibited",
+        {"type": "Point", "coordinates": [120.1485, 30.2460]},
+        1200,
+        {"schedule": {"days": [1, 2, 3, 4, 5, 6, 7], "start": "00:00", "end": "24:00"}},
+    ),
+    (
+        "高尔夫球会（演示）",
+        "prohibited",
+        {"type": "Point", "coordinates": [120.0950, 30.2280]},
+        600,
+        {},
+    ),
+    (
+        "学校路段限速（演示）",
+        "custom",
+        {"type": "Point", "coordinates": [120.1650, 30.2700]},
+        400,
+        {"speed_limit_kmh": 30},
+    ),
+)
+
+
+def _road_area(session: Session) -> dict[str, Any] | None:
+    """The imported road network's extent, when it lies outside the demo city."""
+    row = session.execute(
+        text(
+            "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e)"
+            " FROM (SELECT ST_Extent(geom) AS e FROM road) r WHERE e IS NOT NULL"
+        )
+    ).first()
+    if row is None:
+        return None
+    x0, y0, x1, y1 = (float(v) for v in row)
+    if (
+        HANGZHOU[0][0] <= x0
+        and x1 <= HANGZHOU[1][0]
+        and HANGZHOU[0][1] <= y0
+        and y1 <= HANGZHOU[2][1]
+    ):
+        return None
+    pad = 0.02
+    ring = [[x0 - pad, y0 - pad], [x1 + pad, y0 - pad], [x1 + pad, y1 + pad], [x0 - pad, y1 + pad]]
+    return {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}
+
+
+def seed(*, session: Session) -> int:
+    """Adds the demo fences that are missing; returns how many it added."""
+    root = session.scalar(select(OrgUnit).where(OrgUnit.code == ROOT_UNIT))
+    if root is None:
+        return 0
+    actor = Actor.system(root)
+    have = set(session.scalars(select(Fence.name)))
+    places = list(PLACES)
+    road_area = _road_area(session)
+    if road_area is not None:
+        places.append(("演示路网区域", "permitted_region", road_area, None, {}))
+    added = 0
+    for name, kind, geometry, radius, extra in places:
+        if name in have:
+            continue
+        service.create_fence(
+            session=session,
+            actor=actor,
+            data=FenceCreate(name=name, kind=kind, geometry=geometry, radius_m=radius, **extra),
+        )
+        added += 1
+    return added
