@@ -122,14 +122,16 @@ def main(argv: list[str] | None = None) -> None:
         return sum(
             len(h)
             for start in range(0, n, batch)
-            for h in fence_set.containing(lons[start : start + batch], lats[start : start + batch])
+            for h in fence_set.containing(
+                lons[start : start + batch], lats[start : start + batch]
+            ).values()
         )
 
     tree_s = timed(tree)
     sample = 200  # the plain loop is slow: time it on a sample and scale
     plain_s = timed(lambda: plain_membership(fences, lons[:sample], lats[:sample]), repeat=1)
     assert plain_membership(fences, lons[:sample], lats[:sample]) == sum(
-        len(h) for h in fence_set.containing(lons[:sample], lats[:sample])
+        len(h) for h in fence_set.containing(lons[:sample], lats[:sample]).values()
     )
     tree_rate = n * len(fences) / tree_s
     plain_rate = sample * len(fences) / plain_s

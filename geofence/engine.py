@@ -19,7 +19,7 @@ import bisect
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -32,10 +32,22 @@ from geofence.rules.base import Context, Event, Fix, Thresholds
 from telematics.trips import step_m
 
 EMPTY: frozenset[int] = frozenset()
+RULE_LIST = tuple(RULES.items())
+EARTH_RADIUS_M = 6_371_008.8
+WORKING = {-1: None, 0: False, 1: True}
 
 
-@dataclass(frozen=True, slots=True)
-class AlertRecord:
+class Kinematics(NamedTuple):
+    """Per fix of a batch (or of one vehicle's slice of it)."""
+
+    local: list[float]  # local epoch seconds
+    working: list[bool | None]  # None: the calendar does not cover the day
+    moving: list[bool]
+    step_m: list[float]  # from the previous fix with a position
+    gap_s: list[float | None]  # from the previous fix; None for a vehicle's first ever
+
+
+class AlertRecord(NamedTuple):
     vehicle_id: int
     unit_id: int
     order_id: int | None
@@ -104,30 +116,117 @@ class Engine:
                 slot = bisect.bisect_right(starts, n) - 1
                 hits_by_vehicle[slot][n - starts[slot]] = hits
         permits = self.permits.permits(todo, min(f.t for f in flat), max(f.t for f in flat))
+        before = [states.get(v) or new_state() for v in todo]
+        kin = self._kinematics(flat, starts, [vehicles[v] for v in todo], before, outcome)
         coalesced: dict[tuple[int, str, str, float], AlertRecord] = {}
         for slot, (vehicle_id, fixes) in enumerate(todo.items()):
+            a, b = starts[slot], starts[slot + 1]
             state = self._vehicle(
                 vehicles[vehicle_id],
                 fixes,
+                Kinematics(
+                    kin.local[a:b],
+                    kin.working[a:b],
+                    kin.moving[a:b],
+                    kin.step_m[a:b],
+                    kin.gap_s[a:b],
+                ),
                 hits_by_vehicle[slot],
                 permits.get(vehicle_id, ()),
-                dict(states.get(vehicle_id) or new_state()),
+                before[slot],
                 coalesced,
-                outcome,
             )
             outcome.states[vehicle_id] = state
+        outcome.evaluated = len(flat)
         outcome.alerts = list(coalesced.values())
         return outcome
+
+    def _kinematics(
+        self,
+        flat: list[Fix],
+        starts: list[int],
+        vehicles: list[VehicleInfo],
+        before: list[dict[str, Any]],
+        outcome: Outcome,
+    ) -> Kinematics:
+        """Local time, working time, distance and time from the previous fix, and movement, for
+        every fix of the batch at once (numpy), each vehicle continuing from its state."""
+        th = self.thresholds
+        n = len(flat)
+        lengths = np.diff(starts)
+        slot = np.repeat(np.arange(len(vehicles)), lengths)
+        first = np.zeros(n, dtype=bool)
+        first[starts[:-1]] = True
+        t = np.fromiter((f.t for f in flat), float, n)
+        lat = np.fromiter((np.nan if f.lat is None else f.lat for f in flat), float, n)
+        lon = np.fromiter((np.nan if f.lon is None else f.lon for f in flat), float, n)
+        speed = np.fromiter(
+            (np.nan if f.speed_kmh is None else f.speed_kmh for f in flat), float, n
+        )
+        ignition_off = np.fromiter((f.ignition is False for f in flat), bool, n)
+        # local time: the zone's offset looked up once per distinct hour
+        hours, hour_of = np.unique(np.floor(t / 3600), return_inverse=True)
+        offsets = np.array([self.clock.local(h * 3600) - h * 3600 for h in hours.tolist()])
+        local = t + offsets[hour_of]
+        day = np.floor(local / DAY)
+        second = local - day * DAY
+        days, day_of = np.unique(day, return_inverse=True)
+        known = [self.calendar.days.get(int(d)) for d in days.tolist()]
+        outcome.uncovered_days |= {
+            int(d) for d, k in zip(days.tolist(), known, strict=True) if k is None
+        }
+        working_day = np.array([-1 if k is None else int(k) for k in known])[day_of]
+        hours_of = [
+            self.calendar.unit_hours.get(v.unit_id, self.calendar.default_hours) for v in vehicles
+        ]
+        begin = np.array([h[0] for h in hours_of], dtype=float)[slot]
+        end = np.array([h[1] for h in hours_of], dtype=float)[slot]
+        working = np.where(
+            working_day < 0, -1, (working_day == 1) & (second >= begin) & (second < end)
+        ).astype(np.int8)
+        # the previous fix (for the gap) and the previous fix with a position (for the step)
+        prev_t = np.roll(t, 1)
+        state_t = np.array([np.nan if s["t"] is None else s["t"] for s in before])
+        prev_t[first] = state_t
+        gap = t - prev_t
+        has_pos = ~np.isnan(lat)
+        index = np.where(has_pos, np.arange(n), -1)
+        last_pos = np.maximum.accumulate(index)  # latest positioned fix at or before each
+        prev_pos = np.roll(last_pos, 1)
+        prev_pos[first] = -1
+        prev_lat = np.where(prev_pos >= 0, lat[np.maximum(prev_pos, 0)], np.nan)
+        prev_lon = np.where(prev_pos >= 0, lon[np.maximum(prev_pos, 0)], np.nan)
+        # a vehicle's first positioned fix of the batch continues from its state's position
+        own = (prev_pos < np.repeat(np.asarray(starts[:-1]), lengths)) | (prev_pos < 0)
+        state_lat = np.array([np.nan if s["pos"] is None else s["pos"][0] for s in before])[slot]
+        state_lon = np.array([np.nan if s["pos"] is None else s["pos"][1] for s in before])[slot]
+        prev_lat = np.where(own, state_lat, prev_lat)
+        prev_lon = np.where(own, state_lon, prev_lon)
+        k = np.cos(np.radians((lat + prev_lat) / 2))
+        dx = np.radians(lon - prev_lon) * k
+        dy = np.radians(lat - prev_lat)
+        step = np.nan_to_num(EARTH_RADIUS_M * np.sqrt(dx * dx + dy * dy), nan=0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            derived = np.where(gap > 0, step / gap * 3.6, 0.0)
+        moving = np.where(np.isnan(speed), derived, speed) >= th.moving_speed_kmh
+        moving &= ~ignition_off
+        return Kinematics(
+            local=local.tolist(),
+            working=[WORKING[w] for w in working.tolist()],
+            moving=moving.tolist(),
+            step_m=step.tolist(),
+            gap_s=[None if g != g else g for g in gap.tolist()],
+        )
 
     def _vehicle(
         self,
         vehicle: VehicleInfo,
         fixes: Sequence[Fix],
+        kin: Kinematics,
         hits: dict[int, list[int]],
         permits: Sequence[Permit],
         state: dict[str, Any],
         coalesced: dict[tuple[int, str, str, float], AlertRecord],
-        outcome: Outcome,
     ) -> dict[str, Any]:
         th = self.thresholds
         fences = self.fences
@@ -138,14 +237,12 @@ class Engine:
             else [None] * len(fixes)
         )
         corridor = _corridor_distances(fixes, covering) if permits else None
-        rule_states: dict[str, Any] = dict(state["rules"])
+        rule_states: dict[str, Any] = dict(state["rules"])  # the caller's state stays as it was
         prev = Fix(*state["prev"]) if state["prev"] else None
         pos = state["pos"]
+        rules = RULE_LIST
         for n, fix in enumerate(fixes):
-            local_t = self.clock.local(fix.t)
-            working = self.calendar.working(vehicle.unit_id, local_t)
-            if working is None:
-                outcome.uncovered_days.add(int(local_t // DAY))
+            local_t = kin.local[n]
             inside: frozenset[int] = EMPTY
             depot = False
             prohibited: frozenset[int] = EMPTY
@@ -170,17 +267,8 @@ class Engine:
                 active = [r for r in regions if fences.by_id[r].active(local_t)]
                 if active:
                     in_region = any(r in inside for r in active)
-            moved = 0.0
-            if fix.lat is not None and fix.lon is not None:
-                if pos is not None:
-                    moved = step_m(pos[0], pos[1], fix.lat, fix.lon)
+            if fix.lat is not None:
                 pos = (fix.lat, fix.lon)
-            gap = fix.t - prev.t if prev is not None else None
-            if fix.speed_kmh is not None:
-                moving = fix.speed_kmh >= th.moving_speed_kmh
-            else:
-                moving = bool(gap) and moved / gap * 3.6 >= th.moving_speed_kmh  # type: ignore[operator]
-            moving = moving and fix.ignition is not False
             permit = covering[n]
             at_place = False
             if permit is not None and fix.lat is not None and fix.lon is not None:
@@ -193,10 +281,10 @@ class Engine:
                 category=vehicle.category,
                 th=th,
                 local_t=local_t,
-                working=working,
-                moving=moving,
-                step_m=moved,
-                gap_s=gap,
+                working=kin.working[n],
+                moving=kin.moving[n],
+                step_m=kin.step_m[n],
+                gap_s=kin.gap_s[n],
                 prev=prev,
                 fences=inside,
                 depot=depot,
@@ -207,12 +295,12 @@ class Engine:
                 corridor_m=corridor[n] if corridor and permit and permit.corridor else None,
                 at_place=at_place,
             )
-            for name, rule in RULES.items():
+            for name, rule in rules:
                 rule_state, events = rule(rule_states.get(name), fix, ctx)
-                if rule_state is None:
-                    rule_states.pop(name, None)
-                else:
+                if rule_state is not None:
                     rule_states[name] = rule_state
+                elif name in rule_states:
+                    del rule_states[name]
                 for event in events:
                     record = AlertRecord(
                         vehicle_id=vehicle.id,
@@ -224,7 +312,6 @@ class Engine:
                     )
                     coalesced[record.identity] = record
             prev = fix
-            outcome.evaluated += 1
         return {
             "t": prev.t if prev is not None else None,
             "prev": _fix_tuple(prev),

@@ -10,7 +10,7 @@ replay land on the alerts the live engine stored.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from geofence.permits import Permit
 
@@ -22,8 +22,9 @@ class Severity:
     CRITICAL = "critical"
 
 
-@dataclass(frozen=True, slots=True)
-class Fix:
+class Fix(NamedTuple):
+    """A tuple, because the engine makes one per fix and reads it field by field."""
+
     t: float  # epoch seconds, UTC
     lat: float | None
     lon: float | None
@@ -59,7 +60,17 @@ class Thresholds:
     signal_jump_m: float = 1000
 
     def pick(self, *names: str) -> dict[str, Any]:
-        return {name: _plain(getattr(self, name)) for name in names}
+        """The named thresholds as JSON values (cached: every alert record asks)."""
+        cache = _PICKED.get(self)
+        if cache is None:
+            cache = _PICKED[self] = {}
+        found = cache.get(names)
+        if found is None:
+            found = cache[names] = {name: _plain(getattr(self, name)) for name in names}
+        return dict(found)
+
+
+_PICKED: dict[Thresholds, dict[tuple[str, ...], dict[str, Any]]] = {}
 
 
 def _plain(value: Any) -> Any:
