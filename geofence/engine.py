@@ -15,7 +15,6 @@ Per fix, in order:
 
 from __future__ import annotations
 
-import bisect
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -105,38 +104,28 @@ class Engine:
             return outcome
         flat = [f for fixes in todo.values() for f in fixes]
         positioned = [i for i, f in enumerate(flat) if f.lat is not None]
-        # Fence hits per vehicle, keyed by the fix's place in that vehicle's list.
         starts = list(itertools.accumulate((len(f) for f in todo.values()), initial=0))
-        hits_by_vehicle: list[dict[int, list[int]]] = [{} for _ in todo]
+        hits: dict[int, list[int]] = {}  # flat index of a fix -> indexes of fences containing it
         if positioned:
             lats = np.fromiter((flat[i].lat for i in positioned), float, len(positioned))
             lons = np.fromiter((flat[i].lon for i in positioned), float, len(positioned))
-            for point, hits in self.fences.containing(lons, lats).items():
-                n = positioned[point]
-                slot = bisect.bisect_right(starts, n) - 1
-                hits_by_vehicle[slot][n - starts[slot]] = hits
+            for point, found in self.fences.containing(lons, lats).items():
+                hits[positioned[point]] = found
         permits = self.permits.permits(todo, min(f.t for f in flat), max(f.t for f in flat))
         before = [states.get(v) or new_state() for v in todo]
         kin = self._kinematics(flat, starts, [vehicles[v] for v in todo], before, outcome)
         coalesced: dict[tuple[int, str, str, float], AlertRecord] = {}
         for slot, (vehicle_id, fixes) in enumerate(todo.items()):
-            a, b = starts[slot], starts[slot + 1]
-            state = self._vehicle(
+            outcome.states[vehicle_id] = self._vehicle(
                 vehicles[vehicle_id],
                 fixes,
-                Kinematics(
-                    kin.local[a:b],
-                    kin.working[a:b],
-                    kin.moving[a:b],
-                    kin.step_m[a:b],
-                    kin.gap_s[a:b],
-                ),
-                hits_by_vehicle[slot],
+                starts[slot],
+                kin,
+                hits,
                 permits.get(vehicle_id, ()),
                 before[slot],
                 coalesced,
             )
-            outcome.states[vehicle_id] = state
         outcome.evaluated = len(flat)
         outcome.alerts = list(coalesced.values())
         return outcome
@@ -222,6 +211,7 @@ class Engine:
         self,
         vehicle: VehicleInfo,
         fixes: Sequence[Fix],
+        base: int,
         kin: Kinematics,
         hits: dict[int, list[int]],
         permits: Sequence[Permit],
@@ -241,8 +231,9 @@ class Engine:
         prev = Fix(*state["prev"]) if state["prev"] else None
         pos = state["pos"]
         rules = RULE_LIST
-        for n, fix in enumerate(fixes):
-            local_t = kin.local[n]
+        local, working, moving, step, gap = kin
+        for n, fix in enumerate(fixes, base):
+            local_t = local[n]
             inside: frozenset[int] = EMPTY
             depot = False
             prohibited: frozenset[int] = EMPTY
@@ -269,7 +260,7 @@ class Engine:
                     in_region = any(r in inside for r in active)
             if fix.lat is not None:
                 pos = (fix.lat, fix.lon)
-            permit = covering[n]
+            permit = covering[n - base]
             at_place = False
             if permit is not None and fix.lat is not None and fix.lon is not None:
                 radius = th.destination_radius_m
@@ -281,10 +272,10 @@ class Engine:
                 category=vehicle.category,
                 th=th,
                 local_t=local_t,
-                working=kin.working[n],
-                moving=kin.moving[n],
-                step_m=kin.step_m[n],
-                gap_s=kin.gap_s[n],
+                working=working[n],
+                moving=moving[n],
+                step_m=step[n],
+                gap_s=gap[n],
                 prev=prev,
                 fences=inside,
                 depot=depot,
@@ -292,7 +283,7 @@ class Engine:
                 prohibited=prohibited,
                 speed_limit_kmh=limit,
                 permit=permit,
-                corridor_m=corridor[n] if corridor and permit and permit.corridor else None,
+                corridor_m=corridor[n - base] if corridor and permit and permit.corridor else None,
                 at_place=at_place,
             )
             for name, rule in rules:
