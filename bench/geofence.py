@@ -3,8 +3,10 @@
 (1) membership: fixes against 1,000 fences (circles, corridors and polygons scattered over a
     city), in fix-checks per second (fixes x fences / time): the engine's STRtree + vectorised
     `contains_xy`, against a loop that tests every fence for every fix with Shapely;
-(2) the whole engine: membership, context and all nine rules with per-vehicle state, on batches
-    as the worker takes them, in fixes per second on one core.
+(2) the whole engine: membership, context and all nine rules with per-vehicle state, in fixes
+    per second on one core, on batches holding one fix of every vehicle (how a worker sees a
+    fleet reporting live) and holding many (a backlog draining). The cars drive with no orders,
+    so the movement rules are busy on every moving fix: a pessimistic case.
 
 No database: the engine is pure, so this is what it costs on its own.
 
@@ -17,7 +19,6 @@ import argparse
 import math
 import random
 import sys
-import time
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -147,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     total = sum(len(f) for f in tracks.values())
 
-    def whole() -> int:
+    def whole(per_batch: int) -> int:
         engine = Engine(
             fences=FenceSet(fences),
             calendar=calendar,
@@ -158,18 +159,16 @@ def main(argv: list[str] | None = None) -> None:
         states: dict[int, dict] = {}
         alerts = 0
         # Batches as the worker takes them: a slice of time for every vehicle at once.
-        slices = max(1, total // batch)
-        step = math.ceil(per_vehicle / slices)
-        for k in range(0, per_vehicle, step):
-            outcome = engine.run({v: f[k : k + step] for v, f in tracks.items()}, states, infos)
+        for k in range(0, per_vehicle, per_batch):
+            part = {v: f[k : k + per_batch] for v, f in tracks.items()}
+            outcome = engine.run(part, states, infos)
             states.update(outcome.states)
             alerts += len(outcome.alerts)
         return alerts
 
-    start = time.perf_counter()
-    alerts = whole()
-    whole_s = time.perf_counter() - start
-    whole_s = min(whole_s, timed(whole, repeat=2))
+    alerts = whole(1)
+    few_s = timed(lambda: whole(1), repeat=2)
+    many_s = timed(lambda: whole(per_vehicle), repeat=2)
     print(
         table(
             [
@@ -180,14 +179,19 @@ def main(argv: list[str] | None = None) -> None:
                     "1.0",
                 ),
                 (
-                    f"membership: STRtree + contains_xy, batches of {batch:,}",
+                    f"membership: one STRtree query per batch of {batch:,}",
                     f"{tree_rate:,.0f} fix-checks/s",
                     f"{tree_rate / plain_rate:,.0f}x",
                 ),
                 (
-                    f"whole engine: {args.vehicles:,} vehicles, nine rules, {total:,} fixes",
-                    f"{total / whole_s:,.0f} fixes/s",
+                    f"whole engine, {args.vehicles:,} vehicles, 1 fix each per batch",
+                    f"{total / few_s:,.0f} fixes/s",
                     f"({alerts:,} alert events)",
+                ),
+                (
+                    f"whole engine, {args.vehicles:,} vehicles, {per_vehicle} fixes each per batch",
+                    f"{total / many_s:,.0f} fixes/s",
+                    "",
                 ),
             ]
         )
