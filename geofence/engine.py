@@ -26,7 +26,7 @@ from geofence import geometry
 from geofence.calendar import DAY, LocalClock, WorkingCalendar
 from geofence.fences import FenceKind, FenceSet, VehicleInfo
 from geofence.permits import Permit, PermitSource
-from geofence.rules import RULES
+from geofence.rules import RULES, wakes
 from geofence.rules.base import Context, Event, Fix, Thresholds
 from telematics.trips import step_m
 
@@ -286,8 +286,11 @@ class Engine:
                 corridor_m=corridor[n - base] if corridor and permit and permit.corridor else None,
                 at_place=at_place,
             )
-            for name, rule in rules:
-                rule_state, events = rule(rule_states.get(name), fix, ctx)
+            for (name, rule), wake in zip(rules, wakes(fix, ctx), strict=True):
+                current = rule_states.get(name)
+                if current is None and not wake:
+                    continue  # resting, and nothing here to wake it
+                rule_state, events = rule(current, fix, ctx)
                 if rule_state is not None:
                     rule_states[name] = rule_state
                 elif name in rule_states:

@@ -34,3 +34,24 @@ RULES: dict[str, Step] = {
     "device_alarm": device_alarm.step,
 }
 KINDS = tuple(RULES)
+
+
+def wakes(fix: Fix, ctx: Context) -> tuple[bool, ...]:
+    """For each rule, in the order of `RULES`: whether, resting (no state), it could act on this
+    fix. The engine skips a resting rule whose answer is False, so this must be True whenever
+    `step(None, fix, ctx)` would return a state or an event (a test holds each rule to it)."""
+    positioned = fix.lat is not None
+    moving = ctx.moving
+    unauthorised = moving and ctx.permit is None and not ctx.depot
+    speed = fix.speed_kmh
+    return (
+        unauthorised,  # no_order
+        unauthorised,  # off_hours
+        positioned and ctx.permit is not None,  # off_route
+        positioned and ctx.in_region is False,  # region_exit
+        positioned and bool(ctx.prohibited),  # prohibited_zone
+        positioned and not moving and not ctx.depot,  # overnight_away
+        speed is not None and speed > ctx.speed_limit_kmh,  # overspeed
+        ctx.gap_s is not None and ctx.gap_s >= ctx.th.signal_gap_s,  # signal_loss
+        bool(fix.alarm_bits & device_alarm.WATCHED),  # device_alarm
+    )

@@ -339,3 +339,75 @@ def test_device_alarm_opens_and_closes_with_its_bit_even_without_a_position() ->
 def test_device_alarm_ignores_bits_left_to_other_rules() -> None:
     overspeed_bit = 1 << 1
     assert device_alarm.step(None, Fix(T0, LAT, LON, alarm_bits=overspeed_bit), ctx()) == (None, ())
+
+
+# ---- the engine's wake flags never skip a rule that would act ----------------------------------
+
+from dataclasses import replace as _replace  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from geofence.rules import RULES, wakes  # noqa: E402
+
+PERMITS = st.sampled_from(
+    [
+        None,
+        PERMIT,
+        Permit(vehicle_id=1, start_t=0, end_t=4e9, out_of_region=True, overnight=True),
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    lat=st.one_of(st.none(), st.floats(29, 31)),
+    speed=st.one_of(st.none(), st.floats(0, 250)),
+    ignition=st.one_of(st.none(), st.booleans()),
+    alarm=st.sampled_from([0, 1, 2, 1 << 8, 1 << 31, (1 << 32) - 1]),
+    working=st.one_of(st.none(), st.booleans()),
+    moving=st.booleans(),
+    gap=st.one_of(st.none(), st.floats(0, 5000)),
+    depot=st.booleans(),
+    in_region=st.one_of(st.none(), st.booleans()),
+    prohibited=st.sampled_from([frozenset(), frozenset({3})]),
+    limit=st.floats(20, 130),
+    permit=PERMITS,
+    corridor=st.one_of(st.none(), st.floats(0, 5000)),
+    at_place=st.booleans(),
+)
+def test_a_rule_the_engine_lets_rest_would_have_done_nothing(
+    lat,
+    speed,
+    ignition,
+    alarm,
+    working,
+    moving,
+    gap,
+    depot,
+    in_region,
+    prohibited,
+    limit,
+    permit,
+    corridor,
+    at_place,
+) -> None:
+    fix = Fix(T0, lat, None if lat is None else LON, speed, ignition, alarm)
+    context = _replace(
+        ctx(),
+        working=working,
+        moving=moving,
+        gap_s=gap,
+        prev=None if gap is None else Fix(T0 - gap, LAT, LON, 10, True),
+        step_m=0.0 if gap is None else 2000.0,
+        depot=depot,
+        in_region=in_region,
+        prohibited=prohibited,
+        speed_limit_kmh=limit,
+        permit=permit,
+        corridor_m=corridor if permit is not None else None,
+        at_place=at_place,
+    )
+    for (name, step), wake in zip(RULES.items(), wakes(fix, context), strict=True):
+        if not wake:
+            assert step(None, fix, context) == (None, ()), name
