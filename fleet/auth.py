@@ -86,6 +86,10 @@ PERMISSIONS: dict[tuple[str, str], frozenset[Role]] = {
     ("calendar", "write"): frozenset({Role.ADMIN}),
     ("alert", "read"): STAFF,
     ("alert", "review"): frozenset({Role.ADMIN, Role.SUPERVISOR}),
+    # the dispatch domain
+    ("order", "create"): frozenset(Role),
+    ("order", "approve"): frozenset({Role.ADMIN, Role.APPROVER}),
+    ("order", "assign"): frozenset({Role.ADMIN, Role.DISPATCHER}),
 }
 
 

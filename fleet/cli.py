@@ -328,6 +328,7 @@ def replay(
     dry_run: Annotated[bool, typer.Option(help="Report the alerts without storing them.")] = False,
 ) -> None:
     """Run stored tracks through the current rules and fences; store the alerts they raise."""
+    from dispatch.permits import OrderPermits
     from geofence.calendar import date_of
     from geofence.replay import replay as run_replay
     from geofence.settings import GeofenceSettings
@@ -351,6 +352,7 @@ def replay(
             start=start,
             end=end,
             vehicle_ids=vehicle or None,
+            permits=OrderPermits(engine),
             write=not dry_run,
             progress=progress,
         )
@@ -438,6 +440,7 @@ def worker(
 
     from redis import Redis
 
+    from dispatch.permits import OrderPermits
     from geofence.settings import GeofenceSettings
     from geofence.worker import GeofenceObserver
     from telematics.ingest import IngestWorker
@@ -455,7 +458,11 @@ def worker(
     redis = Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
     try:
         rules = GeofenceObserver(
-            engine=engine, redis=redis, settings=GeofenceSettings(), zone=settings.zone
+            engine=engine,
+            redis=redis,
+            settings=GeofenceSettings(),
+            zone=settings.zone,
+            permits=OrderPermits(engine),
         )
         IngestWorker(
             engine=engine,

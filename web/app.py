@@ -9,6 +9,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from redis import Redis
 
+from dispatch import router as dispatch_router
+from dispatch.settings import DispatchSettings
 from fleet import router as kernel_router
 from fleet.db import make_engine, make_session_factory
 from fleet.errors import FleetError, Throttled, http_status
@@ -45,6 +47,7 @@ def create_app(
     *,
     telematics_settings: TelematicsSettings | None = None,
     geofence_settings: GeofenceSettings | None = None,
+    dispatch_settings: DispatchSettings | None = None,
     live_keepalive_s: float = 15.0,
 ) -> FastAPI:
     engine = make_engine(settings)
@@ -73,10 +76,12 @@ def create_app(
     app.state.live_hub = hub
     app.state.telematics_settings = telematics_settings or TelematicsSettings()
     app.state.geofence_settings = geofence_settings or GeofenceSettings()
+    app.state.dispatch_settings = dispatch_settings or DispatchSettings()
     app.add_exception_handler(FleetError, fleet_error_handler)
     app.include_router(kernel_router.health_router)
     app.include_router(kernel_router.router)
     app.include_router(telematics_router.router)
     app.include_router(geofence_router.router)
+    app.include_router(dispatch_router.router)
     app.include_router(live.router)
     return app

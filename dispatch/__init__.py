@@ -1,0 +1,1 @@
+"""Dispatch: trip orders, approval, matching, assignment without double booking."""

@@ -1,0 +1,120 @@
+"""Tables of dispatch: trip orders, their approvals, and assignments (no double booking)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from geoalchemy2 import Geometry, WKBElement
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, TSTZRANGE, ExcludeConstraint, Range
+from sqlalchemy.orm import Mapped, mapped_column
+
+from dispatch.orders import OrderStatus
+from fleet.db import Base, Timestamped
+from fleet.models import BodyClass, VehicleCategory, _enum
+
+
+class TripOrder(Timestamped, Base):
+    """A request for a car: who, why, when, from where to where, and how far it has got."""
+
+    __tablename__ = "trip_order"
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    requester_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="RESTRICT"))
+    unit_id: Mapped[int] = mapped_column(ForeignKey("org_unit.id", ondelete="RESTRICT"))
+    purpose: Mapped[str] = mapped_column(String(500))
+    passengers: Mapped[int] = mapped_column(Integer)
+    start_at: Mapped[datetime]
+    end_at: Mapped[datetime]
+    origin: Mapped[WKBElement] = mapped_column(Geometry("POINT", srid=4326, spatial_index=False))
+    origin_name: Mapped[str] = mapped_column(String(200))
+    # [{"name", "lon", "lat"}], in visiting order
+    destinations: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    category: Mapped[VehicleCategory | None] = mapped_column(_enum(VehicleCategory, "category"))
+    body_class: Mapped[BodyClass | None] = mapped_column(_enum(BodyClass, "body_class"))
+    out_of_region: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    overnight: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    notes: Mapped[str] = mapped_column(Text, server_default="")
+    status: Mapped[OrderStatus] = mapped_column(
+        _enum(OrderStatus, "status"), server_default=OrderStatus.DRAFT.value
+    )
+
+    __table_args__ = (
+        CheckConstraint("end_at > start_at", name="window"),
+        CheckConstraint("passengers BETWEEN 1 AND 60", name="passengers"),
+        Index("ix_trip_order_unit_id_start_at", "unit_id", "start_at"),
+        Index("ix_trip_order_requester_id", "requester_id"),
+        Index("ix_trip_order_status", "status"),
+    )
+
+
+class OrderDecision(Base):
+    """One approval or rejection of an order, with who, when and why."""
+
+    __tablename__ = "order_decision"
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("trip_order.id", ondelete="RESTRICT"))
+    step: Mapped[int] = mapped_column(Integer, server_default="1")
+    approved: Mapped[bool] = mapped_column(Boolean)
+    comment: Mapped[str] = mapped_column(Text, server_default="")
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+    username: Mapped[str] = mapped_column(String(100))
+    at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_order_decision_order_id", "order_id"),)
+
+
+class Assignment(Base):
+    """A vehicle and driver held for an order's window plus the turnaround buffer.
+
+    Two active assignments of one vehicle (or one driver) cannot overlap: the exclusion constraints
+    make double booking impossible in the database itself, whatever the application does."""
+
+    __tablename__ = "assignment"
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("trip_order.id", ondelete="RESTRICT"))
+    vehicle_id: Mapped[int] = mapped_column(ForeignKey("vehicle.id", ondelete="RESTRICT"))
+    driver_id: Mapped[int] = mapped_column(ForeignKey("driver.id", ondelete="RESTRICT"))
+    period: Mapped[Range[datetime]] = mapped_column(TSTZRANGE)
+    active: Mapped[bool] = mapped_column(Boolean, server_default="true")
+    reason: Mapped[str] = mapped_column(Text, server_default="")
+    assigned_by: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
+
+    __table_args__ = (
+        ExcludeConstraint(
+            ("vehicle_id", "="),
+            ("period", "&&"),
+            where=text("active"),
+            using="gist",
+            name="ex_assignment_vehicle_period",
+        ),
+        ExcludeConstraint(
+            ("driver_id", "="),
+            ("period", "&&"),
+            where=text("active"),
+            using="gist",
+            name="ex_assignment_driver_period",
+        ),
+        Index(
+            "uq_assignment_order_active",
+            "order_id",
+            unique=True,
+            postgresql_where=text("active"),
+        ),
+    )

@@ -1,0 +1,110 @@
+"""HTTP routes of dispatch: trip orders, approval and assignment."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, status
+
+from dispatch import service
+from dispatch.orders import OrderStatus
+from dispatch.schemas import AssignIn, Comment, OrderCreate
+from fleet.api import ActorDep, ListingDep, SessionDep
+
+router = APIRouter(prefix="/api/v1", tags=["dispatch"])
+
+
+def _settings(request: Request) -> Any:
+    return request.app.state.dispatch_settings
+
+
+@router.post("/orders", status_code=status.HTTP_201_CREATED)
+def create_order(
+    session: SessionDep, actor: ActorDep, request: Request, data: OrderCreate
+) -> dict[str, Any]:
+    """A trip order, saved as a draft; `POST /orders/{id}/submit` sends it for approval."""
+    order = service.create_order(
+        session=session, actor=actor, data=data, settings=_settings(request)
+    )
+    return service.view(session=session, order=order)
+
+
+@router.get("/orders")
+def list_orders(
+    session: SessionDep,
+    actor: ActorDep,
+    listing: ListingDep,
+    mine: Annotated[bool, Query(description="Only the caller's own orders.")] = False,
+    status: OrderStatus | None = None,
+) -> dict[str, Any]:
+    items, total = service.list_orders(
+        session=session, actor=actor, listing=listing, mine=mine, status=status
+    )
+    return {
+        "items": [service.view(session=session, order=o) for o in items],
+        "total": total,
+        "limit": listing.limit,
+        "offset": listing.offset,
+    }
+
+
+@router.get("/orders/{order_id}")
+def get_order(session: SessionDep, actor: ActorDep, order_id: int) -> dict[str, Any]:
+    order = service.get_order(session=session, actor=actor, order_id=order_id)
+    return service.view(session=session, order=order)
+
+
+@router.post("/orders/{order_id}/submit")
+def submit(session: SessionDep, actor: ActorDep, order_id: int) -> dict[str, Any]:
+    order = service.submit(session=session, actor=actor, order_id=order_id)
+    return service.view(session=session, order=order)
+
+
+@router.post("/orders/{order_id}/approve")
+def approve(
+    session: SessionDep, actor: ActorDep, order_id: int, data: Comment | None = None
+) -> dict[str, Any]:
+    order = service.decide(
+        session=session, actor=actor, order_id=order_id, approve=True, data=data or Comment()
+    )
+    return service.view(session=session, order=order)
+
+
+@router.post("/orders/{order_id}/reject")
+def reject(session: SessionDep, actor: ActorDep, order_id: int, data: Comment) -> dict[str, Any]:
+    """A rejection needs a comment."""
+    order = service.decide(
+        session=session, actor=actor, order_id=order_id, approve=False, data=data
+    )
+    return service.view(session=session, order=order)
+
+
+@router.post("/orders/{order_id}/cancel")
+def cancel(
+    session: SessionDep, actor: ActorDep, order_id: int, data: Comment | None = None
+) -> dict[str, Any]:
+    order = service.cancel(session=session, actor=actor, order_id=order_id, data=data or Comment())
+    return service.view(session=session, order=order)
+
+
+@router.post("/orders/{order_id}/assign")
+def assign(
+    session: SessionDep, actor: ActorDep, request: Request, order_id: int, data: AssignIn
+) -> dict[str, Any]:
+    """Holds the vehicle and driver; 409 when either is already taken in the window."""
+    order = service.assign(
+        session=session, actor=actor, order_id=order_id, data=data, settings=_settings(request)
+    )
+    return service.view(session=session, order=order)
+
+
+@router.post("/orders/{order_id}/start")
+def start(session: SessionDep, actor: ActorDep, order_id: int) -> dict[str, Any]:
+    order = service.start(session=session, actor=actor, order_id=order_id)
+    return service.view(session=session, order=order)
+
+
+@router.post("/orders/{order_id}/finish")
+def finish(session: SessionDep, actor: ActorDep, order_id: int) -> dict[str, Any]:
+    order = service.finish(session=session, actor=actor, order_id=order_id)
+    return service.view(session=session, order=order)

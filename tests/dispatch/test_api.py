@@ -1,0 +1,147 @@
+"""Trip orders through the API: the whole loop, the clear errors, and who may do what."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fleet.models import AuditEntry
+from tests.dispatch.conftest import tomorrow
+
+
+def approved_order(client: TestClient, people, order_body, **changes) -> int:
+    reply = client.post("/api/v1/orders", json=order_body(**changes), headers=people["asker"])
+    assert reply.status_code == 201, reply.text
+    order_id = reply.json()["id"]
+    assert (
+        client.post(f"/api/v1/orders/{order_id}/submit", headers=people["asker"]).status_code == 200
+    )
+    reply = client.post(f"/api/v1/orders/{order_id}/approve", headers=people["boss"])
+    assert reply.json()["status"] == "approved", reply.text
+    return order_id
+
+
+def test_the_whole_loop_is_audited(client: TestClient, people, pool, order_body, db: Session):
+    order_id = approved_order(client, people, order_body)
+    reply = client.post(
+        f"/api/v1/orders/{order_id}/assign",
+        json={"vehicle_id": pool["vehicles"]["sedan"].id, "driver_id": pool["drivers"][0].id},
+        headers=people["desk"],
+    )
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["status"] == "assigned"
+    assert reply.json()["assignment"]["vehicle_id"] == pool["vehicles"]["sedan"].id
+    for step, status in (("start", "in_progress"), ("finish", "completed")):
+        reply = client.post(f"/api/v1/orders/{order_id}/{step}", headers=people["desk"])
+        assert reply.json()["status"] == status, reply.text
+    actions = db.scalars(
+        select(AuditEntry.action)
+        .where(AuditEntry.entity == "trip_order", AuditEntry.entity_id == str(order_id))
+        .order_by(AuditEntry.id)
+    ).all()
+    assert actions == ["create", "submit", "approve", "assign", "start", "finish"]
+    mine = client.get("/api/v1/orders?mine=true", headers=people["asker"]).json()
+    assert [o["id"] for o in mine["items"]] == [order_id]
+
+
+def test_bad_orders_get_clear_errors(client: TestClient, people, pool, order_body):
+    cases = {
+        "end_at": order_body(end_at=tomorrow(0).isoformat()),
+        "start_at": order_body(start_at="2020-01-01T08:00:00+08:00"),
+        "passengers": order_body(passengers=9),
+        "origin": order_body(origin={"type": "Point", "coordinates": [200, 30]}),
+        "destinations": order_body(destinations=[]),
+    }
+    for field, body in cases.items():
+        reply = client.post("/api/v1/orders", json=body, headers=people["asker"])
+        assert reply.status_code == 422, (field, reply.text)
+        assert field in str(reply.json()["detail"]), (field, reply.text)
+    naive = order_body(start_at="2026-12-01T08:00:00")
+    assert client.post("/api/v1/orders", json=naive, headers=people["asker"]).status_code == 422
+
+
+def test_a_seven_passenger_order_never_gets_a_five_seat_car_nor_a_sealed_one(
+    client: TestClient, people, pool, order_body
+):
+    order_id = approved_order(client, people, order_body, passengers=7)
+    for key in ("sedan", "sealed"):
+        reply = client.post(
+            f"/api/v1/orders/{order_id}/assign",
+            json={"vehicle_id": pool["vehicles"][key].id, "driver_id": pool["drivers"][0].id},
+            headers=people["desk"],
+        )
+        assert reply.status_code == 422, reply.text
+        assert reply.json()["detail"][0]["loc"][-1] == "vehicle_id"
+    reply = client.post(
+        f"/api/v1/orders/{order_id}/assign",
+        json={"vehicle_id": pool["vehicles"]["mpv"].id, "driver_id": pool["drivers"][0].id},
+        headers=people["desk"],
+    )
+    assert reply.status_code == 200
+
+
+def test_overlapping_assignment_of_a_vehicle_or_driver_is_409(
+    client: TestClient, people, pool, order_body
+):
+    first = approved_order(client, people, order_body)
+    second = approved_order(
+        client, people, order_body, start_at=tomorrow(5).isoformat(), end_at=tomorrow(7).isoformat()
+    )
+    sedan, mpv = pool["vehicles"]["sedan"].id, pool["vehicles"]["mpv"].id
+    chen, liu = (d.id for d in pool["drivers"])
+    url = "/api/v1/orders/{}/assign"
+    ok = client.post(
+        url.format(first), json={"vehicle_id": sedan, "driver_id": chen}, headers=people["desk"]
+    )
+    assert ok.status_code == 200
+    # The second starts when the first ends: the turnaround buffer makes them overlap.
+    taken = client.post(
+        url.format(second), json={"vehicle_id": sedan, "driver_id": liu}, headers=people["desk"]
+    )
+    assert taken.status_code == 409
+    assert taken.json()["detail"][0]["loc"][-1] == "vehicle_id"
+    busy = client.post(
+        url.format(second), json={"vehicle_id": mpv, "driver_id": chen}, headers=people["desk"]
+    )
+    assert busy.status_code == 409
+    assert busy.json()["detail"][0]["loc"][-1] == "driver_id"
+    assert (
+        client.get(f"/api/v1/orders/{second}", headers=people["desk"]).json()["status"]
+        == "approved"
+    )
+    # Cancelling the first frees both.
+    client.post(
+        f"/api/v1/orders/{first}/cancel", json={"comment": "会议取消"}, headers=people["asker"]
+    )
+    freed = client.post(
+        url.format(second), json={"vehicle_id": sedan, "driver_id": chen}, headers=people["desk"]
+    )
+    assert freed.status_code == 200, freed.text
+
+
+def test_who_may_do_what(client: TestClient, people, pool, order_body):
+    reply = client.post("/api/v1/orders", json=order_body(), headers=people["asker"])
+    order_id = reply.json()["id"]
+    # an approver cannot approve a draft; a requester cannot approve at all
+    assert (
+        client.post(f"/api/v1/orders/{order_id}/approve", headers=people["boss"]).status_code == 409
+    )
+    client.post(f"/api/v1/orders/{order_id}/submit", headers=people["asker"])
+    assert (
+        client.post(f"/api/v1/orders/{order_id}/approve", headers=people["asker"]).status_code
+        == 403
+    )
+    reply = client.post(f"/api/v1/orders/{order_id}/reject", json={}, headers=people["boss"])
+    assert reply.status_code == 422
+    reply = client.post(
+        f"/api/v1/orders/{order_id}/reject", json={"comment": "请合并用车"}, headers=people["boss"]
+    )
+    assert reply.json()["status"] == "rejected"
+    assert reply.json()["decisions"][0]["comment"] == "请合并用车"
+    reply = client.post(
+        f"/api/v1/orders/{order_id}/assign",
+        json={"vehicle_id": pool["vehicles"]["sedan"].id, "driver_id": pool["drivers"][0].id},
+        headers=people["asker"],
+    )
+    assert reply.status_code == 403

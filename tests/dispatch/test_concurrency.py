@@ -1,0 +1,190 @@
+"""Assignment against the database itself, with real concurrent connections, and the permits it
+gives the geofence engine."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
+
+from dispatch import service
+from dispatch.permits import OrderPermits
+from dispatch.schemas import AssignIn, Comment, OrderCreate
+from dispatch.settings import DispatchSettings
+from fleet import migrate, registry
+from fleet.auth import Actor
+from fleet.db import make_engine
+from fleet.errors import Conflict
+from fleet.models import Role
+from fleet.schemas import DriverCreate, UserCreate, VehicleCreate
+from fleet.settings import Settings
+from geofence.calendar import LocalClock, WorkingCalendar
+from geofence.engine import Engine as RuleEngine
+from geofence.fences import FenceSet, VehicleInfo
+from geofence.rules.base import Fix, Thresholds
+from tests.dispatch.conftest import tomorrow
+
+SETTINGS = DispatchSettings()
+
+
+@pytest.fixture(scope="module")
+def world(scratch_settings: Settings) -> Iterator[dict[str, Any]]:
+    migrate.upgrade(scratch_settings)
+    engine = make_engine(scratch_settings, pool_size=6)
+    with Session(engine) as session, session.begin():
+        root = registry.create_root_unit(session=session, code="DSP", name="调度测试")
+        system = Actor.system(root)
+        vehicle = registry.create_vehicle(
+            session=session,
+            actor=system,
+            data=VehicleCreate(
+                plate="浙A·D20001",
+                category="general",
+                body_class="sedan",
+                seats=4,
+                energy="bev",
+                unit_id=root.id,
+            ),
+        )
+        drivers = [
+            registry.create_driver(
+                session=session,
+                actor=system,
+                data=DriverCreate(name=f"司机{n}", licence_class="C1", unit_id=root.id),
+            ).id
+            for n in range(2)
+        ]
+        asker = registry.create_user(
+            session=session,
+            actor=None,
+            data=UserCreate(
+                username="dsp-asker",
+                password="correct-horse-9",
+                roles=["requester"],
+                unit_id=root.id,
+            ),
+        )
+        requester = Actor(asker.id, "dsp-asker", root.id, root.path, frozenset({Role.REQUESTER}))
+        boss = Actor(
+            None, "dsp-boss", root.id, root.path, frozenset({Role.APPROVER, Role.DISPATCHER})
+        )
+        ids = {"vehicle": vehicle.id, "drivers": drivers, "unit": root.id}
+    yield {"engine": engine, "requester": requester, "boss": boss, **ids}
+    engine.dispose()
+
+
+def approved(world: dict[str, Any], start_hour: int, end_hour: int) -> int:
+    with Session(world["engine"]) as session, session.begin():
+        order = service.create_order(
+            session=session,
+            actor=world["requester"],
+            data=OrderCreate(
+                purpose="检查",
+                passengers=2,
+                start_at=tomorrow(start_hour),
+                end_at=tomorrow(end_hour),
+                origin={"type": "Point", "coordinates": [120.20, 30.25]},
+                origin_name="单位",
+                destinations=[
+                    {"point": {"type": "Point", "coordinates": [120.20, 30.35]}, "name": "北边"}
+                ],
+            ),
+            settings=SETTINGS,
+        )
+        service.submit(session=session, actor=world["requester"], order_id=order.id)
+        service.decide(
+            session=session, actor=world["boss"], order_id=order.id, approve=True, data=Comment()
+        )
+        return order.id
+
+
+@pytest.fixture(autouse=True)
+def clean(world: dict[str, Any]) -> Iterator[None]:
+    yield
+    with world["engine"].begin() as conn:
+        conn.execute(text("UPDATE assignment SET active = false"))
+
+
+def test_two_dispatchers_racing_for_one_vehicle_exactly_one_wins(world):
+    orders = [approved(world, 1, 4), approved(world, 2, 6)]
+    barrier = threading.Barrier(2)
+    results: dict[int, str] = {}
+
+    def race(n: int) -> None:
+        engine: Engine = world["engine"]
+        with Session(engine) as session:
+            try:
+                with session.begin():
+                    barrier.wait(timeout=10)
+                    service.assign(
+                        session=session,
+                        actor=world["boss"],
+                        order_id=orders[n],
+                        data=AssignIn(vehicle_id=world["vehicle"], driver_id=world["drivers"][n]),
+                        settings=SETTINGS,
+                    )
+                results[n] = "assigned"
+            except Conflict as error:
+                results[n] = f"409 {error.message}"
+
+    threads = [threading.Thread(target=race, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(r.split()[0] for r in results.values()) == ["409", "assigned"], results
+    with world["engine"].connect() as conn:
+        held = conn.execute(
+            text("SELECT count(*) FROM assignment WHERE active AND vehicle_id = :v"),
+            {"v": world["vehicle"]},
+        ).scalar_one()
+    assert held == 1
+
+
+def test_permits_from_an_assignment_silence_no_order_for_that_drive_only(world):
+    order_id = approved(world, 2, 4)
+    with Session(world["engine"]) as session, session.begin():
+        service.assign(
+            session=session,
+            actor=world["boss"],
+            order_id=order_id,
+            data=AssignIn(vehicle_id=world["vehicle"], driver_id=world["drivers"][0]),
+            settings=SETTINGS,
+        )
+    start = tomorrow(2).timestamp()
+    drive = [Fix(start + 10 * i, 30.25 + i * 0.0005, 120.20, 40.0, True) for i in range(120)]
+    permits = OrderPermits(world["engine"])
+    found = permits.permits([world["vehicle"]], start, start + 1200)[world["vehicle"]]
+    assert [p.order_id for p in found] == [order_id]
+    assert (
+        found[0].start_t == (tomorrow(2) - timedelta(minutes=SETTINGS.turnaround_min)).timestamp()
+    )
+    car = VehicleInfo(id=world["vehicle"], unit_id=world["unit"], unit_path="", category="general")
+    calendar = WorkingCalendar(
+        days=dict.fromkeys(range(15_000, 30_000), True), default_hours=(0, 86_400)
+    )
+
+    def kinds(source) -> set[str]:
+        engine = RuleEngine(
+            fences=FenceSet([]),
+            calendar=calendar,
+            clock=LocalClock(ZoneInfo("Asia/Shanghai")),
+            thresholds=Thresholds(),
+            permits=source,
+        )
+        outcome = engine.run({car.id: drive}, {}, {car.id: car})
+        return {a.event.kind for a in outcome.alerts}
+
+    from geofence.permits import NO_PERMITS
+
+    assert "no_order" not in kinds(permits)
+    assert "no_order" in kinds(NO_PERMITS)
+    with Session(world["engine"]) as session, session.begin():
+        service.cancel(session=session, actor=world["boss"], order_id=order_id, data=Comment())
+    assert permits.permits([world["vehicle"]], start, start + 1200) == {}
