@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, status
 from dispatch import service
 from dispatch.orders import OrderStatus
 from dispatch.schemas import AssignIn, Comment, OrderCreate
-from fleet.api import ActorDep, ListingDep, SessionDep
+from fleet.api import ActorDep, ListingDep, RedisDep, SessionDep
 
 router = APIRouter(prefix="/api/v1", tags=["dispatch"])
 
@@ -108,3 +108,22 @@ def start(session: SessionDep, actor: ActorDep, order_id: int) -> dict[str, Any]
 def finish(session: SessionDep, actor: ActorDep, order_id: int) -> dict[str, Any]:
     order = service.finish(session=session, actor=actor, order_id=order_id)
     return service.view(session=session, order=order)
+
+
+@router.get("/orders/{order_id}/suggestions")
+def suggestions(
+    session: SessionDep, redis: RedisDep, actor: ActorDep, request: Request, order_id: int
+) -> dict[str, Any]:
+    """Ranked vehicles with the parts of each score, the vehicles left out and why, free drivers."""
+    return service.suggestions(
+        session=session, redis=redis, actor=actor, order_id=order_id, settings=_settings(request)
+    )
+
+
+@router.post("/dispatch/plan")
+def plan(session: SessionDep, redis: RedisDep, actor: ActorDep, request: Request) -> dict[str, Any]:
+    """An optimal assignment for the approved, unassigned orders in scope, to review; each pair is
+    accepted with `POST /orders/{id}/assign`. The greedy nearest-first total is shown beside it."""
+    return service.dispatch_plan(
+        session=session, redis=redis, actor=actor, settings=_settings(request)
+    )

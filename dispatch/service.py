@@ -11,12 +11,14 @@ from typing import Any
 
 from geoalchemy2.shape import from_shape, to_shape
 from psycopg import errors as pg_errors
+from redis import Redis
 from shapely import Point
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, select, text
 from sqlalchemy.dialects.postgresql import Range
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from dispatch import matching
 from dispatch.models import Assignment, OrderDecision, TripOrder
 from dispatch.orders import OrderStatus, move
 from dispatch.schemas import AssignIn, Comment, OrderCreate
@@ -27,6 +29,7 @@ from fleet.db import utcnow
 from fleet.errors import Conflict, Forbidden, Invalid, NotFound
 from fleet.models import Driver, Role, Vehicle, VehicleStatus
 from fleet.registry import Listing
+from telematics import service as telematics_service
 
 
 def _view(order: TripOrder) -> dict[str, Any]:
@@ -347,3 +350,190 @@ def _drive(
     session.flush()
     _record(session, actor, order, action, before)
     return order
+
+
+# ---- suggestions and the plan ---------------------------------------------------------------
+
+
+def _order_facts(order: TripOrder) -> matching.OrderFacts:
+    origin = to_shape(order.origin)
+    return matching.OrderFacts(
+        id=order.id,
+        passengers=order.passengers,
+        lat=origin.y,
+        lon=origin.x,
+        urban=not order.out_of_region,
+        category=order.category,
+        body_class=order.body_class,
+    )
+
+
+def _holds(session: Session, low: datetime, high: datetime) -> list[tuple[int, int, Any]]:
+    """(vehicle, driver, period) of every active assignment within a day of [low, high): enough
+    for any turnaround buffer, and each is then checked against each window exactly."""
+    margin = timedelta(days=1)
+    rows = session.execute(
+        select(Assignment.vehicle_id, Assignment.driver_id, Assignment.period).where(
+            Assignment.active,
+            Assignment.period.overlaps(Range(low - margin, high + margin, bounds="[)")),
+        )
+    ).all()
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+def _overlaps(period: Any, window_: Range[datetime]) -> bool:
+    return bool(period.lower < window_.upper and window_.lower < period.upper)
+
+
+def vehicle_facts(
+    *,
+    session: Session,
+    redis: Redis,
+    actor: Actor,
+    orders: list[TripOrder],
+    settings: DispatchSettings,
+) -> tuple[list[matching.VehicleFacts], list[tuple[int, int, Any]]]:
+    """The pool in the actor's scope as matching sees it, and the holds meeting the orders."""
+    vehicles = session.scalars(
+        select(Vehicle).where(Vehicle.unit_id.in_(units_in_scope(actor))).order_by(Vehicle.id)
+    ).all()
+    windows = {o.id: window(o, settings) for o in orders}
+    holds = _holds(session, min(o.start_at for o in orders), max(o.end_at for o in orders))
+    last = telematics_service.last_positions(redis=redis, vehicle_ids=[v.id for v in vehicles])
+    month: dict[int, Any] = dict(
+        session.execute(
+            text(
+                "SELECT vehicle_id, sum(distance_m) / 1000 FROM trip"
+                " WHERE start_at >= date_trunc('month', now()) GROUP BY vehicle_id"
+            )
+        ).all()
+    )
+    fresh_after = (utcnow() - timedelta(hours=settings.tracker_fresh_h)).timestamp() * 1000
+    facts = []
+    for vehicle in vehicles:
+        fix = last.get(vehicle.id)
+        lat = lon = None
+        if fix is not None:
+            lat, lon = fix["lat"], fix["lon"]
+        elif vehicle.depot is not None:
+            centre = to_shape(vehicle.depot).centroid
+            lat, lon = centre.y, centre.x
+        busy = frozenset(
+            order_id
+            for order_id, w in windows.items()
+            for v, _, period in holds
+            if v == vehicle.id and _overlaps(period, w)
+        )
+        facts.append(
+            matching.VehicleFacts(
+                id=vehicle.id,
+                plate=vehicle.plate,
+                seats=vehicle.seats,
+                category=vehicle.category,
+                body_class=vehicle.body_class,
+                active=vehicle.status == VehicleStatus.ACTIVE,
+                new_energy=vehicle.new_energy,
+                lat=lat,
+                lon=lon,
+                tracker_fresh=fix is not None and fix["fix_ms"] >= fresh_after,
+                month_km=float(month.get(vehicle.id) or 0.0),
+                busy=busy,
+            )
+        )
+    return facts, holds
+
+
+def _free_drivers(
+    session: Session, actor: Actor, holds: list[tuple[int, int, Any]], window_: Range[datetime]
+) -> list[Driver]:
+    taken = {d for _, d, period in holds if _overlaps(period, window_)}
+    drivers = session.scalars(
+        select(Driver)
+        .where(Driver.active, Driver.unit_id.in_(units_in_scope(actor)))
+        .order_by(Driver.id)
+    ).all()
+    return [d for d in drivers if d.id not in taken]
+
+
+def suggestions(
+    *, session: Session, redis: Redis, actor: Actor, order_id: int, settings: DispatchSettings
+) -> dict[str, Any]:
+    """Ranked vehicles for an approved order with the parts of each cost, the vehicles left out
+    and why, and the drivers free for the window."""
+    require(actor, "order", "assign")
+    order = get_order(session=session, actor=actor, order_id=order_id)
+    facts, holds = vehicle_facts(
+        session=session, redis=redis, actor=actor, orders=[order], settings=settings
+    )
+    wanted = _order_facts(order)
+    ranked = matching.rank(wanted, facts)
+    return {
+        "order_id": order.id,
+        "status": order.status,
+        "candidates": [
+            {"vehicle_id": c.vehicle_id, "plate": c.plate, "cost": c.cost, "parts": c.parts}
+            for c in ranked
+        ],
+        "excluded": [
+            {"vehicle_id": f.id, "plate": f.plate, "reason": reason}
+            for f in facts
+            if (reason := matching.why_not(wanted, f)) is not None
+        ],
+        "drivers": [
+            {"id": d.id, "name": d.name}
+            for d in _free_drivers(session, actor, holds, window(order, settings))
+        ],
+    }
+
+
+def dispatch_plan(
+    *, session: Session, redis: Redis, actor: Actor, settings: DispatchSettings
+) -> dict[str, Any]:
+    """The optimal assignment of the approved, unassigned orders in scope, for review (nothing is
+    assigned until the dispatcher accepts each pair through `assign`), beside the greedy one."""
+    require(actor, "order", "assign")
+    orders = list(
+        session.scalars(
+            _scoped(actor)
+            .where(TripOrder.status == OrderStatus.APPROVED)
+            .order_by(TripOrder.start_at, TripOrder.id)
+        )
+    )
+    if not orders:
+        return {"pairs": [], "unserved": [], "total_cost": 0.0, "greedy_total_cost": 0.0}
+    facts, holds = vehicle_facts(
+        session=session, redis=redis, actor=actor, orders=orders, settings=settings
+    )
+    wanted = [_order_facts(o) for o in orders]
+    best = matching.plan(wanted, facts)
+    baseline = matching.greedy(wanted, facts)
+    by_order = {o.id: o for o in orders}
+    plates = {f.id: f.plate for f in facts}
+    planned: list[tuple[Range[datetime], int]] = []
+    pairs = []
+    for order_id, vehicle_id, cost_ in best.pairs:
+        held = window(by_order[order_id], settings)
+        free = [
+            d
+            for d in _free_drivers(session, actor, holds, held)
+            if not any(d.id == other and _overlaps(w, held) for w, other in planned)
+        ]
+        driver = free[0].id if free else None
+        if driver is not None:
+            planned.append((held, driver))
+        pairs.append(
+            {
+                "order_id": order_id,
+                "vehicle_id": vehicle_id,
+                "plate": plates[vehicle_id],
+                "driver_id": driver,
+                "cost": round(cost_, 2),
+            }
+        )
+    return {
+        "pairs": pairs,
+        "unserved": best.unserved,
+        "total_cost": best.total_cost,
+        "greedy_total_cost": baseline.total_cost,
+        "greedy_unserved": baseline.unserved,
+    }

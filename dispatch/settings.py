@@ -22,3 +22,8 @@ class DispatchSettings(BaseSettings):
         " return), in minutes; it also widens the permit the geofence engine sees.",
     )
     max_destinations: int = Field(10, ge=1, description="Destinations one order may list (count).")
+    tracker_fresh_h: float = Field(
+        24,
+        gt=0,
+        description="A vehicle is suggested only if its tracker reported this recently (h).",
+    )

@@ -179,6 +179,14 @@ def live(*, session: Session, redis: Redis, actor: Actor) -> list[dict[str, Any]
     return items
 
 
+def last_positions(*, redis: Redis, vehicle_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Each vehicle's latest fix as the worker left it in Redis (vehicles never heard: absent)."""
+    if not vehicle_ids:
+        return {}
+    raw = redis.hmget(stream.LAST_POSITIONS, vehicle_ids)
+    return {v: json.loads(r) for v, r in zip(vehicle_ids, raw, strict=True) if r}
+
+
 def snapshot_for_units(redis: Redis, unit_ids: frozenset[int]) -> list[dict[str, Any]]:
     return [
         item

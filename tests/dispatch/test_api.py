@@ -145,3 +145,64 @@ def test_who_may_do_what(client: TestClient, people, pool, order_body):
         headers=people["asker"],
     )
     assert reply.status_code == 403
+
+
+def place(redis, vehicle_id: int, lat: float, lon: float, age_h: float = 0.0) -> None:
+    """A last position as the ingest worker leaves it in Redis."""
+    import json
+    import time
+
+    from telematics import stream
+
+    fix_ms = int((time.time() - age_h * 3600) * 1000)
+    redis.hset(
+        stream.LAST_POSITIONS,
+        vehicle_id,
+        json.dumps({"vehicle_id": vehicle_id, "fix_ms": fix_ms, "lat": lat, "lon": lon}),
+    )
+
+
+def test_suggestions_rank_with_parts_and_say_why_others_are_left_out(
+    client: TestClient, people, pool, order_body, redis
+):
+    sedan, mpv, sealed = (pool["vehicles"][k].id for k in ("sedan", "mpv", "sealed"))
+    place(redis, sedan, 30.2452, 120.2106)  # at the origin
+    place(redis, mpv, 30.30, 120.25)
+    place(redis, sealed, 30.2452, 120.2106)
+    order_id = approved_order(client, people, order_body)
+    reply = client.get(f"/api/v1/orders/{order_id}/suggestions", headers=people["desk"])
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert [c["vehicle_id"] for c in body["candidates"]] == [sedan, mpv]
+    assert body["candidates"][0]["parts"]["distance_km"] < 0.1
+    assert {e["vehicle_id"]: e["reason"] for e in body["excluded"]}[sealed].startswith("not active")
+    assert len(body["drivers"]) == 2
+    stale = approved_order(client, people, order_body, passengers=5)
+    place(redis, mpv, 30.30, 120.25, age_h=30)
+    body = client.get(f"/api/v1/orders/{stale}/suggestions", headers=people["desk"]).json()
+    assert body["candidates"] == []
+    assert "tracker not reporting" in {e["reason"] for e in body["excluded"]}
+    assert (
+        client.get(f"/api/v1/orders/{stale}/suggestions", headers=people["asker"]).status_code
+        == 403
+    )
+
+
+def test_the_plan_covers_the_approved_orders_and_beats_or_ties_greedy(
+    client: TestClient, people, pool, order_body, redis
+):
+    sedan, mpv = pool["vehicles"]["sedan"].id, pool["vehicles"]["mpv"].id
+    place(redis, sedan, 30.2452, 120.2106)
+    place(redis, mpv, 30.2452, 120.2106)
+    small = approved_order(client, people, order_body, passengers=2)
+    large = approved_order(client, people, order_body, passengers=6)
+    reply = client.post("/api/v1/dispatch/plan", headers=people["desk"])
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert {(p["order_id"], p["vehicle_id"]) for p in body["pairs"]} == {
+        (small, sedan),
+        (large, mpv),
+    }
+    assert len({p["driver_id"] for p in body["pairs"]}) == 2  # overlapping windows: two drivers
+    assert body["unserved"] == []
+    assert body["total_cost"] <= body["greedy_total_cost"] + 1e-6
