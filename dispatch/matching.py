@@ -86,7 +86,7 @@ def why_not(order: OrderFacts, vehicle: VehicleFacts) -> str | None:
     return None
 
 
-def _km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     p1, p2 = math.radians(lat1), math.radians(lat2)
     a = (
         math.sin((p2 - p1) / 2) ** 2
@@ -100,7 +100,7 @@ def cost(
 ) -> tuple[float, dict[str, float]]:
     assert vehicle.lat is not None
     assert vehicle.lon is not None
-    distance = _km(vehicle.lat, vehicle.lon, order.lat, order.lon)
+    distance = distance_km(vehicle.lat, vehicle.lon, order.lat, order.lon)
     balance = (vehicle.month_km - average_km) / average_km if average_km > 0 else 0.0
     parts = {
         "distance_km": round(distance, 2),
