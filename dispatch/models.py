@@ -9,6 +9,7 @@ from geoalchemy2 import Geometry, WKBElement
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
+    Float,
     ForeignKey,
     Identity,
     Index,
@@ -20,6 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, TSTZRANGE, ExcludeConstraint, Range
 from sqlalchemy.orm import Mapped, mapped_column
 
+from dispatch.approval import Condition
 from dispatch.orders import OrderStatus
 from fleet.db import Base, Timestamped
 from fleet.models import BodyClass, VehicleCategory, _enum
@@ -46,6 +48,9 @@ class TripOrder(Timestamped, Base):
     out_of_region: Mapped[bool] = mapped_column(Boolean, server_default="false")
     overnight: Mapped[bool] = mapped_column(Boolean, server_default="false")
     notes: Mapped[str] = mapped_column(Text, server_default="")
+    # Set at submission: [{"level", "unit_id", "reasons"}], and how many are done.
+    approval_steps: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default="[]")
+    approvals_done: Mapped[int] = mapped_column(Integer, server_default="0")
     status: Mapped[OrderStatus] = mapped_column(
         _enum(OrderStatus, "status"), server_default=OrderStatus.DRAFT.value
     )
@@ -56,6 +61,24 @@ class TripOrder(Timestamped, Base):
         Index("ix_trip_order_unit_id_start_at", "unit_id", "start_at"),
         Index("ix_trip_order_requester_id", "requester_id"),
         Index("ix_trip_order_status", "status"),
+    )
+
+
+class ApprovalRule(Timestamped, Base):
+    """One rule of a unit's approval chain; it applies to the orders of the unit and below."""
+
+    __tablename__ = "approval_rule"
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("org_unit.id", ondelete="CASCADE"))
+    condition: Mapped[Condition] = mapped_column(_enum(Condition, "condition"))
+    param: Mapped[float | None] = mapped_column(Float)
+    level: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(200), server_default="")
+
+    __table_args__ = (
+        CheckConstraint("level BETWEEN 0 AND 10", name="level"),
+        Index("ix_approval_rule_unit_id", "unit_id"),
     )
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from dispatch import service
 from dispatch.orders import OrderStatus
-from dispatch.schemas import AssignIn, Comment, OrderCreate
+from dispatch.schemas import AssignIn, Comment, OrderCreate, RuleIn
 from fleet.api import ActorDep, ListingDep, RedisDep, SessionDep
+from geofence.settings import clock_seconds
 
 router = APIRouter(prefix="/api/v1", tags=["dispatch"])
 
@@ -55,9 +56,42 @@ def get_order(session: SessionDep, actor: ActorDep, order_id: int) -> dict[str, 
 
 
 @router.post("/orders/{order_id}/submit")
-def submit(session: SessionDep, actor: ActorDep, order_id: int) -> dict[str, Any]:
-    order = service.submit(session=session, actor=actor, order_id=order_id)
+def submit(session: SessionDep, actor: ActorDep, request: Request, order_id: int) -> dict[str, Any]:
+    """Sends the order for approval; the answer lists the approval steps its unit's rules name."""
+    geofence = request.app.state.geofence_settings
+    order = service.submit(
+        session=session,
+        actor=actor,
+        order_id=order_id,
+        zone=request.app.state.settings.zone,
+        night=(clock_seconds(geofence.night_start), clock_seconds(geofence.night_end)),
+    )
     return service.view(session=session, order=order)
+
+
+@router.get("/approvals/pending")
+def pending(session: SessionDep, actor: ActorDep) -> dict[str, Any]:
+    """The orders waiting for the caller's decision (their current step is the caller's)."""
+    items = service.pending_for(session=session, actor=actor)
+    return {"items": [service.view(session=session, order=o) for o in items]}
+
+
+@router.get("/approval-rules")
+def list_rules(session: SessionDep, actor: ActorDep) -> dict[str, Any]:
+    return {"items": service.list_rules(session=session, actor=actor)}
+
+
+@router.post("/approval-rules", status_code=status.HTTP_201_CREATED)
+def create_rule(session: SessionDep, actor: ActorDep, data: RuleIn) -> dict[str, Any]:
+    """A rule of a unit's approval chain (administrators): `{"unit_id", "condition", "param"?,
+    "level", "name"?}`; level 0 is the order's own unit, 1 its parent..."""
+    return service.create_rule(session=session, actor=actor, data=data)
+
+
+@router.delete("/approval-rules/{rule_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_rule(session: SessionDep, actor: ActorDep, rule_id: int) -> Response:
+    service.delete_rule(session=session, actor=actor, rule_id=rule_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/orders/{order_id}/approve")

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from dispatch.approval import Condition
 from fleet.models import BodyClass, VehicleCategory
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -71,3 +72,11 @@ class AssignIn(Strict):
     vehicle_id: int
     driver_id: int
     reason: str = Field("", max_length=2000, description="Why, when overriding the top suggestion.")
+
+
+class RuleIn(Strict):
+    unit_id: int
+    condition: Condition
+    param: float | None = Field(None, ge=0, description="Days or passengers, for those conditions.")
+    level: int = Field(ge=0, le=10, description="0: the order's own unit, 1: its parent, ...")
+    name: str = Field("", max_length=200)

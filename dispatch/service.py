@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from geoalchemy2.shape import from_shape, to_shape
 from psycopg import errors as pg_errors
@@ -18,17 +19,18 @@ from sqlalchemy.dialects.postgresql import Range
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from dispatch import matching
-from dispatch.models import Assignment, OrderDecision, TripOrder
+from dispatch import approval, matching
+from dispatch.models import ApprovalRule, Assignment, OrderDecision, TripOrder
 from dispatch.orders import OrderStatus, move
-from dispatch.schemas import AssignIn, Comment, OrderCreate
+from dispatch.schemas import AssignIn, Comment, OrderCreate, RuleIn
 from dispatch.settings import DispatchSettings
 from fleet import audit
 from fleet.auth import Actor, require, units_in_scope
 from fleet.db import utcnow
 from fleet.errors import Conflict, Forbidden, Invalid, NotFound
-from fleet.models import Driver, Role, Vehicle, VehicleStatus
+from fleet.models import Driver, OrgUnit, Role, Vehicle, VehicleStatus
 from fleet.registry import Listing
+from geofence.models import CalendarDay
 from telematics import service as telematics_service
 
 
@@ -54,6 +56,8 @@ def _view(order: TripOrder) -> dict[str, Any]:
         "notes": order.notes,
         "requester_id": order.requester_id,
         "unit_id": order.unit_id,
+        "approval_steps": order.approval_steps,
+        "approvals_done": order.approvals_done,
         "updated_at": order.updated_at,
     }
 
@@ -111,15 +115,20 @@ def create_order(
         raise Invalid(f"an order covers at most {settings.order_max_days:g} days", field="end_at")
     if len(data.destinations) > settings.max_destinations:
         raise Invalid(f"at most {settings.max_destinations} destinations", field="destinations")
+    # The pool serving a requester is usually a sibling unit (the motor pool), so the check is
+    # against every vehicle of the requester's organisation (their root unit's tree).
+    root_path = actor.unit_path.split("/", 1)[0] + "/"
     seats = session.scalar(
-        select(func.max(Vehicle.seats)).where(
-            Vehicle.unit_id.in_(units_in_scope(actor)),
+        select(func.max(Vehicle.seats))
+        .join(OrgUnit, OrgUnit.id == Vehicle.unit_id)
+        .where(
+            OrgUnit.path.startswith(root_path, autoescape=True),
             Vehicle.status != VehicleStatus.DISPOSED,
         )
     )
     if seats is None or data.passengers > seats:
         raise Invalid(
-            f"no vehicle of your pool seats {data.passengers} (the largest seats {seats or 0})",
+            f"no vehicle of the pool seats {data.passengers} (the largest seats {seats or 0})",
             field="passengers",
         )
     lon, lat = data.origin["coordinates"]
@@ -194,19 +203,77 @@ def _owner_or(actor: Actor, order: TripOrder, *roles: Role) -> None:
         raise Forbidden("only the requester (or a dispatcher) may do this to the order")
 
 
-def submit(*, session: Session, actor: Actor, order_id: int) -> TripOrder:
+def traits(
+    *, session: Session, order: TripOrder, zone: ZoneInfo, night: tuple[int, int]
+) -> approval.Traits:
+    """What approval rules look at: computed from the order, the working calendar (a day it does
+    not cover counts as non-working: the stricter chain) and the night window."""
+    start, end = order.start_at.astimezone(zone), order.end_at.astimezone(zone)
+    days = [start.date() + timedelta(days=n) for n in range((end.date() - start.date()).days + 1)]
+    working = dict(
+        session.execute(
+            select(CalendarDay.day, CalendarDay.working).where(CalendarDay.day.in_(days))
+        ).all()
+    )
+    night_start, night_end = night
+    touches_night = False
+    moment = start
+    while moment < end and not touches_night:  # by the quarter hour: windows are short
+        second = moment.hour * 3600 + moment.minute * 60
+        touches_night = second >= night_start or second < night_end
+        moment += timedelta(minutes=15)
+    return approval.Traits(
+        out_of_region=order.out_of_region,
+        days=(order.end_at - order.start_at).total_seconds() / 86_400,
+        non_working_day=any(not working.get(d, False) for d in days),
+        night=touches_night,
+        body_class=order.body_class,
+        passengers=order.passengers,
+    )
+
+
+def _chain(session: Session, order: TripOrder, traits_: approval.Traits) -> list[dict[str, Any]]:
+    unit_path = session.scalar(select(OrgUnit.path).where(OrgUnit.id == order.unit_id)) or ""
+    ancestors = [int(p) for p in unit_path.strip("/").split("/") if p]  # root first
+    rules = [
+        approval.Rule(condition=r.condition, level=r.level, name=r.name, param=r.param)
+        for r in session.scalars(select(ApprovalRule).where(ApprovalRule.unit_id.in_(ancestors)))
+    ]
+    chain = []
+    for step in approval.steps(traits_, rules):
+        # The unit `level` steps above the order's own; past the root, the root.
+        target = ancestors[max(0, len(ancestors) - 1 - step.level)]
+        chain.append({"level": step.level, "unit_id": target, "reasons": list(step.reasons)})
+    return chain
+
+
+def submit(
+    *, session: Session, actor: Actor, order_id: int, zone: ZoneInfo, night: tuple[int, int]
+) -> TripOrder:
+    """Sends the order for approval; the steps it needs are fixed now, from its unit's rules."""
     order = get_order(session=session, actor=actor, order_id=order_id, lock=True)
     _owner_or(actor, order)
     before = audit.snapshot(order)
     order.status = move(order.status, OrderStatus.SUBMITTED)
+    order.approval_steps = _chain(
+        session, order, traits(session=session, order=order, zone=zone, night=night)
+    )
+    order.approvals_done = 0
     session.flush()
     _record(session, actor, order, "submit", before)
     return order
 
 
+def _may_decide(session: Session, actor: Actor, unit_id: int) -> bool:
+    """An approver decides a step at their own unit or any unit below theirs."""
+    path = session.scalar(select(OrgUnit.path).where(OrgUnit.id == unit_id)) or ""
+    return path.startswith(actor.unit_path)
+
+
 def decide(
     *, session: Session, actor: Actor, order_id: int, approve: bool, data: Comment
 ) -> TripOrder:
+    """Approves the order's current step (the last one approves the order) or rejects it."""
     require(actor, "order", "approve")
     order = get_order(session=session, actor=actor, order_id=order_id, lock=True)
     if order.requester_id == actor.user_id:
@@ -214,11 +281,26 @@ def decide(
     comment = data.comment.strip()
     if not approve and not comment:
         raise Invalid("a rejection needs a comment", field="comment")
+    if order.status != OrderStatus.SUBMITTED:
+        move(order.status, OrderStatus.APPROVED)  # raises, naming the status
+    steps = order.approval_steps or [{"level": 0, "unit_id": order.unit_id, "reasons": []}]
+    step = steps[order.approvals_done]
+    if not _may_decide(session, actor, step["unit_id"]):
+        raise Forbidden(
+            f"step {order.approvals_done + 1} of {len(steps)} is for an approver of unit"
+            f" {step['unit_id']} ({', '.join(step['reasons'])})"
+        )
     before = audit.snapshot(order)
-    order.status = move(order.status, OrderStatus.APPROVED if approve else OrderStatus.REJECTED)
+    if not approve:
+        order.status = move(order.status, OrderStatus.REJECTED)
+    else:
+        order.approvals_done += 1
+        if order.approvals_done == len(steps):
+            order.status = move(order.status, OrderStatus.APPROVED)
     session.add(
         OrderDecision(
             order_id=order.id,
+            step=order.approvals_done if approve else order.approvals_done + 1,
             approved=approve,
             comment=comment,
             user_id=actor.user_id,
@@ -229,6 +311,21 @@ def decide(
     session.flush()
     _record(session, actor, order, "approve" if approve else "reject", before)
     return order
+
+
+def pending_for(*, session: Session, actor: Actor) -> list[TripOrder]:
+    """Submitted orders whose current step the actor may decide."""
+    require(actor, "order", "approve")
+    submitted = session.scalars(
+        _scoped(actor).where(TripOrder.status == OrderStatus.SUBMITTED).order_by(TripOrder.start_at)
+    ).all()
+    return [
+        o
+        for o in submitted
+        if o.requester_id != actor.user_id
+        and o.approvals_done < len(o.approval_steps)
+        and _may_decide(session, actor, o.approval_steps[o.approvals_done]["unit_id"])
+    ]
 
 
 def _release(session: Session, order_id: int) -> None:
@@ -537,3 +634,73 @@ def dispatch_plan(
         "greedy_total_cost": baseline.total_cost,
         "greedy_unserved": baseline.unserved,
     }
+
+
+# ---- approval rules -------------------------------------------------------------------------
+
+
+def list_rules(*, session: Session, actor: Actor) -> list[dict[str, Any]]:
+    require(actor, "order", "create")
+    rules = session.scalars(
+        select(ApprovalRule)
+        .where(ApprovalRule.unit_id.in_(units_in_scope(actor)))
+        .order_by(ApprovalRule.unit_id, ApprovalRule.level, ApprovalRule.id)
+    ).all()
+    return [_rule(r) for r in rules]
+
+
+def _rule(rule: ApprovalRule) -> dict[str, Any]:
+    return {
+        "id": rule.id,
+        "unit_id": rule.unit_id,
+        "condition": rule.condition,
+        "param": rule.param,
+        "level": rule.level,
+        "name": rule.name,
+    }
+
+
+def create_rule(*, session: Session, actor: Actor, data: RuleIn) -> dict[str, Any]:
+    require(actor, "approval_rule", "write")
+    if data.unit_id not in set(session.scalars(units_in_scope(actor))):
+        raise Invalid(f"unknown unit {data.unit_id}", field="unit_id")
+    needs_param = {approval.Condition.LONGER_THAN_DAYS, approval.Condition.PASSENGERS_OVER}
+    if (data.condition in needs_param) != (data.param is not None):
+        raise Invalid(
+            "param is required for longer_than_days and passengers_over, and only for them",
+            field="param",
+        )
+    rule = ApprovalRule(**data.model_dump())
+    session.add(rule)
+    session.flush()
+    audit.record(
+        session=session,
+        actor=actor.ref,
+        action="create",
+        entity="approval_rule",
+        entity_id=rule.id,
+        after=audit.snapshot(rule),
+    )
+    return _rule(rule)
+
+
+def delete_rule(*, session: Session, actor: Actor, rule_id: int) -> None:
+    require(actor, "approval_rule", "write")
+    rule = session.scalar(
+        select(ApprovalRule).where(
+            ApprovalRule.id == rule_id, ApprovalRule.unit_id.in_(units_in_scope(actor))
+        )
+    )
+    if rule is None:
+        raise NotFound(f"no approval rule {rule_id}")
+    before = audit.snapshot(rule)
+    session.delete(rule)
+    session.flush()
+    audit.record(
+        session=session,
+        actor=actor.ref,
+        action="delete",
+        entity="approval_rule",
+        entity_id=rule_id,
+        before=before,
+    )

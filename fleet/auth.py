@@ -90,6 +90,7 @@ PERMISSIONS: dict[tuple[str, str], frozenset[Role]] = {
     ("order", "create"): frozenset(Role),
     ("order", "approve"): frozenset({Role.ADMIN, Role.APPROVER}),
     ("order", "assign"): frozenset({Role.ADMIN, Role.DISPATCHER}),
+    ("approval_rule", "write"): frozenset({Role.ADMIN}),
 }
 
 

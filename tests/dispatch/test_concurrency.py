@@ -97,7 +97,13 @@ def approved(world: dict[str, Any], start_hour: int, end_hour: int) -> int:
             ),
             settings=SETTINGS,
         )
-        service.submit(session=session, actor=world["requester"], order_id=order.id)
+        service.submit(
+            session=session,
+            actor=world["requester"],
+            order_id=order.id,
+            zone=ZoneInfo("Asia/Shanghai"),
+            night=(22 * 3600, 6 * 3600),
+        )
         service.decide(
             session=session, actor=world["boss"], order_id=order.id, approve=True, data=Comment()
         )
