@@ -123,11 +123,22 @@ def cancel(
 
 @router.post("/orders/{order_id}/assign")
 def assign(
-    session: SessionDep, actor: ActorDep, request: Request, order_id: int, data: AssignIn
+    session: SessionDep,
+    redis: RedisDep,
+    actor: ActorDep,
+    request: Request,
+    order_id: int,
+    data: AssignIn,
 ) -> dict[str, Any]:
-    """Holds the vehicle and driver; 409 when either is already taken in the window."""
+    """Holds the vehicle and driver; 409 when either is already taken in the window; 422 on
+    `reason` when the vehicle is not the top suggestion and no reason is given."""
     order = service.assign(
-        session=session, actor=actor, order_id=order_id, data=data, settings=_settings(request)
+        session=session,
+        redis=redis,
+        actor=actor,
+        order_id=order_id,
+        data=data,
+        settings=_settings(request),
     )
     return service.view(session=session, order=order)
 

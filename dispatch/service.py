@@ -370,13 +370,15 @@ def window(order: TripOrder, settings: DispatchSettings) -> Range[datetime]:
 def assign(
     *,
     session: Session,
+    redis: Redis,
     actor: Actor,
     order_id: int,
     data: AssignIn,
     settings: DispatchSettings,
 ) -> TripOrder:
-    """Holds a vehicle and a driver for the order. Of two dispatchers racing for one vehicle,
-    the database's exclusion constraint lets exactly one through; the other gets Conflict."""
+    """Holds a vehicle and a driver for the order. Choosing another vehicle than the top
+    suggestion needs a reason. Of two dispatchers racing for one vehicle, the database's
+    exclusion constraint lets exactly one through; the other gets Conflict."""
     require(actor, "order", "assign")
     order = get_order(session=session, actor=actor, order_id=order_id, lock=True)
     vehicle = session.scalar(
@@ -392,6 +394,15 @@ def assign(
     if driver is None or not driver.active:
         raise Invalid(f"unknown or inactive driver {data.driver_id}", field="driver_id")
     _fits(order, vehicle)
+    reason = data.reason.strip()
+    if not reason:
+        facts, _ = vehicle_facts(
+            session=session, redis=redis, actor=actor, orders=[order], settings=settings
+        )
+        ranked = matching.rank(_order_facts(order), facts)
+        if not ranked or ranked[0].vehicle_id != vehicle.id:
+            top = f"the top suggestion {ranked[0].plate}" if ranked else "no suggestion at all"
+            raise Invalid(f"choosing {vehicle.plate} over {top} needs a reason", field="reason")
     before = audit.snapshot(order)
     order.status = move(order.status, OrderStatus.ASSIGNED)
     held = Assignment(
@@ -399,7 +410,7 @@ def assign(
         vehicle_id=vehicle.id,
         driver_id=driver.id,
         period=window(order, settings),
-        reason=data.reason.strip(),
+        reason=reason,
         assigned_by=actor.user_id,
     )
     try:

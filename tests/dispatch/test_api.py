@@ -26,7 +26,11 @@ def test_the_whole_loop_is_audited(client: TestClient, people, pool, order_body,
     order_id = approved_order(client, people, order_body)
     reply = client.post(
         f"/api/v1/orders/{order_id}/assign",
-        json={"vehicle_id": pool["vehicles"]["sedan"].id, "driver_id": pool["drivers"][0].id},
+        json={
+            "vehicle_id": pool["vehicles"]["sedan"].id,
+            "driver_id": pool["drivers"][0].id,
+            "reason": "指定",
+        },
         headers=people["desk"],
     )
     assert reply.status_code == 200, reply.text
@@ -68,14 +72,22 @@ def test_a_seven_passenger_order_never_gets_a_five_seat_car_nor_a_sealed_one(
     for key in ("sedan", "sealed"):
         reply = client.post(
             f"/api/v1/orders/{order_id}/assign",
-            json={"vehicle_id": pool["vehicles"][key].id, "driver_id": pool["drivers"][0].id},
+            json={
+                "vehicle_id": pool["vehicles"][key].id,
+                "driver_id": pool["drivers"][0].id,
+                "reason": "指定",
+            },
             headers=people["desk"],
         )
         assert reply.status_code == 422, reply.text
         assert reply.json()["detail"][0]["loc"][-1] == "vehicle_id"
     reply = client.post(
         f"/api/v1/orders/{order_id}/assign",
-        json={"vehicle_id": pool["vehicles"]["mpv"].id, "driver_id": pool["drivers"][0].id},
+        json={
+            "vehicle_id": pool["vehicles"]["mpv"].id,
+            "driver_id": pool["drivers"][0].id,
+            "reason": "指定",
+        },
         headers=people["desk"],
     )
     assert reply.status_code == 200
@@ -92,17 +104,23 @@ def test_overlapping_assignment_of_a_vehicle_or_driver_is_409(
     chen, liu = (d.id for d in pool["drivers"])
     url = "/api/v1/orders/{}/assign"
     ok = client.post(
-        url.format(first), json={"vehicle_id": sedan, "driver_id": chen}, headers=people["desk"]
+        url.format(first),
+        json={"vehicle_id": sedan, "driver_id": chen, "reason": "指定"},
+        headers=people["desk"],
     )
     assert ok.status_code == 200
     # The second starts when the first ends: the turnaround buffer makes them overlap.
     taken = client.post(
-        url.format(second), json={"vehicle_id": sedan, "driver_id": liu}, headers=people["desk"]
+        url.format(second),
+        json={"vehicle_id": sedan, "driver_id": liu, "reason": "指定"},
+        headers=people["desk"],
     )
     assert taken.status_code == 409
     assert taken.json()["detail"][0]["loc"][-1] == "vehicle_id"
     busy = client.post(
-        url.format(second), json={"vehicle_id": mpv, "driver_id": chen}, headers=people["desk"]
+        url.format(second),
+        json={"vehicle_id": mpv, "driver_id": chen, "reason": "指定"},
+        headers=people["desk"],
     )
     assert busy.status_code == 409
     assert busy.json()["detail"][0]["loc"][-1] == "driver_id"
@@ -115,7 +133,9 @@ def test_overlapping_assignment_of_a_vehicle_or_driver_is_409(
         f"/api/v1/orders/{first}/cancel", json={"comment": "会议取消"}, headers=people["asker"]
     )
     freed = client.post(
-        url.format(second), json={"vehicle_id": sedan, "driver_id": chen}, headers=people["desk"]
+        url.format(second),
+        json={"vehicle_id": sedan, "driver_id": chen, "reason": "指定"},
+        headers=people["desk"],
     )
     assert freed.status_code == 200, freed.text
 
@@ -141,7 +161,11 @@ def test_who_may_do_what(client: TestClient, people, pool, order_body):
     assert reply.json()["decisions"][0]["comment"] == "请合并用车"
     reply = client.post(
         f"/api/v1/orders/{order_id}/assign",
-        json={"vehicle_id": pool["vehicles"]["sedan"].id, "driver_id": pool["drivers"][0].id},
+        json={
+            "vehicle_id": pool["vehicles"]["sedan"].id,
+            "driver_id": pool["drivers"][0].id,
+            "reason": "指定",
+        },
         headers=people["asker"],
     )
     assert reply.status_code == 403
@@ -206,3 +230,34 @@ def test_the_plan_covers_the_approved_orders_and_beats_or_ties_greedy(
     assert len({p["driver_id"] for p in body["pairs"]}) == 2  # overlapping windows: two drivers
     assert body["unserved"] == []
     assert body["total_cost"] <= body["greedy_total_cost"] + 1e-6
+
+
+def test_choosing_other_than_the_top_suggestion_needs_a_reason(
+    client: TestClient, people, pool, order_body, redis
+):
+    sedan, mpv = pool["vehicles"]["sedan"].id, pool["vehicles"]["mpv"].id
+    place(redis, sedan, 30.2452, 120.2106)  # at the origin: the top suggestion
+    place(redis, mpv, 30.35, 120.30)
+    order_id = approved_order(client, people, order_body)
+    url = f"/api/v1/orders/{order_id}/assign"
+    driver = pool["drivers"][0].id
+    reply = client.post(url, json={"vehicle_id": mpv, "driver_id": driver}, headers=people["desk"])
+    assert reply.status_code == 422
+    assert reply.json()["detail"][0]["loc"][-1] == "reason"
+    assert "浙A·D10001" in reply.json()["detail"][0]["msg"]
+    reply = client.post(
+        url,
+        json={"vehicle_id": mpv, "driver_id": driver, "reason": "领导指定"},
+        headers=people["desk"],
+    )
+    assert reply.status_code == 200
+    assert reply.json()["assignment"]["reason"] == "领导指定"
+    other = approved_order(
+        client, people, order_body, start_at=tomorrow(8).isoformat(), end_at=tomorrow(9).isoformat()
+    )
+    reply = client.post(
+        f"/api/v1/orders/{other}/assign",
+        json={"vehicle_id": sedan, "driver_id": driver},
+        headers=people["desk"],
+    )
+    assert reply.status_code == 200, reply.text

@@ -10,6 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from redis import Redis
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
@@ -75,7 +76,9 @@ def world(scratch_settings: Settings) -> Iterator[dict[str, Any]]:
             None, "dsp-boss", root.id, root.path, frozenset({Role.APPROVER, Role.DISPATCHER})
         )
         ids = {"vehicle": vehicle.id, "drivers": drivers, "unit": root.id}
-    yield {"engine": engine, "requester": requester, "boss": boss, **ids}
+    redis = Redis.from_url(scratch_settings.redis_url)
+    yield {"engine": engine, "requester": requester, "boss": boss, "redis": redis, **ids}
+    redis.close()
     engine.dispose()
 
 
@@ -132,7 +135,12 @@ def test_two_dispatchers_racing_for_one_vehicle_exactly_one_wins(world):
                         session=session,
                         actor=world["boss"],
                         order_id=orders[n],
-                        data=AssignIn(vehicle_id=world["vehicle"], driver_id=world["drivers"][n]),
+                        data=AssignIn(
+                            vehicle_id=world["vehicle"],
+                            driver_id=world["drivers"][n],
+                            reason="测试",
+                        ),
+                        redis=world["redis"],
                         settings=SETTINGS,
                     )
                 results[n] = "assigned"
@@ -160,8 +168,11 @@ def test_permits_from_an_assignment_silence_no_order_for_that_drive_only(world):
             session=session,
             actor=world["boss"],
             order_id=order_id,
-            data=AssignIn(vehicle_id=world["vehicle"], driver_id=world["drivers"][0]),
+            data=AssignIn(
+                vehicle_id=world["vehicle"], driver_id=world["drivers"][0], reason="测试"
+            ),
             settings=SETTINGS,
+            redis=world["redis"],
         )
     start = tomorrow(2).timestamp()
     drive = [Fix(start + 10 * i, 30.25 + i * 0.0005, 120.20, 40.0, True) for i in range(120)]
