@@ -24,7 +24,7 @@ from dispatch.models import ApprovalRule, Assignment, OrderDecision, TripOrder
 from dispatch.orders import OrderStatus, move
 from dispatch.schemas import AssignIn, Comment, OrderCreate, RuleIn
 from dispatch.settings import DispatchSettings
-from fleet import audit
+from fleet import audit, events
 from fleet.auth import Actor, require, units_in_scope
 from fleet.db import utcnow
 from fleet.errors import Conflict, Forbidden, Invalid, NotFound
@@ -90,7 +90,29 @@ def view(*, session: Session, order: TripOrder) -> dict[str, Any]:
     return shown
 
 
+ORDERS_CHANNEL = "fleet:orders"
+
+
 def _record(session: Session, actor: Actor, order: TripOrder, action: str, before: Any) -> None:
+    """The audit entry of a change, and its announcement to phones and desks after the commit."""
+    events.announce(
+        session,
+        ORDERS_CHANNEL,
+        {
+            "type": "orders",
+            "items": [
+                {
+                    "id": order.id,
+                    "status": order.status,
+                    "action": action,
+                    "unit_id": order.unit_id,
+                    "requester_id": order.requester_id,
+                    "start_at": order.start_at.isoformat(),
+                    "approvals_done": order.approvals_done,
+                }
+            ],
+        },
+    )
     audit.record(
         session=session,
         actor=actor.ref,

@@ -11,6 +11,7 @@ from redis import Redis
 
 from dispatch import router as dispatch_router
 from dispatch.settings import DispatchSettings
+from fleet import events
 from fleet import router as kernel_router
 from fleet.db import make_engine, make_session_factory
 from fleet.errors import FleetError, Throttled, http_status
@@ -72,6 +73,7 @@ def create_app(
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
+    events.install(app.state.session_factory, redis)
     app.state.redis = redis
     app.state.live_hub = hub
     app.state.telematics_settings = telematics_settings or TelematicsSettings()

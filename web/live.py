@@ -19,8 +19,10 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from redis.asyncio import Redis as AsyncRedis
 from starlette.websockets import WebSocketState
 
+from dispatch.service import ORDERS_CHANNEL
 from fleet import auth as auth_service
 from fleet.errors import FleetError
+from fleet.models import Role
 from geofence.worker import ALERTS_CHANNEL
 from telematics import service as telematics_service
 from telematics import stream
@@ -33,14 +35,43 @@ MAX_PENDING_ALERTS = 1000
 
 
 class LiveClient:
-    def __init__(self, unit_ids: frozenset[int], *, alerts: bool = False) -> None:
+    def __init__(
+        self,
+        unit_ids: frozenset[int],
+        *,
+        alerts: bool = False,
+        positions: bool = True,
+        user_id: int | None = None,
+        staff: bool = False,
+    ) -> None:
         self.unit_ids = unit_ids
         self.wants_alerts = alerts
+        self.wants_positions = positions
+        self.user_id = user_id
+        self.staff = staff  # sees the orders of its units, not only its own
         self.latest: dict[int, dict[str, Any]] = {}
         self.alerts: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self.orders: dict[int, dict[str, Any]] = {}
         self.ready = asyncio.Event()
 
+    def offer_orders(self, items: list[dict[str, Any]]) -> None:
+        for item in items:
+            mine = self.user_id is not None and item.get("requester_id") == self.user_id
+            if mine or (self.staff and item.get("unit_id") in self.unit_ids):
+                self.orders.pop(item["id"], None)
+                self.orders[item["id"]] = item
+                if len(self.orders) > MAX_PENDING_ALERTS:
+                    del self.orders[next(iter(self.orders))]
+        if self.orders:
+            self.ready.set()
+
+    def take_orders(self) -> list[dict[str, Any]]:
+        items, self.orders = list(self.orders.values()), {}
+        return items
+
     def offer(self, items: list[dict[str, Any]]) -> None:
+        if not self.wants_positions:
+            return
         for item in items:
             if item.get("unit_id") in self.unit_ids:
                 self.latest[item["vehicle_id"]] = item
@@ -91,7 +122,7 @@ class LiveHub:
             redis = AsyncRedis.from_url(self.redis_url)
             try:
                 async with redis.pubsub() as pubsub:
-                    await pubsub.subscribe(stream.LIVE_CHANNEL, ALERTS_CHANNEL)
+                    await pubsub.subscribe(stream.LIVE_CHANNEL, ALERTS_CHANNEL, ORDERS_CHANNEL)
                     async for message in pubsub.listen():
                         if message.get("type") == "message":
                             self.dispatch(json.loads(message["data"]))
@@ -105,10 +136,12 @@ class LiveHub:
 
     def dispatch(self, message: dict[str, Any]) -> None:
         items = message.get("items") or []
-        alerts = message.get("type") == "alerts"
+        kind = message.get("type")
         for client in self.clients:
-            if alerts:
+            if kind == "alerts":
                 client.offer_alerts(items)
+            elif kind == "orders":
+                client.offer_orders(items)
             else:
                 client.offer(items)
 
@@ -121,38 +154,49 @@ async def _sender(websocket: WebSocket, client: LiveClient, keepalive_s: float) 
             await websocket.send_json({"type": "keepalive"})
             continue
         alerts = client.take_alerts()
+        orders = client.take_orders()
         positions = client.take()
         if positions:
             await websocket.send_json({"type": "positions", "items": positions})
         if alerts:
             await websocket.send_json({"type": "alerts", "items": alerts})
+        if orders:
+            await websocket.send_json({"type": "orders", "items": orders})
 
 
-def _authorise(websocket: WebSocket, token: str) -> tuple[frozenset[int], bool]:
-    """The units the caller sees, and whether alerts are theirs to see."""
+def _authorise(websocket: WebSocket, token: str) -> LiveClient:
+    """A client for the caller: positions and alerts as their roles allow, within their units;
+    every caller hears of their own orders (a requester's phone gets nothing else)."""
     app = websocket.app
     with app.state.session_factory() as session:
         actor = auth_service.authenticate(session=session, settings=app.state.settings, token=token)
-        auth_service.require(actor, "vehicle", "read")
-        alerts = actor.has(*auth_service.PERMISSIONS[("alert", "read")])
-        return telematics_service.scope_unit_ids(session=session, actor=actor), alerts
+        return LiveClient(
+            telematics_service.scope_unit_ids(session=session, actor=actor),
+            alerts=actor.has(*auth_service.PERMISSIONS[("alert", "read")]),
+            positions=actor.has(*auth_service.PERMISSIONS[("vehicle", "read")]),
+            user_id=actor.user_id,
+            staff=actor.has(Role.ADMIN, Role.APPROVER, Role.DISPATCHER, Role.SUPERVISOR),
+        )
 
 
 @router.websocket("/ws/live")
 async def live_socket(websocket: WebSocket, token: str = "") -> None:
     """Browsers cannot set headers on a WebSocket, so the bearer token comes as `?token=`."""
     try:
-        unit_ids, alerts = await asyncio.to_thread(_authorise, websocket, token)
+        client = await asyncio.to_thread(_authorise, websocket, token)
     except FleetError as error:
         await websocket.close(code=4401 if error.code == "not_authenticated" else 4403)
         return
     await websocket.accept()
     hub: LiveHub = websocket.app.state.live_hub
-    client = LiveClient(unit_ids, alerts=alerts)
     hub.clients.add(client)
     try:
-        snapshot = await asyncio.to_thread(
-            telematics_service.snapshot_for_units, websocket.app.state.redis, unit_ids
+        snapshot = (
+            await asyncio.to_thread(
+                telematics_service.snapshot_for_units, websocket.app.state.redis, client.unit_ids
+            )
+            if client.wants_positions
+            else []
         )
         await websocket.send_json({"type": "snapshot", "items": snapshot})
         sender = asyncio.create_task(_sender(websocket, client, hub.keepalive_s))

@@ -77,7 +77,14 @@ def world(scratch_settings: Settings) -> Iterator[dict[str, Any]]:
         )
         ids = {"vehicle": vehicle.id, "drivers": drivers, "unit": root.id}
     redis = Redis.from_url(scratch_settings.redis_url)
-    yield {"engine": engine, "requester": requester, "boss": boss, "redis": redis, **ids}
+    yield {
+        "engine": engine,
+        "requester": requester,
+        "boss": boss,
+        "redis": redis,
+        "settings": scratch_settings,
+        **ids,
+    }
     redis.close()
     engine.dispose()
 
@@ -205,3 +212,82 @@ def test_permits_from_an_assignment_silence_no_order_for_that_drive_only(world):
     with Session(world["engine"]) as session, session.begin():
         service.cancel(session=session, actor=world["boss"], order_id=order_id, data=Comment())
     assert permits.permits([world["vehicle"]], start, start + 1200) == {}
+
+
+def test_order_changes_reach_the_requesters_phone_after_the_commit_only(world):
+    from fastapi.testclient import TestClient
+
+    from web.app import create_app
+
+    with Session(world["engine"]) as session, session.begin():
+        if not session.scalar(text("SELECT 1 FROM user_account WHERE username = 'dsp-other'")):
+            registry.create_user(
+                session=session,
+                actor=None,
+                data=UserCreate(
+                    username="dsp-other",
+                    password="correct-horse-9",
+                    roles=["requester"],
+                    unit_id=world["unit"],
+                ),
+            )
+
+    def token(api: TestClient, username: str) -> str:
+        reply = api.post(
+            "/api/v1/auth/token", data={"username": username, "password": "correct-horse-9"}
+        )
+        return reply.json()["access_token"]
+
+    api = TestClient(create_app(world["settings"], live_keepalive_s=0.2))
+    with api:
+        mine, theirs = token(api, "dsp-asker"), token(api, "dsp-other")
+        headers = {"Authorization": f"Bearer {mine}"}
+        with (
+            api.websocket_connect(f"/ws/live?token={mine}") as phone,
+            api.websocket_connect(f"/ws/live?token={theirs}") as other,
+        ):
+            assert phone.receive_json() == {"type": "snapshot", "items": []}  # no positions
+            assert other.receive_json()["type"] == "snapshot"
+            body = {
+                "purpose": "调研",
+                "passengers": 2,
+                "start_at": tomorrow(9).isoformat(),
+                "end_at": tomorrow(10).isoformat(),
+                "origin": {"type": "Point", "coordinates": [120.2, 30.25]},
+                "origin_name": "单位",
+                "destinations": [
+                    {"point": {"type": "Point", "coordinates": [120.3, 30.3]}, "name": "区政府"}
+                ],
+            }
+            order_id = api.post("/api/v1/orders", json=body, headers=headers).json()["id"]
+            api.post(f"/api/v1/orders/{order_id}/submit", headers=headers)
+            seen: list[dict] = []
+            for _ in range(10):
+                message = phone.receive_json()
+                if message["type"] == "orders":
+                    seen += message["items"]
+                    if any(i["status"] == "submitted" for i in seen):
+                        break
+            assert {(i["id"], i["status"]) for i in seen} >= {(order_id, "submitted")}
+            assert all(other.receive_json()["type"] == "keepalive" for _ in range(3))
+
+
+def test_a_rolled_back_change_is_never_announced(world):
+    from fleet import events
+    from fleet.db import make_session_factory
+
+    factory = make_session_factory(world["engine"])
+    events.install(factory, world["redis"])
+    pubsub = world["redis"].pubsub()
+    pubsub.subscribe("fleet:test-announce")
+    pubsub.get_message(timeout=1)
+    with factory() as session:
+        events.announce(session, "fleet:test-announce", {"n": 1})
+        session.rollback()
+        events.announce(session, "fleet:test-announce", {"n": 2})
+        session.commit()
+    message = pubsub.get_message(timeout=2)
+    assert message is not None
+    assert message["data"] == b'{"n": 2}'
+    assert pubsub.get_message(timeout=0.5) is None
+    pubsub.close()
