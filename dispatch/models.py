@@ -51,6 +51,10 @@ class TripOrder(Timestamped, Base):
     # Set at submission: [{"level", "unit_id", "reasons"}], and how many are done.
     approval_steps: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default="[]")
     approvals_done: Mapped[int] = mapped_column(Integer, server_default="0")
+    # An emergency order may be assigned before it is approved; its approval is then due
+    # afterwards (`approval` pending -> approved or rejected, whatever the order's status).
+    emergency: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    approval: Mapped[str] = mapped_column(String(16), server_default="pending")
     status: Mapped[OrderStatus] = mapped_column(
         _enum(OrderStatus, "status"), server_default=OrderStatus.DRAFT.value
     )
@@ -58,6 +62,7 @@ class TripOrder(Timestamped, Base):
     __table_args__ = (
         CheckConstraint("end_at > start_at", name="window"),
         CheckConstraint("passengers BETWEEN 1 AND 60", name="passengers"),
+        CheckConstraint("approval IN ('pending', 'approved', 'rejected')", name="approval"),
         Index("ix_trip_order_unit_id_start_at", "unit_id", "start_at"),
         Index("ix_trip_order_requester_id", "requester_id"),
         Index("ix_trip_order_status", "status"),

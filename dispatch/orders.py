@@ -21,7 +21,8 @@ class OrderStatus(StrEnum):
 S = OrderStatus
 TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.DRAFT: frozenset({S.SUBMITTED, S.CANCELLED}),
-    S.SUBMITTED: frozenset({S.APPROVED, S.REJECTED, S.CANCELLED}),
+    # submitted -> assigned only for an emergency order (the service checks the flag)
+    S.SUBMITTED: frozenset({S.APPROVED, S.REJECTED, S.CANCELLED, S.ASSIGNED}),
     S.APPROVED: frozenset({S.ASSIGNED, S.CANCELLED}),
     S.REJECTED: frozenset(),
     S.ASSIGNED: frozenset({S.IN_PROGRESS, S.CANCELLED}),

@@ -76,6 +76,13 @@ def pending(session: SessionDep, actor: ActorDep) -> dict[str, Any]:
     return {"items": [service.view(session=session, order=o) for o in items]}
 
 
+@router.get("/approvals/overdue")
+def overdue(session: SessionDep, actor: ActorDep, request: Request) -> dict[str, Any]:
+    """Emergency orders assigned before approval whose approval is overdue (flagged)."""
+    items = service.overdue_emergencies(session=session, actor=actor, settings=_settings(request))
+    return {"items": [service.view(session=session, order=o) for o in items]}
+
+
 @router.get("/approval-rules")
 def list_rules(session: SessionDep, actor: ActorDep) -> dict[str, Any]:
     return {"items": service.list_rules(session=session, actor=actor)}

@@ -52,6 +52,9 @@ class OrderCreate(Strict):
     body_class: BodyClass | None = None
     out_of_region: bool = False
     overnight: bool = False
+    emergency: bool = Field(
+        False, description="May be assigned before approval; the approval is then due after."
+    )
     notes: str = Field("", max_length=2000)
 
     _check_origin = field_validator("origin")(classmethod(lambda cls, v: _point(v)))

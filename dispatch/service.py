@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from dispatch import approval, matching
 from dispatch.models import ApprovalRule, Assignment, OrderDecision, TripOrder
-from dispatch.orders import OrderStatus, move
+from dispatch.orders import IllegalMove, OrderStatus, move
 from dispatch.schemas import AssignIn, Comment, OrderCreate, RuleIn
 from dispatch.settings import DispatchSettings
 from fleet import audit, events
@@ -58,6 +58,8 @@ def _view(order: TripOrder) -> dict[str, Any]:
         "unit_id": order.unit_id,
         "approval_steps": order.approval_steps,
         "approvals_done": order.approvals_done,
+        "approval": order.approval,
+        "emergency": order.emergency,
         "updated_at": order.updated_at,
     }
 
@@ -171,6 +173,7 @@ def create_order(
         body_class=data.body_class,
         out_of_region=data.out_of_region,
         overnight=data.overnight,
+        emergency=data.emergency,
         notes=data.notes,
         status=OrderStatus.DRAFT,
     )
@@ -303,8 +306,15 @@ def decide(
     comment = data.comment.strip()
     if not approve and not comment:
         raise Invalid("a rejection needs a comment", field="comment")
-    if order.status != OrderStatus.SUBMITTED:
-        move(order.status, OrderStatus.APPROVED)  # raises, naming the status
+    after_the_fact = order.emergency and order.status in (
+        OrderStatus.ASSIGNED,
+        OrderStatus.IN_PROGRESS,
+        OrderStatus.COMPLETED,
+    )
+    if order.approval != "pending" or not (order.status == OrderStatus.SUBMITTED or after_the_fact):
+        raise IllegalMove(
+            f"an order that is {order.status} (approval {order.approval}) has nothing to decide"
+        )
     steps = order.approval_steps or [{"level": 0, "unit_id": order.unit_id, "reasons": []}]
     step = steps[order.approvals_done]
     if not _may_decide(session, actor, step["unit_id"]):
@@ -314,11 +324,15 @@ def decide(
         )
     before = audit.snapshot(order)
     if not approve:
-        order.status = move(order.status, OrderStatus.REJECTED)
+        order.approval = "rejected"
+        if not after_the_fact:  # an emergency trip already under way stays on record, flagged
+            order.status = move(order.status, OrderStatus.REJECTED)
     else:
         order.approvals_done += 1
         if order.approvals_done == len(steps):
-            order.status = move(order.status, OrderStatus.APPROVED)
+            order.approval = "approved"
+            if not after_the_fact:
+                order.status = move(order.status, OrderStatus.APPROVED)
     session.add(
         OrderDecision(
             order_id=order.id,
@@ -335,11 +349,36 @@ def decide(
     return order
 
 
+def overdue_emergencies(
+    *, session: Session, actor: Actor, settings: DispatchSettings
+) -> list[TripOrder]:
+    """Emergency orders assigned before approval whose approval has not come in time."""
+    require(actor, "order", "approve")
+    due = utcnow() - timedelta(hours=settings.emergency_approval_due_h)
+    return list(
+        session.scalars(
+            _scoped(actor)
+            .where(
+                TripOrder.emergency,
+                TripOrder.approval == "pending",
+                TripOrder.status.in_(
+                    [OrderStatus.ASSIGNED, OrderStatus.IN_PROGRESS, OrderStatus.COMPLETED]
+                ),
+                TripOrder.created_at < due,
+            )
+            .order_by(TripOrder.created_at)
+        )
+    )
+
+
 def pending_for(*, session: Session, actor: Actor) -> list[TripOrder]:
     """Submitted orders whose current step the actor may decide."""
     require(actor, "order", "approve")
     submitted = session.scalars(
-        _scoped(actor).where(TripOrder.status == OrderStatus.SUBMITTED).order_by(TripOrder.start_at)
+        _scoped(actor)
+        .where(TripOrder.approval == "pending", TripOrder.status != OrderStatus.DRAFT)
+        .where(TripOrder.status.not_in([OrderStatus.CANCELLED, OrderStatus.REJECTED]))
+        .order_by(TripOrder.start_at)
     ).all()
     return [
         o
@@ -415,6 +454,8 @@ def assign(
     )
     if driver is None or not driver.active:
         raise Invalid(f"unknown or inactive driver {data.driver_id}", field="driver_id")
+    if order.status == OrderStatus.SUBMITTED and not order.emergency:
+        raise IllegalMove("a submitted order is assigned once approved (unless it is an emergency)")
     _fits(order, vehicle)
     reason = data.reason.strip()
     if not reason:

@@ -22,6 +22,9 @@ class DispatchSettings(BaseSettings):
         " return), in minutes; it also widens the permit the geofence engine sees.",
     )
     max_destinations: int = Field(10, ge=1, description="Destinations one order may list (count).")
+    emergency_approval_due_h: float = Field(
+        24, gt=0, description="An emergency order's approval is overdue after this long (h)."
+    )
     tracker_fresh_h: float = Field(
         24,
         gt=0,

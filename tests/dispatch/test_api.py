@@ -261,3 +261,47 @@ def test_choosing_other_than_the_top_suggestion_needs_a_reason(
         headers=people["desk"],
     )
     assert reply.status_code == 200, reply.text
+
+
+def test_an_emergency_order_is_assigned_first_and_approved_after(
+    client: TestClient, people, pool, order_body, db: Session
+):
+    from datetime import UTC, datetime, timedelta
+
+    from dispatch.models import TripOrder
+
+    assign = {"vehicle_id": pool["vehicles"]["sedan"].id, "driver_id": pool["drivers"][0].id}
+    assign["reason"] = "应急"
+    ordinary = client.post("/api/v1/orders", json=order_body(), headers=people["asker"]).json()
+    client.post(f"/api/v1/orders/{ordinary['id']}/submit", headers=people["asker"])
+    reply = client.post(
+        f"/api/v1/orders/{ordinary['id']}/assign", json=assign, headers=people["desk"]
+    )
+    assert reply.status_code == 409  # not approved, not an emergency
+    urgent = client.post(
+        "/api/v1/orders",
+        json=order_body(
+            emergency=True, start_at=tomorrow(6).isoformat(), end_at=tomorrow(8).isoformat()
+        ),
+        headers=people["asker"],
+    ).json()
+    client.post(f"/api/v1/orders/{urgent['id']}/submit", headers=people["asker"])
+    reply = client.post(
+        f"/api/v1/orders/{urgent['id']}/assign", json=assign, headers=people["desk"]
+    )
+    assert reply.status_code == 200, reply.text
+    assert (reply.json()["status"], reply.json()["approval"]) == ("assigned", "pending")
+    pending = client.get("/api/v1/approvals/pending", headers=people["boss"]).json()["items"]
+    assert {o["id"] for o in pending} == {ordinary["id"], urgent["id"]}
+    # Not overdue yet; two days on, it is.
+    assert client.get("/api/v1/approvals/overdue", headers=people["boss"]).json()["items"] == []
+    row = db.get(TripOrder, urgent["id"])
+    row.created_at = datetime.now(UTC) - timedelta(days=2)
+    db.commit()
+    overdue = client.get("/api/v1/approvals/overdue", headers=people["boss"]).json()["items"]
+    assert [o["id"] for o in overdue] == [urgent["id"]]
+    done = client.post(f"/api/v1/orders/{urgent['id']}/approve", headers=people["boss"]).json()
+    assert (done["status"], done["approval"]) == ("assigned", "approved")
+    assert client.get("/api/v1/approvals/overdue", headers=people["boss"]).json()["items"] == []
+    again = client.post(f"/api/v1/orders/{urgent['id']}/approve", headers=people["boss"])
+    assert again.status_code == 409

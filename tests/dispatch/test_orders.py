@@ -20,7 +20,7 @@ def test_the_happy_path_is_allowed() -> None:
     ("current", "to"),
     [
         (S.DRAFT, S.APPROVED),  # not submitted
-        (S.SUBMITTED, S.ASSIGNED),  # not approved
+        (S.DRAFT, S.ASSIGNED),  # not even submitted
         (S.REJECTED, S.APPROVED),
         (S.COMPLETED, S.CANCELLED),
         (S.IN_PROGRESS, S.CANCELLED),  # a trip under way is finished, not cancelled
