@@ -117,6 +117,12 @@ class Assignment(Base):
     vehicle_id: Mapped[int] = mapped_column(ForeignKey("vehicle.id", ondelete="RESTRICT"))
     driver_id: Mapped[int] = mapped_column(ForeignKey("driver.id", ondelete="RESTRICT"))
     period: Mapped[Range[datetime]] = mapped_column(TSTZRANGE)
+    # The planned route, origin -> destinations -> origin: on the roads where they are loaded,
+    # straight legs elsewhere. The geofence engine's corridor.
+    route: Mapped[WKBElement | None] = mapped_column(
+        Geometry("LINESTRING", srid=4326, spatial_index=False), nullable=True
+    )
+    route_source: Mapped[str] = mapped_column(String(16), server_default="straight")
     active: Mapped[bool] = mapped_column(Boolean, server_default="true")
     reason: Mapped[str] = mapped_column(Text, server_default="")
     assigned_by: Mapped[int | None] = mapped_column(

@@ -2,8 +2,7 @@
 permits it to move for the assignment's period (the window and its turnaround buffer), towards the
 order's places, along its planned corridor, out of region or overnight if the order says so.
 
-The corridor is the straight line origin -> destinations -> origin until routes are planned on the
-road network.
+The corridor is the route planned at assignment (on the roads where loaded, else straight legs).
 """
 
 from __future__ import annotations
@@ -12,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import shapely
 from shapely import LineString
 from sqlalchemy import Engine, text
 
@@ -21,7 +21,8 @@ from geofence.permits import Permit
 QUERY = text(
     "SELECT a.vehicle_id, extract(epoch FROM lower(a.period))::float8,"
     " extract(epoch FROM upper(a.period))::float8, o.id, a.driver_id,"
-    " ST_Y(o.origin), ST_X(o.origin), o.destinations, o.out_of_region, o.overnight"
+    " ST_Y(o.origin), ST_X(o.origin), o.destinations, o.out_of_region, o.overnight,"
+    " ST_AsBinary(a.route)"
     " FROM assignment a JOIN trip_order o ON o.id = a.order_id"
     " WHERE a.active AND o.status = ANY(:holding) AND a.vehicle_id = ANY(:vehicles)"
     " AND a.period && tstzrange(:start, :end, '[]')"
@@ -46,9 +47,10 @@ class OrderPermits:
                     "end": datetime.fromtimestamp(end_t, UTC),
                 },
             ).all()
-        for vehicle, low, high, order, driver, lat, lon, destinations, away, night in rows:
+        for vehicle, low, high, order, driver, lat, lon, destinations, away, night, wkb in rows:
             places = ((lat, lon), *((d["lat"], d["lon"]) for d in destinations))
-            route = [(lon, lat), *((d["lon"], d["lat"]) for d in destinations), (lon, lat)]
+            straight = [(lon, lat), *((d["lon"], d["lat"]) for d in destinations), (lon, lat)]
+            route = shapely.from_wkb(bytes(wkb)) if wkb is not None else LineString(straight)
             found.setdefault(vehicle, []).append(
                 Permit(
                     vehicle_id=vehicle,
@@ -57,7 +59,7 @@ class OrderPermits:
                     order_id=order,
                     driver_id=driver,
                     places=places,
-                    corridor=LineString(route),
+                    corridor=route,
                     out_of_region=away,
                     overnight=night,
                 )

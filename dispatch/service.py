@@ -6,6 +6,7 @@ an audit entry in the same transaction.
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,7 +14,8 @@ from zoneinfo import ZoneInfo
 from geoalchemy2.shape import from_shape, to_shape
 from psycopg import errors as pg_errors
 from redis import Redis
-from shapely import Point
+from shapely import LineString, Point
+from shapely.geometry import mapping
 from sqlalchemy import Select, func, select, text
 from sqlalchemy.dialects.postgresql import Range
 from sqlalchemy.exc import IntegrityError
@@ -31,7 +33,9 @@ from fleet.errors import Conflict, Forbidden, Invalid, NotFound
 from fleet.models import Driver, OrgUnit, Role, Vehicle, VehicleStatus
 from fleet.registry import Listing
 from geofence.models import CalendarDay
+from telematics import roads
 from telematics import service as telematics_service
+from telematics.models import Trip
 
 
 def _view(order: TripOrder) -> dict[str, Any]:
@@ -78,17 +82,41 @@ def view(*, session: Session, order: TripOrder) -> dict[str, Any]:
     held = session.scalar(
         select(Assignment).where(Assignment.order_id == order.id, Assignment.active)
     )
-    shown["assignment"] = (
-        None
-        if held is None
-        else {
+    shown["assignment"] = None
+    shown["trips"] = []
+    if held is not None:
+        shown["assignment"] = {
             "vehicle_id": held.vehicle_id,
             "driver_id": held.driver_id,
             "from": held.period.lower,
             "to": held.period.upper,
             "reason": held.reason,
+            "route": mapping(to_shape(held.route)) if held.route is not None else None,
+            "route_source": held.route_source,
         }
-    )
+        trips = session.scalars(
+            select(Trip)
+            .where(
+                Trip.vehicle_id == held.vehicle_id,
+                Trip.start_at < held.period.upper,
+                Trip.end_at > held.period.lower,
+            )
+            .order_by(Trip.start_at)
+        ).all()
+        shown["trips"] = [
+            {
+                "id": t.id,
+                "start_at": t.start_at,
+                "end_at": t.end_at,
+                "distance_m": t.distance_m,
+                "duration_s": t.duration_s,
+            }
+            for t in trips
+        ]
+        shown["actual"] = {
+            "distance_m": round(sum(t.distance_m for t in trips), 1),
+            "duration_s": round(sum(t.duration_s for t in trips), 1),
+        }
     return shown
 
 
@@ -422,6 +450,27 @@ def _fits(order: TripOrder, vehicle: Vehicle) -> None:
         raise Invalid(f"the order asks for a {order.body_class}", field="vehicle_id")
 
 
+def planned_route(session: Session, order: TripOrder) -> tuple[LineString, str]:
+    """Origin -> each destination -> origin: on the imported roads (pgRouting) where every leg
+    can be routed, else straight legs. Returns the line and which it is ("roads"/"straight")."""
+    origin = to_shape(order.origin)
+    stops = [(origin.y, origin.x), *((d["lat"], d["lon"]) for d in order.destinations)]
+    stops.append(stops[0])
+    legs: list[list[tuple[float, float]]] = []
+    conn = session.connection()
+    if conn.execute(text("SELECT EXISTS (SELECT 1 FROM road)")).scalar():
+        for a, b in itertools.pairwise(stops):
+            leg = roads.path_between(conn, a, b)
+            if leg is None:
+                legs = []
+                break
+            legs.append(leg)
+    if legs:
+        points = [p for leg in legs for p in leg]
+        return LineString([(lon, lat) for lat, lon in points]), "roads"
+    return LineString([(lon, lat) for lat, lon in stops]), "straight"
+
+
 def window(order: TripOrder, settings: DispatchSettings) -> Range[datetime]:
     """What an assignment holds: the order's window with the turnaround buffer on both sides."""
     buffer = timedelta(minutes=settings.turnaround_min)
@@ -468,11 +517,14 @@ def assign(
             raise Invalid(f"choosing {vehicle.plate} over {top} needs a reason", field="reason")
     before = audit.snapshot(order)
     order.status = move(order.status, OrderStatus.ASSIGNED)
+    route, source = planned_route(session, order)
     held = Assignment(
         order_id=order.id,
         vehicle_id=vehicle.id,
         driver_id=driver.id,
         period=window(order, settings),
+        route=from_shape(route, srid=4326),
+        route_source=source,
         reason=reason,
         assigned_by=actor.user_id,
     )

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 from telematics.trips import haversine_m
 
@@ -186,6 +186,53 @@ ROUTE_SQL = text(
     ORDER BY p.seq
     """
 )
+
+
+NODE_SQL = text(
+    """
+    SELECT node,
+           ST_Distance(point::geography, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography)
+    FROM (
+        SELECT source AS node, ST_StartPoint(geom) AS point FROM road
+        UNION ALL SELECT target, ST_EndPoint(geom) FROM road
+    ) ends
+    ORDER BY point <-> ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) LIMIT 1
+    """
+)
+PATH_SQL = text(
+    """
+    SELECT p.node, r.source, ST_AsText(r.geom)
+    FROM pgr_dijkstra(
+        'SELECT id, source, target, cost_s AS cost, reverse_cost_s AS reverse_cost FROM road',
+        CAST(:a AS bigint), CAST(:b AS bigint), directed => true
+    ) p JOIN road r ON r.id = p.edge
+    ORDER BY p.seq
+    """
+)
+
+
+def path_between(
+    conn: Connection, a: tuple[float, float], b: tuple[float, float], max_snap_m: float = 500
+) -> list[tuple[float, float]] | None:
+    """The fastest path on the imported roads from a to b, as (lat, lon) points, each end joined
+    to the nearest road junction; None when no junction lies within `max_snap_m` of either end
+    or the network does not connect them."""
+    nodes = []
+    for lat, lon in (a, b):
+        found = conn.execute(NODE_SQL, {"lat": lat, "lon": lon}).first()
+        if found is None or found[1] > max_snap_m:
+            return None
+        nodes.append(found[0])
+    if nodes[0] == nodes[1]:
+        return [a, b]
+    rows = conn.execute(PATH_SQL, {"a": nodes[0], "b": nodes[1]}).all()
+    if not rows:
+        return None
+    path: list[tuple[float, float]] = [a]
+    for node, source, wkt in rows:
+        coords = _coords(wkt)
+        path += coords if node == source else coords[::-1]
+    return [*path, b]
 
 
 def _coords(wkt: str) -> list[tuple[float, float]]:

@@ -305,3 +305,93 @@ def test_an_emergency_order_is_assigned_first_and_approved_after(
     assert client.get("/api/v1/approvals/overdue", headers=people["boss"]).json()["items"] == []
     again = client.post(f"/api/v1/orders/{urgent['id']}/approve", headers=people["boss"])
     assert again.status_code == 409
+
+
+def test_the_order_links_its_route_and_the_trips_driven(
+    client: TestClient, people, pool, order_body, db: Session
+):
+    from geoalchemy2.shape import from_shape
+    from shapely import LineString, Point
+
+    from telematics.models import Trip
+
+    sedan = pool["vehicles"]["sedan"].id
+    order_id = approved_order(client, people, order_body)
+    reply = client.post(
+        f"/api/v1/orders/{order_id}/assign",
+        json={"vehicle_id": sedan, "driver_id": pool["drivers"][0].id, "reason": "指定"},
+        headers=people["desk"],
+    )
+    held = reply.json()["assignment"]
+    assert held["route_source"] == "straight"  # no roads in the test database
+    assert held["route"]["coordinates"] == [
+        [120.2106, 30.2452],
+        [120.1688, 30.277],
+        [120.2106, 30.2452],
+    ]
+    for hour, metres in ((2, 5200.0), (3, 5100.0), (9, 999.0)):  # the last is after the window
+        start = tomorrow(hour)
+        db.add(
+            Trip(
+                vehicle_id=sedan,
+                start_at=start,
+                end_at=start.replace(minute=30),
+                start_point=from_shape(Point(120.2106, 30.2452), srid=4326),
+                end_point=from_shape(Point(120.1688, 30.2770), srid=4326),
+                path=from_shape(LineString([(120.2106, 30.2452), (120.1688, 30.2770)]), srid=4326),
+                distance_m=metres,
+                duration_s=1800.0,
+            )
+        )
+    db.commit()
+    shown = client.get(f"/api/v1/orders/{order_id}", headers=people["asker"]).json()
+    assert len(shown["trips"]) == 2
+    assert shown["actual"] == {"distance_m": 10300.0, "duration_s": 3600.0}
+
+
+def test_the_route_follows_the_roads_where_they_are_loaded(db: Session, pool, root_unit):
+    from geoalchemy2.shape import from_shape
+    from shapely import Point
+    from sqlalchemy import text
+
+    from dispatch import service
+    from dispatch.models import TripOrder
+
+    # A three-edge road: origin -> corner -> destination, far from nothing else.
+    nodes = {1: (120.2106, 30.2452), 2: (120.2106, 30.2770), 3: (120.1688, 30.2770)}
+    for edge, (a, b) in enumerate(((1, 2), (2, 3)), start=1):
+        (x1, y1), (x2, y2) = nodes[a], nodes[b]
+        db.execute(
+            text(
+                "INSERT INTO road (osm_id, highway, maxspeed_kmh, source, target, length_m,"
+                " cost_s, reverse_cost_s, geom) VALUES (:e, 'primary', 50, :a, :b, 3000, 200, 200,"
+                " ST_SetSRID(ST_MakeLine(ST_MakePoint(:x1, :y1), ST_MakePoint(:x2, :y2)), 4326))"
+            ),
+            {"e": edge, "a": a, "b": b, "x1": x1, "y1": y1, "x2": x2, "y2": y2},
+        )
+    order = TripOrder(
+        requester_id=None,
+        unit_id=root_unit.id,
+        purpose="路线",
+        passengers=1,
+        start_at=tomorrow(1),
+        end_at=tomorrow(2),
+        origin=from_shape(Point(120.2106, 30.2452), srid=4326),
+        origin_name="起点",
+        destinations=[{"name": "终点", "lon": 120.1688, "lat": 30.2770}],
+    )
+    route, source = service.planned_route(db, order)
+    assert source == "roads"
+    assert (120.2106, 30.2770) in list(route.coords)  # it goes round the corner
+    far = TripOrder(
+        requester_id=None,
+        unit_id=root_unit.id,
+        purpose="远",
+        passengers=1,
+        start_at=tomorrow(1),
+        end_at=tomorrow(2),
+        origin=from_shape(Point(121.5, 31.2), srid=4326),
+        origin_name="上海",
+        destinations=[{"name": "终点", "lon": 120.1688, "lat": 30.2770}],
+    )
+    assert service.planned_route(db, far)[1] == "straight"
