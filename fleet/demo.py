@@ -43,6 +43,7 @@ DEMO_USERS: tuple[tuple[str, str, Role, str], ...] = (
     ("admin", "系统管理员", Role.ADMIN, "GOV"),
     ("requester", "王科员", Role.REQUESTER, "JGSWJ"),
     ("approver", "李处长", Role.APPROVER, "JGSWJ"),
+    ("leader", "周秘书长", Role.APPROVER, "GOV"),
     ("dispatcher", "张调度", Role.DISPATCHER, "JGSWJ"),
     ("driver", "陈师傅", Role.DRIVER, "CD"),
     ("supervisor", "赵监督", Role.SUPERVISOR, "GOV"),

@@ -99,11 +99,15 @@ def test_seed_demo_is_idempotent_and_believable(cli_settings: Settings):
         protocols = {d.protocol for d in session.scalars(select(Device))}
         units = session.query(OrgUnit).count()
         fence_kinds = Counter(session.scalars(text("SELECT kind FROM fence")))
+        order_states = Counter(session.scalars(text("SELECT status FROM trip_order")))
+        rules = session.scalar(text("SELECT count(*) FROM approval_rule"))
     engine.dispose()
     assert first == again
     assert fence_kinds["permitted_region"] >= 1
     assert fence_kinds["depot"] == 4
     assert fence_kinds["prohibited"] >= 1
+    assert order_states == {"approved": 2, "submitted": 2}
+    assert rules == 4
     assert 35 <= len(vehicles) <= 45
     assert {v.category for v in vehicles} >= {
         "confidential_comms",
