@@ -214,3 +214,64 @@ def greedy(
         taken.add(j)
         pairs.append((order.id, vehicles[j].id, float(row[j])))
     return Plan(pairs, unserved, round(sum(c for _, _, c in pairs), 2))
+
+
+@dataclass(frozen=True, slots=True)
+class Trip:
+    """An order as merging sees it: when, where to, how many, and the seats of its car if any."""
+
+    id: int
+    start_t: float
+    end_t: float
+    passengers: int
+    destinations: tuple[tuple[float, float], ...]  # (lat, lon)
+    seats: int | None = None  # the assigned vehicle's seats; None while unassigned
+    vehicle_id: int | None = None
+
+
+def merge_options(
+    order: Trip,
+    others: Sequence[Trip],
+    *,
+    radius_km: float = 1.0,
+    slack_s: float = 1800,
+    largest_seats: int = 0,
+) -> list[dict[str, float | int | None]]:
+    """Other orders going to the same place at about the same time with room to share a car
+    (合并用车): an assigned one whose car has seats to spare, or an unassigned one the pool's
+    largest car could carry together with this one."""
+    options: list[dict[str, float | int | None]] = []
+    for other in others:
+        if other.id == order.id or abs(other.start_t - order.start_t) > slack_s:
+            continue
+        near = min(
+            (
+                distance_km(a[0], a[1], b[0], b[1])
+                for a in order.destinations
+                for b in other.destinations
+            ),
+            default=float("inf"),
+        )
+        if near > radius_km:
+            continue
+        if other.seats is not None:
+            spare = other.seats - other.passengers
+            if spare >= order.passengers:
+                options.append(
+                    {
+                        "order_id": other.id,
+                        "vehicle_id": other.vehicle_id,
+                        "spare_seats": spare,
+                        "apart_km": round(near, 2),
+                    }
+                )
+        elif other.passengers + order.passengers <= largest_seats:
+            options.append(
+                {
+                    "order_id": other.id,
+                    "vehicle_id": None,
+                    "together": other.passengers + order.passengers,
+                    "apart_km": round(near, 2),
+                }
+            )
+    return options

@@ -691,6 +691,7 @@ def suggestions(
     wanted = _order_facts(order)
     ranked = matching.rank(wanted, facts)
     return {
+        "merge": _merge_options(session, actor, order, facts),
         "order_id": order.id,
         "status": order.status,
         "candidates": [
@@ -707,6 +708,40 @@ def suggestions(
             for d in _free_drivers(session, actor, holds, window(order, settings))
         ],
     }
+
+
+def _as_trip(order: TripOrder, seats: int | None, vehicle_id: int | None) -> matching.Trip:
+    return matching.Trip(
+        id=order.id,
+        start_t=order.start_at.timestamp(),
+        end_t=order.end_at.timestamp(),
+        passengers=order.passengers,
+        destinations=tuple((d["lat"], d["lon"]) for d in order.destinations),
+        seats=seats,
+        vehicle_id=vehicle_id,
+    )
+
+
+def _merge_options(
+    session: Session, actor: Actor, order: TripOrder, facts: list[matching.VehicleFacts]
+) -> list[dict[str, Any]]:
+    slack = timedelta(hours=1)
+    rows = session.execute(
+        _scoped(actor)
+        .add_columns(Assignment.vehicle_id, Vehicle.seats)
+        .outerjoin(Assignment, (Assignment.order_id == TripOrder.id) & Assignment.active)
+        .outerjoin(Vehicle, Vehicle.id == Assignment.vehicle_id)
+        .where(
+            TripOrder.id != order.id,
+            TripOrder.status.in_(
+                [OrderStatus.APPROVED, OrderStatus.ASSIGNED, OrderStatus.IN_PROGRESS]
+            ),
+            TripOrder.start_at.between(order.start_at - slack, order.start_at + slack),
+        )
+    ).all()
+    others = [_as_trip(o, seats, vehicle) for o, vehicle, seats in rows]
+    largest = max((f.seats for f in facts if f.active), default=0)
+    return matching.merge_options(_as_trip(order, None, None), others, largest_seats=largest)
 
 
 def dispatch_plan(

@@ -395,3 +395,22 @@ def test_the_route_follows_the_roads_where_they_are_loaded(db: Session, pool, ro
         destinations=[{"name": "终点", "lon": 120.1688, "lat": 30.2770}],
     )
     assert service.planned_route(db, far)[1] == "straight"
+
+
+def test_suggestions_offer_merging_with_an_order_going_the_same_way(
+    client: TestClient, people, pool, order_body, redis
+):
+    first = approved_order(client, people, order_body, passengers=3)
+    second = approved_order(client, people, order_body, passengers=2)
+    body = client.get(f"/api/v1/orders/{second}/suggestions", headers=people["desk"]).json()
+    assert [(m["order_id"], m["together"]) for m in body["merge"]] == [(first, 5)]
+    far = approved_order(
+        client,
+        people,
+        order_body,
+        destinations=[{"point": {"type": "Point", "coordinates": [120.40, 30.40]}, "name": "远"}],
+    )
+    assert (
+        client.get(f"/api/v1/orders/{far}/suggestions", headers=people["desk"]).json()["merge"]
+        == []
+    )

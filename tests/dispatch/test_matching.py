@@ -144,3 +144,21 @@ def test_the_plan_is_never_worse_than_greedy_and_reports_the_unserved():
             assert best.total_cost <= baseline.total_cost + 1e-6
         assert {o.id for o in orders if o.passengers == 8} <= set(best.unserved)
         assert len({v for _, v, _ in best.pairs}) == len(best.pairs)
+
+
+def test_merge_options_are_same_place_same_time_with_room():
+    from dispatch.matching import Trip, merge_options
+
+    here = ((30.2770, 120.1688),)
+    mine = Trip(1, 0.0, 3600.0, 2, here)
+    others = [
+        Trip(2, 600.0, 4000.0, 3, ((30.2780, 120.1690),), seats=7, vehicle_id=9),  # room for 2+
+        Trip(3, 600.0, 4000.0, 5, here, seats=7, vehicle_id=8),  # 2 spare seats: just enough
+        Trip(4, 600.0, 4000.0, 6, here, seats=7, vehicle_id=7),  # 1 spare: too few
+        Trip(5, 7200.0, 9000.0, 1, here, seats=7, vehicle_id=6),  # two hours later
+        Trip(6, 0.0, 3600.0, 1, ((30.40, 120.30),), seats=7, vehicle_id=5),  # elsewhere
+        Trip(7, 300.0, 3600.0, 4, here),  # unassigned: 6 together fits the pool's 7 seats
+        Trip(8, 300.0, 3600.0, 6, here),  # unassigned: 8 together does not
+    ]
+    found = {o["order_id"] for o in merge_options(mine, others, largest_seats=7)}
+    assert found == {2, 3, 7}
