@@ -54,6 +54,9 @@ class TripOrder(Timestamped, Base):
     # An emergency order may be assigned before it is approved; its approval is then due
     # afterwards (`approval` pending -> approved or rejected, whatever the order's status).
     emergency: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    # What the driver read off the dashboard at start and finish, if they did.
+    odometer_start_km: Mapped[float | None] = mapped_column(Float)
+    odometer_end_km: Mapped[float | None] = mapped_column(Float)
     approval: Mapped[str] = mapped_column(String(16), server_default="pending")
     status: Mapped[OrderStatus] = mapped_column(
         _enum(OrderStatus, "status"), server_default=OrderStatus.DRAFT.value
@@ -63,6 +66,11 @@ class TripOrder(Timestamped, Base):
         CheckConstraint("end_at > start_at", name="window"),
         CheckConstraint("passengers BETWEEN 1 AND 60", name="passengers"),
         CheckConstraint("approval IN ('pending', 'approved', 'rejected')", name="approval"),
+        CheckConstraint(
+            "odometer_end_km IS NULL OR odometer_start_km IS NULL"
+            " OR odometer_end_km >= odometer_start_km",
+            name="odometer",
+        ),
         Index("ix_trip_order_unit_id_start_at", "unit_id", "start_at"),
         Index("ix_trip_order_requester_id", "requester_id"),
         Index("ix_trip_order_status", "status"),

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 
 from dispatch import service
 from dispatch.orders import OrderStatus
-from dispatch.schemas import AssignIn, Comment, OrderCreate, RuleIn
+from dispatch.schemas import AssignIn, Comment, OrderCreate, Reading, RuleIn
 from fleet.api import ActorDep, ListingDep, RedisDep, SessionDep
 from geofence.settings import clock_seconds
 
@@ -151,14 +151,30 @@ def assign(
 
 
 @router.post("/orders/{order_id}/start")
-def start(session: SessionDep, actor: ActorDep, order_id: int) -> dict[str, Any]:
-    order = service.start(session=session, actor=actor, order_id=order_id)
+def start(
+    session: SessionDep, actor: ActorDep, order_id: int, data: Reading | None = None
+) -> dict[str, Any]:
+    """The driver sets off; `{"odometer_km"}` optional."""
+    order = service.start(
+        session=session,
+        actor=actor,
+        order_id=order_id,
+        odometer_km=data.odometer_km if data else None,
+    )
     return service.view(session=session, order=order)
 
 
 @router.post("/orders/{order_id}/finish")
-def finish(session: SessionDep, actor: ActorDep, order_id: int) -> dict[str, Any]:
-    order = service.finish(session=session, actor=actor, order_id=order_id)
+def finish(
+    session: SessionDep, actor: ActorDep, order_id: int, data: Reading | None = None
+) -> dict[str, Any]:
+    """The driver is back; `{"odometer_km"}` optional, not below the start's reading."""
+    order = service.finish(
+        session=session,
+        actor=actor,
+        order_id=order_id,
+        odometer_km=data.odometer_km if data else None,
+    )
     return service.view(session=session, order=order)
 
 

@@ -71,6 +71,12 @@ class Comment(Strict):
     comment: str = Field("", max_length=2000)
 
 
+class Reading(Strict):
+    odometer_km: float | None = Field(
+        None, ge=0, le=10_000_000, description="The dashboard's odometer, km (optional)."
+    )
+
+
 class AssignIn(Strict):
     vehicle_id: int
     driver_id: int

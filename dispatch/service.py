@@ -64,6 +64,8 @@ def _view(order: TripOrder) -> dict[str, Any]:
         "approvals_done": order.approvals_done,
         "approval": order.approval,
         "emergency": order.emergency,
+        "odometer_start_km": order.odometer_start_km,
+        "odometer_end_km": order.odometer_end_km,
         "updated_at": order.updated_at,
     }
 
@@ -545,16 +547,25 @@ def assign(
     return order
 
 
-def start(*, session: Session, actor: Actor, order_id: int) -> TripOrder:
-    return _drive(session, actor, order_id, OrderStatus.IN_PROGRESS, "start")
+def start(
+    *, session: Session, actor: Actor, order_id: int, odometer_km: float | None = None
+) -> TripOrder:
+    return _drive(session, actor, order_id, OrderStatus.IN_PROGRESS, "start", odometer_km)
 
 
-def finish(*, session: Session, actor: Actor, order_id: int) -> TripOrder:
-    return _drive(session, actor, order_id, OrderStatus.COMPLETED, "finish")
+def finish(
+    *, session: Session, actor: Actor, order_id: int, odometer_km: float | None = None
+) -> TripOrder:
+    return _drive(session, actor, order_id, OrderStatus.COMPLETED, "finish", odometer_km)
 
 
 def _drive(
-    session: Session, actor: Actor, order_id: int, to: OrderStatus, action: str
+    session: Session,
+    actor: Actor,
+    order_id: int,
+    to: OrderStatus,
+    action: str,
+    odometer_km: float | None,
 ) -> TripOrder:
     """The driver of the assignment (or a dispatcher) starts and finishes the trip."""
     order = get_order(session=session, actor=actor, order_id=order_id, lock=True)
@@ -570,6 +581,16 @@ def _drive(
         raise Forbidden("only the assigned driver or a dispatcher starts and finishes a trip")
     before = audit.snapshot(order)
     order.status = move(order.status, to)
+    if odometer_km is not None:
+        if to == OrderStatus.IN_PROGRESS:
+            order.odometer_start_km = odometer_km
+        elif order.odometer_start_km is not None and odometer_km < order.odometer_start_km:
+            raise Invalid(
+                f"the odometer read {order.odometer_start_km:g} km at the start",
+                field="odometer_km",
+            )
+        else:
+            order.odometer_end_km = odometer_km
     session.flush()
     _record(session, actor, order, action, before)
     return order

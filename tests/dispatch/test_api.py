@@ -36,9 +36,19 @@ def test_the_whole_loop_is_audited(client: TestClient, people, pool, order_body,
     assert reply.status_code == 200, reply.text
     assert reply.json()["status"] == "assigned"
     assert reply.json()["assignment"]["vehicle_id"] == pool["vehicles"]["sedan"].id
-    for step, status in (("start", "in_progress"), ("finish", "completed")):
-        reply = client.post(f"/api/v1/orders/{order_id}/{step}", headers=people["desk"])
-        assert reply.json()["status"] == status, reply.text
+    reply = client.post(
+        f"/api/v1/orders/{order_id}/start", json={"odometer_km": 12000.5}, headers=people["desk"]
+    )
+    assert reply.json()["status"] == "in_progress", reply.text
+    backwards = client.post(
+        f"/api/v1/orders/{order_id}/finish", json={"odometer_km": 11999}, headers=people["desk"]
+    )
+    assert backwards.status_code == 422
+    reply = client.post(
+        f"/api/v1/orders/{order_id}/finish", json={"odometer_km": 12042}, headers=people["desk"]
+    )
+    assert reply.json()["status"] == "completed", reply.text
+    assert (reply.json()["odometer_start_km"], reply.json()["odometer_end_km"]) == (12000.5, 12042)
     actions = db.scalars(
         select(AuditEntry.action)
         .where(AuditEntry.entity == "trip_order", AuditEntry.entity_id == str(order_id))
