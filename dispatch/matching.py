@@ -15,7 +15,7 @@ be, so that an order nothing fits is reported unserved rather than breaking the 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,6 +30,7 @@ class Weights:
     per_km: float = 1.0
     balance: float = 5.0  # per 100% above (or below) the pool's average monthly distance
     new_energy: float = 3.0  # km-equivalent bonus on urban trips
+    per_minute: float = 0.5  # km-equivalent per minute of travel, where the roads give a time
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +97,13 @@ def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 
 def cost(
-    order: OrderFacts, vehicle: VehicleFacts, average_km: float, weights: Weights
+    order: OrderFacts,
+    vehicle: VehicleFacts,
+    average_km: float,
+    weights: Weights,
+    travel_min: float | None = None,
 ) -> tuple[float, dict[str, float]]:
+    """The cost and its parts; with a travel time on the roads, time replaces straight distance."""
     assert vehicle.lat is not None
     assert vehicle.lon is not None
     distance = distance_km(vehicle.lat, vehicle.lon, order.lat, order.lon)
@@ -108,17 +114,28 @@ def cost(
         "balance": round(weights.balance * balance, 2),
         "new_energy": -weights.new_energy if order.urban and vehicle.new_energy else 0.0,
     }
-    return parts["distance"] + parts["balance"] + parts["new_energy"], parts
+    reach = parts["distance"]
+    if travel_min is not None:
+        parts["travel_min"] = round(travel_min, 1)
+        parts["travel"] = round(weights.per_minute * travel_min, 2)
+        reach = parts["travel"]
+    return reach + parts["balance"] + parts["new_energy"], parts
 
 
 def rank(
-    order: OrderFacts, vehicles: Sequence[VehicleFacts], weights: Weights = Weights()
+    order: OrderFacts,
+    vehicles: Sequence[VehicleFacts],
+    weights: Weights = Weights(),
+    travel_min: Mapping[int, float] | None = None,
 ) -> list[Candidate]:
+    """Fitting vehicles, cheapest first. `travel_min` (by vehicle id) holds travel times on the
+    road network where they could be computed; the others are ranked by straight distance."""
     average = _average_km(vehicles)
     ranked = []
+    travel = travel_min or {}
     for vehicle in vehicles:
         if why_not(order, vehicle) is None:
-            total, parts = cost(order, vehicle, average, weights)
+            total, parts = cost(order, vehicle, average, weights, travel.get(vehicle.id))
             ranked.append(Candidate(vehicle.id, vehicle.plate, round(total, 2), parts))
     ranked.sort(key=lambda c: (c.cost, c.vehicle_id))
     return ranked

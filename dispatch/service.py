@@ -699,6 +699,22 @@ def _free_drivers(
     return [d for d in drivers if d.id not in taken]
 
 
+def _travel_minutes(
+    session: Session, order: matching.OrderFacts, facts: list[matching.VehicleFacts]
+) -> dict[int, float]:
+    """Minutes on the roads from each fitting vehicle to the origin, where roads are loaded."""
+    conn = session.connection()
+    if not conn.execute(text("SELECT EXISTS (SELECT 1 FROM road)")).scalar():
+        return {}
+    fitting = [f for f in facts if matching.why_not(order, f) is None]
+    seconds = roads.travel_seconds(
+        conn,
+        [(f.lat or 0.0, f.lon or 0.0) for f in fitting],
+        (order.lat, order.lon),
+    )
+    return {f.id: s / 60 for f, s in zip(fitting, seconds, strict=True) if s is not None}
+
+
 def suggestions(
     *, session: Session, redis: Redis, actor: Actor, order_id: int, settings: DispatchSettings
 ) -> dict[str, Any]:
@@ -710,7 +726,7 @@ def suggestions(
         session=session, redis=redis, actor=actor, orders=[order], settings=settings
     )
     wanted = _order_facts(order)
-    ranked = matching.rank(wanted, facts)
+    ranked = matching.rank(wanted, facts, travel_min=_travel_minutes(session, wanted, facts))
     return {
         "merge": _merge_options(session, actor, order, facts),
         "order_id": order.id,

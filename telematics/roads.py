@@ -235,6 +235,39 @@ def path_between(
     return [*path, b]
 
 
+TRAVEL_SQL = text(
+    """
+    SELECT start_vid, agg_cost FROM pgr_dijkstraCost(
+        'SELECT id, source, target, cost_s AS cost, reverse_cost_s AS reverse_cost FROM road',
+        CAST(:starts AS bigint[]), CAST(:goal AS bigint), directed => true
+    )
+    """
+)
+
+
+def travel_seconds(
+    conn: Connection,
+    starts: list[tuple[float, float]],
+    goal: tuple[float, float],
+    max_snap_m: float = 500,
+) -> list[float | None]:
+    """Driving time on the imported roads from each start to the goal, in seconds (one
+    many-to-one Dijkstra); None for a start too far from the network or not connected to it."""
+    goal_node = conn.execute(NODE_SQL, {"lat": goal[0], "lon": goal[1]}).first()
+    if goal_node is None or goal_node[1] > max_snap_m:
+        return [None] * len(starts)
+    nodes: list[int | None] = []
+    for lat, lon in starts:
+        found = conn.execute(NODE_SQL, {"lat": lat, "lon": lon}).first()
+        nodes.append(found[0] if found is not None and found[1] <= max_snap_m else None)
+    wanted = sorted({n for n in nodes if n is not None and n != goal_node[0]})
+    costs: dict[int, float] = {goal_node[0]: 0.0}
+    if wanted:
+        rows = conn.execute(TRAVEL_SQL, {"starts": wanted, "goal": goal_node[0]}).all()
+        costs.update({int(node): float(cost) for node, cost in rows})
+    return [costs.get(n) if n is not None else None for n in nodes]
+
+
 def _coords(wkt: str) -> list[tuple[float, float]]:
     inner = wkt[wkt.index("(") + 1 : wkt.rindex(")")]
     return [(float(y), float(x)) for x, y in (p.split() for p in inner.split(","))]

@@ -359,18 +359,15 @@ def test_the_order_links_its_route_and_the_trips_driven(
     assert shown["actual"] == {"distance_m": 10300.0, "duration_s": 3600.0}
 
 
-def test_the_route_follows_the_roads_where_they_are_loaded(db: Session, pool, root_unit):
-    from geoalchemy2.shape import from_shape
-    from shapely import Point
+NODES = {1: (120.2106, 30.2452), 2: (120.2106, 30.2770), 3: (120.1688, 30.2770)}
+
+
+def lay_roads(db: Session) -> None:
+    """Two road edges: the demo origin -> a corner -> the demo destination, 200 s each."""
     from sqlalchemy import text
 
-    from dispatch import service
-    from dispatch.models import TripOrder
-
-    # A three-edge road: origin -> corner -> destination, far from nothing else.
-    nodes = {1: (120.2106, 30.2452), 2: (120.2106, 30.2770), 3: (120.1688, 30.2770)}
     for edge, (a, b) in enumerate(((1, 2), (2, 3)), start=1):
-        (x1, y1), (x2, y2) = nodes[a], nodes[b]
+        (x1, y1), (x2, y2) = NODES[a], NODES[b]
         db.execute(
             text(
                 "INSERT INTO road (osm_id, highway, maxspeed_kmh, source, target, length_m,"
@@ -379,6 +376,30 @@ def test_the_route_follows_the_roads_where_they_are_loaded(db: Session, pool, ro
             ),
             {"e": edge, "a": a, "b": b, "x1": x1, "y1": y1, "x2": x2, "y2": y2},
         )
+    db.commit()
+
+
+def test_suggestions_use_travel_time_on_the_roads_where_loaded(
+    client: TestClient, people, pool, order_body, redis, db: Session
+):
+    lay_roads(db)
+    sedan, mpv = pool["vehicles"]["sedan"].id, pool["vehicles"]["mpv"].id
+    place(redis, sedan, NODES[1][1], NODES[1][0])  # at the origin
+    place(redis, mpv, NODES[3][1], NODES[3][0])  # two edges away
+    order_id = approved_order(client, people, order_body)
+    body = client.get(f"/api/v1/orders/{order_id}/suggestions", headers=people["desk"]).json()
+    travel = {c["vehicle_id"]: c["parts"].get("travel_min") for c in body["candidates"]}
+    assert travel == {sedan: 0.0, mpv: round(400 / 60, 1)}
+
+
+def test_the_route_follows_the_roads_where_they_are_loaded(db: Session, pool, root_unit):
+    from geoalchemy2.shape import from_shape
+    from shapely import Point
+
+    from dispatch import service
+    from dispatch.models import TripOrder
+
+    lay_roads(db)
     order = TripOrder(
         requester_id=None,
         unit_id=root_unit.id,
