@@ -114,6 +114,14 @@ class Engine:
         permits = self.permits.permits(todo, min(f.t for f in flat), max(f.t for f in flat))
         before = [states.get(v) or new_state() for v in todo]
         kin = self._kinematics(flat, starts, [vehicles[v] for v in todo], before, outcome)
+        covering: list[Permit | None] = [None] * len(flat)
+        for slot, vehicle_id in enumerate(todo):
+            held = permits.get(vehicle_id)
+            if held:
+                for n in range(starts[slot], starts[slot + 1]):
+                    t = flat[n].t
+                    covering[n] = next((p for p in held if p.start_t <= t <= p.end_t), None)
+        corridor = _corridor_distances(flat, covering) if permits else None
         coalesced: dict[tuple[int, str, str, float], AlertRecord] = {}
         for slot, (vehicle_id, fixes) in enumerate(todo.items()):
             outcome.states[vehicle_id] = self._vehicle(
@@ -122,7 +130,8 @@ class Engine:
                 starts[slot],
                 kin,
                 hits,
-                permits.get(vehicle_id, ()),
+                covering,
+                corridor,
                 before[slot],
                 coalesced,
             )
@@ -214,19 +223,14 @@ class Engine:
         base: int,
         kin: Kinematics,
         hits: dict[int, list[int]],
-        permits: Sequence[Permit],
+        covering: list[Permit | None],
+        corridor: list[float] | None,
         state: dict[str, Any],
         coalesced: dict[tuple[int, str, str, float], AlertRecord],
     ) -> dict[str, Any]:
         th = self.thresholds
         fences = self.fences
         regions = fences.regions_for(vehicle)
-        covering: list[Permit | None] = (
-            [next((p for p in permits if p.covers(f.t)), None) for f in fixes]
-            if permits
-            else [None] * len(fixes)
-        )
-        corridor = _corridor_distances(fixes, covering) if permits else None
         rule_states: dict[str, Any] = dict(state["rules"])  # the caller's state stays as it was
         prev = Fix(*state["prev"]) if state["prev"] else None
         pos = state["pos"]
@@ -260,9 +264,10 @@ class Engine:
                     in_region = any(r in inside for r in active)
             if fix.lat is not None:
                 pos = (fix.lat, fix.lon)
-            permit = covering[n - base]
+            permit = covering[n]
             at_place = False
-            if permit is not None and fix.lat is not None and fix.lon is not None:
+            # Only a stopped car's place matters (an unplanned stop); a moving one is not asked.
+            if permit is not None and not moving[n] and fix.lat is not None and fix.lon is not None:
                 radius = th.destination_radius_m
                 at_place = any(
                     step_m(lat, lon, fix.lat, fix.lon) <= radius for lat, lon in permit.places
@@ -283,10 +288,14 @@ class Engine:
                 prohibited=prohibited,
                 speed_limit_kmh=limit,
                 permit=permit,
-                corridor_m=corridor[n - base] if corridor and permit and permit.corridor else None,
+                corridor_m=corridor[n] if corridor and permit and permit.corridor else None,
                 at_place=at_place,
             )
-            for (name, rule), wake in zip(rules, wakes(fix, ctx), strict=True):
+            flags = wakes(fix, ctx)
+            if not rule_states and not any(flags):
+                prev = fix  # every rule rests and nothing in this fix wakes one
+                continue
+            for (name, rule), wake in zip(rules, flags, strict=True):
                 current = rule_states.get(name)
                 if current is None and not wake:
                     continue  # resting, and nothing here to wake it
@@ -314,19 +323,39 @@ class Engine:
         }
 
 
+_PLANES: dict[tuple[Any, ...], geometry.PlaneLine] = {}
+
+
+def _plane(permit: Permit) -> geometry.PlaneLine:
+    """The permit's corridor in its metric plane, projected once per order (permits are fetched
+    anew for every batch, their routes do not change)."""
+    assert permit.corridor is not None
+    key: tuple[Any, ...] = (permit.order_id, permit.vehicle_id, permit.start_t, permit.end_t)
+    if permit.order_id is None:
+        key = (id(permit.corridor), *key)
+    plane = _PLANES.get(key)
+    if plane is None:
+        if len(_PLANES) > 50_000:
+            _PLANES.clear()
+        plane = _PLANES[key] = geometry.PlaneLine(permit.corridor)
+    return plane
+
+
 def _corridor_distances(fixes: Sequence[Fix], covering: Sequence[Permit | None]) -> list[float]:
-    """Each fix's distance from the corridor of the permit covering it (vectorised per permit)."""
+    """Each fix's distance from the corridor of the permit covering it, in metres: every fix of
+    the batch in one vectorised call, each in its corridor's own metric plane."""
     distances = [0.0] * len(fixes)
-    groups: dict[int, tuple[Permit, list[int]]] = {}
+    index, planes = [], []
     for i, (fix, permit) in enumerate(zip(fixes, covering, strict=True)):
         if permit is not None and permit.corridor is not None and fix.lat is not None:
-            groups.setdefault(id(permit), (permit, []))[1].append(i)
-    for permit, index in groups.values():
-        assert permit.corridor is not None
-        lats = np.fromiter((fixes[i].lat for i in index), float, len(index))
-        lons = np.fromiter((fixes[i].lon for i in index), float, len(index))
-        for i, d in zip(index, geometry.distance_m(permit.corridor, lats, lons), strict=True):
-            distances[i] = float(d)
+            index.append(i)
+            planes.append(_plane(permit))
+    if not index:
+        return distances
+    lats = np.fromiter((fixes[i].lat for i in index), float, len(index))
+    lons = np.fromiter((fixes[i].lon for i in index), float, len(index))
+    for i, d in zip(index, geometry.PlaneLine.distances_many(planes, lats, lons), strict=True):
+        distances[i] = d
     return distances
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import shapely
 from shapely import LineString, MultiPolygon, Point, Polygon
 from shapely.geometry.base import BaseGeometry
@@ -155,12 +156,38 @@ def area(geometry: BaseGeometry, *, radius_m: float | None, width_m: float | Non
     return geometry
 
 
+class PlaneLine:
+    """A line projected once into its local metric plane, for many distance questions."""
+
+    __slots__ = ("k", "lat0", "lon0", "plane")
+
+    def __init__(self, line: LineString) -> None:
+        centre = line.centroid
+        self.lat0, self.lon0 = centre.y, centre.x
+        self.k = math.cos(math.radians(self.lat0))
+        self.plane = _to_plane(line, self.lat0, self.lon0)
+        shapely.prepare(self.plane)
+
+    def distances_m(self, lats: Any, lons: Any) -> Any:
+        """Distances in metres from points to the line (vectorised)."""
+        xs = (lons - self.lon0) * METRES_PER_DEGREE * self.k
+        ys = (lats - self.lat0) * METRES_PER_DEGREE
+        return shapely.distance(shapely.points(xs, ys), self.plane)
+
+    @staticmethod
+    def distances_many(planes: list[PlaneLine], lats: Any, lons: Any) -> list[float]:
+        """Distances in metres, each point to its own line (one vectorised call)."""
+        lat0 = np.fromiter((p.lat0 for p in planes), float, len(planes))
+        lon0 = np.fromiter((p.lon0 for p in planes), float, len(planes))
+        k = np.fromiter((p.k for p in planes), float, len(planes))
+        xs = (lons - lon0) * METRES_PER_DEGREE * k
+        ys = (lats - lat0) * METRES_PER_DEGREE
+        lines = np.empty(len(planes), dtype=object)
+        lines[:] = [p.plane for p in planes]
+        result: list[float] = shapely.distance(shapely.points(xs, ys), lines).tolist()
+        return result
+
+
 def distance_m(line: LineString, lats: Any, lons: Any) -> Any:
     """Distances in metres from points to a line (vectorised), in the line's local plane."""
-    centre = line.centroid
-    lat0, lon0 = centre.y, centre.x
-    k = math.cos(math.radians(lat0))
-    plane = _to_plane(line, lat0, lon0)
-    xs = (lons - lon0) * METRES_PER_DEGREE * k
-    ys = (lats - lat0) * METRES_PER_DEGREE
-    return shapely.distance(shapely.points(xs, ys), plane)
+    return PlaneLine(line).distances_m(lats, lons)

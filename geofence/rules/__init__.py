@@ -42,15 +42,30 @@ def wakes(fix: Fix, ctx: Context) -> tuple[bool, ...]:
     `step(None, fix, ctx)` would return a state or an event (a test holds each rule to it)."""
     positioned = fix.lat is not None
     moving = ctx.moving
-    unauthorised = moving and ctx.permit is None and not ctx.depot
+    permit = ctx.permit
+    unauthorised = moving and permit is None and not ctx.depot
     speed = fix.speed_kmh
+    off_route = (
+        positioned
+        and permit is not None
+        and (
+            (ctx.corridor_m is not None and ctx.corridor_m > ctx.th.off_route_distance_m)
+            or (not moving and not ctx.at_place and not ctx.depot)
+        )
+    )
+    parked_away = (
+        positioned
+        and not moving
+        and not ctx.depot
+        and not (permit is not None and permit.overnight)
+    )
     return (
         unauthorised,  # no_order
         unauthorised,  # off_hours
-        positioned and ctx.permit is not None,  # off_route
+        off_route,  # off_route
         positioned and ctx.in_region is False,  # region_exit
         positioned and bool(ctx.prohibited),  # prohibited_zone
-        positioned and not moving and not ctx.depot,  # overnight_away
+        parked_away,  # overnight_away
         speed is not None and speed > ctx.speed_limit_kmh,  # overspeed
         ctx.gap_s is not None and ctx.gap_s >= ctx.th.signal_gap_s,  # signal_loss
         bool(fix.alarm_bits & device_alarm.WATCHED),  # device_alarm

@@ -196,3 +196,25 @@ def test_a_valid_polygon_parses() -> None:
 def test_bad_polygons_are_refused(coordinates: list) -> None:
     with pytest.raises(Invalid):
         geometry.parse({"type": "Polygon", "coordinates": coordinates})
+
+
+def test_the_engine_measures_the_corridor_for_each_fix_of_the_batch() -> None:
+    from shapely import LineString
+
+    # Two cars on orders along the same meridian; one keeps to it, one drifts 2 km east.
+    corridor = LineString([(LON, LAT), (LON, LAT + 0.2)])
+    permits = FixedPermits(
+        tuple(
+            Permit(vehicle_id=v, start_t=T0, end_t=T0 + 3600, order_id=v, corridor=corridor)
+            for v in (1, 2)
+        )
+    )
+    east = 2000 / (111_319.49 * np.cos(np.radians(LAT)))
+    on = [Fix(T0 + 10 * i, LAT + i * 0.001, LON, 40.0, True) for i in range(40)]
+    off = [Fix(T0 + 10 * i, LAT + i * 0.001, LON + east, 40.0, True) for i in range(40)]
+    other = VehicleInfo(id=2, unit_id=10, unit_path="1/10/", category="general")
+    outcome = make_engine([], permits=permits).run({1: on, 2: off}, {}, {1: CAR, 2: other})
+    found = [(a.vehicle_id, a.event.kind, a.order_id) for a in outcome.alerts]
+    assert found == [(2, "off_route", 2)]
+    measured = outcome.alerts[0].event.measured["max_distance_m"]
+    assert 1990 < measured < 2010

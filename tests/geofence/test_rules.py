@@ -359,7 +359,7 @@ PERMITS = st.sampled_from(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(
     lat=st.one_of(st.none(), st.floats(29, 31)),
     speed=st.one_of(st.none(), st.floats(0, 250)),
