@@ -146,3 +146,47 @@ def test_audit_verify_passes_then_names_a_tampered_entry(cli_settings: Settings)
     code, out = fleet(cli_settings, "audit", "verify")
     assert code == Exit.FAILED
     assert f"audit log entry {target} does not verify" in out
+
+
+def test_replay_and_fence_import_from_the_command_line(cli_settings: Settings, tmp_path):
+    import json as jsonlib
+
+    fleet(cli_settings, "seed", "demo")
+    good = tmp_path / "fences.geojson"
+    good.write_text(
+        jsonlib.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {
+                        "type": "Feature",
+                        "properties": {"name": "临时管制区", "kind": "prohibited", "radius_m": 300},
+                        "geometry": {"type": "Point", "coordinates": [120.15, 30.26]},
+                    }
+                ],
+            },
+            ensure_ascii=False,
+        ),
+        encoding="utf-8",
+    )
+    code, out = fleet(cli_settings, "fences", "import", str(good), "--unit", "GOV")
+    assert (code, out.strip()) == (0, "imported 1 fences")
+    bad = tmp_path / "bad.geojson"
+    bad.write_text('{"type": "FeatureCollection", "features": [{"type": "Feature"}]}')
+    code, out = fleet(cli_settings, "fences", "import", str(bad), "--unit", "GOV")
+    assert code == 1
+    assert "feature 0" in out
+    code, out = fleet(
+        cli_settings,
+        "replay",
+        "--start",
+        "2026-11-01T00:00:00+08:00",
+        "--end",
+        "2026-11-02T00:00:00+08:00",
+        "--dry-run",
+    )
+    assert code == 0, out
+    assert "replayed 0 fixes of 0 vehicles: 0 alerts, would add 0" in out
+    code, out = fleet(cli_settings, "replay", "--start", "2026-11-02", "--end", "2026-11-01")
+    assert code == 1
+    assert "--end must be after --start" in out
