@@ -8,8 +8,10 @@ The per-batch pipeline, in order:
 4. in one transaction: COPY the fixes into `position` (duplicates, from a re-sent fix or a replayed
    batch, fall back to a staging table and `ON CONFLICT DO NOTHING`), write the trips and stops
    the segmentation closed, and the observers' rows (alerts);
-5. commit; then update each vehicle's last position, trip and rule state in Redis, publish the
-   live update, and XACK + XDEL the entries.
+5. commit; then update each vehicle's trip and rule state in Redis and XACK + XDEL the entries.
+Each vehicle's last position is set and published on the live channel as soon as the batch is
+decoded (between 3 and 4): the map does not wait for PostGIS or the rules, and keeps moving while
+PostgreSQL is away.
 A worker killed anywhere before the XACK sees its entries again and stores nothing twice.
 """
 
@@ -369,6 +371,9 @@ class IngestWorker:
         ordered = sorted(rows.values(), key=lambda r: (r[R_VEHICLE], r[R_FIX_MS]))
         self._load_vehicles({r[R_VEHICLE] for r in ordered})
         segments, states, latest = self._segment(ordered)
+        # The map need not wait for PostGIS or the rules: these fixes are safe in the stream
+        # (acknowledged to the trackers only once there) and will be stored exactly once.
+        self._publish_live(latest)
         pending = [(o, o.evaluate(ordered)) for o in self.observers]
         stored = self._store(ordered, segments, pending)
         result.stored = stored
@@ -558,6 +563,20 @@ class IngestWorker:
 
     # ---- after the commit -------------------------------------------------------------------
 
+    def _publish_live(self, latest: dict[int, list[Any]]) -> None:
+        """Each vehicle's newest fix of the batch as its last position, and on the live channel.
+        A batch taken again after a failure publishes the same positions again: harmless."""
+        if not latest:
+            return
+        live = [live_item(row) for row in latest.values()]
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(
+                stream.LAST_POSITIONS,
+                mapping={item["vehicle_id"]: json.dumps(item) for item in live},
+            )
+            pipe.publish(stream.LIVE_CHANNEL, json.dumps({"type": "positions", "items": live}))
+            pipe.execute()
+
     def _after_commit(
         self,
         entries: list[tuple[str, bytes, dict[bytes, bytes]]],
@@ -567,14 +586,7 @@ class IngestWorker:
         broken: Counter[str],
         pending: Sequence[tuple[BatchObserver, Any]] = (),
     ) -> None:
-        live = [live_item(row) for row in latest.values()]
         with self.redis.pipeline(transaction=False) as pipe:
-            if live:
-                pipe.hset(
-                    stream.LAST_POSITIONS,
-                    mapping={item["vehicle_id"]: json.dumps(item) for item in live},
-                )
-                pipe.publish(stream.LIVE_CHANNEL, json.dumps({"type": "positions", "items": live}))
             if states:
                 pipe.hset(
                     TRIP_STATES,
