@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import logging
-import struct
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import psycopg
 from redis import Redis
 from redis.client import Pipeline
@@ -68,28 +68,29 @@ def thresholds(settings: GeofenceSettings) -> Thresholds:
     )
 
 
-_FLOAT4 = struct.Struct("<f")
-
-
-def as_stored(speed: float | None) -> float | None:
-    """A speed as PostgreSQL's `real` column keeps it, so that live evaluation and a replay of
-    the stored track compare the very same numbers with the thresholds."""
-    return None if speed is None else _FLOAT4.unpack(_FLOAT4.pack(speed))[0]
-
-
 def fixes_by_vehicle(rows: Sequence[Sequence[Any]]) -> dict[int, list[Fix]]:
-    """Stream rows (already in vehicle, fix time order) as the engine's fixes."""
+    """Stream rows (already in vehicle, fix time order) as the engine's fixes. Speeds are rounded
+    as PostgreSQL's `real` column keeps them (all at once, through float32), so that live
+    evaluation and a replay of the stored track compare the very same numbers with thresholds."""
+    speeds = np.array(
+        [np.nan if row[R_SPEED] is None else row[R_SPEED] for row in rows], dtype=np.float32
+    ).tolist()
     tracks: dict[int, list[Fix]] = {}
-    for row in rows:
-        fixes = tracks.get(row[R_VEHICLE])
-        if fixes is None:
-            fixes = tracks[row[R_VEHICLE]] = []
+    current, fixes = None, None
+    for row, speed in zip(rows, speeds, strict=True):
+        vehicle = row[R_VEHICLE]
+        if vehicle != current:
+            fixes = tracks.get(vehicle)
+            if fixes is None:
+                fixes = tracks[vehicle] = []
+            current = vehicle
+        assert fixes is not None
         fixes.append(
             Fix(
                 row[R_FIX_MS] / 1000,
                 row[R_LAT],
                 row[R_LON],
-                as_stored(row[R_SPEED]),
+                None if speed != speed else speed,  # NaN: no speed
                 row[R_IGNITION],
                 row[R_ALARM],
             )

@@ -291,3 +291,27 @@ def test_a_slow_client_keeps_the_latest_state_of_each_episode_and_a_bounded_queu
     assert len(pending) == MAX_PENDING_ALERTS
     assert pending[-1]["started_t"] == MAX_PENDING_ALERTS + 49
     assert LiveClient(frozenset({1})).wants_alerts is False
+
+
+def test_the_engine_sees_speeds_as_postgresql_stores_them():
+    import struct
+
+    from geofence.worker import fixes_by_vehicle
+
+    def row(vehicle: int, ms: int, speed: float | None) -> list:
+        r: list = [None] * (stream.R_ATTRIBUTES + 1)
+        r[stream.R_VEHICLE], r[stream.R_FIX_MS], r[stream.R_SPEED] = vehicle, ms, speed
+        r[stream.R_LAT], r[stream.R_LON], r[stream.R_ALARM] = 30.0, 120.0, 0
+        return r
+
+    speeds = [120.1, None, 5.0, 0.1, 299.99]
+    rows = [row(1 + n % 2, 1000 * n, s) for n, s in enumerate(speeds)]
+    rows.sort(key=lambda r: (r[stream.R_VEHICLE], r[stream.R_FIX_MS]))
+    tracks = fixes_by_vehicle(rows)
+    as_real = {
+        s: None if s is None else struct.unpack("<f", struct.pack("<f", s))[0] for s in speeds
+    }
+    got = [f.speed_kmh for fixes in tracks.values() for f in fixes]
+    assert got == [as_real[r[stream.R_SPEED]] for r in rows]
+    assert got[0] != 120.1  # really rounded, not passed through
+    assert sorted(tracks) == [1, 2]
