@@ -38,34 +38,31 @@ def step(
         value=ctx.corridor_m,
         value_name="max_distance_m",
     )
+
+    def stop_step(stop: dict[str, Any] | None, holds: bool) -> tuple[Any, tuple[Event, ...]]:
+        return dwell.step(
+            stop,
+            fix,
+            holds=holds,
+            after_s=th.unplanned_stop_s,
+            kind=KIND,
+            key="stop",
+            severity=Severity.MEDIUM,
+            thresholds=STOP_THRESHOLDS,
+        )
+
     stop = state.get("stop")
     stopped = ctx.permit is not None and not ctx.moving and not ctx.at_place and not ctx.depot
-    if stop is not None and stopped:
-        # Still the same stop only while within the radius of where it began.
-        stopped = step_m(stop["lat"], stop["lon"], fix.lat, fix.lon) <= th.stop_radius_m
-        if not stopped:
-            stop, ended = dwell.step(
-                stop,
-                fix,
-                holds=False,
-                after_s=th.unplanned_stop_s,
-                kind=KIND,
-                key="stop",
-                severity=Severity.MEDIUM,
-                thresholds=STOP_THRESHOLDS,
-            )
-            events += ended
-            stopped = True  # and a new stop begins here
-    stop, fired = dwell.step(
-        stop,
-        fix,
-        holds=stopped,
-        after_s=th.unplanned_stop_s,
-        kind=KIND,
-        key="stop",
-        severity=Severity.MEDIUM,
-        thresholds=STOP_THRESHOLDS,
-    )
+    # Still the same stop only while within the radius of where it began; past it, that stop
+    # ends and a new one begins here.
+    if (
+        stop is not None
+        and stopped
+        and step_m(stop["lat"], stop["lon"], fix.lat, fix.lon) > th.stop_radius_m
+    ):
+        stop, ended = stop_step(stop, False)
+        events += ended
+    stop, fired = stop_step(stop, stopped)
     events += fired
     new = {k: v for k, v in (("corridor", corridor), ("stop", stop)) if v is not None}
     return new or None, events
