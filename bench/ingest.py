@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import random
 import socket
@@ -207,10 +208,18 @@ def worker_stage(
     return len(rows) / elapsed, rss
 
 
-async def live_delays(api_port: int, token: str, until: float) -> list[float]:
+def _watch_live(api_port: int, token: str, seconds: float, out: Any) -> None:
+    """In a process of its own: the load generator's busy loop would otherwise add its own lag
+    to every delay measured."""
+    deadline = time.monotonic() + seconds
+    out.put(asyncio.run(live_delays(api_port, token, deadline)))
+
+
+async def live_delays(api_port: int, token: str, until: float) -> list[tuple[float, float]]:
+    """(seconds before `until`, delay in ms) of every position delivered."""
     import websockets
 
-    delays: list[float] = []
+    delays: list[tuple[float, float]] = []
     async with websockets.connect(
         f"ws://127.0.0.1:{api_port}/ws/live?token={token}", max_size=None
     ) as ws:
@@ -222,7 +231,8 @@ async def live_delays(api_port: int, token: str, until: float) -> list[float]:
             now = stream.now_ms()
             message = json.loads(raw)
             if message["type"] == "positions":
-                delays += [now - item["received_ms"] for item in message["items"]]
+                left = until - time.monotonic()
+                delays += [(left, now - item["received_ms"]) for item in message["items"]]
     return delays
 
 
@@ -306,12 +316,18 @@ def end_to_end(
                 finally:
                     await client.close()
 
+            context = multiprocessing.get_context("spawn")
+            received = context.Queue()
+            watcher = context.Process(
+                target=_watch_live, args=(api_port, token, until - time.monotonic(), received)
+            )
+            watcher.start()
             sim = asyncio.gather(*(terminal(n, p) for n, p in enumerate(phones)))
-            live = asyncio.create_task(live_delays(api_port, token, until))
             sampler = asyncio.create_task(sample())
             await sim
-            delays = await live
             await sampler
+            delays = await asyncio.to_thread(received.get, True, 60)
+            watcher.join(timeout=10)
             return stats, delays, samples
 
         # The load generator runs on uvloop, as the gateway does, to leave the cores to the system.
@@ -335,16 +351,19 @@ def end_to_end(
         if len(steady) >= 2
         else float("nan")
     )
-    delays.sort()
+    # Delays in the same steady part of the run (the connection storm at the start is not the
+    # live picture a dispatcher watches).
+    warm_up = min(10.0, duration / 3)
+    steady_delays = sorted(d for left, d in delays if left <= duration - warm_up)
     return {
         "sustained": sustained,
         "acked": stats.acked,
         "stored": stored,
         "lost": max(0, stats.acked - stored - duplicates),
         "duplicates": duplicates,
-        "p50": delays[len(delays) // 2] if delays else float("nan"),
-        "p99": delays[int(len(delays) * 0.99)] if delays else float("nan"),
-        "delivered": len(delays),
+        "p50": steady_delays[len(steady_delays) // 2] if steady_delays else float("nan"),
+        "p99": steady_delays[int(len(steady_delays) * 0.99)] if steady_delays else float("nan"),
+        "delivered": len(steady_delays),
         "worker_rss": worker_rss,
         "connected": stats.connected,
     }
