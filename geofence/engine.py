@@ -90,13 +90,17 @@ class Engine:
         """`tracks` holds each vehicle's fixes in time order; `states` what the engine left after
         the vehicle's last evaluated fix (missing: a vehicle seen for the first time)."""
         outcome = Outcome()
-        todo: dict[int, list[Fix]] = {}
+        todo: dict[int, Sequence[Fix]] = {}
         for vehicle_id, fixes in tracks.items():
             if vehicle_id not in vehicles:
                 outcome.unknown_vehicle += len(fixes)
                 continue
-            last = (states.get(vehicle_id) or new_state())["t"]
-            fresh = [f for f in fixes if last is None or f.t > last]
+            if not fixes:
+                continue
+            state = states.get(vehicle_id)
+            last = state["t"] if state else None
+            # In time order, so when the first is newer all are (the usual case): nothing to copy.
+            fresh = fixes if last is None or fixes[0].t > last else [f for f in fixes if f.t > last]
             outcome.late += len(fixes) - len(fresh)
             if fresh:
                 todo[vehicle_id] = fresh
