@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from telematics.trips import haversine_m
+
 EARTH_RADIUS_KM = 6371.0088
 PENALTY = 1e6  # a pair that cannot be: far above any real cost, still a finite number
 
@@ -88,12 +90,7 @@ def why_not(order: OrderFacts, vehicle: VehicleFacts) -> str | None:
 
 
 def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    a = (
-        math.sin((p2 - p1) / 2) ** 2
-        + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
-    )
-    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
+    return haversine_m(lat1, lon1, lat2, lon2) / 1000
 
 
 def cost(

@@ -460,7 +460,7 @@ def planned_route(session: Session, order: TripOrder) -> tuple[LineString, str]:
     stops.append(stops[0])
     legs: list[list[tuple[float, float]]] = []
     conn = session.connection()
-    if conn.execute(text("SELECT EXISTS (SELECT 1 FROM road)")).scalar():
+    if roads.loaded(conn):
         for a, b in itertools.pairwise(stops):
             leg = roads.path_between(conn, a, b)
             if leg is None:
@@ -704,7 +704,7 @@ def _travel_minutes(
 ) -> dict[int, float]:
     """Minutes on the roads from each fitting vehicle to the origin, where roads are loaded."""
     conn = session.connection()
-    if not conn.execute(text("SELECT EXISTS (SELECT 1 FROM road)")).scalar():
+    if not roads.loaded(conn):
         return {}
     fitting = [f for f in facts if matching.why_not(order, f) is None]
     seconds = roads.travel_seconds(

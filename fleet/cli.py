@@ -259,7 +259,7 @@ def roads_import(
     try:
         if if_empty:
             with engine.connect() as conn:
-                if conn.execute(text("SELECT EXISTS (SELECT 1 FROM road)")).scalar():
+                if roads.loaded(conn):
                     typer.echo("roads already loaded")
                     return
         typer.echo(f"importing roads from {file} ...")

@@ -53,21 +53,6 @@ class WorkingCalendar:
     default_hours: tuple[int, int]  # (start, end) in seconds of the local day
     unit_hours: dict[int, tuple[int, int]] = field(default_factory=dict)
 
-    def working(self, unit_id: int, local_t: float) -> bool | None:
-        """Whether a local moment is working time for a unit; None if the day is not covered."""
-        day = int(local_t // DAY)
-        working_day = self.days.get(day)
-        if working_day is None:
-            return None
-        if not working_day:
-            return False
-        start, end = self.unit_hours.get(unit_id, self.default_hours)
-        second = local_t - day * DAY
-        return start <= second < end
-
-    def covers(self, day: int) -> bool:
-        return day in self.days
-
 
 def official_days(years: range) -> list[tuple[dt.date, bool, str]]:
     """Every date of the years the `chinesecalendar` package knows: working or not, and why."""

@@ -124,7 +124,7 @@ class Engine:
             if held:
                 for n in range(starts[slot], starts[slot + 1]):
                     t = flat[n].t
-                    covering[n] = next((p for p in held if p.start_t <= t <= p.end_t), None)
+                    covering[n] = next((p for p in held if p.covers(t)), None)
         corridor = _corridor_distances(flat, covering) if permits else None
         coalesced: dict[tuple[int, str, str, float], AlertRecord] = {}
         for slot, (vehicle_id, fixes) in enumerate(todo.items()):

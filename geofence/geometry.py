@@ -186,8 +186,3 @@ class PlaneLine:
         lines[:] = [p.plane for p in planes]
         result: list[float] = shapely.distance(shapely.points(xs, ys), lines).tolist()
         return result
-
-
-def distance_m(line: LineString, lats: Any, lons: Any) -> Any:
-    """Distances in metres from points to a line (vectorised), in the line's local plane."""
-    return PlaneLine(line).distances_m(lats, lons)

@@ -188,6 +188,11 @@ ROUTE_SQL = text(
 )
 
 
+def loaded(conn: Connection) -> bool:
+    """Whether a road network has been imported."""
+    return bool(conn.execute(text("SELECT EXISTS (SELECT 1 FROM road)")).scalar())
+
+
 NODE_SQL = text(
     """
     SELECT node,
