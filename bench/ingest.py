@@ -159,7 +159,7 @@ def worker_stage(
     (timed from the first entry written, the workers already waiting), and their peak RSS."""
     redis.flushdb()
     with engine.begin() as conn:
-        conn.execute(text("TRUNCATE position, trip, stop"))
+        conn.execute(text("TRUNCATE position, trip, stop CASCADE"))
     procs = [
         subprocess.Popen(
             [
@@ -251,7 +251,7 @@ def end_to_end(
 ) -> dict[str, float]:
     redis.flushdb()
     with engine.begin() as conn:
-        conn.execute(text("TRUNCATE position, trip, stop"))
+        conn.execute(text("TRUNCATE position, trip, stop CASCADE"))
     jt808_port = int(env["FLEET_JT808_PORT"])
     procs = [
         subprocess.Popen(

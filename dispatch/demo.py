@@ -1,20 +1,33 @@
-"""Demo dispatch data, created idempotently: the city's approval rules, and a few orders for
-tomorrow waiting at each stage so that every role has something to do."""
+"""Demo dispatch data, created idempotently: the city's approval rules, a few orders for
+tomorrow waiting at each stage so that every role has something to do, and one order completed
+yesterday with its track, costs and a reviewed alert, so that the dossier has every section."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
 
+from geoalchemy2.shape import from_shape
+from redis import Redis
+from shapely.geometry import LineString, Point
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dispatch import service
+from dispatch import costs, service
 from dispatch.approval import Condition
 from dispatch.models import ApprovalRule, TripOrder
-from dispatch.schemas import Comment, OrderCreate
+from dispatch.schemas import AssignIn, Comment, CostIn, OrderCreate
 from dispatch.settings import DispatchSettings
 from fleet.auth import Actor
-from fleet.models import OrgUnit, Role, UserAccount
+from fleet.models import Driver, Energy, OrgUnit, Role, UserAccount, Vehicle
+from geofence import service as geofence_service
+from geofence.models import Alert
+from geofence.schemas import ReviewIn
+from geofence.settings import GeofenceSettings
+from telematics.models import Trip
+from telematics.trips import haversine_m
 
 RULES = (
     (Condition.OUT_OF_REGION, None, "出市用车须市政府办公厅审批"),
@@ -43,9 +56,9 @@ def _actor(session: Session, username: str) -> Actor | None:
     return Actor(user.id, user.username, unit.id, unit.path, frozenset(Role(r) for r in user.roles))
 
 
-def seed(*, session: Session, settings: DispatchSettings, zone_name: str) -> dict[str, int]:
-    from zoneinfo import ZoneInfo
-
+def seed(
+    *, session: Session, settings: DispatchSettings, zone_name: str, redis: Redis
+) -> dict[str, int]:
     added = {"approval rules": 0, "orders": 0}
     root = session.scalar(select(OrgUnit).where(OrgUnit.code == "GOV"))
     requester, approver = _actor(session, "requester"), _actor(session, "approver")
@@ -91,4 +104,172 @@ def seed(*, session: Session, settings: DispatchSettings, zone_name: str) -> dic
                 session=session, actor=approver, order_id=order.id, approve=True, data=Comment()
             )
         added["orders"] += 1
+    added["orders"] += _completed(session=session, settings=settings, zone=zone, redis=redis)
     return added
+
+
+COMPLETED = "财政专项资金现场核查"
+CIVIC_CENTRE = (120.2106, 30.2452)
+SITE = (120.1629, 30.2741)  # 西湖区 一处项目工地
+
+
+def _track(a: tuple[float, float], b: tuple[float, float], bend: float) -> LineString:
+    """A drive from a to b that bends like streets do (the demo has no Hangzhou roads)."""
+    points = []
+    for i in range(21):
+        f = i / 20
+        lon = a[0] + (b[0] - a[0]) * f + bend * (f - f * f)
+        lat = a[1] + (b[1] - a[1]) * f
+        points.append((round(lon, 6), round(lat, 6)))
+    return LineString(points)
+
+
+def _trip(
+    session: Session, vehicle_id: int, start: datetime, minutes: int, line: LineString
+) -> None:
+    coords = list(line.coords)
+    metres = sum(haversine_m(y1, x1, y2, x2) for (x1, y1), (x2, y2) in itertools.pairwise(coords))
+    session.add(
+        Trip(
+            vehicle_id=vehicle_id,
+            start_at=start,
+            end_at=start + timedelta(minutes=minutes),
+            start_point=from_shape(Point(coords[0]), srid=4326),
+            end_point=from_shape(Point(coords[-1]), srid=4326),
+            path=from_shape(line, srid=4326),
+            distance_m=metres,
+            duration_s=minutes * 60.0,
+            max_speed_kmh=68.0,
+            avg_speed_kmh=metres / 1000 / (minutes / 60),
+        )
+    )
+
+
+def _completed(
+    *, session: Session, settings: DispatchSettings, zone: ZoneInfo, redis: Redis
+) -> int:
+    """Yesterday's inspection trip, from request to review, through the services (so every step
+    is in the audit log); the trips stand in for what the tracker would have reported."""
+    if session.scalar(select(TripOrder.id).where(TripOrder.purpose == COMPLETED)):
+        return 0
+    people = {n: _actor(session, n) for n in ("requester", "approver", "leader", "dispatcher")}
+    supervisor = _actor(session, "supervisor")
+    vehicle = session.scalar(
+        select(Vehicle).where(Vehicle.energy == Energy.PETROL).order_by(Vehicle.id).limit(1)
+    )
+    driver_user = session.scalar(select(UserAccount.id).where(UserAccount.username == "driver"))
+    driver = session.scalar(select(Driver).where(Driver.user_id == driver_user))
+    if None in people.values() or supervisor is None or vehicle is None or driver is None:
+        return 0
+    requester, dispatcher = people["requester"], people["dispatcher"]
+    assert requester is not None
+    assert dispatcher is not None
+    yesterday = (datetime.now(zone) - timedelta(days=1)).date()
+    start = datetime(yesterday.year, yesterday.month, yesterday.day, 9, tzinfo=zone)
+    # The order is entered after the fact, as a record of yesterday's trip.
+    late = settings.model_copy(update={"order_past_grace_min": 2 * 24 * 60})
+    order = service.create_order(
+        session=session,
+        actor=requester,
+        data=OrderCreate(
+            purpose=COMPLETED,
+            passengers=2,
+            start_at=start.astimezone(UTC),
+            end_at=(start + timedelta(hours=3)).astimezone(UTC),
+            origin={"type": "Point", "coordinates": list(CIVIC_CENTRE)},
+            origin_name="市民中心",
+            destinations=[
+                {"point": {"type": "Point", "coordinates": list(SITE)}, "name": "西湖区项目工地"}
+            ],
+        ),
+        settings=late,
+    )
+    service.submit(
+        session=session, actor=requester, order_id=order.id, zone=zone, night=(79_200, 21_600)
+    )
+    # One step per level the unit's rules asked for (a holiday adds the city's).
+    for step in order.approval_steps:
+        decider = people["leader"] if step["level"] >= 1 else people["approver"]
+        assert decider is not None
+        service.decide(
+            session=session, actor=decider, order_id=order.id, approve=True, data=Comment()
+        )
+    service.assign(
+        session=session,
+        redis=redis,
+        actor=dispatcher,
+        order_id=order.id,
+        data=AssignIn(
+            vehicle_id=vehicle.id,
+            driver_id=driver.id,
+            reason="需运送检测设备，指定后备箱较大的车辆 / equipment needs the larger boot",
+        ),
+        settings=settings,
+    )
+    service.start(session=session, actor=dispatcher, order_id=order.id, odometer_km=12_345.0)
+    _trip(session, vehicle.id, start + timedelta(minutes=10), 35, _track(CIVIC_CENTRE, SITE, 0.01))
+    _trip(
+        session, vehicle.id, start + timedelta(minutes=130), 40, _track(SITE, CIVIC_CENTRE, -0.008)
+    )
+    session.flush()
+    service.finish(session=session, actor=dispatcher, order_id=order.id, odometer_km=12_361.0)
+    setup = costs.CheckSetup(
+        settings=settings,
+        calendar=geofence_service.working_calendar(session=session, settings=GeofenceSettings()),
+        zone=zone,
+    )
+    for kind, minutes, amount, extra in (
+        ("parking", 60, "10.00", {"station_name": "西湖区项目工地停车场", "vendor": "停车场"}),
+        (
+            "fuel",
+            175,
+            "291.83",
+            {
+                "litres": 38.5,
+                "unit_price": 7.58,
+                "product": "92#",
+                "station_name": "中国石化 市民中心加油站",
+                "station": {"type": "Point", "coordinates": [120.2119, 30.2461]},
+                "odometer_km": 12_360.0,
+            },
+        ),
+    ):
+        costs.create(
+            session=session,
+            actor=dispatcher,
+            data=CostIn(
+                kind=kind,
+                vehicle_id=vehicle.id,
+                at=(start + timedelta(minutes=minutes)).astimezone(UTC),
+                amount=Decimal(amount),
+                **extra,
+            ),
+            setup=setup,
+        )
+    # What the engine raised on the way there (the demo has no fixes to evaluate).
+    at = (start + timedelta(minutes=25)).astimezone(UTC)
+    alert = Alert(
+        kind="overspeed",
+        severity="medium",
+        vehicle_id=vehicle.id,
+        unit_id=vehicle.unit_id,
+        driver_id=driver.id,
+        order_id=order.id,
+        started_at=at,
+        last_at=at + timedelta(seconds=75),
+        ended_at=at + timedelta(seconds=75),
+        point=from_shape(Point(120.1850, 30.2600), srid=4326),
+        measured={"max_speed_kmh": 68.0, "limit_kmh": 60.0, "duration_s": 75},
+        thresholds={"speed_limit_kmh": 60.0, "overspeed_duration_s": 60},
+    )
+    session.add(alert)
+    session.flush()
+    geofence_service.review_alert(
+        session=session,
+        actor=supervisor,
+        alert_id=alert.id,
+        data=ReviewIn(
+            decision="dismissed", reason="高架限速路段标志已更新，车速合规 / limit sign changed"
+        ),
+    )
+    return 1

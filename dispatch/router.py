@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
+from fastapi import Path as Path_
+from fastapi.responses import HTMLResponse
+from sqlalchemy.orm import Session
 
-from dispatch import service
+from dispatch import costs, dossier, report, service, statistics
+from dispatch.models import CostKind
 from dispatch.orders import OrderStatus
-from dispatch.schemas import AssignIn, Comment, OrderCreate, Reading, RuleIn
+from dispatch.schemas import AssignIn, Comment, CostIn, OrderCreate, Reading, RuleIn
 from fleet.api import ActorDep, ListingDep, RedisDep, SessionDep
+from fleet.errors import Invalid
+from geofence import service as geofence_service
 from geofence.settings import clock_seconds
 
 router = APIRouter(prefix="/api/v1", tags=["dispatch"])
@@ -194,4 +202,244 @@ def plan(session: SessionDep, redis: RedisDep, actor: ActorDep, request: Request
     accepted with `POST /orders/{id}/assign`. The greedy nearest-first total is shown beside it."""
     return service.dispatch_plan(
         session=session, redis=redis, actor=actor, settings=_settings(request)
+    )
+
+
+# ---- costs ----------------------------------------------------------------------------------
+
+MAX_STATEMENT_BYTES = 20 * 1024 * 1024
+
+
+def _check_setup(request: Request, session: Session) -> costs.CheckSetup:
+    state = request.app.state
+    return costs.CheckSetup(
+        settings=state.dispatch_settings,
+        calendar=geofence_service.working_calendar(
+            session=session, settings=state.geofence_settings
+        ),
+        zone=state.settings.zone,
+    )
+
+
+def _cost_view(session: Session, record: Any) -> dict[str, Any]:
+    return costs.view(record, costs.allocations_of(session, [record.id]).get(record.id, []))
+
+
+@router.post("/costs", status_code=status.HTTP_201_CREATED, tags=["costs"])
+def create_cost(
+    session: SessionDep, actor: ActorDep, request: Request, data: CostIn
+) -> dict[str, Any]:
+    """A receipt entered by hand: fuel (litres), charging (kWh), maintenance, repair,
+    insurance, inspection, toll, parking, washing. The answer shows the trip and order it was
+    linked to, its allocation, and the ids of any alerts the fuel checks raised."""
+    record, raised = costs.create(
+        session=session, actor=actor, data=data, setup=_check_setup(request, session)
+    )
+    return {**_cost_view(session, record), "alerts": raised}
+
+
+@router.get("/costs", tags=["costs"])
+def list_costs(
+    session: SessionDep,
+    actor: ActorDep,
+    listing: ListingDep,
+    vehicle_id: int | None = None,
+    order_id: Annotated[
+        int | None, Query(description="Records of the order or shared out to it.")
+    ] = None,
+    kind: CostKind | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> dict[str, Any]:
+    items, total = costs.list_(
+        session=session,
+        actor=actor,
+        listing=listing,
+        vehicle_id=vehicle_id,
+        order_id=order_id,
+        kind=kind,
+        since=since,
+        until=until,
+    )
+    shared = costs.allocations_of(session, [r.id for r in items])
+    return {
+        "items": [costs.view(r, shared.get(r.id, [])) for r in items],
+        "total": total,
+        "limit": listing.limit,
+        "offset": listing.offset,
+    }
+
+
+@router.get("/costs/statement-formats", tags=["costs"])
+def statement_formats(actor: ActorDep, request: Request) -> dict[str, Any]:
+    """The statement formats known (built-in and from `FLEET_STATEMENT_FORMATS_FILE`): for each
+    issuer, the header names accepted for each field and the required fields."""
+    del actor
+    known = costs.formats(request.app.state.dispatch_settings)
+    return {
+        "items": [
+            {
+                "issuer": f.issuer,
+                "name": f.name,
+                "kind": f.kind,
+                "columns": {k: list(v) for k, v in f.columns.items()},
+                "required": sorted(f.required),
+                "time_formats": list(f.time_formats),
+            }
+            for f in known.values()
+        ]
+    }
+
+
+@router.get("/costs/statements", tags=["costs"])
+def list_statements(session: SessionDep, actor: ActorDep, listing: ListingDep) -> dict[str, Any]:
+    return {"items": costs.list_statements(session=session, actor=actor, listing=listing)}
+
+
+@router.post("/costs/statements", status_code=status.HTTP_201_CREATED, tags=["costs"])
+def import_statement(
+    session: SessionDep,
+    actor: ActorDep,
+    request: Request,
+    response: Response,
+    file: Annotated[UploadFile, File(description="The statement, CSV or XLSX.")],
+    issuer: Annotated[str, Form(description="Whose format: see /costs/statement-formats.")],
+) -> dict[str, Any]:
+    """Imports a fuel-card or charging statement, all or nothing: 422 with `problems` (line,
+    field, reason) for every bad row; the same file again answers 200 and adds nothing."""
+    data = file.file.read(MAX_STATEMENT_BYTES + 1)
+    if len(data) > MAX_STATEMENT_BYTES:
+        raise Invalid("the file is larger than 20 MB", field="file")
+    result = costs.import_statement(
+        session=session,
+        actor=actor,
+        data=data,
+        filename=file.filename or "statement",
+        issuer=issuer,
+        setup=_check_setup(request, session),
+    )
+    if result["already_imported"]:
+        response.status_code = status.HTTP_200_OK
+    return result
+
+
+@router.get("/costs/{cost_id}", tags=["costs"])
+def get_cost(session: SessionDep, actor: ActorDep, cost_id: int) -> dict[str, Any]:
+    return _cost_view(session, costs.get(session=session, actor=actor, cost_id=cost_id))
+
+
+# ---- the dossier, the vehicle file, statistics ----------------------------------------------
+
+
+def _font(request: Request) -> Path:
+    return Path(request.app.state.dispatch_settings.report_font)
+
+
+@router.get("/orders/{order_id}/dossier", tags=["reports"])
+def order_dossier(session: SessionDep, actor: ActorDep, order_id: int) -> dict[str, Any]:
+    """The order's dossier as data: request, approvals, assignment, route and track, figures,
+    costs, alerts and reviews, audit entries with the chain's verification."""
+    return dossier.order_dossier(session=session, actor=actor, order_id=order_id)
+
+
+@router.get("/orders/{order_id}/dossier.html", tags=["reports"], response_class=HTMLResponse)
+def order_dossier_html(
+    session: SessionDep, actor: ActorDep, request: Request, order_id: int
+) -> HTMLResponse:
+    data = dossier.order_dossier(session=session, actor=actor, order_id=order_id)
+    return HTMLResponse(report.render_order_html(data, zone=request.app.state.settings.zone))
+
+
+@router.get("/orders/{order_id}/dossier.pdf", tags=["reports"], response_class=Response)
+def order_dossier_pdf(
+    session: SessionDep, actor: ActorDep, request: Request, order_id: int
+) -> Response:
+    data = dossier.order_dossier(session=session, actor=actor, order_id=order_id)
+    pdf = report.render_order_pdf(
+        data, zone=request.app.state.settings.zone, font_path=_font(request)
+    )
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="order-{order_id}.pdf"'},
+    )
+
+
+@router.get("/vehicles/{vehicle_id}/file", tags=["reports"])
+def vehicle_file(
+    session: SessionDep, actor: ActorDep, request: Request, vehicle_id: int
+) -> dict[str, Any]:
+    """The vehicle file (一车一档) as data."""
+    return dossier.vehicle_file(
+        session=session, actor=actor, vehicle_id=vehicle_id, zone=request.app.state.settings.zone
+    )
+
+
+@router.get("/vehicles/{vehicle_id}/file.html", tags=["reports"], response_class=HTMLResponse)
+def vehicle_file_html(
+    session: SessionDep, actor: ActorDep, request: Request, vehicle_id: int
+) -> HTMLResponse:
+    zone = request.app.state.settings.zone
+    data = dossier.vehicle_file(session=session, actor=actor, vehicle_id=vehicle_id, zone=zone)
+    return HTMLResponse(report.render_vehicle_html(data, zone=zone))
+
+
+@router.get("/vehicles/{vehicle_id}/file.pdf", tags=["reports"], response_class=Response)
+def vehicle_file_pdf(
+    session: SessionDep, actor: ActorDep, request: Request, vehicle_id: int
+) -> Response:
+    zone = request.app.state.settings.zone
+    data = dossier.vehicle_file(session=session, actor=actor, vehicle_id=vehicle_id, zone=zone)
+    pdf = report.render_vehicle_pdf(data, zone=zone, font_path=_font(request))
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="vehicle-{vehicle_id}.pdf"'},
+    )
+
+
+EXPORTS = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+
+@router.get("/statistics/{name}", tags=["reports"], response_model=None)
+def statistics_report(
+    session: SessionDep,
+    actor: ActorDep,
+    request: Request,
+    name: Annotated[str, Path_(description="vehicles, units, alerts or costs")],
+    since: Annotated[datetime, Query(description="Start of the period, ISO-8601 with a zone.")],
+    until: Annotated[datetime, Query(description="End of the period (exclusive).")],
+    format: Annotated[str, Query(pattern="^(json|csv|xlsx)$")] = "json",
+) -> dict[str, Any] | Response:
+    """Use per vehicle or unit (days used, trips, distance, hours, cost per km, consumption
+    against norm, new-energy share), alerts per unit and kind with the confirmation rate, costs
+    per unit and kind; as JSON, CSV or XLSX."""
+    rows, columns = statistics.report(
+        session=session,
+        actor=actor,
+        name=name,
+        since=since,
+        until=until,
+        zone=request.app.state.settings.zone,
+    )
+    if format == "json":
+        return {
+            "name": name,
+            "since": since,
+            "until": until,
+            "columns": [{"key": c.key, "zh": c.zh, "en": c.en} for c in columns],
+            "items": rows,
+        }
+    body = (
+        statistics.to_csv(rows, columns)
+        if format == "csv"
+        else statistics.to_xlsx(rows, columns, title=name)
+    )
+    return Response(
+        body,
+        media_type=EXPORTS[format],
+        headers={"Content-Disposition": f'attachment; filename="{name}.{format}"'},
     )

@@ -30,3 +30,67 @@ class DispatchSettings(BaseSettings):
         gt=0,
         description="A vehicle is suggested only if its tracker reported this recently (h).",
     )
+
+    # ---- costs and the fuel checks ------------------------------------------------------------
+    statement_formats_file: str = Field(
+        "",
+        description="JSON file of extra fuel-card statement formats (column mappings per issuer),"
+        " added to and overriding the built-in ones; empty for the built-ins only.",
+    )
+    fuel_link_lookback_days: float = Field(
+        31,
+        gt=0,
+        description="A fill with no earlier fill is shared among the trips of this many days"
+        " before it (days).",
+    )
+    fuel_tank_margin_pct: float = Field(
+        5,
+        ge=0,
+        description="fuel_over_capacity: a fill more than the tank plus this margin (% of tank).",
+    )
+    fuel_station_distance_m: float = Field(
+        400,
+        gt=0,
+        description="fuel_location_mismatch: the station is farther than this from where the"
+        " track puts the vehicle at the fill's time (m).",
+    )
+    fuel_track_window_min: float = Field(
+        15,
+        gt=0,
+        description="fuel_location_mismatch: only fixes this close to the fill's time place the"
+        " vehicle (min).",
+    )
+    fuel_trip_window_min: float = Field(
+        60,
+        gt=0,
+        description="fuel_no_trip: a fill with no trip of the vehicle within this long before or"
+        " after it (min).",
+    )
+    fuel_max_fills_per_day: int = Field(
+        2, ge=1, description="fuel_too_frequent: more fills than this in one local day (count)."
+    )
+    fuel_consumption_margin_pct: float = Field(
+        20,
+        ge=0,
+        description="fuel_consumption_high: a month's litres per 100 km above the vehicle's norm"
+        " by more than this (%).",
+    )
+    fuel_consumption_min_km: float = Field(
+        100,
+        gt=0,
+        description="fuel_consumption_high: months with less tracked distance are not judged (km).",
+    )
+    odometer_mismatch_pct: float = Field(
+        10,
+        ge=0,
+        description="odometer_mismatch: receipts' odometer difference against the tracked"
+        " distance between two fills, allowed difference (% of the tracked distance) ...",
+    )
+    odometer_mismatch_min_km: float = Field(
+        5, ge=0, description="... and never less than this (km)."
+    )
+    report_font: str = Field(
+        "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf",
+        description="TrueType font with Chinese glyphs for the PDF reports (Debian's"
+        " fonts-droid-fallback, which the set-up installs).",
+    )

@@ -91,6 +91,9 @@ PERMISSIONS: dict[tuple[str, str], frozenset[Role]] = {
     ("order", "approve"): frozenset({Role.ADMIN, Role.APPROVER}),
     ("order", "assign"): frozenset({Role.ADMIN, Role.DISPATCHER}),
     ("approval_rule", "write"): frozenset({Role.ADMIN}),
+    ("cost", "read"): STAFF,
+    ("cost", "write"): frozenset({Role.ADMIN, Role.DISPATCHER}),
+    ("report", "read"): STAFF,
 }
 
 

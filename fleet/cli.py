@@ -10,7 +10,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -21,7 +21,7 @@ from sqlalchemy.exc import OperationalError
 from fleet import audit, migrate, registry
 from fleet.auth import Actor
 from fleet.db import make_engine, make_session_factory, unit_of_work
-from fleet.errors import FleetError
+from fleet.errors import FleetError, Rejected
 from fleet.models import OrgUnit, Role
 from fleet.schemas import UserCreate
 from fleet.settings import Settings
@@ -38,6 +38,10 @@ audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=Tr
 roads_app = typer.Typer(help="The road network (OpenStreetMap extracts).", no_args_is_help=True)
 calendar_app = typer.Typer(help="The working calendar.", no_args_is_help=True)
 fences_app = typer.Typer(help="Geofences.", no_args_is_help=True)
+report_app = typer.Typer(
+    help="Reports for audit: order dossiers, vehicle files.", no_args_is_help=True
+)
+costs_app = typer.Typer(help="Costs: fuel-card and charging statements.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(seed_app, name="seed")
@@ -45,6 +49,8 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(roads_app, name="roads")
 app.add_typer(calendar_app, name="calendar")
 app.add_typer(fences_app, name="fences")
+app.add_typer(report_app, name="report")
+app.add_typer(costs_app, name="costs")
 
 
 class Exit:
@@ -192,6 +198,8 @@ def user_create(
 @seed_app.command("demo")
 def seed_demo(ctx: typer.Context) -> None:
     """Load the demo fleet (idempotent: only what is missing is added)."""
+    from redis import Redis
+
     from dispatch import demo as dispatch_demo
     from dispatch.settings import DispatchSettings
     from fleet import demo
@@ -208,6 +216,7 @@ def seed_demo(ctx: typer.Context) -> None:
                 session=session,
                 settings=DispatchSettings(),
                 zone_name=settings.display_timezone,
+                redis=Redis.from_url(settings.redis_url),
             )
     finally:
         engine.dispose()
@@ -323,6 +332,130 @@ def fences_import(
     finally:
         engine.dispose()
     typer.echo(f"imported {len(fences)} fences")
+
+
+def _system_actor(session: Any, unit: str | None) -> Actor:
+    """The system acting over the unit named by code, or over the only root unit."""
+    if unit is not None:
+        found = session.scalar(select(OrgUnit).where(OrgUnit.code == unit))
+        if found is None:
+            raise fail(f"no unit with code {unit!r}", Exit.FAILED)
+        return Actor.system(found)
+    roots = session.scalars(select(OrgUnit).where(OrgUnit.parent_id.is_(None))).all()
+    if len(roots) != 1:
+        raise fail("several root units exist: name one with --unit", Exit.FAILED)
+    return Actor.system(roots[0])
+
+
+def _order_root(session: Any, order_id: int) -> Actor:
+    """The system acting over the root of the order's unit tree."""
+    path = session.scalar(
+        text(
+            "SELECT u.path FROM trip_order o JOIN org_unit u ON u.id = o.unit_id WHERE o.id = :id"
+        ),
+        {"id": order_id},
+    )
+    if path is None:
+        raise fail(f"no trip order {order_id}", Exit.FAILED)
+    root = session.get(OrgUnit, int(path.strip("/").split("/")[0]))
+    return Actor.system(root)
+
+
+@report_app.command("order")
+def report_order(
+    ctx: typer.Context,
+    order_id: Annotated[int, typer.Argument(help="The trip order's id.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Where to write; default order-ID.pdf (or .html/.json).")
+    ] = None,
+    format: Annotated[str, typer.Option(help="pdf, html or json.")] = "pdf",
+) -> None:
+    """Write the order's dossier (request, approvals, assignment, route and track, costs,
+    alerts and reviews, audit entries and the chain's verification) as PDF, HTML or JSON."""
+    from dispatch import dossier, report
+    from dispatch.settings import DispatchSettings
+
+    settings: Settings = ctx.obj
+    if format not in ("pdf", "html", "json"):
+        raise fail("--format is pdf, html or json", Exit.FAILED)
+    target = out or Path(f"order-{order_id}.{format}")
+    _check_database(settings)
+    engine = make_engine(settings, pool_size=1)
+    try:
+        with unit_of_work(make_session_factory(engine)) as session:
+            data = dossier.order_dossier(
+                session=session, actor=_order_root(session, order_id), order_id=order_id
+            )
+        if format == "pdf":
+            font = Path(DispatchSettings().report_font)
+            target.write_bytes(report.render_order_pdf(data, zone=settings.zone, font_path=font))
+        elif format == "html":
+            target.write_text(report.render_order_html(data, zone=settings.zone), "utf-8")
+        else:
+            target.write_text(json.dumps(data, ensure_ascii=False, indent=2), "utf-8")
+    except FleetError as error:
+        raise fail(error.message, Exit.FAILED) from None
+    except report.ReportFontMissing as error:
+        raise fail(str(error), Exit.FAILED) from None
+    finally:
+        engine.dispose()
+    typer.echo(f"wrote {target} ({target.stat().st_size:,} bytes)")
+
+
+@costs_app.command("import")
+def costs_import(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="The statement, CSV or XLSX.")],
+    issuer: Annotated[str, typer.Option(help="Its format: sinopec, petrochina, charging...")],
+    unit: Annotated[
+        str | None, typer.Option(help="Code of the unit whose vehicles it covers; default: root.")
+    ] = None,
+) -> None:
+    """Import a fuel-card or charging statement, all or nothing: one bad row refuses the file,
+    naming every bad row and why. The same file again adds nothing."""
+    from dispatch import costs
+    from dispatch.settings import DispatchSettings
+    from geofence import service as geofence_service
+    from geofence.settings import GeofenceSettings
+
+    settings: Settings = ctx.obj
+    try:
+        data = file.read_bytes()
+    except OSError as error:
+        raise fail(f"cannot read {file}: {error}", Exit.FAILED) from None
+    _check_database(settings)
+    engine = make_engine(settings, pool_size=1)
+    try:
+        with unit_of_work(make_session_factory(engine)) as session:
+            setup = costs.CheckSetup(
+                settings=DispatchSettings(),
+                calendar=geofence_service.working_calendar(
+                    session=session, settings=GeofenceSettings()
+                ),
+                zone=settings.zone,
+            )
+            result = costs.import_statement(
+                session=session,
+                actor=_system_actor(session, unit),
+                data=data,
+                filename=file.name,
+                issuer=issuer,
+                setup=setup,
+            )
+    except Rejected as error:
+        lines = [f"  line {p['line']}: {p['field']}: {p['reason']}" for p in error.problems]
+        raise fail("\n".join([error.message, *lines]), Exit.FAILED) from None
+    except FleetError as error:
+        raise fail(error.message, Exit.FAILED) from None
+    finally:
+        engine.dispose()
+    if result["already_imported"]:
+        typer.echo(f"{file.name} was imported before (statement {result['statement_id']})")
+    else:
+        typer.echo(
+            f"imported {result['added']} of {result['rows']} rows"
+            f" ({result['duplicates']} already stored); {len(result['alerts'])} alerts"
+        )
 
 
 @app.command("replay")

@@ -26,6 +26,15 @@ class Invalid(FleetError):
     code = "invalid"
 
 
+class Rejected(Invalid):
+    """Input refused as a whole for the problems listed (each a dict naming where and why), such
+    as a statement file with bad rows."""
+
+    def __init__(self, message: str, *, problems: list[dict[str, object]]) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+
 class Conflict(FleetError):
     code = "conflict"
 

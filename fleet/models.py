@@ -160,6 +160,8 @@ class Vehicle(Timestamped, Base):
     battery_kwh: Mapped[float | None] = mapped_column(Float)
     fuel_norm_l_100km: Mapped[float | None] = mapped_column(Float)
     make_model: Mapped[str] = mapped_column(String(100), server_default="")
+    # The fuel card issued for the vehicle: how statements that name no plate are matched.
+    fuel_card: Mapped[str | None] = mapped_column(String(32), unique=True)
     unit_id: Mapped[int] = mapped_column(ForeignKey("org_unit.id", ondelete="RESTRICT"))
     depot_name: Mapped[str] = mapped_column(String(200), server_default="")
     depot: Mapped[WKBElement | None] = mapped_column(

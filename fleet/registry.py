@@ -60,6 +60,7 @@ _UNIQUE_FIELDS = {
         "identifier",
         "a device with this protocol and identifier already exists",
     ),
+    "uq_vehicle_fuel_card": ("fuel_card", "another vehicle holds this fuel card"),
     "uq_driver_user_id": ("user_id", "this user is already linked to another driver"),
 }
 

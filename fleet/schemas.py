@@ -149,6 +149,13 @@ class Me(UserOut):
     unit_path: str
 
 
+FuelCard = Annotated[
+    str,
+    BeforeValidator(lambda v: "".join(v.split()) if isinstance(v, str) else v),
+    StringConstraints(pattern=r"^[0-9A-Za-z]{4,32}$"),
+]
+
+
 class VehicleFields(Strict):
     tank_l: float | None = Field(None, gt=0, le=2000, description="Fuel tank, litres.")
     battery_kwh: float | None = Field(None, gt=0, le=1000, description="Traction battery, kWh.")
@@ -156,6 +163,7 @@ class VehicleFields(Strict):
         None, gt=0, le=100, description="Consumption norm, litres per 100 km."
     )
     make_model: str | None = Field(None, max_length=100)
+    fuel_card: FuelCard | None = Field(None, description="Fuel card number (statements match it).")
     depot_name: str | None = Field(None, max_length=200)
     depot: DepotGeometry | None = Field(None, description="Home depot: GeoJSON Point or Polygon.")
 
@@ -198,6 +206,7 @@ class VehicleOut(Out):
     battery_kwh: float | None
     fuel_norm_l_100km: float | None
     make_model: str
+    fuel_card: str | None
     unit_id: int
     depot_name: str
     depot: Annotated[dict[str, Any] | None, BeforeValidator(_geojson_out)]

@@ -19,6 +19,7 @@ PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
 DEBIAN_PACKAGES=(
   "postgresql-$PG_MAJOR" "postgresql-$PG_MAJOR-postgis-3" "postgresql-$PG_MAJOR-pgrouting"
   postgresql-contrib redis-server
+  fonts-droid-fallback  # a CJK font for the PDF reports
 )
 
 say() { printf '\033[1m[fleet]\033[0m %s\n' "$*" >&2; }

@@ -106,7 +106,7 @@ def test_seed_demo_is_idempotent_and_believable(cli_settings: Settings):
     assert fence_kinds["permitted_region"] >= 1
     assert fence_kinds["depot"] == 4
     assert fence_kinds["prohibited"] >= 1
-    assert order_states == {"approved": 2, "submitted": 2}
+    assert order_states == {"approved": 2, "submitted": 2, "completed": 1}
     assert rules == 4
     assert 35 <= len(vehicles) <= 45
     assert {v.category for v in vehicles} >= {
@@ -125,6 +125,79 @@ def test_seed_demo_is_idempotent_and_believable(cli_settings: Settings):
     )
     assert protocols == {"jt808", "osmand"}
     assert units >= 4
+
+
+def test_report_order_writes_the_dossier_of_the_completed_demo_order(
+    cli_settings: Settings, tmp_path
+):
+    import json as jsonlib
+
+    import numpy as np
+    import pypdfium2
+
+    fleet(cli_settings, "seed", "demo")
+    engine = create_engine(cli_settings.database_url)
+    with engine.connect() as conn:
+        order_id = conn.execute(
+            text("SELECT id FROM trip_order WHERE status = 'completed'")
+        ).scalar_one()
+        plate = conn.execute(
+            text(
+                "SELECT v.plate FROM assignment a JOIN vehicle v ON v.id = a.vehicle_id"
+                " WHERE a.order_id = :o"
+            ),
+            {"o": order_id},
+        ).scalar_one()
+    engine.dispose()
+    target = tmp_path / "dossier.json"
+    code, out = fleet(
+        cli_settings, "report", "order", str(order_id), "--format", "json", "--out", str(target)
+    )
+    assert code == 0, out
+    dossier = jsonlib.loads(target.read_text(encoding="utf-8"))
+    assert dossier["order"]["status"] == "completed"
+    assert dossier["approvals"]
+    assert all(a["approved"] for a in dossier["approvals"])
+    assert dossier["assignment"]["vehicle"]["plate"] == plate
+    assert dossier["assignment"]["reason"]  # the dispatcher overrode the suggestion
+    assert dossier["route"]["planned"]
+    assert len(dossier["route"]["driven"]) == 2
+    assert dossier["figures"]["distance_m"] > 5_000
+    kinds = {c["kind"] for c in dossier["costs"]["items"]}
+    assert kinds == {"fuel", "parking"}
+    assert dossier["costs"]["total"] == pytest.approx(
+        sum(c["allocated"] for c in dossier["costs"]["items"])
+    )
+    [alert] = dossier["alerts"]
+    assert alert["review"] == "dismissed"
+    assert alert["reviews"][0]["reason"]
+    actions = [e["action"] for e in dossier["audit"]["entries"] if e["entity"] == "trip_order"]
+    assert actions[:2] == ["create", "submit"]
+    assert actions[-2:] == ["start", "finish"]
+    assert {"assign", "approve"} <= set(actions)
+    assert {e["entity"] for e in dossier["audit"]["entries"]} == {
+        "trip_order",
+        "alert",
+        "cost_record",
+    }
+    assert dossier["audit"]["verification"]["ok"] is True
+
+    pdf = tmp_path / "dossier.pdf"
+    code, out = fleet(cli_settings, "report", "order", str(order_id), "--out", str(pdf))
+    assert code == 0, out
+    document = pypdfium2.PdfDocument(pdf.read_bytes())
+    try:
+        page = document[0]
+        pixels = page.render(scale=1).to_numpy()
+        text_of_pages = "".join(
+            document[i].get_textpage().get_text_range() for i in range(len(document))
+        )
+    finally:
+        document.close()
+    ink = (pixels[..., :3] < 200).any(axis=-1).mean()
+    assert ink > 0.01, f"page 1 is nearly blank ({ink:.2%} ink)"
+    assert plate in text_of_pages
+    assert np.asarray(pixels).shape[0] > 500
 
 
 def test_audit_verify_passes_then_names_a_tampered_entry(cli_settings: Settings):

@@ -14,7 +14,7 @@ from dispatch.settings import DispatchSettings
 from fleet import events
 from fleet import router as kernel_router
 from fleet.db import make_engine, make_session_factory
-from fleet.errors import FleetError, Throttled, http_status
+from fleet.errors import FleetError, Rejected, Throttled, http_status
 from fleet.settings import Settings
 from geofence import router as geofence_router
 from geofence.settings import GeofenceSettings
@@ -25,6 +25,8 @@ from web.live import LiveHub
 
 
 def error_body(error: FleetError) -> dict[str, object]:
+    if isinstance(error, Rejected):
+        return {"detail": error.message, "problems": error.problems}
     if error.field:
         return {
             "detail": [{"loc": ["body", error.field], "msg": error.message, "type": error.code}]

@@ -33,7 +33,18 @@ RULES: dict[str, Step] = {
     "signal_loss": signal_loss.step,
     "device_alarm": device_alarm.step,
 }
-KINDS = tuple(RULES)
+# Alerts raised by checks of records rather than of the track (fuel receipts, odometer readings):
+# the dispatch domain's cost checks raise them, into the same queue and review as the rules'.
+RECORD_KINDS = (
+    "fuel_over_capacity",
+    "fuel_location_mismatch",
+    "fuel_no_trip",
+    "fuel_off_hours",
+    "fuel_too_frequent",
+    "fuel_consumption_high",
+    "odometer_mismatch",
+)
+KINDS = (*RULES, *RECORD_KINDS)
 
 
 def wakes(fix: Fix, ctx: Context) -> tuple[bool, ...]:

@@ -74,7 +74,7 @@ def fleetlet(scratch_settings: Settings) -> Iterator[Fleetlet]:
 @pytest.fixture
 def clean_tracks(fleetlet: Fleetlet) -> None:
     with fleetlet.engine.begin() as conn:
-        conn.execute(text("TRUNCATE position, trip, stop, unknown_device"))
+        conn.execute(text("TRUNCATE position, trip, stop, unknown_device, cost_record CASCADE"))
 
 
 @pytest.fixture

@@ -1,0 +1,739 @@
+"""Costs of the vehicles: records entered by hand or imported from statements, linked by time to
+the trip and order they belong to, allocated to orders, and checked for fuel misuse.
+
+Services take the session first and never commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from geoalchemy2.shape import from_shape, to_shape
+from shapely.geometry import Point
+from sqlalchemy import Select, delete, func, select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from dispatch import fuel_checks, statements
+from dispatch.models import Assignment, CostAllocation, CostKind, CostRecord, CostStatement
+from dispatch.schemas import CostIn
+from dispatch.settings import DispatchSettings
+from fleet import audit, events
+from fleet.auth import Actor, require, units_in_scope
+from fleet.errors import Invalid, NotFound, Rejected
+from fleet.models import Vehicle
+from fleet.registry import Listing, get_vehicle
+from geofence.calendar import WorkingCalendar, epoch_day
+from geofence.models import Alert
+from geofence.worker import ALERTS_CHANNEL
+from telematics.models import Trip
+
+CENT = Decimal("0.01")
+FILLS = (CostKind.FUEL, CostKind.CHARGING)
+# Costs of the car itself rather than of a journey: never shared out to orders.
+VEHICLE_COSTS = (CostKind.MAINTENANCE, CostKind.REPAIR, CostKind.INSURANCE, CostKind.INSPECTION)
+
+
+@dataclass(frozen=True)
+class CheckSetup:
+    """What the checks need besides the records: settings, the working calendar, the zone."""
+
+    settings: DispatchSettings
+    calendar: WorkingCalendar
+    zone: ZoneInfo
+
+
+def view(record: CostRecord, allocations: Sequence[CostAllocation] = ()) -> dict[str, Any]:
+    station = to_shape(record.station) if record.station is not None else None
+    return {
+        "id": record.id,
+        "kind": record.kind,
+        "vehicle_id": record.vehicle_id,
+        "unit_id": record.unit_id,
+        "at": record.at,
+        "amount": float(record.amount),
+        "litres": record.litres,
+        "kwh": record.kwh,
+        "unit_price": record.unit_price,
+        "product": record.product,
+        "station_name": record.station_name,
+        "station": None
+        if station is None
+        else {"type": "Point", "coordinates": [station.x, station.y]},
+        "fuel_card": record.fuel_card,
+        "odometer_km": record.odometer_km,
+        "vendor": record.vendor,
+        "note": record.note,
+        "next_due_on": record.next_due_on,
+        "statement_id": record.statement_id,
+        "issuer": record.issuer,
+        "external_id": record.external_id,
+        "trip_id": record.trip_id,
+        "order_id": record.order_id,
+        "allocations": [
+            {
+                "order_id": a.order_id,
+                "share": round(a.share, 4),
+                "amount": float(a.amount),
+                "distance_m": round(a.distance_m, 1),
+            }
+            for a in allocations
+        ],
+    }
+
+
+def allocations_of(session: Session, cost_ids: Iterable[int]) -> dict[int, list[CostAllocation]]:
+    found: dict[int, list[CostAllocation]] = defaultdict(list)
+    ids = list(cost_ids)
+    if ids:
+        for a in session.scalars(
+            select(CostAllocation)
+            .where(CostAllocation.cost_id.in_(ids))
+            .order_by(CostAllocation.id)
+        ):
+            found[a.cost_id].append(a)
+    return found
+
+
+def _scoped(actor: Actor) -> Select[Any]:
+    return select(CostRecord).where(CostRecord.unit_id.in_(units_in_scope(actor)))
+
+
+def get(*, session: Session, actor: Actor, cost_id: int) -> CostRecord:
+    require(actor, "cost", "read")
+    record = session.scalar(_scoped(actor).where(CostRecord.id == cost_id))
+    if record is None:
+        raise NotFound(f"cost record {cost_id} not found")
+    return record
+
+
+def list_(
+    *,
+    session: Session,
+    actor: Actor,
+    listing: Listing,
+    vehicle_id: int | None = None,
+    order_id: int | None = None,
+    kind: CostKind | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> tuple[Sequence[CostRecord], int]:
+    require(actor, "cost", "read")
+    stmt = _scoped(actor)
+    if vehicle_id is not None:
+        stmt = stmt.where(CostRecord.vehicle_id == vehicle_id)
+    if order_id is not None:
+        shared = select(CostAllocation.cost_id).where(CostAllocation.order_id == order_id)
+        stmt = stmt.where((CostRecord.order_id == order_id) | CostRecord.id.in_(shared))
+    if kind is not None:
+        stmt = stmt.where(CostRecord.kind == kind)
+    if since is not None:
+        stmt = stmt.where(CostRecord.at >= since)
+    if until is not None:
+        stmt = stmt.where(CostRecord.at < until)
+    stmt = stmt.order_by(CostRecord.at.desc(), CostRecord.id.desc())
+    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+    items = session.scalars(stmt.limit(listing.limit).offset(listing.offset)).all()
+    return items, int(total or 0)
+
+
+def _audit(session: Session, actor: Actor, record: CostRecord, action: str) -> None:
+    audit.record(
+        session=session,
+        actor=actor.ref,
+        action=action,
+        entity="cost_record",
+        entity_id=record.id,
+        before=None,
+        after=audit.snapshot(record),
+    )
+
+
+def create(
+    *, session: Session, actor: Actor, data: CostIn, setup: CheckSetup
+) -> tuple[CostRecord, list[int]]:
+    """A record entered by hand; returns it and the ids of the alerts its checks raised."""
+    require(actor, "cost", "write")
+    vehicle = get_vehicle(session=session, actor=actor, vehicle_id=data.vehicle_id)
+    if data.at > datetime.now(UTC) + timedelta(days=1):
+        raise Invalid("the time is in the future", field="at")
+    values = data.model_dump(exclude={"station"})
+    record = CostRecord(**values, unit_id=vehicle.unit_id, created_by=actor.user_id)
+    if data.station is not None:
+        record.station = from_shape(Point(*data.station["coordinates"]), srid=4326)
+    session.add(record)
+    session.flush()
+    _audit(session, actor, record, "create")
+    link(session=session, vehicle_id=vehicle.id, since=data.at, settings=setup.settings)
+    raised = check(session=session, vehicle_id=vehicle.id, since=data.at, setup=setup)
+    return record, raised
+
+
+# ---- statements -----------------------------------------------------------------------------
+
+
+def formats(settings: DispatchSettings) -> dict[str, statements.StatementFormat]:
+    extra: dict[str, Any] | None = None
+    if settings.statement_formats_file:
+        path = Path(settings.statement_formats_file)
+        try:
+            extra = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise Invalid(f"statement formats file {path}: {error}") from None
+    try:
+        return statements.load_formats(extra)
+    except ValueError as error:
+        raise Invalid(f"statement formats file: {error}") from None
+
+
+def _row_key(issuer: str, row: statements.StatementRow) -> str:
+    """The issuer's transaction id; without one, a digest of what identifies the row."""
+    if row.transaction_id:
+        return row.transaction_id[:64]
+    identity = "|".join(
+        str(v) for v in (row.at.isoformat(), row.plate, row.card, row.amount, row.litres, row.kwh)
+    )
+    return "sha256:" + hashlib.sha256(f"{issuer}|{identity}".encode()).hexdigest()[:56]
+
+
+def import_statement(
+    *,
+    session: Session,
+    actor: Actor,
+    data: bytes,
+    filename: str,
+    issuer: str,
+    setup: CheckSetup,
+) -> dict[str, Any]:
+    """One statement file, all or nothing: any bad row (or row naming an unknown vehicle)
+    rejects the file with every problem listed. Rows already stored (the same file again, or
+    overlapping statements) are counted and skipped."""
+    require(actor, "cost", "write")
+    known = formats(setup.settings)
+    fmt = known.get(issuer)
+    if fmt is None:
+        raise Invalid(
+            f"unknown issuer {issuer!r}; known: {', '.join(sorted(known))}", field="issuer"
+        )
+    digest = hashlib.sha256(data).hexdigest()
+    earlier = session.scalar(select(CostStatement).where(CostStatement.digest == digest))
+    if earlier is not None:
+        return {
+            "statement_id": earlier.id,
+            "rows": earlier.rows,
+            "added": 0,
+            "duplicates": earlier.rows,
+            "already_imported": True,
+            "alerts": [],
+        }
+    try:
+        rows, errors = statements.parse(data, filename, fmt, zone=setup.zone, now=datetime.now(UTC))
+    except statements.StatementUnreadable as error:
+        raise Invalid(f"{filename}: {error}", field="file") from None
+    problems: list[dict[str, object]] = [
+        {"line": e.line, "field": e.field, "reason": e.reason} for e in errors
+    ]
+    vehicles = _vehicles_for(session, actor, rows, problems)
+    if problems:
+        problems.sort(key=lambda p: (int(str(p["line"])), str(p["field"])))
+        bad_lines = len({p["line"] for p in problems})
+        raise Rejected(
+            f"{filename}: {bad_lines} row(s) are not acceptable, so nothing was imported",
+            problems=problems,
+        )
+    if not rows:
+        raise Invalid(f"{filename}: the statement holds no rows", field="file")
+    statement = CostStatement(
+        issuer=issuer,
+        filename=filename[:200],
+        digest=digest,
+        rows=len(rows),
+        added=0,
+        user_id=actor.user_id,
+        username=actor.ref.name,
+    )
+    session.add(statement)
+    session.flush()
+    values = []
+    for row in rows:
+        vehicle = vehicles[row.line]
+        values.append(
+            {
+                "kind": fmt.kind,
+                "vehicle_id": vehicle.id,
+                "unit_id": vehicle.unit_id,
+                "at": row.at,
+                "amount": row.amount,
+                "litres": row.litres,
+                "kwh": row.kwh,
+                "unit_price": row.unit_price,
+                "product": row.product[:32],
+                "station_name": row.station_name[:200],
+                "station": None
+                if row.station_lat is None or row.station_lon is None
+                else from_shape(Point(row.station_lon, row.station_lat), srid=4326),
+                "fuel_card": (row.card or "")[:32],
+                "odometer_km": row.odometer_km,
+                "statement_id": statement.id,
+                "issuer": issuer,
+                "external_id": _row_key(issuer, row),
+                "created_by": actor.user_id,
+            }
+        )
+    added_ids = list(
+        session.scalars(
+            insert(CostRecord)
+            .values(values)
+            .on_conflict_do_nothing(constraint="uq_cost_record_external")
+            .returning(CostRecord.id)
+        )
+    )
+    statement.added = len(added_ids)
+    audit.record(
+        session=session,
+        actor=actor.ref,
+        action="import",
+        entity="cost_statement",
+        entity_id=statement.id,
+        before=None,
+        after={
+            "issuer": issuer,
+            "filename": statement.filename,
+            "digest": digest,
+            "rows": len(rows),
+            "added": len(added_ids),
+        },
+    )
+    raised: list[int] = []
+    first: dict[int, datetime] = {}
+    for row in rows:
+        vid = vehicles[row.line].id
+        first[vid] = min(first.get(vid, row.at), row.at)
+    for vid, since in sorted(first.items()):
+        link(session=session, vehicle_id=vid, since=since, settings=setup.settings)
+        raised += check(session=session, vehicle_id=vid, since=since, setup=setup)
+    return {
+        "statement_id": statement.id,
+        "rows": len(rows),
+        "added": len(added_ids),
+        "duplicates": len(rows) - len(added_ids),
+        "already_imported": False,
+        "alerts": raised,
+    }
+
+
+def _vehicles_for(
+    session: Session,
+    actor: Actor,
+    rows: Sequence[statements.StatementRow],
+    problems: list[dict[str, object]],
+) -> dict[int, Vehicle]:
+    """Each row's vehicle by plate, else by fuel card, within the importer's scope."""
+    plates = {r.plate for r in rows if r.plate}
+    cards = {r.card for r in rows if r.card}
+    scope = units_in_scope(actor)
+    by_plate = {
+        v.plate: v
+        for v in session.scalars(
+            select(Vehicle).where(Vehicle.plate.in_(plates), Vehicle.unit_id.in_(scope))
+        )
+    }
+    by_card = {
+        v.fuel_card: v
+        for v in session.scalars(
+            select(Vehicle).where(Vehicle.fuel_card.in_(cards), Vehicle.unit_id.in_(scope))
+        )
+    }
+    found: dict[int, Vehicle] = {}
+    for row in rows:
+        vehicle = by_plate.get(row.plate or "") or by_card.get(row.card or "")
+        if vehicle is None:
+            what = f"plate {row.plate}" if row.plate else f"fuel card {row.card}"
+            problems.append(
+                {
+                    "line": row.line,
+                    "field": "plate" if row.plate else "card",
+                    "reason": f"no vehicle with {what} in your units",
+                }
+            )
+        elif row.plate and row.card and vehicle.fuel_card and vehicle.fuel_card != row.card:
+            problems.append(
+                {
+                    "line": row.line,
+                    "field": "card",
+                    "reason": f"fuel card {row.card} is not the card of {vehicle.plate}",
+                }
+            )
+        else:
+            found[row.line] = vehicle
+    return found
+
+
+def list_statements(*, session: Session, actor: Actor, listing: Listing) -> list[dict[str, Any]]:
+    require(actor, "cost", "read")
+    own = select(CostRecord.statement_id).where(CostRecord.unit_id.in_(units_in_scope(actor)))
+    return [
+        {
+            "id": s.id,
+            "issuer": s.issuer,
+            "filename": s.filename,
+            "rows": s.rows,
+            "added": s.added,
+            "by": s.username,
+            "imported_at": s.imported_at,
+        }
+        for s in session.scalars(
+            select(CostStatement)
+            .where(CostStatement.id.in_(own))
+            .order_by(CostStatement.id.desc())
+            .limit(listing.limit)
+            .offset(listing.offset)
+        )
+    ]
+
+
+# ---- linking to trips and orders ------------------------------------------------------------
+
+
+def _split(amount: Decimal, weights: Sequence[float]) -> list[Decimal]:
+    """`amount` in cents by weights; the rounding remainder goes to the largest part, so the
+    parts always add up to the amount."""
+    total = sum(weights)
+    parts = [(amount * Decimal(w / total)).quantize(CENT, ROUND_HALF_UP) for w in weights]
+    largest = max(range(len(parts)), key=lambda i: weights[i])
+    parts[largest] += amount - sum(parts)
+    return parts
+
+
+def link(*, session: Session, vehicle_id: int, since: datetime, settings: DispatchSettings) -> None:
+    """Sets each record's trip and order (by time) from `since` on and shares the costs out.
+
+    A fill replaces the fuel burnt since the fill before it, so it is shared among the trips
+    between the two by distance; each trip goes to the order whose assignment covers most of it
+    (none: driving no order covered). A toll, parking or washing goes to the order it happened in.
+    Records after `since` are redone too: a fill inserted before them changes what they serve.
+    """
+    records = session.scalars(
+        select(CostRecord)
+        .where(CostRecord.vehicle_id == vehicle_id, CostRecord.at >= since)
+        .order_by(CostRecord.at, CostRecord.id)
+    ).all()
+    if not records:
+        return
+    lookback = timedelta(days=settings.fuel_link_lookback_days)
+    window = timedelta(minutes=settings.fuel_trip_window_min)
+    previous_fill: dict[str, datetime | None] = {
+        kind: session.scalar(
+            select(func.max(CostRecord.at)).where(
+                CostRecord.vehicle_id == vehicle_id,
+                CostRecord.kind == kind,
+                CostRecord.at < since,
+            )
+        )
+        for kind in FILLS
+    }
+    low = since - lookback
+    high = records[-1].at + window
+    trips = session.execute(
+        select(Trip.id, Trip.start_at, Trip.end_at, Trip.distance_m)
+        .where(Trip.vehicle_id == vehicle_id, Trip.end_at >= low, Trip.start_at <= high)
+        .order_by(Trip.start_at)
+    ).all()
+    holds = session.execute(
+        select(Assignment.order_id, Assignment.period).where(
+            Assignment.vehicle_id == vehicle_id,
+            Assignment.active,
+            Assignment.period.overlaps(
+                func.tstzrange(low - window, high + window)  # type: ignore[arg-type]
+            ),
+        )
+    ).all()
+
+    spans = [(int(o), p.lower, p.upper) for o, p in holds if p.lower and p.upper]
+
+    def order_at(at: datetime) -> int | None:
+        for order_id, lower, upper in spans:
+            if lower <= at < upper:
+                return order_id
+        return None
+
+    def order_of_trip(start: datetime, end: datetime) -> int | None:
+        best, best_overlap = None, timedelta(0)
+        for order_id, lower, upper in spans:
+            overlap = min(end, upper) - max(start, lower)
+            if overlap > best_overlap:
+                best, best_overlap = order_id, overlap
+        return best
+
+    ids = [r.id for r in records]
+    session.execute(delete(CostAllocation).where(CostAllocation.cost_id.in_(ids)))
+    for record in records:
+        at = record.at
+        containing = [t for t in trips if t.start_at <= at <= t.end_at]
+        before = [t for t in trips if at - window <= t.end_at < at]
+        after = [t for t in trips if at < t.start_at <= at + window]
+        nearest = containing or before[-1:] or after[:1]
+        trip = nearest[0] if nearest else None
+        record.trip_id = trip.id if trip is not None else None
+        record.order_id = order_at(at) or (
+            order_of_trip(trip.start_at, trip.end_at) if trip is not None else None
+        )
+        shares: dict[int | None, float] = {}
+        if record.kind in FILLS:
+            start = previous_fill[record.kind] or at - lookback
+            previous_fill[record.kind] = at
+            for t in trips:
+                if start <= t.start_at < at and t.distance_m > 0:
+                    owner = order_of_trip(t.start_at, t.end_at)
+                    shares[owner] = shares.get(owner, 0.0) + float(t.distance_m)
+            if not shares and record.order_id is not None:
+                shares[record.order_id] = 0.0
+        elif record.kind not in VEHICLE_COSTS and record.order_id is not None:
+            shares[record.order_id] = 0.0
+        _allocate(session, record, shares)
+    session.flush()
+
+
+def _allocate(session: Session, record: CostRecord, distances: dict[int | None, float]) -> None:
+    if not distances:
+        return
+    owners = sorted(distances, key=lambda o: (o is None, o or 0))
+    total = sum(distances.values())
+    weights = [distances[o] if total > 0 else 1.0 for o in owners]
+    weight_sum = sum(weights)
+    for owner, part, weight in zip(owners, _split(record.amount, weights), weights, strict=True):
+        session.add(
+            CostAllocation(
+                cost_id=record.id,
+                order_id=owner,
+                share=weight / weight_sum,
+                amount=part,
+                distance_m=distances[owner],
+            )
+        )
+
+
+# ---- the fuel checks ------------------------------------------------------------------------
+
+NEAREST_FIX = text(
+    "SELECT ST_Distance(p.point::geography, c.station::geography) AS distance_m,"
+    " abs(extract(epoch FROM p.fix_time - c.at)) AS offset_s"
+    " FROM cost_record c JOIN position p ON p.vehicle_id = c.vehicle_id"
+    " WHERE c.id = :cost AND p.point IS NOT NULL"
+    " AND p.fix_time BETWEEN c.at - make_interval(secs => :window)"
+    " AND c.at + make_interval(secs => :window)"
+    " ORDER BY abs(extract(epoch FROM p.fix_time - c.at)) LIMIT 1"
+)
+
+
+def _working_time(setup: CheckSetup, unit_id: int, at: datetime) -> tuple[bool, str]:
+    """Whether `at` is working time for the unit; a date the calendar lacks counts as
+    non-working (the stricter reading, as for approval chains)."""
+    local = at.astimezone(setup.zone)
+    working_day = setup.calendar.days.get(epoch_day(local.date()), False)
+    start, end = setup.calendar.unit_hours.get(unit_id, setup.calendar.default_hours)
+    second = local.hour * 3600 + local.minute * 60 + local.second
+    return working_day and start <= second < end, local.strftime("%Y-%m-%d %H:%M")
+
+
+def _tracked_km(session: Session, vehicle_id: int, low: datetime, high: datetime) -> float:
+    metres = session.scalar(
+        select(func.coalesce(func.sum(Trip.distance_m), 0.0)).where(
+            Trip.vehicle_id == vehicle_id, Trip.start_at >= low, Trip.start_at < high
+        )
+    )
+    return float(metres or 0.0) / 1000
+
+
+def _month(at: datetime, zone: ZoneInfo) -> tuple[datetime, datetime, str]:
+    local = at.astimezone(zone)
+    start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    end = (start + timedelta(days=32)).replace(day=1)
+    return start, end, start.strftime("%Y-%m")
+
+
+def check(*, session: Session, vehicle_id: int, since: datetime, setup: CheckSetup) -> list[int]:
+    """Runs the fuel checks on the vehicle's fills from `since` on (and the months they fall
+    in); stores each finding as an alert (one per record and kind, or per day or month), and
+    returns the ids of the alerts raised or updated."""
+    settings = setup.settings
+    th = fuel_checks.Thresholds.of(settings)
+    vehicle = session.get(Vehicle, vehicle_id)
+    assert vehicle is not None
+    fills = session.scalars(
+        select(CostRecord)
+        .where(
+            CostRecord.vehicle_id == vehicle_id,
+            CostRecord.kind == CostKind.FUEL,
+            CostRecord.at >= since,
+        )
+        .order_by(CostRecord.at, CostRecord.id)
+    ).all()
+    if not fills:
+        return []
+    track_window = timedelta(minutes=settings.fuel_track_window_min)
+    trip_window = timedelta(minutes=settings.fuel_trip_window_min)
+    found: list[tuple[CostRecord, str, fuel_checks.Finding]] = []
+    days: dict[str, CostRecord] = {}
+    months: dict[str, CostRecord] = {}
+    for fill in fills:
+        key = f"cost:{fill.id}"
+        assert fill.litres is not None
+        finding = fuel_checks.over_capacity(fill.litres, vehicle.tank_l, th)
+        if finding:
+            found.append((fill, key, finding))
+        if fill.station is not None:
+            nearest = session.execute(
+                NEAREST_FIX, {"cost": fill.id, "window": track_window.total_seconds()}
+            ).first()
+            if nearest is not None:
+                finding = fuel_checks.location_mismatch(
+                    float(nearest.distance_m), round(float(nearest.offset_s)), th
+                )
+                if finding:
+                    found.append((fill, key, finding))
+        trips_near = session.scalar(
+            select(func.count()).where(
+                Trip.vehicle_id == vehicle_id,
+                Trip.start_at <= fill.at + trip_window,
+                Trip.end_at >= fill.at - trip_window,
+            )
+        )
+        finding = fuel_checks.no_trip(int(trips_near or 0), settings.fuel_trip_window_min)
+        if finding:
+            found.append((fill, key, finding))
+        working, local_time = _working_time(setup, vehicle.unit_id, fill.at)
+        finding = fuel_checks.off_hours(working, fill.order_id is not None, local_time)
+        if finding:
+            found.append((fill, key, finding))
+        local_day = fill.at.astimezone(setup.zone).date().isoformat()
+        days[local_day] = fill
+        months[_month(fill.at, setup.zone)[2]] = fill
+        if fill.odometer_km is not None:
+            earlier = session.scalar(
+                select(CostRecord)
+                .where(
+                    CostRecord.vehicle_id == vehicle_id,
+                    CostRecord.kind == CostKind.FUEL,
+                    CostRecord.odometer_km.is_not(None),
+                    CostRecord.at < fill.at,
+                )
+                .order_by(CostRecord.at.desc())
+                .limit(1)
+            )
+            if earlier is not None and earlier.odometer_km is not None:
+                finding = fuel_checks.odometer_mismatch(
+                    fill.odometer_km - earlier.odometer_km,
+                    _tracked_km(session, vehicle_id, earlier.at, fill.at),
+                    th,
+                )
+                if finding:
+                    finding.measured["since_cost_id"] = earlier.id
+                    found.append((fill, key, finding))
+    for local_day, last in days.items():
+        start = datetime.fromisoformat(local_day).replace(tzinfo=setup.zone)
+        count = session.scalar(
+            select(func.count()).where(
+                CostRecord.vehicle_id == vehicle_id,
+                CostRecord.kind == CostKind.FUEL,
+                CostRecord.at >= start,
+                CostRecord.at < start + timedelta(days=1),
+            )
+        )
+        finding = fuel_checks.too_frequent(int(count or 0), th)
+        if finding:
+            finding.measured["day"] = local_day
+            found.append((last, f"day:{local_day}", finding))
+    for month, last in months.items():
+        start, end, _ = _month(last.at, setup.zone)
+        litres = session.scalar(
+            select(func.coalesce(func.sum(CostRecord.litres), 0.0)).where(
+                CostRecord.vehicle_id == vehicle_id,
+                CostRecord.kind == CostKind.FUEL,
+                CostRecord.at >= start,
+                CostRecord.at < end,
+            )
+        )
+        finding = fuel_checks.consumption_high(
+            float(litres or 0.0),
+            _tracked_km(session, vehicle_id, start, end),
+            vehicle.fuel_norm_l_100km,
+            th,
+        )
+        if finding:
+            finding.measured["month"] = month
+            found.append((last, f"month:{month}", finding))
+    return _raise(session, vehicle, found, setup.zone)
+
+
+def _raise(
+    session: Session,
+    vehicle: Vehicle,
+    found: Sequence[tuple[CostRecord, str, fuel_checks.Finding]],
+    zone: ZoneInfo,
+) -> list[int]:
+    """Findings into alerts: one per (vehicle, kind, key, start). A day's or month's alert starts
+    at the day or month, so a later run updates the same row with the newer figures."""
+    raised: list[int] = []
+    live: list[dict[str, Any]] = []
+    for record, key, finding in found:
+        started = record.at
+        if key.startswith("day:"):
+            started = datetime.fromisoformat(key[4:]).replace(tzinfo=zone)
+        elif key.startswith("month:"):
+            started = datetime.fromisoformat(key[6:] + "-01").replace(tzinfo=zone)
+        measured = {**finding.measured, "cost_id": record.id}
+        point = record.station
+        stmt = insert(Alert).values(
+            kind=finding.kind,
+            key=key,
+            severity=finding.severity,
+            vehicle_id=vehicle.id,
+            unit_id=vehicle.unit_id,
+            order_id=record.order_id,
+            started_at=started,
+            last_at=record.at,
+            ended_at=record.at,
+            point=point,
+            measured=measured,
+            thresholds=finding.thresholds,
+        )
+        alert_id = session.scalar(
+            stmt.on_conflict_do_update(
+                constraint="uq_alert_episode",
+                set_={
+                    "measured": stmt.excluded.measured,
+                    "thresholds": stmt.excluded.thresholds,
+                    "last_at": func.greatest(Alert.last_at, stmt.excluded.last_at),
+                    "ended_at": func.greatest(Alert.ended_at, stmt.excluded.ended_at),
+                    "updated_at": func.now(),
+                },
+            ).returning(Alert.id)
+        )
+        assert alert_id is not None
+        raised.append(int(alert_id))
+        live.append(
+            {
+                "id": int(alert_id),
+                "vehicle_id": vehicle.id,
+                "unit_id": vehicle.unit_id,
+                "kind": finding.kind,
+                "key": key,
+                "severity": finding.severity,
+                "order_id": record.order_id,
+                "started_t": started.timestamp(),
+                "measured": measured,
+            }
+        )
+    if live:
+        events.announce(session, ALERTS_CHANNEL, {"type": "alerts", "items": live})
+    return raised

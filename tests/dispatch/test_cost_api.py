@@ -1,0 +1,170 @@
+"""The costs API: receipts by hand, statements imported all or nothing and only once."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pytest
+from openpyxl import Workbook
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from dispatch.models import CostRecord, CostStatement
+from fleet import registry
+from fleet.auth import Actor
+from fleet.models import OrgUnit, Role, Vehicle
+from fleet.schemas import VehicleCreate
+
+HEADER = "交易流水号,交易时间,车牌号,卡号,加油站,油品,数量(升),单价,金额,里程"
+CARD_1, CARD_2, CARD_X = "1000113300001234", "1000113300005678", "1000113300009999"
+GOOD = [
+    f"T0001,2026-10-05 08:31:12,浙A·C00001,{CARD_1},中国石化 文三路站,92#,40.00,7.50,300.00,",
+    f"T0002,2026-10-12 17:02:45,浙A·C00001,{CARD_1},中国石化 天目山路站,92#,35.50,7.60,269.80,",
+    f"T0003,2026-10-20 09:15:00,,{CARD_2},中国石化 古墩路站,95#,30.00,8.10,243.00,",
+]
+
+
+def statement(*rows: str, title: bool = True) -> bytes:
+    lines = (["中国石化加油卡消费明细 2026年10月"] if title else []) + [HEADER, *rows]
+    return ("\n".join(lines) + "\n合计,,,,,,105.50,,812.80,\n").encode("utf-8")
+
+
+@pytest.fixture
+def cars(db: Session, root_unit: OrgUnit) -> list[Vehicle]:
+    system = Actor.system(root_unit)
+    made = [
+        registry.create_vehicle(
+            session=db,
+            actor=system,
+            data=VehicleCreate(
+                plate=plate,
+                category="general",
+                body_class="sedan",
+                seats=4,
+                energy="petrol",
+                tank_l=60,
+                fuel_norm_l_100km=8,
+                fuel_card=card,
+                unit_id=root_unit.id,
+            ),
+        )
+        for plate, card in (("浙A·C00001", CARD_1), ("浙A·C00002", CARD_2))
+    ]
+    db.commit()
+    return made
+
+
+@pytest.fixture
+def desk(root_unit, make_user, login) -> dict[str, str]:
+    make_user("desk", root_unit, Role.DISPATCHER)
+    return login("desk")
+
+
+def upload(client, headers, data: bytes, name: str = "2026-10.csv", issuer: str = "sinopec"):
+    return client.post(
+        "/api/v1/costs/statements",
+        headers=headers,
+        files={"file": (name, data, "text/csv")},
+        data={"issuer": issuer},
+    )
+
+
+def _count(db: Session) -> int:
+    return int(db.scalar(select(func.count()).select_from(CostRecord)) or 0)
+
+
+def test_statement_with_bad_rows_is_refused_naming_each(client, db, cars, desk) -> None:
+    bad = statement(
+        GOOD[0],
+        f"T0002,2026-10-12 17:02:45,浙A·Z99999,{CARD_X},中国石化 东站,92#,35.50,7.60,269.80,",
+        f"T0003,2026-10-20 09:15:00,浙A·C00001,{CARD_1},中国石化 古墩路站,95#,-3,8.10,243.00,",
+        f"T0001,2026-10-21 09:15:00,浙A·C00001,{CARD_1},中国石化 古墩路站,95#,30.00,8.10,243.00,",
+    )
+    answer = upload(client, desk, bad)
+    assert answer.status_code == 422, answer.text
+    problems = answer.json()["problems"]
+    by_line = {(p["line"], p["field"]) for p in problems}
+    # Line 1 is the title, 2 the header: the data starts on line 3.
+    assert (4, "plate") in by_line  # no such vehicle
+    assert (5, "litres") in by_line  # negative
+    assert (6, "transaction_id") in by_line  # T0001 again
+    assert all(p["reason"] for p in problems)
+    assert not any(line == 3 for line, _ in by_line)
+    assert "nothing was imported" in answer.json()["detail"]
+    assert _count(db) == 0
+    assert db.scalar(select(func.count()).select_from(CostStatement)) == 0
+
+
+def test_good_statement_twice_is_stored_once(client, db, cars, desk) -> None:
+    data = statement(*GOOD)
+    first = upload(client, desk, data)
+    assert first.status_code == 201, first.text
+    assert (first.json()["rows"], first.json()["added"]) == (3, 3)
+    again = upload(client, desk, data, name="copy.csv")
+    assert again.status_code == 200
+    assert again.json()["already_imported"] is True
+    assert again.json()["added"] == 0
+    assert _count(db) == 3
+    # The row without a plate went to the vehicle holding its fuel card.
+    record = db.scalar(select(CostRecord).where(CostRecord.external_id == "T0003"))
+    assert record is not None
+    assert record.vehicle_id == cars[1].id
+    # An overlapping statement (another file with one row in common) adds only the new rows.
+    overlap = statement(
+        GOOD[2],
+        f"T0004,2026-10-28 10:00:00,浙A·C00002,{CARD_2},中国石化 古墩路站,95#,20.00,8.10,162.00,",
+    )
+    third = upload(client, desk, overlap, name="2026-10-late.csv")
+    assert third.status_code == 201, third.text
+    assert (third.json()["added"], third.json()["duplicates"]) == (1, 1)
+    assert _count(db) == 4
+
+
+def test_xlsx_statement_imports(client, db, cars, desk) -> None:
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(HEADER.split(","))
+    for row in GOOD[:2]:
+        cells: list[Any] = row.split(",")
+        sheet.append([c if c else None for c in cells])
+    out = io.BytesIO()
+    book.save(out)
+    answer = upload(client, desk, out.getvalue(), name="2026-10.xlsx")
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["added"] == 2
+    listed = client.get("/api/v1/costs", params={"vehicle_id": cars[0].id}, headers=desk)
+    assert listed.json()["total"] == 2
+    assert {i["external_id"] for i in listed.json()["items"]} == {"T0001", "T0002"}
+
+
+def test_unknown_issuer_and_unreadable_file_are_clear_errors(client, cars, desk) -> None:
+    answer = upload(client, desk, statement(*GOOD), issuer="nobody")
+    assert answer.status_code == 422
+    assert "unknown issuer" in answer.text
+    answer = upload(client, desk, b"\x00\x01garbage", name="x.csv")
+    assert answer.status_code == 422
+    formats = client.get("/api/v1/costs/statement-formats", headers=desk)
+    assert {"sinopec", "petrochina", "charging"} <= {f["issuer"] for f in formats.json()["items"]}
+
+
+def test_receipt_by_hand_and_who_may_enter_it(client, cars, desk, root_unit, make_user, login):
+    body = {
+        "kind": "fuel",
+        "vehicle_id": cars[0].id,
+        "at": "2026-10-05T08:31:00+08:00",
+        "amount": "300.00",
+        "litres": 40,
+        "station": {"type": "Point", "coordinates": [120.15, 30.28]},
+    }
+    answer = client.post("/api/v1/costs", json=body, headers=desk)
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["amount"] == 300.0
+    # No trip near the fill: the check says so.
+    assert answer.json()["alerts"]
+    no_litres = client.post("/api/v1/costs", json={**body, "litres": None}, headers=desk)
+    assert no_litres.status_code == 422
+    make_user("asker", root_unit, Role.REQUESTER)
+    refused = client.post("/api/v1/costs", json=body, headers=login("asker"))
+    assert refused.status_code == 403
