@@ -281,3 +281,20 @@ def test_fill_is_shared_between_orders_by_distance(
         None: (Decimal("30.00"), 0.1),
     }
     assert record.trip_id is not None  # the 16:00 trip, the last before the fill
+
+
+def test_fill_after_hours_within_an_assignment_is_not_flagged(
+    db, root_unit, make_user, car, trip, fill
+) -> None:
+    make_user("asker", root_unit)
+    driver = registry.create_driver(
+        session=db,
+        actor=Actor.system(root_unit),
+        data=DriverCreate(name="刘师傅", licence_class="C1", unit_id=root_unit.id),
+    )
+    order = _order_on(db, root_unit, car, driver, local(WORKDAY, 18), 3)
+    trip(local(WORKDAY, 18, 10), local(WORKDAY, 19, 50), km=40)
+    kinds = fill(local(WORKDAY, 20))
+    assert "fuel_off_hours" not in kinds
+    assert fill.last.order_id == order.id  # type: ignore[attr-defined]
+    assert "fuel_off_hours" in fill(local(WORKDAY, 21, 30))  # after the assignment
