@@ -212,7 +212,7 @@ def _completed(
         session, vehicle.id, start + timedelta(minutes=130), 40, _track(SITE, CIVIC_CENTRE, -0.008)
     )
     session.flush()
-    service.finish(session=session, actor=dispatcher, order_id=order.id, odometer_km=12_361.0)
+    service.finish(session=session, actor=dispatcher, order_id=order.id, odometer_km=12_356.4)
     setup = costs.CheckSetup(
         settings=settings,
         calendar=geofence_service.working_calendar(session=session, settings=GeofenceSettings()),
@@ -230,7 +230,7 @@ def _completed(
                 "product": "92#",
                 "station_name": "中国石化 市民中心加油站",
                 "station": {"type": "Point", "coordinates": [120.2119, 30.2461]},
-                "odometer_km": 12_360.0,
+                "odometer_km": 12_356.4,
             },
         ),
     ):
