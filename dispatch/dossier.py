@@ -182,17 +182,7 @@ def order_dossier(*, session: Session, actor: Actor, order_id: int) -> dict[str,
                     Assignment.id == held.id
                 )
             )
-        trips = list(
-            session.scalars(
-                select(Trip)
-                .where(
-                    Trip.vehicle_id == held.vehicle_id,
-                    Trip.start_at < held.period.upper,
-                    Trip.end_at > held.period.lower,
-                )
-                .order_by(Trip.start_at)
-            )
-        )
+        trips = service.trips_of(session, held)
         for (geojson,) in session.execute(
             select(func.ST_AsGeoJSON(func.ST_Simplify(Trip.path, DRAW_TOLERANCE_DEG), 6))
             .where(Trip.id.in_([t.id for t in trips] or [0]))

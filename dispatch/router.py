@@ -331,6 +331,15 @@ def get_cost(session: SessionDep, actor: ActorDep, cost_id: int) -> dict[str, An
 # ---- the dossier, the vehicle file, statistics ----------------------------------------------
 
 
+def _download(body: bytes, media_type: str, filename: str, *, inline: bool) -> Response:
+    disposition = "inline" if inline else "attachment"
+    return Response(
+        body,
+        media_type=media_type,
+        headers={"Content-Disposition": f'{disposition}; filename="{filename}"'},
+    )
+
+
 def _font(request: Request) -> Path:
     return Path(request.app.state.dispatch_settings.report_font)
 
@@ -358,11 +367,7 @@ def order_dossier_pdf(
     pdf = report.render_order_pdf(
         data, zone=request.app.state.settings.zone, font_path=_font(request)
     )
-    return Response(
-        pdf,
-        media_type="application/pdf",
-        headers={"Content-Disposition": f'inline; filename="order-{order_id}.pdf"'},
-    )
+    return _download(pdf, "application/pdf", f"order-{order_id}.pdf", inline=True)
 
 
 @router.get("/vehicles/{vehicle_id}/file", tags=["reports"])
@@ -391,11 +396,7 @@ def vehicle_file_pdf(
     zone = request.app.state.settings.zone
     data = dossier.vehicle_file(session=session, actor=actor, vehicle_id=vehicle_id, zone=zone)
     pdf = report.render_vehicle_pdf(data, zone=zone, font_path=_font(request))
-    return Response(
-        pdf,
-        media_type="application/pdf",
-        headers={"Content-Disposition": f'inline; filename="vehicle-{vehicle_id}.pdf"'},
-    )
+    return _download(pdf, "application/pdf", f"vehicle-{vehicle_id}.pdf", inline=True)
 
 
 EXPORTS = {
@@ -438,8 +439,4 @@ def statistics_report(
         if format == "csv"
         else statistics.to_xlsx(rows, columns, title=name)
     )
-    return Response(
-        body,
-        media_type=EXPORTS[format],
-        headers={"Content-Disposition": f'attachment; filename="{name}.{format}"'},
-    )
+    return _download(body, EXPORTS[format], f"{name}.{format}", inline=False)

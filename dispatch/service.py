@@ -70,6 +70,21 @@ def _view(order: TripOrder) -> dict[str, Any]:
     }
 
 
+def trips_of(session: Session, held: Assignment) -> list[Trip]:
+    """The trips the segmentation found for the assigned vehicle within the hold."""
+    return list(
+        session.scalars(
+            select(Trip)
+            .where(
+                Trip.vehicle_id == held.vehicle_id,
+                Trip.start_at < held.period.upper,
+                Trip.end_at > held.period.lower,
+            )
+            .order_by(Trip.start_at)
+        )
+    )
+
+
 def view(*, session: Session, order: TripOrder) -> dict[str, Any]:
     """The order with its decisions and its assignment, as the API answers it."""
     shown = _view(order)
@@ -96,15 +111,7 @@ def view(*, session: Session, order: TripOrder) -> dict[str, Any]:
             "route": mapping(to_shape(held.route)) if held.route is not None else None,
             "route_source": held.route_source,
         }
-        trips = session.scalars(
-            select(Trip)
-            .where(
-                Trip.vehicle_id == held.vehicle_id,
-                Trip.start_at < held.period.upper,
-                Trip.end_at > held.period.lower,
-            )
-            .order_by(Trip.start_at)
-        ).all()
+        trips = trips_of(session, held)
         shown["trips"] = [
             {
                 "id": t.id,
