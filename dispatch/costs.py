@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -289,12 +290,14 @@ def import_statement(
                 "created_by": actor.user_id,
             }
         )
+    # Executemany: SQLAlchemy sends the rows in batches that stay under PostgreSQL's 65,535
+    # parameters per statement, however long the statement file.
     added_ids = list(
         session.scalars(
             insert(CostRecord)
-            .values(values)
             .on_conflict_do_nothing(constraint="uq_cost_record_external")
-            .returning(CostRecord.id)
+            .returning(CostRecord.id),
+            values,
         )
     )
     statement.added = len(added_ids)
@@ -524,14 +527,16 @@ def _allocate(session: Session, record: CostRecord, distances: dict[int | None, 
 
 # ---- the fuel checks ------------------------------------------------------------------------
 
-NEAREST_FIX = text(
-    "SELECT ST_Distance(p.point::geography, c.station::geography) AS distance_m,"
+# The fix nearest in time to each fill that names its station, within the window.
+NEAREST_FIXES = text(
+    "SELECT c.id, n.distance_m, n.offset_s FROM cost_record c CROSS JOIN LATERAL ("
+    " SELECT ST_Distance(p.point::geography, c.station::geography) AS distance_m,"
     " abs(extract(epoch FROM p.fix_time - c.at)) AS offset_s"
-    " FROM cost_record c JOIN position p ON p.vehicle_id = c.vehicle_id"
-    " WHERE c.id = :cost AND p.point IS NOT NULL"
+    " FROM position p WHERE p.vehicle_id = c.vehicle_id AND p.point IS NOT NULL"
     " AND p.fix_time BETWEEN c.at - make_interval(secs => :window)"
     " AND c.at + make_interval(secs => :window)"
-    " ORDER BY abs(extract(epoch FROM p.fix_time - c.at)) LIMIT 1"
+    " ORDER BY abs(extract(epoch FROM p.fix_time - c.at)) LIMIT 1) n"
+    " WHERE c.id = ANY(:ids) AND c.station IS NOT NULL"
 )
 
 
@@ -545,15 +550,6 @@ def _working_time(setup: CheckSetup, unit_id: int, at: datetime) -> tuple[bool, 
     return working_day and start <= second < end, local.strftime("%Y-%m-%d %H:%M")
 
 
-def _tracked_km(session: Session, vehicle_id: int, low: datetime, high: datetime) -> float:
-    metres = session.scalar(
-        select(func.coalesce(func.sum(Trip.distance_m), 0.0)).where(
-            Trip.vehicle_id == vehicle_id, Trip.start_at >= low, Trip.start_at < high
-        )
-    )
-    return float(metres or 0.0) / 1000
-
-
 def _month(at: datetime, zone: ZoneInfo) -> tuple[datetime, datetime, str]:
     local = at.astimezone(zone)
     start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
@@ -561,118 +557,122 @@ def _month(at: datetime, zone: ZoneInfo) -> tuple[datetime, datetime, str]:
     return start, end, start.strftime("%Y-%m")
 
 
+@dataclass(frozen=True)
+class _Track:
+    """A vehicle's trips over a span, for the distance between two times and the trips near
+    one, without a query each."""
+
+    starts: list[datetime]
+    ends: list[datetime]
+    distances_m: list[float]
+
+    def km_between(self, low: datetime, high: datetime) -> float:
+        """Distance of the trips starting in [low, high)."""
+        first, last = bisect_left(self.starts, low), bisect_left(self.starts, high)
+        return sum(self.distances_m[first:last]) / 1000
+
+    def near(self, at: datetime, window: timedelta) -> int:
+        """Trips overlapping [at - window, at + window]."""
+        last = bisect_right(self.starts, at + window)
+        return sum(1 for end in self.ends[:last] if end >= at - window)
+
+
 def check(*, session: Session, vehicle_id: int, since: datetime, setup: CheckSetup) -> list[int]:
-    """Runs the fuel checks on the vehicle's fills from `since` on (and the months they fall
-    in); stores each finding as an alert (one per record and kind, or per day or month), and
-    returns the ids of the alerts raised or updated."""
+    """Runs the fuel checks on the vehicle's fills from `since` on (and the days and months they
+    fall in); stores each finding as an alert (one per record and kind, or per day or month),
+    and returns the ids of the alerts raised or updated. The facts come from a few queries per
+    vehicle, however many fills: a month's statement checks in one pass."""
     settings = setup.settings
     th = fuel_checks.Thresholds.of(settings)
     vehicle = session.get(Vehicle, vehicle_id)
     assert vehicle is not None
+    fuel = (CostRecord.vehicle_id == vehicle_id) & (CostRecord.kind == CostKind.FUEL)
     fills = session.scalars(
         select(CostRecord)
-        .where(
-            CostRecord.vehicle_id == vehicle_id,
-            CostRecord.kind == CostKind.FUEL,
-            CostRecord.at >= since,
-        )
+        .where(fuel, CostRecord.at >= since)
         .order_by(CostRecord.at, CostRecord.id)
     ).all()
     if not fills:
         return []
-    track_window = timedelta(minutes=settings.fuel_track_window_min)
+    zone = setup.zone
     trip_window = timedelta(minutes=settings.fuel_trip_window_min)
+    odometer_before = session.scalar(
+        select(CostRecord)
+        .where(fuel, CostRecord.odometer_km.is_not(None), CostRecord.at < since)
+        .order_by(CostRecord.at.desc(), CostRecord.id.desc())
+        .limit(1)
+    )
+    low = min(
+        _month(fills[0].at, zone)[0],
+        fills[0].at - trip_window,
+        odometer_before.at if odometer_before is not None else fills[0].at,
+    )
+    high = max(_month(fills[-1].at, zone)[1], fills[-1].at + trip_window)
+    rows = session.execute(
+        select(Trip.start_at, Trip.end_at, Trip.distance_m)
+        .where(Trip.vehicle_id == vehicle_id, Trip.end_at >= low, Trip.start_at < high)
+        .order_by(Trip.start_at)
+    ).all()
+    track = _Track([r[0] for r in rows], [r[1] for r in rows], [float(r[2]) for r in rows])
+    # Every fill of the days and months concerned, including those before `since`.
+    around = session.execute(
+        select(CostRecord.at, CostRecord.litres).where(
+            fuel, CostRecord.at >= low, CostRecord.at < high
+        )
+    ).all()
+    nearest = {
+        int(r.id): (float(r.distance_m), round(float(r.offset_s)))
+        for r in session.execute(
+            NEAREST_FIXES,
+            {"ids": [f.id for f in fills], "window": settings.fuel_track_window_min * 60},
+        )
+    }
     found: list[tuple[CostRecord, str, fuel_checks.Finding]] = []
     days: dict[str, CostRecord] = {}
     months: dict[str, CostRecord] = {}
+    previous_odometer = odometer_before
     for fill in fills:
         key = f"cost:{fill.id}"
         assert fill.litres is not None
-        finding = fuel_checks.over_capacity(fill.litres, vehicle.tank_l, th)
-        if finding:
-            found.append((fill, key, finding))
-        if fill.station is not None:
-            nearest = session.execute(
-                NEAREST_FIX, {"cost": fill.id, "window": track_window.total_seconds()}
-            ).first()
-            if nearest is not None:
-                finding = fuel_checks.location_mismatch(
-                    float(nearest.distance_m), round(float(nearest.offset_s)), th
-                )
-                if finding:
-                    found.append((fill, key, finding))
-        trips_near = session.scalar(
-            select(func.count()).where(
-                Trip.vehicle_id == vehicle_id,
-                Trip.start_at <= fill.at + trip_window,
-                Trip.end_at >= fill.at - trip_window,
-            )
-        )
-        finding = fuel_checks.no_trip(int(trips_near or 0), settings.fuel_trip_window_min)
-        if finding:
-            found.append((fill, key, finding))
+        distance_m, offset_s = nearest.get(fill.id, (None, None))
         working, local_time = _working_time(setup, vehicle.unit_id, fill.at)
-        finding = fuel_checks.off_hours(working, fill.order_id is not None, local_time)
-        if finding:
-            found.append((fill, key, finding))
-        local_day = fill.at.astimezone(setup.zone).date().isoformat()
-        days[local_day] = fill
-        months[_month(fill.at, setup.zone)[2]] = fill
+        findings = [
+            fuel_checks.over_capacity(fill.litres, vehicle.tank_l, th),
+            fuel_checks.location_mismatch(distance_m, offset_s, th),
+            fuel_checks.no_trip(track.near(fill.at, trip_window), settings.fuel_trip_window_min),
+            fuel_checks.off_hours(working, fill.order_id is not None, local_time),
+        ]
         if fill.odometer_km is not None:
-            earlier = session.scalar(
-                select(CostRecord)
-                .where(
-                    CostRecord.vehicle_id == vehicle_id,
-                    CostRecord.kind == CostKind.FUEL,
-                    CostRecord.odometer_km.is_not(None),
-                    CostRecord.at < fill.at,
-                )
-                .order_by(CostRecord.at.desc())
-                .limit(1)
-            )
-            if earlier is not None and earlier.odometer_km is not None:
+            if previous_odometer is not None and previous_odometer.odometer_km is not None:
                 finding = fuel_checks.odometer_mismatch(
-                    fill.odometer_km - earlier.odometer_km,
-                    _tracked_km(session, vehicle_id, earlier.at, fill.at),
+                    fill.odometer_km - previous_odometer.odometer_km,
+                    track.km_between(previous_odometer.at, fill.at),
                     th,
                 )
                 if finding:
-                    finding.measured["since_cost_id"] = earlier.id
-                    found.append((fill, key, finding))
-    for local_day, last in days.items():
-        start = datetime.fromisoformat(local_day).replace(tzinfo=setup.zone)
-        count = session.scalar(
-            select(func.count()).where(
-                CostRecord.vehicle_id == vehicle_id,
-                CostRecord.kind == CostKind.FUEL,
-                CostRecord.at >= start,
-                CostRecord.at < start + timedelta(days=1),
-            )
-        )
-        finding = fuel_checks.too_frequent(int(count or 0), th)
+                    finding.measured["since_cost_id"] = previous_odometer.id
+                findings.append(finding)
+            previous_odometer = fill
+        found += [(fill, key, f) for f in findings if f is not None]
+        days[fill.at.astimezone(zone).date().isoformat()] = fill
+        months[_month(fill.at, zone)[2]] = fill
+    for day, last in days.items():
+        start = datetime.fromisoformat(day).replace(tzinfo=zone)
+        count = sum(1 for at, _ in around if start <= at < start + timedelta(days=1))
+        finding = fuel_checks.too_frequent(count, th)
         if finding:
-            finding.measured["day"] = local_day
-            found.append((last, f"day:{local_day}", finding))
+            finding.measured["day"] = day
+            found.append((last, f"day:{day}", finding))
     for month, last in months.items():
-        start, end, _ = _month(last.at, setup.zone)
-        litres = session.scalar(
-            select(func.coalesce(func.sum(CostRecord.litres), 0.0)).where(
-                CostRecord.vehicle_id == vehicle_id,
-                CostRecord.kind == CostKind.FUEL,
-                CostRecord.at >= start,
-                CostRecord.at < end,
-            )
-        )
+        start, end, _ = _month(last.at, zone)
+        litres = sum(float(q or 0.0) for at, q in around if start <= at < end)
         finding = fuel_checks.consumption_high(
-            float(litres or 0.0),
-            _tracked_km(session, vehicle_id, start, end),
-            vehicle.fuel_norm_l_100km,
-            th,
+            litres, track.km_between(start, end), vehicle.fuel_norm_l_100km, th
         )
         if finding:
             finding.measured["month"] = month
             found.append((last, f"month:{month}", finding))
-    return _raise(session, vehicle, found, setup.zone)
+    return _raise(session, vehicle, found, zone)
 
 
 def _raise(
@@ -681,33 +681,39 @@ def _raise(
     found: Sequence[tuple[CostRecord, str, fuel_checks.Finding]],
     zone: ZoneInfo,
 ) -> list[int]:
-    """Findings into alerts: one per (vehicle, kind, key, start). A day's or month's alert starts
-    at the day or month, so a later run updates the same row with the newer figures."""
-    raised: list[int] = []
-    live: list[dict[str, Any]] = []
+    """Findings into alerts, in one statement: one per (vehicle, kind, key, start). A day's or
+    month's alert starts at the day or month, so a later run updates the same row with the
+    newer figures."""
+    if not found:
+        return []
+    rows: list[dict[str, Any]] = []
     for record, key, finding in found:
         started = record.at
         if key.startswith("day:"):
             started = datetime.fromisoformat(key[4:]).replace(tzinfo=zone)
         elif key.startswith("month:"):
             started = datetime.fromisoformat(key[6:] + "-01").replace(tzinfo=zone)
-        measured = {**finding.measured, "cost_id": record.id}
-        point = record.station
-        stmt = insert(Alert).values(
-            kind=finding.kind,
-            key=key,
-            severity=finding.severity,
-            vehicle_id=vehicle.id,
-            unit_id=vehicle.unit_id,
-            order_id=record.order_id,
-            started_at=started,
-            last_at=record.at,
-            ended_at=record.at,
-            point=point,
-            measured=measured,
-            thresholds=finding.thresholds,
+        rows.append(
+            {
+                "kind": finding.kind,
+                "key": key,
+                "severity": finding.severity,
+                "vehicle_id": vehicle.id,
+                "unit_id": vehicle.unit_id,
+                "order_id": record.order_id,
+                "started_at": started,
+                "last_at": record.at,
+                "ended_at": record.at,
+                "point": record.station,
+                "measured": {**finding.measured, "cost_id": record.id},
+                "thresholds": finding.thresholds,
+            }
         )
-        alert_id = session.scalar(
+    # Many rows, one round trip ("insertmanyvalues"), the ids back in the rows' order.
+    stmt = insert(Alert)
+    raised = [
+        int(alert_id)
+        for alert_id in session.scalars(
             stmt.on_conflict_do_update(
                 constraint="uq_alert_episode",
                 set_={
@@ -717,23 +723,23 @@ def _raise(
                     "ended_at": func.greatest(Alert.ended_at, stmt.excluded.ended_at),
                     "updated_at": func.now(),
                 },
-            ).returning(Alert.id)
+            ).returning(Alert.id, sort_by_parameter_order=True),
+            rows,
         )
-        assert alert_id is not None
-        raised.append(int(alert_id))
-        live.append(
-            {
-                "id": int(alert_id),
-                "vehicle_id": vehicle.id,
-                "unit_id": vehicle.unit_id,
-                "kind": finding.kind,
-                "key": key,
-                "severity": finding.severity,
-                "order_id": record.order_id,
-                "started_t": started.timestamp(),
-                "measured": measured,
-            }
-        )
-    if live:
-        events.announce(session, ALERTS_CHANNEL, {"type": "alerts", "items": live})
+    ]
+    live = [
+        {
+            "id": alert_id,
+            "vehicle_id": vehicle.id,
+            "unit_id": vehicle.unit_id,
+            "kind": row["kind"],
+            "key": row["key"],
+            "severity": row["severity"],
+            "order_id": row["order_id"],
+            "started_t": row["started_at"].timestamp(),
+            "measured": row["measured"],
+        }
+        for alert_id, row in zip(raised, rows, strict=True)
+    ]
+    events.announce(session, ALERTS_CHANNEL, {"type": "alerts", "items": live})
     return raised

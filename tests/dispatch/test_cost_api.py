@@ -168,3 +168,34 @@ def test_receipt_by_hand_and_who_may_enter_it(client, cars, desk, root_unit, mak
     make_user("asker", root_unit, Role.REQUESTER)
     refused = client.post("/api/v1/costs", json=body, headers=login("asker"))
     assert refused.status_code == 403
+
+
+def test_a_statement_of_thousands_of_rows_imports(db, cars, root_unit) -> None:
+    """More rows than one INSERT may carry parameters for (65,535 / 17 columns)."""
+    from zoneinfo import ZoneInfo
+
+    from dispatch import costs
+    from dispatch.settings import DispatchSettings
+    from geofence import service as geofence_service
+    from geofence.settings import GeofenceSettings
+
+    rows = [
+        f"L{n:05d},2026-10-{1 + n % 28:02d} {8 + n % 10:02d}:{n % 60:02d}:00,浙A·C0000{1 + n % 2},"
+        f"{CARD_1 if n % 2 == 0 else CARD_2},中国石化 文三路站,92#,20.00,7.50,150.00,"
+        for n in range(4_000)
+    ]
+    setup = costs.CheckSetup(
+        settings=DispatchSettings(),
+        calendar=geofence_service.working_calendar(session=db, settings=GeofenceSettings()),
+        zone=ZoneInfo("Asia/Shanghai"),
+    )
+    result = costs.import_statement(
+        session=db,
+        actor=Actor.system(root_unit),
+        data=statement(*rows),
+        filename="big.csv",
+        issuer="sinopec",
+        setup=setup,
+    )
+    assert (result["rows"], result["added"]) == (4_000, 4_000)
+    assert _count(db) == 4_000
