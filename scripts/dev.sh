@@ -20,6 +20,7 @@ DEBIAN_PACKAGES=(
   "postgresql-$PG_MAJOR" "postgresql-$PG_MAJOR-postgis-3" "postgresql-$PG_MAJOR-pgrouting"
   postgresql-contrib redis-server
   fonts-droid-fallback  # a CJK font for the PDF reports
+  chromium              # the browser the page tests drive (Playwright, no browser download)
 )
 
 say() { printf '\033[1m[fleet]\033[0m %s\n' "$*" >&2; }
@@ -62,6 +63,23 @@ bootstrap_python() {
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT[dev]"
     # The checkout itself on sys.path: packages added later import without a reinstall.
     "$VENV/bin/python" -c 'import site, sys; open(site.getsitepackages()[0] + "/fleet-checkout.pth", "w").write(sys.argv[1] + "\n")' "$ROOT"
+    echo "$want" >"$stamp"
+  fi
+}
+
+# The pages' front-end packages (MapLibre, ECharts) from npm, as package-lock.json pins them.
+bootstrap_node() {
+  if ! command -v npm >/dev/null; then
+    say "installing Node.js and npm from Debian"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      nodejs npm >/dev/null
+  fi
+  local stamp="$ROOT/node_modules/.fleet-installed" want
+  want=$(sha256sum "$ROOT/package-lock.json" | cut -c1-64)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    say "installing the pages' packages into node_modules (npm ci)"
+    (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
     echo "$want" >"$stamp"
   fi
 }
@@ -224,7 +242,7 @@ with_env() {
 cmd=${1:-}
 shift || true
 case "$cmd" in
-  bootstrap) bootstrap_debian; bootstrap_python ;;
+  bootstrap) bootstrap_debian; bootstrap_python; bootstrap_node ;;
   services) services ;;
   stop) stop ;;
   run) run ;;

@@ -20,8 +20,9 @@ from geofence import router as geofence_router
 from geofence.settings import GeofenceSettings
 from telematics import router as telematics_router
 from telematics.settings import TelematicsSettings
-from web import live
+from web import live, pages
 from web.live import LiveHub
+from web.settings import WebSettings
 
 
 def error_body(error: FleetError) -> dict[str, object]:
@@ -51,6 +52,7 @@ def create_app(
     telematics_settings: TelematicsSettings | None = None,
     geofence_settings: GeofenceSettings | None = None,
     dispatch_settings: DispatchSettings | None = None,
+    web_settings: WebSettings | None = None,
     live_keepalive_s: float = 15.0,
 ) -> FastAPI:
     engine = make_engine(settings)
@@ -81,6 +83,7 @@ def create_app(
     app.state.telematics_settings = telematics_settings or TelematicsSettings()
     app.state.geofence_settings = geofence_settings or GeofenceSettings()
     app.state.dispatch_settings = dispatch_settings or DispatchSettings()
+    app.state.web_settings = web_settings or WebSettings()
     app.add_exception_handler(FleetError, fleet_error_handler)
     app.include_router(kernel_router.health_router)
     app.include_router(kernel_router.router)
@@ -88,4 +91,6 @@ def create_app(
     app.include_router(geofence_router.router)
     app.include_router(dispatch_router.router)
     app.include_router(live.router)
+    app.include_router(pages.router)
+    pages.mount_static(app, app.state.web_settings)
     return app

@@ -1,0 +1,195 @@
+"""Page tests: a real running stack (`fleet serve` on a database of the module's own, the demo
+seeded, a small road grid) driven by Playwright in Debian's Chromium (no browser download).
+
+Every page is opened in a context that refuses any address outside the machine and records it;
+a test that saw one fails.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx2 as httpx
+import pytest
+from redis import Redis
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.orm import Session
+
+from dispatch import demo as dispatch_demo
+from dispatch.settings import DispatchSettings
+from fleet import demo, migrate
+from fleet.demo import DEMO_PASSWORD
+from fleet.settings import Settings
+from geofence import demo as geofence_demo
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+# Streets around the demo's civic centre (Hangzhou): a grid the tiles will carry.
+GRID = [(120.20 + 0.005 * i, 30.24 + 0.005 * j) for i in range(5) for j in range(5)]
+
+
+@dataclass
+class Stack:
+    url: str
+    settings: Settings
+    engine: Engine
+    redis: Redis
+    outside: list[str] = field(default_factory=list)
+    console: list[str] = field(default_factory=list)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _roads(session: Session) -> None:
+    """A 5x5 street grid, as `fleet roads import` would leave it (source/target per junction)."""
+    node = {p: n for n, p in enumerate(GRID, start=1)}
+    edges = []
+    for (lon, lat), n in node.items():
+        for other in ((round(lon + 0.005, 3), lat), (lon, round(lat + 0.005, 3))):
+            match = next((m for q, m in node.items() if abs(q[0] - other[0]) < 1e-9
+                          and abs(q[1] - other[1]) < 1e-9), None)  # fmt: skip
+            if match:
+                edges.append((n, match, lon, lat, other[0], other[1]))
+    for n, (source, target, x1, y1, x2, y2) in enumerate(edges):
+        session.execute(
+            text(
+                "INSERT INTO road (osm_id, name, highway, oneway, maxspeed_kmh, source, target,"
+                " length_m, cost_s, reverse_cost_s, geom) VALUES (:osm, :name, :hw, false, 50,"
+                " :s, :t, 500, 36, 36, ST_SetSRID(ST_MakeLine(ST_MakePoint(:x1, :y1),"
+                " ST_MakePoint(:x2, :y2)), 4326))"
+            ),
+            {"osm": n, "name": f"测试路{n}", "hw": "primary" if n % 3 == 0 else "residential",
+             "s": source, "t": target, "x1": x1, "y1": y1, "x2": x2, "y2": y2},
+        )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def stack(scratch_settings: Settings) -> Iterator[Stack]:
+    migrate.upgrade(scratch_settings)
+    engine = create_engine(scratch_settings.database_url)
+    redis = Redis.from_url(scratch_settings.redis_url)
+    redis.flushdb()
+    with Session(engine) as session:
+        demo.seed(session=session)
+        geofence_demo.seed(session=session)
+        dispatch_demo.seed(
+            session=session, settings=DispatchSettings(), zone_name="Asia/Shanghai", redis=redis
+        )
+        _roads(session)
+        session.commit()
+    port = _free_port()
+    env = {
+        **os.environ,
+        "FLEET_DATABASE_URL": scratch_settings.database_url,
+        "FLEET_REDIS_URL": scratch_settings.redis_url,
+        "FLEET_HTTP_HOST": "127.0.0.1",
+        "FLEET_HTTP_PORT": str(port),
+        "FLEET_ENVIRONMENT": "test",
+        "FLEET_MAP_CENTER": "[120.21, 30.25]",
+        "FLEET_MAP_ZOOM": "14",
+    }
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    log = (SCREENSHOTS / "server.log").open("wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "fleet.cli", "serve"], env=env, stdout=log, stderr=log
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the server did not start; see {SCREENSHOTS / 'server.log'}")
+        time.sleep(0.2)
+    try:
+        yield Stack(url, scratch_settings, engine, redis)
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+        log.close()
+        redis.flushdb()
+        redis.close()
+        engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: make bootstrap installs Debian's chromium")
+    with sync_playwright() as play:
+        chromium = play.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--use-angle=swiftshader",
+                "--enable-unsafe-swiftshader",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+            ],
+        )
+        yield chromium
+        chromium.close()
+
+
+def open_context(browser: Any, stack: Stack, **options: Any) -> Any:
+    """A browser context that lets only this machine through, and records anything else."""
+    context = browser.new_context(**options)
+
+    def guard(route: Any) -> None:
+        host = urlparse(route.request.url).hostname or ""
+        if route.request.url.startswith(("data:", "blob:")) or host in LOCAL_HOSTS:
+            route.continue_()
+        else:
+            stack.outside.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", guard)
+    context.on(
+        "page",
+        lambda page: (
+            page.on("console", lambda m: stack.console.append(f"{m.type}: {m.text}")),
+            page.on("pageerror", lambda e: stack.console.append(f"pageerror: {e}")),
+        ),
+    )
+    return context
+
+
+@pytest.fixture
+def desk_context(browser: Any, stack: Stack) -> Iterator[Any]:
+    context = open_context(browser, stack, viewport={"width": 1400, "height": 900})
+    stack.console.clear()
+    yield context
+    context.close()
+    (SCREENSHOTS / "console.log").write_text("\n".join(stack.console), encoding="utf-8")
+    errors = [line for line in stack.console if line.startswith(("pageerror", "error"))]
+    assert not errors, f"the page reported errors: {errors}"
+    assert not stack.outside, f"pages asked for addresses outside the machine: {stack.outside}"
+
+
+def sign_in(page: Any, stack: Stack, username: str) -> None:
+    page.goto(f"{stack.url}/login")
+    page.fill("#username", username)
+    page.fill("#password", DEMO_PASSWORD)
+    page.click("button[type=submit]")

@@ -1,0 +1,121 @@
+"""The dispatcher's desk in headless Chromium: the map draws the app's own roads, vehicles move
+with the live positions, an order is assigned from the suggestions, every label switches
+language. Screenshots land in var/screenshots/."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any
+
+from sqlalchemy import text
+
+from telematics import stream
+from tests.web.conftest import GRID, SCREENSHOTS, Stack, sign_in
+
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def _place_vehicles(stack: Stack, count: int = 8, shift: float = 0.0) -> list[int]:
+    """Last positions as the ingest worker leaves them, and the live message it publishes."""
+    with stack.engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT id, unit_id FROM vehicle WHERE status = 'active' ORDER BY id LIMIT :n"),
+            {"n": count},
+        ).all()
+    now_ms = int(time.time() * 1000)
+    items = []
+    for n, (vehicle_id, unit_id) in enumerate(rows):
+        lon, lat = GRID[n % len(GRID)]
+        items.append(
+            {
+                "vehicle_id": vehicle_id,
+                "unit_id": unit_id,
+                "fix_ms": now_ms,
+                "fix_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now_ms / 1000)),
+                "received_ms": now_ms,
+                "lat": lat + shift,
+                "lon": lon + shift,
+                "speed_kmh": 30.0,
+                "heading_deg": 90.0,
+                "ignition": True,
+            }
+        )
+    stack.redis.hset(stream.LAST_POSITIONS, mapping={i["vehicle_id"]: json.dumps(i) for i in items})
+    stack.redis.publish(stream.LIVE_CHANNEL, json.dumps({"type": "positions", "items": items}))
+    return [i["vehicle_id"] for i in items]
+
+
+def _rendered(page: Any, layer: str) -> int:
+    return int(
+        page.evaluate(f"window.fleetDesk.map.queryRenderedFeatures({{layers: ['{layer}']}}).length")
+    )
+
+
+def test_desk_draws_roads_and_live_vehicles(desk_context, stack: Stack) -> None:
+    placed = _place_vehicles(stack)
+    page = desk_context.new_page()
+    tiles: list[int] = []
+    page.on("response", lambda r: tiles.append(r.status) if "/tiles/" in r.url else None)
+    sign_in(page, stack, "dispatcher")
+    page.wait_for_url("**/desk")
+    page.wait_for_function("window.fleetDesk && window.fleetDesk.ready", timeout=30_000)
+    page.wait_for_function(
+        "window.fleetDesk.map.queryRenderedFeatures({layers: ['roads']}).length > 0",
+        timeout=30_000,
+    )
+    assert tiles
+    assert set(tiles) == {200}
+    rendered = "window.fleetDesk.map.queryRenderedFeatures({layers: ['vehicles']}).length"
+    page.wait_for_function(f"{rendered} >= {len(placed)}", timeout=15_000)
+    before = page.evaluate(f"window.fleetDesk.feature({placed[0]}).geometry.coordinates")
+    _place_vehicles(stack, shift=0.001)  # the cars move
+    page.wait_for_function(
+        f"window.fleetDesk.feature({placed[0]}).geometry.coordinates[0] > {before[0] + 0.0005}",
+        timeout=15_000,
+    )
+    assert page.text_content("#vehicle-count") != "0"
+    page.screenshot(path=str(SCREENSHOTS / "desk.png"))
+
+
+def test_dispatcher_assigns_an_order_from_the_suggestions(desk_context, stack: Stack) -> None:
+    _place_vehicles(stack, count=30)
+    page = desk_context.new_page()
+    sign_in(page, stack, "dispatcher")
+    page.wait_for_url("**/desk")
+    first = page.locator("button.order").first
+    first.wait_for(timeout=15_000)
+    order_id = first.get_attribute("data-order")
+    first.click()
+    page.locator(".candidate").first.wait_for(timeout=15_000)
+    page.screenshot(path=str(SCREENSHOTS / "desk-suggestions.png"))
+    page.locator(".candidate button.assign").first.click()
+    page.wait_for_selector(".notice.ok", timeout=15_000)
+    assert f"#{order_id}" in (page.text_content("#notice") or "")
+    with stack.engine.connect() as conn:
+        status = conn.execute(
+            text("SELECT status FROM trip_order WHERE id = :id"), {"id": int(order_id or 0)}
+        ).scalar()
+    assert status == "assigned"
+    assert page.locator(f"button.order[data-order='{order_id}']").count() == 0
+
+
+def test_switching_language_changes_every_visible_label(desk_context, stack: Stack) -> None:
+    page = desk_context.new_page()
+    sign_in(page, stack, "dispatcher")
+    page.wait_for_url("**/desk")
+    page.wait_for_function("window.fleetDesk && window.fleetDesk.ready", timeout=30_000)
+    labels = "[...document.querySelectorAll('[data-i18n]')].filter(e => e.offsetParent)"
+    chinese = page.evaluate(f"{labels}.map(e => e.textContent)")
+    assert chinese
+    assert all(CJK.search(t) for t in chinese), chinese
+    page.click("#lang")
+    english = page.evaluate(f"{labels}.map(e => e.textContent)")
+    assert len(english) == len(chinese)
+    assert not [t for t in english if CJK.search(t)]
+    assert page.evaluate("document.documentElement.lang") == "en"
+    page.reload()  # the choice is kept
+    page.wait_for_function("window.fleetDesk && window.fleetDesk.ready", timeout=30_000)
+    assert page.text_content("h1.title") == "Dispatch desk"
+    page.click("#lang")

@@ -1,0 +1,54 @@
+// The API with the token the login page keeps. A 401 sends the user back to sign in.
+const TOKEN = "fleet.token";
+
+export function token() {
+  return localStorage.getItem(TOKEN) || "";
+}
+
+export class ApiError extends Error {
+  constructor(status, body) {
+    const detail = body && body.detail;
+    const text = Array.isArray(detail) ? detail.map((d) => d.msg).join("; ") : detail;
+    super(text || `HTTP ${status}`);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+export async function api(path, { method = "GET", body, form } = {}) {
+  const headers = { Authorization: `Bearer ${token()}` };
+  let payload;
+  if (form) payload = form;
+  else if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    payload = JSON.stringify(body);
+  }
+  const answer = await fetch(path, { method, headers, body: payload });
+  if (answer.status === 401) {
+    localStorage.removeItem(TOKEN);
+    location.assign("/login");
+    throw new ApiError(401, null);
+  }
+  const type = answer.headers.get("content-type") || "";
+  const data = type.includes("json") ? await answer.json() : null;
+  if (!answer.ok) throw new ApiError(answer.status, data);
+  return data;
+}
+
+export async function login(username, password) {
+  const form = new URLSearchParams({ username, password });
+  const answer = await fetch("/api/v1/auth/token", { method: "POST", body: form });
+  if (!answer.ok) throw new ApiError(answer.status, await answer.json().catch(() => null));
+  const data = await answer.json();
+  localStorage.setItem(TOKEN, data.access_token);
+  return data;
+}
+
+export async function logout() {
+  try {
+    await api("/api/v1/auth/logout", { method: "POST" });
+  } finally {
+    localStorage.removeItem(TOKEN);
+    location.assign("/login");
+  }
+}

@@ -1,0 +1,263 @@
+// The dispatcher's desk: every vehicle in scope live on the map, the orders waiting for a
+// vehicle with ranked suggestions, assignment by a click, live alert notices.
+import { api, ApiError, token } from "./api.js";
+import { apply, t, when } from "./i18n.js";
+import { config, notify, start } from "./shell.js";
+
+const OFFLINE_MS = 10 * 60 * 1000;
+const ALERT_HOLD_MS = 30 * 60 * 1000;
+const COLOURS = { free: "#2e7d32", trip: "#1565c0", alert: "#c62828", offline: "#9e9e9e" };
+
+const vehicles = new globalThis.Map(); // id -> {plate, status, position, onTrip, alertUntil}
+const features = new globalThis.Map(); // id -> GeoJSON feature
+const dirty = new Set();
+let frame = 0;
+// For bench/web.py and the tests: how long the last batch of positions took to apply.
+window.fleetDesk = { applied: 0, lastApplyMs: 0, ready: false, feature: (id) => features.get(id) };
+
+function state(v, now) {
+  if (v.alertUntil && v.alertUntil > now) return "alert";
+  if (!v.position || now - v.position.fix_ms > OFFLINE_MS) return "offline";
+  return v.onTrip ? "trip" : "free";
+}
+
+function feature(id, v, now) {
+  const p = v.position;
+  return {
+    type: "Feature",
+    id,
+    geometry: { type: "Point", coordinates: shift(p.lon, p.lat) },
+    properties: { id, plate: v.plate, state: state(v, now), heading: p.heading_deg ?? 0 },
+  };
+}
+
+let shift = (lon, lat) => [lon, lat];
+let map = null;
+
+function schedule(ids) {
+  for (const id of ids) dirty.add(id);
+  if (!frame) frame = requestAnimationFrame(flush);
+}
+
+function flush() {
+  frame = 0;
+  const began = performance.now();
+  const now = Date.now();
+  for (const id of dirty) {
+    const v = vehicles.get(id);
+    if (v && v.position && v.position.lat != null) features.set(id, feature(id, v, now));
+  }
+  dirty.clear();
+  const source = map && map.getSource("vehicles");
+  if (source) source.setData({ type: "FeatureCollection", features: [...features.values()] });
+  window.fleetDesk.lastApplyMs = performance.now() - began;
+  window.fleetDesk.applied += 1;
+  let online = 0;
+  for (const v of vehicles.values()) if (v.position && now - v.position.fix_ms <= OFFLINE_MS) online += 1;
+  document.getElementById("vehicle-count").textContent = vehicles.size;
+  document.getElementById("online-count").textContent = online;
+}
+
+function addVehicleLayers() {
+  map.addSource("vehicles", { type: "geojson", data: { type: "FeatureCollection", features: [] } });
+  map.addLayer({ id: "vehicles", type: "circle", source: "vehicles",
+    paint: { "circle-radius": ["interpolate", ["linear"], ["zoom"], 8, 3, 14, 7],
+      "circle-color": ["match", ["get", "state"], "free", COLOURS.free, "trip", COLOURS.trip,
+        "alert", COLOURS.alert, COLOURS.offline],
+      "circle-stroke-color": "#fff", "circle-stroke-width": 1.5 } });
+  map.addLayer({ id: "vehicle-labels", type: "symbol", source: "vehicles", minzoom: 12,
+    layout: { "text-field": ["get", "plate"], "text-size": 11, "text-offset": [0, 1.1],
+      "text-anchor": "top", "text-font": ["Droid Sans Fallback", "sans-serif"] },
+    paint: { "text-color": "#263238", "text-halo-color": "#fff", "text-halo-width": 1.5 } });
+  map.on("click", "vehicles", (event) => showVehicle(event.features[0].properties.id));
+  map.on("mouseenter", "vehicles", () => { map.getCanvas().style.cursor = "pointer"; });
+  map.on("mouseleave", "vehicles", () => { map.getCanvas().style.cursor = ""; });
+}
+
+function showVehicle(id) {
+  const v = vehicles.get(id);
+  if (!v) return;
+  const card = document.getElementById("vehicle-card");
+  const facts = document.getElementById("vehicle-facts");
+  const rows = [
+    ["fact.plate", v.plate],
+    ["fact.status", t(`state.${state(v, Date.now())}`)],
+    ["fact.speed", v.position?.speed_kmh != null ? `${Math.round(v.position.speed_kmh)} km/h` : "—"],
+    ["fact.last_fix", when(v.position?.fix_time, config.zone)],
+    ["fact.order", v.order ? `#${v.order.id} ${v.order.purpose}` : "—"],
+  ];
+  facts.replaceChildren(...rows.flatMap(([key, value]) => {
+    const dt = document.createElement("dt");
+    dt.dataset.i18n = key;
+    dt.textContent = t(key);
+    const dd = document.createElement("dd");
+    dd.textContent = value;
+    return [dt, dd];
+  }));
+  card.hidden = false;
+}
+
+async function loadVehicles() {
+  const { items } = await api("/api/v1/live");
+  for (const item of items) {
+    vehicles.set(item.vehicle_id, { plate: item.plate, status: item.status, position: item.position });
+  }
+  schedule(vehicles.keys());
+}
+
+function onPositions(items) {
+  for (const p of items) {
+    const v = vehicles.get(p.vehicle_id);
+    if (!v) continue;
+    if (!v.position || p.fix_ms >= v.position.fix_ms) v.position = p;
+  }
+  schedule(items.map((p) => p.vehicle_id));
+}
+
+function onAlerts(items) {
+  const list = document.getElementById("alerts");
+  for (const a of items) {
+    const v = vehicles.get(a.vehicle_id);
+    if (v && !a.ended_t) v.alertUntil = Date.now() + ALERT_HOLD_MS;
+    const li = document.createElement("li");
+    li.className = `alert ${a.severity}`;
+    li.textContent = `${v ? v.plate : a.vehicle_id} · ${t(`kind.${a.kind}`, a.kind)}`;
+    list.prepend(li);
+    while (list.children.length > 50) list.lastChild.remove();
+  }
+  schedule(items.map((a) => a.vehicle_id));
+  if (items.length) notify(`${t("desk.alerts")}: ${items.length}`, "warn");
+}
+
+function connect() {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const socket = new WebSocket(`${scheme}://${location.host}/ws/live?token=${encodeURIComponent(token())}`);
+  socket.addEventListener("message", (event) => {
+    const message = JSON.parse(event.data);
+    if (message.type === "snapshot" || message.type === "positions") onPositions(message.items);
+    else if (message.type === "alerts") onAlerts(message.items);
+    else if (message.type === "orders") loadOrders();
+  });
+  socket.addEventListener("close", () => setTimeout(connect, 3000));
+}
+
+// ---- orders and assignment ----------------------------------------------------------------
+
+async function loadOrders() {
+  const [waiting, running] = await Promise.all([
+    api("/api/v1/orders?status=approved&limit=100"),
+    Promise.all(["assigned", "in_progress"].map((s) => api(`/api/v1/orders?status=${s}&limit=500`))),
+  ]);
+  for (const v of vehicles.values()) { v.onTrip = false; v.order = null; }
+  const now = Date.now();
+  for (const order of running.flatMap((page) => page.items)) {
+    const held = order.assignment;
+    const v = held && vehicles.get(held.vehicle_id);
+    if (v && new Date(held.from).getTime() <= now && now < new Date(held.to).getTime()) {
+      v.onTrip = true;
+      v.order = order;
+    }
+  }
+  schedule(vehicles.keys());
+  const list = document.getElementById("orders");
+  list.replaceChildren(...waiting.items.map((order) => {
+    const li = document.createElement("li");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "order";
+    button.dataset.order = order.id;
+    const place = order.destinations.map((d) => d.name).join("、");
+    button.textContent = `#${order.id} ${order.purpose} · ${when(order.start_at, config.zone)} · ${order.passengers} ${t("desk.passengers")} · ${place}`;
+    button.addEventListener("click", () => suggest(order));
+    li.append(button);
+    return li;
+  }));
+  document.getElementById("orders-empty").hidden = waiting.items.length > 0;
+}
+
+async function suggest(order) {
+  const answer = await api(`/api/v1/orders/${order.id}/suggestions`);
+  const pane = document.getElementById("suggest");
+  pane.hidden = false;
+  document.getElementById("suggest-order").textContent = `#${order.id} ${order.purpose}`;
+  const drivers = document.getElementById("driver");
+  drivers.replaceChildren(...answer.drivers.map((d) => new Option(d.name, d.id)));
+  const list = document.getElementById("candidates");
+  if (!answer.candidates.length) {
+    const li = document.createElement("li");
+    li.textContent = t("desk.no_candidates");
+    list.replaceChildren(li);
+    return;
+  }
+  list.replaceChildren(...answer.candidates.slice(0, 10).map((c, rank) => {
+    const li = document.createElement("li");
+    li.className = "candidate";
+    const why = Object.entries(c.parts).map(([k, v]) => `${t(`part.${k}`, k)} ${v}`).join(" · ");
+    const head = document.createElement("div");
+    head.innerHTML = "<b></b> <span class='muted'></span>";
+    head.querySelector("b").textContent = c.plate;
+    head.querySelector("span").textContent = why;
+    li.append(head);
+    let reason = null;
+    if (rank > 0) {
+      reason = document.createElement("input");
+      reason.className = "reason";
+      reason.placeholder = t("desk.reason_prompt");
+      reason.dataset.i18nPlaceholder = "desk.reason_prompt";
+      li.append(reason);
+    }
+    const go = document.createElement("button");
+    go.type = "button";
+    go.className = "primary assign";
+    go.dataset.i18n = "desk.assign";
+    go.textContent = t("desk.assign");
+    go.addEventListener("click", () => assign(order, c, drivers.value, reason));
+    li.append(go);
+    return li;
+  }));
+  const plates = new Set(answer.candidates.slice(0, 10).map((c) => c.vehicle_id));
+  const top = answer.candidates[0];
+  const v = vehicles.get(top.vehicle_id);
+  if (v?.position && map) map.flyTo({ center: shift(v.position.lon, v.position.lat), zoom: Math.max(map.getZoom(), 12) });
+  return plates;
+}
+
+async function assign(order, candidate, driverId, reasonInput) {
+  const body = { vehicle_id: candidate.vehicle_id, driver_id: Number(driverId) };
+  if (reasonInput && reasonInput.value.trim()) body.reason = reasonInput.value.trim();
+  try {
+    await api(`/api/v1/orders/${order.id}/assign`, { method: "POST", body });
+    notify(`${t("desk.assigned")}: #${order.id} → ${candidate.plate}`, "ok");
+    document.getElementById("suggest").hidden = true;
+    await loadOrders();
+  } catch (error) {
+    if (error instanceof ApiError) {
+      notify(error.message, "error");
+      if (reasonInput) reasonInput.focus();
+    } else throw error;
+  }
+}
+
+// ---- start ----------------------------------------------------------------------------------
+
+const me = await start();
+if (me) {
+  const { createMap, display } = await import("./map.js").catch(() => {
+    notify(t("error.vendor"), "error");
+    return {};
+  });
+  shift = display ? display(config) : shift;
+  await loadVehicles();
+  if (createMap) {
+    map = createMap("map", config);
+    window.fleetDesk.map = map;
+    map.on("load", () => {
+      addVehicleLayers();
+      schedule(vehicles.keys());
+      window.fleetDesk.ready = true;
+    });
+  }
+  await loadOrders();
+  connect();
+  window.addEventListener("fleet:lang", () => apply());
+}
