@@ -29,6 +29,10 @@ CHECKOUT = HERE.parent
 PAGES: dict[str, tuple[str, str, str]] = {
     "login": ("登录", "Sign in", "everyone"),
     "desk": ("调度台", "Dispatch desk", "dispatcher"),
+    "phone": ("用车", "Trips", "requester, approver, driver (phones)"),
+    "review": ("告警复核", "Alert review", "supervisor"),
+    "admin": ("系统管理", "Administration", "administrator"),
+    "dashboard": ("统计看板", "Dashboard", "staff"),
 }
 # Front-end packages as npm installs them: URL prefix -> folder inside node_modules.
 VENDOR = {"maplibre-gl": "maplibre-gl/dist", "echarts": "echarts/dist"}
@@ -100,11 +104,13 @@ def _page(name: str, request: Request) -> HTMLResponse:
     return HTMLResponse(body, headers={"Cache-Control": "no-cache"})
 
 
-@router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request) -> HTMLResponse:
-    return _page("login", request)
+def _add_page(name: str) -> None:
+    def show(request: Request) -> HTMLResponse:
+        return _page(name, request)
+
+    router.add_api_route(f"/{name}", show, methods=["GET"], response_class=HTMLResponse)
 
 
-@router.get("/desk", response_class=HTMLResponse)
-def desk_page(request: Request) -> HTMLResponse:
-    return _page("desk", request)
+for _name in PAGES:
+    if (HERE / "templates" / f"{_name}.html").exists():
+        _add_page(_name)

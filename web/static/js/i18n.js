@@ -4,6 +4,10 @@ const TABLE = {
   "app.name": ["公务用车管理平台", "Official Vehicle Platform"],
   "page.login": ["登录", "Sign in"],
   "page.desk": ["调度台", "Dispatch desk"],
+  "page.phone": ["用车", "Trips"],
+  "page.review": ["告警复核", "Alert review"],
+  "page.admin": ["系统管理", "Administration"],
+  "page.dashboard": ["统计看板", "Dashboard"],
   "action.logout": ["退出", "Sign out"],
   "login.heading": ["登录", "Sign in"],
   "login.username": ["用户名", "Username"],
@@ -58,6 +62,11 @@ const TABLE = {
   "error.network": ["网络错误", "Network error"],
   "error.vendor": ["地图组件未安装，请运行 make bootstrap", "Map package missing: run make bootstrap"],
 };
+
+// Pages add their own labels: extend({"key": ["中文", "English"]}).
+export function extend(entries) {
+  Object.assign(TABLE, entries);
+}
 
 export function lang() {
   return localStorage.getItem("fleet.lang") === "en" ? "en" : "zh";

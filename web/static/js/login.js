@@ -3,7 +3,14 @@ import { t } from "./i18n.js";
 import { start } from "./shell.js";
 
 // Where each role starts; the first role that has a page wins.
-const HOME = [["dispatcher", "/desk"], ["admin", "/desk"]];
+const HOME = [
+  ["dispatcher", "/desk"],
+  ["supervisor", "/review"],
+  ["admin", "/admin"],
+  ["approver", "/phone"],
+  ["driver", "/phone"],
+  ["requester", "/phone"],
+];
 
 await start({ needsLogin: false });
 const form = document.getElementById("login-form");
@@ -17,7 +24,7 @@ form.addEventListener("submit", async (event) => {
       headers: { Authorization: `Bearer ${localStorage.getItem("fleet.token")}` },
     })).json();
     const home = HOME.find(([role]) => me.roles.includes(role));
-    location.assign(home ? home[1] : "/desk");
+    location.assign(home ? home[1] : "/phone");
   } catch {
     error.textContent = t("login.failed");
     error.hidden = false;
