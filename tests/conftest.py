@@ -158,9 +158,11 @@ def login(client: TestClient) -> Callable[[str], dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def scratch_settings(settings: Settings) -> Iterator[Settings]:
-    """A database of the module's own, for tests that must commit (CLI, migrations)."""
-    scratch = settings.with_database_name(f"{settings.database.database}_scratch")
+def scratch_settings(settings: Settings, request: pytest.FixtureRequest) -> Iterator[Settings]:
+    """A database of the module's own, for tests that must commit (CLI, migrations); named for
+    the module, so that modules run at the same time (by different people) do not collide."""
+    module = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")[:24]
+    scratch = settings.with_database_name(f"{settings.database.database}_s_{module}")
     recreate_database(scratch)
     yield scratch
     admin = create_engine(scratch.database.set(database="postgres"), isolation_level="AUTOCOMMIT")

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,7 +79,12 @@ def _roads(session: Session) -> None:
 
 
 @pytest.fixture(scope="module")
-def stack(scratch_settings: Settings) -> Iterator[Stack]:
+def stack(scratch_settings: Settings, request: pytest.FixtureRequest) -> Iterator[Stack]:
+    # A Redis database of the module's own (10-14), as the scratch database is.
+    index = 10 + zlib.crc32(request.module.__name__.encode()) % 5
+    scratch_settings = scratch_settings.model_copy(
+        update={"redis_url": scratch_settings.redis_url.rsplit("/", 1)[0] + f"/{index}"}
+    )
     migrate.upgrade(scratch_settings)
     engine = create_engine(scratch_settings.database_url)
     redis = Redis.from_url(scratch_settings.redis_url)
@@ -103,7 +109,8 @@ def stack(scratch_settings: Settings) -> Iterator[Stack]:
         "FLEET_MAP_ZOOM": "14",
     }
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    log = (SCREENSHOTS / "server.log").open("wb")
+    server_log = SCREENSHOTS / f"server-{request.module.__name__.rsplit('.', 1)[-1]}.log"
+    log = server_log.open("wb")
     server = subprocess.Popen(
         [sys.executable, "-m", "fleet.cli", "serve"], env=env, stdout=log, stderr=log
     )
@@ -116,7 +123,7 @@ def stack(scratch_settings: Settings) -> Iterator[Stack]:
         except httpx.HTTPError:
             pass
         if server.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"the server did not start; see {SCREENSHOTS / 'server.log'}")
+            raise RuntimeError(f"the server did not start; see {server_log}")
         time.sleep(0.2)
     try:
         yield Stack(url, scratch_settings, engine, redis)
@@ -182,7 +189,7 @@ def desk_context(browser: Any, stack: Stack) -> Iterator[Any]:
     stack.console.clear()
     yield context
     context.close()
-    (SCREENSHOTS / "console.log").write_text("\n".join(stack.console), encoding="utf-8")
+    (SCREENSHOTS / "console-desk.log").write_text("\n".join(stack.console), encoding="utf-8")
     errors = [line for line in stack.console if line.startswith(("pageerror", "error"))]
     assert not errors, f"the page reported errors: {errors}"
     assert not stack.outside, f"pages asked for addresses outside the machine: {stack.outside}"
