@@ -1,0 +1,254 @@
+"""The dispatcher's desk under 5,000 live vehicles each updating every second.
+
+A stack of its own (a bench database with VEHICLES vehicles, `fleet serve`), the desk open in
+headless Chromium (Debian's), and a publisher sending every vehicle's position once a second on
+the live channel, in batches as the ingest worker does. Measured in the page: the time the desk
+spends applying one batch (`window.fleetDesk.lastApplyMs`: rebuilding the features and handing
+them to the map), p50/p95/max, against the same with a tenth of the vehicles measured in the same
+run; the page's JS heap at the start and the end of the run (growth means a leak).
+
+    python -m bench.web [--vehicles 5000] [--minutes 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+import httpx2 as httpx
+from redis import Redis
+from sqlalchemy import text
+
+from bench._support import bench_settings, table
+from bench.ingest import free_port, redis_url
+from fleet import registry
+from fleet.auth import Actor
+from fleet.db import make_engine, make_session_factory, unit_of_work
+from fleet.models import Role
+from fleet.schemas import UserCreate
+from telematics import stream
+
+CENTRE = (120.16, 30.27)
+PASSWORD = "bench-password"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--use-angle=swiftshader",
+    "--enable-unsafe-swiftshader",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+def make_fleet(settings: Any, vehicles: int) -> None:
+    engine = make_engine(settings)
+    with unit_of_work(make_session_factory(engine)) as session:
+        root = registry.create_root_unit(session=session, code="WEB", name="基准单位")
+        registry.create_user(
+            session=session,
+            actor=Actor.system(root),
+            data=UserCreate(
+                username="desk", password=PASSWORD, roles=[Role.DISPATCHER], unit_id=root.id
+            ),
+        )
+        session.execute(
+            text(
+                "INSERT INTO vehicle (plate, category, body_class, seats, energy, unit_id)"
+                " SELECT '浙A·W' || lpad(n::text, 5, '0'), 'general', 'sedan', 4, 'bev', :unit"
+                " FROM generate_series(1, :n) n"
+            ),
+            {"unit": root.id, "n": vehicles},
+        )
+    engine.dispose()
+
+
+class Publisher(threading.Thread):
+    """Every vehicle's position once a second, in batches of 500 like the worker's."""
+
+    def __init__(self, url: str, ids: list[int], unit_id: int) -> None:
+        super().__init__(daemon=True)
+        self.redis = Redis.from_url(url)
+        self.ids = ids
+        self.unit_id = unit_id
+        self.stop = threading.Event()
+        self.rng = random.Random(3)
+        self.where = {i: [CENTRE[0] + self.rng.uniform(-0.2, 0.2),
+                          CENTRE[1] + self.rng.uniform(-0.15, 0.15)] for i in ids}  # fmt: skip
+
+    def items(self, ids: list[int], now_ms: int) -> list[dict[str, Any]]:
+        out = []
+        for i in ids:
+            spot = self.where[i]
+            spot[0] += self.rng.uniform(-0.0005, 0.0005)
+            spot[1] += self.rng.uniform(-0.0005, 0.0005)
+            out.append({"vehicle_id": i, "unit_id": self.unit_id, "fix_ms": now_ms,
+                        "fix_time": "", "received_ms": now_ms, "lat": spot[1], "lon": spot[0],
+                        "speed_kmh": 40.0, "heading_deg": 0.0, "ignition": True})  # fmt: skip
+        return out
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            began = time.monotonic()
+            now_ms = int(time.time() * 1000)
+            for start in range(0, len(self.ids), 500):
+                batch = self.items(self.ids[start : start + 500], now_ms)
+                self.redis.publish(
+                    stream.LIVE_CHANNEL, json.dumps({"type": "positions", "items": batch})
+                )
+            self.stop.wait(max(0.0, 1.0 - (time.monotonic() - began)))
+
+
+def measure(page: Any, seconds: float) -> tuple[list[float], list[float]]:
+    """Apply times (main thread) and draw times (until the map shows the batch) of the batches
+    of `seconds`, sampled after each frame."""
+    applied, drawn = page.evaluate(
+        """async (ms) => {
+          const applied = [], drawn = [];
+          let a = window.fleetDesk.applied, d = window.fleetDesk.drawn;
+          const end = performance.now() + ms;
+          while (performance.now() < end) {
+            await new Promise(r => requestAnimationFrame(r));
+            if (window.fleetDesk.applied !== a) {
+              a = window.fleetDesk.applied; applied.push(window.fleetDesk.lastApplyMs);
+            }
+            if (window.fleetDesk.drawn !== d) {
+              d = window.fleetDesk.drawn; drawn.push(window.fleetDesk.lastDrawMs);
+            }
+          }
+          return [applied, drawn];
+        }""",
+        seconds * 1000,
+    )
+    return list(applied), list(drawn)
+
+
+def percentiles(samples: list[float]) -> tuple[float, float, float]:
+    if not samples:
+        return float("nan"), float("nan"), float("nan")
+    ordered = sorted(samples)
+    return statistics.median(ordered), ordered[int(len(ordered) * 0.95)], ordered[-1]
+
+
+def heap_mb(page: Any) -> float:
+    client = page.context.new_cdp_session(page)
+    client.send("Performance.enable")
+    client.send("HeapProfiler.collectGarbage")
+    metrics = {m["name"]: m["value"] for m in client.send("Performance.getMetrics")["metrics"]}
+    return float(metrics.get("JSHeapUsedSize", 0.0)) / 1e6
+
+
+def run(vehicles: int, minutes: float) -> dict[str, Any]:
+    from playwright.sync_api import sync_playwright
+
+    settings = bench_settings()
+    make_fleet(settings, vehicles)
+    url_redis = redis_url(settings.redis_url)
+    Redis.from_url(url_redis).flushdb()
+    port = free_port()
+    env = {**os.environ, "FLEET_DATABASE_URL": settings.database_url,
+           "FLEET_REDIS_URL": url_redis, "FLEET_HTTP_PORT": str(port),
+           "FLEET_HTTP_HOST": "127.0.0.1", "FLEET_MAP_ZOOM": "10"}  # fmt: skip
+    server = subprocess.Popen(
+        [sys.executable, "-m", "fleet.cli", "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    engine = make_engine(settings)
+    with engine.connect() as conn:
+        ids = list(conn.execute(text("SELECT id FROM vehicle ORDER BY id")).scalars())
+        unit_id = int(conn.execute(text("SELECT id FROM org_unit")).scalar_one())
+    engine.dispose()
+    publisher = Publisher(url_redis, ids, unit_id)
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        # Every vehicle has a last position before the page opens, as on a running system.
+        now_ms = int(time.time() * 1000)
+        publisher.redis.hset(
+            stream.LAST_POSITIONS,
+            mapping={i["vehicle_id"]: json.dumps(i) for i in publisher.items(ids, now_ms)},
+        )
+        with sync_playwright() as play:
+            browser = play.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page.goto(f"{base}/login")
+            page.fill("#username", "desk")
+            page.fill("#password", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_url("**/desk")
+            page.wait_for_function("window.fleetDesk && window.fleetDesk.ready", timeout=60_000)
+            publisher.start()
+            time.sleep(5)  # steady state
+            heap_start = heap_mb(page)
+            applied: list[float] = []
+            drawn: list[float] = []
+            deadline = time.monotonic() + minutes * 60
+            while time.monotonic() < deadline:
+                a, d = measure(page, min(30.0, max(1.0, deadline - time.monotonic())))
+                applied += a
+                drawn += d
+            heap_end = heap_mb(page)
+            browser.close()
+    finally:
+        publisher.stop.set()
+        server.terminate()
+        server.wait(timeout=20)
+    return {
+        "vehicles": vehicles,
+        "batches": len(applied),
+        "apply": percentiles(applied),
+        "draw": percentiles(drawn),
+        "heap_start": heap_start,
+        "heap_end": heap_end,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--vehicles", type=int, default=5000)
+    parser.add_argument("--minutes", type=float, default=10.0)
+    args = parser.parse_args(
+        argv if argv is not None else sys.argv[1:] if __name__ == "__main__" else []
+    )
+    baseline = run(max(1, args.vehicles // 10), min(args.minutes, 1.0))
+    full = run(args.vehicles, args.minutes)
+    rows = [
+        ("vehicles", "batches", "apply p50/p95/max ms", "drawn p50/p95/max ms", "heap MB start/end")
+    ]
+    for r in (baseline, full):
+        rows.append(
+            (
+                f"{r['vehicles']:,}",
+                f"{r['batches']:,}",
+                "/".join(f"{v:.1f}" for v in r["apply"]),
+                "/".join(f"{v:.1f}" for v in r["draw"]),
+                f"{r['heap_start']:.1f}/{r['heap_end']:.1f}",
+            )
+        )
+    print(table(rows))
+    print(
+        f"apply p95 {full['apply'][1]:.1f} ms (target under 50 ms), on screen p95"
+        f" {full['draw'][1]:.1f} ms, x{full['draw'][1] / baseline['draw'][1]:.1f} the"
+        f" {baseline['vehicles']:,}-vehicle baseline; heap"
+        f" {full['heap_end'] - full['heap_start']:+.1f} MB over {args.minutes:g} min"
+    )
+
+
+if __name__ == "__main__":
+    main()
