@@ -81,8 +81,11 @@ def home() -> RedirectResponse:
 
 
 @router.get("/tiles/{z}/{x}/{y}.pbf")
-def vector_tile(session: SessionDep, actor: ActorDep, z: int, x: int, y: int) -> Response:
-    data = tiles.tile(session=session, actor=actor, z=z, x=x, y=y)
+def vector_tile(
+    session: SessionDep, actor: ActorDep, z: int, x: int, y: int, crs: str = "wgs84"
+) -> Response:
+    """Roads, fences and depots; `crs=gcj02` draws them where a GCJ-02 base map has them."""
+    data = tiles.tile(session=session, actor=actor, z=z, x=x, y=y, shift_gcj02=crs == "gcj02")
     return Response(
         data,
         media_type="application/vnd.mapbox-vector-tile",

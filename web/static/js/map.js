@@ -11,7 +11,7 @@ function style(config) {
   const sources = {
     fleet: {
       type: "vector",
-      tiles: [`${location.origin}/tiles/{z}/{x}/{y}.pbf`],
+      tiles: [`${location.origin}/tiles/{z}/{x}/{y}.pbf${config.basemap.crs === "gcj02" ? "?crs=gcj02" : ""}`],
       minzoom: 0,
       maxzoom: 16,
     },
