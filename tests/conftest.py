@@ -3,6 +3,7 @@ test, a Redis database of its own, and the real app in front of both."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
@@ -162,7 +163,7 @@ def scratch_settings(settings: Settings, request: pytest.FixtureRequest) -> Iter
     """A database of the module's own, for tests that must commit (CLI, migrations); named for
     the module, so that modules run at the same time (by different people) do not collide."""
     module = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")[:24]
-    scratch = settings.with_database_name(f"{settings.database.database}_s_{module}")
+    scratch = settings.with_database_name(f"{settings.database.database}_s_{module}_{os.getpid()}")
     recreate_database(scratch)
     yield scratch
     admin = create_engine(scratch.database.set(database="postgres"), isolation_level="AUTOCOMMIT")
