@@ -45,6 +45,7 @@ class Stack:
     settings: Settings
     engine: Engine
     redis: Redis
+    env: dict[str, str] = field(default_factory=dict)
     outside: list[str] = field(default_factory=list)
     console: list[str] = field(default_factory=list)
 
@@ -126,7 +127,7 @@ def stack(scratch_settings: Settings, request: pytest.FixtureRequest) -> Iterato
             raise RuntimeError(f"the server did not start; see {server_log}")
         time.sleep(0.2)
     try:
-        yield Stack(url, scratch_settings, engine, redis)
+        yield Stack(url, scratch_settings, engine, redis, env)
     finally:
         server.terminate()
         server.wait(timeout=20)
@@ -134,6 +135,45 @@ def stack(scratch_settings: Settings, request: pytest.FixtureRequest) -> Iterato
         redis.flushdb()
         redis.close()
         engine.dispose()
+
+
+@dataclass
+class Trackers:
+    """The gateways and an ingest worker (with the geofence engine) beside the stack's server."""
+
+    osmand_url: str
+    jt808_port: int
+
+
+@pytest.fixture(scope="module")
+def trackers(stack: Stack) -> Iterator[Trackers]:
+    osmand, jt808 = _free_port(), _free_port()
+    env = {**stack.env, "FLEET_OSMAND_PORT": str(osmand), "FLEET_JT808_PORT": str(jt808)}
+    logs = [(SCREENSHOTS / f"{name}.log").open("wb") for name in ("gateway", "worker")]
+    children = [
+        subprocess.Popen([sys.executable, "-m", "fleet.cli", name], env=env, stdout=log, stderr=log)
+        for name, log in zip(("gateway", "worker"), logs, strict=True)
+    ]
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", osmand), timeout=1):
+                break
+        except OSError:
+            if time.monotonic() > deadline or any(c.poll() is not None for c in children):
+                raise RuntimeError(
+                    "the gateway did not start; see var/screenshots/gateway.log"
+                ) from None
+            time.sleep(0.2)
+    try:
+        yield Trackers(f"http://127.0.0.1:{osmand}", jt808)
+    finally:
+        for child in children:
+            child.terminate()
+        for child in children:
+            child.wait(timeout=20)
+        for log in logs:
+            log.close()
 
 
 @pytest.fixture(scope="module")
