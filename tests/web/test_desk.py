@@ -98,7 +98,7 @@ def test_dispatcher_assigns_an_order_from_the_suggestions(desk_context, stack: S
             text("SELECT status FROM trip_order WHERE id = :id"), {"id": int(order_id or 0)}
         ).scalar()
     assert status == "assigned"
-    assert page.locator(f"button.order[data-order='{order_id}']").count() == 0
+    page.locator(f"button.order[data-order='{order_id}']").wait_for(state="detached")
 
 
 def test_switching_language_changes_every_visible_label(desk_context, stack: Stack) -> None:
@@ -119,3 +119,87 @@ def test_switching_language_changes_every_visible_label(desk_context, stack: Sta
     page.wait_for_function("window.fleetDesk && window.fleetDesk.ready", timeout=30_000)
     assert page.text_content("h1.title") == "Dispatch desk"
     page.click("#lang")
+
+
+def test_dispatcher_accepts_the_optimal_plan(desk_context, stack: Stack) -> None:
+    _place_vehicles(stack, count=30)
+    with stack.engine.connect() as conn:
+        waiting = conn.execute(
+            text("SELECT count(*) FROM trip_order WHERE status = 'approved'")
+        ).scalar_one()
+    assert waiting >= 1
+    page = desk_context.new_page()
+    sign_in(page, stack, "dispatcher")
+    page.wait_for_url("**/desk")
+    page.wait_for_function("window.fleetDesk && window.fleetDesk.ready", timeout=30_000)
+    page.click("#plan-button")
+    page.wait_for_function("document.getElementById('plan-summary').textContent !== ''")
+    pair = page.locator(".plan-pair").first
+    pair.wait_for(timeout=15_000)
+    assert page.text_content("#plan-summary")
+    pair.locator("button").click()
+    page.wait_for_selector(".notice.ok", timeout=15_000)
+    with stack.engine.connect() as conn:
+        left = conn.execute(
+            text("SELECT count(*) FROM trip_order WHERE status = 'approved'")
+        ).scalar_one()
+        reason = conn.execute(
+            text("SELECT reason FROM assignment ORDER BY id DESC LIMIT 1")
+        ).scalar_one()
+    assert left == waiting - 1
+    assert reason == "按最优派车方案"
+
+
+def test_track_playback_of_a_vehicle(desk_context, stack: Stack) -> None:
+    [vehicle_id] = _place_vehicles(stack, count=1)
+    now = time.time()
+    with stack.engine.begin() as conn:
+        month = time.strftime("%Y%m", time.gmtime(now))
+        first = time.strftime("%Y-%m-01", time.gmtime(now))
+        conn.execute(
+            text(
+                f"CREATE TABLE IF NOT EXISTS position_p{month} PARTITION OF position"
+                f" FOR VALUES FROM ('{first} 00:00+00') TO"
+                f" (('{first}'::date + interval '1 month')::timestamptz)"
+            )
+        )
+        for n in range(20):
+            conn.execute(
+                text(
+                    "INSERT INTO position (vehicle_id, fix_time, device_id, received_at, point,"
+                    " speed_kmh) VALUES (:v, to_timestamp(:t), 0, now(),"
+                    " ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), 35)"
+                    " ON CONFLICT DO NOTHING"
+                ),
+                {"v": vehicle_id, "t": now - 1800 + n * 60, "lon": 120.20 + n * 0.001,
+                 "lat": 30.24 + n * 0.0005},
+            )  # fmt: skip
+    page = desk_context.new_page()
+    sign_in(page, stack, "dispatcher")
+    page.wait_for_url("**/desk")
+    page.wait_for_function("window.fleetDesk && window.fleetDesk.ready", timeout=30_000)
+    # Click the car itself on the map.
+    page.wait_for_function(
+        f"window.fleetDesk.map.queryRenderedFeatures({{layers: ['vehicles']}})"
+        f".some(f => f.properties.id === {vehicle_id})",
+        timeout=15_000,
+    )
+    box = page.locator("#map canvas").bounding_box()
+    x, y = page.evaluate(
+        f"(() => {{ const c = window.fleetDesk.feature({vehicle_id}).geometry.coordinates;"
+        f" const p = window.fleetDesk.map.project(c); return [p.x, p.y]; }})()"
+    )
+    page.mouse.click(box["x"] + x, box["y"] + y)
+    page.wait_for_selector("#vehicle-card:not([hidden])", timeout=10_000)
+    page.click("#playback-form button[type=submit]")
+    page.wait_for_function(
+        "window.fleetDesk.map.getLayer('track') &&"
+        " window.fleetDesk.map.queryRenderedFeatures({layers: ['track']}).length > 0",
+        timeout=15_000,
+    )
+    first_time = page.text_content("#playback-time")
+    page.locator("#playback-slider").fill("19")
+    page.wait_for_function(
+        f"document.getElementById('playback-time').textContent !== {json.dumps(first_time)}"
+    )
+    page.screenshot(path=str(SCREENSHOTS / "desk-playback.png"))

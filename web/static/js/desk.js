@@ -90,6 +90,10 @@ function addVehicleLayers() {
 function showVehicle(id) {
   const v = vehicles.get(id);
   if (!v) return;
+  shownVehicle = id;
+  const now = new Date();
+  document.getElementById("playback-from").value = localInput(new Date(now - 2 * 3600 * 1000));
+  document.getElementById("playback-to").value = localInput(now);
   const card = document.getElementById("vehicle-card");
   const facts = document.getElementById("vehicle-facts");
   const rows = [
@@ -251,7 +255,117 @@ async function assign(order, candidate, driverId, reasonInput) {
   }
 }
 
+// ---- the optimal plan ------------------------------------------------------------------------
+
+async function makePlan() {
+  const plan = await api("/api/v1/dispatch/plan", { method: "POST" });
+  document.getElementById("plan-summary").textContent = t("desk.plan_summary")
+    .replace("{total}", plan.total_cost).replace("{greedy}", plan.greedy_total_cost)
+    .replace("{unserved}", plan.unserved.length);
+  const list = document.getElementById("plan");
+  list.replaceChildren(...plan.pairs.map((pair) => {
+    const li = document.createElement("li");
+    li.className = "candidate plan-pair";
+    li.textContent = `#${pair.order_id} → ${pair.plate} (${pair.cost})`;
+    const go = document.createElement("button");
+    go.type = "button";
+    go.className = "primary";
+    go.dataset.i18n = "desk.accept";
+    go.textContent = t("desk.accept");
+    go.disabled = pair.driver_id == null;
+    go.addEventListener("click", async () => {
+      try {
+        await api(`/api/v1/orders/${pair.order_id}/assign`, { method: "POST",
+          body: { vehicle_id: pair.vehicle_id, driver_id: pair.driver_id, reason: t("desk.plan_reason") } });
+        notify(`${t("desk.assigned")}: #${pair.order_id} → ${pair.plate}`, "ok");
+        li.remove();
+        await loadOrders();
+      } catch (error) {
+        if (error instanceof ApiError) notify(error.message, "error"); else throw error;
+      }
+    });
+    li.append(" ", go);
+    return li;
+  }));
+}
+
+// ---- track playback -----------------------------------------------------------------------
+
+let shownVehicle = null;
+let track = [];
+
+function localInput(date) {
+  // datetime-local wants the wall time of the display zone, without an offset.
+  const parts = new Intl.DateTimeFormat("sv-SE", { timeZone: config.zone, year: "numeric",
+    month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hour12: false })
+    .format(date);
+  return parts.replace(" ", "T");
+}
+
+function zoned(value) {
+  // The wall time typed in the display zone, as an instant: find the zone's offset then.
+  const guess = new Date(`${value}:00Z`);
+  const wall = new Date(localInput(guess) + ":00Z");
+  return new Date(guess.getTime() - (wall.getTime() - guess.getTime()));
+}
+
+function drawTrack(points) {
+  const line = { type: "Feature", geometry: { type: "LineString",
+    coordinates: points.map((p) => shift(p.lon, p.lat)) }, properties: {} };
+  const data = { type: "FeatureCollection", features: points.length > 1 ? [line] : [] };
+  if (map.getSource("track")) map.getSource("track").setData(data);
+  else {
+    map.addSource("track", { type: "geojson", data });
+    map.addLayer({ id: "track", type: "line", source: "track",
+      paint: { "line-color": "#6a1b9a", "line-width": 3 } }, "vehicles");
+    map.addSource("track-head", { type: "geojson", data: { type: "FeatureCollection", features: [] } });
+    map.addLayer({ id: "track-head", type: "circle", source: "track-head",
+      paint: { "circle-radius": 7, "circle-color": "#6a1b9a", "circle-stroke-color": "#fff",
+        "circle-stroke-width": 2 } });
+  }
+}
+
+function moveHead(index) {
+  const p = track[index];
+  if (!p) return;
+  map.getSource("track-head").setData({ type: "FeatureCollection", features: [{ type: "Feature",
+    geometry: { type: "Point", coordinates: shift(p.lon, p.lat) }, properties: {} }] });
+  document.getElementById("playback-time").textContent =
+    `${when(p.fix_time, config.zone)} · ${p.speed_kmh != null ? Math.round(p.speed_kmh) : "—"} km/h`;
+}
+
+async function playback(event) {
+  event.preventDefault();
+  if (shownVehicle == null) return;
+  const start = zoned(document.getElementById("playback-from").value).toISOString();
+  const end = zoned(document.getElementById("playback-to").value).toISOString();
+  const answer = await api(`/api/v1/vehicles/${shownVehicle}/positions?start=${encodeURIComponent(start)}&end=${encodeURIComponent(end)}&simplify_m=5`);
+  track = answer.features.filter((f) => f.geometry).map((f) => ({
+    lon: f.geometry.coordinates[0], lat: f.geometry.coordinates[1],
+    fix_time: f.properties.fix_time, speed_kmh: f.properties.speed_kmh }));
+  drawTrack(track);
+  const slider = document.getElementById("playback-slider");
+  slider.max = Math.max(0, track.length - 1);
+  slider.value = 0;
+  slider.disabled = track.length === 0;
+  if (!track.length) {
+    notify(t("desk.no_track"), "warn");
+    return;
+  }
+  moveHead(0);
+  const lons = track.map((p) => shift(p.lon, p.lat)[0]);
+  const lats = track.map((p) => shift(p.lon, p.lat)[1]);
+  map.fitBounds([[Math.min(...lons), Math.min(...lats)], [Math.max(...lons), Math.max(...lats)]],
+    { padding: 60, maxZoom: 16 });
+}
+
 // ---- start ----------------------------------------------------------------------------------
+
+// Controls answer from the first paint, even while the data is still loading.
+document.getElementById("plan-button").addEventListener("click", makePlan);
+document.getElementById("playback-form").addEventListener("submit", playback);
+document.getElementById("playback-slider").addEventListener("input",
+  (event) => moveHead(Number(event.target.value)));
 
 const me = await start();
 if (me) {
@@ -272,5 +386,6 @@ if (me) {
   }
   await loadOrders();
   connect();
+  window.fleetDesk.showVehicle = showVehicle;
   window.addEventListener("fleet:lang", () => apply());
 }

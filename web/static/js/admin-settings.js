@@ -1,0 +1,313 @@
+// Rule settings (the engine's thresholds, read-only; the approval rules, editable), the working
+// calendar and each unit's working hours.
+import { api } from "./api.js";
+import { extend, lang, t, when } from "./i18n.js";
+import { config, notify } from "./shell.js";
+import {
+  buildFields, button, createBody, el, emptyRow, fillOptions, readFields, submitting,
+  unitDepth, unitName, unitOptions, units, writeFields,
+} from "./admin-common.js";
+
+extend({
+  "admin.rules.thresholds": ["告警规则阈值", "Alert thresholds"],
+  "admin.rules.thresholds_note": ["阈值由服务器配置（FLEET_ 开头的环境变量）设定，此处只读；下表取自每类规则最近一次告警所记录的阈值。",
+    "Thresholds are set in the server's configuration (FLEET_ variables) and are read-only here; the table shows those recorded on the latest alert of each kind."],
+  "admin.rules.kind": ["规则", "Rule"],
+  "admin.rules.values": ["阈值", "Thresholds"],
+  "admin.rules.seen": ["最近告警", "Latest alert"],
+  "admin.rules.no_alert": ["暂无告警记录", "No alert yet"],
+  "admin.approval.list": ["审批规则", "Approval rules"],
+  "admin.approval.new": ["新建审批规则", "New approval rule"],
+  "admin.approval.condition": ["条件", "Condition"],
+  "admin.approval.param": ["参数（天数或人数）", "Parameter (days or passengers)"],
+  "admin.approval.level": ["审批层级（0 本单位，1 上级…）", "Level (0 own unit, 1 its parent...)"],
+  "admin.approval.level_short": ["层级", "Level"],
+  "admin.approval.rule_name": ["说明", "Description"],
+  "cond.always": ["所有订单", "Every order"],
+  "cond.out_of_region": ["出市用车", "Out of the region"],
+  "cond.longer_than_days": ["用车超过天数", "Longer than (days)"],
+  "cond.non_working_day": ["非工作日用车", "On a non-working day"],
+  "cond.night": ["夜间用车", "At night"],
+  "cond.large_vehicle": ["中大型车辆", "Large vehicle"],
+  "cond.passengers_over": ["乘车人数超过", "More passengers than"],
+  "admin.calendar.year": ["年份", "Year"],
+  "admin.calendar.load": ["查看", "Show"],
+  "admin.calendar.working": ["工作日", "Working day"],
+  "admin.calendar.off": ["休息日", "Day off"],
+  "admin.calendar.unknown": ["未收录", "Not held"],
+  "admin.calendar.covered": ["全年已收录", "The whole year is held"],
+  "admin.calendar.missing": ["未收录天数", "Days not held"],
+  "admin.calendar.day": ["日期", "Date"],
+  "admin.calendar.edit": ["修改日期", "Change a date"],
+  "admin.calendar.pick": ["在日历中选择日期（方向键移动，回车选择）", "Pick a date in the calendar (arrow keys move, Enter picks)"],
+  "admin.calendar.is_working": ["工作日（不勾选为休息日）", "Working day (unchecked: day off)"],
+  "admin.calendar.manual": ["人工修改", "Changed by hand"],
+  "admin.hours.unit": ["单位", "Unit"],
+  "admin.hours.start": ["上班", "Start"],
+  "admin.hours.end": ["下班", "End"],
+  "admin.hours.inherited": ["沿用上级", "Inherited"],
+  "admin.hours.own": ["本单位设定", "Set here"],
+  "admin.hours.note": ["未设定的单位沿用上级单位（或系统默认）的工作时间。", "A unit without its own hours uses its parent's (or the default)."],
+});
+
+const RULE_KINDS = [
+  "no_order", "off_hours", "off_route", "region_exit", "prohibited_zone", "overnight_away",
+  "overspeed", "signal_loss", "device_alarm", "fuel_over_capacity", "fuel_location_mismatch",
+  "fuel_no_trip", "fuel_off_hours", "fuel_too_frequent", "fuel_consumption_high", "odometer_mismatch",
+];
+const CONDITIONS = ["always", "out_of_region", "longer_than_days", "non_working_day", "night",
+  "large_vehicle", "passengers_over"];
+
+// ---- rules -----------------------------------------------------------------------------------
+
+export function initRules(panel) {
+  const thresholds = panel.querySelector("#threshold-rows");
+  const form = panel.querySelector("#approval-form");
+  const rows = panel.querySelector("#approval-rows");
+  const fields = [
+    { name: "unit_id", key: "field.unit", type: "select", options: unitOptions, numeric: true },
+    { name: "condition", key: "admin.approval.condition", type: "select", options: CONDITIONS, prefix: "cond" },
+    { name: "param", key: "admin.approval.param", type: "number", attrs: { min: 0 } },
+    { name: "level", key: "admin.approval.level", type: "int", attrs: { min: 0, max: 10 } },
+    { name: "name", key: "admin.approval.rule_name", type: "text", blank: "" },
+  ];
+  buildFields(form, fields);
+  writeFields(form, fields, { condition: "always", level: 1 });
+  let latest = new globalThis.Map();
+
+  async function loadThresholds() {
+    const page = await api("/api/v1/alerts?limit=500");
+    latest = new globalThis.Map();
+    for (const alert of page.items) if (!latest.has(alert.kind)) latest.set(alert.kind, alert);
+    renderThresholds();
+  }
+
+  function renderThresholds() {
+    thresholds.replaceChildren(...RULE_KINDS.map((kind) => {
+      const alert = latest.get(kind);
+      const values = alert ? Object.entries(alert.thresholds || {}) : [];
+      return el("tr", { dataset: { kind } }, el("td", { i18n: `kind.${kind}` }),
+        values.length ? el("td", {}, el("dl", { className: "values" },
+          ...values.flatMap(([k, v]) => [el("dt", { className: "mono", text: k }),
+            el("dd", { text: typeof v === "object" ? JSON.stringify(v) : String(v) })])))
+          : el("td", { className: "muted", i18n: "admin.rules.no_alert" }),
+        el("td", { text: alert ? when(alert.started_at, config.zone) : "—" }));
+    }));
+  }
+
+  async function loadRules() {
+    const { items } = await api("/api/v1/approval-rules");
+    rows.replaceChildren(...(items.length ? items.map((r) => el("tr", { dataset: { id: r.id } },
+      el("td", { text: unitName(r.unit_id) }), el("td", { i18n: `cond.${r.condition}` }),
+      el("td", { className: "num", text: r.param ?? "—" }), el("td", { className: "num", text: r.level }),
+      el("td", { text: r.name || "—" }),
+      el("td", { className: "actions" }, button("admin.delete", () => remove(r))))) : [emptyRow(6)]));
+  }
+
+  async function remove(rule) {
+    if (!window.confirm(`${t("admin.confirm_delete")} ${rule.name || ""}`)) return;
+    try {
+      await api(`/api/v1/approval-rules/${rule.id}`, { method: "DELETE" });
+      notify(t("admin.deleted"), "ok");
+    } catch (error) {
+      notify(error.message, "error");
+    }
+    await loadRules();
+  }
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const rule = await submitting(form, () => api("/api/v1/approval-rules", {
+      method: "POST", body: createBody(readFields(form, fields)) }));
+    if (!rule) return;
+    notify(`${t("admin.saved")}: ${rule.name || t(`cond.${rule.condition}`)}`, "ok");
+    writeFields(form, fields, { unit_id: rule.unit_id, condition: "always", level: 1 });
+    await loadRules();
+  });
+  window.addEventListener("fleet:units", () => fillOptions(form, fields[0]));
+  window.addEventListener("fleet:lang", renderThresholds);
+  loadThresholds();
+  loadRules();
+}
+
+// ---- working calendar ------------------------------------------------------------------------
+
+function iso(date) {
+  return `${date.getUTCFullYear()}-${String(date.getUTCMonth() + 1).padStart(2, "0")}-${String(date.getUTCDate()).padStart(2, "0")}`;
+}
+
+function todayInZone() {
+  return new Intl.DateTimeFormat("en-CA", { timeZone: config.zone || undefined }).format(new Date());
+}
+
+export function initCalendar(panel) {
+  const yearInput = panel.querySelector("#calendar-year");
+  const grid = panel.querySelector("#calendar-grid");
+  const summary = panel.querySelector("#calendar-summary");
+  const form = panel.querySelector("#calendar-form");
+  const fields = [
+    { name: "working", key: "admin.calendar.is_working", type: "checkbox" },
+    { name: "note", key: "field.note", type: "text", blank: "", attrs: { maxlength: 200 } },
+  ];
+  buildFields(form, fields);
+  const picked = form.querySelector("#calendar-picked");
+  const days = new globalThis.Map(); // "YYYY-MM-DD" -> {working, note, source}
+  let year = Number(todayInZone().slice(0, 4));
+  let focusDay = todayInZone();
+  let held = null;
+
+  async function load() {
+    const answer = await api(`/api/v1/calendar?year=${year}`);
+    days.clear();
+    for (const d of answer.days) days.set(d.day, d);
+    held = answer;
+    if (!focusDay.startsWith(`${year}-`)) focusDay = `${year}-01-01`;
+    render();
+  }
+
+  function status(day) {
+    const entry = days.get(day);
+    if (!entry) return "unknown";
+    return entry.working ? "working" : "off";
+  }
+
+  function dayLabel(day) {
+    const date = new Date(`${day}T00:00:00Z`);
+    const text = new Intl.DateTimeFormat(lang() === "en" ? "en-GB" : "zh-CN",
+      { timeZone: "UTC", year: "numeric", month: "long", day: "numeric", weekday: "long" }).format(date);
+    const state = status(day);
+    const note = days.get(day)?.note;
+    return `${text} · ${t(`admin.calendar.${state}`)}${note ? ` · ${note}` : ""}`;
+  }
+
+  function render() {
+    const locale = lang() === "en" ? "en-GB" : "zh-CN";
+    const monthName = new Intl.DateTimeFormat(locale, { timeZone: "UTC", month: "long" });
+    const weekdayName = new Intl.DateTimeFormat(locale, { timeZone: "UTC", weekday: "narrow" });
+    // 2024-01-01 was a Monday: the header runs Monday to Sunday, as Chinese calendars do.
+    const header = Array.from({ length: 7 }, (_, i) => weekdayName.format(new Date(Date.UTC(2024, 0, 1 + i))));
+    summary.replaceChildren(held.covered ? el("span", { i18n: "admin.calendar.covered" })
+      : el("span", {}, el("span", { i18n: "admin.calendar.missing" }), `: ${held.missing_days}`));
+    const months = [];
+    for (let month = 0; month < 12; month += 1) {
+      const first = new Date(Date.UTC(year, month, 1));
+      const cells = [];
+      for (let i = 0; i < (first.getUTCDay() + 6) % 7; i += 1) cells.push(el("span", { className: "pad" }));
+      for (let d = first; d.getUTCMonth() === month; d = new Date(d.getTime() + 86_400_000)) {
+        const day = iso(d);
+        const entry = days.get(day);
+        cells.push(el("button", {
+          type: "button", className: `day ${status(day)}${entry?.source === "manual" ? " manual" : ""}${day === form.dataset.day ? " picked" : ""}`,
+          dataset: { day }, tabindex: day === focusDay ? "0" : "-1", "aria-label": dayLabel(day),
+          title: entry?.note || "", text: String(d.getUTCDate()),
+        }));
+      }
+      months.push(el("section", { className: "month" },
+        el("h3", { text: monthName.format(first) }),
+        el("div", { className: "weekdays", "aria-hidden": "true" }, ...header.map((w) => el("span", { text: w }))),
+        el("div", { className: "days" }, ...cells)));
+    }
+    grid.replaceChildren(...months);
+  }
+
+  function pick(day) {
+    form.dataset.day = day;
+    focusDay = day;
+    const entry = days.get(day);
+    picked.textContent = dayLabel(day);
+    const weekend = [0, 6].includes(new Date(`${day}T00:00:00Z`).getUTCDay());
+    writeFields(form, fields, entry || { working: !weekend, note: "" });
+    form.hidden = false;
+    for (const b of grid.querySelectorAll(".day.picked")) b.classList.remove("picked");
+    grid.querySelector(`[data-day="${day}"]`)?.classList.add("picked");
+    form.elements.working.focus();
+  }
+
+  function move(from, delta) {
+    const next = new Date(Date.parse(`${from}T00:00:00Z`) + delta * 86_400_000);
+    if (next.getUTCFullYear() !== year) return;
+    const target = grid.querySelector(`[data-day="${iso(next)}"]`);
+    grid.querySelector(`[data-day="${from}"]`).tabIndex = -1;
+    target.tabIndex = 0;
+    target.focus();
+    focusDay = iso(next);
+  }
+
+  grid.addEventListener("click", (event) => {
+    const target = event.target.closest("button.day");
+    if (target) pick(target.dataset.day);
+  });
+  grid.addEventListener("keydown", (event) => {
+    const target = event.target.closest("button.day");
+    const delta = { ArrowLeft: -1, ArrowRight: 1, ArrowUp: -7, ArrowDown: 7 }[event.key];
+    if (target && delta) {
+      event.preventDefault();
+      move(target.dataset.day, delta);
+    }
+  });
+  panel.querySelector("#calendar-year-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    year = Number(yearInput.value) || year;
+    form.hidden = true;
+    load();
+  });
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const day = form.dataset.day;
+    const saved = await submitting(form, () => api(`/api/v1/calendar/${day}`, {
+      method: "PUT", body: readFields(form, fields) }));
+    if (!saved) return;
+    days.set(day, saved);
+    notify(`${t("admin.saved")}: ${dayLabel(day)}`, "ok");
+    await load();
+    grid.querySelector(`[data-day="${day}"]`)?.focus();
+  });
+  form.querySelector(".cancel").addEventListener("click", () => {
+    form.hidden = true;
+    grid.querySelector(`[data-day="${form.dataset.day}"]`)?.focus();
+  });
+  window.addEventListener("fleet:lang", () => {
+    if (held) render();
+    if (!form.hidden && form.dataset.day) picked.textContent = dayLabel(form.dataset.day);
+  });
+  yearInput.value = year;
+  load();
+}
+
+// ---- working hours ---------------------------------------------------------------------------
+
+export function initHours(panel) {
+  const list = panel.querySelector("#hours-list");
+  const fields = [
+    { name: "start", key: "admin.hours.start", type: "time" },
+    { name: "end", key: "admin.hours.end", type: "time" },
+  ];
+
+  function unitForm(unit, hours) {
+    const form = el("form", { className: "hours-row", id: `hours-${unit.id}`, novalidate: true, dataset: { unit: unit.id } },
+      el("span", { className: "unit-name", style: `padding-left: ${unitDepth(unit) * 1.2}em`, text: unit.name }),
+      el("div", { className: "fields" }),
+      el("span", { className: "muted inherited", i18n: hours.inherited ? "admin.hours.inherited" : "admin.hours.own" }),
+      el("button", { type: "submit", className: "primary", i18n: "admin.save" }),
+      el("p", { className: "field-error", hidden: true, dataset: { errorFor: "__form" } }));
+    buildFields(form, fields);
+    writeFields(form, fields, hours);
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const saved = await submitting(form, () => api(`/api/v1/units/${unit.id}/working-hours`, {
+        method: "PUT", body: readFields(form, fields) }));
+      if (!saved) return;
+      notify(`${t("admin.saved")}: ${unit.name} ${saved.start}–${saved.end}`, "ok");
+      await load();
+    });
+    return form;
+  }
+
+  async function load() {
+    const all = await Promise.all(units.list.map((u) => api(`/api/v1/units/${u.id}/working-hours`)));
+    list.replaceChildren(...units.list.map((u, i) => unitForm(u, all[i])));
+  }
+
+  window.addEventListener("fleet:units", load);
+  load();
+}
