@@ -120,6 +120,8 @@ def test_request_to_review_on_a_running_system(
         assert time.monotonic() < deadline, "no off_route alert was raised"
         time.sleep(0.5)
     page.wait_for_selector(f"#alerts li:has-text('{plate}')", timeout=30_000)
+    time.sleep(2)  # later updates of the same episode change its line, they add none
+    assert page.locator(f"#alerts li:has-text('{plate}')").count() == 1
     page.screenshot(path=str(SCREENSHOTS / "journey-desk.png"))
 
     # The supervisor dismisses it with a reason.

@@ -131,16 +131,28 @@ function onPositions(items) {
   schedule(items.map((p) => p.vehicle_id));
 }
 
+// One line per alert episode, updated in place as the episode goes on.
+const alertRows = new globalThis.Map();
+
 function onAlerts(items) {
   const list = document.getElementById("alerts");
   for (const a of items) {
     const v = vehicles.get(a.vehicle_id);
     if (v && !a.ended_t) v.alertUntil = Date.now() + ALERT_HOLD_MS;
-    const li = document.createElement("li");
+    const episode = `${a.vehicle_id}|${a.kind}|${a.key}|${a.started_t}`;
+    let li = alertRows.get(episode);
+    if (!li) {
+      li = document.createElement("li");
+      alertRows.set(episode, li);
+    }
     li.className = `alert ${a.severity}`;
     li.textContent = `${v ? v.plate : a.vehicle_id} · ${t(`kind.${a.kind}`, a.kind)}`;
     list.prepend(li);
-    while (list.children.length > 50) list.lastChild.remove();
+    while (list.children.length > 50) {
+      const last = list.lastChild;
+      for (const [key, row] of alertRows) if (row === last) alertRows.delete(key);
+      last.remove();
+    }
   }
   schedule(items.map((a) => a.vehicle_id));
   if (items.length) notify(`${t("desk.alerts")}: ${items.length}`, "warn");
