@@ -40,7 +40,11 @@ def get_session(request: Request) -> Iterator[Session]:
             raise
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the commit runs when the handler returns, before the answer is sent. With the
+# default (request) scope FastAPI commits after sending, so a client acting at once on a write
+# (a new token, a new order) could still read the state before it, and a failed commit would
+# follow a success already sent.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RedisDep = Annotated[Redis, Depends(get_redis)]
 

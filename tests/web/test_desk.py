@@ -203,3 +203,19 @@ def test_track_playback_of_a_vehicle(desk_context, stack: Stack) -> None:
         f"document.getElementById('playback-time').textContent !== {json.dumps(first_time)}"
     )
     page.screenshot(path=str(SCREENSHOTS / "desk-playback.png"))
+
+
+def test_a_write_is_committed_before_its_answer(stack: Stack) -> None:
+    """A token works on the very next request: the request's transaction commits before the
+    answer leaves, not after."""
+    import httpx2 as httpx
+
+    from fleet.demo import DEMO_PASSWORD
+
+    with httpx.Client(base_url=stack.url, timeout=10) as client:
+        for _ in range(30):
+            token = client.post(
+                "/api/v1/auth/token", data={"username": "dispatcher", "password": DEMO_PASSWORD}
+            ).json()["access_token"]
+            me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+            assert me.status_code == 200, me.text

@@ -37,14 +37,24 @@ function feature(id, v, now) {
 let shift = (lon, lat) => [lon, lat];
 let map = null;
 
+// The map's GeoJSON worker re-tiles every vehicle on each update: more than one update a second
+// (the trackers' own rate) only queues work it cannot finish, so updates are coalesced to that.
+const MIN_UPDATE_MS = 1000;
+let lastUpdate = -Infinity;
+let timer = 0;
+
 function schedule(ids) {
   for (const id of ids) dirty.add(id);
-  if (!frame) frame = requestAnimationFrame(flush);
+  if (frame || timer) return;
+  const wait = lastUpdate + MIN_UPDATE_MS - performance.now();
+  if (wait <= 0) frame = requestAnimationFrame(flush);
+  else timer = setTimeout(() => { timer = 0; frame = requestAnimationFrame(flush); }, wait);
 }
 
 function flush() {
   frame = 0;
   const began = performance.now();
+  lastUpdate = began;
   const now = Date.now();
   for (const id of dirty) {
     const v = vehicles.get(id);
