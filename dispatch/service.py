@@ -133,7 +133,16 @@ ORDERS_CHANNEL = "fleet:orders"
 
 
 def _record(session: Session, actor: Actor, order: TripOrder, action: str, before: Any) -> None:
-    """The audit entry of a change, and its announcement to phones and desks after the commit."""
+    """The audit entry of a change, and its announcement to phones and desks after the commit
+    (to the requester, the staff of the order's unit, and the driver last assigned, who hears
+    of a cancellation too)."""
+    driver_user_id = session.scalar(
+        select(Driver.user_id)
+        .join(Assignment, Assignment.driver_id == Driver.id)
+        .where(Assignment.order_id == order.id)
+        .order_by(Assignment.id.desc())
+        .limit(1)
+    )
     events.announce(
         session,
         ORDERS_CHANNEL,
@@ -146,6 +155,7 @@ def _record(session: Session, actor: Actor, order: TripOrder, action: str, befor
                     "action": action,
                     "unit_id": order.unit_id,
                     "requester_id": order.requester_id,
+                    "driver_user_id": driver_user_id,
                     "start_at": order.start_at.isoformat(),
                     "approvals_done": order.approvals_done,
                 }
@@ -221,13 +231,26 @@ def create_order(
 
 
 def _scoped(actor: Actor) -> Select[Any]:
-    """Orders the actor may see: their own, and for staff every order of their units."""
+    """Orders the actor may see: their own, for staff every order of their units, and for a
+    driver the orders they are assigned to (a motor pool's driver serves other units' orders)."""
     stmt = select(TripOrder)
     if actor.has(Role.ADMIN, Role.APPROVER, Role.DISPATCHER, Role.SUPERVISOR, Role.DRIVER):
-        return stmt.where(
-            TripOrder.unit_id.in_(units_in_scope(actor)) | (TripOrder.requester_id == actor.user_id)
+        seen = TripOrder.unit_id.in_(units_in_scope(actor)) | (
+            TripOrder.requester_id == actor.user_id
         )
+        if actor.has(Role.DRIVER):
+            seen = seen | TripOrder.id.in_(_driven_by(actor.user_id))
+        return stmt.where(seen)
     return stmt.where(TripOrder.requester_id == actor.user_id)
+
+
+def _driven_by(user_id: int | None) -> Select[Any]:
+    """The orders whose active assignment names the user as the driver."""
+    return (
+        select(Assignment.order_id)
+        .join(Driver, Driver.id == Assignment.driver_id)
+        .where(Assignment.active, Driver.user_id == user_id)
+    )
 
 
 def get_order(*, session: Session, actor: Actor, order_id: int, lock: bool = False) -> TripOrder:

@@ -56,7 +56,10 @@ class LiveClient:
 
     def offer_orders(self, items: list[dict[str, Any]]) -> None:
         for item in items:
-            mine = self.user_id is not None and item.get("requester_id") == self.user_id
+            mine = self.user_id is not None and self.user_id in (
+                item.get("requester_id"),
+                item.get("driver_user_id"),
+            )
             if mine or (self.staff and item.get("unit_id") in self.unit_ids):
                 self.orders.pop(item["id"], None)
                 self.orders[item["id"]] = item

@@ -6,7 +6,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fleet.models import AuditEntry
+from fleet import registry
+from fleet.auth import Actor
+from fleet.models import AuditEntry, Role
+from fleet.schemas import DriverCreate
 from tests.dispatch.conftest import tomorrow
 
 
@@ -179,6 +182,48 @@ def test_who_may_do_what(client: TestClient, people, pool, order_body):
         headers=people["asker"],
     )
     assert reply.status_code == 403
+
+
+def test_a_motor_pool_driver_sees_and_drives_only_the_orders_assigned_to_them(
+    client: TestClient, people, pool, order_body, db: Session, make_unit, make_user, login
+):
+    """The pool's drivers serve other units: an order is theirs to see, start and finish once it
+    is assigned to them, and no sooner."""
+    motor_pool = make_unit("POOL")
+    chauffeurs = {}
+    for username in ("chauffeur", "other-chauffeur"):
+        user = make_user(username, motor_pool, Role.DRIVER)
+        chauffeurs[username] = registry.create_driver(
+            session=db,
+            actor=Actor.system(motor_pool),
+            data=DriverCreate(
+                name=username, licence_class="C1", unit_id=motor_pool.id, user_id=user.id
+            ),
+        )
+    db.commit()
+    mine, theirs = login("chauffeur"), login("other-chauffeur")
+    order_id = approved_order(client, people, order_body)
+    assert client.get(f"/api/v1/orders/{order_id}", headers=mine).status_code == 404
+    reply = client.post(
+        f"/api/v1/orders/{order_id}/assign",
+        json={
+            "vehicle_id": pool["vehicles"]["sedan"].id,
+            "driver_id": chauffeurs["chauffeur"].id,
+            "reason": "车队派车",
+        },
+        headers=people["desk"],
+    )
+    assert reply.status_code == 200, reply.text
+    listed = client.get("/api/v1/orders", headers=mine).json()["items"]
+    assert [o["id"] for o in listed] == [order_id]
+    assert client.get("/api/v1/orders", headers=theirs).json()["items"] == []
+    assert client.post(f"/api/v1/orders/{order_id}/start", headers=theirs).status_code == 404
+    reply = client.post(f"/api/v1/orders/{order_id}/start", headers=mine)
+    assert reply.json()["status"] == "in_progress", reply.text
+    reply = client.post(f"/api/v1/orders/{order_id}/finish", headers=mine)
+    assert reply.json()["status"] == "completed", reply.text
+    # A finished order stays on the driver's record; a cancelled assignment would not.
+    assert client.get(f"/api/v1/orders/{order_id}", headers=mine).status_code == 200
 
 
 def place(redis, vehicle_id: int, lat: float, lon: float, age_h: float = 0.0) -> None:
@@ -445,3 +490,20 @@ def test_suggestions_offer_merging_with_an_order_going_the_same_way(
         client.get(f"/api/v1/orders/{far}/suggestions", headers=people["desk"]).json()["merge"]
         == []
     )
+
+
+def test_order_news_reach_the_requester_the_units_staff_and_the_assigned_driver_only():
+    from web.live import LiveClient
+
+    item = {"id": 7, "status": "assigned", "unit_id": 1, "requester_id": 10, "driver_user_id": 20}
+    hearing = {
+        "requester": LiveClient(frozenset(), positions=False, user_id=10),
+        "driver": LiveClient(frozenset({2}), user_id=20),
+        "staff": LiveClient(frozenset({1}), user_id=30, staff=True),
+        "another driver": LiveClient(frozenset({2}), user_id=21),
+        "other staff": LiveClient(frozenset({2}), user_id=31, staff=True),
+    }
+    for client in hearing.values():
+        client.offer_orders([item])
+    heard = {who for who, client in hearing.items() if client.take_orders() == [item]}
+    assert heard == {"requester", "driver", "staff"}

@@ -93,32 +93,40 @@ function drawPicks() {
   });
 }
 
-export async function showMap() {
-  if (map) {
-    map.resize();
-    return;
-  }
+async function makeMap() {
   const module = await import("./map.js").catch(() => null);
   if (!module) {
     notify(t("error.vendor"), "error");
-    return;
+    return null;
   }
   toMap = module.display(config);
   if (config.basemap.crs === "gcj02") fromMap = module.gcj02ToWgs84;
-  map = module.createMap("pick-map", config);
-  window.fleetPhone.map = map;
-  map.on("load", () => {
-    map.addSource("picks", { type: "geojson", data: { type: "FeatureCollection", features: [] } });
-    map.addLayer({ id: "picks", type: "circle", source: "picks", paint: {
+  const made = module.createMap("pick-map", config);
+  made.on("load", () => {
+    made.addSource("picks", { type: "geojson", data: { type: "FeatureCollection", features: [] } });
+    made.addLayer({ id: "picks", type: "circle", source: "picks", paint: {
       "circle-radius": 8, "circle-stroke-width": 3, "circle-stroke-color": "#fff",
       "circle-color": ["match", ["get", "which"], "origin", "#2e7d32", "#c62828"] } });
     drawPicks();
     window.fleetPhone.mapReady = true;
   });
-  map.on("click", (event) => {
+  made.on("click", (event) => {
     const [lon, lat] = fromMap(event.lngLat.lng, event.lngLat.lat);
     choose(Number(lon.toFixed(6)), Number(lat.toFixed(6)));
   });
+  map = made;
+  window.fleetPhone.map = made;
+  return made;
+}
+
+// The map is made the first time its tab shows (a hidden container has no size), once even
+// when the tab is shown again before the module has loaded.
+let making = null;
+export async function showMap() {
+  const first = !making;
+  making ??= makeMap();
+  const made = await making;
+  if (made && !first) made.resize();
 }
 
 function useCentre() {

@@ -9,7 +9,7 @@ import {
 } from "./phone-util.js";
 
 const CANCELLABLE = new Set(["draft", "submitted", "approved", "assigned"]);
-let context = { me: null, readsVehicles: false, driverIds: new Set() };
+let context = { readsVehicles: false, readsUsers: false, driverIds: new Set() };
 
 export function setContext(next) {
   context = { ...context, ...next };
@@ -56,9 +56,9 @@ function steps(order) {
         label("phone.step"), el("span", { text: ` ${index + 1}/${chain.length} ` }),
         label(`step.${state}`, "span", { class: "step-state" })),
       el("span", { class: "reasons" }, ...step.reasons.flatMap((reason, n) => [
-        n ? el("span", { text: "；" }) : null, bilingualEl(reason)])),
+        n ? el("span", { text: " · " }) : null, bilingualEl(reason)])),
       decision && (decision.by || decision.comment)
-        ? el("span", { class: "decision", text: [decision.by, decision.comment].filter(Boolean).join("：") })
+        ? el("span", { class: "decision", text: [decision.by, decision.comment].filter(Boolean).join(" · ") })
         : null);
   }));
 }
@@ -77,6 +77,20 @@ function plate(vehicleId) {
   return slot;
 }
 
+// The same for the requester's name on an approver's card (the order carries only the id).
+let nameBook = null;
+
+function requester(order) {
+  const slot = el("span", { class: "requester-name", text: `#${order.requester_id}` });
+  if (context.readsUsers) {
+    nameBook ??= api("/api/v1/users?limit=500")
+      .then(({ items }) => new Map(items.map((u) => [u.id, u.full_name || u.username])))
+      .catch(() => new Map());
+    nameBook.then((book) => { if (book.has(order.requester_id)) slot.textContent = book.get(order.requester_id); });
+  }
+  return el("p", { class: "requester" }, label("phone.requester"), el("span", { text: " " }), slot);
+}
+
 function vehicle(order) {
   if (!order.assignment) return null;
   return el("p", { class: "vehicle" }, label("phone.vehicle"), el("span", { text: " " }),
@@ -85,6 +99,16 @@ function vehicle(order) {
 
 function errorSlot() {
   return el("p", { class: "field-error", role: "alert", hidden: true });
+}
+
+// Each list is re-read on every live message, so answers can arrive out of order: only the
+// latest read of a list is drawn.
+function sequence() {
+  let last = 0;
+  return () => {
+    const mine = ++last;
+    return () => mine === last;
+  };
 }
 
 // Keeps the nodes that did not change in place (a focused input keeps its focus).
@@ -114,6 +138,8 @@ function render(list, empty, items, cache, build) {
 // ---- my orders ------------------------------------------------------------------------------
 
 const mineCards = new Map();
+const mineTurn = sequence();
+let highlighted = null;
 
 function cancelBox(order, slot) {
   const reason = el("textarea", { id: `cancel-${order.id}`, rows: 2, maxlength: 2000 });
@@ -166,13 +192,16 @@ function mineCard(order) {
 }
 
 export async function loadMine({ highlight } = {}) {
+  if (highlight) highlighted = highlight;
+  const current = mineTurn();
   const { items } = await api("/api/v1/orders?mine=true&limit=100");
+  if (!current()) return items;
   const list = document.getElementById("mine-list");
   render(list, document.getElementById("mine-empty"), items, mineCards, mineCard);
-  if (highlight) {
-    const card = list.querySelector(`[data-order="${highlight}"]`);
-    card?.classList.add("fresh");
-    card?.scrollIntoView({ block: "nearest" });
+  const card = highlighted && list.querySelector(`[data-order="${highlighted}"]`);
+  if (card && !card.classList.contains("fresh")) {
+    card.classList.add("fresh");
+    card.scrollIntoView({ block: "nearest" });
   }
   return items;
 }
@@ -180,6 +209,7 @@ export async function loadMine({ highlight } = {}) {
 // ---- approvals ------------------------------------------------------------------------------
 
 const approvalCards = new Map();
+const approvalsTurn = sequence();
 
 async function decide(order, approve, comment, slot) {
   const text = comment.value.trim();
@@ -205,7 +235,7 @@ function approvalCard(order) {
   const slot = errorSlot();
   const comment = el("textarea", { id: `comment-${order.id}`, class: "comment", rows: 2, maxlength: 2000 });
   return el("li", { class: "card approval-card", dataset: { order: order.id } },
-    head(order), ...facts(order), steps(order),
+    head(order), requester(order), ...facts(order), steps(order),
     el("label", { for: comment.id }, label("phone.comment")), comment,
     el("div", { class: "actions" },
       el("button", { type: "button", class: "primary approve",
@@ -218,7 +248,9 @@ function approvalCard(order) {
 }
 
 export async function loadApprovals() {
+  const current = approvalsTurn();
   const { items } = await api("/api/v1/approvals/pending");
+  if (!current()) return items;
   render(document.getElementById("approvals-list"), document.getElementById("approvals-empty"),
     items, approvalCards, approvalCard);
   const badge = document.getElementById("approvals-count");
@@ -230,6 +262,7 @@ export async function loadApprovals() {
 // ---- a driver's trips -------------------------------------------------------------------------
 
 const tripCards = new Map();
+const tripsTurn = sequence();
 
 function tripCard(order) {
   const slot = errorSlot();
@@ -261,8 +294,10 @@ export async function loadTrips() {
     document.getElementById("trips-unlinked").hidden = false;
     return [];
   }
+  const current = tripsTurn();
   const pages = await Promise.all(["assigned", "in_progress"].map(
     (status) => api(`/api/v1/orders?status=${status}&limit=500`)));
+  if (!current()) return [];
   const items = pages.flatMap((page) => page.items)
     .filter((order) => order.assignment && context.driverIds.has(order.assignment.driver_id))
     // The trip under way first, then the next ones in time order.

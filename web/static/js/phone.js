@@ -2,7 +2,6 @@
 // approve, drive), kept current by the live channel.
 import "./phone-labels.js";
 import { api, token } from "./api.js";
-import { apply } from "./i18n.js";
 import { start } from "./shell.js";
 import { setUp, showMap } from "./phone-form.js";
 import { loadApprovals, loadMine, loadTrips, setContext } from "./phone-lists.js";
@@ -11,7 +10,8 @@ import { relabel } from "./phone-util.js";
 // For the tests: when the page is ready, and the pick map.
 window.fleetPhone = { ready: false, map: null, mapReady: false, live: false };
 
-const READS_VEHICLES = ["admin", "dispatcher", "approver", "supervisor", "driver"];
+// Who may list vehicles and users (fleet/auth.py PERMISSIONS), to show plates and names.
+const STAFF = ["admin", "dispatcher", "approver", "supervisor"];
 // A driver's phone hears only of the driver's own requests on the live channel, so the trips
 // are also re-read now and then.
 const TRIPS_POLL_MS = 60_000;
@@ -98,7 +98,11 @@ if (me) {
     const { items } = await api("/api/v1/drivers?limit=500");
     driverIds = new Set(items.filter((d) => d.user_id === me.id).map((d) => d.id));
   }
-  setContext({ me, readsVehicles: roles.some((r) => READS_VEHICLES.includes(r)), driverIds });
+  setContext({
+    readsVehicles: roles.some((r) => STAFF.includes(r) || r === "driver"),
+    readsUsers: roles.some((r) => STAFF.includes(r)),
+    driverIds,
+  });
   if (shown.has("mine")) loaders.mine = () => loadMine();
   if (shown.has("approvals")) loaders.approvals = () => loadApprovals();
   if (shown.has("trips")) {
@@ -108,7 +112,7 @@ if (me) {
   if (shown.has("new")) {
     setUp({
       onSent: async (order) => {
-        select("mine");
+        select("mine", { load: false });
         await loadMine({ highlight: order.id });
       },
     });
@@ -116,8 +120,14 @@ if (me) {
   document.getElementById("mine-reload").addEventListener("click", () => loadMine());
   document.getElementById("approvals-reload").addEventListener("click", () => loadApprovals());
   document.getElementById("trips-reload").addEventListener("click", () => loadTrips());
+  // A link to /phone#mine (or the notice of a new order) opens that tab.
+  window.addEventListener("hashchange", () => {
+    const asked = location.hash.slice(1);
+    if (shown.has(asked)) select(asked);
+  });
   document.addEventListener("visibilitychange", () => { if (!document.hidden) reloadSoon(); });
-  window.addEventListener("fleet:lang", () => { apply(); relabel(); });
+  // shell.js relabels the data-i18n labels; times and bilingual texts are the page's own.
+  window.addEventListener("fleet:lang", () => relabel());
   await Promise.all(Object.values(loaders).map((load) => load()));
   select(firstTab(roles, shown), { load: false });
   connect();
