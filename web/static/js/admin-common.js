@@ -146,17 +146,27 @@ export function vocabCell(prefix, value) {
   return value ? el("td", { i18n: `${prefix}.${value}` }) : el("td", { text: "—" });
 }
 
-export function fmt(value, digits) {
-  if (value === null || value === undefined || value === "") return "—";
-  return typeof value === "number" && digits !== undefined ? value.toFixed(digits) : String(value);
+// Lists reload after every change and on every filter, and answers may come back out of order:
+// each load takes a turn, and shows its answer only if no later load has started since.
+//   const turn = turns(); ... const current = turn(); await ...; if (!current()) return;
+export function turns() {
+  let latest = 0;
+  return () => {
+    const mine = ++latest;
+    return () => mine === latest;
+  };
 }
+
+const unitTurn = turns();
 
 // ---- units, shared by every tab that picks one -------------------------------------------------
 
 export const units = { list: [], byId: new globalThis.Map() };
 
 export async function loadUnits() {
+  const current = unitTurn();
   const page = await api("/api/v1/units?limit=500");
+  if (!current()) return units.list;
   units.list = page.items;
   units.byId = new globalThis.Map(page.items.map((u) => [u.id, u]));
   window.dispatchEvent(new CustomEvent("fleet:units"));
@@ -300,9 +310,6 @@ export function showErrors(form, error) {
   if (!(error instanceof ApiError)) throw error;
   const detail = error.body?.detail;
   const items = Array.isArray(detail) ? detail : [{ loc: [], msg: detail || error.message }];
-  if (error.body?.problems) {
-    for (const p of error.body.problems) items.push({ loc: [], msg: `${p.where ?? p.index ?? ""} ${p.msg ?? p.reason ?? JSON.stringify(p)}` });
-  }
   let first = null;
   for (const item of items) {
     const names = (item.loc || []).filter((part) => typeof part === "string").reverse();
@@ -316,7 +323,9 @@ export function showErrors(form, error) {
       notify(item.msg, "error");
       continue;
     }
-    slot.textContent = slot.textContent ? `${slot.textContent}; ${item.msg}` : item.msg;
+    // Pydantic prefixes a validator's own words with its exception's name; the words are enough.
+    const message = String(item.msg).replace(/^Value error, /, "");
+    slot.textContent = slot.textContent ? `${slot.textContent}; ${message}` : message;
     slot.hidden = false;
     const field = slot.closest(".field");
     const control = field?.querySelector("input, select, textarea");

@@ -5,7 +5,7 @@ import { api } from "./api.js";
 import { extend, t } from "./i18n.js";
 import { config, notify } from "./shell.js";
 import {
-  buildFields, button, createBody, el, emptyRow, readFields, submitting, writeFields,
+  buildFields, button, createBody, el, emptyRow, readFields, submitting, turns, writeFields,
 } from "./admin-common.js";
 
 extend({
@@ -166,18 +166,23 @@ export async function initFences(panel) {
     })) };
   }
 
+  const turn = turns();
+
   async function load() {
+    const current = turn();
     const collection = await api("/api/v1/fences");
+    if (!current()) return;
     fences = collection.features;
     map.getSource("admin-fences")?.setData(fenceData());
-    rows.replaceChildren(...(fences.length ? fences.map(row) : [emptyRow(5)]));
+    rows.replaceChildren(...(fences.length ? fences.map(row) : [emptyRow(4)]));
   }
 
   function row(f) {
     const p = f.properties;
     return el("tr", { dataset: { id: f.id }, className: p.enabled ? "" : "inactive" },
       el("td", {}, el("button", { type: "button", className: "link", text: p.name, onclick: () => locate(f) })),
-      el("td", { i18n: `fkind.${p.kind}` }), el("td", { i18n: `fshape.${p.shape}` }),
+      el("td", {}, el("span", { i18n: `fkind.${p.kind}` }), el("br"),
+        el("span", { className: "muted", i18n: `fshape.${p.shape}` })),
       el("td", { i18n: p.enabled ? "admin.enabled" : "admin.disabled" }),
       el("td", { className: "actions" },
         button(p.enabled ? "admin.disable" : "admin.enable", () => toggle(f)),

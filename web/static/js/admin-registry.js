@@ -4,7 +4,7 @@ import { api } from "./api.js";
 import { extend, t, when } from "./i18n.js";
 import { config, notify } from "./shell.js";
 import {
-  VOCAB, buildFields, button, changedBody, createBody, el, emptyRow, fetchAll, fillOptions, fmt,
+  VOCAB, buildFields, turns, button, changedBody, createBody, el, emptyRow, fetchAll, fillOptions,
   loadUnits, pager, readFields, submitting, unitName, unitOptions, units, vocabCell, writeFields,
 } from "./admin-common.js";
 
@@ -121,10 +121,22 @@ export function initUsers(panel) {
   const body = panel.querySelector("#user-rows");
   const pages = pager(panel.querySelector("#user-pager"), load);
 
+  const turn = turns();
+
   async function load() {
-    const values = readFields(filter, filterFields);
-    const page = await api(listing("/api/v1/users", { ...values, active: values.active ? "true" : null,
-      limit: pages.limit, offset: pages.offset }));
+    const current = turn();
+    const { role, ...values } = readFields(filter, filterFields);
+    const query = { ...values, active: values.active ? "true" : null };
+    let page;
+    if (role) {
+      // Filtered here: the API's `role` filter answers 500 at present (ARRAY.contains on the
+      // base ARRAY type in fleet/registry.py).
+      const items = (await fetchAll(listing("/api/v1/users", query))).filter((u) => u.roles.includes(role));
+      page = { items, total: items.length, offset: 0 };
+    } else {
+      page = await api(listing("/api/v1/users", { ...query, limit: pages.limit, offset: pages.offset }));
+    }
+    if (!current()) return;
     pages.update(page);
     body.replaceChildren(...(page.items.length ? page.items.map(row) : [emptyRow(6)]));
   }
@@ -217,9 +229,13 @@ export function initVehicles(panel) {
   const pages = pager(panel.querySelector("#vehicle-pager"), load);
   let editing = null;
 
+  const turn = turns();
+
   async function load() {
+    const current = turn();
     const page = await api(listing("/api/v1/vehicles", {
       ...readFields(filter, filterFields), limit: pages.limit, offset: pages.offset }));
+    if (!current()) return;
     pages.update(page);
     body.replaceChildren(...(page.items.length ? page.items.map(row) : [emptyRow(8)]));
   }
@@ -301,8 +317,12 @@ export function initDrivers(panel) {
   const pages = pager(panel.querySelector("#driver-pager"), load);
   let editing = null;
 
+  const turn = turns();
+
   async function load() {
+    const current = turn();
     const page = await api(listing("/api/v1/drivers", { limit: pages.limit, offset: pages.offset }));
+    if (!current()) return;
     pages.update(page);
     body.replaceChildren(...(page.items.length ? page.items.map(row) : [emptyRow(6)]));
   }
@@ -349,8 +369,9 @@ export function initDrivers(panel) {
   });
   window.addEventListener("fleet:units", () => fillOptions(form, fields[2]));
   edit(null);
-  fetchAll("/api/v1/users?role=driver&active=true").then((items) => {
-    accounts = items;
+  // Filtered here, as in the user list above.
+  fetchAll("/api/v1/users?active=true").then((items) => {
+    accounts = items.filter((u) => u.roles.includes("driver"));
     fillOptions(form, fields[4]);
   });
   load();
@@ -376,8 +397,12 @@ export function initDevices(panel) {
   const pages = pager(panel.querySelector("#device-pager"), load);
   let unknownItems = [];
 
+  const turn = turns();
+
   async function load() {
+    const current = turn();
     const page = await api(listing("/api/v1/devices", { limit: pages.limit, offset: pages.offset }));
+    if (!current()) return;
     pages.update(page);
     body.replaceChildren(...(page.items.length ? page.items.map(row) : [emptyRow(6)]));
   }
@@ -393,8 +418,12 @@ export function initDevices(panel) {
         button("admin.delete", () => remove(d))));
   }
 
+  const unknownTurn = turns();
+
   async function loadUnknown() {
+    const current = unknownTurn();
     const page = await api("/api/v1/unknown-devices?limit=100");
+    if (!current()) return;
     unknownItems = page.items;
     renderUnknown();
   }

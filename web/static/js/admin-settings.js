@@ -5,7 +5,7 @@ import { extend, lang, t, when } from "./i18n.js";
 import { config, notify } from "./shell.js";
 import {
   buildFields, button, createBody, el, emptyRow, fillOptions, readFields, submitting,
-  unitDepth, unitName, unitOptions, units, writeFields,
+  turns, unitDepth, unitName, unitOptions, units, writeFields,
 } from "./admin-common.js";
 
 extend({
@@ -75,8 +75,13 @@ export function initRules(panel) {
   writeFields(form, fields, { condition: "always", level: 1 });
   let latest = new globalThis.Map();
 
+  const thresholdTurn = turns();
+  const ruleTurn = turns();
+
   async function loadThresholds() {
+    const current = thresholdTurn();
     const page = await api("/api/v1/alerts?limit=500");
+    if (!current()) return;
     latest = new globalThis.Map();
     for (const alert of page.items) if (!latest.has(alert.kind)) latest.set(alert.kind, alert);
     renderThresholds();
@@ -96,7 +101,9 @@ export function initRules(panel) {
   }
 
   async function loadRules() {
+    const current = ruleTurn();
     const { items } = await api("/api/v1/approval-rules");
+    if (!current()) return;
     rows.replaceChildren(...(items.length ? items.map((r) => el("tr", { dataset: { id: r.id } },
       el("td", { text: unitName(r.unit_id) }), el("td", { i18n: `cond.${r.condition}` }),
       el("td", { className: "num", text: r.param ?? "—" }), el("td", { className: "num", text: r.level }),
@@ -156,8 +163,12 @@ export function initCalendar(panel) {
   let focusDay = todayInZone();
   let held = null;
 
+  const turn = turns();
+
   async function load() {
+    const current = turn();
     const answer = await api(`/api/v1/calendar?year=${year}`);
+    if (!current()) return;
     days.clear();
     for (const d of answer.days) days.set(d.day, d);
     held = answer;
@@ -303,8 +314,12 @@ export function initHours(panel) {
     return form;
   }
 
+  const turn = turns();
+
   async function load() {
+    const current = turn();
     const all = await Promise.all(units.list.map((u) => api(`/api/v1/units/${u.id}/working-hours`)));
+    if (!current()) return;
     list.replaceChildren(...units.list.map((u, i) => unitForm(u, all[i])));
   }
 
