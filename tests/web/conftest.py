@@ -35,6 +35,7 @@ from geofence import demo as geofence_demo
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+PHONE = {"viewport": {"width": 360, "height": 740}, "is_mobile": True, "has_touch": True}
 # Streets around the demo's civic centre (Hangzhou): a grid the tiles will carry.
 GRID = [(120.20 + 0.005 * i, 30.24 + 0.005 * j) for i in range(5) for j in range(5)]
 
@@ -240,3 +241,42 @@ def sign_in(page: Any, stack: Stack, username: str) -> None:
     page.fill("#username", username)
     page.fill("#password", DEMO_PASSWORD)
     page.click("button[type=submit]")
+
+
+@dataclass
+class Phones:
+    """Signed-in phones for a test; console errors the test provokes on purpose are named."""
+
+    browser: Any
+    stack: Stack
+    contexts: list[Any] = field(default_factory=list)
+    expected_errors: list[str] = field(default_factory=list)
+
+    def open(self, username: str, *, tab: str | None = None) -> Any:
+        context = open_context(self.browser, self.stack, **PHONE)
+        self.contexts.append(context)
+        page = context.new_page()
+        sign_in(page, self.stack, username)
+        page.wait_for_url("**/phone**")
+        if tab:
+            page.goto(f"{self.stack.url}/phone#{tab}")
+        page.wait_for_function("window.fleetPhone && window.fleetPhone.ready", timeout=30_000)
+        return page
+
+
+@pytest.fixture
+def phones(browser: Any, stack: Stack) -> Iterator[Phones]:
+    stack.console.clear()
+    opened = Phones(browser, stack)
+    yield opened
+    for context in opened.contexts:
+        context.close()
+    (SCREENSHOTS / "console-phone.log").write_text("\n".join(stack.console), encoding="utf-8")
+    errors = [
+        line
+        for line in stack.console
+        if line.startswith(("pageerror", "error"))
+        and not any(expected in line for expected in opened.expected_errors)
+    ]
+    assert not errors, f"the page reported errors: {errors}"
+    assert not stack.outside, f"pages asked for addresses outside the machine: {stack.outside}"

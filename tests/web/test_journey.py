@@ -1,22 +1,25 @@
-"""The whole loop on a running system: an order requested and approved, the dispatcher assigning
-it from the suggestions on the desk, a phone tracker (OsmAnd protocol, through the gateway, the
+"""The whole loop on a running system, each step on its person's page: an order filed on the
+requester's phone and approved on the approvers', the dispatcher assigning it from the
+suggestions on the desk, a phone tracker (OsmAnd protocol, through the gateway, the
 Redis stream and the ingest worker with the geofence engine) driving the car on the desk's map,
-an off-route drive raising an alert that reaches the desk, the supervisor dismissing it."""
+an off-route drive raising an alert that reaches the desk, the supervisor dismissing it on the
+review page with a reason."""
 
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx2 as httpx
 from sqlalchemy import text
 
 from fleet.demo import DEMO_PASSWORD
-from tests.web.conftest import SCREENSHOTS, Stack, Trackers, sign_in
+from tests.web.conftest import SCREENSHOTS, Phones, Stack, Trackers, open_context, sign_in
 
 ORIGIN = (120.2106, 30.2452)  # the civic centre, the demo's depot
-DESTINATION = (120.2150, 30.2600)
+PURPOSE = "现场检查 / site inspection"
 
 
 def _token(stack: Stack, username: str) -> dict[str, str]:
@@ -48,7 +51,7 @@ def _fix(trackers: Trackers, device: str, at: float, lon: float, lat: float, spe
 
 
 def test_request_to_review_on_a_running_system(
-    desk_context, stack: Stack, trackers: Trackers
+    browser: Any, phones: Phones, desk_context: Any, stack: Stack, trackers: Trackers
 ) -> None:
     with stack.engine.connect() as conn:
         vehicle_id, plate, device = conn.execute(
@@ -66,24 +69,35 @@ def test_request_to_review_on_a_running_system(
         assert time.monotonic() < deadline, "the worker never stored the first fix"
         time.sleep(0.2)
 
-    # The request and its approval (the phones' own pages are tested in test_phone.py).
-    begin = datetime.now(UTC) - timedelta(minutes=12)
-    order = _api(stack, "POST", "/orders", "requester", json={
-        "purpose": "现场检查", "passengers": 2,
-        "start_at": begin.isoformat(), "end_at": (begin + timedelta(hours=2)).isoformat(),
-        "origin": {"type": "Point", "coordinates": list(ORIGIN)}, "origin_name": "市民中心",
-        "destinations": [{"point": {"type": "Point", "coordinates": list(DESTINATION)},
-                          "name": "检查现场"}],
-    })  # fmt: skip
-    order = _api(stack, "POST", f"/orders/{order['id']}/submit", "requester")
-    for step in order["approval_steps"]:
-        _api(
-            stack,
-            "POST",
-            f"/orders/{order['id']}/approve",
-            "leader" if step["level"] else "approver",
-            json={},
-        )
+    # The requester files the order on their phone, for a window that began ten minutes ago (the
+    # car has been out since); the approvers approve on theirs.
+    zone = ZoneInfo("Asia/Shanghai")
+    begin = datetime.now(zone) - timedelta(minutes=10)
+    requester = phones.open("requester")
+    requester.fill("#purpose", PURPOSE)
+    requester.fill("#passengers", "2")
+    requester.locator("#places .chip", has_text="市民中心").tap()
+    requester.locator("#places .chip", has_text="杭州东站").tap()
+    requester.fill("#start", begin.strftime("%Y-%m-%dT%H:%M"))
+    requester.fill("#end", (begin + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"))
+    requester.locator("#send").tap()
+    card = requester.locator("#mine-list [data-order]", has_text=PURPOSE)
+    card.wait_for(timeout=30_000)
+    order_id = int(card.get_attribute("data-order") or 0)
+    requester.screenshot(path=str(SCREENSHOTS / "journey-phone-filed.png"), full_page=True)
+    steps = _api(stack, "GET", f"/orders/{order_id}", "requester")["approval_steps"]
+    for step in steps:
+        approver = phones.open("leader" if step["level"] else "approver", tab="approvals")
+        pending = approver.locator(f"#approvals-list [data-order='{order_id}']")
+        pending.wait_for(timeout=30_000)
+        pending.locator("button.approve").tap()
+        pending.wait_for(state="detached", timeout=30_000)
+    requester.wait_for_function(
+        f"document.querySelector(\"#mine-list [data-order='{order_id}']\")"
+        "?.dataset.status === 'approved'",
+        timeout=30_000,
+    )
+    order = {"id": order_id}
 
     # The dispatcher assigns the car from the suggestions on the desk.
     page = desk_context.new_page()
@@ -124,9 +138,22 @@ def test_request_to_review_on_a_running_system(
     assert page.locator(f"#alerts li:has-text('{plate}')").count() == 1
     page.screenshot(path=str(SCREENSHOTS / "journey-desk.png"))
 
-    # The supervisor dismisses it with a reason.
-    reason = {"decision": "dismissed", "reason": "临时改道，经核实 / detour confirmed"}
-    _api(stack, "POST", f"/alerts/{alert.id}/review", "supervisor", json=reason)
+    # The supervisor dismisses it with a reason, on the review page.
+    review = open_context(browser, stack, viewport={"width": 1400, "height": 900})
+    try:
+        queue = review.new_page()
+        sign_in(queue, stack, "supervisor")
+        queue.wait_for_url("**/review")
+        row = queue.locator(f"#queue a[data-alert='{alert.id}']")
+        row.wait_for(timeout=30_000)
+        row.click()
+        queue.wait_for_function(f"window.fleetReview.drawn === {alert.id}", timeout=30_000)
+        queue.fill("#reason", "临时改道，经核实 / detour confirmed")
+        queue.click("#decision [data-decision='dismissed']")
+        queue.wait_for_selector(".notice.ok", timeout=15_000)
+        queue.screenshot(path=str(SCREENSHOTS / "journey-review.png"))
+    finally:
+        review.close()
     with stack.engine.connect() as conn:
-        review = conn.execute(text("SELECT review FROM alert WHERE id = :id"), {"id": alert.id})
-        assert review.scalar_one() == "dismissed"
+        decided = conn.execute(text("SELECT review FROM alert WHERE id = :id"), {"id": alert.id})
+        assert decided.scalar_one() == "dismissed"

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,10 +17,9 @@ import pytest
 from sqlalchemy import text
 
 from fleet.demo import DEMO_PASSWORD
-from tests.web.conftest import SCREENSHOTS, Stack, open_context, sign_in
+from tests.web.conftest import SCREENSHOTS, Phones, Stack
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
-PHONE = {"viewport": {"width": 360, "height": 740}, "is_mobile": True, "has_touch": True}
 CIVIC_CENTRE = [120.2106, 30.2452]
 EAST_STATION = [120.2128, 30.2910]
 UNNAMED_CONTROLS = """[...document.querySelectorAll('main input, main textarea, main button')]
@@ -33,45 +30,6 @@ UNNAMED_CONTROLS = """[...document.querySelectorAll('main input, main textarea, 
   .map(e => e.outerHTML.slice(0, 80))"""
 # A user of the motor pool's own unit, whose orders the pool's driver sees by unit.
 POOL_REQUESTER = "pool-requester"
-
-
-@dataclass
-class Phones:
-    """Signed-in phones for a test; console errors the test provokes on purpose are named."""
-
-    browser: Any
-    stack: Stack
-    contexts: list[Any] = field(default_factory=list)
-    expected_errors: list[str] = field(default_factory=list)
-
-    def open(self, username: str, *, tab: str | None = None) -> Any:
-        context = open_context(self.browser, self.stack, **PHONE)
-        self.contexts.append(context)
-        page = context.new_page()
-        sign_in(page, self.stack, username)
-        page.wait_for_url("**/phone**")
-        if tab:
-            page.goto(f"{self.stack.url}/phone#{tab}")
-        page.wait_for_function("window.fleetPhone && window.fleetPhone.ready", timeout=30_000)
-        return page
-
-
-@pytest.fixture
-def phones(browser: Any, stack: Stack) -> Iterator[Phones]:
-    stack.console.clear()
-    opened = Phones(browser, stack)
-    yield opened
-    for context in opened.contexts:
-        context.close()
-    (SCREENSHOTS / "console-phone.log").write_text("\n".join(stack.console), encoding="utf-8")
-    errors = [
-        line
-        for line in stack.console
-        if line.startswith(("pageerror", "error"))
-        and not any(expected in line for expected in opened.expected_errors)
-    ]
-    assert not errors, f"the page reported errors: {errors}"
-    assert not stack.outside, f"pages asked for addresses outside the machine: {stack.outside}"
 
 
 # ---- the API, for what a test sets up and checks --------------------------------------------
