@@ -11,7 +11,7 @@ from fastapi import Path as Path_
 from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
 
-from dispatch import costs, dossier, report, service, statistics
+from dispatch import costs, dossier, places, report, service, statistics
 from dispatch.models import CostKind
 from dispatch.orders import OrderStatus
 from dispatch.schemas import AssignIn, Comment, CostIn, OrderCreate, Reading, RuleIn
@@ -55,6 +55,17 @@ def list_orders(
         "limit": listing.limit,
         "offset": listing.offset,
     }
+
+
+@router.get("/places")
+def list_places(
+    session: SessionDep,
+    actor: ActorDep,
+    limit: Annotated[int, Query(ge=1, le=50, description="How many places at most.")] = 12,
+) -> dict[str, Any]:
+    """Places to offer in one tap when filing an order: those the caller's unit's orders used,
+    most used first, then the depots of the unit and the units above it."""
+    return {"items": places.offered(session=session, actor=actor, limit=limit)}
 
 
 @router.get("/orders/{order_id}")

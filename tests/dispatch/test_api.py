@@ -507,3 +507,43 @@ def test_order_news_reach_the_requester_the_units_staff_and_the_assigned_driver_
         client.offer_orders([item])
     heard = {who for who, client in hearing.items() if client.take_orders() == [item]}
     assert heard == {"requester", "driver", "staff"}
+
+
+def test_places_offered_are_the_units_most_used_then_its_depots(
+    client: TestClient, people, pool, order_body, db: Session, root_unit, make_unit
+):
+    from geofence import service as fences
+    from geofence.schemas import FenceCreate
+
+    station = {"point": {"type": "Point", "coordinates": [120.2128, 30.291]}, "name": "杭州东站"}
+    market = {"point": {"type": "Point", "coordinates": [120.1688, 30.277]}, "name": "某市场"}
+    for destinations in ([station], [station, market], [market], [station]):
+        reply = client.post(
+            "/api/v1/orders", json=order_body(destinations=destinations), headers=people["asker"]
+        )
+        assert reply.status_code == 201, reply.text
+    for unit, name in ((root_unit, "本单位车库"), (make_unit("ELSE"), "别的单位车库")):
+        fences.create_fence(
+            session=db,
+            actor=Actor.system(unit),
+            data=FenceCreate(
+                name=name,
+                kind="depot",
+                geometry={"type": "Point", "coordinates": [120.21, 30.25]},
+                radius_m=150,
+            ),
+        )
+    db.commit()
+    reply = client.get("/api/v1/places", headers=people["asker"])
+    assert reply.status_code == 200, reply.text
+    offered = [(p["name"], p["kind"], p["uses"]) for p in reply.json()["items"]]
+    assert offered == [
+        ("市民中心", "used", 4),
+        ("杭州东站", "used", 3),
+        ("某市场", "used", 2),
+        ("本单位车库", "depot", 0),
+    ]
+    depot = reply.json()["items"][-1]["point"]["coordinates"]
+    assert abs(depot[0] - 120.21) < 0.002
+    assert abs(depot[1] - 30.25) < 0.002
+    assert client.get("/api/v1/places?limit=0", headers=people["asker"]).status_code == 422

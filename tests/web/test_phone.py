@@ -124,7 +124,7 @@ def test_requester_files_an_order_that_the_approver_approves(phones: Phones, sta
     assert page.get_attribute("#tab-new", "aria-selected") == "true"
     page.fill("#purpose", purpose)
     page.fill("#passengers", "2")
-    page.locator("#places .chip", has_text="市民中心").tap()
+    page.locator("#places .chip[data-place='市民中心']").tap()
     assert page.input_value("#origin-name") == "市民中心"
     # The start is set, so the next tap is the destination's.
     assert page.get_attribute("button.pick.destination", "aria-pressed") == "true"
@@ -189,8 +189,8 @@ def test_the_form_shows_what_is_missing_and_the_apis_422_by_the_field(
 
     phones.expected_errors.append("status of 422")  # the refusal the test asks for
     page.fill("#purpose", _purpose("时间填反"))
-    page.locator("#places .chip", has_text="市民中心").tap()
-    page.locator("#places .chip", has_text="杭州东站").tap()
+    page.locator("#places .chip[data-place='市民中心']").tap()
+    page.locator("#places .chip[data-place='杭州东站']").tap()
     assert not page.is_visible("#err-origin")
     start = page.input_value("#start")
     page.fill("#end", start.replace("T09:", "T08:"))  # ends before it starts

@@ -7,12 +7,9 @@ import { busy, clearError, el, messageOf, showError, zonedIso, zonedLocal } from
 
 const RECENT = "fleet.phone.places";
 const RECENT_KEPT = 6;
-// The demo's well-known places, offered after the ones this phone used last.
-const KNOWN = [
-  { name: "市民中心", lon: 120.2106, lat: 30.2452 },
-  { name: "杭州东站", lon: 120.2128, lat: 30.2910 },
-  { name: "钱塘江堤防", lon: 120.2630, lat: 30.2460 },
-];
+// The places the unit's orders used and its depots (GET /api/v1/places), offered after the ones
+// this phone used last.
+let offered = [];
 // The API's field (loc[1]) -> the slot its message is shown in.
 const SLOTS = {
   purpose: "purpose", passengers: "passengers", start_at: "start", end_at: "end",
@@ -46,7 +43,7 @@ function remember(...places) {
 
 function renderPlaces() {
   const seen = new Set();
-  const places = [...recent(), ...KNOWN].filter((p) => !seen.has(p.name) && seen.add(p.name));
+  const places = [...recent(), ...offered].filter((p) => !seen.has(p.name) && seen.add(p.name));
   $("places").replaceChildren(...places.map((place) => el("button", {
     type: "button", class: "chip", text: place.name, dataset: { place: place.name },
     onclick: () => choose(place.lon, place.lat, place.name, { fly: true }),
@@ -218,6 +215,17 @@ async function send(onSent) {
   form.purpose.value = "";
   form.notes.value = "";
   onSent(order);
+}
+
+// Reads the places to offer; without them the map and the phone's own places still serve.
+export async function loadPlaces() {
+  try {
+    const { items } = await api("/api/v1/places");
+    offered = items.map((p) => ({ name: p.name, lon: p.point.coordinates[0], lat: p.point.coordinates[1] }));
+  } catch (error) {
+    notify(`${t("phone.places_failed")}: ${messageOf(error)}`, "error");
+  }
+  renderPlaces();
 }
 
 export function setUp({ onSent }) {

@@ -32,6 +32,7 @@ extend({
   "phone.submit": ["提交申请", "Send request"],
   "phone.submitted": ["已提交", "Sent"],
   "phone.draft_kept": ["已保存为草稿，提交审批未成功", "Saved as a draft; sending it for approval failed"],
+  "phone.places_failed": ["常用地点未能读取", "Could not read the saved places"],
 
   "need.purpose": ["请填写用车事由", "Give the purpose"],
   "need.passengers": ["乘车人数至少为 1", "At least one passenger"],

@@ -3,7 +3,7 @@
 import "./phone-labels.js";
 import { api, token } from "./api.js";
 import { start } from "./shell.js";
-import { setUp, showMap } from "./phone-form.js";
+import { loadPlaces, setUp, showMap } from "./phone-form.js";
 import { loadApprovals, loadMine, loadTrips, setContext } from "./phone-lists.js";
 import { relabel } from "./phone-util.js";
 
@@ -116,6 +116,7 @@ if (me) {
         await loadMine({ highlight: order.id });
       },
     });
+    loaders.places = () => loadPlaces();
   }
   document.getElementById("mine-reload").addEventListener("click", () => loadMine());
   document.getElementById("approvals-reload").addEventListener("click", () => loadApprovals());
