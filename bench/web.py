@@ -193,15 +193,19 @@ def run(vehicles: int, minutes: float) -> dict[str, Any]:
             page.wait_for_function("window.fleetDesk && window.fleetDesk.ready", timeout=60_000)
             publisher.start()
             time.sleep(5)  # steady state
-            heap_start = heap_mb(page)
+            heaps = [heap_mb(page)]  # once a minute: a leak keeps growing, a cache levels off
             applied: list[float] = []
             drawn: list[float] = []
-            deadline = time.monotonic() + minutes * 60
+            began = time.monotonic()
+            deadline = began + minutes * 60
             while time.monotonic() < deadline:
                 a, d = measure(page, min(30.0, max(1.0, deadline - time.monotonic())))
                 applied += a
                 drawn += d
-            heap_end = heap_mb(page)
+                if time.monotonic() - began >= 60 * len(heaps):
+                    heaps.append(heap_mb(page))
+            if len(heaps) < 2:
+                heaps.append(heap_mb(page))
             browser.close()
     finally:
         publisher.stop.set()
@@ -212,8 +216,9 @@ def run(vehicles: int, minutes: float) -> dict[str, Any]:
         "batches": len(applied),
         "apply": percentiles(applied),
         "draw": percentiles(drawn),
-        "heap_start": heap_start,
-        "heap_end": heap_end,
+        "heaps": heaps,
+        "heap_start": heaps[0],
+        "heap_end": heaps[-1],
     }
 
 
@@ -247,6 +252,12 @@ def main(argv: list[str] | None = None) -> None:
         f" {full['draw'][1]:.1f} ms, x{full['draw'][1] / baseline['draw'][1]:.1f} the"
         f" {baseline['vehicles']:,}-vehicle baseline; heap"
         f" {full['heap_end'] - full['heap_start']:+.1f} MB over {args.minutes:g} min"
+    )
+    heaps = full["heaps"]
+    half = heaps[len(heaps) // 2]
+    print(
+        "heap MB by minute: " + " ".join(f"{h:.1f}" for h in heaps) + f" ({heaps[-1] - half:+.1f}"
+        f" MB over the second half)"
     )
 
 

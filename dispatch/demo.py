@@ -5,6 +5,7 @@ yesterday with its track, costs and a reviewed alert, so that the dossier has ev
 from __future__ import annotations
 
 import itertools
+import math
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -12,7 +13,7 @@ from zoneinfo import ZoneInfo
 from geoalchemy2.shape import from_shape
 from redis import Redis
 from shapely.geometry import LineString, Point
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from dispatch import costs, service
@@ -21,11 +22,12 @@ from dispatch.models import ApprovalRule, TripOrder
 from dispatch.schemas import AssignIn, Comment, CostIn, OrderCreate
 from dispatch.settings import DispatchSettings
 from fleet.auth import Actor
-from fleet.models import Driver, Energy, OrgUnit, Role, UserAccount, Vehicle
+from fleet.models import Device, Driver, Energy, OrgUnit, Role, UserAccount, Vehicle
 from geofence import service as geofence_service
 from geofence.models import Alert
 from geofence.schemas import ReviewIn
 from geofence.settings import GeofenceSettings
+from telematics import ingest
 from telematics.models import Trip
 from telematics.trips import haversine_m
 
@@ -145,11 +147,54 @@ def _trip(
     )
 
 
+FIX_EVERY_S = 15
+_FIX = text(
+    "INSERT INTO position (vehicle_id, fix_time, device_id, received_at, point, speed_kmh,"
+    " heading_deg, ignition) VALUES (:vehicle, :at, :device, :at,"
+    " ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :speed, :heading, true) ON CONFLICT DO NOTHING"
+)
+
+
+def _recorded(
+    session: Session,
+    vehicle_id: int,
+    start: datetime,
+    minutes: int,
+    line: LineString,
+    fast: tuple[datetime, datetime] | None = None,
+) -> None:
+    """What the tracker reported on a demo trip: a fix every 15 s along the line at the trip's
+    average speed (68 km/h while `fast`), so the track can be played back and reviewed."""
+    device = session.scalar(
+        select(Device.id).where(Device.vehicle_id == vehicle_id).order_by(Device.id).limit(1)
+    )
+    if device is None:
+        return
+    utc = start.astimezone(UTC)
+    session.execute(text(ingest.PARTITION_LOCK))
+    session.execute(text(ingest.partition_ddl(datetime(utc.year, utc.month, 1, tzinfo=UTC))))
+    steps = minutes * 60 // FIX_EVERY_S
+    average = line.length * 111_000 * math.cos(math.radians(line.centroid.y)) / (minutes * 60)
+    rows = []
+    for i in range(steps + 1):
+        at = utc + timedelta(seconds=FIX_EVERY_S * i)
+        here = line.interpolate(i / steps, normalized=True)
+        ahead = line.interpolate(min(1.0, (i + 1) / steps), normalized=True)
+        east = (ahead.x - here.x) * math.cos(math.radians(here.y))
+        speeding = fast is not None and fast[0] <= at <= fast[1]
+        rows.append(
+            {"vehicle": vehicle_id, "device": device, "at": at, "lon": round(here.x, 6),
+             "lat": round(here.y, 6), "speed": 68.0 if speeding else round(average * 3.6, 1),
+             "heading": round(math.degrees(math.atan2(east, ahead.y - here.y)) % 360, 1)}
+        )  # fmt: skip
+    session.execute(_FIX, rows)
+
+
 def _completed(
     *, session: Session, settings: DispatchSettings, zone: ZoneInfo, redis: Redis
 ) -> int:
     """Yesterday's inspection trip, from request to review, through the services (so every step
-    is in the audit log); the trips stand in for what the tracker would have reported."""
+    is in the audit log), with the fixes and trips the tracker would have left."""
     if session.scalar(select(TripOrder.id).where(TripOrder.purpose == COMPLETED)):
         return 0
     people = {n: _actor(session, n) for n in ("requester", "approver", "leader", "dispatcher")}
@@ -207,10 +252,13 @@ def _completed(
         settings=settings,
     )
     service.start(session=session, actor=dispatcher, order_id=order.id, odometer_km=12_345.0)
-    _trip(session, vehicle.id, start + timedelta(minutes=10), 35, _track(CIVIC_CENTRE, SITE, 0.01))
-    _trip(
-        session, vehicle.id, start + timedelta(minutes=130), 40, _track(SITE, CIVIC_CENTRE, -0.008)
-    )
+    # The overspeed the engine raised on the way there: 75 s at 68 km/h, 15 minutes into it.
+    there, back = _track(CIVIC_CENTRE, SITE, 0.01), _track(SITE, CIVIC_CENTRE, -0.008)
+    at = (start + timedelta(minutes=25)).astimezone(UTC)
+    fast = (at, at + timedelta(seconds=75))
+    for minute, minutes, line, speeding in ((10, 35, there, fast), (130, 40, back, None)):
+        _trip(session, vehicle.id, start + timedelta(minutes=minute), minutes, line)
+        _recorded(session, vehicle.id, start + timedelta(minutes=minute), minutes, line, speeding)
     session.flush()
     service.finish(session=session, actor=dispatcher, order_id=order.id, odometer_km=12_356.4)
     setup = costs.CheckSetup(
@@ -246,8 +294,6 @@ def _completed(
             ),
             setup=setup,
         )
-    # What the engine raised on the way there (the demo has no fixes to evaluate).
-    at = (start + timedelta(minutes=25)).astimezone(UTC)
     alert = Alert(
         kind="overspeed",
         severity="medium",
@@ -258,7 +304,7 @@ def _completed(
         started_at=at,
         last_at=at + timedelta(seconds=75),
         ended_at=at + timedelta(seconds=75),
-        point=from_shape(Point(120.1850, 30.2600), srid=4326),
+        point=from_shape(there.interpolate(15 / 35, normalized=True), srid=4326),
         measured={"max_speed_kmh": 68.0, "limit_kmh": 60.0, "duration_s": 75},
         thresholds={"speed_limit_kmh": 60.0, "overspeed_duration_s": 60},
     )

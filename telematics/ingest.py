@@ -228,6 +228,19 @@ def partition_name(start: datetime) -> str:
     return f"position_p{start:%Y%m}"
 
 
+PARTITION_LOCK = "SELECT pg_advisory_xact_lock(hashtext('fleet.position.partition'))"
+
+
+def partition_ddl(start: datetime) -> str:
+    """The statement creating the partition of `position` for the month from `start` (nothing
+    when it exists). DDL takes no parameters; both bounds are made here from datetimes."""
+    low, high = start.isoformat(), _next_month(start).isoformat()
+    return (
+        f"CREATE TABLE IF NOT EXISTS {partition_name(start)} PARTITION OF position"
+        f" FOR VALUES FROM ('{low}') TO ('{high}')"
+    )
+
+
 class BatchObserver(Protocol):
     """More work on every batch, plugged in by the composition root (the geofence engine).
 
@@ -437,13 +450,8 @@ class IngestWorker:
                 continue
             with conn.transaction():
                 # Two workers may meet a new month at once; the lock makes one create it.
-                conn.execute("SELECT pg_advisory_xact_lock(hashtext('fleet.position.partition'))")
-                # DDL takes no parameters; both bounds are made here from datetimes.
-                low, high = start.isoformat(), _next_month(start).isoformat()
-                conn.execute(
-                    f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF position"
-                    f" FOR VALUES FROM ('{low}') TO ('{high}')"
-                )
+                conn.execute(PARTITION_LOCK)
+                conn.execute(partition_ddl(start))
             self._partitions.add(name)
 
     def _store(

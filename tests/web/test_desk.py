@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import text
 
 from telematics import stream
+from telematics.ingest import month_start, partition_ddl
 from tests.web.conftest import GRID, SCREENSHOTS, Stack, sign_in
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -154,15 +155,7 @@ def test_track_playback_of_a_vehicle(desk_context, stack: Stack) -> None:
     [vehicle_id] = _place_vehicles(stack, count=1)
     now = time.time()
     with stack.engine.begin() as conn:
-        month = time.strftime("%Y%m", time.gmtime(now))
-        first = time.strftime("%Y-%m-01", time.gmtime(now))
-        conn.execute(
-            text(
-                f"CREATE TABLE IF NOT EXISTS position_p{month} PARTITION OF position"
-                f" FOR VALUES FROM ('{first} 00:00+00') TO"
-                f" (('{first}'::date + interval '1 month')::timestamptz)"
-            )
-        )
+        conn.execute(text(partition_ddl(month_start(int(now * 1000)))))
         for n in range(20):
             conn.execute(
                 text(

@@ -21,6 +21,7 @@ from sqlalchemy import Connection, text
 from dispatch.demo import COMPLETED
 from fleet.demo import DEMO_PASSWORD
 from geofence.worker import ALERTS_CHANNEL
+from telematics.ingest import partition_ddl
 from tests.web.conftest import SCREENSHOTS, Stack, open_context, sign_in
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -79,13 +80,7 @@ def _positions(
 ) -> None:
     """Fixes as the ingest worker stores them, in the month partitions they need."""
     for start in sorted({_month(at) for at, _, _ in fixes}):
-        end = (start + timedelta(days=32)).replace(day=1)
-        conn.execute(
-            text(
-                f"CREATE TABLE IF NOT EXISTS position_p{start:%Y%m} PARTITION OF position"
-                f" FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
-            )
-        )
+        conn.execute(text(partition_ddl(start)))
     conn.execute(
         text(
             "INSERT INTO position (vehicle_id, fix_time, device_id, received_at, point,"
@@ -166,8 +161,9 @@ def _alert(conn: Connection, trip: Trip, **fields: Any) -> int:
 
 
 def _off_route(stack: Stack, trip: Trip, minute: int) -> int:
-    """During the demo order, `minute` minutes in: ten minutes of track heading west along the
-    corridor, with a northward detour in the middle that the rule flagged."""
+    """During the demo order, `minute` minutes in (between its two recorded trips, 10-45 and
+    130-170): ten minutes of track heading west along the corridor, with a northward detour in
+    the middle that the rule flagged."""
     begin = trip.start_at + timedelta(minutes=minute)
     fixes = []
     for n in range(31):
@@ -234,7 +230,7 @@ def _review(stack: Stack, alert_id: int) -> tuple[str, list[str]]:
 def test_supervisor_reviews_an_off_route_alert_from_the_queue(
     review_context, stack: Stack, trip: Trip
 ) -> None:
-    alert_id = _off_route(stack, trip, minute=40)
+    alert_id = _off_route(stack, trip, minute=70)
     with stack.engine.begin() as conn:
         other = _alert(
             conn,
