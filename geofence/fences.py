@@ -86,13 +86,37 @@ class FenceSet:
         self._areas = np.array(areas, dtype=object)
         self._tree = STRtree(areas)
         self.by_id = {f.id: f for f in self.fences}
+        # Per fence, indexed like `fences`, for the engine's whole-batch arithmetic.
+        self.ids = np.array([f.id for f in self.fences], dtype=np.int64)
+        self.is_depot = np.array([f.kind == FenceKind.DEPOT for f in self.fences], dtype=bool)
+        self.is_prohibited = np.array(
+            [f.kind == FenceKind.PROHIBITED for f in self.fences], dtype=bool
+        )
+        self.is_region = np.array(
+            [f.kind == FenceKind.PERMITTED_REGION for f in self.fences], dtype=bool
+        )
+        self.has_limit = np.array([f.speed_limit_kmh is not None for f in self.fences], dtype=bool)
+        # whether a fence counts for a vehicle and a moment depends on the two
+        self.conditional = np.array(
+            [f.schedule is not None or bool(f.unit_paths or f.categories) for f in self.fences],
+            dtype=bool,
+        )
+
+    def pairs(self, lons: np.ndarray, lats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(point index, fence index) for every fence containing every point, ordered by point.
+        A point on a boundary counts as inside."""
+        if not len(self.fences) or not len(lons):
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+        point, fence = self._tree.query(shapely.points(lons, lats), predicate="intersects")
+        if len(point) > 1 and (np.diff(point) < 0).any():
+            order = np.argsort(point, kind="stable")
+            point, fence = point[order], fence[order]
+        return point, fence
 
     def containing(self, lons: np.ndarray, lats: np.ndarray) -> dict[int, list[int]]:
         """For each point inside any fence, the indexes (into `fences`) of those fences; points
         inside none are left out. A point on a boundary counts as inside."""
-        if not len(self.fences) or not len(lons):
-            return {}
-        point_idx, fence_idx = self._tree.query(shapely.points(lons, lats), predicate="intersects")
+        point_idx, fence_idx = self.pairs(lons, lats)
         hits: dict[int, list[int]] = {}
         for point, fence in zip(point_idx.tolist(), fence_idx.tolist(), strict=True):
             found = hits.get(point)

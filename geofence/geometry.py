@@ -175,14 +175,13 @@ class PlaneLine:
         return shapely.distance(shapely.points(xs, ys), self.plane)
 
     @staticmethod
-    def distances_many(planes: list[PlaneLine], lats: Any, lons: Any) -> list[float]:
-        """Distances in metres, each point to its own line (one vectorised call)."""
-        lat0 = np.fromiter((p.lat0 for p in planes), float, len(planes))
-        lon0 = np.fromiter((p.lon0 for p in planes), float, len(planes))
-        k = np.fromiter((p.k for p in planes), float, len(planes))
+    def distances_each(planes: list[PlaneLine], which: Any, lats: Any, lons: Any) -> Any:
+        """Distances in metres, point i to the line `planes[which[i]]` (one vectorised call)."""
+        lat0 = np.fromiter((p.lat0 for p in planes), float, len(planes))[which]
+        lon0 = np.fromiter((p.lon0 for p in planes), float, len(planes))[which]
+        k = np.fromiter((p.k for p in planes), float, len(planes))[which]
         xs = (lons - lon0) * METRES_PER_DEGREE * k
         ys = (lats - lat0) * METRES_PER_DEGREE
         lines = np.empty(len(planes), dtype=object)
         lines[:] = [p.plane for p in planes]
-        result: list[float] = shapely.distance(shapely.points(xs, ys), lines).tolist()
-        return result
+        return shapely.distance(shapely.points(xs, ys), lines[which])

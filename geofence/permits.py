@@ -7,7 +7,7 @@ in tests) a source of the caller's own permits stands in.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from shapely import LineString
@@ -46,15 +46,26 @@ class FixedPermits:
     """A permit source over permits held in memory (tests, replay of a known case)."""
 
     items: tuple[Permit, ...] = ()
+    _by_vehicle: dict[int, list[Permit]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_vehicle: dict[int, list[Permit]] = {}
+        for permit in self.items:
+            by_vehicle.setdefault(permit.vehicle_id, []).append(permit)
+        object.__setattr__(self, "_by_vehicle", by_vehicle)
 
     def permits(
         self, vehicle_ids: Iterable[int], start_t: float, end_t: float
     ) -> Mapping[int, Sequence[Permit]]:
-        wanted = set(vehicle_ids)
         found: dict[int, list[Permit]] = {}
-        for permit in self.items:
-            if permit.vehicle_id in wanted and permit.start_t <= end_t and permit.end_t >= start_t:
-                found.setdefault(permit.vehicle_id, []).append(permit)
+        for vehicle_id in set(vehicle_ids) if self._by_vehicle else ():
+            held = [
+                p
+                for p in self._by_vehicle.get(vehicle_id, ())
+                if p.start_t <= end_t and p.end_t >= start_t
+            ]
+            if held:
+                found[vehicle_id] = held
         return found
 
 

@@ -70,9 +70,10 @@ def wakes(fix: Fix, ctx: Context) -> tuple[bool, ...]:
         and not ctx.depot
         and not (permit is not None and permit.overnight)
     )
+    category = ctx.category
     return (
-        unauthorised,  # no_order
-        unauthorised,  # off_hours
+        unauthorised and ctx.working is True and category not in ctx.th.no_order_exempt,
+        unauthorised and ctx.working is False and category not in ctx.th.off_hours_exempt,
         off_route,  # off_route
         positioned and ctx.in_region is False,  # region_exit
         positioned and bool(ctx.prohibited),  # prohibited_zone

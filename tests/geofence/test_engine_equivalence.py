@@ -1,0 +1,168 @@
+"""`Engine.run` (the batch worked out as columns, resting rules skipped) gives the outcome of
+`Engine.run_plain` (every rule stepped on every fix) on random timelines: fences of every kind
+with schedules, scopes and speed limits, permits with corridors and places, fixes without a
+position, speed or ignition, gaps, alarms, late fixes, and state carried from batch to batch."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from shapely import LineString, Point, box
+
+from geofence import geometry
+from geofence.calendar import DAY, LocalClock, WorkingCalendar
+from geofence.engine import Engine, Outcome
+from geofence.fences import CompiledFence, FenceSet, Schedule, VehicleInfo
+from geofence.permits import FixedPermits, Permit
+from geofence.rules.base import Fix, Thresholds
+from tests.geofence.timeline import LAT, LON, M_PER_DEG_LAT, T0
+
+M_PER_DEG_LON = M_PER_DEG_LAT * math.cos(math.radians(LAT))
+CARS = (
+    VehicleInfo(id=1, unit_id=10, unit_path="1/10/", category="general"),
+    VehicleInfo(id=2, unit_id=20, unit_path="1/20/", category="emergency"),
+    VehicleInfo(id=3, unit_id=10, unit_path="1/10/", category="general"),
+)
+NIGHTS = Schedule(start_s=22 * 3600, end_s=6 * 3600)
+WEEKDAYS = Schedule(days=frozenset(range(1, 6)), start_s=8 * 3600, end_s=18 * 3600)
+
+
+def at(east_m: float, north_m: float) -> tuple[float, float]:
+    """(lon, lat) so many metres east and north of (LAT, LON)."""
+    return LON + east_m / M_PER_DEG_LON, LAT + north_m / M_PER_DEG_LAT
+
+
+def circle(fence_id: int, kind: str, east_m: float, radius_m: float, **kw: Any) -> CompiledFence:
+    area = geometry.area(Point(*at(east_m, 0)), radius_m=radius_m, width_m=None)
+    return CompiledFence(id=fence_id, name=f"f{fence_id}", kind=kind, area=area, **kw)
+
+
+# Along the road the cars drive (east from LON), overlapping here and there.
+PALETTE = (
+    circle(1, "depot", 0, 300),
+    circle(2, "prohibited", 800, 400, speed_limit_kmh=30),
+    circle(3, "prohibited", 1000, 300, schedule=NIGHTS),
+    circle(4, "custom", 1500, 900, speed_limit_kmh=50.0, schedule=WEEKDAYS),
+    circle(5, "custom", 2500, 600, speed_limit_kmh=40, unit_paths=("1/20/",)),
+    circle(6, "prohibited", 3000, 500, categories=frozenset({"general"})),
+    circle(7, "depot", 4000, 200, unit_paths=("1/10/",)),
+    CompiledFence(
+        id=8, name="市域", kind="permitted_region", area=box(*at(-500, -3000), *at(3500, 3000))
+    ),
+    CompiledFence(
+        id=9,
+        name="夜间",
+        kind="permitted_region",
+        area=box(*at(-500, -3000), *at(5000, 3000)),
+        schedule=NIGHTS,
+        categories=frozenset({"emergency"}),
+    ),
+)
+
+STEPS = st.tuples(
+    st.sampled_from([1, 10, 30, 90, 400, 700, 4000, 9000]),  # seconds since the last fix
+    st.sampled_from([0.0, 3.0, 40.0, 150.0, 600.0]),  # metres driven east
+    st.sampled_from([0.0, 0.0, 2.0, 30.0, -60.0]),  # metres north
+    # speeds at and just over the moving threshold and the limits in force
+    st.one_of(st.none(), st.sampled_from([0.0, 5.0, 30.0, 30.5, 40.0, 45.0, 50.5, 120.5, 130])),
+    st.one_of(st.none(), st.booleans()),
+    st.sampled_from([0, 0, 0, 1, 1 << 8, 1 << 1]),
+    st.integers(0, 9),  # 0: no position in this fix
+)
+
+
+def drive(start_t: float, steps: list[tuple[Any, ...]]) -> list[Fix]:
+    fixes, t, east, north = [], start_t, 0.0, 0.0
+    for seconds, d_east, d_north, speed, ignition, alarm, located in steps:
+        t, east, north = t + seconds, east + d_east, north + d_north
+        lon, lat = at(east, north)
+        fixes.append(
+            Fix(t, lat if located else None, lon if located else None, speed, ignition, alarm)
+        )
+    return fixes
+
+
+@st.composite
+def permits_for(draw: st.DrawFn, vehicle_id: int, track: list[Fix]) -> list[Permit]:
+    chosen = []
+    for order_id in range(draw(st.integers(0, 2))):
+        first, last = sorted(draw(st.lists(st.integers(0, len(track) - 1), min_size=2, max_size=2)))
+        shift = draw(st.sampled_from([0.0, 900.0, 3000.0]))  # metres the plan is off the road
+        places = tuple((lat, lon) for lon, lat in (at(0, shift), at(2000, shift), at(4000, 0)))
+        chosen.append(
+            Permit(
+                vehicle_id=vehicle_id,
+                start_t=track[first].t,
+                end_t=track[last].t,
+                order_id=vehicle_id * 10 + order_id,
+                driver_id=draw(st.sampled_from([None, 7])),
+                places=draw(st.sampled_from([(), places])),
+                corridor=draw(st.sampled_from([None, LineString([at(0, shift), at(5000, shift)])])),
+                out_of_region=draw(st.booleans()),
+                overnight=draw(st.booleans()),
+            )
+        )
+    return chosen
+
+
+def same(fast: Outcome, plain: Outcome) -> None:
+    assert fast.alerts == plain.alerts
+    assert json.dumps(fast.states, sort_keys=True) == json.dumps(plain.states, sort_keys=True)
+    assert fast.states == plain.states
+    assert (fast.evaluated, fast.late, fast.unknown_vehicle, fast.uncovered_days) == (
+        plain.evaluated,
+        plain.late,
+        plain.unknown_vehicle,
+        plain.uncovered_days,
+    )
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_run_gives_the_outcome_of_the_plain_loop(data: st.DataObject) -> None:
+    start_t = T0 + data.draw(st.sampled_from([0, 10 * 3600, 36 * 3600, 5 * DAY]), label="start")
+    tracks = {
+        car.id: drive(start_t, data.draw(st.lists(STEPS, min_size=1, max_size=40)))
+        for car in CARS[: data.draw(st.integers(1, len(CARS)), label="cars")]
+    }
+    permits = [p for v, track in tracks.items() for p in data.draw(permits_for(v, track))]
+    fences = data.draw(st.lists(st.sampled_from(PALETTE), unique=True), label="fences")
+    first_day = int((start_t + 8 * 3600) // DAY)
+    calendar = WorkingCalendar(
+        # the calendar ends on a random day: later fixes fall on days it does not cover
+        days={
+            d: d % 7 not in (2, 3)
+            for d in range(first_day - 1, first_day + data.draw(st.integers(0, 6)))
+        },
+        default_hours=(8 * 3600 + 1800, 17 * 3600 + 1800),
+        unit_hours=data.draw(st.sampled_from([{}, {20: (7 * 3600, 23 * 3600)}])),
+    )
+    engine = Engine(
+        fences=FenceSet(fences),
+        calendar=calendar,
+        clock=LocalClock(ZoneInfo("Asia/Shanghai")),
+        thresholds=Thresholds(no_order_exempt=frozenset({"emergency"})),
+        permits=FixedPermits(tuple(permits)),
+    )
+    vehicles = {car.id: car for car in CARS[1:]}  # car 1 is unknown till the second batch
+    fast_states: dict[int, dict[str, Any]] = {}
+    plain_states: dict[int, dict[str, Any]] = {}
+    cut = 0
+    while any(len(t) > cut for t in tracks.values()):
+        size = data.draw(st.integers(1, 15), label="batch")
+        # a batch may repeat the last fix evaluated (a re-sent batch)
+        back = data.draw(st.integers(0, 1), label="resent") if cut else 0
+        batch = {v: t[cut - back : cut + size] for v, t in tracks.items()}
+        fast = engine.run(batch, fast_states, vehicles)
+        plain = engine.run_plain(batch, plain_states, vehicles)
+        same(fast, plain)
+        # state goes through Redis as JSON between batches
+        fast_states.update({v: json.loads(json.dumps(s)) for v, s in fast.states.items()})
+        plain_states.update({v: json.loads(json.dumps(s)) for v, s in plain.states.items()})
+        vehicles[1] = CARS[0]
+        cut += size
