@@ -89,3 +89,27 @@ def test_every_page_loads_and_its_map_draws_roads_offline(
         )
     name = path.split("#")[0]
     page.screenshot(path=str(SCREENSHOTS / f"offline-{name}.png"))
+
+
+def test_the_pages_datum_shift_agrees_with_the_servers(offline: Any, stack: Stack) -> None:
+    """Over a GCJ-02 base map the pages shift live positions and unshift drawn fences in
+    JavaScript; the tiles are shifted in Python. Both must agree, and a round trip must land
+    within a metre of where it started."""
+    from web import gcj02
+
+    points = [(120.2106, 30.2452), (116.3975, 39.9087), (87.6168, 43.8256), (2.35, 48.85)]
+    page = offline(**DESK).new_page()
+    page.goto(f"{stack.url}/login")
+    shifted = page.evaluate(
+        """async (points) => {
+            const { wgs84ToGcj02, gcj02ToWgs84 } = await import('/static/js/map.js');
+            return points.map(([lon, lat]) => {
+                const there = wgs84ToGcj02(lon, lat);
+                return [there, gcj02ToWgs84(there[0], there[1])];
+            });
+        }""",
+        points,
+    )
+    for (lon, lat), (there, back) in zip(points, shifted, strict=True):
+        assert there == pytest.approx(gcj02.from_wgs84(lon, lat), abs=1e-9)
+        assert back == pytest.approx((lon, lat), abs=1e-5)  # about a metre
