@@ -8,12 +8,14 @@ a test that saw one fails.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
 import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -224,16 +226,33 @@ def open_context(browser: Any, stack: Stack, **options: Any) -> Any:
     return context
 
 
-@pytest.fixture
-def desk_context(browser: Any, stack: Stack) -> Iterator[Any]:
-    context = open_context(browser, stack, viewport={"width": 1400, "height": 900})
+@contextmanager
+def watched(
+    browser: Any, stack: Stack, name: str, *, allowed: str | None = None, **options: Any
+) -> Iterator[Any]:
+    """A browser context for one test that fails it on any page or console error (but those
+    matching the `allowed` pattern, which the test provokes) and on any address outside the
+    machine; the console is kept in var/screenshots/console-NAME.log."""
+    context = open_context(
+        browser, stack, **{"viewport": {"width": 1400, "height": 900}, **options}
+    )
     stack.console.clear()
     yield context
     context.close()
-    (SCREENSHOTS / "console-desk.log").write_text("\n".join(stack.console), encoding="utf-8")
-    errors = [line for line in stack.console if line.startswith(("pageerror", "error"))]
+    (SCREENSHOTS / f"console-{name}.log").write_text("\n".join(stack.console), encoding="utf-8")
+    errors = [
+        line
+        for line in stack.console
+        if line.startswith(("pageerror", "error")) and not (allowed and re.search(allowed, line))
+    ]
     assert not errors, f"the page reported errors: {errors}"
     assert not stack.outside, f"pages asked for addresses outside the machine: {stack.outside}"
+
+
+@pytest.fixture
+def desk_context(browser: Any, stack: Stack) -> Iterator[Any]:
+    with watched(browser, stack, "desk") as context:
+        yield context
 
 
 def sign_in(page: Any, stack: Stack, username: str) -> None:

@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import text
 
-from tests.web.conftest import SCREENSHOTS, Stack, open_context, sign_in
+from tests.web.conftest import SCREENSHOTS, Stack, sign_in, watched
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 # Chromium logs every non-2xx answer; these are the API refusing bad input on purpose, which the
@@ -28,18 +28,8 @@ VISIBLE_LABELS = "[...document.querySelectorAll('[data-i18n]')].filter(e => e.of
 
 @pytest.fixture
 def admin_context(browser: Any, stack: Stack) -> Iterator[Any]:
-    context = open_context(browser, stack, viewport={"width": 1400, "height": 900})
-    stack.console.clear()
-    yield context
-    context.close()
-    (SCREENSHOTS / "console-admin.log").write_text("\n".join(stack.console), encoding="utf-8")
-    errors = [
-        line
-        for line in stack.console
-        if line.startswith(("pageerror", "error")) and not REFUSED.search(line)
-    ]
-    assert not errors, f"the page reported errors: {errors}"
-    assert not stack.outside, f"pages asked for addresses outside the machine: {stack.outside}"
+    with watched(browser, stack, "admin", allowed=REFUSED.pattern) as context:
+        yield context
 
 
 def _open(context: Any, stack: Stack, tab: str) -> Any:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.web.conftest import SCREENSHOTS, Stack, open_context, sign_in
+from tests.web.conftest import SCREENSHOTS, Stack, sign_in, watched
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 CHARTS = ("distance", "costs", "alerts", "energy")
@@ -34,14 +34,8 @@ INKED = """(name) => {
 
 @pytest.fixture
 def dashboard_context(browser: Any, stack: Stack) -> Iterator[Any]:
-    context = open_context(browser, stack, viewport={"width": 1400, "height": 900})
-    stack.console.clear()
-    yield context
-    context.close()
-    (SCREENSHOTS / "console-dashboard.log").write_text("\n".join(stack.console), encoding="utf-8")
-    errors = [line for line in stack.console if line.startswith(("pageerror", "error"))]
-    assert not errors, f"the page reported errors: {errors}"
-    assert not stack.outside, f"pages asked for addresses outside the machine: {stack.outside}"
+    with watched(browser, stack, "dashboard") as context:
+        yield context
 
 
 def _open(context: Any, stack: Stack) -> Any:

@@ -22,7 +22,7 @@ from dispatch.demo import COMPLETED
 from fleet.demo import DEMO_PASSWORD
 from geofence.worker import ALERTS_CHANNEL
 from telematics.ingest import partition_ddl
-from tests.web.conftest import SCREENSHOTS, Stack, open_context, sign_in
+from tests.web.conftest import SCREENSHOTS, Stack, sign_in, watched
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 # The refusal the dismissal test provokes on purpose; Chromium logs every 4xx as a console error.
@@ -43,18 +43,10 @@ class Trip:
 
 @pytest.fixture
 def review_context(browser: Any, stack: Stack) -> Iterator[Any]:
-    context = open_context(browser, stack, viewport={"width": 1400, "height": 900}, locale="zh-CN")
-    stack.console.clear()
-    yield context
-    context.close()
-    (SCREENSHOTS / "console-review.log").write_text("\n".join(stack.console), encoding="utf-8")
-    errors = [
-        line
-        for line in stack.console
-        if line.startswith(("pageerror", "error")) and EXPECTED_REFUSAL not in line
-    ]
-    assert not errors, f"the page reported errors: {errors}"
-    assert not stack.outside, f"pages asked for addresses outside the machine: {stack.outside}"
+    with watched(
+        browser, stack, "review", allowed=re.escape(EXPECTED_REFUSAL), locale="zh-CN"
+    ) as context:
+        yield context
 
 
 @pytest.fixture
