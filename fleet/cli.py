@@ -705,6 +705,11 @@ def _banner(settings: Settings) -> str:
     lines = [
         "",
         "Fleet is up.",
+        f"  sign in        {base}/login  (each role lands on its own page:)",
+        f"    dispatcher   {base}/desk",
+        f"    phones       {base}/phone  (requesters, approvers, drivers; 360 px and up)",
+        f"    supervisor   {base}/review",
+        f"    admin        {base}/admin  and  {base}/dashboard",
         f"  API and docs   {base}/docs",
         f"  health         {base}/healthz",
         "  demo accounts  (password for all: " + DEMO_PASSWORD + ")",
