@@ -580,9 +580,9 @@ class IngestWorker:
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.hset(
                 stream.LAST_POSITIONS,
-                mapping={item["vehicle_id"]: json.dumps(item) for item in live},
+                mapping={item["vehicle_id"]: stream.dumps(item) for item in live},
             )
-            pipe.publish(stream.LIVE_CHANNEL, json.dumps({"type": "positions", "items": live}))
+            pipe.publish(stream.LIVE_CHANNEL, stream.dumps({"type": "positions", "items": live}))
             pipe.execute()
 
     def _after_commit(
@@ -598,7 +598,7 @@ class IngestWorker:
             if states:
                 pipe.hset(
                     TRIP_STATES,
-                    mapping={v: json.dumps(s.to_dict()) for v, s in states.items()},
+                    mapping={v: stream.dumps(s.to_dict()) for v, s in states.items()},
                 )
             for observer, work in pending:
                 observer.after_commit(pipe, work)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from redis.asyncio import Redis as AsyncRedis
 
 from telematics.fix import Fix
@@ -96,12 +97,21 @@ def to_row(fix: Fix, target: Target, received_ms: int) -> list[Any]:
 _to_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
+def dumps(value: Any) -> bytes:
+    """Compact UTF-8 JSON, by orjson (several times faster per fix than the standard library),
+    falling back to the standard library for what orjson refuses (integers beyond 64 bits)."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return _to_json(value).encode()
+
+
 def encode(rows: Sequence[Sequence[Any]]) -> bytes:
-    return _to_json(rows).encode()
+    return dumps(rows)
 
 
 def decode(payload: bytes) -> list[list[Any]]:
-    rows = json.loads(payload)
+    rows = orjson.loads(payload)
     if not isinstance(rows, list):
         raise ValueError("a stream entry holds a list of rows")
     return rows

@@ -266,3 +266,11 @@ def test_random_stream_entries_never_crash_the_worker(fleetlet, redis, tsettings
         count(fleetlet, "SELECT count(*) FROM position WHERE fix_time = '2026-11-20T01:00:00Z'")
         == 1
     )
+
+
+def test_stream_rows_round_trip_and_what_orjson_refuses_still_encodes():
+    row = [1, 2, 3, 1_700_000_000_000, 1_700_000_000_001, 30.2, 120.123456, 42.5, 90.0, None,
+           True, 1000.1, None, 2**31 + 5, 0, '{"sat":12,"note":"维修"}']  # fmt: skip
+    assert stream.decode(stream.encode([row])) == [row]
+    # An OsmAnd client may send a number no 64-bit integer holds; it is stored, not refused.
+    assert stream.decode(stream.encode([[10**30]])) == [[1e30]]
