@@ -184,7 +184,10 @@ def well_formed(row: Any) -> bool:
         and type(altitude) in numbers
         and type(odometer) in numbers
         and type(fuel) in numbers
-        and all(v is None or -_REAL_MAX < v < _REAL_MAX for v in (speed, heading, altitude, fuel))
+        and (speed is None or -_REAL_MAX < speed < _REAL_MAX)
+        and (heading is None or -_REAL_MAX < heading < _REAL_MAX)
+        and (altitude is None or -_REAL_MAX < altitude < _REAL_MAX)
+        and (fuel is None or -_REAL_MAX < fuel < _REAL_MAX)
         and (odometer is None or -1e15 < odometer < 1e15)
         and (ignition is None or type(ignition) is bool)
         and (attributes is None or type(attributes) is str)

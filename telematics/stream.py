@@ -89,7 +89,7 @@ def to_row(fix: Fix, target: Target, received_ms: int) -> list[Any]:
         fix.alarm_bits,
         fix.status_bits,
         # Encoded once here: the worker passes the text to jsonb without decoding it.
-        _to_json(dict(fix.attributes)) if fix.attributes else None,
+        dumps(dict(fix.attributes)).decode() if fix.attributes else None,
     ]
 
 
