@@ -55,7 +55,6 @@ from telematics.stream import (
     R_RECEIVED_MS,
     R_SPEED,
     R_STATUS,
-    R_UNIT,
     R_VEHICLE,
 )
 
@@ -387,9 +386,9 @@ class IngestWorker:
         ordered = sorted(rows.values(), key=lambda r: (r[R_VEHICLE], r[R_FIX_MS]))
         self._load_vehicles({r[R_VEHICLE] for r in ordered})
         segments, states, latest = self._segment(ordered)
-        # The map need not wait for PostGIS or the rules: these fixes are safe in the stream
-        # (acknowledged to the trackers only once there) and will be stored exactly once.
-        self._publish_live(latest)
+        # Where each vehicle is now, for the snapshot a new map starts from (the live channel
+        # itself is fed by the gateways as fixes enter the stream).
+        self._remember_latest(latest)
         pending = [(o, o.evaluate(ordered)) for o in self.observers]
         stored = self._store(ordered, segments, pending)
         result.stored = stored
@@ -574,19 +573,15 @@ class IngestWorker:
 
     # ---- after the commit -------------------------------------------------------------------
 
-    def _publish_live(self, latest: dict[int, list[Any]]) -> None:
-        """Each vehicle's newest fix of the batch as its last position, and on the live channel.
-        A batch taken again after a failure publishes the same positions again: harmless."""
+    def _remember_latest(self, latest: dict[int, list[Any]]) -> None:
+        """Each vehicle's newest fix of the batch as its last position (never an older one: the
+        segmenter's memory knows the last fix of each vehicle)."""
         if not latest:
             return
-        live = [live_item(row) for row in latest.values()]
-        with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(
-                stream.LAST_POSITIONS,
-                mapping={item["vehicle_id"]: stream.dumps(item) for item in live},
-            )
-            pipe.publish(stream.LIVE_CHANNEL, stream.dumps({"type": "positions", "items": live}))
-            pipe.execute()
+        self.redis.hset(
+            stream.LAST_POSITIONS,
+            mapping={v: stream.dumps(stream.live_item(row)) for v, row in latest.items()},
+        )
 
     def _after_commit(
         self,
@@ -657,18 +652,3 @@ def _is_store_error(error: BaseException) -> bool:
     return isinstance(error, DBAPIError) and (
         error.connection_invalidated or isinstance(error.orig, psycopg.OperationalError)
     )
-
-
-def live_item(row: Sequence[Any]) -> dict[str, Any]:
-    return {
-        "vehicle_id": row[R_VEHICLE],
-        "unit_id": row[R_UNIT],
-        "fix_ms": row[R_FIX_MS],
-        "fix_time": stream.iso_utc(stream.ms_to_datetime(row[R_FIX_MS])),
-        "received_ms": row[R_RECEIVED_MS],
-        "lat": row[R_LAT],
-        "lon": row[R_LON],
-        "speed_kmh": row[R_SPEED],
-        "heading_deg": row[R_HEADING],
-        "ignition": row[R_IGNITION],
-    }

@@ -300,6 +300,9 @@ def accept_batch(
             stream.stream_key(stream.shard_of(target.vehicle_id, settings.stream_shards)),
             {"p": stream.encode(rows)},
         )
+        live = stream.live_message(rows)
+        if live is not None:
+            redis.publish(stream.LIVE_CHANNEL, live)
     with redis.pipeline(transaction=False) as pipe:
         pipe.hincrby(stream.COUNTERS, "received_api", len(rows))
         for drop in dropped:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +20,8 @@ import orjson
 from redis.asyncio import Redis as AsyncRedis
 
 from telematics.fix import Fix
+
+log = logging.getLogger("fleet.stream")
 
 PREFIX = "fleet:fixes:"
 GROUP = "ingest"
@@ -117,6 +120,48 @@ def decode(payload: bytes) -> list[list[Any]]:
     return rows
 
 
+# A fix older than this at receipt (a blind-area re-send, a backlog after an outage) is stored
+# but not shown live: the map shows where vehicles are now.
+LIVE_MAX_AGE_MS = 10 * 60 * 1000
+
+
+def live_item(row: Sequence[Any]) -> dict[str, Any]:
+    return {
+        "vehicle_id": row[R_VEHICLE],
+        "unit_id": row[R_UNIT],
+        "fix_ms": row[R_FIX_MS],
+        "fix_time": iso_utc(ms_to_datetime(row[R_FIX_MS])),
+        "received_ms": row[R_RECEIVED_MS],
+        "lat": row[R_LAT],
+        "lon": row[R_LON],
+        "speed_kmh": row[R_SPEED],
+        "heading_deg": row[R_HEADING],
+        "ignition": row[R_IGNITION],
+    }
+
+
+def live_message(
+    rows: Iterable[Sequence[Any]], newest: dict[int, int] | None = None
+) -> bytes | None:
+    """What goes on the live channel for rows just accepted into the stream: each vehicle's
+    newest recent fix with a position, newer than the last one shown (`newest`, vehicle ->
+    fix ms, kept by the caller and updated here); None when there is nothing to show."""
+    seen = newest if newest is not None else {}
+    latest: dict[int, Sequence[Any]] = {}
+    for row in rows:
+        vehicle, fix_ms = row[R_VEHICLE], row[R_FIX_MS]
+        if (
+            row[R_LAT] is not None
+            and fix_ms > seen.get(vehicle, 0)
+            and row[R_RECEIVED_MS] - fix_ms < LIVE_MAX_AGE_MS
+        ):
+            seen[vehicle] = fix_ms
+            latest[vehicle] = row
+    if not latest:
+        return None
+    return dumps({"type": "positions", "items": [live_item(r) for r in latest.values()]})
+
+
 def ms_to_datetime(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 
@@ -159,6 +204,7 @@ class StreamWriter:
         self._backlog = 0
         self._backlog_checked = 0.0
         self._writes: set[asyncio.Task[None]] = set()
+        self._shown: dict[int, int] = {}  # vehicle -> newest fix ms put on the live channel
 
     async def append(self, rows: Sequence[list[Any]]) -> None:
         """Returns when every row is in Redis; raises Backlogged or a Redis error otherwise."""
@@ -203,6 +249,14 @@ class StreamWriter:
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
+        # The map need not wait for the worker: these fixes are safe in the stream (and stored
+        # exactly once from there), so they go live now.
+        message = live_message((r for rows in pending.values() for r in rows), self._shown)
+        if message is not None:
+            try:
+                await self._redis.publish(LIVE_CHANNEL, message)
+            except Exception as error:  # the fixes are in: a missed live update is not a loss
+                log.warning("live update not published: %s", error)
 
     async def _check_backlog(self) -> None:
         now = time.monotonic()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -321,3 +322,58 @@ def test_a_silent_terminal_is_disconnected_after_the_idle_timeout(fleetlet, redi
     closed = asyncio.run(scenario())
     assert closed == b""  # the gateway hung up
     assert int(redis.hget(stream.COUNTERS, "closed_idle_jt808")) >= 1
+
+
+def test_a_fix_goes_live_as_it_enters_the_stream_with_no_worker_running(
+    fleetlet, redis, gw_settings, clean_tracks
+):
+    """The live channel is fed by the gateway once the fix is in Redis: the map does not wait for
+    the worker's batch, PostGIS or the rules. An old fix (a blind-area re-send) is stored, not
+    shown live."""
+    live = redis.pubsub()
+    live.subscribe(stream.LIVE_CHANNEL)
+    live.get_message(timeout=1)  # the subscription's confirmation
+    now = int(time.time())
+
+    async def scenario() -> None:
+        async with running(fleetlet, gw_settings):
+            base = f"http://127.0.0.1:{gw_settings.osmand_port}/"
+            async with httpx.AsyncClient() as client:
+                for at, lat in ((now - 3600, "30.20"), (now, "30.27")):
+                    params = {"id": "phone-1", "lat": lat, "lon": "120.15", "timestamp": str(at)}
+                    assert (await client.get(base, params=params)).status_code == 200
+
+    asyncio.run(scenario())
+    shown = []
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not shown:
+        message = live.get_message(timeout=0.2)
+        if message and message["type"] == "message":
+            shown += json.loads(message["data"])["items"]
+    assert live.get_message(timeout=0.5) is None  # the hour-old fix was not shown
+    live.close()
+    assert [(item["lat"], item["fix_ms"]) for item in shown] == [(30.27, now * 1000)]
+    assert len(stream_rows(redis, gw_settings.stream_shards)) == 2  # both are stored
+
+
+def test_live_messages_show_each_vehicles_newest_recent_fix_once():
+    def row(vehicle: int, fix_ms: int, lat: float | None = 30.2) -> list:
+        return [vehicle, 1, 1, fix_ms, 1_000_000_000, lat, 120.1 if lat else None, 10.0, 0.0,
+                None, True, None, None, 0, 0, None]  # fmt: skip
+
+    shown: dict[int, int] = {}
+    first = stream.live_message(
+        [
+            row(1, 999_999_000),
+            row(1, 999_998_000),
+            row(2, 999_990_000, lat=None),
+            row(3, 1_000_000_000 - stream.LIVE_MAX_AGE_MS),
+        ],
+        shown,
+    )
+    assert first is not None
+    assert [(i["vehicle_id"], i["fix_ms"]) for i in json.loads(first)["items"]] == [
+        (1, 999_999_000)
+    ]
+    assert stream.live_message([row(1, 999_998_500)], shown) is None  # older than shown
+    assert stream.live_message([], shown) is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -149,7 +150,11 @@ def test_websocket_sends_snapshot_deltas_and_keepalive_within_scope(fleetlet, re
         assert snapshot["type"] == "snapshot"
         assert fleetlet.targets[2].vehicle_id in {i["vehicle_id"] for i in snapshot["items"]}
         assert theirs.receive_json() == {"type": "snapshot", "items": []}
-        ingest(fleetlet, redis, 0, 2)
+        # Fresh fixes of vehicle 0 enter the stream, and go live as a gateway puts them there.
+        now = datetime.now(UTC) - timedelta(seconds=5)
+        target = fleetlet.targets[0]
+        rows = [stream.to_row(f, target, stream.now_ms()) for f in drive("phone-0", now, 2)]
+        redis.publish(stream.LIVE_CHANNEL, stream.live_message(rows) or b"")
         delta = mine.receive_json()
         while delta["type"] == "keepalive":
             delta = mine.receive_json()
