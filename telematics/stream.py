@@ -123,6 +123,8 @@ def decode(payload: bytes) -> list[list[Any]]:
 # A fix older than this at receipt (a blind-area re-send, a backlog after an outage) is stored
 # but not shown live: the map shows where vehicles are now.
 LIVE_MAX_AGE_MS = 10 * 60 * 1000
+# How long a gateway gathers fixes for one live message.
+LIVE_EVERY_S = 0.05
 
 
 def live_item(row: Sequence[Any]) -> dict[str, Any]:
@@ -140,14 +142,11 @@ def live_item(row: Sequence[Any]) -> dict[str, Any]:
     }
 
 
-def live_message(
-    rows: Iterable[Sequence[Any]], newest: dict[int, int] | None = None
-) -> bytes | None:
-    """What goes on the live channel for rows just accepted into the stream: each vehicle's
-    newest recent fix with a position, newer than the last one shown (`newest`, vehicle ->
-    fix ms, kept by the caller and updated here); None when there is nothing to show."""
-    seen = newest if newest is not None else {}
-    latest: dict[int, Sequence[Any]] = {}
+def collect_live(
+    rows: Iterable[Sequence[Any]], seen: dict[int, int], into: dict[int, Sequence[Any]]
+) -> None:
+    """Each vehicle's newest recent fix with a position among rows just accepted into the stream,
+    if newer than the last one shown (`seen`: vehicle -> fix ms, updated here), into `into`."""
     for row in rows:
         vehicle, fix_ms = row[R_VEHICLE], row[R_FIX_MS]
         if (
@@ -156,7 +155,14 @@ def live_message(
             and row[R_RECEIVED_MS] - fix_ms < LIVE_MAX_AGE_MS
         ):
             seen[vehicle] = fix_ms
-            latest[vehicle] = row
+            into[vehicle] = row
+
+
+def live_message(rows: Iterable[Sequence[Any]], seen: dict[int, int] | None = None) -> bytes | None:
+    """The live channel's message for rows just accepted into the stream; None when there is
+    nothing to show."""
+    latest: dict[int, Sequence[Any]] = {}
+    collect_live(rows, {} if seen is None else seen, latest)
     if not latest:
         return None
     return dumps({"type": "positions", "items": [live_item(r) for r in latest.values()]})
@@ -205,6 +211,8 @@ class StreamWriter:
         self._backlog_checked = 0.0
         self._writes: set[asyncio.Task[None]] = set()
         self._shown: dict[int, int] = {}  # vehicle -> newest fix ms put on the live channel
+        self._live: dict[int, Sequence[Any]] = {}  # waiting to go live, newest per vehicle
+        self._live_timer: asyncio.TimerHandle | None = None
 
     async def append(self, rows: Sequence[list[Any]]) -> None:
         """Returns when every row is in Redis; raises Backlogged or a Redis error otherwise."""
@@ -250,13 +258,26 @@ class StreamWriter:
             if not waiter.done():
                 waiter.set_result(None)
         # The map need not wait for the worker: these fixes are safe in the stream (and stored
-        # exactly once from there), so they go live now.
-        message = live_message((r for rows in pending.values() for r in rows), self._shown)
-        if message is not None:
-            try:
-                await self._redis.publish(LIVE_CHANNEL, message)
-            except Exception as error:  # the fixes are in: a missed live update is not a loss
-                log.warning("live update not published: %s", error)
+        # exactly once from there), so they go live now, gathered for a moment (LIVE_EVERY_S) so
+        # that the live channel carries a few large messages rather than one per flush.
+        collect_live((r for rows in pending.values() for r in rows), self._shown, self._live)
+        if self._live and self._live_timer is None:
+            loop = asyncio.get_running_loop()
+            self._live_timer = loop.call_later(LIVE_EVERY_S, self._publish_live)
+
+    def _publish_live(self) -> None:
+        self._live_timer = None
+        rows, self._live = self._live, {}
+        message = dumps({"type": "positions", "items": [live_item(r) for r in rows.values()]})
+        task = asyncio.get_running_loop().create_task(self._send_live(message))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def _send_live(self, message: bytes) -> None:
+        try:
+            await self._redis.publish(LIVE_CHANNEL, message)
+        except Exception as error:  # the fixes are in: a missed live update is not a loss
+            log.warning("live update not published: %s", error)
 
     async def _check_backlog(self) -> None:
         now = time.monotonic()
@@ -272,5 +293,10 @@ class StreamWriter:
     async def drain(self) -> None:
         """Write whatever is pending now (on shutdown)."""
         self._flush_now()
+        if self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
+        if self._live_timer is not None:
+            self._live_timer.cancel()
+            self._publish_live()
         if self._writes:
             await asyncio.gather(*self._writes, return_exceptions=True)

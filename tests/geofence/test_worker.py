@@ -268,7 +268,11 @@ def test_alerts_reach_supervisors_on_the_websocket_and_not_drivers(
     ):
         assert boss.receive_json()["type"] == "snapshot"
         assert driver.receive_json()["type"] == "snapshot"
-        push(redis, visit(fleetlet, 10), tsettings.stream_shards)
+        rows = visit(fleetlet, 10)
+        push(redis, rows, tsettings.stream_shards)
+        # What a gateway puts on the live channel as it writes the fixes to the stream.
+        live = {"type": "positions", "items": [stream.live_item(rows[-1])]}
+        redis.publish(stream.LIVE_CHANNEL, stream.dumps(live))
         drain(worker(fleetlet, redis, tsettings))
         alert = next_of(boss, "alerts")["items"][0]
         assert (alert["kind"], alert["fence_id"]) == ("prohibited_zone", club)
