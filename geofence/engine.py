@@ -14,9 +14,11 @@ Per fix, in order:
 
 `Engine.run_plain` is that pipeline written fix by fix, every rule stepped on every fix: the
 definition. `Engine.run`, which the worker and replay use, gives the same outcome faster: it
-works out steps 2 and 3 for the whole batch at once (numpy), and which rules each fix could wake
+works out steps 1 to 3 for the whole batch at once (numpy), and which rules each fix could wake
 from rest (`geofence.rules.wakes`); its loop then visits only the fixes where a rule is in an
-episode or could start one, and steps only those rules. A test holds the two to the same
+episode or could start one, and steps only those rules. A live batch holds a fix or two of each
+of thousands of vehicles, so what is done per vehicle is done as columns too: a vehicle whose
+rules all rest and that no fix wakes costs only its new state. A test holds the two to the same
 outcome on random timelines; the bench measures one beside the other.
 """
 
@@ -26,7 +28,9 @@ import gc
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from operator import itemgetter
+from itertools import chain, repeat
+from operator import attrgetter, is_not, itemgetter
+from types import NoneType
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -49,8 +53,12 @@ RULES_OF: tuple[tuple[tuple[int, str, Any], ...], ...] = tuple(
 )
 EARTH_RADIUS_M = 6_371_008.8
 WORKING = {-1: None, 0: False, 1: True}
+WORKING_OF = np.array([None, False, True], dtype=object)  # [w + 1] for w in -1, 0, 1
 NO_POSITION = (np.nan, np.nan)
-IN_REGION = WORKING
+STATE_T, STATE_POS, STATE_RULES = itemgetter("t"), itemgetter("pos"), itemgetter("rules")
+PERMIT_START, PERMIT_END = attrgetter("start_t"), attrgetter("end_t")
+PERMIT_PLACES = attrgetter("places")
+PLANE_KEY = attrgetter("order_id", "vehicle_id", "start_t", "end_t")  # see `_plane`
 
 
 class Kinematics(NamedTuple):
@@ -87,6 +95,8 @@ class Outcome:
 
 
 def new_state() -> dict[str, Any]:
+    """A vehicle's state: its last evaluated fix (`prev`: the `Fix` itself, or the list JSON
+    makes of it), that fix's time, the latest position seen, and each rule's state."""
     return {"t": None, "prev": None, "pos": None, "rules": {}}
 
 
@@ -99,23 +109,24 @@ class Batch:
     before: list[dict[str, Any]]  # each vehicle's state after its last evaluated fix
     fixes: list[Fix]
     starts: list[int]  # vehicle k's fixes are fixes[starts[k]:starts[k + 1]]
+    first: np.ndarray  # starts[:-1]
     slot: np.ndarray  # per fix: k, its vehicle's place in `vehicles`
     t: np.ndarray
     lat: np.ndarray  # NaN: no position
     lon: np.ndarray
     speed: np.ndarray  # NaN: no speed
+    ignition_off: np.ndarray
+    alarm: np.ndarray  # the alarm bits
+    state_t: np.ndarray  # per vehicle: its last evaluated fix time, NaN for none
     permits: Mapping[int, Sequence[Permit]]
 
 
 class Scene(NamedTuple):
     """What the fences say of each fix of a batch: only fences in the vehicle's scope and active
-    at the fix's local time count. The fence ids containing fix n are `ids[ptr[n]:ptr[n + 1]]`,
-    the prohibited ones `banned_ids[banned_ptr[n]:banned_ptr[n + 1]]`."""
+    at the fix's local time count."""
 
-    ptr: list[int]
-    ids: list[int]
-    banned_ptr: list[int]
-    banned_ids: list[int]
+    fences: list[frozenset[int]]  # the ids of the fences containing the fix
+    banned: list[frozenset[int]]  # of those, the prohibited ones
     depot: np.ndarray
     prohibited: np.ndarray  # inside any prohibited fence
     limit: list[float]  # the speed limit in force
@@ -127,8 +138,8 @@ class Cover(NamedTuple):
 
     permits: list[Permit]
     which: np.ndarray
-    corridor_m: list[float | None]
-    at_place: list[bool]
+    corridor_m: np.ndarray  # NaN: no corridor to measure from
+    at_place: np.ndarray
 
 
 @dataclass
@@ -227,48 +238,64 @@ class Engine:
         vehicles: Mapping[int, VehicleInfo],
         outcome: Outcome,
     ) -> Batch | None:
-        """The fixes to evaluate (counting the late and the unknown in `outcome`), as columns."""
-        vehicle_ids: list[int] = []
-        infos: list[VehicleInfo] = []
-        before: list[dict[str, Any]] = []
-        flat: list[Fix] = []
-        starts = [0]
-        for vehicle_id, fixes in tracks.items():
-            vehicle = vehicles.get(vehicle_id)
-            if vehicle is None:
-                outcome.unknown_vehicle += len(fixes)
-                continue
-            state = states.get(vehicle_id) or new_state()
-            last = state["t"]
-            # In time order, so when the first is newer all are (the usual case): nothing to copy.
-            if fixes and last is not None and fixes[0].t <= last:
-                fresh = [f for f in fixes if f.t > last]
-                outcome.late += len(fixes) - len(fresh)
-                fixes = fresh
-            if not fixes:
-                continue
-            vehicle_ids.append(vehicle_id)
-            infos.append(vehicle)
-            before.append(state)
-            flat.extend(fixes)
-            starts.append(len(flat))
+        """The fixes to evaluate (counting the late and the unknown in `outcome`), as columns.
+        Worked out for all vehicles at once: a live batch holds a fix or two of thousands."""
+        vehicle_ids = list(tracks)
+        held = list(tracks.values())
+        infos = list(map(vehicles.get, vehicle_ids))
+        before = [s or new_state() for s in map(states.get, vehicle_ids)]
+        sizes = np.fromiter(map(len, held), np.int64, len(held))
+        flat: list[Fix] = list(chain.from_iterable(held))
         if not flat:
             return None
-        # None becomes NaN
-        t, lat, lon, speed = (
-            np.array(list(map(itemgetter(k), flat)), dtype=float) for k in range(4)
-        )
+        # (t, lat, lon, speed, ignition, alarm bits) per fix, None becoming NaN; one pass
+        columns = np.array(list(chain.from_iterable(flat)), dtype=float).reshape(-1, 6).T.copy()
+        state_t = np.array(list(map(STATE_T, before)), dtype=float)
+        slot = np.repeat(np.arange(len(held)), sizes)
+        starts = np.concatenate(([0], np.cumsum(sizes)))
+        t = columns[0]
+        known = np.fromiter(map(is_not, infos, repeat(None)), bool, len(infos))
+        # In time order, so when a vehicle's first fix is newer than its state all are (the
+        # usual case); when it is not, its fixes not newer are late.
+        stale = np.zeros(len(held), dtype=bool)
+        shown = sizes > 0
+        stale[shown] = t[starts[:-1][shown]] <= state_t[shown]
+        unknown = ~known[slot]
+        late = stale[slot] & (t <= state_t[slot]) & ~unknown
+        outcome.unknown_vehicle += int(unknown.sum())
+        outcome.late += int(late.sum())
+        fresh = ~(unknown | late)
+        if not fresh.all() or not shown.all():
+            index = np.flatnonzero(fresh)
+            if not len(index):
+                return None
+            flat = [flat[i] for i in index.tolist()]
+            columns, slot = columns[:, index], slot[index]
+            counts = np.bincount(slot, minlength=len(held))
+            kept = np.flatnonzero(counts).tolist()
+            vehicle_ids = [vehicle_ids[k] for k in kept]
+            infos = [infos[k] for k in kept]
+            before = [before[k] for k in kept]
+            state_t = state_t[kept]
+            sizes = counts[kept]
+            slot = np.repeat(np.arange(len(kept)), sizes)
+            starts = np.concatenate(([0], np.cumsum(sizes)))
+        t, lat, lon, speed, ignition, alarm = columns
         return Batch(
             vehicle_ids=vehicle_ids,
-            vehicles=infos,
+            vehicles=infos,  # type: ignore[arg-type]  # the unknown are left out above
             before=before,
             fixes=flat,
-            starts=starts,
-            slot=np.repeat(np.arange(len(vehicle_ids)), np.diff(starts)),
+            starts=starts.tolist(),
+            first=starts[:-1],
+            slot=slot,
             t=t,
             lat=lat,
             lon=lon,
             speed=speed,
+            ignition_off=ignition == 0,
+            alarm=alarm.astype(np.int64),
+            state_t=state_t,
             permits=self.permits.permits(vehicle_ids, float(t.min()), float(t.max())),
         )
 
@@ -276,8 +303,8 @@ class Engine:
         """Local time, working time, distance and time from the previous fix, and movement, for
         every fix of the batch at once (numpy), each vehicle continuing from its state."""
         th = self.thresholds
-        starts, slot, before, t, lat, lon = (
-            batch.starts,
+        first, slot, before, t, lat, lon = (
+            batch.first,
             batch.slot,
             batch.before,
             batch.t,
@@ -285,9 +312,6 @@ class Engine:
             batch.lon,
         )
         n = len(t)
-        first = np.zeros(n, dtype=bool)
-        first[starts[:-1]] = True
-        ignition_off = np.fromiter((f.ignition is False for f in batch.fixes), bool, n)
         # local time: the zone's offset looked up once per distinct hour
         hours, hour_of = np.unique(np.floor(t / 3600), return_inverse=True)
         offsets = np.array([self.clock.local(h * 3600) - h * 3600 for h in hours.tolist()])
@@ -310,8 +334,7 @@ class Engine:
         ).astype(np.int8)
         # the previous fix (for the gap) and the previous fix with a position (for the step)
         prev_t = np.roll(t, 1)
-        state_t = np.array([s["t"] for s in before], dtype=float)  # None becomes NaN
-        prev_t[first] = state_t
+        prev_t[first] = batch.state_t
         gap = t - prev_t
         has_pos = ~np.isnan(lat)
         index = np.where(has_pos, np.arange(n), -1)
@@ -321,9 +344,12 @@ class Engine:
         prev_lat = np.where(prev_pos >= 0, lat[np.maximum(prev_pos, 0)], np.nan)
         prev_lon = np.where(prev_pos >= 0, lon[np.maximum(prev_pos, 0)], np.nan)
         # a vehicle's first positioned fix of the batch continues from its state's position
-        own = (prev_pos < np.asarray(starts[:-1])[slot]) | (prev_pos < 0)
-        state_pos = np.array([s["pos"] or NO_POSITION for s in before], dtype=float)[slot]
-        state_lat, state_lon = state_pos[:, 0], state_pos[:, 1]
+        own = (prev_pos < first[slot]) | (prev_pos < 0)
+        positions = list(map(STATE_POS, before))
+        if None in positions:
+            positions = [p or NO_POSITION for p in positions]
+        state_pos = np.fromiter(chain.from_iterable(positions), float, 2 * len(before))
+        state_lat, state_lon = state_pos[0::2][slot], state_pos[1::2][slot]
         prev_lat = np.where(own, state_lat, prev_lat)
         prev_lon = np.where(own, state_lon, prev_lon)
         k = np.cos(np.radians((lat + prev_lat) / 2))
@@ -333,7 +359,7 @@ class Engine:
         with np.errstate(divide="ignore", invalid="ignore"):
             derived = np.where(gap > 0, step / gap * 3.6, 0.0)
         moving = np.where(np.isnan(batch.speed), derived, batch.speed) >= th.moving_speed_kmh
-        moving &= ~ignition_off
+        moving &= ~batch.ignition_off
         return Kinematics(local=local, working=working, moving=moving, step_m=step, gap_s=gap)
 
     def _scene(self, batch: Batch, local: np.ndarray) -> Scene:
@@ -361,88 +387,122 @@ class Engine:
             fence_limit = fences.fences[f].speed_limit_kmh
             if fence_limit < limit[p]:  # type: ignore[operator]
                 limit[p] = fence_limit  # type: ignore[call-overload]
-        ptr = np.searchsorted(point, np.arange(n + 1)).tolist()
-        ids = fences.ids[fence].tolist()
+        inside = _sets(n, point, fences.ids[fence])
         in_region = np.full(n, -1, dtype=np.int8)
-        region_hit = np.zeros(n, dtype=bool)
-        region_hit[point[fences.is_region[fence]]] = True
-        for slot, vehicle in enumerate(batch.vehicles if fences.is_region.any() else ()):
-            regions = fences.regions_for(vehicle)
-            if not regions:
-                continue
-            lo, hi = batch.starts[slot], batch.starts[slot + 1]
-            if all(fences.by_id[r].schedule is None for r in regions):
-                in_region[lo:hi] = region_hit[lo:hi]
-                continue
-            for m in range(lo, hi):
-                active = [r for r in regions if fences.by_id[r].active(local[m])]
-                if active:
-                    inside = ids[ptr[m] : ptr[m + 1]]
-                    in_region[m] = any(r in inside for r in active)
+        if fences.is_region.any():
+            region_hit = np.zeros(n, dtype=bool)
+            region_hit[point[fences.is_region[fence]]] = True
+            self._regions(batch, local, inside, region_hit, in_region)
         return Scene(
-            ptr=ptr,
-            ids=ids,
-            banned_ptr=np.searchsorted(point[banned], np.arange(n + 1)).tolist(),
-            banned_ids=fences.ids[fence[banned]].tolist(),
+            fences=inside,
+            banned=_sets(n, point[banned], fences.ids[fence[banned]]),
             depot=depot,
             prohibited=prohibited,
             limit=limit,
             in_region=in_region,
         )
 
+    def _regions(
+        self,
+        batch: Batch,
+        local: np.ndarray,
+        inside: list[frozenset[int]],
+        region_hit: np.ndarray,
+        in_region: np.ndarray,
+    ) -> None:
+        """Fills `in_region`: 1 inside an active permitted region in the vehicle's scope, 0
+        outside every one, -1 where none applies (left as it is)."""
+        fences = self.fences
+        regions = list(map(fences.regions_for, batch.vehicles))
+        unscheduled = [
+            bool(r) and all(fences.by_id[i].schedule is None for i in r) for r in regions
+        ]
+        # the vehicles whose regions always apply: the fence hits tell
+        always = np.array(unscheduled)[batch.slot]
+        in_region[always] = region_hit[always]
+        starts = batch.starts
+        for slot, found in enumerate(regions):
+            if not found or unscheduled[slot]:
+                continue
+            for m in range(starts[slot], starts[slot + 1]):
+                active = [r for r in found if fences.by_id[r].active(local[m])]
+                if active:
+                    in_region[m] = any(r in inside[m] for r in active)
+
     def _cover(self, batch: Batch, moving: np.ndarray) -> Cover:
         """Each fix's permit: the first of its vehicle's permits that covers the fix time."""
         n = len(batch.fixes)
-        held = [batch.permits.get(v) or () for v in batch.vehicle_ids]
         table: list[Permit] = []
         which = np.full(n, -1, dtype=np.int64)
-        for rank in range(max(map(len, held))):
-            owners = [k for k, h in enumerate(held) if len(h) > rank]
+        corridor_m = np.full(n, np.nan)
+        at_place = np.zeros(n, dtype=bool)
+        if not batch.permits:
+            return Cover(table, which, corridor_m, at_place)
+        held = list(map(batch.permits.get, batch.vehicle_ids, repeat(())))
+        count = np.fromiter(map(len, held), np.int64, len(held))
+        slot = batch.slot
+        for rank in range(int(count.max())):
+            owners = np.flatnonzero(count > rank)
+            ranked = [held[k][rank] for k in owners.tolist()]
             number = np.full(len(held), -1, dtype=np.int64)
             number[owners] = np.arange(len(table), len(table) + len(owners))
-            table.extend(held[k][rank] for k in owners)
+            table.extend(ranked)
             start = np.full(len(held), np.nan)
-            start[owners] = [held[k][rank].start_t for k in owners]
+            start[owners] = list(map(PERMIT_START, ranked))
             end = np.full(len(held), np.nan)
-            end[owners] = [held[k][rank].end_t for k in owners]
-            slot = batch.slot
+            end[owners] = list(map(PERMIT_END, ranked))
             covers = (which < 0) & (start[slot] <= batch.t) & (batch.t <= end[slot])
             which[covers] = number[slot][covers]
-        corridor_m: list[float | None] = [None] * n
-        at_place = [False] * n
-        if not table:
-            return Cover(table, which, corridor_m, at_place)
         permitted = which >= 0
-        lined = [i for i, p in enumerate(table) if p.corridor is not None]
-        # per permit, its corridor's place in `lined`; and -1 last, what `[which]` gives the
-        # fixes without a permit (-1)
+        # the permits some fix falls under; and -1 last: what `[which]` gives the fixes
+        # without a permit (-1)
+        used = np.unique(which[permitted])
+        planes = _planes([table[i] for i in used.tolist()])
+        # as the plain loop has it: a permit's empty corridor is none; a fix without a position
+        # under a corridor is 0 m from it
         line_of = np.full(len(table) + 1, -1)
-        line_of[lined] = np.arange(len(lined))
-        measured = np.flatnonzero((line_of[which] >= 0) & ~np.isnan(batch.lat))
-        distances = np.zeros(n)
+        drawn = np.array([p is not None for p in planes], dtype=bool)
+        line_of[used[drawn]] = np.arange(int(drawn.sum()))
+        under = line_of[which] >= 0
+        corridor_m[under] = 0.0
+        measured = np.flatnonzero(under & ~np.isnan(batch.lat))
         if len(measured):
-            distances[measured] = geometry.PlaneLine.distances_each(
-                [_plane(table[i]) for i in lined],
+            corridor_m[measured] = geometry.PlaneLine.distances_each(
+                [p for p in planes if p is not None],
                 line_of[which[measured]],
                 batch.lat[measured],
                 batch.lon[measured],
             )
-        # as the plain loop has it: a permit's empty corridor is none; a fix without a position
-        # under a corridor is 0 m from it
-        drawn = np.array([bool(p.corridor) for p in table] + [False])[which]
-        for i, d in zip(np.flatnonzero(drawn).tolist(), distances[drawn].tolist(), strict=True):
-            corridor_m[i] = d
-        radius = self.thresholds.destination_radius_m
-        fixes = batch.fixes
         # Only a stopped car's place matters (an unplanned stop); a moving one is not asked.
-        for i in np.flatnonzero(permitted & ~moving).tolist():
-            fix = fixes[i]
-            if fix.lat is not None and fix.lon is not None:
-                at_place[i] = any(
-                    step_m(lat, lon, fix.lat, fix.lon) <= radius
-                    for lat, lon in table[which[i]].places
-                )
+        stopped = np.flatnonzero(permitted & ~moving & ~np.isnan(batch.lat) & ~np.isnan(batch.lon))
+        if len(stopped):
+            at_place[stopped] = self._at_place(batch, stopped, [table[i] for i in which[stopped]])
         return Cover(table, which, corridor_m, at_place)
+
+    def _at_place(self, batch: Batch, stopped: np.ndarray, permits: list[Permit]) -> np.ndarray:
+        """Whether each stopped fix is within the destination radius of one of its permit's
+        places, by `step_m`: worked out in numpy, and again by `step_m` itself where numpy's
+        rounding could fall on the other side of the radius."""
+        radius = self.thresholds.destination_radius_m
+        places = list(map(PERMIT_PLACES, permits))
+        count = np.fromiter(map(len, places), np.int64, len(places))
+        found = np.zeros(len(stopped), dtype=bool)
+        if not count.any():
+            return found
+        place = np.array(list(chain.from_iterable(places)), dtype=float).reshape(-1, 2)
+        fix = np.repeat(stopped, count)
+        lat1, lon1 = place[:, 0], place[:, 1]
+        lat2, lon2 = batch.lat[fix], batch.lon[fix]
+        x = np.radians(lon2 - lon1) * np.cos(np.radians((lat1 + lat2) / 2))
+        y = np.radians(lat2 - lat1)
+        distance = EARTH_RADIUS_M * np.sqrt(x * x + y * y)
+        near = distance <= radius * (1 - 1e-9)
+        for j in np.flatnonzero(np.abs(distance - radius) <= radius * 1e-9).tolist():
+            place_lat, place_lon = place[j].tolist()
+            near[j] = step_m(place_lat, place_lon, float(lat2[j]), float(lon2[j])) <= radius
+        shown = count > 0
+        found[shown] = np.logical_or.reduceat(near, (np.cumsum(count) - count)[shown])
+        return found
 
     def _wake(self, batch: Batch, kin: Kinematics, scene: Scene, cover: Cover) -> np.ndarray:
         """Per fix, the rules it could wake from rest (a bit each, see `BIT`): `wakes` for the
@@ -454,27 +514,26 @@ class Engine:
         table = cover.permits
         # False last: what `[which]` gives the fixes without a permit (-1)
         overnight = np.array([p.overnight for p in table] + [False])[cover.which]
-        corridor = np.array([np.nan if c is None else c for c in cover.corridor_m], dtype=float)
         unauthorised = moving & ~permitted & ~depot
         category = [v.category for v in batch.vehicles]
-        no_order = np.array([c not in th.no_order_exempt for c in category])[batch.slot]
-        off_hours = np.array([c not in th.off_hours_exempt for c in category])[batch.slot]
-        alarm = np.fromiter(
-            ((f.alarm_bits & device_alarm.WATCHED) != 0 for f in batch.fixes), bool, len(moving)
-        )
+        alarm = (batch.alarm & device_alarm.WATCHED) != 0
+        with np.errstate(invalid="ignore"):  # NaN: no corridor, no speed
+            off_corridor = cover.corridor_m > th.off_route_distance_m
+            overspeed = batch.speed > np.array(scene.limit, dtype=float)
         wakes = {
-            "no_order": unauthorised & (kin.working == 1) & no_order,
-            "off_hours": unauthorised & (kin.working == 0) & off_hours,
+            "no_order": unauthorised
+            & (kin.working == 1)
+            & _outside(category, th.no_order_exempt, batch.slot),
+            "off_hours": unauthorised
+            & (kin.working == 0)
+            & _outside(category, th.off_hours_exempt, batch.slot),
             "off_route": positioned
             & permitted
-            & (
-                (corridor > th.off_route_distance_m)
-                | (~moving & ~np.array(cover.at_place) & ~depot)
-            ),
+            & (off_corridor | (~moving & ~cover.at_place & ~depot)),
             "region_exit": positioned & (scene.in_region == 0),
             "prohibited_zone": positioned & scene.prohibited,
             "overnight_away": positioned & ~moving & ~depot & ~overnight,
-            "overspeed": batch.speed > np.array(scene.limit, dtype=float),
+            "overspeed": overspeed,
             "signal_loss": kin.gap_s >= th.signal_gap_s,
             "device_alarm": alarm,
         }
@@ -496,93 +555,108 @@ class Engine:
         episode or the fix wakes one, those rules. Fills `states`; returns the alert records,
         an episode's latest event replacing the batch's earlier ones."""
         th = self.thresholds
-        # What the loop reads per fix, as lists: indexing a list is what Python does fastest.
-        local = kin.local.tolist()
-        working = [WORKING[w] for w in kin.working.tolist()]
-        moving = kin.moving.tolist()
-        step = kin.step_m.tolist()
-        gap = [None if g != g else g for g in kin.gap_s.tolist()]
-        depot = scene.depot.tolist()
-        in_region = [IN_REGION[r] for r in scene.in_region.tolist()]
-        which = cover.which.tolist()
-        woken = wake.tolist()
-        ptr, ids, limit = scene.ptr, scene.ids, scene.limit
-        banned_ptr, banned_ids = scene.banned_ptr, scene.banned_ids
-        table, corridor, at_place = cover.permits, cover.corridor_m, cover.at_place
-        fixes, starts, before = batch.fixes, batch.starts, batch.before
-        # A vehicle whose rules all rest and none of whose fixes wakes one is left alone.
-        busy = np.logical_or.reduceat(wake != 0, starts[:-1]).tolist()
-        picked: dict[tuple[str, ...], dict[str, Any]] = {}
+        fixes, starts, before, slot = batch.fixes, batch.starts, batch.before, batch.slot
+        rules_before = list(map(STATE_RULES, before))
+        rules_after: list[dict[str, Any] | None] = [None] * len(before)
         coalesced: dict[tuple[int, str, str, float], AlertRecord] = {}
-        for slot, vehicle_id in enumerate(batch.vehicle_ids):
-            lo, hi = starts[slot], starts[slot + 1]
-            state = before[slot]
+        # The fixes a rule may have to see: those of a vehicle with a rule in an episode, and
+        # of the others those from the first that wakes a rule on. Before it, every rule rests.
+        n = len(fixes)
+        index = np.arange(n)
+        held_before = np.fromiter(map(bool, rules_before), bool, len(before))
+        woken_from = np.minimum.reduceat(np.where(wake != 0, index, n), batch.first)
+        seen = held_before[slot] | (index >= woken_from[slot])
+        if seen.any():
+            chosen = np.flatnonzero(seen)
+            owner = slot[chosen].tolist()
+            picks = chosen.tolist()
+            touched = np.flatnonzero(np.logical_or.reduceat(seen, batch.first)).tolist()
+            prevs = [before[k]["prev"] for k in touched]
+            if not set(map(type, prevs)) <= {Fix, NoneType}:
+                prevs = [_as_fix(p) for p in prevs]  # states read back from JSON
+            prev = [None, *fixes[:-1]]
+            for k, last in zip(touched, prevs, strict=True):
+                prev[starts[k]] = last
+            vehicles = batch.vehicles
+            # the arguments of each of those fixes' context, made in one go from the columns
+            arguments = zip(
+                [vehicles[k].id for k in owner],
+                [vehicles[k].category for k in owner],
+                repeat(th, len(picks)),
+                kin.local[chosen].tolist(),
+                WORKING_OF[kin.working[chosen] + 1].tolist(),
+                kin.moving[chosen].tolist(),
+                kin.step_m[chosen].tolist(),
+                _or_none(kin.gap_s[chosen]),
+                list(map(prev.__getitem__, picks)),
+                list(map(scene.fences.__getitem__, picks)),
+                scene.depot[chosen].tolist(),
+                WORKING_OF[scene.in_region[chosen] + 1].tolist(),
+                list(map(scene.banned.__getitem__, picks)),
+                list(map(scene.limit.__getitem__, picks)),
+                np.array([*cover.permits, None], dtype=object)[cover.which[chosen]].tolist(),
+                _or_none(cover.corridor_m[chosen]),
+                cover.at_place[chosen].tolist(),
+                strict=True,
+            )
+            picked: dict[tuple[str, ...], dict[str, Any]] = {}
+            current = -1
             rule_states: dict[str, Any] = {}
-            if state["rules"] or busy[slot]:
-                rule_states.update(state["rules"])  # the caller's state stays as it was
-                vehicle = batch.vehicles[slot]
-                held = 0  # the rules with a state
-                for name in rule_states:
-                    held |= BIT.get(name, 0)
-                for n in range(lo, hi):
-                    rules = woken[n] | held
-                    if not rules:
-                        continue
-                    fix = fixes[n]
-                    if n > lo:
-                        prev: Fix | None = fixes[n - 1]
-                    else:
-                        prev = Fix(*state["prev"]) if state["prev"] else None
-                    a, b = ptr[n], ptr[n + 1]
-                    c, d = banned_ptr[n], banned_ptr[n + 1]
-                    permit = table[which[n]] if which[n] >= 0 else None
-                    ctx = Context(
-                        vehicle.id,
-                        vehicle.category,
-                        th,
-                        local[n],
-                        working[n],
-                        moving[n],
-                        step[n],
-                        gap[n],
-                        prev,
-                        frozenset(ids[a:b]) if b > a else EMPTY,
-                        depot[n],
-                        in_region[n],
-                        frozenset(banned_ids[c:d]) if d > c else EMPTY,
-                        limit[n],
-                        permit,
-                        corridor[n],
-                        at_place[n],
-                    )
-                    for bit, name, rule in RULES_OF[rules]:
-                        rule_state, events = rule(rule_states.get(name), fix, ctx)
-                        if rule_state is not None:
-                            rule_states[name] = rule_state
-                            held |= bit
-                        elif held & bit:
-                            del rule_states[name]
-                            held &= ~bit
-                        for event in events:
-                            shown = picked.get(event.thresholds)
-                            if shown is None:
-                                shown = picked[event.thresholds] = th.pick(*event.thresholds)
-                            record = AlertRecord(
-                                vehicle.id,
-                                vehicle.unit_id,
-                                permit.order_id if permit is not None else None,
-                                permit.driver_id if permit is not None else None,
-                                event,
-                                dict(shown),
-                            )
-                            coalesced[record.identity] = record
-            last = fixes[hi - 1]
-            pos: list[Any] | None = None
-            if last.lat is not None:
-                pos = [last.lat, last.lon]
-            else:
-                pos = _last_position(fixes, lo, hi, state["pos"])
-            states[vehicle_id] = {"t": last.t, "prev": list(last), "pos": pos, "rules": rule_states}
+            held = 0  # the rules with a state
+            for k, fix, woken, context in zip(
+                owner,
+                map(fixes.__getitem__, picks),
+                wake[chosen].tolist(),
+                arguments,
+                strict=True,
+            ):
+                if k != current:
+                    current = k
+                    rule_states = rules_after[k] = rules_before[k].copy()  # the caller's stays
+                    held = 0
+                    for name in rule_states:
+                        held |= BIT.get(name, 0)
+                rules = woken | held
+                if not rules:
+                    continue
+                ctx = Context(*context)
+                for bit, name, rule in RULES_OF[rules]:
+                    rule_state, events = rule(rule_states.get(name), fix, ctx)
+                    if rule_state is not None:
+                        rule_states[name] = rule_state
+                        held |= bit
+                    elif held & bit:
+                        del rule_states[name]
+                        held &= ~bit
+                    for event in events:
+                        shown = picked.get(event.thresholds)
+                        if shown is None:
+                            shown = picked[event.thresholds] = th.pick(*event.thresholds)
+                        permit = ctx.permit
+                        record = AlertRecord(
+                            ctx.vehicle_id,
+                            vehicles[k].unit_id,
+                            permit.order_id if permit is not None else None,
+                            permit.driver_id if permit is not None else None,
+                            event,
+                            dict(shown),
+                        )
+                        coalesced[record.identity] = record
+        # every vehicle's state after its last fix, built in one go
+        last = fixes if len(fixes) == len(before) else [fixes[i - 1] for i in starts[1:]]
+        position = [(f.lat, f.lon) if f.lat is not None else None for f in last]
+        for k in [k for k, p in enumerate(position) if p is None]:
+            position[k] = _last_position(fixes, starts[k], starts[k + 1], before[k])
+        states.update(
+            zip(
+                batch.vehicle_ids,
+                [
+                    {"t": f.t, "prev": f, "pos": p, "rules": r or {}}
+                    for f, p, r in zip(last, position, rules_after, strict=True)
+                ],
+                strict=True,
+            )
+        )
         return list(coalesced.values())
 
     def _vehicle_plain(
@@ -671,8 +745,8 @@ class Engine:
             prev = fix
         return {
             "t": prev.t if prev is not None else None,
-            "prev": _fix_tuple(prev),
-            "pos": list(pos) if pos is not None else None,
+            "prev": prev,
+            "pos": tuple(pos) if pos is not None else None,
             "rules": rule_states,
         }
 
@@ -713,17 +787,63 @@ def _collector_paused() -> Iterator[None]:
 
 
 def _last_position(
-    fixes: list[Fix], lo: int, hi: int, before: list[Any] | None
-) -> list[Any] | None:
-    """The position of the latest of fixes[lo:hi] that has one, else the one before them."""
+    fixes: list[Fix], lo: int, hi: int, before: dict[str, Any]
+) -> tuple[Any, ...] | None:
+    """The position of the latest of fixes[lo:hi] that has one, else the state's."""
     for n in range(hi - 1, lo - 1, -1):
         fix = fixes[n]
         if fix.lat is not None:
-            return [fix.lat, fix.lon]
-    return list(before) if before is not None else None
+            return (fix.lat, fix.lon)
+    pos = before["pos"]
+    return tuple(pos) if pos is not None else None
+
+
+def _as_fix(fix: Sequence[Any] | None) -> Fix | None:
+    if fix is None or fix.__class__ is Fix:
+        return fix  # type: ignore[return-value]
+    return Fix(*fix) if fix else None
+
+
+def _sets(n: int, point: np.ndarray, ids: np.ndarray) -> list[frozenset[int]]:
+    """Per point of `n`, the set of `ids[j]` for the pairs j of that point (`point` ascending)."""
+    found = [EMPTY] * n
+    if len(point):
+        shown, begin = np.unique(point, return_index=True)
+        bounds = [*begin.tolist(), len(point)]
+        listed = ids.tolist()
+        for k, p in enumerate(shown.tolist()):
+            found[p] = frozenset(listed[bounds[k] : bounds[k + 1]])
+    return found
+
+
+def _or_none(values: np.ndarray) -> list[float | None]:
+    """As a list, NaN as None."""
+    found = values.astype(object)
+    found[np.isnan(values)] = None
+    return found.tolist()  # type: ignore[no-any-return]
+
+
+def _outside(categories: list[str], exempt: frozenset[str], slot: np.ndarray) -> Any:
+    """Per fix, whether its vehicle's category is not exempt."""
+    if exempt.isdisjoint(categories):
+        return True
+    return np.array([c not in exempt for c in categories])[slot]
 
 
 _PLANES: dict[tuple[Any, ...], geometry.PlaneLine] = {}
+
+
+def _planes(permits: list[Permit]) -> list[geometry.PlaneLine | None]:
+    """`_plane` of each permit, None for a permit without a corridor or with an empty one."""
+    found: list[geometry.PlaneLine | None] = list(
+        map(_PLANES.get, map(PLANE_KEY, permits))  # type: ignore[arg-type]
+    )
+    for i, permit in enumerate(permits):
+        if permit.corridor is None:
+            found[i] = None
+        elif found[i] is None and permit.corridor:
+            found[i] = _plane(permit)
+    return found
 
 
 def _plane(permit: Permit) -> geometry.PlaneLine:
@@ -739,9 +859,3 @@ def _plane(permit: Permit) -> geometry.PlaneLine:
             _PLANES.clear()
         plane = _PLANES[key] = geometry.PlaneLine(permit.corridor)
     return plane
-
-
-def _fix_tuple(fix: Fix | None) -> list[Any] | None:
-    if fix is None:
-        return None
-    return [fix.t, fix.lat, fix.lon, fix.speed_kmh, fix.ignition, fix.alarm_bits]

@@ -1,7 +1,8 @@
 """Fences as the engine holds them: compiled once per change, queried a whole batch at a time.
 
-Membership is one vectorised STRtree query for the whole batch: the envelopes give the candidate
-(fix, fence) pairs and GEOS tests each pair against the prepared fence.
+Membership is worked out for the whole batch at once: a grid over the fences' bounding boxes
+gives the candidate (fix, fence) pairs with numpy arithmetic alone, and GEOS tests each pair
+against the prepared fence (`shapely.intersects_xy`, no Point objects made).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import shapely
-from shapely import STRtree
 from shapely.geometry.base import BaseGeometry
 
 from geofence.calendar import DAY, weekday
@@ -84,7 +84,7 @@ class FenceSet:
         areas = [f.area for f in self.fences]
         shapely.prepare(areas)
         self._areas = np.array(areas, dtype=object)
-        self._tree = STRtree(areas)
+        self._grid = _Grid(shapely.bounds(self._areas)) if areas else None
         self.by_id = {f.id: f for f in self.fences}
         # Per fence, indexed like `fences`, for the engine's whole-batch arithmetic.
         self.ids = np.array([f.id for f in self.fences], dtype=np.int64)
@@ -105,13 +105,11 @@ class FenceSet:
     def pairs(self, lons: np.ndarray, lats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(point index, fence index) for every fence containing every point, ordered by point.
         A point on a boundary counts as inside."""
-        if not len(self.fences) or not len(lons):
+        if self._grid is None or not len(lons):
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-        point, fence = self._tree.query(shapely.points(lons, lats), predicate="intersects")
-        if len(point) > 1 and (np.diff(point) < 0).any():
-            order = np.argsort(point, kind="stable")
-            point, fence = point[order], fence[order]
-        return point, fence
+        point, fence = self._grid.candidates(lons, lats)
+        inside = shapely.intersects_xy(self._areas[fence], lons[point], lats[point])
+        return point[inside], fence[inside]
 
     def containing(self, lons: np.ndarray, lats: np.ndarray) -> dict[int, list[int]]:
         """For each point inside any fence, the indexes (into `fences`) of those fences; points
@@ -144,3 +142,54 @@ class FenceSet:
                 if f.kind == FenceKind.PERMITTED_REGION and f.applies_to(vehicle)
             )
         return found
+
+
+class _Grid:
+    """Cells over the fences' bounding boxes, each listing the fences whose box meets it: the
+    candidates for a point are its cell's, found by arithmetic. As fine as keeps the listing to
+    about `MAX_PAIRS` (cell, fence) pairs."""
+
+    MAX_PAIRS = 1_000_000
+    SIDES = (256, 128, 64, 32, 16, 8, 4, 2, 1)  # cells per side, finest first
+
+    def __init__(self, bounds: np.ndarray) -> None:
+        """`bounds`: per fence (xmin, ymin, xmax, ymax)."""
+        self.x0, self.y0 = float(bounds[:, 0].min()), float(bounds[:, 1].min())
+        self.x1, self.y1 = float(bounds[:, 2].max()), float(bounds[:, 3].max())
+        for side in self.SIDES:
+            self.side = side
+            # a fence has no area only if it is broken; a degenerate extent still gets one cell
+            self.width = (self.x1 - self.x0) / side or 1.0
+            self.height = (self.y1 - self.y0) / side or 1.0
+            cx0, cx1 = self._column(bounds[:, 0]), self._column(bounds[:, 2])
+            cy0, cy1 = self._row(bounds[:, 1]), self._row(bounds[:, 3])
+            wide, high = cx1 - cx0 + 1, cy1 - cy0 + 1
+            count = wide * high
+            if count.sum() <= self.MAX_PAIRS:
+                break
+        fence = np.repeat(np.arange(len(bounds)), count)
+        k = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
+        cell = (cy0[fence] + k // wide[fence]) * side + cx0[fence] + k % wide[fence]
+        order = np.argsort(cell, kind="stable")  # fences stay in order within a cell
+        self.fence = fence[order]
+        self.start = np.searchsorted(cell[order], np.arange(side * side + 1))
+
+    def _column(self, x: np.ndarray) -> np.ndarray:
+        # Monotonic: a point within a box falls in a cell between the box's first and last.
+        return np.clip(((x - self.x0) / self.width).astype(np.int64), 0, self.side - 1)
+
+    def _row(self, y: np.ndarray) -> np.ndarray:
+        return np.clip(((y - self.y0) / self.height).astype(np.int64), 0, self.side - 1)
+
+    def candidates(self, lons: np.ndarray, lats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(point index, fence index) for every fence whose cell list holds the point's cell,
+        ordered by point then fence. Points outside every box (or NaN) get none."""
+        within = (lons >= self.x0) & (lons <= self.x1) & (lats >= self.y0) & (lats <= self.y1)
+        x = np.where(within, lons, self.x0)
+        y = np.where(within, lats, self.y0)
+        cell = self._row(y) * self.side + self._column(x)
+        first = self.start[cell]
+        count = np.where(within, self.start[cell + 1] - first, 0)
+        point = np.repeat(np.arange(len(lons)), count)
+        k = np.arange(len(point)) - np.repeat(np.cumsum(count) - count, count)
+        return point, self.fence[np.repeat(first, count) + k]

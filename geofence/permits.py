@@ -46,23 +46,33 @@ class FixedPermits:
     """A permit source over permits held in memory (tests, replay of a known case)."""
 
     items: tuple[Permit, ...] = ()
-    _by_vehicle: dict[int, list[Permit]] = field(init=False, repr=False, compare=False)
+    _by_vehicle: dict[int, tuple[Permit, ...]] = field(init=False, repr=False, compare=False)
+    # per vehicle: the latest start and the earliest end of its permits
+    _spans: dict[int, tuple[float, float]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         by_vehicle: dict[int, list[Permit]] = {}
         for permit in self.items:
             by_vehicle.setdefault(permit.vehicle_id, []).append(permit)
-        object.__setattr__(self, "_by_vehicle", by_vehicle)
+        object.__setattr__(self, "_by_vehicle", {v: tuple(h) for v, h in by_vehicle.items()})
+        spans = {
+            v: (max(p.start_t for p in h), min(p.end_t for p in h)) for v, h in by_vehicle.items()
+        }
+        object.__setattr__(self, "_spans", spans)
 
     def permits(
         self, vehicle_ids: Iterable[int], start_t: float, end_t: float
     ) -> Mapping[int, Sequence[Permit]]:
-        found: dict[int, list[Permit]] = {}
-        for vehicle_id in set(vehicle_ids) if self._by_vehicle else ():
+        found: dict[int, Sequence[Permit]] = {}
+        if not self._by_vehicle:
+            return found
+        for vehicle_id in self._by_vehicle.keys() & set(vehicle_ids):
+            latest_start, earliest_end = self._spans[vehicle_id]
+            if latest_start <= end_t and earliest_end >= start_t:  # every one meets the window
+                found[vehicle_id] = self._by_vehicle[vehicle_id]
+                continue
             held = [
-                p
-                for p in self._by_vehicle.get(vehicle_id, ())
-                if p.start_t <= end_t and p.end_t >= start_t
+                p for p in self._by_vehicle[vehicle_id] if p.start_t <= end_t and p.end_t >= start_t
             ]
             if held:
                 found[vehicle_id] = held

@@ -166,3 +166,56 @@ def test_run_gives_the_outcome_of_the_plain_loop(data: st.DataObject) -> None:
         plain_states.update({v: json.loads(json.dumps(s)) for v, s in plain.states.items()})
         vehicles[1] = CARS[0]
         cut += size
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_run_gives_the_outcome_of_the_plain_loop_on_a_fleet_reporting_live(
+    data: st.DataObject,
+) -> None:
+    """Many vehicles, a fix or two of each per batch (how a live fleet reports), each vehicle's
+    state carried to the next batch either as the engine left it or read back from JSON (a
+    restarted worker)."""
+    start_t = T0 + data.draw(st.sampled_from([0, 10 * 3600, 36 * 3600]), label="start")
+    count = data.draw(st.integers(2, 24), label="vehicles")
+    fleet = [
+        VehicleInfo(
+            id=v,
+            unit_id=10 * (1 + v % 2),
+            unit_path=f"1/{10 * (1 + v % 2)}/",
+            category="emergency" if v % 3 == 2 else "general",
+        )
+        for v in range(1, count + 1)
+    ]
+    tracks = {
+        car.id: drive(start_t, data.draw(st.lists(STEPS, min_size=1, max_size=8))) for car in fleet
+    }
+    permits = [p for v, track in tracks.items() for p in data.draw(permits_for(v, track))]
+    first_day = int((start_t + 8 * 3600) // DAY)
+    engine = Engine(
+        fences=FenceSet(data.draw(st.lists(st.sampled_from(PALETTE), unique=True))),
+        calendar=WorkingCalendar(
+            days={d: d % 7 not in (2, 3) for d in range(first_day - 1, first_day + 3)},
+            default_hours=(8 * 3600 + 1800, 17 * 3600 + 1800),
+        ),
+        clock=LocalClock(ZoneInfo("Asia/Shanghai")),
+        thresholds=Thresholds(),
+        permits=FixedPermits(tuple(permits)),
+    )
+    vehicles = {car.id: car for car in fleet}
+    fast_states: dict[int, dict[str, Any]] = {}
+    plain_states: dict[int, dict[str, Any]] = {}
+    cut = 0
+    while any(len(t) > cut for t in tracks.values()):
+        size = data.draw(st.sampled_from([1, 1, 1, 2]), label="batch")
+        batch = {v: t[cut : cut + size] for v, t in tracks.items()}
+        fast = engine.run(batch, fast_states, vehicles)
+        plain = engine.run_plain(batch, plain_states, vehicles)
+        same(fast, plain)
+        revived = set(data.draw(st.lists(st.sampled_from(sorted(fast.states)))))
+        for states, outcome in ((fast_states, fast), (plain_states, plain)):
+            states.update(
+                (v, json.loads(json.dumps(s)) if v in revived else s)
+                for v, s in outcome.states.items()
+            )
+        cut += size
