@@ -58,6 +58,7 @@ NO_POSITION = (np.nan, np.nan)
 STATE_T, STATE_POS, STATE_RULES = itemgetter("t"), itemgetter("pos"), itemgetter("rules")
 PERMIT_START, PERMIT_END = attrgetter("start_t"), attrgetter("end_t")
 PERMIT_PLACES = attrgetter("places")
+FIX_POSITION = itemgetter(1, 2)  # (lat, lon)
 PLANE_KEY = attrgetter("order_id", "vehicle_id", "start_t", "end_t")  # see `_plane`
 
 
@@ -249,7 +250,7 @@ class Engine:
         if not flat:
             return None
         # (t, lat, lon, speed, ignition, alarm bits) per fix, None becoming NaN; one pass
-        columns = np.array(list(chain.from_iterable(flat)), dtype=float).reshape(-1, 6).T.copy()
+        columns = _columns(flat).reshape(-1, 6).T.copy()
         state_t = np.array(list(map(STATE_T, before)), dtype=float)
         slot = np.repeat(np.arange(len(held)), sizes)
         starts = np.concatenate(([0], np.cumsum(sizes)))
@@ -574,9 +575,12 @@ class Engine:
             prevs = [before[k]["prev"] for k in touched]
             if not set(map(type, prevs)) <= {Fix, NoneType}:
                 prevs = [_as_fix(p) for p in prevs]  # states read back from JSON
-            prev = [None, *fixes[:-1]]
-            for k, last in zip(touched, prevs, strict=True):
-                prev[starts[k]] = last
+            if len(prevs) == n:  # one fix of each vehicle (a fleet reporting live)
+                prev = prevs
+            else:
+                prev = [None, *fixes[:-1]]
+                for k, last in zip(touched, prevs, strict=True):
+                    prev[starts[k]] = last
             vehicles = batch.vehicles
             # the arguments of each of those fixes' context, made in one go from the columns
             arguments = zip(
@@ -633,7 +637,9 @@ class Engine:
                         if shown is None:
                             shown = picked[event.thresholds] = th.pick(*event.thresholds)
                         permit = ctx.permit
-                        record = AlertRecord(
+                        coalesced[
+                            (ctx.vehicle_id, event.kind, event.key, event.started_t)  # identity
+                        ] = AlertRecord(
                             ctx.vehicle_id,
                             vehicles[k].unit_id,
                             permit.order_id if permit is not None else None,
@@ -641,12 +647,13 @@ class Engine:
                             event,
                             dict(shown),
                         )
-                        coalesced[record.identity] = record
         # every vehicle's state after its last fix, built in one go
         last = fixes if len(fixes) == len(before) else [fixes[i - 1] for i in starts[1:]]
-        position = [(f.lat, f.lon) if f.lat is not None else None for f in last]
-        for k in [k for k, p in enumerate(position) if p is None]:
-            position[k] = _last_position(fixes, starts[k], starts[k + 1], before[k])
+        position: list[tuple[Any, ...] | None] = list(map(FIX_POSITION, last))
+        # NaN in the column: no position, or a NaN one (kept, as the fix has it)
+        for k in np.flatnonzero(np.isnan(batch.lat[np.asarray(starts[1:]) - 1])).tolist():
+            if last[k].lat is None:
+                position[k] = _last_position(fixes, starts[k], starts[k + 1], before[k])
         states.update(
             zip(
                 batch.vehicle_ids,
@@ -796,6 +803,15 @@ def _last_position(
             return (fix.lat, fix.lon)
     pos = before["pos"]
     return tuple(pos) if pos is not None else None
+
+
+def _columns(flat: list[Fix]) -> np.ndarray:
+    """The fields of `flat`, fix after fix, as floats, None as NaN. `fromiter` is the quicker
+    of the two but refuses None, which only some fixes carry (no position, no speed)."""
+    try:
+        return np.fromiter(chain.from_iterable(flat), float, 6 * len(flat))
+    except (TypeError, ValueError):
+        return np.array(list(chain.from_iterable(flat)), dtype=float)
 
 
 def _as_fix(fix: Sequence[Any] | None) -> Fix | None:

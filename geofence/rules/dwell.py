@@ -55,43 +55,46 @@ def step(
     value_name: str | None = None,
     fence_id: int | None = None,
 ) -> tuple[dict[str, Any] | None, tuple[Event, ...]]:
-    def make(s: dict[str, Any], ended: float | None) -> Event:
-        return event(
-            s,
-            ended,
-            kind=kind,
-            key=key,
-            severity=severity,
-            thresholds=thresholds,
-            value_name=value_name,
-            fence_id=fence_id,
-        )
-
     if not holds:
-        if state is None:
+        if state is None or not state["open"]:
             return None, NO_EVENTS
-        return None, (make(state, state["last"]),) if state["open"] else NO_EVENTS
-    if state is None:
-        state = {
-            "start": fix.t,
-            "last": fix.t,
-            "open": False,
-            "lat": fix.lat,
-            "lon": fix.lon,
-            "max": value,
-            "reported": fix.t,
-        }
+        ended: float | None = state["last"]
     else:
-        peak = state["max"]
-        if value is not None and (peak is None or value > peak):
-            peak = value
-        state = {**state, "last": fix.t, "max": peak}
-    if not state["open"]:
-        if fix.t - state["start"] >= after_s:
-            state["open"] = True
-            state["reported"] = fix.t
-            return state, (make(state, None),)
-    elif fix.t - state["reported"] >= UPDATE_EVERY_S:
-        state["reported"] = fix.t
-        return state, (make(state, None),)
-    return state, NO_EVENTS
+        t = fix.t
+        if state is None:
+            state = {
+                "start": t,
+                "last": t,
+                "open": False,
+                "lat": fix.lat,
+                "lon": fix.lon,
+                "max": value,
+                "reported": t,
+            }
+        else:
+            # a copy, key order kept: the caller's state stays as it was
+            peak = state["max"]
+            state = state.copy()
+            state["last"] = t
+            if value is not None and (peak is None or value > peak):
+                state["max"] = value
+        if state["open"]:
+            due = t - state["reported"] >= UPDATE_EVERY_S
+        else:
+            due = t - state["start"] >= after_s
+        if not due:
+            return state, NO_EVENTS
+        state["open"] = True
+        state["reported"] = t
+        ended = None
+    made = event(
+        state,
+        ended,
+        kind=kind,
+        key=key,
+        severity=severity,
+        thresholds=thresholds,
+        value_name=value_name,
+        fence_id=fence_id,
+    )
+    return (state if holds else None), (made,)

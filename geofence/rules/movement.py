@@ -37,41 +37,47 @@ def step(
     state: dict[str, Any] | None,
     fix: Fix,
     ctx: Context,
-    *,
     violating: bool,
     kind: str,
     severity: str,
 ) -> tuple[dict[str, Any] | None, tuple[Event, ...]]:
+    """Positional arguments, and the state copied rather than rebuilt: `no_order` and
+    `off_hours` call it on nearly every moving fix of every vehicle."""
+    t = fix.t
     th = ctx.th
     if not violating:
-        if state is not None and fix.t - state["last"] >= th.movement_end_s:
+        if state is not None and t - state["last"] >= th.movement_end_s:
             return None, (_event(kind, severity, state, state["last"]),) if state["open"] else ()
         return state, NO_EVENTS
     events: tuple[Event, ...] = NO_EVENTS
-    if state is not None and fix.t - state["last"] >= th.movement_end_s:
+    if state is not None and t - state["last"] >= th.movement_end_s:
         events = (_event(kind, severity, state, state["last"]),) if state["open"] else ()
         state = None
     if state is None:
         state = {
-            "start": fix.t,
-            "last": fix.t,
+            "start": t,
+            "last": t,
             "dist": 0.0,
             "open": False,
             "lat": fix.lat,
             "lon": fix.lon,
-            "reported": fix.t,
+            "reported": t,
         }
     else:
-        state = {**state, "last": fix.t, "dist": state["dist"] + ctx.step_m}
+        # a copy, key order kept: the caller's state stays as it was
+        dist = state["dist"] + ctx.step_m
+        state = state.copy()
+        state["last"] = t
+        state["dist"] = dist
     if not state["open"]:
         if (
             state["dist"] >= th.movement_min_distance_m
-            and fix.t - state["start"] >= th.movement_min_duration_s
+            and t - state["start"] >= th.movement_min_duration_s
         ):
             state["open"] = True
-            state["reported"] = fix.t
+            state["reported"] = t
             events = (*events, _event(kind, severity, state, None))
-    elif fix.t - state["reported"] >= UPDATE_EVERY_S:
-        state["reported"] = fix.t
+    elif t - state["reported"] >= UPDATE_EVERY_S:
+        state["reported"] = t
         events = (*events, _event(kind, severity, state, None))
     return state, events

@@ -24,4 +24,4 @@ def step(
         and not ctx.depot
         and ctx.category not in ctx.th.no_order_exempt
     )
-    return movement.step(state, fix, ctx, violating=violating, kind=KIND, severity=Severity.MEDIUM)
+    return movement.step(state, fix, ctx, violating, KIND, Severity.MEDIUM)

@@ -25,4 +25,4 @@ def step(
         and not ctx.depot
         and ctx.category not in ctx.th.off_hours_exempt
     )
-    return movement.step(state, fix, ctx, violating=violating, kind=KIND, severity=Severity.HIGH)
+    return movement.step(state, fix, ctx, violating, KIND, Severity.HIGH)

@@ -37,7 +37,8 @@ def step(
     )
     if new is not None:
         new["limit"] = min(limit, new.get("limit", limit))
-    events = tuple(_with_limit(e, limit if new is None else new["limit"]) for e in events)
+    if events:
+        events = tuple(_with_limit(e, limit if new is None else new["limit"]) for e in events)
     return new, events
 
 
