@@ -291,3 +291,15 @@ def test_vehicle_with_device_cannot_be_deleted_but_status_can_change(client, adm
     assert sealed.json()["status"] == "sealed"
     bad = client.patch(f"/api/v1/vehicles/{vehicle['id']}", json={"status": "lost"}, headers=admin)
     assert bad.status_code == 422
+
+
+def test_users_are_listed_by_role(client, admin, root_unit):
+    for username, roles in (("zhao", ["approver", "requester"]), ("qian", ["requester"])):
+        body = {"username": username, "password": "secret-123", "roles": roles,
+                "unit_id": root_unit.id}  # fmt: skip
+        assert client.post("/api/v1/users", json=body, headers=admin).status_code == 201
+    reply = client.get("/api/v1/users?role=approver&limit=500", headers=admin)
+    assert reply.status_code == 200, reply.text
+    assert {u["username"] for u in reply.json()["items"]} >= {"zhao"}
+    assert all("approver" in u["roles"] for u in reply.json()["items"])
+    assert client.get("/api/v1/users?role=king", headers=admin).status_code == 422
