@@ -52,6 +52,22 @@ function listing(path, filters) {
   return `${path}?${query}`;
 }
 
+// A registry table a page at a time: `query()` gives the filters, `row` draws an item; an answer
+// to a request that a newer one has overtaken is dropped.
+function pagedTable(panel, name, path, columns, row, query = () => ({})) {
+  const body = panel.querySelector(`#${name}-rows`);
+  const turn = turns();
+  const pages = pager(panel.querySelector(`#${name}-pager`), load);
+  async function load() {
+    const current = turn();
+    const page = await api(listing(path, { ...query(), limit: pages.limit, offset: pages.offset }));
+    if (!current()) return;
+    pages.update(page);
+    body.replaceChildren(...(page.items.length ? page.items.map(row) : [emptyRow(columns)]));
+  }
+  return { pages, load };
+}
+
 // ---- units -----------------------------------------------------------------------------------
 
 export function initUnits(panel) {
@@ -118,20 +134,10 @@ export function initUsers(panel) {
     { name: "active", key: "admin.users.active_only", type: "checkbox", checked: false },
   ];
   buildFields(filter, filterFields);
-  const body = panel.querySelector("#user-rows");
-  const pages = pager(panel.querySelector("#user-pager"), load);
-
-  const turn = turns();
-
-  async function load() {
-    const current = turn();
+  const { pages, load } = pagedTable(panel, "user", "/api/v1/users", 6, row, () => {
     const values = readFields(filter, filterFields);
-    const query = { ...values, active: values.active ? "true" : null };
-    const page = await api(listing("/api/v1/users", { ...query, limit: pages.limit, offset: pages.offset }));
-    if (!current()) return;
-    pages.update(page);
-    body.replaceChildren(...(page.items.length ? page.items.map(row) : [emptyRow(6)]));
-  }
+    return { ...values, active: values.active ? "true" : null };
+  });
 
   function row(user) {
     const roles = el("td", {}, ...user.roles.map((r) => el("span", { className: "tag", i18n: `role.${r}` })));
@@ -217,20 +223,9 @@ export function initVehicles(panel) {
     { name: "min_seats", key: "field.min_seats", type: "int", attrs: { min: 1, max: 60 } },
   ];
   buildFields(filter, filterFields);
-  const body = panel.querySelector("#vehicle-rows");
-  const pages = pager(panel.querySelector("#vehicle-pager"), load);
+  const { pages, load } = pagedTable(
+    panel, "vehicle", "/api/v1/vehicles", 8, row, () => readFields(filter, filterFields));
   let editing = null;
-
-  const turn = turns();
-
-  async function load() {
-    const current = turn();
-    const page = await api(listing("/api/v1/vehicles", {
-      ...readFields(filter, filterFields), limit: pages.limit, offset: pages.offset }));
-    if (!current()) return;
-    pages.update(page);
-    body.replaceChildren(...(page.items.length ? page.items.map(row) : [emptyRow(8)]));
-  }
 
   function row(v) {
     const sealed = v.status === "sealed";
@@ -305,19 +300,8 @@ export function initDrivers(panel) {
     { name: "active", key: "field.active", type: "checkbox" },
   ];
   buildFields(form, fields);
-  const body = panel.querySelector("#driver-rows");
-  const pages = pager(panel.querySelector("#driver-pager"), load);
+  const { pages, load } = pagedTable(panel, "driver", "/api/v1/drivers", 6, row);
   let editing = null;
-
-  const turn = turns();
-
-  async function load() {
-    const current = turn();
-    const page = await api(listing("/api/v1/drivers", { limit: pages.limit, offset: pages.offset }));
-    if (!current()) return;
-    pages.update(page);
-    body.replaceChildren(...(page.items.length ? page.items.map(row) : [emptyRow(6)]));
-  }
 
   function row(d) {
     return el("tr", { dataset: { id: d.id }, className: d.active ? "" : "inactive" },
@@ -383,21 +367,10 @@ export function initDevices(panel) {
     { name: "enabled", key: "admin.enabled", type: "checkbox" },
   ];
   buildFields(form, fields);
-  const body = panel.querySelector("#device-rows");
+  const { pages, load } = pagedTable(panel, "device", "/api/v1/devices", 6, row);
   const unknown = panel.querySelector("#unknown-rows");
   const tokenBox = panel.querySelector("#device-token");
-  const pages = pager(panel.querySelector("#device-pager"), load);
   let unknownItems = [];
-
-  const turn = turns();
-
-  async function load() {
-    const current = turn();
-    const page = await api(listing("/api/v1/devices", { limit: pages.limit, offset: pages.offset }));
-    if (!current()) return;
-    pages.update(page);
-    body.replaceChildren(...(page.items.length ? page.items.map(row) : [emptyRow(6)]));
-  }
 
   function row(d) {
     return el("tr", { dataset: { id: d.id }, className: d.enabled ? "" : "inactive" },
