@@ -33,6 +33,7 @@ from bench._support import bench_settings, table
 from fleet.db import make_engine
 from fleet.settings import Settings
 from telematics import simulator, stream
+from telematics.batch import FixBatch
 from telematics.fix import Fix
 from telematics.ingest import IngestWorker, encode_copy
 from telematics.protocols import jt808
@@ -110,12 +111,13 @@ def synthetic_rows(targets: list[Target], count: int) -> list[list[Any]]:
 def storage_limit(engine: Engine, rows: list[list[Any]], redis: Redis) -> tuple[float, float]:
     """(rows/s with the key, rows/s into a bare copy) for one COPY of `rows`."""
     worker = IngestWorker(engine=engine, redis=redis, settings=TelematicsSettings())
-    data = encode_copy(rows)
+    batch = FixBatch.from_rows(rows)
+    data = encode_copy(batch)
     with engine.connect() as sa_conn:
         conn = sa_conn.connection.driver_connection
         assert conn is not None
         conn.autocommit = True
-        worker._ensure_partitions(conn, rows)
+        worker._ensure_partitions(conn, batch["fix_ms"])
         conn.execute("CREATE TABLE IF NOT EXISTS position_bare (LIKE position)")
         results = []
         for table_name in ("position", "position_bare"):
@@ -187,14 +189,14 @@ def worker_stage(
         for row in rows:
             by_shard.setdefault(stream.shard_of(row[stream.R_VEHICLE], shards), []).append(row)
         payloads = [
-            (stream.stream_key(shard), stream.encode(shard_rows[i : i + 200]))
+            (stream.stream_key(shard), stream.entry(shard_rows[i : i + 200]))
             for shard, shard_rows in by_shard.items()
             for i in range(0, len(shard_rows), 200)
         ]
         started = time.perf_counter()
         with redis.pipeline(transaction=False) as pipe:
             for key, payload in payloads:
-                pipe.xadd(key, {"p": payload})
+                pipe.xadd(key, payload)  # type: ignore[arg-type]
             pipe.execute()
         while count_positions(engine) < len(rows):
             time.sleep(0.02)

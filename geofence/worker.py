@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -34,7 +33,7 @@ from geofence.permits import NO_PERMITS, PermitSource
 from geofence.rules.base import Fix, Thresholds
 from geofence.settings import GeofenceSettings, clock_seconds
 from telematics import stream
-from telematics.stream import R_ALARM, R_FIX_MS, R_IGNITION, R_LAT, R_LON, R_SPEED, R_VEHICLE
+from telematics.batch import IGNITION_OF, FixBatch, or_none
 
 log = logging.getLogger("fleet.geofence")
 
@@ -68,34 +67,26 @@ def thresholds(settings: GeofenceSettings) -> Thresholds:
     )
 
 
-def fixes_by_vehicle(rows: Sequence[Sequence[Any]]) -> dict[int, list[Fix]]:
-    """Stream rows (already in vehicle, fix time order) as the engine's fixes. Speeds are rounded
-    as PostgreSQL's `real` column keeps them (all at once, through float32), so that live
-    evaluation and a replay of the stored track compare the very same numbers with thresholds."""
-    speeds = np.array(
-        [np.nan if row[R_SPEED] is None else row[R_SPEED] for row in rows], dtype=np.float32
-    ).tolist()
-    tracks: dict[int, list[Fix]] = {}
-    current, fixes = None, None
-    for row, speed in zip(rows, speeds, strict=True):
-        vehicle = row[R_VEHICLE]
-        if vehicle != current:
-            fixes = tracks.get(vehicle)
-            if fixes is None:
-                fixes = tracks[vehicle] = []
-            current = vehicle
-        assert fixes is not None
-        fixes.append(
-            Fix(
-                row[R_FIX_MS] / 1000,
-                row[R_LAT],
-                row[R_LON],
-                None if speed != speed else speed,  # NaN: no speed
-                row[R_IGNITION],
-                row[R_ALARM],
-            )
+def fixes_by_vehicle(batch: FixBatch, starts: np.ndarray) -> dict[int, list[Fix]]:
+    """The worker's batch (in vehicle, fix time order; vehicle k's fixes from `starts[k]`) as the
+    engine's fixes, made column by column. Speeds are rounded as PostgreSQL's `real` column
+    keeps them (through float32), so that live evaluation and a replay of the stored track
+    compare the very same numbers with thresholds."""
+    r = batch.records
+    fixes = list(
+        map(
+            Fix,
+            (r["fix_ms"] / 1000).tolist(),
+            or_none(r["lat"]),
+            or_none(r["lon"]),
+            or_none(r["speed"].astype(np.float32)),
+            IGNITION_OF[r["ignition"] + 1].tolist(),
+            r["alarm"].tolist(),
         )
-    return tracks
+    )
+    bounds = starts.tolist()
+    vehicles = r["vehicle"][starts[:-1]].tolist()
+    return {v: fixes[bounds[k] : bounds[k + 1]] for k, v in enumerate(vehicles)}
 
 
 def load_rule_engine(
@@ -138,9 +129,9 @@ class GeofenceObserver:
         self._checked_at = now
         return self._rules
 
-    def evaluate(self, rows: list[list[Any]]) -> Outcome:
+    def evaluate(self, batch: FixBatch, starts: np.ndarray) -> Outcome:
         rules = self._refresh()
-        tracks = fixes_by_vehicle(rows)
+        tracks = fixes_by_vehicle(batch, starts)
         missing = [v for v in tracks if v not in self._states]
         if missing:
             for vehicle_id, raw in zip(

@@ -3,7 +3,8 @@
 The per-batch pipeline, in order:
 1. read the owned shards (first this consumer's own pending entries, then new ones; entries a dead
    consumer left pending are claimed after `ingest_claim_idle_s`);
-2. decode the rows (a broken entry is counted and acknowledged, never retried forever);
+2. read the fixes as columns (`telematics.batch`; a broken entry or fix is counted and
+   acknowledged, never retried forever), put them in order and drop repeats;
 3. segment trips and stops, and let each observer (the geofence engine) evaluate the batch;
 4. in one transaction: COPY the fixes into `position` (duplicates, from a re-sent fix or a replayed
    batch, fall back to a staging table and `ON CONFLICT DO NOTHING`), write the trips and stops
@@ -20,15 +21,15 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import struct
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import numpy as np
 import psycopg
 from psycopg import errors as pg_errors
 from redis import Redis
@@ -39,177 +40,148 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from telematics import stream, trips
+from telematics.batch import FixBatch, in_order, read_entry, well_formed_mask
 from telematics.settings import TelematicsSettings
-from telematics.stream import (
-    R_ALARM,
-    R_ALTITUDE,
-    R_ATTRIBUTES,
-    R_DEVICE,
-    R_FIX_MS,
-    R_FUEL,
-    R_HEADING,
-    R_IGNITION,
-    R_LAT,
-    R_LON,
-    R_ODOMETER,
-    R_RECEIVED_MS,
-    R_SPEED,
-    R_STATUS,
-    R_VEHICLE,
-)
 
 log = logging.getLogger("fleet.ingest")
 
-# Non-null columns first, so that part of each tuple is one fixed-layout pack.
-COLUMNS = (
-    "vehicle_id, fix_time, device_id, received_at, alarm_bits, status_bits, point, speed_kmh,"
-    " heading_deg, altitude_m, ignition, odometer_km, fuel_l, attributes"
-)
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" * 2
 _COPY_TRAILER = b"\xff\xff"
-# field count, then (length, value) for vehicle, fix time, device, receipt, alarm, status
-_FIXED = struct.Struct(">hiiiqiiiqiiii")
-_NULL = b"\xff\xff\xff\xff"
-_F4 = struct.Struct(">if")
-_F8 = struct.Struct(">id")
-_LEN = struct.Struct(">i")
-_TRUE, _FALSE = b"\x00\x00\x00\x01\x01", b"\x00\x00\x00\x01\x00"
-# geometry's binary input is EWKB (a little-endian point with its SRID), after its length.
-_EWKB_POINT = struct.Struct("<BIIdd")
-_EWKB_POINT_SRID = 0x20000001  # point type with the SRID flag
-_POINT_LEN = _LEN.pack(_EWKB_POINT.size)
 _PG_EPOCH_MS = 946_684_800_000  # 2000-01-01, where PostgreSQL's timestamps count from
+_EWKB_POINT_SRID = 0x20000001  # a little-endian point with its SRID: geometry's binary input
+# The columns of `position` as COPY writes them: (name, binary type), the first six never null.
+_COPY_COLUMNS = (
+    ("vehicle_id", ">i4"),
+    ("fix_time", ">i8"),
+    ("device_id", ">i4"),
+    ("received_at", ">i8"),
+    ("alarm_bits", ">i4"),
+    ("status_bits", ">i4"),
+    ("point", None),
+    ("speed_kmh", ">f4"),
+    ("heading_deg", ">f4"),
+    ("altitude_m", ">f4"),
+    ("ignition", "u1"),
+    ("odometer_km", ">f8"),
+    ("fuel_l", ">f4"),
+    ("attributes", None),
+)
+COLUMNS = ", ".join(name for name, _ in _COPY_COLUMNS)
+_POINT = [("order", "u1"), ("type", "<u4"), ("srid", "<u4"), ("x", "<f8"), ("y", "<f8")]
+_LAYOUTS: dict[tuple[int, int], np.dtype] = {}
 
 
-def _int32(value: Any) -> int:
-    """Alarm and status words are unsigned 32-bit on the wire; int4 is signed."""
-    value = int(value or 0) & 0xFFFFFFFF
-    return value - (1 << 32) if value >= 1 << 31 else value
+def _layout(present: int, text_size: int) -> np.dtype:
+    """A binary COPY row of `position` for one shape of fix: which nullable columns it has (a bit
+    each, in the order of the columns after the sixth) and its attribute text's length. A column
+    is its length (-1 for null) followed by its value."""
+    key = (present, text_size)
+    layout = _LAYOUTS.get(key)
+    if layout is None:
+        fields: list[Any] = [("count", ">i2")]
+        for k, (name, kind) in enumerate(_COPY_COLUMNS):
+            fields.append((f"{name}_len", ">i4"))
+            if k >= 6 and not present & (1 << (k - 6)):
+                continue
+            if name == "point":
+                fields += [(f"point_{part}", t) for part, t in _POINT]
+            elif name == "attributes":
+                fields += [("jsonb_version", "u1"), ("attributes", "u1", (text_size,))]
+            else:
+                fields.append((name, kind))
+        layout = _LAYOUTS[key] = np.dtype(fields)
+    return layout
 
 
-def encode_copy(rows: Iterable[Sequence[Any]]) -> bytes:
-    """PostgreSQL's binary COPY format for `position`, built directly from stream rows: no
-    datetime or driver objects per fix, which is where a Python ingest spends its time."""
+def encode_copy(batch: FixBatch) -> bytes:
+    """PostgreSQL's binary COPY format for `position`, built from the batch's columns: the fixes
+    are grouped by shape (which columns are null, how long the attribute text is; a live fleet
+    has a handful of shapes), and each group is filled column by column in one numpy record
+    array laid out as COPY reads it. Nothing is done per fix in Python."""
+    r = batch.records
+    if not len(r):
+        return _COPY_HEADER + _COPY_TRAILER
+    lat, text_size = r["lat"], r["attr_len"].astype(np.int64)
+    has = [
+        ~np.isnan(lat),
+        ~np.isnan(r["speed"]),
+        ~np.isnan(r["heading"]),
+        ~np.isnan(r["altitude"]),
+        r["ignition"] >= 0,
+        ~np.isnan(r["odometer"]),
+        ~np.isnan(r["fuel"]),
+        text_size >= 0,
+    ]
+    shape = np.zeros(len(r), dtype=np.int64)
+    for bit, column in enumerate(has):
+        shape |= column.astype(np.int64) << bit
+    shape = (shape << 32) | np.maximum(text_size, 0)
+    shapes, group = np.unique(shape, return_inverse=True)
+    by_group = np.argsort(group, kind="stable")
+    bounds = np.concatenate(([0], np.cumsum(np.bincount(group))))
     parts = [_COPY_HEADER]
-    add = parts.append
-    fixed, f4, f8, null = _FIXED.pack, _F4.pack, _F8.pack, _NULL
-    for row in rows:
-        add(
-            fixed(
-                14,
-                4,
-                row[R_VEHICLE],
-                8,
-                (row[R_FIX_MS] - _PG_EPOCH_MS) * 1000,
-                4,
-                row[R_DEVICE],
-                8,
-                (row[R_RECEIVED_MS] - _PG_EPOCH_MS) * 1000,
-                4,
-                _int32(row[R_ALARM]),
-                4,
-                _int32(row[R_STATUS]),
-            )
-        )
-        lat = row[R_LAT]
-        if lat is None:
-            add(null)
-        else:
-            add(_POINT_LEN)
-            add(_EWKB_POINT.pack(1, _EWKB_POINT_SRID, 4326, row[R_LON], lat))
-        for index in (R_SPEED, R_HEADING, R_ALTITUDE):
-            value = row[index]
-            add(null if value is None else f4(4, value))
-        ignition = row[R_IGNITION]
-        add(null if ignition is None else _TRUE if ignition else _FALSE)
-        odometer = row[R_ODOMETER]
-        add(null if odometer is None else f8(8, odometer))
-        fuel = row[R_FUEL]
-        add(null if fuel is None else f4(4, fuel))
-        attributes = row[R_ATTRIBUTES]
-        if attributes:
-            text = b"\x01" + attributes.encode()  # JSON text made by the gateway
-            add(_LEN.pack(len(text)))
-            add(text)
-        else:
-            add(null)
-    add(_COPY_TRAILER)
+    for g, key in enumerate(shapes.tolist()):
+        index = by_group[bounds[g] : bounds[g + 1]]
+        parts.append(_encode_group(batch, index, key >> 32, key & 0xFFFFFFFF))
+    parts.append(_COPY_TRAILER)
     return b"".join(parts)
 
 
-_NUMBER_TYPES = frozenset({int, float, type(None)})
-_REAL_MAX = 3.0e38  # float4 columns; the comparison is also false for NaN
-_MAX_MS = 253_402_300_799_999  # 9999-12-31
+def _encode_group(batch: FixBatch, index: np.ndarray, present: int, text_size: int) -> bytes:
+    r = batch.records[index]
+    out = np.empty(len(r), dtype=_layout(present, text_size))
+    out["count"] = len(_COPY_COLUMNS)
+    for k, (name, kind) in enumerate(_COPY_COLUMNS):
+        if k >= 6 and not present & (1 << (k - 6)):
+            out[f"{name}_len"] = -1
+        elif name == "point":
+            out["point_len"] = 25
+            out["point_order"] = 1
+            out["point_type"] = _EWKB_POINT_SRID
+            out["point_srid"] = 4326
+            out["point_x"] = r["lon"]
+            out["point_y"] = r["lat"]
+        elif name == "attributes":
+            out["attributes_len"] = text_size + 1
+            out["jsonb_version"] = 1
+            if text_size:
+                at = batch.offsets[index][:, None] + np.arange(text_size)
+                out["attributes"] = batch.blob[at]
+        else:
+            out[f"{name}_len"] = np.dtype(kind).itemsize
+            out[name] = _column(r, name)
+    return out.tobytes()
 
 
-def well_formed(row: Any) -> bool:
-    """A row the gateways could have written: anything else is counted and dropped, because
-    one bad row must not hold back the batch it came in. (Runs per fix: kept to plain checks.)"""
-    if type(row) is not list or len(row) != R_ATTRIBUTES + 1:
-        return False
-    (
-        vehicle,
-        device,
-        unit,
-        fix_ms,
-        received_ms,
-        lat,
-        lon,
-        speed,
-        heading,
-        altitude,
-        ignition,
-        odometer,
-        fuel,
-        alarm,
-        status,
-        attributes,
-    ) = row
-    numbers = _NUMBER_TYPES
-    return (
-        type(vehicle) is int
-        and type(device) is int
-        and type(unit) is int
-        and type(fix_ms) is int
-        and type(received_ms) is int
-        and type(alarm) is int
-        and type(status) is int
-        and 0 < vehicle < 2**31
-        and 0 < device < 2**31
-        and 0 <= fix_ms <= _MAX_MS
-        and 0 <= received_ms <= _MAX_MS
-        and type(speed) in numbers
-        and type(heading) in numbers
-        and type(altitude) in numbers
-        and type(odometer) in numbers
-        and type(fuel) in numbers
-        and (speed is None or -_REAL_MAX < speed < _REAL_MAX)
-        and (heading is None or -_REAL_MAX < heading < _REAL_MAX)
-        and (altitude is None or -_REAL_MAX < altitude < _REAL_MAX)
-        and (fuel is None or -_REAL_MAX < fuel < _REAL_MAX)
-        and (odometer is None or -1e15 < odometer < 1e15)
-        and (ignition is None or type(ignition) is bool)
-        and (attributes is None or type(attributes) is str)
-        and (
-            (lat is None and lon is None)
-            or (
-                type(lat) in numbers
-                and type(lon) in numbers
-                and lat is not None
-                and lon is not None
-                and -90 <= lat <= 90
-                and -180 <= lon <= 180
-            )
-        )
-    )
+_SOURCE = {
+    "vehicle_id": "vehicle",
+    "device_id": "device",
+    "speed_kmh": "speed",
+    "heading_deg": "heading",
+    "altitude_m": "altitude",
+    "ignition": "ignition",
+    "odometer_km": "odometer",
+    "fuel_l": "fuel",
+}
 
 
-def _json_or_none(text: str | None) -> bool:
+def _column(r: np.ndarray, name: str) -> np.ndarray:
+    if name == "fix_time":
+        return (r["fix_ms"] - _PG_EPOCH_MS) * 1000  # type: ignore[no-any-return]
+    if name == "received_at":
+        return (r["received_ms"] - _PG_EPOCH_MS) * 1000  # type: ignore[no-any-return]
+    if name in ("alarm_bits", "status_bits"):
+        # unsigned 32-bit words on the wire; int4 is signed
+        return r["alarm" if name == "alarm_bits" else "status"].astype(np.uint32).view(np.int32)
+    return r[_SOURCE[name]]  # type: ignore[no-any-return]
+
+
+def _json_or_none(text: bytes | None) -> bool:
     if text is None:
         return True
     try:
         return isinstance(json.loads(text), dict)
-    except ValueError:
+    except ValueError:  # UnicodeDecodeError too
         return False
 
 
@@ -246,12 +218,13 @@ def partition_ddl(start: datetime) -> str:
 class BatchObserver(Protocol):
     """More work on every batch, plugged in by the composition root (the geofence engine).
 
-    `evaluate` runs before the transaction on the batch's well-formed rows in (vehicle, fix time)
-    order; `write` runs inside it (and again if the transaction is retried); `after_commit`
-    queues its Redis writes in the pipeline that acknowledges the entries; `committed` runs once
-    that pipeline has executed. A batch that fails is evaluated again from the same state."""
+    `evaluate` runs before the transaction on the batch's well-formed fixes in (vehicle, fix
+    time) order, vehicle k's being `batch.records[starts[k]:starts[k + 1]]`; `write` runs inside
+    it (and again if the transaction is retried); `after_commit` queues its Redis writes in the
+    pipeline that acknowledges the entries; `committed` runs once that pipeline has executed. A
+    batch that fails is evaluated again from the same state."""
 
-    def evaluate(self, rows: list[list[Any]]) -> Any: ...
+    def evaluate(self, batch: FixBatch, starts: np.ndarray) -> Any: ...
 
     def write(self, conn: psycopg.Connection[Any], pending: Any) -> None: ...
 
@@ -364,41 +337,54 @@ class IngestWorker:
 
     def process_once(self) -> BatchResult:
         entries = self._read()
-        result = BatchResult(entries=len(entries))
         if not entries:
-            return result
-        rows: dict[tuple[int, int, int], list[Any]] = {}
+            return BatchResult()
+        try:
+            return self._process(entries)
+        except BaseException:
+            self._vehicles.clear()  # half-updated states: see `_segment`
+            raise
+
+    def _process(self, entries: list[tuple[str, bytes, dict[bytes, bytes]]]) -> BatchResult:
+        result = BatchResult(entries=len(entries))
+        parts: list[FixBatch] = []
         broken: Counter[str] = Counter()
         for _, _, fields in entries:
             try:
-                decoded = stream.decode(fields[b"p"])
+                part, dropped = read_entry(fields)
             except (KeyError, ValueError, TypeError):
                 result.broken_entries += 1
                 broken["broken_stream_entry"] += 1
                 continue
-            for row in decoded:
-                if not well_formed(row):
-                    broken["broken_stream_row"] += 1
-                    continue
-                rows[(row[R_VEHICLE], row[R_FIX_MS], row[R_DEVICE])] = row
-                result.fixes += 1
-        result.duplicates = result.fixes - len(rows)
-        ordered = sorted(rows.values(), key=lambda r: (r[R_VEHICLE], r[R_FIX_MS]))
-        self._load_vehicles({r[R_VEHICLE] for r in ordered})
-        segments, states, latest = self._segment(ordered)
-        # Where each vehicle is now, for the snapshot a new map starts from (the live channel
-        # itself is fed by the gateways as fixes enter the stream).
-        self._remember_latest(latest)
-        pending = [(o, o.evaluate(ordered)) for o in self.observers]
-        stored = self._store(ordered, segments, pending)
+            parts.append(part)
+            if dropped:
+                broken["broken_stream_row"] += dropped
+        batch = FixBatch.concat(parts)
+        valid = well_formed_mask(batch)
+        if not valid.all():
+            broken["broken_stream_row"] += int((~valid).sum())
+            batch = batch.take(np.flatnonzero(valid))
+        result.fixes = len(batch)
+        ordered, starts = in_order(batch)
+        result.duplicates = result.fixes - len(ordered)
+        vehicle_ids = ordered["vehicle"][starts[:-1]].tolist()
+        self._load_vehicles(vehicle_ids)
+        with self._copying(ordered) as copying:
+            segments, states = self._segment(ordered, starts, vehicle_ids)
+            latest = self._latest(ordered, starts, vehicle_ids)
+            # Where each vehicle is now, for the snapshot a new map starts from (the live
+            # channel itself is fed by the gateways as fixes enter the stream).
+            self._remember_latest(ordered, latest)
+            pending = [(o, o.evaluate(ordered, starts)) for o in self.observers]
+            stored = copying.commit(segments, pending)
         result.stored = stored
         result.duplicates += len(ordered) - stored
         result.trips = sum(1 for _, s in segments if isinstance(s, trips.Trip))
         result.stops = len(segments) - result.trips
-        self._after_commit(entries, states, latest, result, broken, pending)
+        self._after_commit(entries, states, ordered, latest, result, broken, pending)
         return result
 
-    def _load_vehicles(self, vehicle_ids: set[int]) -> None:
+    def _load_vehicles(self, vehicle_ids: list[int]) -> None:
         missing = [v for v in vehicle_ids if v not in self._vehicles]
         if not missing:
             return
@@ -415,36 +401,53 @@ class IngestWorker:
             self._vehicles[vehicle_id] = memory
 
     def _segment(
-        self, ordered: list[list[Any]]
-    ) -> tuple[list[tuple[int, trips.Segment]], dict[int, trips.State], dict[int, list[Any]]]:
-        segments: list[tuple[int, trips.Segment]] = []
-        states: dict[int, trips.State] = {}
-        latest: dict[int, list[Any]] = {}
-        for row in ordered:
-            vehicle_id = row[R_VEHICLE]
-            memory = self._vehicles[vehicle_id]
-            point = trips.TrackPoint(
-                t=row[R_FIX_MS] / 1000,
-                lat=row[R_LAT],
-                lon=row[R_LON],
-                speed_kmh=row[R_SPEED],
-                ignition=row[R_IGNITION],
-                odometer_km=row[R_ODOMETER],
+        self, ordered: FixBatch, starts: np.ndarray, vehicle_ids: list[int]
+    ) -> tuple[list[tuple[int, trips.Segment]], dict[int, trips.State]]:
+        """Trips and stops each vehicle's fixes closed, and each vehicle's segmentation state after
+        them. The remembered states are taken over: should the batch fail, they are forgotten and
+        read again from Redis, which has them as of the last commit."""
+        before = [m.trip_state for m in map(self._vehicles.__getitem__, vehicle_ids)]
+        r = ordered.records
+        after, closed = trips.advance(
+            before,
+            starts,
+            r["fix_ms"] / 1000,
+            r["lat"],
+            r["lon"],
+            r["speed"],
+            r["ignition"],
+            r["odometer"],
+            self._thresholds,
+        )
+        segments = [(vehicle_ids[k], segment) for k, segment in closed]
+        return segments, dict(zip(vehicle_ids, after, strict=True))
+
+    def _latest(
+        self, ordered: FixBatch, starts: np.ndarray, vehicle_ids: list[int]
+    ) -> dict[int, int]:
+        """Per vehicle, the index of its newest fix with a position, if newer than the last one
+        remembered."""
+        r = ordered.records
+        positioned = np.where(np.isnan(r["lat"]), -1, np.arange(len(r)))
+        newest = np.maximum.reduceat(positioned, starts[:-1])
+        known = np.fromiter(
+            (self._vehicles[v].last_fix_ms for v in vehicle_ids), np.int64, len(vehicle_ids)
+        )
+        shown = newest >= 0
+        shown[shown] = r["fix_ms"][newest[shown]] > known[shown]
+        picked = np.flatnonzero(shown)
+        return dict(
+            zip(
+                [vehicle_ids[k] for k in picked.tolist()],
+                newest[picked].tolist(),
+                strict=True,
             )
-            state = states.get(vehicle_id, memory.trip_state)
-            state, closed = trips.step(state, point, self._thresholds)
-            states[vehicle_id] = state
-            segments += [(vehicle_id, s) for s in closed]
-            if row[R_FIX_MS] > memory.last_fix_ms and row[R_LAT] is not None:
-                latest[vehicle_id] = row
-        return segments, states, latest
+        )
 
     # ---- storing ----------------------------------------------------------------------------
 
-    def _ensure_partitions(
-        self, conn: psycopg.Connection[Any], ordered: Iterable[list[Any]]
-    ) -> None:
-        days = {r[R_FIX_MS] // 86_400_000 for r in ordered}
+    def _ensure_partitions(self, conn: psycopg.Connection[Any], fix_ms: np.ndarray) -> None:
+        days = np.unique(fix_ms // 86_400_000).tolist()
         months = {month_start(day * 86_400_000) for day in days}
         for start in sorted(months):
             name = partition_name(start)
@@ -456,26 +459,49 @@ class IngestWorker:
                 conn.execute(partition_ddl(start))
             self._partitions.add(name)
 
+    @contextlib.contextmanager
+    def _copying(self, ordered: FixBatch) -> Iterator[_Copying]:
+        """The batch's COPY, sent in a thread inside an open transaction while the caller segments
+        trips and runs the rules: PostgreSQL stores the fixes on one core as Python works on the
+        other. `commit` then writes the rest in the same transaction."""
+        with self.engine.connect() as sa_conn:
+            conn: psycopg.Connection[Any] = sa_conn.connection.driver_connection  # type: ignore[assignment]
+            conn.autocommit = True
+            try:
+                self._ensure_partitions(conn, ordered["fix_ms"])
+                conn.autocommit = False  # the COPY opens the transaction
+                copying = _Copying(self, conn, ordered)
+                try:
+                    yield copying
+                finally:
+                    copying.join()
+                    if not copying.done:
+                        conn.rollback()
+            finally:
+                conn.autocommit = False
+
     def _store(
         self,
-        ordered: list[list[Any]],
+        ordered: FixBatch,
         segments: list[tuple[int, trips.Segment]],
         pending: Sequence[tuple[BatchObserver, Any]] = (),
     ) -> int:
         """Commit fixes and segments in one transaction; returns the number of fixes stored.
 
         Attribute texts go to jsonb unparsed (the gateways made them); should the database refuse
-        one, the batch is stored again without the rows whose text is not JSON."""
+        one, the batch is stored again without the fixes whose text is not JSON."""
         try:
             return self._store_once(ordered, segments, pending)
         except pg_errors.DataError:
-            valid = [r for r in ordered if _json_or_none(r[R_ATTRIBUTES])]
-            self.redis.hincrby(stream.COUNTERS, "broken_stream_row", len(ordered) - len(valid))
-            return self._store_once(valid, segments, pending)
+            valid = np.array(
+                [_json_or_none(ordered.attributes(i)) for i in range(len(ordered))], dtype=bool
+            )
+            self.redis.hincrby(stream.COUNTERS, "broken_stream_row", int((~valid).sum()))
+            return self._store_once(ordered.take(np.flatnonzero(valid)), segments, pending)
 
     def _store_once(
         self,
-        ordered: list[list[Any]],
+        ordered: FixBatch,
         segments: list[tuple[int, trips.Segment]],
         pending: Sequence[tuple[BatchObserver, Any]],
     ) -> int:
@@ -483,7 +509,7 @@ class IngestWorker:
             conn: psycopg.Connection[Any] = sa_conn.connection.driver_connection  # type: ignore[assignment]
             conn.autocommit = True
             try:
-                self._ensure_partitions(conn, ordered)
+                self._ensure_partitions(conn, ordered["fix_ms"])
                 data = encode_copy(ordered)
                 try:
                     with conn.transaction():
@@ -573,21 +599,23 @@ class IngestWorker:
 
     # ---- after the commit -------------------------------------------------------------------
 
-    def _remember_latest(self, latest: dict[int, list[Any]]) -> None:
+    def _remember_latest(self, ordered: FixBatch, latest: dict[int, int]) -> None:
         """Each vehicle's newest fix of the batch as its last position (never an older one: the
-        segmenter's memory knows the last fix of each vehicle)."""
+        worker remembers the last fix of each vehicle)."""
         if not latest:
             return
+        items = ordered.live_items(list(latest.values()))
         self.redis.hset(
             stream.LAST_POSITIONS,
-            mapping={v: stream.dumps(stream.live_item(row)) for v, row in latest.items()},
+            mapping=dict(zip(latest, map(stream.dumps, items), strict=True)),
         )
 
     def _after_commit(
         self,
         entries: list[tuple[str, bytes, dict[bytes, bytes]]],
         states: dict[int, trips.State],
-        latest: dict[int, list[Any]],
+        ordered: FixBatch,
+        latest: dict[int, int],
         result: BatchResult,
         broken: Counter[str],
         pending: Sequence[tuple[BatchObserver, Any]] = (),
@@ -616,8 +644,9 @@ class IngestWorker:
             observer.committed(work)
         for vehicle_id, state in states.items():
             self._vehicles[vehicle_id].trip_state = state
-        for vehicle_id, row in latest.items():
-            self._vehicles[vehicle_id].last_fix_ms = row[R_FIX_MS]
+        fix_ms = ordered["fix_ms"]
+        for vehicle_id, index in latest.items():
+            self._vehicles[vehicle_id].last_fix_ms = int(fix_ms[index])
 
     # ---- the loop ---------------------------------------------------------------------------
 
@@ -643,6 +672,48 @@ class IngestWorker:
 
 
 TRIP_STATES = "fleet:trip-state"
+
+
+class _Copying(threading.Thread):
+    """A batch's COPY into `position` on its own thread (see `IngestWorker._copying`)."""
+
+    def __init__(
+        self, worker: IngestWorker, conn: psycopg.Connection[Any], ordered: FixBatch
+    ) -> None:
+        super().__init__(name="ingest-copy", daemon=True)
+        self.worker, self.conn, self.ordered = worker, conn, ordered
+        self.error: BaseException | None = None
+        self.done = False
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.worker._copy(self.conn, "position", encode_copy(self.ordered))
+        except BaseException as error:  # handed to the caller by `commit`
+            self.error = error
+
+    def commit(
+        self,
+        segments: list[tuple[int, trips.Segment]],
+        pending: Sequence[tuple[BatchObserver, Any]],
+    ) -> int:
+        """Writes the segments and the observers' rows after the fixes, and commits; returns the
+        number of fixes stored. Fixes stored already (a replayed batch) or refused by the
+        database (an attribute text that is not JSON) are stored by the careful path instead."""
+        self.join()
+        conn = self.conn
+        if self.error is None:
+            self.worker._write_segments(conn, segments)
+            for observer, work in pending:
+                observer.write(conn, work)
+            conn.commit()
+            self.done = True
+            return len(self.ordered)
+        conn.rollback()
+        self.done = True
+        if isinstance(self.error, pg_errors.UniqueViolation | pg_errors.DataError):
+            return self.worker._store(self.ordered, segments, pending)
+        raise self.error
 
 
 def _is_store_error(error: BaseException) -> bool:

@@ -298,7 +298,7 @@ def accept_batch(
     if rows:
         redis.xadd(
             stream.stream_key(stream.shard_of(target.vehicle_id, settings.stream_shards)),
-            {"p": stream.encode(rows)},
+            stream.entry(rows),  # type: ignore[arg-type]
         )
         live = stream.live_message(rows)
         if live is not None:

@@ -19,6 +19,7 @@ from geofence.schemas import FenceCreate
 from geofence.settings import GeofenceSettings
 from geofence.worker import RULE_STATES, GeofenceObserver
 from telematics import stream
+from telematics.batch import FixBatch, entry_rows, in_order
 from telematics.fix import Fix
 from telematics.ingest import IngestWorker
 from telematics.settings import TelematicsSettings
@@ -146,11 +147,12 @@ def test_a_crash_after_the_commit_raises_the_episode_once(fleetlet, redis, tsett
     crashed = worker(fleetlet, redis, tsettings)
     entries = crashed._read()
     decoded = sorted(
-        (r for _, _, f in entries for r in stream.decode(f[b"p"])),
+        (r for _, _, f in entries for r in entry_rows(f)),
         key=lambda r: r[stream.R_FIX_MS],
     )
     (rules,) = crashed.observers
-    crashed._store(decoded, [], [(rules, rules.evaluate(decoded))])
+    ordered, starts = in_order(FixBatch.from_rows(decoded))
+    crashed._store(ordered, [], [(rules, rules.evaluate(ordered, starts))])
     assert pending(redis, tsettings.stream_shards) == len(entries)
     restarted = worker(fleetlet, redis, tsettings)
     drain(restarted)
@@ -306,12 +308,14 @@ def test_the_engine_sees_speeds_as_postgresql_stores_them():
         r: list = [None] * (stream.R_ATTRIBUTES + 1)
         r[stream.R_VEHICLE], r[stream.R_FIX_MS], r[stream.R_SPEED] = vehicle, ms, speed
         r[stream.R_LAT], r[stream.R_LON], r[stream.R_ALARM] = 30.0, 120.0, 0
+        r[stream.R_DEVICE], r[stream.R_UNIT], r[stream.R_RECEIVED_MS] = 1, 1, ms
+        r[stream.R_STATUS] = 0
         return r
 
     speeds = [120.1, None, 5.0, 0.1, 299.99]
     rows = [row(1 + n % 2, 1000 * n, s) for n, s in enumerate(speeds)]
     rows.sort(key=lambda r: (r[stream.R_VEHICLE], r[stream.R_FIX_MS]))
-    tracks = fixes_by_vehicle(rows)
+    tracks = fixes_by_vehicle(*in_order(FixBatch.from_rows(rows)))
     as_real = {
         s: None if s is None else struct.unpack("<f", struct.pack("<f", s))[0] for s in speeds
     }

@@ -19,6 +19,7 @@ from redis.asyncio import Redis as AsyncRedis
 from sqlalchemy import text
 
 from telematics import gateway, stream
+from telematics.batch import entry_rows
 from telematics.devices import DeviceDirectory
 from telematics.fix import Fix
 from telematics.gateway_jt808 import JT808Server, Session, auth_code
@@ -116,7 +117,7 @@ def stream_rows(redis: Redis, shards: int) -> list[list]:
     rows = []
     for shard in range(shards):
         for _, fields in redis.xrange(stream.stream_key(shard)):
-            rows += stream.decode(fields[b"p"])
+            rows += entry_rows(fields)
     return rows
 
 

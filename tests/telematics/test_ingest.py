@@ -17,6 +17,7 @@ from redis import Redis
 from sqlalchemy import text
 
 from telematics import stream
+from telematics.batch import FixBatch, entry_rows, in_order
 from telematics.ingest import IngestWorker
 from telematics.settings import TelematicsSettings
 from tests.telematics.conftest import T0, Fleetlet, drive
@@ -29,7 +30,7 @@ def push(redis: Redis, rows: list[list], shards: int) -> None:
     for row in rows:
         by_shard.setdefault(stream.shard_of(row[stream.R_VEHICLE], shards), []).append(row)
     for shard, shard_rows in by_shard.items():
-        redis.xadd(stream.stream_key(shard), {"p": stream.encode(shard_rows)})
+        redis.xadd(stream.stream_key(shard), stream.entry(shard_rows))
 
 
 def rows_for(fleetlet: Fleetlet, vehicle: int, n: int, start: datetime = T0) -> list[list]:
@@ -118,8 +119,8 @@ def test_a_replayed_batch_after_a_crash_inserts_nothing_twice(fleetlet, redis, t
     push(redis, rows, tsettings.stream_shards)
     crashed = make_worker(fleetlet, redis, tsettings)
     entries = crashed._read()
-    decoded = [r for _, _, f in entries for r in stream.decode(f[b"p"])]
-    crashed._store(sorted(decoded, key=lambda r: r[stream.R_FIX_MS]), [])
+    decoded = [r for _, _, f in entries for r in entry_rows(f)]
+    crashed._store(in_order(FixBatch.from_rows(decoded))[0], [])
     assert count(fleetlet) == 60
     assert pending(redis, tsettings.stream_shards) == len(entries)
     restarted = make_worker(fleetlet, redis, tsettings)
@@ -248,6 +249,43 @@ def test_random_stream_entries_never_crash_the_worker(fleetlet, redis, tsettings
     worker = make_worker(fleetlet, redis, tsettings)
     for payload in payloads:
         redis.xadd(stream.stream_key(0), {"p": payload})
+    push(redis, rows_for(fleetlet, 0, 2), tsettings.stream_shards)
+    drain(worker)
+    assert pending(redis, tsettings.stream_shards) == 0
+    assert (
+        count(fleetlet, "SELECT count(*) FROM position WHERE fix_time = '2026-11-20T01:00:00Z'")
+        == 1
+    )
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    flips=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=8),
+    cut=st.integers(0, 200),
+    text=st.binary(max_size=12) | st.just(b'{"sat":7}') | st.just(b"\xff\xfe"),
+    whole=st.booleans(),
+)
+def test_damaged_binary_entries_never_crash_the_worker(
+    fleetlet, redis, tsettings, flips, cut, text, whole
+):
+    """A binary entry with flipped bytes, cut short, or with attribute texts that are not JSON
+    or not UTF-8: counted (the entry, or its fixes) and acknowledged; the fixes after it are
+    stored."""
+    worker = make_worker(fleetlet, redis, tsettings)
+    rows = rows_for(fleetlet, 1, 3, start=datetime(2026, 11, 19, tzinfo=UTC))
+    rows[1][stream.R_ATTRIBUTES] = "x" * len(text)
+    fields = stream.entry(rows)
+    records = bytearray(fields[b"f"])
+    for at, value in flips:
+        records[at % len(records)] = value
+    if not whole:
+        records = records[: len(records) - cut % len(records)]
+    redis.xadd(
+        stream.stream_key(0),
+        {b"f": bytes(records), b"a": fields.get(b"a", b"")[: -len(text) or None] + text},
+    )
     push(redis, rows_for(fleetlet, 0, 2), tsettings.stream_shards)
     drain(worker)
     assert pending(redis, tsettings.stream_shards) == 0

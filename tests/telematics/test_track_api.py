@@ -78,7 +78,7 @@ def ingest(fleetlet: Fleetlet, redis: Redis, vehicle: int, n: int) -> None:
     settings = TelematicsSettings(stream_shards=4)
     target = fleetlet.targets[vehicle]
     rows = [stream.to_row(f, target, stream.now_ms()) for f in drive(f"phone-{vehicle}", T0, n)]
-    redis.xadd(stream.stream_key(stream.shard_of(target.vehicle_id, 4)), {"p": stream.encode(rows)})
+    redis.xadd(stream.stream_key(stream.shard_of(target.vehicle_id, 4)), stream.entry(rows))
     worker = IngestWorker(engine=fleetlet.engine, redis=redis, settings=settings, block_ms=50)
     while worker.process_once().entries:
         pass
@@ -218,7 +218,7 @@ def test_trips_are_segmented_by_the_worker_and_served(fleetlet, redis, api, peop
     rows = [stream.to_row(f, target, stream.now_ms()) for f in fixes]
     key = stream.stream_key(stream.shard_of(target.vehicle_id, 4))
     for chunk in range(0, len(rows), 25):  # several batches: the trip state crosses them
-        redis.xadd(key, {"p": stream.encode(rows[chunk : chunk + 25])})
+        redis.xadd(key, stream.entry(rows[chunk : chunk + 25]))
     worker = IngestWorker(
         engine=fleetlet.engine,
         redis=redis,
