@@ -163,7 +163,11 @@ def main(argv: list[str] | None = None) -> None:
                 start_t=T0 - 60,
                 end_t=T0 + 10 * per_vehicle + 60,
                 order_id=v,
-                places=tuple((f.lat, f.lon) for f in fixes[:: max(1, len(fixes) // 8)]),
+                places=tuple(
+                    (f.lat, f.lon)
+                    for f in fixes[:: max(1, len(fixes) // 8)]
+                    if f.lat is not None and f.lon is not None
+                ),
                 corridor=LineString([(f.lon, f.lat) for f in fixes]),
                 overnight=True,
             )
@@ -204,7 +208,7 @@ def main(argv: list[str] | None = None) -> None:
             # best of two (the machine is shared; best is steadiest)
             engine_s = min(whole(per_batch, permits)[1] for _ in range(2))
             figures.append((label, per_batch, alerts, total / engine_s, total / plain_s))
-    rows = [
+    rows: list[tuple[str, ...]] = [
         ("stage", "figure", "vs plain loop"),
         (
             f"plain loop: every fence for every fix ({len(fences):,} fences)",

@@ -29,11 +29,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import chain, repeat
-from operator import attrgetter, is_not, itemgetter
+from operator import attrgetter, contains, is_not, itemgetter
 from types import NoneType
 from typing import Any, NamedTuple
 
 import numpy as np
+import shapely
 
 from geofence import geometry
 from geofence.calendar import DAY, LocalClock, WorkingCalendar
@@ -56,8 +57,11 @@ WORKING = {-1: None, 0: False, 1: True}
 WORKING_OF = np.array([None, False, True], dtype=object)  # [w + 1] for w in -1, 0, 1
 NO_POSITION = (np.nan, np.nan)
 STATE_T, STATE_POS, STATE_RULES = itemgetter("t"), itemgetter("pos"), itemgetter("rules")
+STATE_PREV = itemgetter("prev")
 PERMIT_START, PERMIT_END = attrgetter("start_t"), attrgetter("end_t")
-PERMIT_PLACES = attrgetter("places")
+PERMIT_PLACES, CORRIDOR = attrgetter("places"), attrgetter("corridor")
+PLANE_LAT0, PLANE_LON0, PLANE_K = attrgetter("lat0"), attrgetter("lon0"), attrgetter("k")
+PLANE_LINE = attrgetter("plane")
 FIX_POSITION = itemgetter(1, 2)  # (lat, lon)
 PLANE_KEY = attrgetter("order_id", "vehicle_id", "start_t", "end_t")  # see `_plane`
 
@@ -139,8 +143,18 @@ class Cover(NamedTuple):
 
     permits: list[Permit]
     which: np.ndarray
-    corridor_m: np.ndarray  # NaN: no corridor to measure from
+    corridor_m: np.ndarray  # NaN: no corridor to measure from, or not measured yet (`near`)
     at_place: np.ndarray
+    near: Near | None = None
+
+
+class Near(NamedTuple):
+    """The fixes known to be within `off_route_distance_m` of their corridor but not measured:
+    only a fix `off_route` is stepped on needs the distance itself (see `Engine._steps`)."""
+
+    fixes: np.ndarray  # ascending
+    points: np.ndarray  # each one's point in its corridor's plane
+    lines: np.ndarray  # and that corridor, in the plane
 
 
 @dataclass
@@ -467,18 +481,30 @@ class Engine:
         under = line_of[which] >= 0
         corridor_m[under] = 0.0
         measured = np.flatnonzero(under & ~np.isnan(batch.lat))
+        near = None
         if len(measured):
-            corridor_m[measured] = geometry.PlaneLine.distances_each(
+            # Most fixes under an order are on its road: `dwithin` tells them apart from the
+            # rest without the distance (it stops at the first segment near enough), and only
+            # the others are measured now. The margin keeps "within" true of the distance
+            # itself, whatever its last bit.
+            points, lines = _plane_points(
                 [p for p in planes if p is not None],
                 line_of[which[measured]],
                 batch.lat[measured],
                 batch.lon[measured],
             )
+            within = shapely.dwithin(
+                points, lines, self.thresholds.off_route_distance_m * (1 - 1e-9)
+            )
+            far = ~within
+            corridor_m[measured] = np.nan
+            corridor_m[measured[far]] = shapely.distance(points[far], lines[far])
+            near = Near(measured[within], points[within], lines[within])
         # Only a stopped car's place matters (an unplanned stop); a moving one is not asked.
         stopped = np.flatnonzero(permitted & ~moving & ~np.isnan(batch.lat) & ~np.isnan(batch.lon))
         if len(stopped):
             at_place[stopped] = self._at_place(batch, stopped, [table[i] for i in which[stopped]])
-        return Cover(table, which, corridor_m, at_place)
+        return Cover(table, which, corridor_m, at_place, near)
 
     def _at_place(self, batch: Batch, stopped: np.ndarray, permits: list[Permit]) -> np.ndarray:
         """Whether each stopped fix is within the destination radius of one of its permit's
@@ -558,7 +584,10 @@ class Engine:
         th = self.thresholds
         fixes, starts, before, slot = batch.fixes, batch.starts, batch.before, batch.slot
         rules_before = list(map(STATE_RULES, before))
-        rules_after: list[dict[str, Any] | None] = [None] * len(before)
+        # each vehicle's rules after the batch; a vehicle's dict is copied the first time one of
+        # its rules changes state (the caller's stays as it was), and handed on as it is if none
+        # does: most vehicles of a live batch keep theirs
+        rules_after = rules_before.copy()
         coalesced: dict[tuple[int, str, str, float], AlertRecord] = {}
         # The fixes a rule may have to see: those of a vehicle with a rule in an episode, and
         # of the others those from the first that wakes a rule on. Before it, every rule rests.
@@ -571,19 +600,33 @@ class Engine:
             chosen = np.flatnonzero(seen)
             owner = slot[chosen].tolist()
             picks = chosen.tolist()
-            touched = np.flatnonzero(np.logical_or.reduceat(seen, batch.first)).tolist()
-            prevs = [before[k]["prev"] for k in touched]
-            if not set(map(type, prevs)) <= {Fix, NoneType}:
-                prevs = [_as_fix(p) for p in prevs]  # states read back from JSON
-            if len(prevs) == n:  # one fix of each vehicle (a fleet reporting live)
-                prev = prevs
+            if cover.near is not None:
+                # Only `off_route` reads the distance: it is measured where that rule may be
+                # stepped, from the first fix that wakes it (or from the first, for a vehicle
+                # whose state holds it); the other contexts of `near` fixes say None.
+                route_from = np.minimum.reduceat(
+                    np.where(wake & BIT["off_route"], index, n), batch.first
+                )
+                holds_route = np.fromiter(
+                    map(contains, rules_before, repeat("off_route")), bool, len(before)
+                )
+                routed = seen & (holds_route[slot] | (index >= route_from[slot]))
+                _measure(cover.near, np.flatnonzero(routed), cover.corridor_m)
+            prev: list[Any]  # each chosen fix's previous, Fix or (from JSON) a list or None
+            if n == len(before):  # one fix of each vehicle (a fleet reporting live)
+                prev = list(map(STATE_PREV, map(before.__getitem__, owner)))
             else:
-                prev = [None, *fixes[:-1]]
-                for k, last in zip(touched, prevs, strict=True):
-                    prev[starts[k]] = last
+                touched = np.flatnonzero(np.logical_or.reduceat(seen, batch.first)).tolist()
+                previous: list[Any] = [None, *fixes[:-1]]
+                for k in touched:
+                    previous[starts[k]] = before[k]["prev"]
+                prev = list(map(previous.__getitem__, picks))
+            if not set(map(type, prev)) <= {Fix, NoneType}:
+                prev = list(map(_as_fix, prev))  # states read back from JSON
             vehicles = batch.vehicles
-            # the arguments of each of those fixes' context, made in one go from the columns
-            arguments = zip(
+            # each of those fixes' context, made in one go from the columns
+            contexts = map(
+                Context,
                 [vehicles[k].id for k in owner],
                 [vehicles[k].category for k in owner],
                 repeat(th, len(picks)),
@@ -592,7 +635,7 @@ class Engine:
                 kin.moving[chosen].tolist(),
                 kin.step_m[chosen].tolist(),
                 _or_none(kin.gap_s[chosen]),
-                list(map(prev.__getitem__, picks)),
+                prev,
                 list(map(scene.fences.__getitem__, picks)),
                 scene.depot[chosen].tolist(),
                 WORKING_OF[scene.in_region[chosen] + 1].tolist(),
@@ -601,37 +644,42 @@ class Engine:
                 np.array([*cover.permits, None], dtype=object)[cover.which[chosen]].tolist(),
                 _or_none(cover.corridor_m[chosen]),
                 cover.at_place[chosen].tolist(),
-                strict=True,
             )
             picked: dict[tuple[str, ...], dict[str, Any]] = {}
             current = -1
             rule_states: dict[str, Any] = {}
+            copied = False  # whether `rule_states` is already the vehicle's own copy
             held = 0  # the rules with a state
-            for k, fix, woken, context in zip(
+            for k, fix, woken, ctx in zip(
                 owner,
                 map(fixes.__getitem__, picks),
                 wake[chosen].tolist(),
-                arguments,
+                contexts,
                 strict=True,
             ):
                 if k != current:
                     current = k
-                    rule_states = rules_after[k] = rules_before[k].copy()  # the caller's stays
+                    rule_states = rules_before[k]
+                    copied = False
                     held = 0
                     for name in rule_states:
                         held |= BIT.get(name, 0)
                 rules = woken | held
                 if not rules:
                     continue
-                ctx = Context(*context)
                 for bit, name, rule in RULES_OF[rules]:
-                    rule_state, events = rule(rule_states.get(name), fix, ctx)
-                    if rule_state is not None:
-                        rule_states[name] = rule_state
-                        held |= bit
-                    elif held & bit:
-                        del rule_states[name]
-                        held &= ~bit
+                    was = rule_states.get(name)
+                    rule_state, events = rule(was, fix, ctx)
+                    if rule_state is not was:
+                        if not copied:
+                            rule_states = rules_after[k] = rule_states.copy()
+                            copied = True
+                        if rule_state is not None:
+                            rule_states[name] = rule_state
+                            held |= bit
+                        else:
+                            del rule_states[name]
+                            held &= ~bit
                     for event in events:
                         shown = picked.get(event.thresholds)
                         if shown is None:
@@ -648,7 +696,7 @@ class Engine:
                             dict(shown),
                         )
         # every vehicle's state after its last fix, built in one go
-        last = fixes if len(fixes) == len(before) else [fixes[i - 1] for i in starts[1:]]
+        last = fixes if n == len(before) else [fixes[i - 1] for i in starts[1:]]
         position: list[tuple[Any, ...] | None] = list(map(FIX_POSITION, last))
         # NaN in the column: no position, or a NaN one (kept, as the fix has it)
         for k in np.flatnonzero(np.isnan(batch.lat[np.asarray(starts[1:]) - 1])).tolist():
@@ -658,7 +706,7 @@ class Engine:
             zip(
                 batch.vehicle_ids,
                 [
-                    {"t": f.t, "prev": f, "pos": p, "rules": r or {}}
+                    {"t": f.t, "prev": f, "pos": p, "rules": r}
                     for f, p, r in zip(last, position, rules_after, strict=True)
                 ],
                 strict=True,
@@ -854,12 +902,39 @@ def _planes(permits: list[Permit]) -> list[geometry.PlaneLine | None]:
     found: list[geometry.PlaneLine | None] = list(
         map(_PLANES.get, map(PLANE_KEY, permits))  # type: ignore[arg-type]
     )
+    if all(map(is_not, found, repeat(None))) and all(
+        map(is_not, map(CORRIDOR, permits), repeat(None))
+    ):
+        return found  # the usual case: every one projected in an earlier batch
     for i, permit in enumerate(permits):
         if permit.corridor is None:
             found[i] = None
         elif found[i] is None and permit.corridor:
             found[i] = _plane(permit)
     return found
+
+
+def _measure(near: Near, chosen: np.ndarray, corridor_m: np.ndarray) -> None:
+    """Fills in the corridor distance of the fixes in `near` that are `chosen`."""
+    wanted = np.isin(near.fixes, chosen, assume_unique=True)
+    if wanted.any():
+        corridor_m[near.fixes[wanted]] = shapely.distance(near.points[wanted], near.lines[wanted])
+
+
+def _plane_points(
+    planes: list[geometry.PlaneLine], which: np.ndarray, lats: np.ndarray, lons: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Point i in the plane of `planes[which[i]]`, and that line: the first half of
+    `PlaneLine.distances_each`, the very same arithmetic, so the distances are its own."""
+    count = len(planes)
+    lat0 = np.fromiter(map(PLANE_LAT0, planes), float, count)[which]
+    lon0 = np.fromiter(map(PLANE_LON0, planes), float, count)[which]
+    k = np.fromiter(map(PLANE_K, planes), float, count)[which]
+    xs = (lons - lon0) * geometry.METRES_PER_DEGREE * k
+    ys = (lats - lat0) * geometry.METRES_PER_DEGREE
+    lines = np.empty(len(planes), dtype=object)
+    lines[:] = list(map(PLANE_LINE, planes))
+    return shapely.points(xs, ys), lines[which]
 
 
 def _plane(permit: Permit) -> geometry.PlaneLine:

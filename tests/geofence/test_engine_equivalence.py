@@ -5,6 +5,7 @@ position, speed or ignition, gaps, alarms, late fixes, and state carried from ba
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from typing import Any
@@ -158,9 +159,12 @@ def test_run_gives_the_outcome_of_the_plain_loop(data: st.DataObject) -> None:
         # a batch may repeat the last fix evaluated (a re-sent batch)
         back = data.draw(st.integers(0, 1), label="resent") if cut else 0
         batch = {v: t[cut - back : cut + size] for v, t in tracks.items()}
+        handed = copy.deepcopy(fast_states)
         fast = engine.run(batch, fast_states, vehicles)
         plain = engine.run_plain(batch, plain_states, vehicles)
         same(fast, plain)
+        # the states handed in stay as they were (the engine copies a rule dict it changes)
+        assert fast_states == handed
         # state goes through Redis as JSON between batches
         fast_states.update({v: json.loads(json.dumps(s)) for v, s in fast.states.items()})
         plain_states.update({v: json.loads(json.dumps(s)) for v, s in plain.states.items()})
