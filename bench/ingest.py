@@ -149,6 +149,13 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def count_positions(engine: Engine) -> int:
     with engine.connect() as conn:
         return int(conn.execute(text("SELECT count(*) FROM position")).scalar_one())
@@ -250,7 +257,7 @@ def end_to_end(
     batch: int,
     api_port: int,
     workers: int,
-) -> dict[str, float]:
+) -> dict[str, Any]:
     redis.flushdb()
     with engine.begin() as conn:
         conn.execute(text("TRUNCATE position, trip, stop CASCADE"))
@@ -333,6 +340,7 @@ def end_to_end(
             return stats, delays, samples
 
         # The load generator runs on uvloop, as the gateway does, to leave the cores to the system.
+        generator_cpu = time.process_time()
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             stats, delays, samples = runner.run(run())
         deadline = time.monotonic() + 120
@@ -341,6 +349,13 @@ def end_to_end(
         stored = count_positions(engine)
         duplicates = int(redis.hget(stream.COUNTERS, "duplicate") or 0)
         worker_rss = max(peak_rss_mb(p.pid) for p in procs[2:])
+        # CPU per fix in each process, where the two cores went
+        cpu = {
+            "gateway": cpu_seconds(procs[0].pid),
+            "api": cpu_seconds(procs[1].pid),
+            "workers": sum(cpu_seconds(p.pid) for p in procs[2:]),
+            "load generator": time.process_time() - generator_cpu,
+        }
     finally:
         for proc in procs:
             proc.terminate()
@@ -367,6 +382,7 @@ def end_to_end(
         "p99": steady_delays[int(len(steady_delays) * 0.99)] if steady_delays else float("nan"),
         "delivered": len(steady_delays),
         "worker_rss": worker_rss,
+        "cpu_us": {k: v / max(stats.acked, 1) * 1e6 for k, v in cpu.items()},
         "connected": stats.connected,
     }
 
@@ -505,6 +521,11 @@ def main(argv: list[str] | None = None) -> None:
                     "",
                 ),
                 ("(c) worker peak RSS", f"{e2e['worker_rss']:,.0f} MB", ""),
+                (
+                    "(c) CPU per fix: " + ", ".join(e2e["cpu_us"]),
+                    " / ".join(f"{v:.1f}" for v in e2e["cpu_us"].values()) + " us",
+                    "",
+                ),
             ]
         )
     )

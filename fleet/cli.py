@@ -578,6 +578,7 @@ def worker(
     count: Annotated[int, typer.Option(help="How many workers share the shards.")] = 1,
 ) -> None:
     """Run an ingest worker: stream -> PostGIS -> live positions (shards index::count)."""
+    import gc
     import logging
     import threading
 
@@ -599,6 +600,10 @@ def worker(
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     engine = make_engine(settings, pool_size=2)
     redis = Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
+    # What is loaded by now lives as long as the process: out of the cycle collector's sight, its
+    # full passes walk only what the batches leave (vehicle states), not every module and class.
+    gc.collect()
+    gc.freeze()
     try:
         rules = GeofenceObserver(
             engine=engine,

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
+from typing import NamedTuple
 
 _EMPTY: Mapping[str, object] = MappingProxyType({})
 
 
-@dataclass(frozen=True, slots=True)
-class Fix:
+class Fix(NamedTuple):
+    """A tuple: every protocol makes one per fix it decodes, and a frozen dataclass of this size
+    costs several times as much to build."""
+
     device_identifier: str
     fix_time: datetime  # aware, UTC
     lat: float | None
@@ -25,7 +27,7 @@ class Fix:
     fuel_l: float | None = None
     alarm_bits: int = 0
     status_bits: int = 0
-    attributes: Mapping[str, object] = field(default_factory=lambda: _EMPTY)
+    attributes: Mapping[str, object] = _EMPTY
     valid: bool = True
 
 

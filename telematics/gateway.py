@@ -106,10 +106,7 @@ async def serve(
     counters = Counters(redis)
     intake = Intake(settings, writer, directory, counters)
     jt808 = JT808Server(intake, settings, secret)
-    # A deep accept queue: after a restart thousands of terminals reconnect within seconds.
-    tcp = await asyncio.start_server(
-        jt808.handle, settings.gateway_host, settings.jt808_port, reuse_address=True, backlog=4096
-    )
+    tcp = await jt808.start(settings.gateway_host, settings.jt808_port)
     http = osmand_server(intake, settings)
     flusher = asyncio.create_task(counters.run())
     log.info(

@@ -9,7 +9,6 @@ Redis; when the stream cannot take them the terminal gets result 1 and sends the
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import logging
@@ -23,7 +22,10 @@ from telematics.protocols.jt808 import MsgId, RegisterResult, Result
 from telematics.settings import TelematicsSettings
 
 log = logging.getLogger("fleet.gateway.jt808")
-READ_SIZE = 65536
+# A terminal that sends faster than its replies go out, or reads none of them, is paused, and
+# closed once this much waits to be sent to it.
+MAX_QUEUED_FRAMES = 64
+MAX_UNSENT_BYTES = 1 << 20
 
 
 def auth_code(secret: str, identifier: str) -> str:
@@ -49,44 +51,18 @@ class JT808Server:
         self.intake = intake
         self.settings = settings
         self.secret = secret
-        self._writers: set[asyncio.StreamWriter] = set()
+        self._connections: set[_Connection] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername")
-        session = Session(peer=f"{peer[0]}:{peer[1]}" if peer else "")
-        self._writers.add(writer)
-        buffer = b""
-        try:
-            while not session.closing:
-                try:
-                    data = await asyncio.wait_for(
-                        reader.read(READ_SIZE), self.settings.jt808_idle_timeout_s
-                    )
-                except TimeoutError:
-                    self.intake.counters.add("closed_idle_jt808")
-                    break
-                if not data:
-                    break
-                frames, buffer = jt808.split_frames(buffer + data)
-                if frames:
-                    reply = await self.handle_frames(session, frames)
-                    if reply:
-                        writer.write(reply)
-                        await writer.drain()
-        except (ConnectionError, OSError):
-            pass
-        except Exception:  # one terminal's bug must never take the gateway down
-            log.exception("terminal session %s failed", session.peer)
-            self.intake.counters.add("session_errors_jt808")
-        finally:
-            self._writers.discard(writer)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+    async def start(self, host: str, port: int) -> asyncio.Server:
+        # A deep accept queue: after a restart thousands of terminals reconnect within seconds.
+        return await asyncio.get_running_loop().create_server(
+            lambda: _Connection(self), host, port, reuse_address=True, backlog=4096
+        )
 
     async def close_all(self) -> None:
-        for writer in list(self._writers):
-            writer.close()
+        for connection in list(self._connections):
+            connection.close()
 
     async def handle_frames(self, session: Session, frames: list[bytes]) -> bytes:
         """Replies to every frame of one read, in order. The fixes of all location frames go
@@ -201,3 +177,90 @@ class JT808Server:
             return jt808.encode_reply(header, Result.BAD_MESSAGE, serial=session.next_serial())
         rows.extend(admitted)
         return (header, len(admitted))
+
+
+class _Connection(asyncio.Protocol):
+    """One terminal's TCP connection, driven by the event loop's callbacks: no task, future or
+    timer per read (thousands of terminals each send a report every few seconds, and the
+    streams API made all three for every one of them). Frames are answered in order, by one
+    task while the fixes they carry go to the stream; the idle timer is one per connection."""
+
+    def __init__(self, server: JT808Server) -> None:
+        self.server = server
+        self.buffer = b""
+        self.pending: list[bytes] = []
+        self.busy = False
+        self.paused = False
+        self.session = Session(peer="")
+        self.transport: asyncio.Transport | None = None
+        self.loop = asyncio.get_running_loop()
+        self.last = self.loop.time()
+        self.timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.session = Session(peer=f"{peer[0]}:{peer[1]}" if peer else "")
+        self.server._connections.add(self)
+        self.timer = self.loop.call_later(self.server.settings.jt808_idle_timeout_s, self._idle)
+
+    def _idle(self) -> None:
+        limit = self.server.settings.jt808_idle_timeout_s
+        quiet = self.loop.time() - self.last
+        if quiet >= limit:
+            self.server.intake.counters.add("closed_idle_jt808")
+            self.close()
+        else:
+            self.timer = self.loop.call_later(limit - quiet, self._idle)
+
+    def data_received(self, data: bytes) -> None:
+        self.last = self.loop.time()
+        frames, self.buffer = jt808.split_frames(self.buffer + data)
+        if not frames:
+            return
+        self.pending += frames
+        if self.busy:
+            if len(self.pending) > MAX_QUEUED_FRAMES and not self.paused:
+                assert self.transport is not None
+                self.transport.pause_reading()
+                self.paused = True
+            return
+        self.busy = True
+        task = self.loop.create_task(self._answer())
+        self.server._tasks.add(task)
+        task.add_done_callback(self.server._tasks.discard)
+
+    async def _answer(self) -> None:
+        transport = self.transport
+        assert transport is not None
+        try:
+            while self.pending and not transport.is_closing():
+                frames, self.pending = self.pending, []
+                if self.paused:
+                    transport.resume_reading()
+                    self.paused = False
+                reply = await self.server.handle_frames(self.session, frames)
+                if reply:
+                    transport.write(reply)
+                if self.session.closing:
+                    self.close()
+                elif transport.get_write_buffer_size() > MAX_UNSENT_BYTES:
+                    self.server.intake.counters.add("closed_slow_jt808")
+                    self.close()
+        except Exception:  # one terminal's bug must never take the gateway down
+            log.exception("terminal session %s failed", self.session.peer)
+            self.server.intake.counters.add("session_errors_jt808")
+            self.close()
+        finally:
+            self.busy = False
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.server._connections.discard(self)
+        self.pending = []

@@ -9,7 +9,7 @@ replay land on the alerts the live engine stored.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from geofence.permits import Permit
@@ -100,9 +100,10 @@ class Context:
     at_place: bool = False  # within the destination radius of the permit's origin or a destination
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
-    """The state of one episode as a rule last saw it; `ended_t` None while it lasts."""
+class Event(NamedTuple):
+    """The state of one episode as a rule last saw it; `ended_t` None while it lasts. A tuple:
+    rules make one on nearly every fix of an episode, and a frozen dataclass costs several times
+    as much to build."""
 
     kind: str
     key: str
@@ -112,7 +113,7 @@ class Event:
     severity: str
     lat: float | None
     lon: float | None
-    measured: dict[str, Any] = field(default_factory=dict)
+    measured: dict[str, Any]
     thresholds: tuple[str, ...] = ()
     fence_id: int | None = None
 

@@ -325,6 +325,38 @@ def test_a_silent_terminal_is_disconnected_after_the_idle_timeout(fleetlet, redi
     assert int(redis.hget(stream.COUNTERS, "closed_idle_jt808")) >= 1
 
 
+def test_a_burst_of_frames_and_a_frame_split_across_reads_are_answered_in_order(
+    fleetlet, redis, gw_settings
+):
+    """Many frames in one write (more than the gateway queues before it stops reading), then one
+    frame in two writes: every frame gets its reply, in the order sent."""
+
+    async def scenario() -> list[int]:
+        async with running(fleetlet, gw_settings):
+            reader, writer = await asyncio.open_connection("127.0.0.1", gw_settings.jt808_port)
+            frames = [
+                jt808.encode_frame(MsgId.HEARTBEAT, PHONE, serial, b"") for serial in range(1, 202)
+            ]
+            writer.write(b"".join(frames[:200]))
+            writer.write(frames[200][:5])
+            await writer.drain()
+            await asyncio.sleep(0.05)
+            writer.write(frames[200][5:])
+            await writer.drain()
+            answered: list[int] = []
+            buffer = b""
+            while len(answered) < 201:
+                chunk = await asyncio.wait_for(reader.read(65536), 5)
+                assert chunk, "gateway closed the connection"
+                found, buffer = jt808.split_frames(buffer + chunk)
+                answered += [int.from_bytes(jt808.decode(f).body[:2], "big") for f in found]
+            writer.close()
+            await writer.wait_closed()
+            return answered
+
+    assert asyncio.run(scenario()) == list(range(1, 202))
+
+
 def test_a_fix_goes_live_as_it_enters_the_stream_with_no_worker_running(
     fleetlet, redis, gw_settings, clean_tracks
 ):
