@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import logging
 from dataclasses import dataclass
+from typing import cast
 
 from fleet.models import DeviceProtocol
 from telematics.devices import KnownDevice
@@ -198,9 +199,9 @@ class _Connection(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        peer = transport.get_extra_info("peername")
+        # a stream transport (uvloop's is not an asyncio.Transport subclass: no isinstance)
+        self.transport = cast(asyncio.Transport, transport)
+        peer = self.transport.get_extra_info("peername")
         self.session = Session(peer=f"{peer[0]}:{peer[1]}" if peer else "")
         self.server._connections.add(self)
         self.timer = self.loop.call_later(self.server.settings.jt808_idle_timeout_s, self._idle)

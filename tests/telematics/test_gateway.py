@@ -9,9 +9,11 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx2 as httpx
 import pytest
+import uvloop
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis import Redis
@@ -121,7 +123,16 @@ def stream_rows(redis: Redis, shards: int) -> list[list]:
     return rows
 
 
-def test_jt808_register_authenticate_report(fleetlet, redis, gw_settings):
+def run_on(loop: str, scenario: Callable[[], Any]) -> Any:
+    """Runs a scenario on the standard event loop or on uvloop, which `fleet gateway` uses (its
+    transports are not asyncio's classes)."""
+    factory = uvloop.new_event_loop if loop == "uvloop" else None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(asyncio.wait_for(scenario(), 60))
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_jt808_register_authenticate_report(fleetlet, redis, gw_settings, loop):
     async def scenario() -> None:
         async with running(fleetlet, gw_settings):
             t = await terminal(gw_settings.jt808_port)
@@ -151,7 +162,7 @@ def test_jt808_register_authenticate_report(fleetlet, redis, gw_settings):
             assert result_of(await t.send(MsgId.LOGOUT)) == Result.OK
             t.writer.close()
 
-    asyncio.run(scenario())
+    run_on(loop, scenario)
     rows = stream_rows(redis, gw_settings.stream_shards)
     assert len(rows) == 3
     assert {r[stream.R_VEHICLE] for r in rows} == {fleetlet.targets[0].vehicle_id}
@@ -325,8 +336,9 @@ def test_a_silent_terminal_is_disconnected_after_the_idle_timeout(fleetlet, redi
     assert int(redis.hget(stream.COUNTERS, "closed_idle_jt808")) >= 1
 
 
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_a_burst_of_frames_and_a_frame_split_across_reads_are_answered_in_order(
-    fleetlet, redis, gw_settings
+    fleetlet, redis, gw_settings, loop
 ):
     """Many frames in one write (more than the gateway queues before it stops reading), then one
     frame in two writes: every frame gets its reply, in the order sent."""
@@ -354,7 +366,7 @@ def test_a_burst_of_frames_and_a_frame_split_across_reads_are_answered_in_order(
             await writer.wait_closed()
             return answered
 
-    assert asyncio.run(scenario()) == list(range(1, 202))
+    assert run_on(loop, scenario) == list(range(1, 202))
 
 
 def test_a_fix_goes_live_as_it_enters_the_stream_with_no_worker_running(
