@@ -42,6 +42,7 @@ from sqlalchemy.exc import DBAPIError
 from telematics import stream, trips
 from telematics.batch import FixBatch, in_order, read_entry, well_formed_mask
 from telematics.settings import TelematicsSettings
+from telematics.stream import RECORD, RECORDS
 
 log = logging.getLogger("fleet.ingest")
 
@@ -288,13 +289,16 @@ class IngestWorker:
     # ---- reading ----------------------------------------------------------------------------
 
     def _read(self) -> list[tuple[str, bytes, dict[bytes, bytes]]]:
+        """The next batch's entries: at most `ingest_batch_entries`, and no more once it holds
+        `ingest_batch_fixes` fixes, read a few at a time so that the bound holds whatever an
+        entry's size."""
         keys = [stream.stream_key(s) for s in self._shards]
-        # The batch size is for all owned shards together, which bounds the worker's memory.
-        count = max(1, self.settings.ingest_batch_entries // len(self._shards))
+        entries, fixes = self.settings.ingest_batch_entries, self.settings.ingest_batch_fixes
+        chunk = max(1, min(32, entries // len(keys)))  # per stream and read
         if not self._own_pending_done:
             # After a restart, what this consumer read but never acknowledged comes first.
             reply: Any = self.redis.xreadgroup(
-                stream.GROUP, self.consumer, dict.fromkeys(keys, "0"), count=count
+                stream.GROUP, self.consumer, dict.fromkeys(keys, "0"), count=chunk
             )
             found = [(k.decode(), i, f) for k, items in reply for i, f in items if f]
             if found:
@@ -302,23 +306,34 @@ class IngestWorker:
             self._own_pending_done = True
         if time.monotonic() - self._last_claim > self.settings.ingest_claim_idle_s / 2:
             self._last_claim = time.monotonic()
-            claimed = self._claim_abandoned(keys, count)
+            claimed = self._claim_abandoned(keys, chunk)
             if claimed:
                 return claimed
         reply = self.redis.xreadgroup(
-            stream.GROUP, self.consumer, dict.fromkeys(keys, ">"), count=count, block=self.block_ms
+            stream.GROUP, self.consumer, dict.fromkeys(keys, ">"), count=chunk, block=self.block_ms
         )
         assert isinstance(reply, list)
         found = [(k.decode(), i, f) for k, items in reply for i, f in items]
-        # Under a steady trickle each read returns a few entries; a batch that small would pay
-        # the transaction's fixed cost for a handful of fixes. Linger briefly to fill it.
+        # Under a steady flow each read returns a few small entries; a batch that small pays the
+        # transaction's fixed cost, and each vehicle's state work, for a fix or two. Linger to
+        # fill it (the map does not wait: the gateways put positions live themselves).
+        held = sum(_fixes_in(f) for _, _, f in found)
         deadline = time.monotonic() + self.settings.ingest_linger_ms / 1000
-        while found and len(found) < count and time.monotonic() < deadline:
-            time.sleep(0.005)
+        while found and len(found) < entries and held < fixes:
             more: Any = self.redis.xreadgroup(
-                stream.GROUP, self.consumer, dict.fromkeys(keys, ">"), count=count - len(found)
+                stream.GROUP,
+                self.consumer,
+                dict.fromkeys(keys, ">"),
+                count=max(1, min(chunk, (entries - len(found)) // len(keys))),
             )
-            found += [(k.decode(), i, f) for k, items in more for i, f in items]
+            added = [(k.decode(), i, f) for k, items in more for i, f in items]
+            if not added:
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(0.01)
+                continue
+            held += sum(_fixes_in(f) for _, _, f in added)
+            found += added
         return found
 
     def _claim_abandoned(
@@ -672,6 +687,12 @@ class IngestWorker:
 
 
 TRIP_STATES = "fleet:trip-state"
+
+
+def _fixes_in(fields: dict[bytes, bytes]) -> int:
+    """How many fixes a stream entry holds, without reading them (an older entry counts one)."""
+    records = fields.get(RECORDS)
+    return len(records) // RECORD.itemsize if records is not None else 1
 
 
 class _Copying(threading.Thread):

@@ -41,12 +41,17 @@ class TelematicsSettings(BaseSettings):
         description="Stream entries waiting in Redis beyond which gateways stop acknowledging.",
     )
     ingest_batch_entries: int = Field(
-        400,
+        2000,
         ge=1,
-        description="Stream entries an ingest worker takes per batch, all shards (count).",
+        description="Stream entries an ingest worker takes per batch at most, all shards (count).",
+    )
+    ingest_batch_fixes: int = Field(
+        50_000,
+        ge=1,
+        description="A worker stops filling a batch once it holds this many fixes (count).",
     )
     ingest_linger_ms: float = Field(
-        50, ge=0, le=1000, description="How long a worker waits to fill a small batch, in ms."
+        200, ge=0, le=1000, description="How long a worker waits to fill a small batch, in ms."
     )
     ingest_claim_idle_s: float = Field(
         30, gt=0, description="A pending entry idle this long is claimed from a dead worker (s)."

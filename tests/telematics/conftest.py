@@ -79,7 +79,9 @@ def clean_tracks(fleetlet: Fleetlet) -> None:
 
 @pytest.fixture
 def tsettings() -> TelematicsSettings:
-    return TelematicsSettings(stream_shards=4, ingest_claim_idle_s=0.5, ingest_batch_entries=50)
+    return TelematicsSettings(
+        stream_shards=4, ingest_claim_idle_s=0.5, ingest_batch_entries=50, ingest_linger_ms=20
+    )
 
 
 @pytest.fixture
