@@ -604,6 +604,11 @@ def worker(
     # full passes walk only what the batches leave (vehicle states), not every module and class.
     gc.collect()
     gc.freeze()
+    telematics_settings = TelematicsSettings()
+    if telematics_settings.worker_nice:
+        # Storing and the rules are throughput work; the positions a dispatcher watches are
+        # published by the gateways, which should not wait behind a batch for a core.
+        os.nice(telematics_settings.worker_nice)
     try:
         rules = GeofenceObserver(
             engine=engine,
@@ -615,7 +620,7 @@ def worker(
         IngestWorker(
             engine=engine,
             redis=redis,
-            settings=TelematicsSettings(),
+            settings=telematics_settings,
             index=index,
             count=count,
             observers=[rules],

@@ -53,6 +53,13 @@ class TelematicsSettings(BaseSettings):
     ingest_linger_ms: float = Field(
         200, ge=0, le=1000, description="How long a worker waits to fill a small batch, in ms."
     )
+    worker_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="CPU niceness of an ingest worker: the gateways and the API (the live path)"
+        " are served first on a shared machine; 0 turns it off.",
+    )
     ingest_claim_idle_s: float = Field(
         30, gt=0, description="A pending entry idle this long is claimed from a dead worker (s)."
     )
