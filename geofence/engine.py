@@ -40,7 +40,7 @@ from geofence import geometry
 from geofence.calendar import DAY, LocalClock, WorkingCalendar
 from geofence.fences import FenceKind, FenceSet, VehicleInfo
 from geofence.permits import Permit, PermitSource
-from geofence.rules import RULES, device_alarm
+from geofence.rules import RULES, device_alarm, movement
 from geofence.rules.base import Context, Event, Fix, Thresholds
 from telematics.trips import step_m
 
@@ -64,6 +64,10 @@ PLANE_LAT0, PLANE_LON0, PLANE_K = attrgetter("lat0"), attrgetter("lon0"), attrge
 PLANE_LINE = attrgetter("plane")
 FIX_POSITION = itemgetter(1, 2)  # (lat, lon)
 PLANE_KEY = attrgetter("order_id", "vehicle_id", "start_t", "end_t")  # see `_plane`
+# The rules built on `movement.step`, by their bit: `_steps` steps an open episode of one of them
+# going on in line. A fix wakes one of them exactly when it violates it (`_wake`).
+MOVEMENT_RULES = {BIT["no_order"]: "no_order", BIT["off_hours"]: "off_hours"}
+STEP_M = 6  # where a context's `step_m` is among its arguments
 
 
 class Kinematics(NamedTuple):
@@ -624,9 +628,9 @@ class Engine:
             if not set(map(type, prev)) <= {Fix, NoneType}:
                 prev = list(map(_as_fix, prev))  # states read back from JSON
             vehicles = batch.vehicles
-            # each of those fixes' context, made in one go from the columns
-            contexts = map(
-                Context,
+            # the arguments of each of those fixes' context, made in one go from the columns
+            # (a context itself is made only for a fix that steps a rule: see below)
+            arguments = zip(
                 [vehicles[k].id for k in owner],
                 [vehicles[k].category for k in owner],
                 repeat(th, len(picks)),
@@ -644,17 +648,19 @@ class Engine:
                 np.array([*cover.permits, None], dtype=object)[cover.which[chosen]].tolist(),
                 _or_none(cover.corridor_m[chosen]),
                 cover.at_place[chosen].tolist(),
+                strict=True,
             )
             picked: dict[tuple[str, ...], dict[str, Any]] = {}
+            end_s = th.movement_end_s
             current = -1
             rule_states: dict[str, Any] = {}
             copied = False  # whether `rule_states` is already the vehicle's own copy
             held = 0  # the rules with a state
-            for k, fix, woken, ctx in zip(
+            for k, fix, woken, args in zip(
                 owner,
                 map(fixes.__getitem__, picks),
                 wake[chosen].tolist(),
-                contexts,
+                arguments,
                 strict=True,
             ):
                 if k != current:
@@ -667,6 +673,27 @@ class Engine:
                 rules = woken | held
                 if not rules:
                     continue
+                if rules == held and held in MOVEMENT_RULES:
+                    # One movement rule in an open episode and nothing else: the vehicle drives
+                    # on (the fix wakes it: still violating) or pauses. What `movement.step`
+                    # does then, without the call or a context, where no event is due.
+                    name = MOVEMENT_RULES[held]
+                    was = rule_states[name]
+                    t = fix.t
+                    if t - was["last"] < end_s and was["open"]:
+                        if not woken:
+                            continue  # a pause: the state stands as it is
+                        if t - was["reported"] < movement.UPDATE_EVERY_S:
+                            dist = was["dist"] + args[STEP_M]
+                            now = was.copy()
+                            now["last"] = t
+                            now["dist"] = dist
+                            if not copied:
+                                rule_states = rules_after[k] = rule_states.copy()
+                                copied = True
+                            rule_states[name] = now
+                            continue
+                ctx = Context(*args)
                 for bit, name, rule in RULES_OF[rules]:
                     was = rule_states.get(name)
                     rule_state, events = rule(was, fix, ctx)

@@ -223,3 +223,54 @@ def test_run_gives_the_outcome_of_the_plain_loop_on_a_fleet_reporting_live(
                 for v, s in outcome.states.items()
             )
         cut += size
+
+
+def test_long_movement_episodes_fix_by_fix_equal_the_plain_loop() -> None:
+    """Cars driving on for minutes without an order, in and out of working time, a fix per batch:
+    the episode opens, is updated every minute, pauses at lights, ends after a long stop; half the
+    states go through JSON between batches. Every batch's outcome equals the plain loop's, and the
+    episodes really open and update (so the engine's in-line handling of a movement episode that
+    goes on is exercised, not skipped)."""
+    fleet = {
+        v: VehicleInfo(id=v, unit_id=10, unit_path="1/10/", category="general") for v in (1, 2)
+    }
+    # vehicle 1 after hours (no_order's twin, off_hours), vehicle 2 in working time (no_order)
+    starts = {1: T0 + 22 * 3600, 2: T0 + 11 * 3600}  # 20:13 and 09:13 local, a working day
+    pattern = [(10, 150.0, 0.0, 54.0, True, 0, 1)] * 30 + [(10, 0.0, 0.0, 0.0, True, 0, 1)] * 6
+    pattern += [(10, 150.0, 0.0, 54.0, True, 0, 1)] * 20
+    # a fix after a long gap that wakes nothing but the movement rule (no position: no parking
+    # rule wakes), ending the episode and starting the next
+    pattern += [(400, 0.0, 0.0, 54.0, True, 0, 0)] + [(10, 150.0, 0.0, 54.0, True, 0, 1)] * 12
+    # and a standing fix after a long gap that wakes nothing either: the episode ends there
+    pattern += [(400, 0.0, 0.0, 0.0, True, 0, 0)] + [(10, 150.0, 0.0, 54.0, True, 0, 1)] * 12
+    pattern += [(400, 0.0, 0.0, 0.0, False, 0, 1)] + [(10, 150.0, 0.0, 54.0, True, 0, 1)] * 12
+    tracks = {v: drive(start, pattern) for v, start in starts.items()}
+    first_day = int((T0 + 8 * 3600) // DAY)
+    engine = Engine(
+        fences=FenceSet([]),
+        calendar=WorkingCalendar(
+            days={d: d % 7 not in (2, 3) for d in range(first_day - 1, first_day + 3)},
+            default_hours=(8 * 3600 + 1800, 17 * 3600 + 1800),
+        ),
+        clock=LocalClock(ZoneInfo("Asia/Shanghai")),
+        thresholds=Thresholds(),
+        permits=FixedPermits(()),
+    )
+    fast_states: dict[int, dict[str, Any]] = {}
+    plain_states: dict[int, dict[str, Any]] = {}
+    seen: list[tuple[str, float | None]] = []
+    for n in range(len(pattern)):
+        batch = {v: t[n : n + 1] for v, t in tracks.items()}
+        fast = engine.run(batch, fast_states, fleet)
+        plain = engine.run_plain(batch, plain_states, fleet)
+        same(fast, plain)
+        seen += [(r.event.kind, r.event.ended_t) for r in fast.alerts]
+        for states, outcome in ((fast_states, fast), (plain_states, plain)):
+            states.update(
+                (v, json.loads(json.dumps(s)) if (v + n) % 2 else s)
+                for v, s in outcome.states.items()
+            )
+    kinds = [kind for kind, _ in seen]
+    assert kinds.count("off_hours") >= 4  # opened, then updated
+    assert kinds.count("no_order") >= 4
+    assert any(ended is not None for _, ended in seen)  # and ended
