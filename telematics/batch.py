@@ -55,34 +55,14 @@ class FixBatch:
         """Stream rows (None for what is missing) of the fixes at `index` (all by default)."""
         picked = self.records if index is None else self.records[np.asarray(index, np.int64)]
         positions = range(len(self)) if index is None else index
-        columns = [picked[name].tolist() for name in _ROW_FIELDS]
-        found = []
-        for i, values in zip(positions, zip(*columns, strict=True), strict=True):
-            (v, d, u, fix_ms, received, lat, lon, speed, heading, alt, ign, odo, fuel, al, st) = (
-                values
-            )
-            text = self.attributes(i)
-            found.append(
-                [
-                    v,
-                    d,
-                    u,
-                    fix_ms,
-                    received,
-                    _none(lat),
-                    _none(lon),
-                    _none(speed),
-                    _none(heading),
-                    _none(alt),
-                    None if ign < 0 else bool(ign),
-                    _none(odo),
-                    _none(fuel),
-                    al,
-                    st,
-                    None if text is None else text.decode(),
-                ]
-            )
-        return found
+        texts = [self.attributes(i) for i in positions]
+        columns = [
+            or_none(picked[name]) if picked[name].dtype.kind == "f" else picked[name].tolist()
+            for name in _ROW_FIELDS
+        ]
+        columns[_ROW_FIELDS.index("ignition")] = IGNITION_OF[picked["ignition"] + 1].tolist()
+        columns.append([None if t is None else t.decode() for t in texts])
+        return [list(row) for row in zip(*columns, strict=True)]
 
     def live_items(self, index: Sequence[int]) -> list[dict[str, Any]]:
         """`telematics.stream.live_item` of the fixes at `index`, made column by column."""
@@ -172,10 +152,6 @@ _ROW_FIELDS = (
     "alarm",
     "status",
 )
-
-
-def _none(value: float) -> float | None:
-    return None if value != value else value
 
 
 IGNITION_OF = np.array([None, False, True], dtype=object)  # [ignition + 1] for -1, 0, 1
