@@ -40,7 +40,7 @@ from geofence import geometry
 from geofence.calendar import DAY, LocalClock, WorkingCalendar
 from geofence.fences import FenceKind, FenceSet, VehicleInfo
 from geofence.permits import Permit, PermitSource
-from geofence.rules import RULES, device_alarm, movement
+from geofence.rules import RULES, device_alarm, movement, no_order, off_hours
 from geofence.rules.base import Context, Event, Fix, Thresholds
 from telematics.trips import step_m
 
@@ -67,6 +67,12 @@ PLANE_KEY = attrgetter("order_id", "vehicle_id", "start_t", "end_t")  # see `_pl
 # The rules built on `movement.step`, by their bit: `_steps` steps an open episode of one of them
 # going on in line. A fix wakes one of them exactly when it violates it (`_wake`).
 MOVEMENT_RULES = {BIT["no_order"]: "no_order", BIT["off_hours"]: "off_hours"}
+MOVEMENT_BITS = {name: bit for bit, name in MOVEMENT_RULES.items()}
+# a movement episode's numbers (see `movement.step`), as `_carry` reads them
+EPISODE_KEYS = ("start", "last", "dist", "open", "reported")
+EPISODE = itemgetter(*EPISODE_KEYS)
+MOVEMENT_SEVERITY = {"no_order": no_order.SEVERITY, "off_hours": off_hours.SEVERITY}
+CARRY_DEPTH = 16  # `_carry` looks at each vehicle's first so many fixes of a batch
 STEP_M = 6  # where a context's `step_m` is among its arguments
 
 
@@ -600,6 +606,11 @@ class Engine:
         held_before = np.fromiter(map(bool, rules_before), bool, len(before))
         woken_from = np.minimum.reduceat(np.where(wake != 0, index, n), batch.first)
         seen = held_before[slot] | (index >= woken_from[slot])
+        # Each vehicle's fixes that only carry a movement episode on are worked out
+        # before the loop (`_carry`), which then starts from the state they leave.
+        handled, carried_events = self._carry(batch, kin, wake, rules_before, rules_after)
+        seen &= ~handled
+        flushed = 0  # `carried_events` inserted into `coalesced`, in the plain loop's order
         if seen.any():
             chosen = np.flatnonzero(seen)
             owner = slot[chosen].tolist()
@@ -665,9 +676,14 @@ class Engine:
             ):
                 if k != current:
                     current = k
-                    rule_states = rules_before[k]
-                    copied = False
+                    rule_states = rules_after[k]
+                    copied = rule_states is not rules_before[k]
                     held = 0
+                    # a carried fix's event comes before any of the vehicle's fixes here
+                    while flushed < len(carried_events) and carried_events[flushed][0] <= k:
+                        record = carried_events[flushed][1]
+                        coalesced[record.identity] = record
+                        flushed += 1
                     for name in rule_states:
                         held |= BIT.get(name, 0)
                 rules = woken | held
@@ -722,6 +738,8 @@ class Engine:
                             event,
                             dict(shown),
                         )
+        for _, record in carried_events[flushed:]:
+            coalesced[record.identity] = record
         # every vehicle's state after its last fix, built in one go
         last = fixes if n == len(before) else [fixes[i - 1] for i in starts[1:]]
         position: list[tuple[Any, ...] | None] = list(map(FIX_POSITION, last))
@@ -740,6 +758,117 @@ class Engine:
             )
         )
         return list(coalesced.values())
+
+    def _carry(
+        self,
+        batch: Batch,
+        kin: Kinematics,
+        wake: np.ndarray,
+        rules_before: list[dict[str, Any]],
+        rules_after: list[dict[str, Any]],
+    ) -> tuple[np.ndarray, list[tuple[int, AlertRecord]]]:
+        """The fixes `_steps` need not visit, and their outcome.
+
+        Those of a vehicle whose state holds one movement rule (`no_order`, `off_hours`) in an
+        episode, and no other rule: from its first fix of the batch, each fix that wakes no
+        other rule and comes within `movement_end_s` of the episode's last violating fix, and
+        that either violates it too (wakes it: the vehicle drives on) with no event due, or
+        does not (a pause); then the fix after them, if it is such a fix with the event due
+        (the episode opens, or its minute's update). What `movement.step` makes of them is
+        worked out here, for the whole batch at once (numpy), the state then made once per
+        vehicle, in `rules_after`. Returns the fixes (a mask) and the events' alert records,
+        each with its vehicle's place, in order."""
+        n = len(batch.fixes)
+        handled = np.zeros(n, dtype=bool)
+        events: list[tuple[int, AlertRecord]] = []
+        lone = [k for k, r in enumerate(rules_before) if len(r) == 1]
+        if not lone:
+            return handled, events
+        alone_rules = list(map(rules_before.__getitem__, lone))
+        names = list(chain.from_iterable(alone_rules))
+        bits = np.fromiter(map(MOVEMENT_BITS.get, names, repeat(0)), np.int64, len(lone))
+        chosen = np.flatnonzero(bits)
+        if not len(chosen):
+            return handled, events
+        held = list(chain.from_iterable(map(dict.values, alone_rules)))
+        episodes = list(map(held.__getitem__, chosen.tolist()))
+        places = np.fromiter(lone, np.int64, len(lone))[chosen]
+        count = len(rules_before)
+        # the episodes' numbers, a row per vehicle (NaN for a vehicle not carried)
+        numbers = np.full((count, len(EPISODE_KEYS)), np.nan)
+        numbers[places] = np.fromiter(
+            chain.from_iterable(map(EPISODE, episodes)), float, len(EPISODE_KEYS) * len(episodes)
+        ).reshape(-1, len(EPISODE_KEYS))
+        start_of, last_of, dist_of, open_of, reported_of = numbers.T
+        th = self.thresholds
+        slot, first, t = batch.slot, batch.first, batch.t
+        bit_of = np.zeros(count, dtype=np.int64)
+        bit_of[places] = bits[chosen]
+        index = np.arange(n)
+        bit = bit_of[slot]
+        woken = (wake & bit) != 0
+        alone = (bit != 0) & ((wake & ~bit) == 0)
+        # the episode's last violating fix before each fix: the latest woken one of the
+        # vehicle's earlier fixes in the batch, else the state's (as in `_kinematics`)
+        latest = np.roll(np.maximum.accumulate(np.where(woken, index, -1)), 1)
+        latest[first] = -1
+        last = np.where(latest >= first[slot], t[np.maximum(latest, 0)], last_of[slot])
+        going = alone & (t - last < th.movement_end_s)
+        # the distance after each fix, added up fix by fix as the rule does (0 for a pause
+        # changes nothing): a row per vehicle, its state's distance first, for its first
+        # `CARRY_DEPTH` fixes (the loop carries an episode on after those)
+        column = index - first[slot] + 1
+        going &= column <= CARRY_DEPTH
+        near = np.flatnonzero(going)
+        sums = np.zeros((count, min(int(column.max()), CARRY_DEPTH) + 1))
+        sums[:, 0] = dist_of
+        sums[slot[near], column[near]] = np.where(woken[near], kin.step_m[near], 0.0)
+        dist = np.full(n, np.nan)
+        dist[near] = np.cumsum(sums, axis=1)[slot[near], column[near]]
+        opened = open_of[slot] == 1
+        due = woken & np.where(
+            opened,
+            t - reported_of[slot] >= movement.UPDATE_EVERY_S,
+            (dist >= th.movement_min_distance_m)
+            & (t - start_of[slot] >= th.movement_min_duration_s),
+        )
+        # a vehicle's fixes up to its first one that is not carried on, and that one if its
+        # event is due
+        stop = np.minimum.reduceat(np.where(going & ~due, n, index), first)
+        handled = (index < stop[slot]) | ((index == stop[slot]) & going & due)
+        # per vehicle, its last handled fix that moved the episode on: the state is that fix's
+        moved = np.maximum.reduceat(np.where(handled & woken, index, -1), first)
+        changed = np.flatnonzero(moved >= 0)
+        if not len(changed):
+            return handled, events  # pauses only: every state stands as it is
+        fixes = moved[changed]
+        # the new states, each a copy of the episode (key order kept) with the fix's numbers
+        where = np.zeros(count, dtype=np.int64)
+        where[places] = np.arange(len(places))
+        at = where[changed].tolist()
+        states = list(map(dict.copy, map(episodes.__getitem__, at)))
+        list(map(dict.__setitem__, states, repeat("last"), t[fixes].tolist()))
+        list(map(dict.__setitem__, states, repeat("dist"), dist[fixes].tolist()))
+        kinds = list(map(names.__getitem__, chosen[at].tolist()))
+        list(
+            map(
+                rules_after.__setitem__,
+                changed.tolist(),
+                [{kind: state} for kind, state in zip(kinds, states, strict=True)],
+            )
+        )
+        vehicles = batch.vehicles
+        for j in np.flatnonzero(due[fixes] & (stop[changed] == fixes)).tolist():
+            now, name, vehicle = states[j], kinds[j], vehicles[changed[j]]
+            now["open"] = True
+            now["reported"] = now["last"]
+            event = movement.event(name, MOVEMENT_SEVERITY[name], now, None)
+            # a fix that violates a movement rule has no permit
+            record = AlertRecord(
+                vehicle.id, vehicle.unit_id, None, None, event, th.pick(*event.thresholds)
+            )
+            events.append((int(changed[j]), record))
+        return handled, events
 
     def _vehicle_plain(
         self,

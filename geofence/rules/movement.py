@@ -15,7 +15,7 @@ THRESHOLDS = ("moving_speed_kmh", "movement_min_distance_m", "movement_min_durat
 UPDATE_EVERY_S = 60
 
 
-def _event(kind: str, severity: str, state: dict[str, Any], ended: float | None) -> Event:
+def event(kind: str, severity: str, state: dict[str, Any], ended: float | None) -> Event:
     return Event(
         kind=kind,
         key="",
@@ -47,11 +47,11 @@ def step(
     th = ctx.th
     if not violating:
         if state is not None and t - state["last"] >= th.movement_end_s:
-            return None, (_event(kind, severity, state, state["last"]),) if state["open"] else ()
+            return None, (event(kind, severity, state, state["last"]),) if state["open"] else ()
         return state, NO_EVENTS
     events: tuple[Event, ...] = NO_EVENTS
     if state is not None and t - state["last"] >= th.movement_end_s:
-        events = (_event(kind, severity, state, state["last"]),) if state["open"] else ()
+        events = (event(kind, severity, state, state["last"]),) if state["open"] else ()
         state = None
     if state is None:
         state = {
@@ -76,8 +76,8 @@ def step(
         ):
             state["open"] = True
             state["reported"] = t
-            events = (*events, _event(kind, severity, state, None))
+            events = (*events, event(kind, severity, state, None))
     elif t - state["reported"] >= UPDATE_EVERY_S:
         state["reported"] = t
-        events = (*events, _event(kind, severity, state, None))
+        events = (*events, event(kind, severity, state, None))
     return state, events

@@ -12,6 +12,7 @@ from geofence.rules import movement
 from geofence.rules.base import Context, Event, Fix, Severity
 
 KIND = "no_order"
+SEVERITY = Severity.MEDIUM
 
 
 def step(
@@ -24,4 +25,4 @@ def step(
         and not ctx.depot
         and ctx.category not in ctx.th.no_order_exempt
     )
-    return movement.step(state, fix, ctx, violating, KIND, Severity.MEDIUM)
+    return movement.step(state, fix, ctx, violating, KIND, SEVERITY)

@@ -13,6 +13,7 @@ from geofence.rules import movement
 from geofence.rules.base import Context, Event, Fix, Severity
 
 KIND = "off_hours"
+SEVERITY = Severity.HIGH
 
 
 def step(
@@ -25,4 +26,4 @@ def step(
         and not ctx.depot
         and ctx.category not in ctx.th.off_hours_exempt
     )
-    return movement.step(state, fix, ctx, violating, KIND, Severity.HIGH)
+    return movement.step(state, fix, ctx, violating, KIND, SEVERITY)

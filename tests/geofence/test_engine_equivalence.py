@@ -274,3 +274,83 @@ def test_long_movement_episodes_fix_by_fix_equal_the_plain_loop() -> None:
     assert kinds.count("off_hours") >= 4  # opened, then updated
     assert kinds.count("no_order") >= 4
     assert any(ended is not None for _, ended in seen)  # and ended
+
+
+# A car in a movement episode: driving on (each step at 54 km/h), pausing (standing, with or
+# without a position), or raising a terminal alarm; the seconds between fixes add up to the
+# episode's thresholds exactly (a minute's update, `movement_end_s`) as often as not.
+EPISODE_STEPS = st.tuples(
+    st.sampled_from([10, 20, 30, 50, 60, 100, 150, 300]),
+    st.sampled_from(["drive", "drive", "drive", "pause", "pause_blind", "alarm"]),
+)
+
+
+def episode_drive(start_t: float, steps: list[tuple[int, str]]) -> list[Fix]:
+    lead = [(10, "drive")] * 8  # the episode opens on these
+    fixes, t, east = [], start_t, 0.0
+    for seconds, kind in lead + steps:
+        t += seconds
+        if kind in ("drive", "alarm"):
+            east += 150.0
+        lon, lat = at(east, 0.0)
+        if kind == "pause_blind":
+            lat = lon = None  # type: ignore[assignment]
+        speed = 0.0 if kind.startswith("pause") else 54.0
+        fixes.append(Fix(t, lat, lon, speed, True, 1 if kind == "alarm" else 0))
+    return fixes
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_movement_episodes_carried_on_in_batches_equal_the_plain_loop(
+    data: st.DataObject,
+) -> None:
+    """Many cars each in a movement episode (off-hours for some, no order for the others), a fix
+    or a few of each per batch: the fixes that only carry an episode on (driving on, pausing,
+    the minute's update) at and around the exact thresholds, among fixes that wake another rule,
+    with states through JSON or not. Every batch's outcome, alerts in order included, equals the
+    plain loop's."""
+    count = data.draw(st.integers(2, 8), label="vehicles")
+    fleet = {
+        v: VehicleInfo(id=v, unit_id=10, unit_path="1/10/", category="general")
+        for v in range(1, count + 1)
+    }
+    tracks = {
+        v: episode_drive(
+            T0 + data.draw(st.sampled_from([11 * 3600, 22 * 3600]), label="clock"),
+            data.draw(st.lists(EPISODE_STEPS, min_size=1, max_size=30), label="steps"),
+        )
+        for v in fleet
+    }
+    first_day = int((T0 + 8 * 3600) // DAY)
+    engine = Engine(
+        fences=FenceSet([PALETTE[0]] if data.draw(st.booleans(), label="depot") else []),
+        calendar=WorkingCalendar(
+            days={d: d % 7 not in (2, 3) for d in range(first_day - 1, first_day + 3)},
+            default_hours=(8 * 3600 + 1800, 17 * 3600 + 1800),
+        ),
+        clock=LocalClock(ZoneInfo("Asia/Shanghai")),
+        thresholds=Thresholds(),
+        permits=FixedPermits(()),
+    )
+    fast_states: dict[int, dict[str, Any]] = {}
+    plain_states: dict[int, dict[str, Any]] = {}
+    seen: set[str] = set()
+    cut = 0
+    while any(len(t) > cut for t in tracks.values()):
+        size = data.draw(st.sampled_from([1, 1, 1, 2, 4]), label="batch")
+        batch = {v: t[cut : cut + size] for v, t in tracks.items()}
+        handed = copy.deepcopy(fast_states)
+        fast = engine.run(batch, fast_states, fleet)
+        plain = engine.run_plain(batch, plain_states, fleet)
+        same(fast, plain)
+        assert fast_states == handed
+        seen |= {r.event.kind for r in fast.alerts}
+        revived = set(data.draw(st.lists(st.sampled_from(sorted(fast.states))), label="json"))
+        for states, outcome in ((fast_states, fast), (plain_states, plain)):
+            states.update(
+                (v, json.loads(json.dumps(s)) if v in revived else s)
+                for v, s in outcome.states.items()
+            )
+        cut += size
+    assert seen & {"no_order", "off_hours"}  # the episodes did open
