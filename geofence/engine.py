@@ -42,6 +42,7 @@ from geofence.fences import FenceKind, FenceSet, VehicleInfo
 from geofence.permits import Permit, PermitSource
 from geofence.rules import RULES, device_alarm, movement, no_order, off_hours
 from geofence.rules.base import Context, Event, Fix, Thresholds
+from telematics.batch import or_none
 from telematics.trips import step_m
 
 EMPTY: frozenset[int] = frozenset()
@@ -649,7 +650,7 @@ class Engine:
                 WORKING_OF[kin.working[chosen] + 1].tolist(),
                 kin.moving[chosen].tolist(),
                 kin.step_m[chosen].tolist(),
-                _or_none(kin.gap_s[chosen]),
+                or_none(kin.gap_s[chosen]),
                 prev,
                 list(map(scene.fences.__getitem__, picks)),
                 scene.depot[chosen].tolist(),
@@ -657,7 +658,7 @@ class Engine:
                 list(map(scene.banned.__getitem__, picks)),
                 list(map(scene.limit.__getitem__, picks)),
                 np.array([*cover.permits, None], dtype=object)[cover.which[chosen]].tolist(),
-                _or_none(cover.corridor_m[chosen]),
+                or_none(cover.corridor_m[chosen]),
                 cover.at_place[chosen].tolist(),
                 strict=True,
             )
@@ -1034,13 +1035,6 @@ def _sets(n: int, point: np.ndarray, ids: np.ndarray) -> list[frozenset[int]]:
         for k, p in enumerate(shown.tolist()):
             found[p] = frozenset(listed[bounds[k] : bounds[k + 1]])
     return found
-
-
-def _or_none(values: np.ndarray) -> list[float | None]:
-    """As a list, NaN as None."""
-    found = values.astype(object)
-    found[np.isnan(values)] = None
-    return found.tolist()  # type: ignore[no-any-return]
 
 
 def _outside(categories: list[str], exempt: frozenset[str], slot: np.ndarray) -> Any:
