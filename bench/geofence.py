@@ -10,8 +10,9 @@
     each under an approved order (corridor, places, overnight allowed): a day once dispatch is used.
     Beside each, the plain per-fix loop (`Engine.run_plain`: the same batch membership and
     kinematics, then per fix the context built in Python and every rule stepped), which must
-    raise the same alerts. Each batch is cut from the tracks before the clock starts (the
-    worker gets it from the stream): what is timed is the engine, and the states it hands on.
+    raise the same alerts. Each batch is cut from the tracks before the clock starts, with its
+    columns (the worker gets both from the stream): what is timed is the engine, and the states
+    it hands on.
 
 No database: the engine is pure, so this is what it costs on its own.
 
@@ -34,7 +35,7 @@ from shapely import LineString, Point, Polygon
 from bench._support import table, timed
 from geofence import geometry
 from geofence.calendar import LocalClock, WorkingCalendar
-from geofence.engine import Engine
+from geofence.engine import Engine, fix_columns
 from geofence.fences import CompiledFence, FenceSet, VehicleInfo
 from geofence.permits import NO_PERMITS, FixedPermits, Permit
 from geofence.rules.base import Fix, Thresholds
@@ -190,11 +191,19 @@ def main(argv: list[str] | None = None) -> None:
         )
         states: dict[int, dict] = {}
         alerts, seconds = 0, 0.0
+        columns = [
+            fix_columns([f for fixes in tracks.values() for f in fixes[k : k + per_batch]])
+            for k in range(0, per_vehicle, per_batch)
+        ]
         for k in range(0, per_vehicle, per_batch):
             # As the worker takes them: a slice of time for every vehicle at once.
             part = {v: f[k : k + per_batch] for v, f in tracks.items()}
             start = time.perf_counter()
-            outcome = (engine.run_plain if plain else engine.run)(part, states, infos)
+            if plain:
+                outcome = engine.run_plain(part, states, infos)
+            else:
+                # the worker hands its batch's columns beside the tuples
+                outcome = engine.run(part, states, infos, columns[k // per_batch])
             states.update(outcome.states)
             seconds += time.perf_counter() - start
             alerts += len(outcome.alerts)

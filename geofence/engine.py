@@ -181,12 +181,17 @@ class Engine:
         tracks: Mapping[int, Sequence[Fix]],
         states: Mapping[int, dict[str, Any]],
         vehicles: Mapping[int, VehicleInfo],
+        columns: np.ndarray | None = None,
     ) -> Outcome:
         """`tracks` holds each vehicle's fixes in time order; `states` what the engine left after
-        the vehicle's last evaluated fix (missing: a vehicle seen for the first time)."""
+        the vehicle's last evaluated fix (missing: a vehicle seen for the first time).
+        `columns`, where the caller has them (the ingest worker reads its batch as columns), are
+        the same fixes, vehicle after vehicle, as a float array of a row per fix: the `Fix`
+        fields, None as NaN (`fix_columns` of those fixes), so they need not be read back out
+        of the tuples."""
         outcome = Outcome()
         with _collector_paused():
-            batch = self._batch(tracks, states, vehicles, outcome)
+            batch = self._batch(tracks, states, vehicles, outcome, columns)
             if batch is None:
                 return outcome
             kin = self._kinematics(batch, outcome)
@@ -263,6 +268,7 @@ class Engine:
         states: Mapping[int, dict[str, Any]],
         vehicles: Mapping[int, VehicleInfo],
         outcome: Outcome,
+        given: np.ndarray | None = None,
     ) -> Batch | None:
         """The fixes to evaluate (counting the late and the unknown in `outcome`), as columns.
         Worked out for all vehicles at once: a live batch holds a fix or two of thousands."""
@@ -274,8 +280,12 @@ class Engine:
         flat: list[Fix] = list(chain.from_iterable(held))
         if not flat:
             return None
-        # (t, lat, lon, speed, ignition, alarm bits) per fix, None becoming NaN; one pass
-        columns = _columns(flat).reshape(-1, 6).T.copy()
+        # (t, lat, lon, speed, ignition, alarm bits) per fix, None becoming NaN
+        if given is None:
+            given = fix_columns(flat)
+        elif given.shape != (len(flat), len(Fix._fields)):
+            raise ValueError(f"columns of shape {given.shape} for {len(flat)} fixes")
+        columns = given.T.copy()
         state_t = np.array(list(map(STATE_T, before)), dtype=float)
         slot = np.repeat(np.arange(len(held)), sizes)
         starts = np.concatenate(([0], np.cumsum(sizes)))
@@ -1010,13 +1020,15 @@ def _last_position(
     return tuple(pos) if pos is not None else None
 
 
-def _columns(flat: list[Fix]) -> np.ndarray:
-    """The fields of `flat`, fix after fix, as floats, None as NaN. `fromiter` is the quicker
+def fix_columns(flat: Sequence[Fix]) -> np.ndarray:
+    """The fields of `flat` as floats, a row per fix, None as NaN. `fromiter` is the quicker
     of the two but refuses None, which only some fixes carry (no position, no speed)."""
+    width = len(Fix._fields)
     try:
-        return np.fromiter(chain.from_iterable(flat), float, 6 * len(flat))
+        found = np.fromiter(chain.from_iterable(flat), float, width * len(flat))
     except (TypeError, ValueError):
-        return np.array(list(chain.from_iterable(flat)), dtype=float)
+        found = np.array(list(chain.from_iterable(flat)), dtype=float)
+    return found.reshape(-1, width)
 
 
 def _as_fix(fix: Sequence[Any] | None) -> Fix | None:

@@ -89,6 +89,20 @@ def fixes_by_vehicle(batch: FixBatch, starts: np.ndarray) -> dict[int, list[Fix]
     return {v: fixes[bounds[k] : bounds[k + 1]] for k, v in enumerate(vehicles)}
 
 
+def fix_columns(batch: FixBatch) -> np.ndarray:
+    """The same fixes as `fixes_by_vehicle`, in the same order, as the engine's columns
+    (`geofence.engine.fix_columns`): made from the batch's own columns, not the tuples."""
+    r = batch.records
+    found = np.empty((len(r), len(Fix._fields)))
+    found[:, 0] = r["fix_ms"] / 1000
+    found[:, 1] = r["lat"]
+    found[:, 2] = r["lon"]
+    found[:, 3] = r["speed"].astype(np.float32)
+    found[:, 4] = np.where(r["ignition"] < 0, np.nan, r["ignition"] != 0)
+    found[:, 5] = r["alarm"]
+    return found
+
+
 def load_rule_engine(
     session: Session, settings: GeofenceSettings, zone: ZoneInfo, permits: PermitSource
 ) -> RuleEngine:
@@ -143,7 +157,7 @@ class GeofenceObserver:
         if unknown:
             with Session(self.engine) as session:
                 self._vehicles.update(service.vehicle_infos(session=session, vehicle_ids=unknown))
-        return rules.run(tracks, self._states, self._vehicles)
+        return rules.run(tracks, self._states, self._vehicles, fix_columns(batch))
 
     def write(self, conn: psycopg.Connection[Any], pending: Outcome) -> None:
         store.upsert_alerts(conn, pending.alerts)

@@ -323,3 +323,36 @@ def test_the_engine_sees_speeds_as_postgresql_stores_them():
     assert got == [as_real[r[stream.R_SPEED]] for r in rows]
     assert got[0] != 120.1  # really rounded, not passed through
     assert sorted(tracks) == [1, 2]
+
+
+def test_the_batch_columns_the_engine_is_handed_are_its_fixes():
+    """The worker hands the engine its batch as columns beside the tuples; they must say the
+    same, missing values included (no position, speed or ignition), as the engine's own
+    reading of the tuples."""
+    import numpy as np
+
+    from geofence.engine import fix_columns as engine_columns
+    from geofence.worker import fix_columns, fixes_by_vehicle
+
+    def row(vehicle: int, ms: int, n: int) -> list:
+        r: list = [None] * (stream.R_ATTRIBUTES + 1)
+        r[stream.R_VEHICLE], r[stream.R_FIX_MS] = vehicle, ms
+        r[stream.R_LAT], r[stream.R_LON] = (None, None) if n % 4 == 1 else (30.1 + n, 120.3)
+        r[stream.R_SPEED] = None if n % 3 == 2 else 33.3 * n
+        r[stream.R_IGNITION] = (None, False, True)[n % 3]
+        r[stream.R_ALARM] = (0, 1, 1 << 31 | 1 << 8)[n % 3]
+        r[stream.R_DEVICE], r[stream.R_UNIT], r[stream.R_RECEIVED_MS] = 1, 1, ms
+        r[stream.R_STATUS] = 0
+        return r
+
+    rows = sorted(
+        (row(1 + n % 3, 1000 * n + 7, n) for n in range(12)),
+        key=lambda r: (r[stream.R_VEHICLE], r[stream.R_FIX_MS]),
+    )
+    batch, starts = in_order(FixBatch.from_rows(rows))
+    tracks = fixes_by_vehicle(batch, starts)
+    given = fix_columns(batch)
+    read = engine_columns([f for fixes in tracks.values() for f in fixes])
+    assert given.shape == read.shape == (12, 6)
+    assert np.array_equal(given, read, equal_nan=True)
+    assert np.isnan(given).any(axis=0).tolist() == [False, True, True, True, True, False]
