@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -125,10 +126,25 @@ def stream_rows(redis: Redis, shards: int) -> list[list]:
 
 def run_on(loop: str, scenario: Callable[[], Any]) -> Any:
     """Runs a scenario on the standard event loop or on uvloop, which `fleet gateway` uses (its
-    transports are not asyncio's classes)."""
+    transports are not asyncio's classes). In a thread of its own, bounded: when a protocol
+    callback raises, uvloop's `close` can wait forever, and the test must fail, not hang."""
     factory = uvloop.new_event_loop if loop == "uvloop" else None
-    with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(asyncio.wait_for(scenario(), 60))
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            with asyncio.Runner(loop_factory=factory) as runner:
+                result["value"] = runner.run(asyncio.wait_for(scenario(), 60))
+        except BaseException as error:  # handed to the test's thread
+            result["error"] = error
+
+    thread = threading.Thread(target=run, name=f"scenario on {loop}", daemon=True)
+    thread.start()
+    thread.join(90)
+    assert not thread.is_alive(), f"the scenario on {loop} did not end within 90 s"
+    if "error" in result:
+        raise result["error"]
+    return result.get("value")
 
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
