@@ -356,3 +356,31 @@ def test_the_batch_columns_the_engine_is_handed_are_its_fixes():
     assert given.shape == read.shape == (12, 6)
     assert np.array_equal(given, read, equal_nan=True)
     assert np.isnan(given).any(axis=0).tolist() == [False, True, True, True, True, False]
+
+
+def test_states_go_to_redis_as_the_standard_library_would_write_them():
+    """The worker writes every state of a batch with orjson; read back, each is what
+    `json.dumps` gave: the previous fix (a `Fix`, a tuple of its own class) as an array, None,
+    nested rule states, floats to the last bit. What JSON cannot hold is still refused."""
+    import json
+
+    from geofence.engine import new_state
+    from geofence.rules.base import Fix as EngineFix
+    from geofence.worker import state_json
+
+    states = [
+        new_state(),
+        {
+            "t": 1_790_000_190.0,
+            "prev": EngineFix(1_790_000_190.0, 0.1 + 0.2, 120.46455468499255, None, True, 1 << 31),
+            "pos": (29.96746446950128, 120.46455468499255),
+            "rules": {
+                "off_hours": {"start": 1.5, "dist": 2795.557392835926, "open": True, "lat": None},
+                "prohibited_zone": {"fences": {"7": [1e-7, 3]}},
+            },
+        },
+    ]
+    for state in states:
+        assert json.loads(state_json(state)) == json.loads(json.dumps(state))
+    with pytest.raises(TypeError):
+        state_json({"rules": {"x": {1, 2}}})
