@@ -292,6 +292,8 @@ def episode_drive(start_t: float, steps: list[tuple[int, str]]) -> list[Fix]:
         t += seconds
         if kind in ("drive", "alarm"):
             east += 150.0
+        elif kind == "pause":
+            east += 4.0  # the position drifts while the car stands: a step, but no movement
         lon, lat = at(east, 0.0)
         if kind == "pause_blind":
             lat = lon = None  # type: ignore[assignment]
@@ -324,7 +326,13 @@ def test_movement_episodes_carried_on_in_batches_equal_the_plain_loop(
     }
     first_day = int((T0 + 8 * 3600) // DAY)
     engine = Engine(
-        fences=FenceSet([PALETTE[0]] if data.draw(st.booleans(), label="depot") else []),
+        # depots along the road: moving in one is no violation, standing in one wakes nothing
+        fences=FenceSet(
+            data.draw(
+                st.sampled_from([[], [PALETTE[0]], [circle(10, "depot", 2000, 600), PALETTE[6]]]),
+                label="depots",
+            )
+        ),
         calendar=WorkingCalendar(
             days={d: d % 7 not in (2, 3) for d in range(first_day - 1, first_day + 3)},
             default_hours=(8 * 3600 + 1800, 17 * 3600 + 1800),
@@ -354,3 +362,87 @@ def test_movement_episodes_carried_on_in_batches_equal_the_plain_loop(
             )
         cut += size
     assert seen & {"no_order", "off_hours"}  # the episodes did open
+
+
+def test_an_episode_opens_on_the_fix_that_reaches_the_distance_exactly() -> None:
+    """`movement_min_distance_m` set to the very distance an episode has covered at one fix (the
+    sum of its steps, as the plain loop adds them): the episode opens on that fix, fed a fix per
+    batch and three per batch, in `run` as in `run_plain`."""
+    fleet = {1: VehicleInfo(id=1, unit_id=10, unit_path="1/10/", category="general")}
+    steps = [(10, "drive")] * 3 + [(10, "pause")] + [(10, "drive")] * 8
+    track = episode_drive(T0 + 22 * 3600, steps)[8:]  # from the start of an episode
+    first_day = int((T0 + 8 * 3600) // DAY)
+
+    def engine(thresholds: Thresholds) -> Engine:
+        return Engine(
+            fences=FenceSet([]),
+            calendar=WorkingCalendar(
+                days={d: d % 7 not in (2, 3) for d in range(first_day - 1, first_day + 3)},
+                default_hours=(8 * 3600 + 1800, 17 * 3600 + 1800),
+            ),
+            clock=LocalClock(ZoneInfo("Asia/Shanghai")),
+            thresholds=thresholds,
+            permits=FixedPermits(()),
+        )
+
+    # the distance the episode has covered at each fix, as the rule adds it up
+    covered, states = [], {}
+    probe = engine(Thresholds(movement_min_distance_m=1e9))
+    for fix in track:
+        outcome = probe.run_plain({1: [fix]}, states, fleet)
+        states.update(outcome.states)
+        covered.append(outcome.states[1]["rules"]["off_hours"]["dist"])
+    at = 9  # 90 s into the episode: past `movement_min_duration_s`, the distance decides
+    exact = engine(Thresholds(movement_min_distance_m=covered[at]))
+    assert covered[at - 1] < covered[at]
+    for size in (1, 3):
+        fast_states: dict[int, dict[str, Any]] = {}
+        plain_states: dict[int, dict[str, Any]] = {}
+        opened = []
+        for cut in range(0, len(track), size):
+            batch = {1: track[cut : cut + size]}
+            fast = exact.run(batch, fast_states, fleet)
+            plain = exact.run_plain(batch, plain_states, fleet)
+            same(fast, plain)
+            opened += [r.event.last_t for r in fast.alerts if r.event.kind == "off_hours"]
+            fast_states.update(fast.states)
+            plain_states.update(plain.states)
+        assert opened[0] == track[at].t
+
+
+def test_a_pause_in_a_depot_adds_nothing_to_the_episode_carried_on() -> None:
+    """A car in an episode stops in a depot (standing there wakes no rule) while its position
+    drifts a few metres, then drives on: batches of several fixes carry the episode over the
+    pause, and the drift is no distance driven, in `run` as in `run_plain`."""
+    fleet = {1: VehicleInfo(id=1, unit_id=10, unit_path="1/10/", category="general")}
+    steps = [(10, "drive")] * 3 + [(10, "pause")] * 3 + [(10, "drive")] * 6
+    track = episode_drive(T0 + 22 * 3600, steps)
+    pause = track[8 + 3 + 1]
+    depot = CompiledFence(
+        id=11,
+        name="depot",
+        kind="depot",
+        area=geometry.area(Point(pause.lon, pause.lat), radius_m=30, width_m=None),
+    )
+    first_day = int((T0 + 8 * 3600) // DAY)
+    engine = Engine(
+        fences=FenceSet([depot]),
+        calendar=WorkingCalendar(
+            days={d: d % 7 not in (2, 3) for d in range(first_day - 1, first_day + 3)},
+            default_hours=(8 * 3600 + 1800, 17 * 3600 + 1800),
+        ),
+        clock=LocalClock(ZoneInfo("Asia/Shanghai")),
+        thresholds=Thresholds(),
+        permits=FixedPermits(()),
+    )
+    for size in (2, 4, 5):
+        fast_states: dict[int, dict[str, Any]] = {}
+        plain_states: dict[int, dict[str, Any]] = {}
+        for cut in range(0, len(track), size):
+            batch = {1: track[cut : cut + size]}
+            fast = engine.run(batch, fast_states, fleet)
+            plain = engine.run_plain(batch, plain_states, fleet)
+            same(fast, plain)
+            fast_states.update(fast.states)
+            plain_states.update(plain.states)
+        assert fast_states[1]["rules"]["off_hours"]["open"]
