@@ -68,31 +68,11 @@ def thresholds(settings: GeofenceSettings) -> Thresholds:
     )
 
 
-def fixes_by_vehicle(batch: FixBatch, starts: np.ndarray) -> dict[int, list[Fix]]:
-    """The worker's batch (in vehicle, fix time order; vehicle k's fixes from `starts[k]`) as the
-    engine's fixes, made column by column. Speeds are rounded as PostgreSQL's `real` column
-    keeps them (through float32), so that live evaluation and a replay of the stored track
-    compare the very same numbers with thresholds."""
-    r = batch.records
-    fixes = list(
-        map(
-            Fix,
-            (r["fix_ms"] / 1000).tolist(),
-            or_none(r["lat"]),
-            or_none(r["lon"]),
-            or_none(r["speed"].astype(np.float32)),
-            IGNITION_OF[r["ignition"] + 1].tolist(),
-            r["alarm"].tolist(),
-        )
-    )
-    bounds = starts.tolist()
-    vehicles = r["vehicle"][starts[:-1]].tolist()
-    return {v: fixes[bounds[k] : bounds[k + 1]] for k, v in enumerate(vehicles)}
-
-
 def fix_columns(batch: FixBatch) -> np.ndarray:
-    """The same fixes as `fixes_by_vehicle`, in the same order, as the engine's columns
-    (`geofence.engine.fix_columns`): made from the batch's own columns, not the tuples."""
+    """The worker's batch as the engine's columns (`geofence.engine.fix_columns`: a row per fix,
+    the `Fix` fields, NaN for a missing value), made from the batch's own columns. Speeds are
+    rounded as PostgreSQL's `real` column keeps them (through float32), so that live evaluation
+    and a replay of the stored track compare the very same numbers with thresholds."""
     r = batch.records
     found = np.empty((len(r), len(Fix._fields)))
     found[:, 0] = r["fix_ms"] / 1000
@@ -102,6 +82,30 @@ def fix_columns(batch: FixBatch) -> np.ndarray:
     found[:, 4] = np.where(r["ignition"] < 0, np.nan, r["ignition"] != 0)
     found[:, 5] = r["alarm"]
     return found
+
+
+def fixes_by_vehicle(
+    batch: FixBatch, starts: np.ndarray, columns: np.ndarray | None = None
+) -> dict[int, list[Fix]]:
+    """The worker's batch (in vehicle, fix time order; vehicle k's fixes from `starts[k]`) as the
+    engine's fixes, made from its `fix_columns` (passed in where the caller has them)."""
+    r = batch.records
+    if columns is None:
+        columns = fix_columns(batch)
+    fixes = list(
+        map(
+            Fix,
+            columns[:, 0].tolist(),
+            or_none(columns[:, 1]),
+            or_none(columns[:, 2]),
+            or_none(columns[:, 3]),
+            IGNITION_OF[r["ignition"] + 1].tolist(),
+            r["alarm"].tolist(),
+        )
+    )
+    bounds = starts.tolist()
+    vehicles = r["vehicle"][starts[:-1]].tolist()
+    return {v: fixes[bounds[k] : bounds[k + 1]] for k, v in enumerate(vehicles)}
 
 
 def state_json(state: dict[str, Any]) -> bytes:
@@ -161,7 +165,8 @@ class GeofenceObserver:
 
     def evaluate(self, batch: FixBatch, starts: np.ndarray) -> Outcome:
         rules = self._refresh()
-        tracks = fixes_by_vehicle(batch, starts)
+        columns = fix_columns(batch)
+        tracks = fixes_by_vehicle(batch, starts, columns)
         missing = [v for v in tracks if v not in self._states]
         if missing:
             for vehicle_id, raw in zip(
@@ -173,7 +178,7 @@ class GeofenceObserver:
         if unknown:
             with Session(self.engine) as session:
                 self._vehicles.update(service.vehicle_infos(session=session, vehicle_ids=unknown))
-        return rules.run(tracks, self._states, self._vehicles, fix_columns(batch))
+        return rules.run(tracks, self._states, self._vehicles, columns)
 
     def write(self, conn: psycopg.Connection[Any], pending: Outcome) -> None:
         store.upsert_alerts(conn, pending.alerts)

@@ -123,6 +123,24 @@ def same(fast: Outcome, plain: Outcome) -> None:
     )
 
 
+def movement_engine(
+    fences: list[CompiledFence] | tuple[()] = (), thresholds: Thresholds | None = None
+) -> Engine:
+    """An engine with no permits, a calendar of the days around T0 and the default hours: the
+    setting of the movement-episode tests below."""
+    first_day = int((T0 + 8 * 3600) // DAY)
+    return Engine(
+        fences=FenceSet(list(fences)),
+        calendar=WorkingCalendar(
+            days={d: d % 7 not in (2, 3) for d in range(first_day - 1, first_day + 3)},
+            default_hours=(8 * 3600 + 1800, 17 * 3600 + 1800),
+        ),
+        clock=LocalClock(ZoneInfo("Asia/Shanghai")),
+        thresholds=thresholds or Thresholds(),
+        permits=FixedPermits(()),
+    )
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_run_gives_the_outcome_of_the_plain_loop(data: st.DataObject) -> None:
@@ -245,17 +263,7 @@ def test_long_movement_episodes_fix_by_fix_equal_the_plain_loop() -> None:
     pattern += [(400, 0.0, 0.0, 0.0, True, 0, 0)] + [(10, 150.0, 0.0, 54.0, True, 0, 1)] * 12
     pattern += [(400, 0.0, 0.0, 0.0, False, 0, 1)] + [(10, 150.0, 0.0, 54.0, True, 0, 1)] * 12
     tracks = {v: drive(start, pattern) for v, start in starts.items()}
-    first_day = int((T0 + 8 * 3600) // DAY)
-    engine = Engine(
-        fences=FenceSet([]),
-        calendar=WorkingCalendar(
-            days={d: d % 7 not in (2, 3) for d in range(first_day - 1, first_day + 3)},
-            default_hours=(8 * 3600 + 1800, 17 * 3600 + 1800),
-        ),
-        clock=LocalClock(ZoneInfo("Asia/Shanghai")),
-        thresholds=Thresholds(),
-        permits=FixedPermits(()),
-    )
+    engine = movement_engine()
     fast_states: dict[int, dict[str, Any]] = {}
     plain_states: dict[int, dict[str, Any]] = {}
     seen: list[tuple[str, float | None]] = []
@@ -324,22 +332,12 @@ def test_movement_episodes_carried_on_in_batches_equal_the_plain_loop(
         )
         for v in fleet
     }
-    first_day = int((T0 + 8 * 3600) // DAY)
-    engine = Engine(
+    engine = movement_engine(
         # depots along the road: moving in one is no violation, standing in one wakes nothing
-        fences=FenceSet(
-            data.draw(
-                st.sampled_from([[], [PALETTE[0]], [circle(10, "depot", 2000, 600), PALETTE[6]]]),
-                label="depots",
-            )
-        ),
-        calendar=WorkingCalendar(
-            days={d: d % 7 not in (2, 3) for d in range(first_day - 1, first_day + 3)},
-            default_hours=(8 * 3600 + 1800, 17 * 3600 + 1800),
-        ),
-        clock=LocalClock(ZoneInfo("Asia/Shanghai")),
-        thresholds=Thresholds(),
-        permits=FixedPermits(()),
+        data.draw(
+            st.sampled_from([[], [PALETTE[0]], [circle(10, "depot", 2000, 600), PALETTE[6]]]),
+            label="depots",
+        )
     )
     fast_states: dict[int, dict[str, Any]] = {}
     plain_states: dict[int, dict[str, Any]] = {}
@@ -371,29 +369,15 @@ def test_an_episode_opens_on_the_fix_that_reaches_the_distance_exactly() -> None
     fleet = {1: VehicleInfo(id=1, unit_id=10, unit_path="1/10/", category="general")}
     steps = [(10, "drive")] * 3 + [(10, "pause")] + [(10, "drive")] * 8
     track = episode_drive(T0 + 22 * 3600, steps)[8:]  # from the start of an episode
-    first_day = int((T0 + 8 * 3600) // DAY)
-
-    def engine(thresholds: Thresholds) -> Engine:
-        return Engine(
-            fences=FenceSet([]),
-            calendar=WorkingCalendar(
-                days={d: d % 7 not in (2, 3) for d in range(first_day - 1, first_day + 3)},
-                default_hours=(8 * 3600 + 1800, 17 * 3600 + 1800),
-            ),
-            clock=LocalClock(ZoneInfo("Asia/Shanghai")),
-            thresholds=thresholds,
-            permits=FixedPermits(()),
-        )
-
     # the distance the episode has covered at each fix, as the rule adds it up
     covered, states = [], {}
-    probe = engine(Thresholds(movement_min_distance_m=1e9))
+    probe = movement_engine(thresholds=Thresholds(movement_min_distance_m=1e9))
     for fix in track:
         outcome = probe.run_plain({1: [fix]}, states, fleet)
         states.update(outcome.states)
         covered.append(outcome.states[1]["rules"]["off_hours"]["dist"])
     at = 9  # 90 s into the episode: past `movement_min_duration_s`, the distance decides
-    exact = engine(Thresholds(movement_min_distance_m=covered[at]))
+    exact = movement_engine(thresholds=Thresholds(movement_min_distance_m=covered[at]))
     assert covered[at - 1] < covered[at]
     for size in (1, 3):
         fast_states: dict[int, dict[str, Any]] = {}
@@ -424,17 +408,7 @@ def test_a_pause_in_a_depot_adds_nothing_to_the_episode_carried_on() -> None:
         kind="depot",
         area=geometry.area(Point(pause.lon, pause.lat), radius_m=30, width_m=None),
     )
-    first_day = int((T0 + 8 * 3600) // DAY)
-    engine = Engine(
-        fences=FenceSet([depot]),
-        calendar=WorkingCalendar(
-            days={d: d % 7 not in (2, 3) for d in range(first_day - 1, first_day + 3)},
-            default_hours=(8 * 3600 + 1800, 17 * 3600 + 1800),
-        ),
-        clock=LocalClock(ZoneInfo("Asia/Shanghai")),
-        thresholds=Thresholds(),
-        permits=FixedPermits(()),
-    )
+    engine = movement_engine([depot])
     for size in (2, 4, 5):
         fast_states: dict[int, dict[str, Any]] = {}
         plain_states: dict[int, dict[str, Any]] = {}
