@@ -1,12 +1,19 @@
-"""Demo dispatch data, created idempotently: the city's approval rules, a few orders for
-tomorrow waiting at each stage so that every role has something to do, and one order completed
-yesterday with its track, costs and a reviewed alert, so that the dossier has every section."""
+"""Demo dispatch data, created idempotently: the city's approval rules, a few orders for the next
+working day waiting at each stage so that every role has something to do, and one order completed
+on the last working day with its track, costs and a reviewed alert, so that the dossier has every
+section.
+
+The seed is the same on any date and at any hour: it is handed `now`, it reads the working calendar
+(holidays and the adjusted working weekends) to pick its days, and every approval step it creates
+for an order meant to be approved is decided, however many the unit's rules asked for that day.
+"""
 
 from __future__ import annotations
 
 import itertools
 import math
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -24,7 +31,7 @@ from dispatch.settings import DispatchSettings
 from fleet.auth import Actor
 from fleet.models import Device, Driver, Energy, OrgUnit, Role, UserAccount, Vehicle
 from geofence import service as geofence_service
-from geofence.models import Alert
+from geofence.models import Alert, CalendarDay
 from geofence.schemas import ReviewIn
 from geofence.settings import GeofenceSettings
 from telematics import ingest
@@ -37,7 +44,8 @@ RULES = (
     (Condition.LONGER_THAN_DAYS, 3.0, "连续用车超过三天须市政府办公厅审批"),
     (Condition.LARGE_VEHICLE, None, "中大型客车须市政府办公厅审批"),
 )
-# purpose, passengers, hour (local, tomorrow), hours, destination name and (lon, lat), stage
+# purpose, passengers, hour (local, on the next working day), hours, destination name and
+# (lon, lat), stage
 ORDERS = (
     ("市场监管联合检查", 3, 9, 3, "东站市场", (120.2131, 30.2907), "approved"),
     ("防汛工作调研", 5, 10, 4, "钱塘江堤防", (120.2630, 30.2460), "approved"),
@@ -58,14 +66,46 @@ def _actor(session: Session, username: str) -> Actor | None:
     return Actor(user.id, user.username, unit.id, unit.path, frozenset(Role(r) for r in user.roles))
 
 
+def working_day(today: date, working: Mapping[date, bool], step: int) -> date:
+    """The nearest working day after (`step` 1) or before (`step` -1) `today`. A day the
+    calendar does not cover counts as working from Monday to Friday."""
+    day = today + timedelta(days=step)
+    while not working.get(day, day.isoweekday() <= 5):
+        day += timedelta(days=step)
+    return day
+
+
+def _working_days(session: Session, today: date) -> Mapping[date, bool]:
+    # The longest run of non-working days in the Chinese calendar is the 9-day Spring Festival.
+    window = (today - timedelta(days=31), today + timedelta(days=31))
+    rows = session.execute(
+        select(CalendarDay.day, CalendarDay.working).where(CalendarDay.day.between(*window))
+    )
+    return {day: working for day, working in rows}
+
+
+def _decide_every_step(session: Session, people: Mapping[str, Actor | None], order_id: int) -> None:
+    """Approves each step the unit's rules asked for (a holiday or a large car adds the city's)."""
+    order = session.get(TripOrder, order_id)
+    assert order is not None
+    for step in list(order.approval_steps or [{"level": 0}]):
+        decider = people["leader"] if step["level"] >= 1 else people["approver"]
+        assert decider is not None
+        service.decide(
+            session=session, actor=decider, order_id=order_id, approve=True, data=Comment()
+        )
+
+
 def seed(
-    *, session: Session, settings: DispatchSettings, zone_name: str, redis: Redis
+    *, session: Session, settings: DispatchSettings, zone_name: str, redis: Redis, now: datetime
 ) -> dict[str, int]:
     added = {"approval rules": 0, "orders": 0}
     root = session.scalar(select(OrgUnit).where(OrgUnit.code == "GOV"))
-    requester, approver = _actor(session, "requester"), _actor(session, "approver")
-    if root is None or requester is None or approver is None:
+    people = {n: _actor(session, n) for n in ("requester", "approver", "leader")}
+    requester = people["requester"]
+    if root is None or None in people.values():
         return added
+    assert requester is not None
     have = {(r.condition, r.unit_id) for r in session.scalars(select(ApprovalRule))}
     for condition, param, name in RULES:
         if (condition, root.id) not in have:
@@ -76,11 +116,13 @@ def seed(
     session.flush()
     purposes = set(session.scalars(select(TripOrder.purpose)))
     zone = ZoneInfo(zone_name)
-    tomorrow = (datetime.now(zone) + timedelta(days=1)).date()
+    today = now.astimezone(zone).date()
+    working = _working_days(session, today)
+    day = working_day(today, working, 1)
     for purpose, passengers, hour, hours, place, (lon, lat), stage in ORDERS:
         if purpose in purposes:
             continue
-        start = datetime(tomorrow.year, tomorrow.month, tomorrow.day, hour, tzinfo=zone)
+        start = datetime(day.year, day.month, day.day, hour, tzinfo=zone)
         order = service.create_order(
             session=session,
             actor=requester,
@@ -102,11 +144,16 @@ def seed(
             session=session, actor=requester, order_id=order.id, zone=zone, night=(79_200, 21_600)
         )
         if stage == "approved":
-            service.decide(
-                session=session, actor=approver, order_id=order.id, approve=True, data=Comment()
-            )
+            _decide_every_step(session, people, order.id)
         added["orders"] += 1
-    added["orders"] += _completed(session=session, settings=settings, zone=zone, redis=redis)
+    added["orders"] += _completed(
+        session=session,
+        settings=settings,
+        zone=zone,
+        redis=redis,
+        day=working_day(today, working, -1),
+        now=now,
+    )
     return added
 
 
@@ -191,10 +238,16 @@ def _recorded(
 
 
 def _completed(
-    *, session: Session, settings: DispatchSettings, zone: ZoneInfo, redis: Redis
+    *,
+    session: Session,
+    settings: DispatchSettings,
+    zone: ZoneInfo,
+    redis: Redis,
+    day: date,
+    now: datetime,
 ) -> int:
-    """Yesterday's inspection trip, from request to review, through the services (so every step
-    is in the audit log), with the fixes and trips the tracker would have left."""
+    """The last working day's inspection trip, from request to review, through the services (so
+    every step is in the audit log), with the fixes and trips the tracker would have left."""
     if session.scalar(select(TripOrder.id).where(TripOrder.purpose == COMPLETED)):
         return 0
     people = {n: _actor(session, n) for n in ("requester", "approver", "leader", "dispatcher")}
@@ -209,10 +262,12 @@ def _completed(
     requester, dispatcher = people["requester"], people["dispatcher"]
     assert requester is not None
     assert dispatcher is not None
-    yesterday = (datetime.now(zone) - timedelta(days=1)).date()
-    start = datetime(yesterday.year, yesterday.month, yesterday.day, 9, tzinfo=zone)
-    # The order is entered after the fact, as a record of yesterday's trip.
-    late = settings.model_copy(update={"order_past_grace_min": 2 * 24 * 60})
+    start = datetime(day.year, day.month, day.day, 9, tzinfo=zone)
+    # The order is entered after the fact, as a record of that day's trip (after a long holiday
+    # that day is more than a week back).
+    late = settings.model_copy(
+        update={"order_past_grace_min": (now - start).total_seconds() / 60 + 24 * 60}
+    )
     order = service.create_order(
         session=session,
         actor=requester,
@@ -232,13 +287,7 @@ def _completed(
     service.submit(
         session=session, actor=requester, order_id=order.id, zone=zone, night=(79_200, 21_600)
     )
-    # One step per level the unit's rules asked for (a holiday adds the city's).
-    for step in order.approval_steps:
-        decider = people["leader"] if step["level"] >= 1 else people["approver"]
-        assert decider is not None
-        service.decide(
-            session=session, actor=decider, order_id=order.id, approve=True, data=Comment()
-        )
+    _decide_every_step(session, people, order.id)
     service.assign(
         session=session,
         redis=redis,

@@ -20,7 +20,7 @@ from sqlalchemy.exc import OperationalError
 
 from fleet import audit, migrate, registry
 from fleet.auth import Actor
-from fleet.db import make_engine, make_session_factory, unit_of_work
+from fleet.db import make_engine, make_session_factory, unit_of_work, utcnow
 from fleet.errors import FleetError, Rejected
 from fleet.models import OrgUnit, Role
 from fleet.schemas import UserCreate
@@ -217,6 +217,7 @@ def seed_demo(ctx: typer.Context) -> None:
                 settings=DispatchSettings(),
                 zone_name=settings.display_timezone,
                 redis=Redis.from_url(settings.redis_url),
+                now=utcnow(),
             )
     finally:
         engine.dispose()

@@ -15,6 +15,7 @@ from dispatch import demo as dispatch_demo
 from dispatch.models import Assignment, TripOrder
 from dispatch.settings import DispatchSettings
 from fleet import demo
+from fleet.db import utcnow
 from fleet.demo import DEMO_PASSWORD
 from geofence import demo as geofence_demo
 
@@ -24,7 +25,11 @@ def seeded(db: Session, redis: Redis) -> dict[str, Any]:
     demo.seed(session=db)
     geofence_demo.seed(session=db)
     dispatch_demo.seed(
-        session=db, settings=DispatchSettings(), zone_name="Asia/Shanghai", redis=redis
+        session=db,
+        settings=DispatchSettings(),
+        zone_name="Asia/Shanghai",
+        redis=redis,
+        now=utcnow(),
     )
     db.commit()
     order = db.scalar(select(TripOrder).where(TripOrder.status == "completed"))

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from dispatch import demo as dispatch_demo
 from dispatch.settings import DispatchSettings
 from fleet import demo, migrate
+from fleet.db import utcnow
 from fleet.demo import DEMO_PASSWORD
 from fleet.settings import Settings
 from geofence import demo as geofence_demo
@@ -97,7 +98,11 @@ def stack(scratch_settings: Settings, request: pytest.FixtureRequest) -> Iterato
         demo.seed(session=session)
         geofence_demo.seed(session=session)
         dispatch_demo.seed(
-            session=session, settings=DispatchSettings(), zone_name="Asia/Shanghai", redis=redis
+            session=session,
+            settings=DispatchSettings(),
+            zone_name="Asia/Shanghai",
+            redis=redis,
+            now=utcnow(),
         )
         _roads(session)
         session.commit()
