@@ -34,7 +34,7 @@ from geofence import service as geofence_service
 from geofence.models import Alert, CalendarDay
 from geofence.schemas import ReviewIn
 from geofence.settings import GeofenceSettings
-from telematics import ingest
+from telematics import ingest, roads
 from telematics.models import Trip
 from telematics.trips import haversine_m
 
@@ -47,11 +47,14 @@ RULES = (
 # purpose, passengers, hour (local, on the next working day), hours, destination name and
 # (lon, lat), stage
 ORDERS = (
-    ("市场监管联合检查", 3, 9, 3, "东站市场", (120.2131, 30.2907), "approved"),
-    ("防汛工作调研", 5, 10, 4, "钱塘江堤防", (120.2630, 30.2460), "approved"),
-    ("接待上级检查组", 6, 14, 2, "杭州东站", (120.2128, 30.2910), "submitted"),
+    ("市场监管联合检查", 3, 9, 3, "古荡农贸市场", (120.11492, 30.28126), "approved"),
+    ("防汛工作调研", 5, 10, 4, "余杭塘河堤防", (120.07532, 30.29573), "approved"),
+    ("接待上级检查组", 6, 14, 2, "黄龙体育中心", (120.12970, 30.26699), "submitted"),
     ("下乡走访", 2, 8, 9, "淳安县（出市）", (119.0420, 29.6090), "submitted"),
 )
+# The requesters' offices: the city hall compound on 文二路, its depot beside them (fleet/demo.py).
+OFFICES = (120.12571, 30.28506)
+OFFICES_NAME = "市政府机关大院"
 
 
 def _actor(session: Session, username: str) -> Actor | None:
@@ -131,8 +134,8 @@ def seed(
                 passengers=passengers,
                 start_at=start.astimezone(UTC),
                 end_at=(start + timedelta(hours=hours)).astimezone(UTC),
-                origin={"type": "Point", "coordinates": [120.2106, 30.2452]},
-                origin_name="市民中心",
+                origin={"type": "Point", "coordinates": list(OFFICES)},
+                origin_name=OFFICES_NAME,
                 destinations=[
                     {"point": {"type": "Point", "coordinates": [lon, lat]}, "name": place}
                 ],
@@ -158,12 +161,18 @@ def seed(
 
 
 COMPLETED = "财政专项资金现场核查"
-CIVIC_CENTRE = (120.2106, 30.2452)
-SITE = (120.1629, 30.2741)  # 西湖区 一处项目工地
+SITE = (120.06511, 30.30027)  # 蒋墩路 一处项目工地
+STATION = (120.12440, 30.28470)  # 文二路 加油站, beside the offices
 
 
-def _track(a: tuple[float, float], b: tuple[float, float], bend: float) -> LineString:
-    """A drive from a to b that bends like streets do (the demo has no Hangzhou roads)."""
+def _drive(
+    session: Session, a: tuple[float, float], b: tuple[float, float], bend: float
+) -> LineString:
+    """The drive from a to b ((lon, lat)): on the imported roads when they join the two, otherwise
+    a line that bends like streets do."""
+    path = roads.path_between(session.connection(), (a[1], a[0]), (b[1], b[0]))
+    if path is not None and len(path) > 2:
+        return LineString([(round(lon, 6), round(lat, 6)) for lat, lon in path])
     points = []
     for i in range(21):
         f = i / 20
@@ -173,11 +182,16 @@ def _track(a: tuple[float, float], b: tuple[float, float], bend: float) -> LineS
     return LineString(points)
 
 
+def _length_m(line: LineString) -> float:
+    coords = line.coords
+    return sum(haversine_m(y1, x1, y2, x2) for (x1, y1), (x2, y2) in itertools.pairwise(coords))
+
+
 def _trip(
     session: Session, vehicle_id: int, start: datetime, minutes: int, line: LineString
 ) -> None:
     coords = list(line.coords)
-    metres = sum(haversine_m(y1, x1, y2, x2) for (x1, y1), (x2, y2) in itertools.pairwise(coords))
+    metres = _length_m(line)
     session.add(
         Trip(
             vehicle_id=vehicle_id,
@@ -276,8 +290,8 @@ def _completed(
             passengers=2,
             start_at=start.astimezone(UTC),
             end_at=(start + timedelta(hours=3)).astimezone(UTC),
-            origin={"type": "Point", "coordinates": list(CIVIC_CENTRE)},
-            origin_name="市民中心",
+            origin={"type": "Point", "coordinates": list(OFFICES)},
+            origin_name=OFFICES_NAME,
             destinations=[
                 {"point": {"type": "Point", "coordinates": list(SITE)}, "name": "西湖区项目工地"}
             ],
@@ -302,14 +316,16 @@ def _completed(
     )
     service.start(session=session, actor=dispatcher, order_id=order.id, odometer_km=12_345.0)
     # The overspeed the engine raised on the way there: 75 s at 68 km/h, 15 minutes into it.
-    there, back = _track(CIVIC_CENTRE, SITE, 0.01), _track(SITE, CIVIC_CENTRE, -0.008)
+    there, back = _drive(session, OFFICES, SITE, 0.01), _drive(session, SITE, OFFICES, -0.008)
     at = (start + timedelta(minutes=25)).astimezone(UTC)
     fast = (at, at + timedelta(seconds=75))
     for minute, minutes, line, speeding in ((10, 35, there, fast), (130, 40, back, None)):
         _trip(session, vehicle.id, start + timedelta(minutes=minute), minutes, line)
         _recorded(session, vehicle.id, start + timedelta(minutes=minute), minutes, line, speeding)
     session.flush()
-    service.finish(session=session, actor=dispatcher, order_id=order.id, odometer_km=12_356.4)
+    driven_km = sum(_length_m(line) for line in (there, back)) / 1000
+    odometer_km = round(12_345.0 + driven_km, 1)
+    service.finish(session=session, actor=dispatcher, order_id=order.id, odometer_km=odometer_km)
     setup = costs.CheckSetup(
         settings=settings,
         calendar=geofence_service.working_calendar(session=session, settings=GeofenceSettings()),
@@ -325,9 +341,9 @@ def _completed(
                 "litres": 38.5,
                 "unit_price": 7.58,
                 "product": "92#",
-                "station_name": "中国石化 市民中心加油站",
-                "station": {"type": "Point", "coordinates": [120.2119, 30.2461]},
-                "odometer_km": 12_356.4,
+                "station_name": "中国石化 文二路加油站",
+                "station": {"type": "Point", "coordinates": list(STATION)},
+                "odometer_km": odometer_km,
             },
         ),
     ):

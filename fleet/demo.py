@@ -30,13 +30,14 @@ from fleet.schemas import DeviceCreate, DriverCreate, UnitCreate, UserCreate, Ve
 
 DEMO_PASSWORD = "fleet-demo"  # noqa: S105 - printed for the demo on purpose
 
-# code, name, parent code, depot name, depot (lon, lat) in Hangzhou
+# code, name, parent code, depot name, depot (lon, lat): Xihu district, Hangzhou, each depot beside
+# a road of the demo network (demo/hangzhou-xihu-roads.osm.pbf)
 UNITS: tuple[tuple[str, str, str | None, str, tuple[float, float]], ...] = (
-    ("GOV", "市政府办公厅", None, "市民中心停车场", (120.2106, 30.2452)),
-    ("JGSWJ", "市机关事务管理局", "GOV", "市民中心停车场", (120.2106, 30.2452)),
-    ("CD", "市公务用车服务中心车队", "JGSWJ", "公务用车服务中心", (120.1893, 30.2563)),
-    ("GAJ", "市公安局", "GOV", "市公安局车库", (120.1688, 30.2770)),
-    ("YJJ", "市应急管理局", "GOV", "应急保障车库", (120.1329, 30.2895)),
+    ("GOV", "市政府办公厅", None, "机关大院停车场（文二路）", (120.12571, 30.28506)),
+    ("JGSWJ", "市机关事务管理局", "GOV", "机关大院停车场（文二路）", (120.12571, 30.28506)),
+    ("CD", "市公务用车服务中心车队", "JGSWJ", "公务用车服务中心（古墩路）", (120.09480, 30.28390)),
+    ("GAJ", "市公安局", "GOV", "公安局车库（教工路）", (120.13049, 30.29046)),
+    ("YJJ", "市应急管理局", "GOV", "应急保障车库（余杭塘路）", (120.10493, 30.29599)),
 )
 
 DEMO_USERS: tuple[tuple[str, str, Role, str], ...] = (

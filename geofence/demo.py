@@ -1,9 +1,10 @@
 """Demo fences for the demo fleet, created idempotently (by name): the city as the permitted
-region, each unit's depot, and a few places an official car has no business at.
+region, each unit's depot, and a few places an official car has no business at, all on the demo's
+road network in Xihu district (demo/hangzhou-xihu-roads.osm.pbf), so the simulated cars pass them.
 
-The places are approximate and for the demo only. The demo's road network may lie elsewhere
-(the extract that ships offline is Helsinki's): then its area is a permitted region too, so the
-simulated cars are in a region and the off-region rule is shown by leaving it, not by default.
+The places are approximate and for the demo only. When a road network of another area has been
+imported instead, its area is a permitted region too, so the simulated cars are in a region and
+the off-region rule is shown by leaving it, not by default.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from fleet.auth import Actor
+from fleet.demo import UNITS
 from fleet.models import OrgUnit
 from geofence import service
 from geofence.models import Fence
@@ -22,6 +24,11 @@ from geofence.schemas import FenceCreate
 ROOT_UNIT = "GOV"
 # (name, kind, GeoJSON geometry, radius_m, extra fields)
 HANGZHOU = [[119.95, 30.10], [120.45, 30.10], [120.45, 30.45], [119.95, 30.45], [119.95, 30.10]]
+DEPOT_AT = {name: lonlat for _, _, _, name, lonlat in UNITS}  # two units share one depot
+DEPOTS: tuple[tuple[str, str, dict[str, Any], float | None, dict[str, Any]], ...] = tuple(
+    (name, "depot", {"type": "Point", "coordinates": list(lonlat)}, 200, {})
+    for name, lonlat in DEPOT_AT.items()
+)
 PLACES: tuple[tuple[str, str, dict[str, Any], float | None, dict[str, Any]], ...] = (
     (
         "杭州市域（演示）",
@@ -30,29 +37,26 @@ PLACES: tuple[tuple[str, str, dict[str, Any], float | None, dict[str, Any]], ...
         None,
         {},
     ),
-    ("市民中心停车场", "depot", {"type": "Point", "coordinates": [120.2106, 30.2452]}, 200, {}),
-    ("公务用车服务中心", "depot", {"type": "Point", "coordinates": [120.1893, 30.2563]}, 200, {}),
-    ("市公安局车库", "depot", {"type": "Point", "coordinates": [120.1688, 30.2770]}, 200, {}),
-    ("应急保障车库", "depot", {"type": "Point", "coordinates": [120.1329, 30.2895]}, 200, {}),
+    *DEPOTS,
     (
-        "西湖风景名胜区（演示）",
+        "西溪湿地景区（演示）",
         "prohibited",
-        {"type": "Point", "coordinates": [120.1485, 30.2460]},
-        1200,
+        {"type": "Point", "coordinates": [120.0740, 30.2625]},
+        600,
         {"schedule": {"days": [1, 2, 3, 4, 5, 6, 7], "start": "00:00", "end": "24:00"}},
     ),
     (
-        "高尔夫球会（演示）",
+        "私人会所（演示）",
         "prohibited",
-        {"type": "Point", "coordinates": [120.0950, 30.2280]},
-        600,
+        {"type": "Point", "coordinates": [120.0990, 30.3100]},
+        300,
         {},
     ),
     (
         "学校路段限速（演示）",
         "custom",
-        {"type": "Point", "coordinates": [120.1650, 30.2700]},
-        400,
+        {"type": "Point", "coordinates": [120.1180, 30.2673]},
+        300,
         {"speed_limit_kmh": 30},
     ),
 )

@@ -1,5 +1,5 @@
 """Page tests: a real running stack (`fleet serve` on a database of the module's own, the demo
-seeded, a small road grid) driven by Playwright in Debian's Chromium (no browser download).
+seeded, the demo's road network) driven by Playwright in Debian's Chromium (no browser download).
 
 Every page is opened in a context that refuses any address outside the machine and records it;
 a test that saw one fails.
@@ -7,6 +7,7 @@ a test that saw one fails.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -24,7 +25,7 @@ from urllib.parse import urlparse
 import httpx2 as httpx
 import pytest
 from redis import Redis
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session
 
 from dispatch import demo as dispatch_demo
@@ -34,13 +35,17 @@ from fleet.db import utcnow
 from fleet.demo import DEMO_PASSWORD
 from fleet.settings import Settings
 from geofence import demo as geofence_demo
+from telematics import roads
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 PHONE = {"viewport": {"width": 360, "height": 740}, "is_mobile": True, "has_touch": True}
-# Streets around the demo's civic centre (Hangzhou): a grid the tiles will carry.
-GRID = [(120.20 + 0.005 * i, 30.24 + 0.005 * j) for i in range(5) for j in range(5)]
+# The demo's road network (Xihu district, Hangzhou), as make run imports it.
+DEMO_ROADS = Path(__file__).resolve().parents[2] / "demo" / "hangzhou-xihu-roads.osm.pbf"
+# Where the map opens, and spots around the demo's offices on that network to place cars at.
+CENTRE = (120.115, 30.285)
+GRID = [(120.105 + 0.005 * i, 30.275 + 0.005 * j) for i in range(5) for j in range(5)]
 
 
 @dataclass
@@ -60,29 +65,6 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _roads(session: Session) -> None:
-    """A 5x5 street grid, as `fleet roads import` would leave it (source/target per junction)."""
-    node = {p: n for n, p in enumerate(GRID, start=1)}
-    edges = []
-    for (lon, lat), n in node.items():
-        for other in ((round(lon + 0.005, 3), lat), (lon, round(lat + 0.005, 3))):
-            match = next((m for q, m in node.items() if abs(q[0] - other[0]) < 1e-9
-                          and abs(q[1] - other[1]) < 1e-9), None)  # fmt: skip
-            if match:
-                edges.append((n, match, lon, lat, other[0], other[1]))
-    for n, (source, target, x1, y1, x2, y2) in enumerate(edges):
-        session.execute(
-            text(
-                "INSERT INTO road (osm_id, name, highway, oneway, maxspeed_kmh, source, target,"
-                " length_m, cost_s, reverse_cost_s, geom) VALUES (:osm, :name, :hw, false, 50,"
-                " :s, :t, 500, 36, 36, ST_SetSRID(ST_MakeLine(ST_MakePoint(:x1, :y1),"
-                " ST_MakePoint(:x2, :y2)), 4326))"
-            ),
-            {"osm": n, "name": f"测试路{n}", "hw": "primary" if n % 3 == 0 else "residential",
-             "s": source, "t": target, "x1": x1, "y1": y1, "x2": x2, "y2": y2},
-        )  # fmt: skip
-
-
 @pytest.fixture(scope="module")
 def stack(scratch_settings: Settings, request: pytest.FixtureRequest) -> Iterator[Stack]:
     # A Redis database of the module's own (10-14), as the scratch database is.
@@ -94,6 +76,7 @@ def stack(scratch_settings: Settings, request: pytest.FixtureRequest) -> Iterato
     engine = create_engine(scratch_settings.database_url)
     redis = Redis.from_url(scratch_settings.redis_url)
     redis.flushdb()
+    roads.import_pbf(engine, DEMO_ROADS)
     with Session(engine) as session:
         demo.seed(session=session)
         geofence_demo.seed(session=session)
@@ -104,7 +87,6 @@ def stack(scratch_settings: Settings, request: pytest.FixtureRequest) -> Iterato
             redis=redis,
             now=utcnow(),
         )
-        _roads(session)
         session.commit()
     port = _free_port()
     env = {
@@ -114,7 +96,7 @@ def stack(scratch_settings: Settings, request: pytest.FixtureRequest) -> Iterato
         "FLEET_HTTP_HOST": "127.0.0.1",
         "FLEET_HTTP_PORT": str(port),
         "FLEET_ENVIRONMENT": "test",
-        "FLEET_MAP_CENTER": "[120.21, 30.25]",
+        "FLEET_MAP_CENTER": json.dumps(CENTRE),
         "FLEET_MAP_ZOOM": "14",
     }
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from telematics import stream
 from telematics.ingest import month_start, partition_ddl
-from tests.web.conftest import GRID, SCREENSHOTS, Stack, sign_in
+from tests.web.conftest import CENTRE, GRID, SCREENSHOTS, Stack, sign_in
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -164,8 +164,8 @@ def test_track_playback_of_a_vehicle(desk_context, stack: Stack) -> None:
                     " ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), 35)"
                     " ON CONFLICT DO NOTHING"
                 ),
-                {"v": vehicle_id, "t": now - 1800 + n * 60, "lon": 120.20 + n * 0.001,
-                 "lat": 30.24 + n * 0.0005},
+                {"v": vehicle_id, "t": now - 1800 + n * 60, "lon": CENTRE[0] + n * 0.001,
+                 "lat": CENTRE[1] + n * 0.0005},
             )  # fmt: skip
     page = desk_context.new_page()
     sign_in(page, stack, "dispatcher")

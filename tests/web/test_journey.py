@@ -15,10 +15,11 @@ from zoneinfo import ZoneInfo
 import httpx2 as httpx
 from sqlalchemy import text
 
+from dispatch.demo import OFFICES
 from fleet.demo import DEMO_PASSWORD
 from tests.web.conftest import SCREENSHOTS, Phones, Stack, Trackers, open_context, sign_in
 
-ORIGIN = (120.2106, 30.2452)  # the civic centre, the demo's depot
+ORIGIN = OFFICES  # the city hall compound, beside its depot
 PURPOSE = "现场检查 / site inspection"
 
 
@@ -76,8 +77,8 @@ def test_request_to_review_on_a_running_system(
     requester = phones.open("requester")
     requester.fill("#purpose", PURPOSE)
     requester.fill("#passengers", "2")
-    requester.locator("#places .chip[data-place='市民中心']").tap()
-    requester.locator("#places .chip[data-place='杭州东站']").tap()
+    requester.locator("#places .chip[data-place='市政府机关大院']").tap()
+    requester.locator("#places .chip[data-place='黄龙体育中心']").tap()
     requester.fill("#start", begin.strftime("%Y-%m-%dT%H:%M"))
     requester.fill("#end", (begin + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"))
     requester.locator("#send").tap()

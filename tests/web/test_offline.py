@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from tests.web.conftest import PHONE, SCREENSHOTS, Stack, open_context, sign_in
+from tests.web.conftest import CENTRE, PHONE, SCREENSHOTS, Stack, open_context, sign_in
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 VISIBLE_LABELS = "[...document.querySelectorAll('[data-i18n]')].filter(e => e.offsetParent)"
@@ -81,8 +81,8 @@ def test_every_page_loads_and_its_map_draws_roads_offline(
     page.goto(f"{stack.url}/{path}")
     page.wait_for_function(f"Boolean({ready})", timeout=30_000)
     if map_ is not None:
-        # Over the test's road grid (the review map has framed the alert's track, elsewhere).
-        page.evaluate(f"{map_}.jumpTo({{center: [120.21, 30.25], zoom: 14}})")
+        # Over the demo's roads (the review map has framed the alert's track, elsewhere).
+        page.evaluate(f"{map_}.jumpTo({{center: {list(CENTRE)}, zoom: 14}})")
         page.wait_for_function(
             f"{map_}.loaded() && {map_}.queryRenderedFeatures({{layers: ['roads']}}).length > 0",
             timeout=30_000,

@@ -16,12 +16,13 @@ import httpx2 as httpx
 import pytest
 from sqlalchemy import text
 
+from dispatch.demo import OFFICES
 from fleet.demo import DEMO_PASSWORD
 from tests.web.conftest import SCREENSHOTS, Phones, Stack
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
-CIVIC_CENTRE = [120.2106, 30.2452]
-EAST_STATION = [120.2128, 30.2910]
+CIVIC_CENTRE = list(OFFICES)  # the requester's offices, beside the unit's depot
+STADIUM = [120.12970, 30.26699]
 UNNAMED_CONTROLS = """[...document.querySelectorAll('main input, main textarea, main button')]
   .filter(e => e.offsetParent)
   .filter(e => e.tagName === 'BUTTON'
@@ -77,9 +78,9 @@ def _file_order(stack: Stack, username: str, purpose: str, hour: int) -> dict[st
             "start_at": start_at,
             "end_at": end_at,
             "origin": {"type": "Point", "coordinates": CIVIC_CENTRE},
-            "origin_name": "市民中心",
+            "origin_name": "市政府机关大院",
             "destinations": [
-                {"point": {"type": "Point", "coordinates": EAST_STATION}, "name": "杭州东站"}
+                {"point": {"type": "Point", "coordinates": STADIUM}, "name": "黄龙体育中心"}
             ],
         },
     )
@@ -124,8 +125,8 @@ def test_requester_files_an_order_that_the_approver_approves(phones: Phones, sta
     assert page.get_attribute("#tab-new", "aria-selected") == "true"
     page.fill("#purpose", purpose)
     page.fill("#passengers", "2")
-    page.locator("#places .chip[data-place='市民中心']").tap()
-    assert page.input_value("#origin-name") == "市民中心"
+    page.locator("#places .chip[data-place='市政府机关大院']").tap()
+    assert page.input_value("#origin-name") == "市政府机关大院"
     # The start is set, so the next tap is the destination's.
     assert page.get_attribute("button.pick.destination", "aria-pressed") == "true"
     page.wait_for_function("window.fleetPhone.mapReady", timeout=30_000)
@@ -189,8 +190,8 @@ def test_the_form_shows_what_is_missing_and_the_apis_422_by_the_field(
 
     phones.expected_errors.append("status of 422")  # the refusal the test asks for
     page.fill("#purpose", _purpose("时间填反"))
-    page.locator("#places .chip[data-place='市民中心']").tap()
-    page.locator("#places .chip[data-place='杭州东站']").tap()
+    page.locator("#places .chip[data-place='市政府机关大院']").tap()
+    page.locator("#places .chip[data-place='黄龙体育中心']").tap()
     assert not page.is_visible("#err-origin")
     start = page.input_value("#start")
     page.fill("#end", start.replace("T09:", "T08:"))  # ends before it starts
