@@ -1,0 +1,35 @@
+"""Pinned clocks for the processes a test starts (`fleet seed demo`, a whole stack), with
+libfaketime from Debian's `faketime` package (make bootstrap installs it).
+
+The clock is moved by a relative offset, not set to an instant: every process started with the
+same offset agrees on the time, however far apart they start, and the clock still runs."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+CHINA = ZoneInfo("Asia/Shanghai")
+# The days on which the rules change what they do, as the issue that pinned them named them.
+SATURDAY = datetime(2026, 12, 5, 10, 0, tzinfo=CHINA)
+NATIONAL_DAY = datetime(2026, 10, 1, 10, 0, tzinfo=CHINA)
+ADJUSTED_WORKING_SATURDAY = datetime(2026, 2, 14, 10, 0, tzinfo=CHINA)  # before Spring Festival
+LATE_ON_A_WORKING_DAY = datetime(2026, 12, 3, 23, 30, tzinfo=CHINA)  # a Thursday
+PINNED = {
+    "saturday": SATURDAY,
+    "national-day": NATIONAL_DAY,
+    "adjusted-working-saturday": ADJUSTED_WORKING_SATURDAY,
+    "23:30-working-day": LATE_ON_A_WORKING_DAY,
+}
+
+
+def faketime(at: datetime) -> list[str]:
+    """The command prefix that starts a process whose clock reads `at` now and runs on."""
+    binary = shutil.which("faketime")
+    if binary is None:
+        pytest.fail("faketime is missing: make bootstrap installs Debian's faketime package")
+    return [binary, "-f", f"{round(at.timestamp() - time.time()):+d}"]

@@ -1,0 +1,224 @@
+"""The demo as `make run` leaves it, on a Saturday: the stack (`fleet seed demo`, the API, the
+gateways, the ingest worker with the rules, both simulators) runs with its clock pinned to
+Saturday 2026-12-05 10:00 in Hangzhou, the browser's clock too, and the dispatcher's desk shows the
+demo's named roads, vehicles driving on them, orders waiting for a vehicle, and alerts arriving.
+
+No FLEET_MAP_CENTER is given: the desk opens where the fleet is, as it does for `make run`.
+Screenshots land in var/screenshots/."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx2 as httpx
+import pytest
+from redis import Redis
+from sqlalchemy import Engine, create_engine, text
+
+from fleet import migrate
+from fleet.settings import Settings
+from telematics import roads
+from tests.clock import SATURDAY, faketime
+from tests.web.conftest import DEMO_ROADS, SCREENSHOTS, _free_port, sign_in, watched
+
+REDIS_DB = 9  # the page stacks use 10-14, the suite 15
+NEAR_ROAD_M = 30
+
+
+@dataclass
+class DemoDay:
+    url: str
+    engine: Engine
+    offset_s: float  # the stack's clock minus the wall clock
+    outside: list[str]
+    console: list[str]
+
+
+def _run(command: list[str], env: dict[str, str]) -> str:
+    done = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def demo_day(scratch_settings: Settings) -> Iterator[DemoDay]:
+    settings = scratch_settings.model_copy(
+        update={"redis_url": scratch_settings.redis_url.rsplit("/", 1)[0] + f"/{REDIS_DB}"}
+    )
+    migrate.upgrade(settings)
+    engine = create_engine(settings.database_url)
+    roads.import_pbf(engine, DEMO_ROADS)
+    pinned = faketime(SATURDAY)
+    offset = SATURDAY.timestamp() - time.time()
+    ports = {name: _free_port() for name in ("http", "jt808", "osmand")}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("FLEET_MAP_CENTER", "FLEET_MAP_ZOOM")
+    } | {
+        "FLEET_DATABASE_URL": settings.database_url,
+        "FLEET_REDIS_URL": settings.redis_url,
+        "FLEET_ENVIRONMENT": "test",
+        "FLEET_HTTP_HOST": "127.0.0.1",
+        "FLEET_HTTP_PORT": str(ports["http"]),
+        "FLEET_JT808_PORT": str(ports["jt808"]),
+        "FLEET_OSMAND_PORT": str(ports["osmand"]),
+        "FLEET_WORKER_NICE": "0",
+    }
+    redis = Redis.from_url(settings.redis_url)
+    redis.flushdb()
+    out = _run([*pinned, sys.executable, "-m", "fleet.cli", "seed", "demo"], env)
+    assert "5 orders" in out, out
+    fleet = [*pinned, sys.executable, "-m", "fleet.cli"]
+    processes = {
+        "serve": ["serve"],
+        "gateway": ["gateway"],
+        "worker": ["worker"],
+        "sim-jt808": ["simulate", "--protocol", "jt808", "--vehicles", "100", "--interval", "1"],
+        "sim-osmand": ["simulate", "--protocol", "osmand", "--vehicles", "100", "--interval", "2"],
+    }
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    logs = {name: (SCREENSHOTS / f"demo-day-{name}.log").open("wb") for name in processes}
+    children = []
+    try:
+        for name, args in processes.items():
+            children.append(
+                subprocess.Popen([*fleet, *args], env=env, stdout=logs[name], stderr=logs[name])
+            )
+            if name == "gateway":
+                _wait_for_port(ports["osmand"], children)
+        url = f"http://127.0.0.1:{ports['http']}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or any(c.poll() is not None for c in children):
+                raise RuntimeError("the demo stack did not start; see var/screenshots/demo-day-*")
+            time.sleep(0.2)
+        yield DemoDay(url, engine, offset, [], [])
+    finally:
+        for child in children:
+            child.terminate()
+        for child in children:
+            try:
+                child.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        for log in logs.values():
+            log.close()
+        redis.flushdb()
+        redis.close()
+        engine.dispose()
+
+
+def _wait_for_port(port: int, children: list[subprocess.Popen[bytes]]) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline or any(c.poll() is not None for c in children):
+                raise RuntimeError(
+                    "the gateway did not start; see var/screenshots/demo-day-*"
+                ) from None
+            time.sleep(0.2)
+
+
+def _positions(page: Any) -> dict[int, tuple[float, float]]:
+    """Every vehicle the desk draws in view, where it draws it (no GCJ-02 base map: WGS-84)."""
+    features = page.evaluate(
+        "[...new Set(window.fleetDesk.map.queryRenderedFeatures({layers: ['vehicles']})"
+        ".map(f => f.properties.id))].map(id => [id, window.fleetDesk.feature(id).geometry"
+        ".coordinates])"
+    )
+    return {int(id_): (lon, lat) for id_, (lon, lat) in features}
+
+
+def _metres_to_road(engine: Engine, points: dict[int, tuple[float, float]]) -> dict[int, float]:
+    if not points:
+        return {}
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT p.id, (SELECT ST_Distance(r.geom::geography, p.g::geography) FROM road r"
+                " ORDER BY r.geom <-> p.g LIMIT 1)"
+                " FROM (SELECT (v->>0)::int AS id,"
+                " ST_SetSRID(ST_MakePoint((v->>1)::float, (v->>2)::float), 4326) AS g"
+                " FROM jsonb_array_elements(CAST(:points AS jsonb)) AS v) p"
+            ),
+            {"points": json.dumps([[i, lon, lat] for i, (lon, lat) in points.items()])},
+        ).all()
+    return {int(i): float(d) for i, d in rows}
+
+
+def test_the_desk_on_a_saturday_shows_roads_cars_driving_on_them_orders_and_alerts(
+    browser: Any, demo_day: DemoDay
+) -> None:
+    with watched(browser, demo_day, "demo-day") as context:
+        # The page's clock is the stack's: Saturday, running on from the pinned instant.
+        context.clock.set_fixed_time(time.time() + demo_day.offset_s)
+        page = context.new_page()
+        sign_in(page, demo_day, "dispatcher")
+        page.wait_for_url("**/desk")
+        page.wait_for_function("window.fleetDesk && window.fleetDesk.ready", timeout=30_000)
+        # Named roads of the imported network, drawn in the viewport.
+        page.wait_for_function(
+            "window.fleetDesk.map.loaded() && window.fleetDesk.map.queryRenderedFeatures("
+            "{layers: ['roads']}).filter(f => f.properties.name).length > 10",
+            timeout=30_000,
+        )
+        names = page.evaluate(
+            "[...new Set(window.fleetDesk.map.queryRenderedFeatures({layers: ['roads']})"
+            ".map(f => f.properties.name).filter(Boolean))]"
+        )
+        with demo_day.engine.connect() as conn:
+            imported = set(conn.scalars(text("SELECT DISTINCT name FROM road")))
+        assert len(set(names) & imported) >= 5, names
+        # Orders waiting for a vehicle, with the plan to accept.
+        page.locator("#orders button.order").first.wait_for(timeout=30_000)
+        assert page.is_hidden("#orders-empty")
+        with demo_day.engine.connect() as conn:
+            waiting = conn.scalar(text("SELECT count(*) FROM trip_order WHERE status = 'approved'"))
+        assert page.locator("#orders button.order").count() == waiting == 2
+        # Cars on the roads, driving: the same car drawn twice, apart, each time by a road.
+        page.wait_for_function(
+            "window.fleetDesk.map.queryRenderedFeatures({layers: ['vehicles']}).length >= 10",
+            timeout=60_000,
+        )
+        first = _positions(page)
+        page.wait_for_timeout(6_000)
+        second = _positions(page)
+        near_first = _metres_to_road(demo_day.engine, first)
+        near_second = _metres_to_road(demo_day.engine, second)
+        moved = [
+            vehicle
+            for vehicle, (lon, lat) in second.items()
+            if vehicle in first
+            and (abs(lon - first[vehicle][0]) + abs(lat - first[vehicle][1])) > 0.0002
+            and near_first[vehicle] <= NEAR_ROAD_M
+            and near_second[vehicle] <= NEAR_ROAD_M
+        ]
+        assert moved, (near_first, near_second)
+        # Most cars are on a road or in their depot beside one, none far away.
+        assert sum(d <= NEAR_ROAD_M for d in near_second.values()) >= 0.8 * len(near_second)
+        # Cars driving on a Saturday without an approved order: alerts arrive on the desk.
+        page.locator("#alerts li").first.wait_for(timeout=150_000)
+        page.screenshot(path=str(SCREENSHOTS / "demo-day-desk.png"), timeout=90_000)
+        # The optimal plan pairs the waiting orders with cars.
+        page.click("#plan-button")
+        page.locator(".plan-pair").first.wait_for(timeout=30_000)
+        page.screenshot(path=str(SCREENSHOTS / "demo-day-plan.png"), timeout=90_000)
