@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from dispatch import costs, service
 from dispatch.approval import Condition
 from dispatch.models import ApprovalRule, TripOrder
+from dispatch.orders import OrderStatus
 from dispatch.schemas import AssignIn, Comment, CostIn, OrderCreate
 from dispatch.settings import DispatchSettings
 from fleet.auth import Actor
@@ -87,6 +88,29 @@ def _working_days(session: Session, today: date) -> Mapping[date, bool]:
     return {day: working for day, working in rows}
 
 
+def _waiting_purposes(session: Session, requester: Actor, now: datetime) -> set[str]:
+    """The demo orders still ahead. One seeded on an earlier day whose window has begun while it
+    still waited for approval or for a vehicle is cancelled (audited), so that a later
+    `make run` seeds it again on the next working day; what happened to the others is history."""
+    demo = [purpose for purpose, *_ in ORDERS]
+    waiting: set[str] = set()
+    for order in session.scalars(
+        select(TripOrder).where(
+            TripOrder.purpose.in_(demo), TripOrder.status != OrderStatus.CANCELLED
+        )
+    ):
+        if order.start_at > now:
+            waiting.add(order.purpose)
+        elif order.status in (OrderStatus.SUBMITTED, OrderStatus.APPROVED):
+            service.cancel(
+                session=session,
+                actor=requester,
+                order_id=order.id,
+                data=Comment(comment="演示订单已过期，按下一个工作日重新生成 / demo order renewed"),
+            )
+    return waiting
+
+
 def _decide_every_step(session: Session, people: Mapping[str, Actor | None], order_id: int) -> None:
     """Approves each step the unit's rules asked for (a holiday or a large car adds the city's)."""
     order = session.get(TripOrder, order_id)
@@ -117,7 +141,7 @@ def seed(
             )
             added["approval rules"] += 1
     session.flush()
-    purposes = set(session.scalars(select(TripOrder.purpose)))
+    purposes = _waiting_purposes(session, requester, now)
     zone = ZoneInfo(zone_name)
     today = now.astimezone(zone).date()
     working = _working_days(session, today)

@@ -9,16 +9,19 @@ import datetime as dt
 import os
 import subprocess
 import sys
+import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from dispatch.demo import working_day
 from fleet import migrate
 from fleet.settings import Settings
 from geofence.calendar import official_days
-from tests.clock import CHINA, PINNED, faketime
+from tests.clock import CHINA, PINNED, SATURDAY, faketime
 
 CALENDAR = {day: working for day, working, _ in official_days(range(2025, 2028))}
 
@@ -58,9 +61,28 @@ def migrated(settings: Settings) -> Iterator[Settings]:
     admin.dispose()
 
 
-@pytest.mark.parametrize("moment", PINNED.values(), ids=PINNED.keys())
-def test_seed_demo_is_the_same_on_any_day_at_any_hour(migrated: Settings, moment: dt.datetime):
-    name = f"{migrated.database.database}_{moment:%m%d%H%M}"
+@dataclass
+class Copy:
+    """A database copied from the migrated one, and the environment of a `fleet` run on it."""
+
+    engine: Engine
+    env: dict[str, str]
+
+    def seed(self, moment: dt.datetime) -> None:
+        seeded = subprocess.run(
+            [*faketime(moment), sys.executable, "-m", "fleet.cli", "seed", "demo"],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert seeded.returncode == 0, seeded.stdout + seeded.stderr
+
+
+@pytest.fixture
+def copy(migrated: Settings, request: pytest.FixtureRequest) -> Iterator[Copy]:
+    name = f"{migrated.database.database}_{zlib.crc32(request.node.name.encode()):08x}"
     admin = create_engine(migrated.database.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -73,38 +95,44 @@ def test_seed_demo_is_the_same_on_any_day_at_any_hour(migrated: Settings, moment
         "FLEET_ENVIRONMENT": "test",
     }
     engine = create_engine(url)
-    try:
-        seeded = subprocess.run(
-            [*faketime(moment), sys.executable, "-m", "fleet.cli", "seed", "demo"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert seeded.returncode == 0, seeded.stdout + seeded.stderr
-        with engine.connect() as conn:
-            orders = conn.execute(
+    yield Copy(engine, env)
+    engine.dispose()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _orders(engine: Engine) -> list[Any]:
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
                 text(
                     "SELECT status, approval, approvals_done, jsonb_array_length(approval_steps),"
                     " start_at, end_at FROM trip_order ORDER BY id"
                 )
-            ).all()
-            days = dict(conn.execute(text("SELECT day, working FROM calendar_day")).all())
-            completed = conn.execute(
-                text(
-                    "SELECT count(DISTINCT t.id), count(DISTINCT c.id) FROM trip_order o"
-                    " JOIN assignment a ON a.order_id = o.id"
-                    " JOIN trip t ON t.vehicle_id = a.vehicle_id AND t.start_at >= o.start_at"
-                    " AND t.end_at <= o.end_at"
-                    " JOIN cost_record c ON c.order_id = o.id WHERE o.status = 'completed'"
-                )
-            ).one()
-    finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+            )
+        )
+
+
+def _calendar(engine: Engine) -> dict[dt.date, bool]:
+    with engine.connect() as conn:
+        return dict(conn.execute(text("SELECT day, working FROM calendar_day")).all())
+
+
+@pytest.mark.parametrize("moment", PINNED.values(), ids=PINNED.keys())
+def test_seed_demo_is_the_same_on_any_day_at_any_hour(copy: Copy, moment: dt.datetime):
+    copy.seed(moment)
+    orders, days = _orders(copy.engine), _calendar(copy.engine)
+    with copy.engine.connect() as conn:
+        completed = conn.execute(
+            text(
+                "SELECT count(DISTINCT t.id), count(DISTINCT c.id) FROM trip_order o"
+                " JOIN assignment a ON a.order_id = o.id"
+                " JOIN trip t ON t.vehicle_id = a.vehicle_id AND t.start_at >= o.start_at"
+                " AND t.end_at <= o.end_at"
+                " JOIN cost_record c ON c.order_id = o.id WHERE o.status = 'completed'"
+            )
+        ).one()
     today = moment.astimezone(CHINA).date()
     states = sorted((status, approval) for status, approval, *_ in orders)
     assert states == [
@@ -126,3 +154,23 @@ def test_seed_demo_is_the_same_on_any_day_at_any_hour(migrated: Settings, moment
         else:
             assert start > moment
     assert completed == (2, 2)  # the trips there and back, the parking and the fuel
+
+
+def test_seed_demo_a_week_later_renews_the_orders_whose_day_has_passed(copy: Copy):
+    copy.seed(SATURDAY)
+    later = SATURDAY + dt.timedelta(days=4)  # Wednesday 2026-12-09
+    copy.seed(later)
+    orders = _orders(copy.engine)
+    states = sorted(status for status, *_ in orders)
+    assert states == ["approved"] * 2 + ["cancelled"] * 4 + ["completed"] + ["submitted"] * 2
+    waiting = [start for status, _, _, _, start, _ in orders if status in ("approved", "submitted")]
+    assert {start.astimezone(CHINA).date() for start in waiting} == {dt.date(2026, 12, 10)}
+    with copy.engine.connect() as conn:
+        cancels = conn.scalar(
+            text(
+                "SELECT count(*) FROM audit_entry WHERE entity = 'trip_order' AND action = 'cancel'"
+            )
+        )
+    assert cancels == 4
+    copy.seed(later)  # and again the same day: nothing more
+    assert len(_orders(copy.engine)) == len(orders)
