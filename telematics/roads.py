@@ -8,17 +8,23 @@ seconds; pgRouting needs no topology step of its own.
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import random
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import OperationalError
 
 from telematics.trips import haversine_m
+
+log = logging.getLogger("fleet.roads")
 
 # Typical urban speeds (km/h) by road class, where the way has no usable maxspeed tag.
 CLASS_SPEED_KMH = {
@@ -169,25 +175,6 @@ def import_pbf(engine: Engine, path: Path) -> ImportReport:
     )
 
 
-ROUTE_SQL = text(
-    """
-    WITH near AS (
-        SELECT source FROM road
-        ORDER BY geom <-> ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) LIMIT 1
-    ), far AS (
-        SELECT target FROM road
-        ORDER BY geom <-> ST_SetSRID(ST_MakePoint(:dlon, :dlat), 4326) LIMIT 1
-    )
-    SELECT p.seq, p.node, r.source, ST_AsText(r.geom)
-    FROM pgr_dijkstra(
-        'SELECT id, source, target, cost_s AS cost, reverse_cost_s AS reverse_cost FROM road',
-        (SELECT source FROM near), (SELECT target FROM far), directed => true
-    ) p JOIN road r ON r.id = p.edge
-    ORDER BY p.seq
-    """
-)
-
-
 def loaded(conn: Connection) -> bool:
     """Whether a road network has been imported."""
     return bool(conn.execute(text("SELECT EXISTS (SELECT 1 FROM road)")).scalar())
@@ -233,11 +220,7 @@ def path_between(
     rows = conn.execute(PATH_SQL, {"a": nodes[0], "b": nodes[1]}).all()
     if not rows:
         return None
-    path: list[tuple[float, float]] = [a]
-    for node, source, wkt in rows:
-        coords = _coords(wkt)
-        path += coords if node == source else coords[::-1]
-    return [*path, b]
+    return [a, *_joined(rows), b]
 
 
 TRAVEL_SQL = text(
@@ -278,43 +261,132 @@ def _coords(wkt: str) -> list[tuple[float, float]]:
     return [(float(y), float(x)) for x, y in (p.split() for p in inner.split(","))]
 
 
+def _joined(rows: Sequence[Sequence[Any]]) -> list[tuple[float, float]]:
+    """The edge geometries of a pgr_dijkstra path (node, edge source, WKT) end to end, each
+    turned to run the way the path goes, as (lat, lon) points."""
+    path: list[tuple[float, float]] = []
+    for node, source, wkt in rows:
+        coords = _coords(wkt)
+        path += coords if node == source else coords[::-1]
+    return path
+
+
+# Only the largest strongly connected part of the network is driven: from any of its junctions
+# every other one can be reached and left again. An extract cut out of a bigger map always has
+# one-way stubs at its edge that lead nowhere, and a tour that went there could not come back.
+JUNCTIONS_SQL = text(
+    """
+    WITH part AS (
+        SELECT component, node FROM pgr_strongComponents(
+            'SELECT id, source, target, cost_s AS cost, reverse_cost_s AS reverse_cost FROM road'
+        )
+    ), main AS (
+        SELECT component FROM part GROUP BY component ORDER BY count(*) DESC, component LIMIT 1
+    ), ends AS (
+        SELECT source AS node, ST_StartPoint(geom) AS point FROM road
+        UNION ALL SELECT target, ST_EndPoint(geom) FROM road
+    )
+    SELECT e.node, min(ST_Y(e.point)), min(ST_X(e.point)), count(*)
+    FROM ends e JOIN part p ON p.node = e.node
+    WHERE p.component = (SELECT component FROM main)
+    GROUP BY e.node
+    ORDER BY e.node
+    """
+)
+EXTENT_CENTRE_SQL = text(
+    "SELECT ST_Y(ST_Centroid(ST_Extent(geom))), ST_X(ST_Centroid(ST_Extent(geom))) FROM road"
+)
+
+# A depot this far from every junction is not on the imported map (another city's extract, or a
+# depot the user never placed): its vehicles live at the network's centre instead.
+FAR_FROM_NETWORK_M = 2000.0
+# Destinations at least this far from home, where the network allows: a tour round the block
+# shows nothing on the map.
+MIN_TOUR_REACH_M = 1000.0
+DESTINATION_DRAWS = 10
+
+
+@dataclass(frozen=True)
+class Junction:
+    node: int
+    lat: float
+    lon: float
+    degree: int  # edge ends meeting here: 3 or more is a crossing, 2 a way joining the next
+
+
 @dataclass
 class RoadRoutes:
-    """Routes between the road vertex nearest a start and one near a random point."""
+    """Tours over the imported roads (a `simulator.RouteSource`): a vehicle's home is its depot,
+    or the junction nearest the network's centre when the depot is off the map; destinations are
+    crossings of the network's main part; paths are pgRouting's fastest, edge geometry by edge
+    geometry. The junctions are held in memory, so only `path` queries the database."""
 
     engine: Engine
-    centre: tuple[float, float]
-    radius_m: float
+    junctions: Sequence[Junction]  # the main part's, never empty
+    extent_centre: tuple[float, float]  # of the whole network's bounding box, (lat, lon)
+    far_m: float = FAR_FROM_NETWORK_M
+    min_reach_m: float = MIN_TOUR_REACH_M
+    centre: tuple[float, float] = field(init=False)  # the junction nearest `extent_centre`
+    _lat: npt.NDArray[np.float64] = field(init=False, repr=False)
+    _lon: npt.NDArray[np.float64] = field(init=False, repr=False)
+    _crossings: list[Junction] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._lat = np.array([j.lat for j in self.junctions])
+        self._lon = np.array([j.lon for j in self.junctions])
+        # A network of nothing but bends (a test's single street) still has somewhere to go.
+        self._crossings = [j for j in self.junctions if j.degree >= 3] or list(self.junctions)
+        middle = self.nearest(self.extent_centre)
+        self.centre = (middle.lat, middle.lon)
 
     @classmethod
     def load(cls, engine: Engine) -> RoadRoutes | None:
+        """The imported network, or None when there is none."""
         with engine.connect() as conn:
-            row = conn.execute(
-                text(
-                    "SELECT count(*), ST_Y(ST_Centroid(ST_Extent(geom))),"
-                    " ST_X(ST_Centroid(ST_Extent(geom))),"
-                    " ST_Length(ST_BoundingDiagonal(ST_Extent(geom))::geography) FROM road"
-                )
-            ).one()
-        if not row[0]:
-            return None
-        return cls(engine, (row[1], row[2]), max(row[3] / 3, 500.0))
+            rows = conn.execute(JUNCTIONS_SQL).all()
+            if not rows:
+                return None
+            lat, lon = conn.execute(EXTENT_CENTRE_SQL).one()
+        junctions = [Junction(int(n), float(y), float(x), int(d)) for n, y, x, d in rows]
+        return cls(engine, junctions, (float(lat), float(lon)))
 
-    def route(self, start: tuple[float, float], rng: random.Random) -> list[tuple[float, float]]:
-        if haversine_m(*start, *self.centre) > 4 * self.radius_m:
-            start = self.centre  # a vehicle far from the imported area starts in it
-        bearing = rng.uniform(0, 2 * math.pi)
-        distance = rng.uniform(0.2, 1.0) * self.radius_m
-        dlat = self.centre[0] + distance * math.cos(bearing) / 111_320
-        dlon = self.centre[1] + distance * math.sin(bearing) / (
-            111_320 * math.cos(math.radians(self.centre[0]))
-        )
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                ROUTE_SQL, {"lat": start[0], "lon": start[1], "dlat": dlat, "dlon": dlon}
-            ).all()
-        path: list[tuple[float, float]] = [start]
-        for _, node, source, wkt in rows:
-            coords = _coords(wkt)
-            path += coords if node == source else coords[::-1]
-        return path if len(path) > 1 else [start, (dlat, dlon)]
+    def nearest(self, point: tuple[float, float]) -> Junction:
+        """The main part's junction nearest `point` (flat-earth distances: plenty at city scale
+        for telling which is nearest)."""
+        squeeze = math.cos(math.radians(point[0]))
+        d2 = (self._lat - point[0]) ** 2 + ((self._lon - point[1]) * squeeze) ** 2
+        return self.junctions[int(np.argmin(d2))]
+
+    def home(self, depot: tuple[float, float]) -> tuple[float, float]:
+        junction = self.nearest(depot)
+        if haversine_m(*depot, junction.lat, junction.lon) <= self.far_m:
+            return depot
+        return self.centre
+
+    def destination(self, home: tuple[float, float], rng: random.Random) -> tuple[float, float]:
+        """A random crossing, not round the corner from home if a few draws find one further."""
+        choice = rng.choice(self._crossings)
+        for _ in range(DESTINATION_DRAWS):
+            if haversine_m(*home, choice.lat, choice.lon) >= self.min_reach_m:
+                break
+            choice = rng.choice(self._crossings)
+        return (choice.lat, choice.lon)
+
+    def path(
+        self, a: tuple[float, float], b: tuple[float, float]
+    ) -> list[tuple[float, float]] | None:
+        """The fastest path from a to b, each end joined straight to its nearest junction of the
+        main part; None when pgRouting finds none (a network re-imported since it was loaded)
+        or the database cannot be reached (the simulator then drives straight)."""
+        start, end = self.nearest(a), self.nearest(b)
+        if start.node == end.node:
+            return [a, b]
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(PATH_SQL, {"a": start.node, "b": end.node}).all()
+        except OperationalError as error:
+            log.warning("no route from %s to %s: %s", a, b, error)
+            return None
+        if not rows:
+            return None
+        return [a, *_joined(rows), b]

@@ -2,8 +2,10 @@
 exactly as terminals and phones do (JT/T 808: register, authenticate, report, heartbeat; OsmAnd:
 one HTTP request per fix).
 
-Routes come from a `RouteSource`: the imported road network when there is one (pgRouting), or
-straight legs between random points around the vehicle's depot when there is none.
+Each vehicle drives tours: from its depot to a random destination, a stop there, back to the
+depot, and parked there with the ignition off for a while. Where to and along what comes from a
+`RouteSource`: the imported road network when there is one (pgRouting, `roads.RoadRoutes`), or
+straight legs to random points around the town when there is none.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Protocol
 from urllib.parse import urlencode
 
@@ -33,34 +36,72 @@ LatLon = tuple[float, float]
 
 
 class RouteSource(Protocol):
-    def route(self, start: LatLon, rng: random.Random) -> list[LatLon]:
-        """A drivable path from `start` to somewhere, as (lat, lon) points."""
+    """Where a vehicle's tours go. A tour is home -> destination -> home, points are (lat, lon)."""
+
+    def home(self, depot: LatLon) -> LatLon:
+        """Where a vehicle kept at `depot` sets off from and parks."""
+        ...
+
+    def destination(self, home: LatLon, rng: random.Random) -> LatLon:
+        """Somewhere to drive to from `home`."""
+        ...
+
+    def path(self, a: LatLon, b: LatLon) -> list[LatLon] | None:
+        """A drivable path from a to b, starting at a and ending at b; None when there is none."""
         ...
 
 
 @dataclass
 class StraightLegs:
-    """Without a road network: a few straight legs to a random point within `radius_m`."""
+    """Without a road network: straight there and back, to random points within `radius_m` of
+    `centre` (the town the fleet serves)."""
 
     centre: LatLon
     radius_m: float = 6000.0
 
-    def route(self, start: LatLon, rng: random.Random) -> list[LatLon]:
-        points = [start]
-        for _ in range(rng.randint(1, 4)):
-            bearing = rng.uniform(0, 2 * math.pi)
-            distance = rng.uniform(0.2, 1.0) * self.radius_m
-            lat = self.centre[0] + distance * math.cos(bearing) / 111_320
-            lon = self.centre[1] + distance * math.sin(bearing) / (
-                111_320 * math.cos(math.radians(self.centre[0]))
-            )
-            points.append((lat, lon))
-        return points
+    def home(self, depot: LatLon) -> LatLon:
+        return depot
+
+    def destination(self, home: LatLon, rng: random.Random) -> LatLon:
+        bearing = rng.uniform(0, 2 * math.pi)
+        distance = rng.uniform(0.2, 1.0) * self.radius_m
+        lat = self.centre[0] + distance * math.cos(bearing) / 111_320
+        lon = self.centre[1] + distance * math.sin(bearing) / (
+            111_320 * math.cos(math.radians(self.centre[0]))
+        )
+        return (lat, lon)
+
+    def path(self, a: LatLon, b: LatLon) -> list[LatLon]:
+        return [a, b]
+
+
+class Phase(StrEnum):
+    PARKED = "parked"  # at home, ignition off
+    OUTBOUND = "outbound"
+    CALLING = "calling"  # stopped at the destination, engine running or not
+    INBOUND = "inbound"
+
+
+# A tour only ever moves on round this cycle.
+NEXT_PHASE = {
+    Phase.PARKED: Phase.OUTBOUND,
+    Phase.OUTBOUND: Phase.CALLING,
+    Phase.CALLING: Phase.INBOUND,
+    Phase.INBOUND: Phase.PARKED,
+}
+# Destinations tried before a tour gives up on the route source and drives straight: a network
+# in pieces must cost a few queries per tour, not a loop.
+ROUTE_TRIES = 5
+CALL_S = (10.0, 180.0)
+PARK_S = (120.0, 900.0)
 
 
 @dataclass
 class Motion:
-    """Where one vehicle is, at any moment: driving a route, or standing (ignition on or off)."""
+    """Where one vehicle is, at any moment, on its tours: home -> a destination (a stop there)
+    -> home, then parked at home with the ignition off until the next tour. `position` is given
+    as the vehicle's depot; its home is where the route source puts that depot (the depot
+    itself, unless it is off the road network's map)."""
 
     position: LatLon
     rng: random.Random
@@ -73,44 +114,84 @@ class Motion:
     leg: int = 0
     cruise_kmh: float = 40.0
     standing_until: float = 0.0
+    phase: Phase = Phase.PARKED
+    inbound: list[LatLon] = field(default_factory=list)
+    tours: int = 0  # completed, back home
+    home: LatLon = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.home = self.routes.home(self.position)
+        self.position = self.home
+
+    def setting_off(self, now: float) -> bool:
+        """Whether the next `advance` plans a tour (which may query the route source)."""
+        return self.phase is Phase.PARKED and now >= self.standing_until
 
     def advance(self, now: float, dt: float) -> None:
-        if not self.path:
+        if self.phase in (Phase.PARKED, Phase.CALLING):
             if now < self.standing_until:
                 self.speed_kmh = 0.0
                 return
-            self.path = self.routes.route(self.position, self.rng)
-            # A route may begin elsewhere (a vehicle placed onto the road network): start there.
-            self.position = self.path[0]
-            self.leg = 1
+            if self.phase is Phase.PARKED:
+                self.path, self.inbound = self._plan()
+            else:
+                self.path, self.inbound = self.inbound, []
+            self.phase = NEXT_PHASE[self.phase]
+            self.leg = 0
             self.cruise_kmh = self.rng.uniform(25, 60)
             self.ignition = True
-        remaining = self.cruise_kmh / 3.6 * dt
-        while remaining > 0 and self.leg < len(self.path):
+        self._drive(self.cruise_kmh / 3.6 * dt)
+        self.speed_kmh = max(0.0, self.cruise_kmh + self.rng.uniform(-5, 5))
+        if self.leg >= len(self.path):
+            self.path, self.speed_kmh = [], 0.0
+            self.phase = NEXT_PHASE[self.phase]
+            if self.phase is Phase.CALLING:
+                # Dropping someone off with the engine running, or waiting for them with it off.
+                self.ignition = self.rng.random() < 0.5
+                self.standing_until = now + self.rng.uniform(*CALL_S)
+            else:
+                self.ignition = False
+                self.standing_until = now + self.rng.uniform(*PARK_S)
+                self.tours += 1
+
+    def _drive(self, distance_m: float) -> None:
+        """Along the path; what is left of `distance_m` at its end is not driven."""
+        while distance_m > 0 and self.leg < len(self.path):
             target = self.path[self.leg]
             gap = haversine_m(*self.position, *target)
-            self.heading_deg = _bearing(self.position, target)
-            if gap <= remaining:
-                self.position, remaining = target, remaining - gap
+            if gap > 0:  # edges meet at a shared point: no bearing to take there
+                self.heading_deg = _bearing(self.position, target)
+            if gap <= distance_m:
+                self.position, distance_m = target, distance_m - gap
                 self.odometer_km += gap / 1000
                 self.leg += 1
             else:
-                f = remaining / gap
+                f = distance_m / gap
                 self.position = (
                     self.position[0] + (target[0] - self.position[0]) * f,
                     self.position[1] + (target[1] - self.position[1]) * f,
                 )
-                self.odometer_km += remaining / 1000
-                remaining = 0
-        self.speed_kmh = max(0.0, self.cruise_kmh + self.rng.uniform(-5, 5))
-        if self.leg >= len(self.path):
-            # Arrived: a short stop with the engine running, or parked with it off.
-            self.path, self.speed_kmh = [], 0.0
-            parked = self.rng.random() < 0.5
-            self.ignition = not parked
-            self.standing_until = now + (
-                self.rng.uniform(60, 600) if parked else self.rng.uniform(10, 60)
+                self.odometer_km += distance_m / 1000
+                distance_m = 0
+
+    def _plan(self) -> tuple[list[LatLon], list[LatLon]]:
+        """The two paths of the next tour, both ways routable; straight ones when no destination
+        tried is."""
+        destination = self.home
+        for _ in range(ROUTE_TRIES):
+            destination = self.routes.destination(self.home, self.rng)
+            outbound = self.routes.path(self.home, destination)
+            if outbound is None or len(outbound) < 2:
+                continue
+            inbound = self.routes.path(destination, self.home)
+            if inbound is None or len(inbound) < 2:
+                continue
+            # Whatever a source returns, a tour leaves from home and parks exactly there.
+            return _ending(self.home, outbound, destination), _ending(
+                destination, inbound, self.home
             )
+        log.info("no route from %s after %d destinations: driving straight", self.home, ROUTE_TRIES)
+        return [self.home, destination], [destination, self.home]
 
     def fix(self, identifier: str, moment: datetime) -> Fix:
         return Fix(
@@ -126,6 +207,11 @@ class Motion:
             attributes={"sat": 12},
             valid=True,
         )
+
+
+def _ending(start: LatLon, path: list[LatLon], end: LatLon) -> list[LatLon]:
+    """`path` from exactly `start` to exactly `end`."""
+    return [*([start] if path[0] != start else []), *path, *([end] if path[-1] != end else [])]
 
 
 def _bearing(a: LatLon, b: LatLon) -> float:
@@ -311,7 +397,11 @@ async def run_vehicle(
     try:
         while time.monotonic() < until:
             now = time.monotonic()
-            motion.advance(now, now - last)
+            if motion.setting_off(now):
+                # Planning a tour may wait on pgRouting: the other vehicles keep reporting.
+                await asyncio.to_thread(motion.advance, now, now - last)
+            else:
+                motion.advance(now, now - last)
             last = now
             moment = clock(sequence) if clock is not None else datetime.now(UTC)
             sequence += 1
