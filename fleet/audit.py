@@ -27,7 +27,16 @@ from fleet.models import AuditEntry
 
 GENESIS = "0" * 64
 _LOCK_KEY = 0x0F1EE7_A0D17  # any constant: one lock for the whole chain
-_NEVER_LOGGED = frozenset({"password_hash", "token_digest", "created_at", "updated_at"})
+_NEVER_LOGGED = frozenset(
+    {
+        "password_hash",
+        "token_digest",
+        "secret_digest",
+        "auth_code_digest",
+        "created_at",
+        "updated_at",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)

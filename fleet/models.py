@@ -17,6 +17,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    SmallInteger,
     String,
     UniqueConstraint,
     func,
@@ -211,6 +212,27 @@ class Device(Timestamped, Base):
     enabled: Mapped[bool] = mapped_column(Boolean, server_default="true")
     # Integrations (protocol `api`) authenticate with a token; only its SHA-256 is kept.
     token_digest: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # OsmAnd phones may carry a secret, sent as `key=` in the server URL; only its SHA-256 is kept.
+    secret_digest: Mapped[str | None] = mapped_column(String(64))
+    # JT/T 808: the terminal's identity, bound by its first registration (0x0100) and refused to
+    # any other terminal that names the same number until an administrator re-binds the device.
+    # An administrator may enter `terminal_id` beforehand; then only that terminal can bind.
+    terminal_id: Mapped[str | None] = mapped_column(String(30))
+    terminal_maker: Mapped[str | None] = mapped_column(String(11))
+    terminal_model: Mapped[str | None] = mapped_column(String(30))
+    terminal_plate: Mapped[str | None] = mapped_column(String(32))
+    terminal_plate_colour: Mapped[int | None] = mapped_column(SmallInteger)
+    bound_at: Mapped[datetime | None]
+    # The SHA-256 of the auth code of the terminal's latest registration (random each time);
+    # none when revoked. In the database, so any gateway process can check it.
+    auth_code_digest: Mapped[str | None] = mapped_column(String(64))
+    # What 2019 terminals report in 0x0102.
+    imei: Mapped[str | None] = mapped_column(String(15))
+    software_version: Mapped[str | None] = mapped_column(String(20))
+
+    @property
+    def has_secret(self) -> bool:
+        return self.secret_digest is not None
 
     __table_args__ = (
         UniqueConstraint("protocol", "identifier"),

@@ -38,6 +38,7 @@ from fleet.models import (
 )
 from fleet.schemas import (
     DeviceCreate,
+    DeviceRebind,
     DeviceUpdate,
     DriverCreate,
     DriverUpdate,
@@ -616,8 +617,27 @@ def get_device(*, session: Session, actor: Actor, device_id: int) -> Device:
     return _get_scoped(session, Device, actor, device_id, "device")
 
 
+def _check_credentials(protocol: DeviceProtocol, changes: dict[str, Any]) -> None:
+    """A terminal id is a JT/T 808 terminal's, a secret an OsmAnd phone's."""
+    if changes.get("terminal_id") is not None and protocol != DeviceProtocol.JT808:
+        raise Invalid("only JT/T 808 devices have a terminal id", field="terminal_id")
+    if changes.get("secret") is not None and protocol != DeviceProtocol.OSMAND:
+        raise Invalid("only OsmAnd devices have a secret", field="secret")
+
+
+def device_secret_digest(secret: str) -> str:
+    # Secrets are at least 16 characters, compared on every fix: a fast hash, as for tokens.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _credentials_snapshot(device: Device) -> dict[str, Any]:
+    """The audit's view of a device: its columns, and whether it has a secret (never the digest)."""
+    return {**audit.snapshot(device), "has_secret": device.has_secret}
+
+
 def create_device(*, session: Session, actor: Actor, data: DeviceCreate) -> Device:
     require(actor, "device", "write")
+    _check_credentials(data.protocol, data.model_dump())
     vehicle = _device_vehicle(session, actor, data.vehicle_id)
     if data.unit_id is not None:
         unit_id = _unit_for(session, actor, data.unit_id).id
@@ -629,6 +649,8 @@ def create_device(*, session: Session, actor: Actor, data: DeviceCreate) -> Devi
         vehicle_id=data.vehicle_id,
         unit_id=unit_id,
         enabled=data.enabled,
+        terminal_id=data.terminal_id,
+        secret_digest=device_secret_digest(data.secret) if data.secret else None,
     )
     token = _new_device_token(device) if device.protocol == DeviceProtocol.API else None
     session.add(device)
@@ -640,7 +662,7 @@ def create_device(*, session: Session, actor: Actor, data: DeviceCreate) -> Devi
         action="create",
         entity="device",
         entity_id=device.id,
-        after=audit.snapshot(device),
+        after=_credentials_snapshot(device),
     )
     device.token = token  # type: ignore[attr-defined]  # shown once, never stored
     return device
@@ -679,8 +701,17 @@ def rotate_device_token(*, session: Session, actor: Actor, device_id: int) -> De
 def update_device(*, session: Session, actor: Actor, device_id: int, data: DeviceUpdate) -> Device:
     require(actor, "device", "write")
     device = _get_scoped(session, Device, actor, device_id, "device")
-    before = audit.snapshot(device)
+    before = _credentials_snapshot(device)
     changes = data.model_dump(exclude_unset=True)
+    _check_credentials(DeviceProtocol(device.protocol), changes)
+    if "secret" in changes:
+        secret = changes.pop("secret")
+        device.secret_digest = device_secret_digest(secret) if secret else None
+    if "terminal_id" in changes and device.bound_at is not None:
+        raise Conflict(
+            "the device is bound to a terminal; re-bind it to expect another one",
+            field="terminal_id",
+        )
     if "vehicle_id" in changes:
         _device_vehicle(session, actor, changes["vehicle_id"])
     if "unit_id" in changes:
@@ -694,8 +725,8 @@ def update_device(*, session: Session, actor: Actor, device_id: int, data: Devic
     _apply(device, changes)
     with _unique_fields():
         session.flush()
-    after = audit.snapshot(device)
-    if audit.changed(before, after):
+    after = _credentials_snapshot(device)
+    if audit.changed(before, after) or "secret" in data.model_fields_set:
         audit.record(
             session=session,
             actor=actor.ref,
@@ -705,6 +736,65 @@ def update_device(*, session: Session, actor: Actor, device_id: int, data: Devic
             before=before,
             after=after,
         )
+    return device
+
+
+# What a JT/T 808 terminal's registration binds, and what its authentication records.
+_BINDING = (
+    "terminal_id",
+    "terminal_maker",
+    "terminal_model",
+    "terminal_plate",
+    "terminal_plate_colour",
+    "bound_at",
+    "auth_code_digest",
+    "imei",
+    "software_version",
+)
+
+
+def rebind_device(*, session: Session, actor: Actor, device_id: int, data: DeviceRebind) -> Device:
+    """Forget the terminal bound to a JT/T 808 device and revoke its auth code, so that a
+    replacement terminal (the one with `data.terminal_id`, if given) can register. The terminal
+    replaced can no longer authenticate. For administrators only: the binding is evidence."""
+    if not actor.has(Role.ADMIN):
+        raise Forbidden("only administrators re-bind devices")
+    device = _get_scoped(session, Device, actor, device_id, "device")
+    if device.protocol != DeviceProtocol.JT808:
+        raise Invalid("only JT/T 808 devices are bound to a terminal", field="protocol")
+    before = audit.snapshot(device)
+    for column in _BINDING:
+        setattr(device, column, None)
+    device.terminal_id = data.terminal_id
+    session.flush()
+    audit.record(
+        session=session,
+        actor=actor.ref,
+        action="rebind",
+        entity="device",
+        entity_id=device.id,
+        before=before,
+        after=audit.snapshot(device),
+    )
+    return device
+
+
+def revoke_auth_code(*, session: Session, actor: Actor, device_id: int) -> Device:
+    """Revoke a JT/T 808 terminal's auth code: it must register again (same identity) to get a
+    new one, and until then cannot authenticate."""
+    require(actor, "device", "write")
+    device = _get_scoped(session, Device, actor, device_id, "device")
+    if device.protocol != DeviceProtocol.JT808:
+        raise Invalid("only JT/T 808 devices have auth codes", field="protocol")
+    device.auth_code_digest = None
+    session.flush()
+    audit.record(
+        session=session,
+        actor=actor.ref,
+        action="revoke_auth_code",
+        entity="device",
+        entity_id=device.id,
+    )
     return device
 
 

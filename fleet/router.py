@@ -31,6 +31,7 @@ from fleet.schemas import (
     AuditEntryOut,
     DeviceCreate,
     DeviceOut,
+    DeviceRebind,
     DeviceUpdate,
     DriverCreate,
     DriverOut,
@@ -324,6 +325,33 @@ def create_device(session: SessionDep, actor: ActorDep, data: DeviceCreate) -> A
 @router.post("/devices/{device_id}/token", response_model=DeviceOut, tags=["devices"])
 def rotate_device_token(session: SessionDep, actor: ActorDep, device_id: int) -> Any:
     return registry.rotate_device_token(session=session, actor=actor, device_id=device_id)
+
+
+@router.post(
+    "/devices/{device_id}/rebind",
+    response_model=DeviceOut,
+    tags=["devices"],
+    responses={403: {"description": "Not an administrator."}, 404: {}, 422: {}},
+)
+def rebind_device(
+    session: SessionDep, actor: ActorDep, device_id: int, data: DeviceRebind | None = None
+) -> Any:
+    """JT/T 808: forget the bound terminal and revoke its auth code, so that a replacement
+    terminal can register (only the one with `terminal_id`, if given). Audited."""
+    return registry.rebind_device(
+        session=session, actor=actor, device_id=device_id, data=data or DeviceRebind()
+    )
+
+
+@router.delete(
+    "/devices/{device_id}/auth-code",
+    response_model=DeviceOut,
+    tags=["devices"],
+    responses={403: {}, 404: {}, 422: {}},
+)
+def revoke_auth_code(session: SessionDep, actor: ActorDep, device_id: int) -> Any:
+    """JT/T 808: revoke the terminal's auth code; it must register again. Audited."""
+    return registry.revoke_auth_code(session=session, actor=actor, device_id=device_id)
 
 
 @router.get("/devices/{device_id}", response_model=DeviceOut, tags=["devices"])

@@ -248,12 +248,30 @@ class DriverOut(Out):
     active: bool
 
 
+# A JT/T 808 terminal id: 7 bytes in 2011/2013, up to 30 in 2019.
+TerminalId = Annotated[
+    str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9_.\-]{1,30}$")
+]
+# An OsmAnd phone's secret, typed into the app's server URL as `key=...`: URL-safe characters only.
+DeviceSecret = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.~\-]{16,128}$")]
+_TERMINAL_ID_HELP = (
+    "JT/T 808 only: the terminal id expected in its registration (0x0100); only that terminal can"
+    " bind the device."
+)
+_PHONE_KEY_HELP = (
+    "OsmAnd only: 16-128 URL-safe characters the phone must send as `key=`; only a digest is"
+    " stored. In an update, null removes it."
+)
+
+
 class DeviceCreate(Strict):
     protocol: DeviceProtocol
     identifier: Identifier
     vehicle_id: int | None = None
     unit_id: int | None = Field(None, description="Defaults to the vehicle's unit, else yours.")
     enabled: bool = True
+    terminal_id: TerminalId | None = Field(None, description=_TERMINAL_ID_HELP)
+    secret: DeviceSecret | None = Field(None, description=_PHONE_KEY_HELP)
 
 
 class DeviceUpdate(Strict):
@@ -261,6 +279,16 @@ class DeviceUpdate(Strict):
     vehicle_id: int | None = None
     unit_id: int | None = None
     enabled: bool | None = None
+    terminal_id: TerminalId | None = Field(
+        None, description=_TERMINAL_ID_HELP + " Only while the device is not bound."
+    )
+    secret: DeviceSecret | None = Field(None, description=_PHONE_KEY_HELP)
+
+
+class DeviceRebind(Strict):
+    terminal_id: TerminalId | None = Field(
+        None, description="The replacement terminal's id, if known; none lets any terminal bind."
+    )
 
 
 class DeviceOut(Out):
@@ -270,6 +298,17 @@ class DeviceOut(Out):
     vehicle_id: int | None
     unit_id: int
     enabled: bool
+    has_secret: bool = Field(description="OsmAnd: the phone must send `key=`.")
+    terminal_id: str | None = Field(description="JT/T 808: bound, or entered beforehand.")
+    terminal_maker: str | None
+    terminal_model: str | None
+    terminal_plate: str | None
+    terminal_plate_colour: int | None
+    bound_at: datetime | None = Field(
+        description="JT/T 808: when the terminal's first registration bound its identity."
+    )
+    imei: str | None
+    software_version: str | None
     token: str | None = Field(
         None,
         description="For `api` devices, once, when created or rotated: send it as "

@@ -44,7 +44,10 @@ RECORD_KINDS = (
     "fuel_consumption_high",
     "odometer_mismatch",
 )
-KINDS = (*RULES, *RECORD_KINDS)
+# Alerts about the devices themselves: the telematics gateway reports them through an interface
+# this domain implements (`geofence.terminals`).
+DEVICE_KINDS = ("device_identity_mismatch",)
+KINDS = (*RULES, *RECORD_KINDS, *DEVICE_KINDS)
 
 
 def wakes(fix: Fix, ctx: Context) -> tuple[bool, ...]:
