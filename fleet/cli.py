@@ -543,6 +543,9 @@ def gateway(ctx: typer.Context) -> None:
     import asyncio
     import logging
 
+    from redis import Redis
+
+    from geofence.terminals import IdentityAlerts
     from telematics import gateway as telematics_gateway
     from telematics.settings import TelematicsSettings
 
@@ -550,17 +553,24 @@ def gateway(ctx: typer.Context) -> None:
     _check_database(settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     engine = make_engine(settings, pool_size=2)
+    redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
     runner = asyncio.Runner(loop_factory=_loop_factory())
     try:
         runner.run(
             telematics_gateway.serve(
-                TelematicsSettings(), engine, settings.redis_url, settings.secret_key
+                TelematicsSettings(),
+                engine,
+                settings.redis_url,
+                # An impostor terminal becomes an alert for supervisors (telematics defines the
+                # interface, the geofence domain writes alerts).
+                mismatches=IdentityAlerts(engine, redis),
             )
         )
     except KeyboardInterrupt:
         pass
     finally:
         runner.close()
+        redis.close()
         engine.dispose()
 
 

@@ -31,6 +31,7 @@ class KnownDevice:
     vehicle_id: int | None
     unit_id: int
     enabled: bool
+    secret_digest: str | None = None  # OsmAnd: the SHA-256 of the `key=` the phone must send
 
     @property
     def target(self) -> Target | None:
@@ -66,6 +67,7 @@ class DeviceDirectory:
                     Device.unit_id,
                     Device.enabled,
                     Vehicle.unit_id,
+                    Device.secret_digest,
                 ).outerjoin(Vehicle, Vehicle.id == Device.vehicle_id)
             ).all()
         return {
@@ -75,8 +77,9 @@ class DeviceDirectory:
                 # Live updates are scoped by the vehicle's unit, which is what dispatchers see.
                 unit_id=vehicle_unit if vehicle_unit is not None else unit_id,
                 enabled=enabled,
+                secret_digest=secret_digest,
             )
-            for p, ident, dev_id, vehicle_id, unit_id, enabled, vehicle_unit in rows
+            for p, ident, dev_id, vehicle_id, unit_id, enabled, vehicle_unit, secret_digest in rows
         }
 
     async def refresh(self) -> None:

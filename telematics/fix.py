@@ -31,7 +31,9 @@ class Fix(NamedTuple):
     valid: bool = True
 
 
-def check_fix(fix: Fix, *, now: datetime, max_future_s: float, max_speed_kmh: float) -> str | None:
+def check_fix(
+    fix: Fix, *, now: datetime, max_future_s: float, max_past_s: float, max_speed_kmh: float
+) -> str | None:
     """Why a fix must be dropped, or None. A fix without a valid position is not a coordinate
     error: its alarms and ignition still count."""
     if fix.valid:
@@ -43,8 +45,11 @@ def check_fix(fix: Fix, *, now: datetime, max_future_s: float, max_speed_kmh: fl
             or not (-90 <= lat <= 90 and -180 <= lon <= 180)
         ):
             return "bad_coordinates"
-    if (fix.fix_time - now).total_seconds() > max_future_s:
+    ahead_s = (fix.fix_time - now).total_seconds()
+    if ahead_s > max_future_s:
         return "future_time"
+    if -ahead_s > max_past_s:
+        return "too_old"
     if fix.speed_kmh is not None and (
         not math.isfinite(fix.speed_kmh) or fix.speed_kmh > max_speed_kmh or fix.speed_kmh < 0
     ):

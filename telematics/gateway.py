@@ -23,6 +23,7 @@ from telematics.devices import DeviceDirectory
 from telematics.fix import Fix, check_fix
 from telematics.settings import TelematicsSettings
 from telematics.stream import StreamWriter, Target
+from telematics.terminals import MismatchSink
 
 log = logging.getLogger("fleet.gateway")
 
@@ -74,6 +75,7 @@ class Intake:
                 fix,
                 now=now,
                 max_future_s=self.settings.max_future_s,
+                max_past_s=self.settings.max_past_days * 86_400,
                 max_speed_kmh=self.settings.max_speed_kmh,
             )
             if reason is not None:
@@ -89,11 +91,13 @@ async def serve(
     settings: TelematicsSettings,
     engine: Engine,
     redis_url: str,
-    secret: str,
     ready: asyncio.Event | None = None,
     stop: asyncio.Event | None = None,
+    *,
+    mismatches: MismatchSink | None = None,
 ) -> None:
-    """Run both gateways until SIGINT/SIGTERM (uvicorn owns the signals and returns on either)."""
+    """Run both gateways until SIGINT/SIGTERM (uvicorn owns the signals and returns on either).
+    `mismatches` hears of terminals refused for naming another terminal's number."""
     from telematics.gateway_jt808 import JT808Server
     from telematics.gateway_osmand import osmand_server
 
@@ -105,7 +109,7 @@ async def serve(
     )
     counters = Counters(redis)
     intake = Intake(settings, writer, directory, counters)
-    jt808 = JT808Server(intake, settings, secret)
+    jt808 = JT808Server(intake, settings, engine, mismatches)
     tcp = await jt808.start(settings.gateway_host, settings.jt808_port)
     http = osmand_server(intake, settings)
     flusher = asyncio.create_task(counters.run())

@@ -1,26 +1,34 @@
 """The JT/T 808 gateway (TCP, port 5015): one session per terminal connection.
 
 Flow: register (0x0100) -> auth code (0x8100) -> authenticate (0x0102) -> reports (0x0200,
-0x0704) and heartbeats. The auth code is an HMAC of the terminal's identity, so any gateway
-process can check it without shared state. Location replies are sent only once the fixes are in
-Redis; when the stream cannot take them the terminal gets result 1 and sends them again.
+0x0704) and heartbeats. The first registration binds the terminal's identity to its device; an
+impostor naming the same number gets result 3 and no code, and is reported (`telematics.terminals`).
+Auth codes are random per registration and checked against the digest in the database, so any
+gateway process can check them. Location replies are sent only once the fixes are in Redis; when
+the stream cannot take them the terminal gets result 1 and sends them again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
+from datetime import UTC, datetime
+from typing import TypeVar, cast
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session as DbSession
 
 from fleet.models import DeviceProtocol
+from telematics import terminals
 from telematics.devices import KnownDevice
 from telematics.gateway import Intake
 from telematics.protocols import jt808
 from telematics.protocols.jt808 import MsgId, RegisterResult, Result
 from telematics.settings import TelematicsSettings
+from telematics.terminals import Identity, Mismatch, MismatchSink, Verdict
 
 log = logging.getLogger("fleet.gateway.jt808")
 # A terminal that sends faster than its replies go out, or reads none of them, is paused, and
@@ -29,9 +37,7 @@ MAX_QUEUED_FRAMES = 64
 MAX_UNSENT_BYTES = 1 << 20
 
 
-def auth_code(secret: str, identifier: str) -> str:
-    digest = hmac.new(secret.encode(), f"jt808:{identifier.lstrip('0')}".encode(), hashlib.sha256)
-    return digest.hexdigest()[:16]
+T = TypeVar("T")
 
 
 @dataclass
@@ -48,10 +54,17 @@ class Session:
 
 
 class JT808Server:
-    def __init__(self, intake: Intake, settings: TelematicsSettings, secret: str) -> None:
+    def __init__(
+        self,
+        intake: Intake,
+        settings: TelematicsSettings,
+        engine: Engine,
+        mismatches: MismatchSink | None = None,
+    ) -> None:
         self.intake = intake
         self.settings = settings
-        self.secret = secret
+        self.engine = engine
+        self.mismatches = mismatches
         self._connections: set[_Connection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -132,7 +145,16 @@ class JT808Server:
             )
         return known
 
-    async def _register(self, session: Session, message: jt808.Message) -> bytes:
+    async def _in_transaction(self, work: Callable[[DbSession], T]) -> T:
+        """`work` in a thread, in a transaction of its own (the gateway is its boundary)."""
+
+        def run() -> T:
+            with DbSession(self.engine) as db, db.begin():
+                return work(db)
+
+        return await asyncio.to_thread(run)
+
+    async def _register(self, session: Session, message: jt808.Message) -> bytes | None:
         header = message.header
         known = await self._known(session, header.phone, f"0x0100 {message.body.hex()[:900]}")
         serial = session.next_serial()
@@ -144,15 +166,91 @@ class JT808Server:
             return jt808.encode_register_reply(
                 header, RegisterResult.NO_SUCH_VEHICLE, serial=serial
             )
-        code = auth_code(self.secret, header.phone)
-        return jt808.encode_register_reply(header, RegisterResult.OK, code, serial=serial)
+        if message.registration is None:  # sub-packaged or encrypted: nothing to bind
+            return jt808.encode_reply(header, Result.BAD_MESSAGE, serial=serial)
+        claimed = Identity.of(message.registration)
+        now = datetime.now(UTC)
+        try:
+            registered = await self._in_transaction(
+                lambda db: terminals.register(
+                    session=db,
+                    device_id=known.device_id,
+                    claimed=claimed,
+                    peer=session.peer,
+                    now=now,
+                )
+            )
+        except (OperationalError, OSError) as error:
+            # No code can be issued without the registry: no answer, and the terminal retries.
+            log.warning("registration of %s deferred: %s", header.phone, error)
+            self.intake.counters.add("deferred_register_jt808")
+            session.closing = True
+            return None
+        if registered.verdict is Verdict.MISMATCH:
+            await self._refuse_impostor(session, header.phone, known, claimed, registered, now)
+            return jt808.encode_register_reply(header, RegisterResult.TERMINAL_TAKEN, serial=serial)
+        return jt808.encode_register_reply(
+            header, RegisterResult.OK, registered.code or "", serial=serial
+        )
+
+    async def _refuse_impostor(
+        self,
+        session: Session,
+        phone: str,
+        known: KnownDevice,
+        claimed: Identity,
+        registered: terminals.Registered,
+        now: datetime,
+    ) -> None:
+        """Count, record (with the remote address) and report a terminal that named a number
+        bound to another terminal."""
+        self.intake.counters.add("refused_identity_mismatch")
+        await self.intake.directory.record_unknown(
+            DeviceProtocol.JT808,
+            phone.lstrip("0") or phone,
+            session.peer,
+            f"0x0100 from another terminal: {claimed.as_dict()}",
+        )
+        if self.mismatches is None or known.vehicle_id is None:
+            return
+        mismatch = Mismatch(
+            device_id=known.device_id,
+            vehicle_id=known.vehicle_id,
+            unit_id=known.unit_id,
+            phone=phone.lstrip("0") or phone,
+            remote_addr=session.peer,
+            at=now,
+            claimed=claimed,
+            bound=registered.bound,
+            expected_terminal_id=registered.expected_terminal_id,
+        )
+        try:
+            await asyncio.to_thread(self.mismatches.report, mismatch)
+        except Exception:  # the refusal stands; a lost report must not take the session down
+            log.exception("could not report the identity mismatch of %s", phone)
+            self.intake.counters.add("mismatch_report_errors")
 
     async def _authenticate(self, session: Session, message: jt808.Message) -> bytes:
         header = message.header
         known = await self._known(session, header.phone, f"0x0102 {message.body.hex()[:900]}")
-        expected = auth_code(self.secret, header.phone)
-        given = message.auth_code or ""
-        if known is not None and known.target is not None and hmac.compare_digest(expected, given):
+        ok = False
+        if known is not None and known.target is not None and message.auth_code:
+            device_id, code = known.device_id, message.auth_code
+            try:
+                ok = await self._in_transaction(
+                    lambda db: terminals.authenticate(
+                        session=db,
+                        device_id=device_id,
+                        code=code,
+                        imei=message.imei,
+                        software_version=message.software_version,
+                        peer=session.peer,
+                    )
+                )
+            except (OperationalError, OSError) as error:
+                log.warning("authentication of %s deferred: %s", header.phone, error)
+                self.intake.counters.add("deferred_authenticate_jt808")
+        if ok:
             session.phone, session.device = header.phone, known
             return jt808.encode_reply(header, Result.OK, serial=session.next_serial())
         self.intake.counters.add("refused_bad_auth_code")

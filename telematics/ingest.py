@@ -4,7 +4,8 @@ The per-batch pipeline, in order:
 1. read the owned shards (first this consumer's own pending entries, then new ones; entries a dead
    consumer left pending are claimed after `ingest_claim_idle_s`);
 2. read the fixes as columns (`telematics.batch`; a broken entry or fix is counted and
-   acknowledged, never retried forever), put them in order and drop repeats;
+   acknowledged, never retried forever), drop (and count) fixes outside the allowed time window,
+   put them in order and drop repeats;
 3. segment trips and stops, and let each observer (the geofence engine) evaluate the batch;
 4. in one transaction: COPY the fixes into `position` (duplicates, from a re-sent fix or a replayed
    batch, fall back to a staging table and `ON CONFLICT DO NOTHING`), write the trips and stops
@@ -24,7 +25,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -199,6 +200,20 @@ def _next_month(start: datetime) -> datetime:
     )
 
 
+def window_ms(now_ms: int, settings: TelematicsSettings) -> tuple[int, int]:
+    """The fix times stored, as epoch ms (low, high): what the gateways admit (`check_fix`)."""
+    return (
+        now_ms - round(settings.max_past_days * 86_400_000),
+        now_ms + round(settings.max_future_s * 1000),
+    )
+
+
+def within(start: datetime, low_ms: int, high_ms: int) -> bool:
+    """Whether the month from `start` holds any moment of the window: no partition is ever made
+    for another month, whatever date a fix carries (1970, say)."""
+    return _next_month(start).timestamp() * 1000 > low_ms and start.timestamp() * 1000 <= high_ms
+
+
 def partition_name(start: datetime) -> str:
     return f"position_p{start:%Y%m}"
 
@@ -263,6 +278,7 @@ class IngestWorker:
     consumer: str = ""
     block_ms: int = 1000
     observers: Sequence[BatchObserver] = ()
+    clock: Callable[[], float] = time.time  # epoch seconds: "now" for the time window
     _shards: list[int] = field(default_factory=list)
     _partitions: set[str] = field(default_factory=set)
     _vehicles: dict[int, _Vehicle] = field(default_factory=dict)
@@ -379,6 +395,7 @@ class IngestWorker:
         if not valid.all():
             broken["broken_stream_row"] += int((~valid).sum())
             batch = batch.take(np.flatnonzero(valid))
+        batch = self._within_window(batch, broken)
         result.fixes = len(batch)
         ordered, starts = in_order(batch)
         result.duplicates = result.fixes - len(ordered)
@@ -398,6 +415,19 @@ class IngestWorker:
         result.stops = len(segments) - result.trips
         self._after_commit(entries, states, ordered, latest, result, broken, pending)
         return result
+
+    def _within_window(self, batch: FixBatch, dropped: Counter[str]) -> FixBatch:
+        """The fixes dated inside the allowed window. The gateways admit no others; one that
+        reached the stream another way, or waited there too long, is dropped and counted as
+        they count it."""
+        low, high = window_ms(round(self.clock() * 1000), self.settings)
+        fix_ms = batch["fix_ms"]
+        old, ahead = fix_ms < low, fix_ms > high
+        if not (old.any() or ahead.any()):
+            return batch
+        dropped["dropped_too_old"] += int(old.sum())
+        dropped["dropped_future_time"] += int(ahead.sum())
+        return batch.take(np.flatnonzero(~(old | ahead)))
 
     def _load_vehicles(self, vehicle_ids: list[int]) -> None:
         missing = [v for v in vehicle_ids if v not in self._vehicles]
@@ -464,10 +494,13 @@ class IngestWorker:
     def _ensure_partitions(self, conn: psycopg.Connection[Any], fix_ms: np.ndarray) -> None:
         days = np.unique(fix_ms // 86_400_000).tolist()
         months = {month_start(day * 86_400_000) for day in days}
+        low, high = window_ms(round(self.clock() * 1000), self.settings)
         for start in sorted(months):
             name = partition_name(start)
             if name in self._partitions:
                 continue
+            if not within(start, low, high):
+                raise ValueError(f"{name} is outside the allowed time window")
             with conn.transaction():
                 # Two workers may meet a new month at once; the lock makes one create it.
                 conn.execute(PARTITION_LOCK)

@@ -283,7 +283,11 @@ def accept_batch(
             valid=item.lat is not None and item.lon is not None,
         )
         reason = check_fix(
-            fix, now=now, max_future_s=settings.max_future_s, max_speed_kmh=settings.max_speed_kmh
+            fix,
+            now=now,
+            max_future_s=settings.max_future_s,
+            max_past_s=settings.max_past_days * 86_400,
+            max_speed_kmh=settings.max_speed_kmh,
         )
         if reason is not None:
             dropped.append({"index": index, "reason": reason})

@@ -66,6 +66,13 @@ class TelematicsSettings(BaseSettings):
     max_future_s: float = Field(
         300, ge=0, description="Fixes dated further ahead than this are dropped, in seconds."
     )
+    max_past_days: float = Field(
+        30,
+        gt=0,
+        description="Fixes dated further back than this are dropped and counted as too_old, in"
+        " days (blind-area re-sends span days). Partitions are only made for months in this"
+        " window.",
+    )
     max_speed_kmh: float = Field(
         300, gt=0, description="Speeds above this are impossible for a road vehicle, in km/h."
     )

@@ -123,7 +123,8 @@ class Message:
     dropped: int = 0  # location items that could not become a fix (bad time, truncated)
     registration: Registration | None = None
     auth_code: str | None = None
-    imei: str | None = None
+    imei: str | None = None  # 2019 0x0102
+    software_version: str | None = None  # 2019 0x0102
     batch_kind: int | None = None  # 0 normal, 1 blind-area re-send
     attributes: dict[str, object] = field(default_factory=dict)
 
@@ -346,7 +347,8 @@ def _decode_body(header: Header, body: bytes, base: Message) -> Message:
             length = body[0]
             code = _text(body[1 : 1 + length])
             imei = _text(body[1 + length : 16 + length]) or None
-            return _with(base, auth_code=code, imei=imei)
+            software = _text(body[16 + length : 36 + length]) or None
+            return _with(base, auth_code=code, imei=imei, software_version=software)
         return _with(base, auth_code=_text(body))
     return base
 
@@ -560,8 +562,15 @@ def register_body(
     return struct.pack(">HH", 33, 100) + fields + bytes([2 if plate else 0]) + plate.encode("gbk")
 
 
-def authenticate_body(code: str, *, version2019: bool = False, imei: str = "") -> bytes:
+def authenticate_body(
+    code: str, *, version2019: bool = False, imei: str = "", software_version: str = ""
+) -> bytes:
     raw = code.encode("gbk")
     if version2019:
-        return bytes([len(raw)]) + raw + imei.encode()[:15].ljust(15, b"\x00") + b"\x00" * 20
+        return (
+            bytes([len(raw)])
+            + raw
+            + imei.encode()[:15].ljust(15, b"\x00")
+            + software_version.encode()[:20].ljust(20, b"\x00")
+        )
     return raw

@@ -66,6 +66,7 @@ def worker(fleetlet: Fleetlet, redis: Redis, tsettings: TelematicsSettings) -> I
         settings=tsettings,
         block_ms=50,
         observers=[observer(fleetlet, redis)],
+        clock=lambda: (T0 + timedelta(days=1)).timestamp(),  # the timelines start at T0
     )
 
 

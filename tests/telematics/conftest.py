@@ -111,3 +111,9 @@ def drive(
 
 
 T0 = datetime(2026, 11, 20, 1, 0, tzinfo=UTC)
+
+
+def a_day_after_t0() -> float:
+    """The ingest worker's clock (epoch seconds) in tests that replay tracks dated from T0: their
+    fixes stay inside the allowed time window whatever day the tests run."""
+    return (T0 + timedelta(days=1)).timestamp()

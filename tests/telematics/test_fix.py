@@ -18,7 +18,13 @@ def check(**changes: object) -> str | None:
         "speed_kmh": 50.0,
     }
     fields.update(changes)
-    return check_fix(Fix(**fields), now=NOW, max_future_s=300, max_speed_kmh=300)  # type: ignore[arg-type]
+    return check_fix(
+        Fix(**fields),  # type: ignore[arg-type]
+        now=NOW,
+        max_future_s=300,
+        max_past_s=30 * 86_400,
+        max_speed_kmh=300,
+    )
 
 
 @pytest.mark.parametrize(
@@ -30,6 +36,9 @@ def check(**changes: object) -> str | None:
         ({"lat": None, "lon": None, "valid": False}, None),
         ({"fix_time": NOW + timedelta(seconds=299)}, None),
         ({"fix_time": NOW + timedelta(seconds=301)}, "future_time"),
+        ({"fix_time": NOW - timedelta(days=30)}, None),
+        ({"fix_time": NOW - timedelta(days=30, seconds=1)}, "too_old"),
+        ({"fix_time": datetime(1970, 1, 1, tzinfo=UTC)}, "too_old"),
         ({"speed_kmh": 300.0}, None),
         ({"speed_kmh": 300.5}, "impossible_speed"),
         ({"altitude_m": 1e300}, "impossible_value"),

@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx2 as httpx
@@ -25,15 +25,16 @@ from telematics import gateway, stream
 from telematics.batch import entry_rows
 from telematics.devices import DeviceDirectory
 from telematics.fix import Fix
-from telematics.gateway_jt808 import JT808Server, Session, auth_code
+from telematics.gateway_jt808 import JT808Server, Session
 from telematics.protocols import jt808
 from telematics.protocols.jt808 import MsgId, RegisterResult, Result
 from telematics.settings import TelematicsSettings
 from tests.telematics.conftest import Fleetlet
 from tests.telematics.test_jt808 import HEX_VECTORS, packet
 
-SECRET = "test-secret"
 PHONE = "013900000000"  # fleetlet's JT/T 808 device for vehicle 0
+# Fixes are dated within the allowed window (FLEET_MAX_PAST_DAYS) whatever day the tests run.
+RECENT = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=1)
 
 
 def free_port() -> int:
@@ -53,9 +54,7 @@ def gw_settings() -> TelematicsSettings:
 async def running(fleetlet: Fleetlet, gw_settings: TelematicsSettings) -> AsyncIterator[None]:
     ready, stop = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(
-        gateway.serve(
-            gw_settings, fleetlet.engine, fleetlet.settings.redis_url, SECRET, ready, stop
-        )
+        gateway.serve(gw_settings, fleetlet.engine, fleetlet.settings.redis_url, ready, stop)
     )
     await asyncio.wait_for(ready.wait(), 10)
     try:
@@ -105,7 +104,7 @@ def result_of(reply: jt808.Message) -> int:
 def a_fix(minute: int = 0) -> Fix:
     return Fix(
         PHONE,
-        datetime(2026, 11, 21, 3, minute, tzinfo=UTC),
+        RECENT + timedelta(minutes=minute),
         30.26,
         120.19,
         speed_kmh=35.0,
@@ -156,7 +155,7 @@ def test_jt808_register_authenticate_report(fleetlet, redis, gw_settings, loop):
             assert registered.msg_id == MsgId.REGISTER_REPLY
             assert registered.body[2] == RegisterResult.OK
             code = registered.body[3:].decode()
-            assert code == auth_code(SECRET, PHONE)
+            assert len(code) == 16
             assert (
                 result_of(await t.send(MsgId.AUTHENTICATE, jt808.authenticate_body("wrong")))
                 == Result.FAILURE
@@ -197,8 +196,16 @@ def test_jt808_2019_header_and_reports_before_authentication(fleetlet, redis, gw
             early = await t.send(MsgId.LOCATION, jt808.location_body(a_fix()), v2019=True)
             assert early.header.version2019
             assert result_of(early) == Result.FAILURE
-            code = auth_code(SECRET, PHONE)
-            body = jt808.authenticate_body(code, version2019=True, imei="861234567890123")
+            registered = await t.send(
+                MsgId.REGISTER, jt808.register_body("浙A·D70000", version2019=True), v2019=True
+            )
+            assert registered.body[2] == RegisterResult.OK
+            body = jt808.authenticate_body(
+                registered.body[3:].decode(),
+                version2019=True,
+                imei="861234567890123",
+                software_version="V3.0.1",
+            )
             assert result_of(await t.send(MsgId.AUTHENTICATE, body, v2019=True)) == Result.OK
             assert (
                 result_of(await t.send(MsgId.LOCATION, jt808.location_body(a_fix()), v2019=True))
@@ -209,6 +216,11 @@ def test_jt808_2019_header_and_reports_before_authentication(fleetlet, redis, gw
     asyncio.run(scenario())
     assert len(stream_rows(redis, gw_settings.stream_shards)) == 1
     assert int(redis.hget(stream.COUNTERS, "refused_unauthenticated")) == 1
+    with fleetlet.engine.connect() as conn:
+        reported = conn.execute(
+            text("SELECT imei, software_version FROM device WHERE identifier = '13900000000'")
+        ).one()
+    assert tuple(reported) == ("861234567890123", "V3.0.1")
 
 
 def test_unknown_terminal_is_refused_and_recorded(fleetlet, redis, gw_settings, clean_tracks):
@@ -236,7 +248,7 @@ def test_osmand_accepts_refuses_and_records(fleetlet, redis, gw_settings, clean_
                         "id": "phone-1",
                         "lat": "30.27",
                         "lon": "120.15",
-                        "timestamp": "1763798400",
+                        "timestamp": str(int(RECENT.timestamp())),
                         "speed": "10",
                     },
                 )
@@ -248,7 +260,7 @@ def test_osmand_accepts_refuses_and_records(fleetlet, redis, gw_settings, clean_
                 body = {
                     "device_id": "phone-2",
                     "location": {
-                        "timestamp": "2025-11-22T08:00:00Z",
+                        "timestamp": RECENT.isoformat(),
                         "coords": {"latitude": 30.3, "longitude": 120.1, "speed": 5},
                     },
                 }
@@ -283,7 +295,7 @@ def jt808_server(fleetlet, gw_settings) -> Callable[[], JT808Server]:
         directory = DeviceDirectory(fleetlet.engine, refresh_s=60)
         writer = stream.StreamWriter(redis, shards=4, max_backlog=10_000)
         intake = gateway.Intake(gw_settings, writer, directory, gateway.Counters(redis))
-        return JT808Server(intake, gw_settings, SECRET)
+        return JT808Server(intake, gw_settings, fleetlet.engine)
 
     return make
 

@@ -8,8 +8,9 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -20,7 +21,7 @@ from telematics import stream
 from telematics.batch import FixBatch, entry_rows, in_order
 from telematics.ingest import IngestWorker
 from telematics.settings import TelematicsSettings
-from tests.telematics.conftest import T0, Fleetlet, drive
+from tests.telematics.conftest import T0, Fleetlet, a_day_after_t0, drive
 
 pytestmark = pytest.mark.usefixtures("clean_tracks")
 
@@ -60,7 +61,19 @@ def pending(redis: Redis, shards: int) -> int:
 
 
 def make_worker(fleetlet: Fleetlet, redis: Redis, tsettings: TelematicsSettings) -> IngestWorker:
-    return IngestWorker(engine=fleetlet.engine, redis=redis, settings=tsettings, block_ms=50)
+    return IngestWorker(
+        engine=fleetlet.engine,
+        redis=redis,
+        settings=tsettings,
+        block_ms=50,
+        clock=a_day_after_t0,
+    )
+
+
+def partitions(fleetlet: Fleetlet) -> set[str]:
+    with fleetlet.engine.connect() as conn:
+        found = conn.execute(text("SELECT relname FROM pg_class WHERE relname LIKE 'position_p%'"))
+        return {r[0] for r in found}
 
 
 def test_worker_stores_every_fix_then_acknowledges(fleetlet, redis, tsettings):
@@ -129,19 +142,32 @@ def test_a_replayed_batch_after_a_crash_inserts_nothing_twice(fleetlet, redis, t
     assert pending(redis, tsettings.stream_shards) == 0
 
 
-def test_partitions_are_created_for_old_blind_area_fixes(fleetlet, redis, tsettings):
-    worker = make_worker(fleetlet, redis, tsettings)
-    old = datetime(2025, 6, 30, 23, 59, tzinfo=UTC)
-    push(redis, rows_for(fleetlet, 0, 10, start=old), tsettings.stream_shards)
+def test_partitions_are_made_for_blind_area_fixes_in_the_window_and_never_outside(
+    fleetlet, redis, tsettings
+):
+    """A blind-area re-send across a month's end, 20 days late, is stored in both months; fixes
+    dated 1970, or a month before the window opens, are dropped and counted, and make no
+    partition (should one reach the stream past the gateways)."""
+    month_end = datetime(2025, 6, 30, 23, 59, tzinfo=UTC)
+    worker = IngestWorker(
+        engine=fleetlet.engine,
+        redis=redis,
+        settings=tsettings,
+        block_ms=50,
+        clock=lambda: (month_end + timedelta(days=20)).timestamp(),
+    )
+    push(redis, rows_for(fleetlet, 0, 10, start=month_end), tsettings.stream_shards)
+    push(redis, rows_for(fleetlet, 1, 10, start=datetime(1970, 1, 1, tzinfo=UTC)), 4)
+    push(redis, rows_for(fleetlet, 2, 10, start=month_end - timedelta(days=40)), 4)
     drain(worker)
     assert count(fleetlet) == 10
-    names = {
-        r[0]
-        for r in fleetlet.engine.connect().execute(
-            text("SELECT relname FROM pg_class WHERE relname LIKE 'position_p%'")
-        )
-    }
-    assert {"position_p202506", "position_p202507"} <= names
+    assert {"position_p202506", "position_p202507"} <= partitions(fleetlet)
+    assert not {"position_p197001", "position_p202505"} & partitions(fleetlet)
+    assert int(redis.hget(stream.COUNTERS, "dropped_too_old")) == 20
+    with fleetlet.engine.connect() as sa_conn:
+        conn = sa_conn.connection.driver_connection
+        with pytest.raises(ValueError, match="outside the allowed time window"):
+            worker._ensure_partitions(conn, np.array([0]))  # type: ignore[arg-type]
 
 
 def test_a_broken_entry_is_counted_and_acknowledged(fleetlet, redis, tsettings):
@@ -159,9 +185,11 @@ def test_worker_killed_mid_run_loses_and_duplicates_nothing(fleetlet, redis, tse
     """SIGKILL a real worker process mid-run, restart it: every fix is stored exactly once."""
     shards = tsettings.stream_shards
     total = 0
+    # The worker runs on the real clock: its fixes are from the last few days.
+    recent = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=3)
     for vehicle in range(3):
         for chunk in range(40):
-            start = datetime(2026, 10, 1, tzinfo=UTC).replace(hour=chunk % 24, day=1 + chunk // 24)
+            start = recent + timedelta(hours=chunk)
             rows = rows_for(fleetlet, vehicle, 250, start=start)
             push(redis, rows, shards)
             total += len(rows)

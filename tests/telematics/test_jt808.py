@@ -193,17 +193,42 @@ def test_register_and_authenticate_bodies():
         jt808.MsgId.AUTHENTICATE,
         "13912345678",
         2,
-        jt808.authenticate_body("abc123", version2019=True, imei="861234567890123"),
+        jt808.authenticate_body(
+            "abc123", version2019=True, imei="861234567890123", software_version="V2.1.7"
+        ),
         version2019=True,
     )
     decoded = jt808.decode_packet(auth)
-    assert (decoded.auth_code, decoded.imei) == ("abc123", "861234567890123")
+    assert (decoded.auth_code, decoded.imei, decoded.software_version) == (
+        "abc123",
+        "861234567890123",
+        "V2.1.7",
+    )
     assert (
         jt808.decode_packet(
             jt808.encode_frame(jt808.MsgId.AUTHENTICATE, "1", 3, jt808.authenticate_body("xyz"))
         ).auth_code
         == "xyz"
     )
+
+
+def test_registration_identity_fields_2013_and_2019():
+    for version2019, terminal_id in ((False, "7654321"), (True, "TERMINAL-ID-OF-THIRTY-BYTES-XX")):
+        frame = jt808.encode_frame(
+            jt808.MsgId.REGISTER,
+            "13912345678",
+            1,
+            jt808.register_body("浙A·D12345", terminal_id=terminal_id, version2019=version2019),
+            version2019=version2019,
+        )
+        registration = jt808.decode_packet(frame).registration
+        assert registration is not None
+        assert (registration.maker, registration.model, registration.terminal_id) == (
+            "FLEET",
+            "SIM-808",
+            terminal_id,
+        )
+        assert (registration.plate, registration.plate_colour) == ("浙A·D12345", 2)
 
 
 def test_replies_echo_serial_message_and_header_version():

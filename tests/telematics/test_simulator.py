@@ -28,7 +28,7 @@ from telematics.simulator import LatLon, Motion, Phase
 from telematics.trips import haversine_m
 from tests.conftest import PASSWORD
 from tests.telematics.conftest import T0
-from tests.telematics.test_gateway import SECRET, free_port
+from tests.telematics.test_gateway import free_port
 from web.app import create_app
 
 
@@ -62,9 +62,7 @@ def test_simulated_terminals_reach_postgis_and_the_live_socket(fleetlet, redis):
     async def drive() -> None:
         ready, stop = asyncio.Event(), asyncio.Event()
         serving = asyncio.create_task(
-            gateway.serve(
-                tsettings, fleetlet.engine, fleetlet.settings.redis_url, SECRET, ready, stop
-            )
+            gateway.serve(tsettings, fleetlet.engine, fleetlet.settings.redis_url, ready, stop)
         )
         await asyncio.wait_for(ready.wait(), 10)
         outcome["stats"] = await simulator.simulate(

@@ -18,8 +18,9 @@ from fleet.schemas import UserCreate, VehicleCreate
 from telematics import stream
 from telematics.ingest import IngestWorker
 from telematics.settings import TelematicsSettings
+from tests.clock import CHINA
 from tests.conftest import PASSWORD
-from tests.telematics.conftest import T0, Fleetlet, drive
+from tests.telematics.conftest import T0, Fleetlet, a_day_after_t0, drive
 from web.app import create_app
 
 pytestmark = pytest.mark.usefixtures("clean_tracks")
@@ -79,7 +80,9 @@ def ingest(fleetlet: Fleetlet, redis: Redis, vehicle: int, n: int) -> None:
     target = fleetlet.targets[vehicle]
     rows = [stream.to_row(f, target, stream.now_ms()) for f in drive(f"phone-{vehicle}", T0, n)]
     redis.xadd(stream.stream_key(stream.shard_of(target.vehicle_id, 4)), stream.entry(rows))
-    worker = IngestWorker(engine=fleetlet.engine, redis=redis, settings=settings, block_ms=50)
+    worker = IngestWorker(
+        engine=fleetlet.engine, redis=redis, settings=settings, block_ms=50, clock=a_day_after_t0
+    )
     while worker.process_once().entries:
         pass
 
@@ -224,6 +227,7 @@ def test_trips_are_segmented_by_the_worker_and_served(fleetlet, redis, api, peop
         redis=redis,
         settings=TelematicsSettings(stream_shards=4, ingest_batch_entries=1),
         block_ms=50,
+        clock=a_day_after_t0,
     )
     while worker.process_once().entries:
         pass
@@ -262,17 +266,24 @@ def test_integration_posts_a_batch_with_its_device_token(fleetlet, redis, api, p
         headers={"Authorization": f"Bearer {admin_token}"},
     )
     assert shown_again.json()["token"] is None
+    recent = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
     body = {
         "fixes": [
-            {"fix_time": "2026-11-20T02:00:00Z", "lat": 30.2, "lon": 120.1, "speed_kmh": 30},
+            {"fix_time": recent.isoformat(), "lat": 30.2, "lon": 120.1, "speed_kmh": 30},
             {
-                "fix_time": "2026-11-20T02:00:10+08:00",
+                "fix_time": (recent + timedelta(seconds=10)).astimezone(CHINA).isoformat(),
                 "lat": 30.3,
                 "lon": 120.1,
                 "attributes": {"driver": "D1"},
             },
             {"fix_time": "2099-01-01T00:00:00Z", "lat": 30.2, "lon": 120.1},
-            {"fix_time": "2026-11-20T02:00:20Z", "lat": 30.2, "lon": 120.1, "speed_kmh": 900},
+            {
+                "fix_time": (recent + timedelta(seconds=20)).isoformat(),
+                "lat": 30.2,
+                "lon": 120.1,
+                "speed_kmh": 900,
+            },
+            {"fix_time": "1970-01-01T00:00:00Z", "lat": 30.2, "lon": 120.1},
         ]
     }
     reply = api.post(
@@ -284,6 +295,7 @@ def test_integration_posts_a_batch_with_its_device_token(fleetlet, redis, api, p
         "dropped": [
             {"index": 2, "reason": "future_time"},
             {"index": 3, "reason": "impossible_speed"},
+            {"index": 4, "reason": "too_old"},
         ],
     }
     bad = api.post(
