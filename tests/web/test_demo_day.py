@@ -8,8 +8,10 @@ Screenshots land in var/screenshots/."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -92,8 +94,16 @@ def demo_day(scratch_settings: Settings) -> Iterator[DemoDay]:
     children = []
     try:
         for name, args in processes.items():
+            # A session of its own: faketime runs the process as its child, so the whole group
+            # is stopped, not only faketime (a stray simulator would feed every later stack).
             children.append(
-                subprocess.Popen([*fleet, *args], env=env, stdout=logs[name], stderr=logs[name])
+                subprocess.Popen(
+                    [*fleet, *args],
+                    env=env,
+                    stdout=logs[name],
+                    stderr=logs[name],
+                    start_new_session=True,
+                )
             )
             if name == "gateway":
                 _wait_for_port(ports["osmand"], children)
@@ -111,17 +121,36 @@ def demo_day(scratch_settings: Settings) -> Iterator[DemoDay]:
         yield DemoDay(url, engine, offset, [], [])
     finally:
         for child in children:
-            child.terminate()
+            _signal_group(child, signal.SIGTERM)
         for child in children:
             try:
                 child.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                child.kill()
+                _signal_group(child, signal.SIGKILL)
+            _wait_group_gone(child.pid)
         for log in logs.values():
             log.close()
         redis.flushdb()
         redis.close()
         engine.dispose()
+
+
+def _signal_group(child: subprocess.Popen[bytes], signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, signum)
+
+
+def _wait_group_gone(group: int) -> None:
+    """Until no process of the group is left (faketime's child outlives faketime by a moment)."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGKILL)
 
 
 def _wait_for_port(port: int, children: list[subprocess.Popen[bytes]]) -> None:
