@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,7 +15,7 @@ from dispatch.models import CostKind
 from dispatch.orders import OrderStatus
 from dispatch.schemas import AssignIn, Comment, CostIn, OrderCreate, Reading, RuleIn
 from fleet.api import ActorDep, ListingDep, RedisDep, SessionDep
-from fleet.errors import Invalid
+from fleet.schemas import Id, Moment, Text
 from geofence import service as geofence_service
 from geofence.settings import clock_seconds
 
@@ -69,13 +68,13 @@ def list_places(
 
 
 @router.get("/orders/{order_id}")
-def get_order(session: SessionDep, actor: ActorDep, order_id: int) -> dict[str, Any]:
+def get_order(session: SessionDep, actor: ActorDep, order_id: Id) -> dict[str, Any]:
     order = service.get_order(session=session, actor=actor, order_id=order_id)
     return service.view(session=session, order=order)
 
 
 @router.post("/orders/{order_id}/submit")
-def submit(session: SessionDep, actor: ActorDep, request: Request, order_id: int) -> dict[str, Any]:
+def submit(session: SessionDep, actor: ActorDep, request: Request, order_id: Id) -> dict[str, Any]:
     """Sends the order for approval; the answer lists the approval steps its unit's rules name."""
     geofence = request.app.state.geofence_settings
     order = service.submit(
@@ -115,14 +114,14 @@ def create_rule(session: SessionDep, actor: ActorDep, data: RuleIn) -> dict[str,
 
 
 @router.delete("/approval-rules/{rule_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_rule(session: SessionDep, actor: ActorDep, rule_id: int) -> Response:
+def delete_rule(session: SessionDep, actor: ActorDep, rule_id: Id) -> Response:
     service.delete_rule(session=session, actor=actor, rule_id=rule_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/orders/{order_id}/approve")
 def approve(
-    session: SessionDep, actor: ActorDep, order_id: int, data: Comment | None = None
+    session: SessionDep, actor: ActorDep, order_id: Id, data: Comment | None = None
 ) -> dict[str, Any]:
     order = service.decide(
         session=session, actor=actor, order_id=order_id, approve=True, data=data or Comment()
@@ -131,7 +130,7 @@ def approve(
 
 
 @router.post("/orders/{order_id}/reject")
-def reject(session: SessionDep, actor: ActorDep, order_id: int, data: Comment) -> dict[str, Any]:
+def reject(session: SessionDep, actor: ActorDep, order_id: Id, data: Comment) -> dict[str, Any]:
     """A rejection needs a comment."""
     order = service.decide(
         session=session, actor=actor, order_id=order_id, approve=False, data=data
@@ -141,7 +140,7 @@ def reject(session: SessionDep, actor: ActorDep, order_id: int, data: Comment) -
 
 @router.post("/orders/{order_id}/cancel")
 def cancel(
-    session: SessionDep, actor: ActorDep, order_id: int, data: Comment | None = None
+    session: SessionDep, actor: ActorDep, order_id: Id, data: Comment | None = None
 ) -> dict[str, Any]:
     order = service.cancel(session=session, actor=actor, order_id=order_id, data=data or Comment())
     return service.view(session=session, order=order)
@@ -153,7 +152,7 @@ def assign(
     redis: RedisDep,
     actor: ActorDep,
     request: Request,
-    order_id: int,
+    order_id: Id,
     data: AssignIn,
 ) -> dict[str, Any]:
     """Holds the vehicle and driver; 409 when either is already taken in the window; 422 on
@@ -171,7 +170,7 @@ def assign(
 
 @router.post("/orders/{order_id}/start")
 def start(
-    session: SessionDep, actor: ActorDep, order_id: int, data: Reading | None = None
+    session: SessionDep, actor: ActorDep, order_id: Id, data: Reading | None = None
 ) -> dict[str, Any]:
     """The driver sets off; `{"odometer_km"}` optional."""
     order = service.start(
@@ -185,7 +184,7 @@ def start(
 
 @router.post("/orders/{order_id}/finish")
 def finish(
-    session: SessionDep, actor: ActorDep, order_id: int, data: Reading | None = None
+    session: SessionDep, actor: ActorDep, order_id: Id, data: Reading | None = None
 ) -> dict[str, Any]:
     """The driver is back; `{"odometer_km"}` optional, not below the start's reading."""
     order = service.finish(
@@ -199,7 +198,7 @@ def finish(
 
 @router.get("/orders/{order_id}/suggestions")
 def suggestions(
-    session: SessionDep, redis: RedisDep, actor: ActorDep, request: Request, order_id: int
+    session: SessionDep, redis: RedisDep, actor: ActorDep, request: Request, order_id: Id
 ) -> dict[str, Any]:
     """Ranked vehicles with the parts of each score, the vehicles left out and why, free drivers."""
     return service.suggestions(
@@ -217,8 +216,6 @@ def plan(session: SessionDep, redis: RedisDep, actor: ActorDep, request: Request
 
 
 # ---- costs ----------------------------------------------------------------------------------
-
-MAX_STATEMENT_BYTES = 20 * 1024 * 1024
 
 
 def _check_setup(request: Request, session: Session) -> costs.CheckSetup:
@@ -254,13 +251,13 @@ def list_costs(
     session: SessionDep,
     actor: ActorDep,
     listing: ListingDep,
-    vehicle_id: int | None = None,
+    vehicle_id: Id | None = None,
     order_id: Annotated[
-        int | None, Query(description="Records of the order or shared out to it.")
+        Id | None, Query(description="Records of the order or shared out to it.")
     ] = None,
     kind: CostKind | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Moment | None = None,
+    until: Moment | None = None,
 ) -> dict[str, Any]:
     items, total = costs.list_(
         session=session,
@@ -314,13 +311,12 @@ def import_statement(
     request: Request,
     response: Response,
     file: Annotated[UploadFile, File(description="The statement, CSV or XLSX.")],
-    issuer: Annotated[str, Form(description="Whose format: see /costs/statement-formats.")],
+    issuer: Annotated[Text, Form(description="Whose format: see /costs/statement-formats.")],
 ) -> dict[str, Any]:
     """Imports a fuel-card or charging statement, all or nothing: 422 with `problems` (line,
-    field, reason) for every bad row; the same file again answers 200 and adds nothing."""
-    data = file.file.read(MAX_STATEMENT_BYTES + 1)
-    if len(data) > MAX_STATEMENT_BYTES:
-        raise Invalid("the file is larger than 20 MB", field="file")
+    field, reason) for every bad row; the same file again answers 200 and adds nothing. The
+    request is at most FLEET_MAX_UPLOAD_BYTES (413 beyond, refused as it streams in)."""
+    data = file.file.read()
     result = costs.import_statement(
         session=session,
         actor=actor,
@@ -335,7 +331,7 @@ def import_statement(
 
 
 @router.get("/costs/{cost_id}", tags=["costs"])
-def get_cost(session: SessionDep, actor: ActorDep, cost_id: int) -> dict[str, Any]:
+def get_cost(session: SessionDep, actor: ActorDep, cost_id: Id) -> dict[str, Any]:
     return _cost_view(session, costs.get(session=session, actor=actor, cost_id=cost_id))
 
 
@@ -356,7 +352,7 @@ def _font(request: Request) -> Path:
 
 
 @router.get("/orders/{order_id}/dossier", tags=["reports"])
-def order_dossier(session: SessionDep, actor: ActorDep, order_id: int) -> dict[str, Any]:
+def order_dossier(session: SessionDep, actor: ActorDep, order_id: Id) -> dict[str, Any]:
     """The order's dossier as data: request, approvals, assignment, route and track, figures,
     costs, alerts and reviews, audit entries with the chain's verification."""
     return dossier.order_dossier(session=session, actor=actor, order_id=order_id)
@@ -364,7 +360,7 @@ def order_dossier(session: SessionDep, actor: ActorDep, order_id: int) -> dict[s
 
 @router.get("/orders/{order_id}/dossier.html", tags=["reports"], response_class=HTMLResponse)
 def order_dossier_html(
-    session: SessionDep, actor: ActorDep, request: Request, order_id: int
+    session: SessionDep, actor: ActorDep, request: Request, order_id: Id
 ) -> HTMLResponse:
     data = dossier.order_dossier(session=session, actor=actor, order_id=order_id)
     return HTMLResponse(report.render_order_html(data, zone=request.app.state.settings.zone))
@@ -372,7 +368,7 @@ def order_dossier_html(
 
 @router.get("/orders/{order_id}/dossier.pdf", tags=["reports"], response_class=Response)
 def order_dossier_pdf(
-    session: SessionDep, actor: ActorDep, request: Request, order_id: int
+    session: SessionDep, actor: ActorDep, request: Request, order_id: Id
 ) -> Response:
     data = dossier.order_dossier(session=session, actor=actor, order_id=order_id)
     pdf = report.render_order_pdf(
@@ -383,7 +379,7 @@ def order_dossier_pdf(
 
 @router.get("/vehicles/{vehicle_id}/file", tags=["reports"])
 def vehicle_file(
-    session: SessionDep, actor: ActorDep, request: Request, vehicle_id: int
+    session: SessionDep, actor: ActorDep, request: Request, vehicle_id: Id
 ) -> dict[str, Any]:
     """The vehicle file (一车一档) as data."""
     return dossier.vehicle_file(
@@ -393,7 +389,7 @@ def vehicle_file(
 
 @router.get("/vehicles/{vehicle_id}/file.html", tags=["reports"], response_class=HTMLResponse)
 def vehicle_file_html(
-    session: SessionDep, actor: ActorDep, request: Request, vehicle_id: int
+    session: SessionDep, actor: ActorDep, request: Request, vehicle_id: Id
 ) -> HTMLResponse:
     zone = request.app.state.settings.zone
     data = dossier.vehicle_file(session=session, actor=actor, vehicle_id=vehicle_id, zone=zone)
@@ -402,7 +398,7 @@ def vehicle_file_html(
 
 @router.get("/vehicles/{vehicle_id}/file.pdf", tags=["reports"], response_class=Response)
 def vehicle_file_pdf(
-    session: SessionDep, actor: ActorDep, request: Request, vehicle_id: int
+    session: SessionDep, actor: ActorDep, request: Request, vehicle_id: Id
 ) -> Response:
     zone = request.app.state.settings.zone
     data = dossier.vehicle_file(session=session, actor=actor, vehicle_id=vehicle_id, zone=zone)
@@ -421,9 +417,9 @@ def statistics_report(
     session: SessionDep,
     actor: ActorDep,
     request: Request,
-    name: Annotated[str, Path_(description="vehicles, units, alerts or costs")],
-    since: Annotated[datetime, Query(description="Start of the period, ISO-8601 with a zone.")],
-    until: Annotated[datetime, Query(description="End of the period (exclusive).")],
+    name: Annotated[Text, Path_(description="vehicles, units, alerts or costs")],
+    since: Annotated[Moment, Query(description="Start of the period, ISO-8601 with a zone.")],
+    until: Annotated[Moment, Query(description="End of the period (exclusive).")],
     format: Annotated[str, Query(pattern="^(json|csv|xlsx)$")] = "json",
 ) -> dict[str, Any] | Response:
     """Use per vehicle or unit (days used, trips, distance, hours, cost per km, consumption

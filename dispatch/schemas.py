@@ -7,9 +7,8 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
+    StrictBool,
     StringConstraints,
     field_validator,
     model_validator,
@@ -18,6 +17,7 @@ from pydantic import (
 from dispatch.approval import Condition
 from dispatch.models import CostKind
 from fleet.models import BodyClass, VehicleCategory
+from fleet.schemas import Id, Moment, Strict
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
@@ -38,10 +38,6 @@ def _point(value: Any) -> dict[str, Any]:
     return {"type": "Point", "coordinates": [lon, lat]}
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
 class Destination(Strict):
     point: dict[str, Any]
     name: Name
@@ -52,16 +48,16 @@ class Destination(Strict):
 class OrderCreate(Strict):
     purpose: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
     passengers: int = Field(ge=1, le=60, description="People travelling, the driver not counted.")
-    start_at: datetime = Field(description="Start of the window, ISO-8601 with a zone.")
-    end_at: datetime = Field(description="End of the window, ISO-8601 with a zone.")
+    start_at: Moment = Field(description="Start of the window, ISO-8601 with a zone.")
+    end_at: Moment = Field(description="End of the window, ISO-8601 with a zone.")
     origin: dict[str, Any] = Field(description="GeoJSON Point, WGS-84.")
     origin_name: Name
     destinations: list[Destination] = Field(min_length=1)
     category: VehicleCategory | None = None
     body_class: BodyClass | None = None
-    out_of_region: bool = False
-    overnight: bool = False
-    emergency: bool = Field(
+    out_of_region: StrictBool = False
+    overnight: StrictBool = False
+    emergency: StrictBool = Field(
         False, description="May be assigned before approval; the approval is then due after."
     )
     notes: str = Field("", max_length=2000)
@@ -87,13 +83,13 @@ class Reading(Strict):
 
 
 class AssignIn(Strict):
-    vehicle_id: int
-    driver_id: int
+    vehicle_id: Id
+    driver_id: Id
     reason: str = Field("", max_length=2000, description="Why, when overriding the top suggestion.")
 
 
 class RuleIn(Strict):
-    unit_id: int
+    unit_id: Id
     condition: Condition
     param: float | None = Field(None, ge=0, description="Days or passengers, for those conditions.")
     level: int = Field(ge=0, le=10, description="0: the order's own unit, 1: its parent, ...")
@@ -104,8 +100,8 @@ class CostIn(Strict):
     """A cost entered by hand (a receipt). Fuel needs litres, charging kWh."""
 
     kind: CostKind
-    vehicle_id: int
-    at: datetime = Field(description="When it was paid (fuel: the fill), ISO-8601 with a zone.")
+    vehicle_id: Id
+    at: Moment = Field(description="When it was paid (fuel: the fill), ISO-8601 with a zone.")
     amount: Decimal = Field(ge=0, lt=1_000_000, decimal_places=2, description="CNY.")
     litres: float | None = Field(None, gt=0, lt=2000)
     kwh: float | None = Field(None, gt=0, lt=2000)

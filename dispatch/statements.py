@@ -25,6 +25,7 @@ import io
 import re
 import unicodedata
 import warnings
+import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -53,6 +54,13 @@ FIELDS = (
 KINDS = ("fuel", "charging")
 QUANTITY = {"fuel": "litres", "charging": "kwh"}
 HEADER_SEARCH_ROWS = 20
+# An XLSX sheet is bounded before its cells are read: by the size it declares (<dimension>), by
+# the sheet's unpacked XML, and, as rows are read, by the cells actually found. A row of a few
+# bytes can name column XFD (16,384 cells) when read; a statement has tens of columns.
+MAX_ROWS = 100_000
+MAX_COLUMNS = 100
+MAX_CELLS = 1_000_000
+MAX_SHEET_XML_BYTES = 200 * 1024 * 1024
 DELIMITERS = (",", ";", "\t")
 SUMMARY_PREFIXES = ("合计", "总计", "小计", "total")
 DEFAULT_TIME_FORMATS = (
@@ -512,6 +520,7 @@ def _csv_records(text: str, delimiter: str, filename: str) -> list[Record]:
 
 def _xlsx_records(data: bytes, filename: str) -> list[Record]:
     try:
+        unpacked = sum(entry.file_size for entry in zipfile.ZipFile(io.BytesIO(data)).infolist())
         # openpyxl warns about features of other writers that it drops (styles, extensions); they
         # do not change the values read, and a warning must not fail an import.
         with warnings.catch_warnings():
@@ -519,13 +528,55 @@ def _xlsx_records(data: bytes, filename: str) -> list[Record]:
             workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
             try:
                 sheet = workbook.worksheets[0]
+                declared = (sheet.max_row or 0, sheet.max_column or 0)
                 # Some writers record a wrong sheet size; reading to the real end is safer.
                 sheet.reset_dimensions()
-                return list(enumerate(sheet.iter_rows(values_only=True), start=1))
+                too_large = _sheet_too_large(unpacked, declared)
+                if too_large is None:
+                    return _bounded_rows(sheet.iter_rows(max_col=MAX_COLUMNS + 1, values_only=True))
             finally:
                 workbook.close()
+    except _SheetTooLarge as exc:
+        too_large = str(exc)
     except Exception as exc:  # openpyxl raises many kinds on a damaged or foreign zip
         raise StatementUnreadable(f"{filename}: not a readable XLSX workbook ({exc})") from exc
+    raise StatementUnreadable(f"{filename}: {too_large}")
+
+
+class _SheetTooLarge(Exception):
+    pass
+
+
+def _limits() -> str:
+    return (
+        f"a statement sheet has at most {MAX_ROWS} rows, {MAX_COLUMNS} columns and"
+        f" {MAX_CELLS} cells"
+    )
+
+
+def _sheet_too_large(unpacked: int, declared: tuple[int, int]) -> str | None:
+    rows, columns = declared
+    if unpacked > MAX_SHEET_XML_BYTES:
+        return f"the workbook unpacks to {unpacked} bytes, more than {MAX_SHEET_XML_BYTES}"
+    if rows > MAX_ROWS or columns > MAX_COLUMNS or rows * columns > MAX_CELLS:
+        return f"the sheet declares {rows} rows × {columns} columns; {_limits()}"
+    return None
+
+
+def _bounded_rows(rows: Iterator[tuple[object, ...]]) -> list[Record]:
+    """The rows read, refused as soon as one passes a bound (the sheet's declared size can lie).
+    Rows arrive cut at MAX_COLUMNS + 1 cells: a value in the last one is a column too many."""
+    records: list[Record] = []
+    cells = 0
+    for line, row in enumerate(rows, start=1):
+        last = len(row)
+        while last and row[last - 1] is None:
+            last -= 1
+        cells += last
+        if line > MAX_ROWS or last > MAX_COLUMNS or cells > MAX_CELLS:
+            raise _SheetTooLarge(f"row {line} passes a bound: {_limits()}")
+        records.append((line, row[:last]))
+    return records
 
 
 def _find_header(records: list[Record], fmt: StatementFormat) -> _Header:

@@ -14,6 +14,7 @@ from fleet import auth as auth_service
 from fleet.auth import Actor
 from fleet.errors import NotAuthenticated
 from fleet.registry import Listing
+from fleet.schemas import INT4_MAX
 from fleet.settings import Settings
 
 bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
@@ -66,7 +67,7 @@ ActorDep = Annotated[Actor, Depends(current_actor)]
 
 def listing(
     limit: Annotated[int, Query(ge=1, le=500, description="Rows per page.")] = 50,
-    offset: Annotated[int, Query(ge=0, description="Rows to skip.")] = 0,
+    offset: Annotated[int, Query(ge=0, le=INT4_MAX, description="Rows to skip.")] = 0,
 ) -> Listing:
     return Listing(limit=limit, offset=offset)
 

@@ -103,8 +103,16 @@ def require(actor: Actor, resource: str, action: str) -> None:
         raise Forbidden(f"your roles do not allow you to {action} {resource}s")
 
 
+def is_root_admin(actor: Actor) -> bool:
+    """An administrator of a root unit: they administer the installation, and add root units."""
+    return Role.ADMIN in actor.roles and actor.unit_path.count("/") == 1
+
+
 def units_in_scope(actor: Actor) -> Select[int]:
-    """Ids of the actor's unit and every unit below it, as a subquery for `IN (...)`."""
+    """Ids of the actor's unit and every unit below it, as a subquery for `IN (...)`; for a root
+    administrator, every unit, so that the root units they add are theirs to see."""
+    if is_root_admin(actor):
+        return select(OrgUnit.id)
     return select(OrgUnit.id).where(OrgUnit.path.startswith(actor.unit_path, autoescape=True))
 
 

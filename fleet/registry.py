@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from fleet import audit
 from fleet import auth as auth_service
-from fleet.auth import Actor, require, units_in_scope
+from fleet.auth import Actor, is_root_admin, require, units_in_scope
 from fleet.errors import Conflict, Forbidden, Invalid, NotFound
 from fleet.models import (
     AuditEntry,
@@ -142,10 +142,8 @@ def get_unit(*, session: Session, actor: Actor, unit_id: int) -> OrgUnit:
 def create_unit(*, session: Session, actor: Actor, data: UnitCreate) -> OrgUnit:
     require(actor, "unit", "write")
     if data.parent_id is None:
-        if actor.unit_path.count("/") != 1:
-            raise Invalid(
-                "only an administrator of a root unit may add a root unit", field="parent_id"
-            )
+        if not is_root_admin(actor):
+            raise Forbidden("only an administrator of a root unit may add a root unit")
         prefix = ""
     else:
         prefix = _unit_for(session, actor, data.parent_id, field="parent_id").path
@@ -195,8 +193,6 @@ def update_unit(*, session: Session, actor: Actor, unit_id: int, data: UnitUpdat
     before = audit.snapshot(unit)
     changes = data.model_dump(exclude_unset=True)
     if "parent_id" in changes and changes["parent_id"] != unit.parent_id:
-        if changes["parent_id"] is None:
-            raise Invalid("a unit cannot be made a root unit", field="parent_id")
         if unit.id == actor.unit_id:
             raise Invalid("you cannot move your own unit", field="parent_id")
         parent = _unit_for(session, actor, changes["parent_id"], field="parent_id")
@@ -354,7 +350,8 @@ def update_user(*, session: Session, actor: Actor, user_id: int, data: UserUpdat
 
 def deactivate_user(*, session: Session, actor: Actor, user_id: int) -> None:
     """Accounts are disabled, not erased: the audit log and old orders still name them."""
-    update_user(session=session, actor=actor, user_id=user_id, data=UserUpdate(is_active=False))
+    data = UserUpdate.model_validate({"is_active": False})
+    update_user(session=session, actor=actor, user_id=user_id, data=data)
 
 
 # ---- vehicles -------------------------------------------------------------------------------
@@ -427,9 +424,6 @@ def update_vehicle(
         _unit_for(session, actor, changes["unit_id"])
     if "depot" in changes:
         changes["depot"] = _depot(changes["depot"])
-    for required in ("plate", "category", "body_class", "seats", "energy", "unit_id", "status"):
-        if required in changes and changes[required] is None:
-            raise Invalid(f"{required} cannot be empty", field=required)
     _check_energy(
         Energy(changes.get("energy", vehicle.energy)),
         changes.get("tank_l", vehicle.tank_l),
@@ -715,8 +709,6 @@ def update_device(*, session: Session, actor: Actor, device_id: int, data: Devic
     if "vehicle_id" in changes:
         _device_vehicle(session, actor, changes["vehicle_id"])
     if "unit_id" in changes:
-        if changes["unit_id"] is None:
-            raise Invalid("unit_id cannot be empty", field="unit_id")
         _unit_for(session, actor, changes["unit_id"])
     if "identifier" in changes:
         changes["identifier"] = normalise_identifier(

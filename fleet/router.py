@@ -37,8 +37,10 @@ from fleet.schemas import (
     DriverOut,
     DriverUpdate,
     Health,
+    Id,
     Me,
     Page,
+    Text,
     Token,
     UnitCreate,
     UnitOut,
@@ -137,7 +139,7 @@ def me(session: SessionDep, actor: ActorDep) -> Me:
 
 @router.get("/units", response_model=Page[UnitOut], tags=["units"])
 def list_units(
-    session: SessionDep, actor: ActorDep, listing: ListingDep, parent_id: int | None = None
+    session: SessionDep, actor: ActorDep, listing: ListingDep, parent_id: Id | None = None
 ) -> dict[str, Any]:
     result = registry.list_units(session=session, actor=actor, listing=listing, parent_id=parent_id)
     return _page(UnitOut, result, listing)
@@ -149,17 +151,17 @@ def create_unit(session: SessionDep, actor: ActorDep, data: UnitCreate) -> OrgUn
 
 
 @router.get("/units/{unit_id}", response_model=UnitOut, tags=["units"])
-def get_unit(session: SessionDep, actor: ActorDep, unit_id: int) -> OrgUnit:
+def get_unit(session: SessionDep, actor: ActorDep, unit_id: Id) -> OrgUnit:
     return registry.get_unit(session=session, actor=actor, unit_id=unit_id)
 
 
 @router.patch("/units/{unit_id}", response_model=UnitOut, tags=["units"])
-def update_unit(session: SessionDep, actor: ActorDep, unit_id: int, data: UnitUpdate) -> OrgUnit:
+def update_unit(session: SessionDep, actor: ActorDep, unit_id: Id, data: UnitUpdate) -> OrgUnit:
     return registry.update_unit(session=session, actor=actor, unit_id=unit_id, data=data)
 
 
 @router.delete("/units/{unit_id}", status_code=204, tags=["units"])
-def delete_unit(session: SessionDep, actor: ActorDep, unit_id: int) -> None:
+def delete_unit(session: SessionDep, actor: ActorDep, unit_id: Id) -> None:
     registry.delete_unit(session=session, actor=actor, unit_id=unit_id)
 
 
@@ -171,7 +173,7 @@ def list_users(
     session: SessionDep,
     actor: ActorDep,
     listing: ListingDep,
-    unit_id: int | None = None,
+    unit_id: Id | None = None,
     role: Role | None = None,
     active: bool | None = None,
 ) -> dict[str, Any]:
@@ -187,12 +189,12 @@ def create_user(session: SessionDep, actor: ActorDep, data: UserCreate) -> Any:
 
 
 @router.get("/users/{user_id}", response_model=UserOut, tags=["users"])
-def get_user(session: SessionDep, actor: ActorDep, user_id: int) -> Any:
+def get_user(session: SessionDep, actor: ActorDep, user_id: Id) -> Any:
     return registry.get_user(session=session, actor=actor, user_id=user_id)
 
 
 @router.patch("/users/{user_id}", response_model=UserOut, tags=["users"])
-def update_user(session: SessionDep, actor: ActorDep, user_id: int, data: UserUpdate) -> Any:
+def update_user(session: SessionDep, actor: ActorDep, user_id: Id, data: UserUpdate) -> Any:
     return registry.update_user(session=session, actor=actor, user_id=user_id, data=data)
 
 
@@ -202,7 +204,7 @@ def update_user(session: SessionDep, actor: ActorDep, user_id: int, data: UserUp
     tags=["users"],
     summary="Deactivate a user (accounts are kept for the audit trail) and revoke their tokens",
 )
-def delete_user(session: SessionDep, actor: ActorDep, user_id: int) -> None:
+def delete_user(session: SessionDep, actor: ActorDep, user_id: Id) -> None:
     registry.deactivate_user(session=session, actor=actor, user_id=user_id)
 
 
@@ -214,13 +216,13 @@ def list_vehicles(
     session: SessionDep,
     actor: ActorDep,
     listing: ListingDep,
-    unit_id: int | None = None,
+    unit_id: Id | None = None,
     category: VehicleCategory | None = None,
     body_class: BodyClass | None = None,
     energy: Energy | None = None,
     status: VehicleStatus | None = None,
     min_seats: Annotated[int | None, Query(ge=1, le=60)] = None,
-    plate: Annotated[str | None, Query(max_length=16, description="Part of the plate.")] = None,
+    plate: Annotated[Text | None, Query(max_length=16, description="Part of the plate.")] = None,
 ) -> dict[str, Any]:
     filters = {
         "unit_id": unit_id,
@@ -241,19 +243,19 @@ def create_vehicle(session: SessionDep, actor: ActorDep, data: VehicleCreate) ->
 
 
 @router.get("/vehicles/{vehicle_id}", response_model=VehicleOut, tags=["vehicles"])
-def get_vehicle(session: SessionDep, actor: ActorDep, vehicle_id: int) -> Any:
+def get_vehicle(session: SessionDep, actor: ActorDep, vehicle_id: Id) -> Any:
     return registry.get_vehicle(session=session, actor=actor, vehicle_id=vehicle_id)
 
 
 @router.patch("/vehicles/{vehicle_id}", response_model=VehicleOut, tags=["vehicles"])
 def update_vehicle(
-    session: SessionDep, actor: ActorDep, vehicle_id: int, data: VehicleUpdate
+    session: SessionDep, actor: ActorDep, vehicle_id: Id, data: VehicleUpdate
 ) -> Any:
     return registry.update_vehicle(session=session, actor=actor, vehicle_id=vehicle_id, data=data)
 
 
 @router.delete("/vehicles/{vehicle_id}", status_code=204, tags=["vehicles"])
-def delete_vehicle(session: SessionDep, actor: ActorDep, vehicle_id: int) -> None:
+def delete_vehicle(session: SessionDep, actor: ActorDep, vehicle_id: Id) -> None:
     registry.delete_vehicle(session=session, actor=actor, vehicle_id=vehicle_id)
 
 
@@ -265,7 +267,7 @@ def list_drivers(
     session: SessionDep,
     actor: ActorDep,
     listing: ListingDep,
-    unit_id: int | None = None,
+    unit_id: Id | None = None,
     active: bool | None = None,
 ) -> dict[str, Any]:
     result = registry.list_drivers(
@@ -280,17 +282,17 @@ def create_driver(session: SessionDep, actor: ActorDep, data: DriverCreate) -> A
 
 
 @router.get("/drivers/{driver_id}", response_model=DriverOut, tags=["drivers"])
-def get_driver(session: SessionDep, actor: ActorDep, driver_id: int) -> Any:
+def get_driver(session: SessionDep, actor: ActorDep, driver_id: Id) -> Any:
     return registry.get_driver(session=session, actor=actor, driver_id=driver_id)
 
 
 @router.patch("/drivers/{driver_id}", response_model=DriverOut, tags=["drivers"])
-def update_driver(session: SessionDep, actor: ActorDep, driver_id: int, data: DriverUpdate) -> Any:
+def update_driver(session: SessionDep, actor: ActorDep, driver_id: Id, data: DriverUpdate) -> Any:
     return registry.update_driver(session=session, actor=actor, driver_id=driver_id, data=data)
 
 
 @router.delete("/drivers/{driver_id}", status_code=204, tags=["drivers"])
-def delete_driver(session: SessionDep, actor: ActorDep, driver_id: int) -> None:
+def delete_driver(session: SessionDep, actor: ActorDep, driver_id: Id) -> None:
     registry.delete_driver(session=session, actor=actor, driver_id=driver_id)
 
 
@@ -303,7 +305,7 @@ def list_devices(
     actor: ActorDep,
     listing: ListingDep,
     protocol: DeviceProtocol | None = None,
-    vehicle_id: int | None = None,
+    vehicle_id: Id | None = None,
     enabled: bool | None = None,
 ) -> dict[str, Any]:
     result = registry.list_devices(
@@ -323,7 +325,7 @@ def create_device(session: SessionDep, actor: ActorDep, data: DeviceCreate) -> A
 
 
 @router.post("/devices/{device_id}/token", response_model=DeviceOut, tags=["devices"])
-def rotate_device_token(session: SessionDep, actor: ActorDep, device_id: int) -> Any:
+def rotate_device_token(session: SessionDep, actor: ActorDep, device_id: Id) -> Any:
     return registry.rotate_device_token(session=session, actor=actor, device_id=device_id)
 
 
@@ -334,7 +336,7 @@ def rotate_device_token(session: SessionDep, actor: ActorDep, device_id: int) ->
     responses={403: {"description": "Not an administrator."}, 404: {}, 422: {}},
 )
 def rebind_device(
-    session: SessionDep, actor: ActorDep, device_id: int, data: DeviceRebind | None = None
+    session: SessionDep, actor: ActorDep, device_id: Id, data: DeviceRebind | None = None
 ) -> Any:
     """JT/T 808: forget the bound terminal and revoke its auth code, so that a replacement
     terminal can register (only the one with `terminal_id`, if given). Audited."""
@@ -349,23 +351,23 @@ def rebind_device(
     tags=["devices"],
     responses={403: {}, 404: {}, 422: {}},
 )
-def revoke_auth_code(session: SessionDep, actor: ActorDep, device_id: int) -> Any:
+def revoke_auth_code(session: SessionDep, actor: ActorDep, device_id: Id) -> Any:
     """JT/T 808: revoke the terminal's auth code; it must register again. Audited."""
     return registry.revoke_auth_code(session=session, actor=actor, device_id=device_id)
 
 
 @router.get("/devices/{device_id}", response_model=DeviceOut, tags=["devices"])
-def get_device(session: SessionDep, actor: ActorDep, device_id: int) -> Any:
+def get_device(session: SessionDep, actor: ActorDep, device_id: Id) -> Any:
     return registry.get_device(session=session, actor=actor, device_id=device_id)
 
 
 @router.patch("/devices/{device_id}", response_model=DeviceOut, tags=["devices"])
-def update_device(session: SessionDep, actor: ActorDep, device_id: int, data: DeviceUpdate) -> Any:
+def update_device(session: SessionDep, actor: ActorDep, device_id: Id, data: DeviceUpdate) -> Any:
     return registry.update_device(session=session, actor=actor, device_id=device_id, data=data)
 
 
 @router.delete("/devices/{device_id}", status_code=204, tags=["devices"])
-def delete_device(session: SessionDep, actor: ActorDep, device_id: int) -> None:
+def delete_device(session: SessionDep, actor: ActorDep, device_id: Id) -> None:
     registry.delete_device(session=session, actor=actor, device_id=device_id)
 
 
@@ -377,8 +379,8 @@ def list_audit(
     session: SessionDep,
     actor: ActorDep,
     listing: ListingDep,
-    entity: str | None = None,
-    entity_id: str | None = None,
+    entity: Text | None = None,
+    entity_id: Text | None = None,
 ) -> dict[str, Any]:
     result = registry.list_audit_entries(
         session=session, actor=actor, listing=listing, entity=entity, entity_id=entity_id

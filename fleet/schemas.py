@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
+from annotated_types import Interval
 from geoalchemy2 import WKBElement
 from geoalchemy2.shape import to_shape
 from pydantic import (
@@ -14,13 +15,60 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     StringConstraints,
+    field_validator,
 )
 from shapely.geometry import mapping, shape
 
 from fleet.models import BodyClass, DeviceProtocol, Energy, Role, VehicleCategory, VehicleStatus
 
 T = TypeVar("T")
+
+# ---- bounded input, shared by every domain's routes and bodies ------------------------------
+
+# Row ids are PostgreSQL integers: a larger id is refused as input rather than sent to the database.
+INT4_MAX = 2**31 - 1
+Id = Annotated[int, Interval(ge=1, le=INT4_MAX)]
+
+
+def refuse_nul(value: Any) -> Any:
+    """PostgreSQL text cannot hold NUL (U+0000): refuse it in any string, key or nested value."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("text must not contain NUL (\\u0000) characters")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            refuse_nul(key)
+            refuse_nul(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            refuse_nul(item)
+    return value
+
+
+def _written_time(value: Any) -> Any:
+    # pydantic reads a bare number as seconds since 1970 (`until=0.5`, `/calendar/0`): a time or
+    # a date is written out, ISO-8601.
+    if isinstance(value, int | float) or (isinstance(value, str) and _is_number(value)):
+        raise ValueError("write the time as ISO-8601, e.g. 2026-11-24T09:00:00+08:00")
+    return value
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+Text = Annotated[str, AfterValidator(refuse_nul)]
+Moment = Annotated[datetime, BeforeValidator(_written_time)]
+Day = Annotated[date, BeforeValidator(_written_time)]
+# In a PATCH body, a field whose column is NOT NULL: it may be left out, not set to null. The
+# default is not validated, so a field left out stays None and `exclude_unset` drops it.
+OMITTED = Field(default=None)
 
 PROVINCES = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼"
 # Province, issuing-office letter, then 5 characters (fuel) or 6 (new energy); police plates end
@@ -77,7 +125,14 @@ Identifier = Annotated[
 
 
 class Strict(BaseModel):
+    """Base of every request body: unknown fields and NUL characters are refused."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        return refuse_nul(value)
 
 
 class Out(BaseModel):
@@ -100,13 +155,15 @@ class Token(BaseModel):
 class UnitCreate(Strict):
     name: Name
     code: Code
-    parent_id: int | None = None
+    parent_id: Id | None = Field(
+        None, description="The unit above; none for a new root unit (root administrators only)."
+    )
 
 
 class UnitUpdate(Strict):
-    name: Name | None = None
-    code: Code | None = None
-    parent_id: int | None = None
+    name: Annotated[Name, OMITTED]
+    code: Annotated[Code, OMITTED]
+    parent_id: Annotated[Id, OMITTED]
 
 
 class UnitOut(Out):
@@ -121,18 +178,18 @@ class UserCreate(Strict):
     username: Username
     password: Password
     roles: list[Role] = Field(min_length=1)
-    unit_id: int
+    unit_id: Id
     full_name: str = Field("", max_length=100)
     language: str = Field("zh", pattern="^(zh|en)$")
 
 
 class UserUpdate(Strict):
-    password: Password | None = None
-    roles: list[Role] | None = Field(None, min_length=1)
-    unit_id: int | None = None
-    full_name: str | None = Field(None, max_length=100)
-    language: str | None = Field(None, pattern="^(zh|en)$")
-    is_active: bool | None = None
+    password: Annotated[Password, OMITTED]
+    roles: Annotated[list[Role], Field(default=None, min_length=1)]
+    unit_id: Annotated[Id, OMITTED]
+    full_name: Annotated[str, Field(default=None, max_length=100)]
+    language: Annotated[str, Field(default=None, pattern="^(zh|en)$")]
+    is_active: Annotated[StrictBool, OMITTED]
 
 
 class UserOut(Out):
@@ -162,9 +219,9 @@ class VehicleFields(Strict):
     fuel_norm_l_100km: float | None = Field(
         None, gt=0, le=100, description="Consumption norm, litres per 100 km."
     )
-    make_model: str | None = Field(None, max_length=100)
+    make_model: Annotated[str, Field(default=None, max_length=100)]
     fuel_card: FuelCard | None = Field(None, description="Fuel card number (statements match it).")
-    depot_name: str | None = Field(None, max_length=200)
+    depot_name: Annotated[str, Field(default=None, max_length=200)]
     depot: DepotGeometry | None = Field(None, description="Home depot: GeoJSON Point or Polygon.")
 
 
@@ -174,18 +231,18 @@ class VehicleCreate(VehicleFields):
     body_class: BodyClass
     seats: int = Field(ge=1, le=60, description="Passenger seats, driver not counted.")
     energy: Energy
-    unit_id: int
+    unit_id: Id
     status: VehicleStatus = VehicleStatus.ACTIVE
 
 
 class VehicleUpdate(VehicleFields):
-    plate: Plate | None = None
-    category: VehicleCategory | None = None
-    body_class: BodyClass | None = None
-    seats: int | None = Field(None, ge=1, le=60)
-    energy: Energy | None = None
-    unit_id: int | None = None
-    status: VehicleStatus | None = None
+    plate: Annotated[Plate, OMITTED]
+    category: Annotated[VehicleCategory, OMITTED]
+    body_class: Annotated[BodyClass, OMITTED]
+    seats: Annotated[int, Field(default=None, ge=1, le=60)]
+    energy: Annotated[Energy, OMITTED]
+    unit_id: Annotated[Id, OMITTED]
+    status: Annotated[VehicleStatus, OMITTED]
 
 
 def _geojson_out(value: Any) -> Any:
@@ -223,19 +280,19 @@ LicenceClass = Annotated[
 class DriverCreate(Strict):
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
     licence_class: LicenceClass
-    unit_id: int
+    unit_id: Id
     phone: str = Field("", max_length=32)
-    user_id: int | None = None
-    active: bool = True
+    user_id: Id | None = None
+    active: StrictBool = True
 
 
 class DriverUpdate(Strict):
-    name: str | None = Field(None, min_length=1, max_length=100)
-    licence_class: LicenceClass | None = None
-    unit_id: int | None = None
-    phone: str | None = Field(None, max_length=32)
-    user_id: int | None = None
-    active: bool | None = None
+    name: Annotated[str, Field(default=None, min_length=1, max_length=100)]
+    licence_class: Annotated[LicenceClass, OMITTED]
+    unit_id: Annotated[Id, OMITTED]
+    phone: Annotated[str, Field(default=None, max_length=32)]
+    user_id: Id | None = None
+    active: Annotated[StrictBool, OMITTED]
 
 
 class DriverOut(Out):
@@ -267,18 +324,18 @@ _PHONE_KEY_HELP = (
 class DeviceCreate(Strict):
     protocol: DeviceProtocol
     identifier: Identifier
-    vehicle_id: int | None = None
-    unit_id: int | None = Field(None, description="Defaults to the vehicle's unit, else yours.")
-    enabled: bool = True
+    vehicle_id: Id | None = None
+    unit_id: Id | None = Field(None, description="Defaults to the vehicle's unit, else yours.")
+    enabled: StrictBool = True
     terminal_id: TerminalId | None = Field(None, description=_TERMINAL_ID_HELP)
     secret: DeviceSecret | None = Field(None, description=_PHONE_KEY_HELP)
 
 
 class DeviceUpdate(Strict):
-    identifier: Identifier | None = None
-    vehicle_id: int | None = None
-    unit_id: int | None = None
-    enabled: bool | None = None
+    identifier: Annotated[Identifier, OMITTED]
+    vehicle_id: Id | None = None
+    unit_id: Annotated[Id, OMITTED]
+    enabled: Annotated[StrictBool, OMITTED]
     terminal_id: TerminalId | None = Field(
         None, description=_TERMINAL_ID_HELP + " Only while the device is not bound."
     )

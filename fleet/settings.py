@@ -52,6 +52,18 @@ class Settings(BaseSettings):
         60, ge=1, description="Window for counting failed logins, in seconds."
     )
     db_pool_size: int = Field(10, ge=1, description="Connections kept in the API's pool (count).")
+    max_body_bytes: int = Field(
+        2 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body the API reads, in bytes; a larger one is refused (413)"
+        " from its Content-Length, or as it streams in, before it is read whole.",
+    )
+    max_upload_bytes: int = Field(
+        20 * 1024 * 1024,
+        ge=1024,
+        description="Largest statement upload (POST /api/v1/costs/statements) and GeoJSON fence"
+        " import (POST /api/v1/fences/import), in bytes; larger is refused (413) the same way.",
+    )
 
     @field_validator("display_timezone")
     @classmethod

@@ -21,7 +21,7 @@ from fleet.errors import Invalid
 METRES_PER_DEGREE = 111_319.49  # along the equator and along every meridian, near enough
 MAX_RADIUS_M = 200_000
 MAX_WIDTH_M = 20_000
-MAX_VERTICES = 100_000
+MAX_VERTICES = 100_000  # of one fence
 CIRCLE_SEGMENTS = 16  # per quarter circle: 64 sides, within 0.1% of the true radius
 
 
@@ -64,10 +64,27 @@ def _polygon(coordinates: Any, field: str) -> Polygon:
     return Polygon(rings[0], rings[1:])
 
 
+def positions(geometry: Any) -> int:
+    """How many positions a GeoJSON geometry's coordinates hold, counted before any is read."""
+    if not isinstance(geometry, dict):
+        return 0
+
+    def count(value: Any, depth: int) -> int:
+        if not isinstance(value, list) or not value or depth > 3:
+            return 0
+        if not isinstance(value[0], list):
+            return 1
+        return sum(count(item, depth + 1) for item in value)
+
+    return count(geometry.get("coordinates"), 0)
+
+
 def parse(geometry: Any, *, field: str = "geometry") -> BaseGeometry:
     """A GeoJSON geometry (Point, LineString, Polygon or MultiPolygon) as Shapely, or Invalid."""
     if not isinstance(geometry, dict) or "type" not in geometry or "coordinates" not in geometry:
         raise Invalid("geometry must be a GeoJSON object with type and coordinates", field=field)
+    if positions(geometry) > MAX_VERTICES:
+        raise Invalid(f"a fence has at most {MAX_VERTICES} vertices", field=field)
     kind, coordinates = geometry["type"], geometry["coordinates"]
     shape: BaseGeometry
     if kind == "Point":

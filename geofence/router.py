@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request, Response, status
@@ -10,6 +9,7 @@ from fastapi import APIRouter, Body, Query, Request, Response, status
 from fleet.api import ActorDep, ListingDep, SessionDep
 from fleet.auth import require
 from fleet.errors import Invalid
+from fleet.schemas import Day, Id, Moment, Text
 from geofence import service
 from geofence.models import FenceKind
 from geofence.rules import KINDS
@@ -48,21 +48,22 @@ def list_fences(
     return {"type": "FeatureCollection", "features": [service.fence_feature(f) for f in fences]}
 
 
-@router.get("/fences/{fence_id}")
-def get_fence(session: SessionDep, actor: ActorDep, fence_id: int) -> dict[str, Any]:
+# `:int`: `/fences/import` is that route's alone, never a fence id.
+@router.get("/fences/{fence_id:int}")
+def get_fence(session: SessionDep, actor: ActorDep, fence_id: Id) -> dict[str, Any]:
     return service.fence_feature(service.get_fence(session=session, actor=actor, fence_id=fence_id))
 
 
-@router.patch("/fences/{fence_id}")
+@router.patch("/fences/{fence_id:int}")
 def update_fence(
-    session: SessionDep, actor: ActorDep, fence_id: int, data: FenceUpdate
+    session: SessionDep, actor: ActorDep, fence_id: Id, data: FenceUpdate
 ) -> dict[str, Any]:
     fence = service.update_fence(session=session, actor=actor, fence_id=fence_id, data=data)
     return service.fence_feature(fence)
 
 
-@router.delete("/fences/{fence_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_fence(session: SessionDep, actor: ActorDep, fence_id: int) -> Response:
+@router.delete("/fences/{fence_id:int}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_fence(session: SessionDep, actor: ActorDep, fence_id: Id) -> Response:
     service.delete_fence(session=session, actor=actor, fence_id=fence_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -81,7 +82,7 @@ def calendar(
 
 @router.put("/calendar/{day}")
 def set_calendar_day(
-    session: SessionDep, actor: ActorDep, day: dt.date, data: CalendarDayIn
+    session: SessionDep, actor: ActorDep, day: Day, data: CalendarDayIn
 ) -> dict[str, Any]:
     row = service.set_calendar_day(session=session, actor=actor, day=day, data=data)
     return {"day": row.day, "working": row.working, "note": row.note, "source": row.source}
@@ -89,7 +90,7 @@ def set_calendar_day(
 
 @router.get("/units/{unit_id}/working-hours")
 def working_hours(
-    session: SessionDep, actor: ActorDep, request: Request, unit_id: int
+    session: SessionDep, actor: ActorDep, request: Request, unit_id: Id
 ) -> dict[str, Any]:
     return service.get_working_hours(
         session=session,
@@ -101,7 +102,7 @@ def working_hours(
 
 @router.put("/units/{unit_id}/working-hours")
 def set_working_hours(
-    session: SessionDep, actor: ActorDep, request: Request, unit_id: int, data: WorkingHoursIn
+    session: SessionDep, actor: ActorDep, request: Request, unit_id: Id, data: WorkingHoursIn
 ) -> dict[str, Any]:
     service.set_working_hours(session=session, actor=actor, unit_id=unit_id, data=data)
     return service.get_working_hours(
@@ -118,14 +119,14 @@ def list_alerts(
     actor: ActorDep,
     listing: ListingDep,
     status: Annotated[
-        str | None,
+        Text | None,
         Query(description="open, closed, or a review state: pending, confirmed, dismissed..."),
     ] = None,
-    kind: Annotated[str | None, Query(description="A rule name.")] = None,
-    vehicle_id: int | None = None,
-    unit_id: int | None = None,
-    start: Annotated[dt.datetime | None, Query(description="Alerts lasting past this.")] = None,
-    end: Annotated[dt.datetime | None, Query(description="Alerts started before this.")] = None,
+    kind: Annotated[Text | None, Query(description="A rule name.")] = None,
+    vehicle_id: Id | None = None,
+    unit_id: Id | None = None,
+    start: Annotated[Moment | None, Query(description="Alerts lasting past this.")] = None,
+    end: Annotated[Moment | None, Query(description="Alerts started before this.")] = None,
 ) -> dict[str, Any]:
     if kind is not None and kind not in KINDS:
         raise Invalid(f"kind is one of {', '.join(KINDS)}", field="kind")
@@ -144,13 +145,13 @@ def list_alerts(
 
 
 @router.get("/alerts/{alert_id}")
-def get_alert(session: SessionDep, actor: ActorDep, alert_id: int) -> dict[str, Any]:
+def get_alert(session: SessionDep, actor: ActorDep, alert_id: Id) -> dict[str, Any]:
     return service.get_alert(session=session, actor=actor, alert_id=alert_id)
 
 
 @router.post("/alerts/{alert_id}/review")
 def review_alert(
-    session: SessionDep, actor: ActorDep, alert_id: int, data: ReviewIn
+    session: SessionDep, actor: ActorDep, alert_id: Id, data: ReviewIn
 ) -> dict[str, Any]:
     """confirmed, dismissed (a reason is required) or escalated; each decision is audited."""
     return service.review_alert(session=session, actor=actor, alert_id=alert_id, data=data)

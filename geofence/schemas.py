@@ -5,18 +5,15 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, Field, StrictBool, StringConstraints, field_validator
 
 from fleet.models import VehicleCategory
+from fleet.schemas import OMITTED, Id, Strict
 from geofence.models import FenceKind, Review
 from geofence.settings import clock_seconds
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Clock = Annotated[str, StringConstraints(pattern=r"^\d{1,2}:\d{2}$")]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class ScheduleIn(Strict):
@@ -52,33 +49,33 @@ class FenceCreate(Strict):
     radius_m: float | None = Field(None, description="Circle radius, metres.")
     width_m: float | None = Field(None, description="Corridor width, metres (half each side).")
     schedule: ScheduleIn | None = None
-    unit_ids: list[int] = Field(
+    unit_ids: list[Id] = Field(
         default_factory=list, description="Units (with their sub-units) it applies to; empty: all."
     )
     categories: list[VehicleCategory] = Field(
         default_factory=list, description="Vehicle categories it applies to; empty: all."
     )
     speed_limit_kmh: float | None = Field(None, gt=0, le=200, description="km/h inside it.")
-    enabled: bool = True
+    enabled: StrictBool = True
     note: str = Field("", max_length=2000)
 
 
 class FenceUpdate(Strict):
-    name: Name | None = None
-    kind: FenceKind | None = None
-    geometry: dict[str, Any] | None = None
+    name: Annotated[Name, OMITTED]
+    kind: Annotated[FenceKind, OMITTED]
+    geometry: Annotated[dict[str, Any], OMITTED]
     radius_m: float | None = None
     width_m: float | None = None
     schedule: ScheduleIn | None = None
-    unit_ids: list[int] | None = None
-    categories: list[VehicleCategory] | None = None
+    unit_ids: Annotated[list[Id], OMITTED]
+    categories: Annotated[list[VehicleCategory], OMITTED]
     speed_limit_kmh: float | None = Field(None, gt=0, le=200)
-    enabled: bool | None = None
-    note: str | None = Field(None, max_length=2000)
+    enabled: Annotated[StrictBool, OMITTED]
+    note: Annotated[str, Field(default=None, max_length=2000)]
 
 
 class CalendarDayIn(Strict):
-    working: bool
+    working: StrictBool
     note: str = Field("", max_length=200)
 
 

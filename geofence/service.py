@@ -46,6 +46,10 @@ from geofence.schemas import (
 )
 from geofence.settings import GeofenceSettings, clock_seconds
 
+# A GeoJSON import is bounded before any feature is read.
+MAX_IMPORT_FEATURES = 1_000
+MAX_IMPORT_VERTICES = 200_000
+
 # ---- fences ---------------------------------------------------------------------------------
 
 
@@ -226,6 +230,17 @@ def import_fences(*, session: Session, actor: Actor, collection: Any) -> list[Fe
     features = collection.get("features")
     if not isinstance(features, list) or not features:
         raise Invalid("the FeatureCollection has no features", field="features")
+    if len(features) > MAX_IMPORT_FEATURES:
+        raise Invalid(
+            f"an import holds at most {MAX_IMPORT_FEATURES} features, not {len(features)}",
+            field="features",
+        )
+    vertices = sum(geometry.positions(f.get("geometry")) for f in features if isinstance(f, dict))
+    if vertices > MAX_IMPORT_VERTICES:
+        raise Invalid(
+            f"an import holds at most {MAX_IMPORT_VERTICES} vertices in all, not {vertices}",
+            field="features",
+        )
     checked: list[FenceCreate] = []
     problems: list[str] = []
     for n, feature in enumerate(features):

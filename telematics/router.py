@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
 from fleet.api import ActorDep, ListingDep, RedisDep, SessionDep, current_token
+from fleet.schemas import Id, Moment
 from telematics import service
 
 router = APIRouter(prefix="/api/v1", tags=["telematics"])
 
-Start = Annotated[datetime, Query(description="ISO-8601 with a zone, inclusive.")]
-End = Annotated[datetime, Query(description="ISO-8601 with a zone, exclusive.")]
+Start = Annotated[Moment, Query(description="ISO-8601 with a zone, inclusive.")]
+End = Annotated[Moment, Query(description="ISO-8601 with a zone, exclusive.")]
 
 
 @router.get("/vehicles/{vehicle_id}/positions")
 def positions(
     session: SessionDep,
     actor: ActorDep,
-    vehicle_id: int,
+    vehicle_id: Id,
     start: Start,
     end: End,
     simplify_m: Annotated[
@@ -39,7 +39,7 @@ def positions(
 
 @router.get("/vehicles/{vehicle_id}/trips")
 def trips(
-    session: SessionDep, actor: ActorDep, vehicle_id: int, start: Start, end: End
+    session: SessionDep, actor: ActorDep, vehicle_id: Id, start: Start, end: End
 ) -> dict[str, Any]:
     items = service.trips(session=session, actor=actor, vehicle_id=vehicle_id, start=start, end=end)
     return {"items": items}

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+import tracemalloc
 import zipfile
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -20,10 +22,14 @@ from openpyxl import Workbook
 from dispatch.statements import (
     BUILTIN_FORMATS,
     FIELDS,
+    MAX_CELLS,
+    MAX_COLUMNS,
+    MAX_ROWS,
     RowError,
     StatementFormat,
     StatementRow,
     StatementUnreadable,
+    _sheet_too_large,
     load_formats,
     parse,
 )
@@ -853,3 +859,55 @@ def test_amount_written_any_accepted_way_reads_back_exactly(cents: int, style: s
 
     assert errors == []
     assert [row.amount for row in rows] == [amount.quantize(Decimal("0.01"))]
+
+
+def xfd_bytes(rows: int, *, dimension: bool) -> bytes:
+    """A small workbook with one cell at column XFD (16,384) in each row: a few KB packed, 263 MB
+    once read row by row at full width. Without `dimension` the sheet does not declare its size."""
+    workbook = Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    for row in range(1, rows + 1):
+        sheet.cell(row=row, column=16_384, value=1)
+    out = io.BytesIO()
+    workbook.save(out)
+    if dimension:
+        return out.getvalue()
+    packed = io.BytesIO()
+    with zipfile.ZipFile(out) as source, zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as copy:
+        for entry in source.infolist():
+            content = source.read(entry)
+            if entry.filename.startswith("xl/worksheets/"):
+                content = re.sub(rb"<dimension[^>]*/>", b"", content)
+            copy.writestr(entry, content)
+    return packed.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("dimension", "refusal"),
+    [
+        (True, f"declares 2000 rows × 16384 columns; .* {MAX_COLUMNS} columns"),
+        # Undeclared, the cells past the bound are never read: no row holds anything.
+        (False, "has no rows"),
+    ],
+)
+def test_xlsx_wider_than_the_bound_is_refused_before_its_cells_are_read(
+    dimension: bool, refusal: str
+) -> None:
+    data = xfd_bytes(2_000, dimension=dimension)
+    assert len(data) < 64 * 1024
+    tracemalloc.start()
+    try:
+        with pytest.raises(StatementUnreadable, match=refusal):
+            read(data, filename="wide.xlsx")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 30 * 1024 * 1024, f"reading took {peak / 2**20:.0f} MiB"
+
+
+def test_xlsx_with_more_cells_than_the_bound_is_refused() -> None:
+    rows = MAX_CELLS // MAX_COLUMNS + 1
+    assert _sheet_too_large(10_000, (rows, MAX_COLUMNS)) is not None
+    assert _sheet_too_large(10_000, (rows - 1, MAX_COLUMNS)) is None
+    assert _sheet_too_large(10_000, (MAX_ROWS + 1, 1)) is not None
