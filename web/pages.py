@@ -1,5 +1,6 @@
 """The pages: HTML shells (the data comes from the API with the token the login page keeps),
-the static files, the front-end packages from node_modules, and the map's vector tiles.
+the static files, the front-end packages from node_modules, the map's vector tiles, and the
+extent a page's map opens on.
 
 Nothing a page loads comes from outside the machine.
 """
@@ -9,16 +10,23 @@ from __future__ import annotations
 import json
 import mimetypes
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from pydantic import BaseModel, Field
+from redis import Redis
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
 
-from fleet.api import ActorDep, SessionDep
+from fleet.api import ActorDep, RedisDep, SessionDep
+from fleet.auth import Actor, require, units_in_scope
+from fleet.models import OrgUnit, Vehicle, VehicleStatus
+from telematics import service as telematics_service
 from web import tiles
-from web.settings import WebSettings
+from web.settings import DEFAULT_MAP_CENTER, WebSettings
 
 # ES modules must be served as JavaScript; not every Python knows .mjs.
 mimetypes.add_type("text/javascript", ".mjs")
@@ -37,7 +45,9 @@ PAGES: dict[str, tuple[str, str, str]] = {
 # Front-end packages as npm installs them: URL prefix -> folder inside node_modules.
 VENDOR = {"maplibre-gl": "maplibre-gl/dist", "echarts": "echarts/dist"}
 
-router = APIRouter(include_in_schema=False)
+# The pages and tiles are no part of the API's contract; the map's extent is (see the end).
+page_router = APIRouter(include_in_schema=False)
+api_router = APIRouter(prefix="/api/v1", tags=["map"])
 templates = Environment(
     loader=FileSystemLoader(HERE / "templates"),
     autoescape=select_autoescape(["html"]),
@@ -70,17 +80,19 @@ def ui_config(settings: WebSettings, zone: str) -> dict[str, Any]:
             "crs": settings.basemap_crs,
             "attribution": settings.basemap_attribution,
         },
-        "center": list(settings.map_center),
+        "center": list(settings.map_center or DEFAULT_MAP_CENTER),
         "zoom": settings.map_zoom,
+        # With no centre set, the desk, review and phone maps fit GET /api/v1/map/extent.
+        "fit": None if settings.map_center else {"max_zoom": settings.map_fit_max_zoom},
     }
 
 
-@router.get("/")
+@page_router.get("/")
 def home() -> RedirectResponse:
     return RedirectResponse("/login", status_code=303)
 
 
-@router.get("/tiles/{z}/{x}/{y}.pbf")
+@page_router.get("/tiles/{z}/{x}/{y}.pbf")
 def vector_tile(
     session: SessionDep, actor: ActorDep, z: int, x: int, y: int, crs: str = "wgs84"
 ) -> Response:
@@ -111,9 +123,117 @@ def _add_page(name: str) -> None:
     def show(request: Request) -> HTMLResponse:
         return _page(name, request)
 
-    router.add_api_route(f"/{name}", show, methods=["GET"], response_class=HTMLResponse)
+    page_router.add_api_route(f"/{name}", show, methods=["GET"], response_class=HTMLResponse)
 
 
 for _name in PAGES:
     if (HERE / "templates" / f"{_name}.html").exists():
         _add_page(_name)
+
+
+# ---- the extent a map opens on ----------------------------------------------------------------
+
+
+# [west, south, east, north], WGS-84 degrees
+Box = tuple[float, float, float, float]
+
+
+class MapExtent(BaseModel):
+    """What a page's map fits when no centre is configured."""
+
+    bbox: Box | None = Field(
+        description="[west, south, east, north], WGS-84 degrees; null: nothing to fit (the map"
+        " opens at the default centre)."
+    )
+    basis: Literal["positions", "depots", "organisation_depots", "none"] = Field(
+        description="What the box holds: the vehicles' last positions, their depots, the depots"
+        " of the caller's organisation (the root unit's tree; `of=depots` only), or nothing."
+    )
+    vehicles: int = Field(description="How many vehicles the box was made from.")
+
+
+NOTHING = MapExtent(bbox=None, basis="none", vehicles=0)
+
+
+def _depot_box(session: Session, units: Select[int]) -> tuple[Box | None, int]:
+    """The box around the depots of the vehicles of `units` (disposed ones aside), and how many
+    vehicles have one."""
+    box = func.ST_Extent(Vehicle.depot)
+    west, south, east, north, count = session.execute(
+        select(
+            func.ST_XMin(box), func.ST_YMin(box), func.ST_XMax(box), func.ST_YMax(box),
+            func.count(Vehicle.depot),
+        ).where(
+            Vehicle.unit_id.in_(units),
+            Vehicle.status != VehicleStatus.DISPOSED,
+            Vehicle.depot.is_not(None),
+        )
+    ).one()  # fmt: skip
+    return ((west, south, east, north) if count else None), int(count)
+
+
+def fleet_extent(*, session: Session, redis: Redis, actor: Actor) -> MapExtent:
+    """The box around the last positions of the vehicles in the caller's scope, or, when none
+    has one, around their depots."""
+    require(actor, "vehicle", "read")
+    vehicle_ids = list(
+        session.scalars(
+            select(Vehicle.id).where(
+                Vehicle.unit_id.in_(units_in_scope(actor)),
+                Vehicle.status != VehicleStatus.DISPOSED,
+            )
+        )
+    )
+    fixes = [
+        (fix["lon"], fix["lat"])
+        for fix in telematics_service.last_positions(redis=redis, vehicle_ids=vehicle_ids).values()
+        if fix.get("lon") is not None and fix.get("lat") is not None
+    ]
+    if fixes:
+        lons, lats = zip(*fixes, strict=True)
+        heard = (min(lons), min(lats), max(lons), max(lats))
+        return MapExtent(bbox=heard, basis="positions", vehicles=len(fixes))
+    depots, count = _depot_box(session, units_in_scope(actor))
+    return MapExtent(bbox=depots, basis="depots", vehicles=count) if depots else NOTHING
+
+
+def depot_extent(*, session: Session, actor: Actor) -> MapExtent:
+    """The box around the depots of the vehicles of the caller's units, or, when they keep none,
+    of their organisation's (the pool serving a unit is usually a sibling unit's, as for
+    dispatch's seat check). Any role may ask: the answer is where the cars start from, one box,
+    nothing of the vehicles themselves."""
+    depots, count = _depot_box(session, units_in_scope(actor))
+    if depots:
+        return MapExtent(bbox=depots, basis="depots", vehicles=count)
+    root_path = actor.unit_path.split("/", 1)[0] + "/"
+    organisation = select(OrgUnit.id).where(OrgUnit.path.startswith(root_path, autoescape=True))
+    depots, count = _depot_box(session, organisation)
+    if depots:
+        return MapExtent(bbox=depots, basis="organisation_depots", vehicles=count)
+    return NOTHING
+
+
+@api_router.get("/map/extent", response_model=MapExtent)
+def map_extent(
+    session: SessionDep,
+    redis: RedisDep,
+    actor: ActorDep,
+    of: Annotated[
+        Literal["fleet", "depots"],
+        Query(
+            description="`fleet`: the vehicles in the caller's scope (the desk, the review);"
+            " `depots`: the depots of the caller's unit (the phone)."
+        ),
+    ] = "fleet",
+) -> MapExtent:
+    """Where a page's map opens when FLEET_MAP_CENTER is unset. `of=fleet` is refused (403) to
+    a caller who may not read vehicles, a requester; `of=depots` answers any role."""
+    if of == "depots":
+        return depot_extent(session=session, actor=actor)
+    return fleet_extent(session=session, redis=redis, actor=actor)
+
+
+# What the app includes: made last, as include_router copies the routes there are by then.
+router = APIRouter()
+router.include_router(page_router)
+router.include_router(api_router)

@@ -18,7 +18,7 @@ import httpx2 as httpx
 import pytest
 from sqlalchemy import Connection, text
 
-from dispatch.demo import COMPLETED
+from dispatch.demo import COMPLETED, OFFICES
 from fleet.demo import DEMO_PASSWORD
 from geofence.worker import ALERTS_CHANNEL
 from telematics.ingest import partition_ddl
@@ -157,13 +157,12 @@ def _off_route(stack: Stack, trip: Trip, minute: int) -> int:
     130-170): ten minutes of track heading west along the corridor, with a northward detour in
     the middle that the rule flagged."""
     begin = trip.start_at + timedelta(minutes=minute)
+    lon, lat = OFFICES  # where the order's planned route sets off, west along 文二路
     fixes = []
     for n in range(31):
         bend = 0.006 * max(0.0, 1 - abs(n - 15) / 5) if 10 <= n <= 20 else 0.0
-        fixes.append((begin + timedelta(seconds=20 * n), 120.2106 - 0.0008 * n, 30.2452 + bend))
-    fence = _corridor_fence(
-        stack, f"核查路线走廊 {minute}", [[120.2106, 30.2452], [120.2106 - 0.0008 * 30, 30.2452]]
-    )
+        fixes.append((begin + timedelta(seconds=20 * n), lon - 0.0008 * n, lat + bend))
+    fence = _corridor_fence(stack, f"核查路线走廊 {minute}", [[lon, lat], [lon - 0.0008 * 30, lat]])
     with stack.engine.begin() as conn:
         _positions(conn, trip.vehicle_id, fixes)
         return _alert(

@@ -383,6 +383,16 @@ async function playback(event) {
 
 // ---- start ----------------------------------------------------------------------------------
 
+// What the map opens on when no centre is configured: the cars where they were last heard, from
+// the positions just loaded; when none has been heard, their depots (the server's extent).
+async function fleetBox(extent, boxAround) {
+  if (!config.fit) return null;
+  const heard = [...vehicles.values()]
+    .filter((v) => v.status !== "disposed" && v.position && v.position.lat != null && v.position.lon != null)
+    .map((v) => [v.position.lon, v.position.lat]);
+  return heard.length ? boxAround(heard) : extent(config, "fleet");
+}
+
 // Controls answer from the first paint, even while the data is still loading.
 document.getElementById("plan-button").addEventListener("click", makePlan);
 document.getElementById("playback-form").addEventListener("submit", playback);
@@ -391,14 +401,14 @@ document.getElementById("playback-slider").addEventListener("input",
 
 const me = await start();
 if (me) {
-  const { createMap, display } = await import("./map.js").catch(() => {
+  const { createMap, display, extent, boxAround } = await import("./map.js").catch(() => {
     notify(t("error.vendor"), "error");
     return {};
   });
   shift = display ? display(config) : shift;
   await loadVehicles();
   if (createMap) {
-    map = createMap("map", config);
+    map = createMap("map", config, { fit: await fleetBox(extent, boxAround) });
     window.fleetDesk.map = map;
     map.on("load", () => {
       addVehicleLayers();

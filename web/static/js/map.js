@@ -1,11 +1,18 @@
 // The map: MapLibre over the app's own vector tiles (roads, fences, depots), optionally over an
 // intranet raster base map. No glyph server: labels use local fonts (MapLibre's TinySDF path).
-import { Map, NavigationControl, ScaleControl, setWorkerUrl } from "/vendor/maplibre-gl/maplibre-gl.mjs";
-import { token } from "./api.js";
+import { AttributionControl, Map, NavigationControl, ScaleControl, setWorkerUrl }
+  from "/vendor/maplibre-gl/maplibre-gl.mjs";
+import { api, token } from "./api.js";
 
 setWorkerUrl("/vendor/maplibre-gl/maplibre-gl-worker.mjs");
 
 const FONT = ["Noto Sans CJK SC", "Droid Sans Fallback", "sans-serif"];
+// The app's roads are an OpenStreetMap extract (fleet roads import), so its tiles carry the
+// credit; a link is not a request, the page still asks nothing of the outside world.
+const OSM_CREDIT = '<a href="https://www.openstreetmap.org/copyright" target="_blank" rel="noopener">'
+  + "© OpenStreetMap contributors</a>";
+// Room kept around what a map is fitted to, in pixels (a phone's pick map is about 300 wide).
+const FIT_PADDING = 40;
 
 function style(config) {
   const sources = {
@@ -14,6 +21,7 @@ function style(config) {
       tiles: [`${location.origin}/tiles/{z}/{x}/{y}.pbf${config.basemap.crs === "gcj02" ? "?crs=gcj02" : ""}`],
       minzoom: 0,
       maxzoom: 16,
+      attribution: OSM_CREDIT,
     },
   };
   const layers = [{ id: "background", type: "background", paint: { "background-color": "#f4f1ea" } }];
@@ -50,12 +58,21 @@ function style(config) {
   return { version: 8, sources, layers };
 }
 
-export function createMap(container, config) {
+/**
+ * A map in `container`. It opens at `config.center` when one is configured; otherwise it opens on
+ * `fit` ([west, south, east, north] in WGS-84, see `extent`), or at the default centre when that
+ * is null.
+ */
+export function createMap(container, config, { fit = null } = {}) {
+  const bounds = config.fit && fit ? displayBounds(config, fit) : null;
   const map = new Map({
     container,
     style: style(config),
     center: config.center,
     zoom: config.zoom,
+    ...(bounds ? { bounds, fitBoundsOptions: fitOptions(config) } : {}),
+    // The credit control is added below: the sources' credits (the app's tiles, the base map),
+    // without the link to MapLibre's site the default control adds.
     attributionControl: false,
     localIdeographFontFamily: "'Droid Sans Fallback', sans-serif",
     transformRequest: (url) => (url.startsWith(`${location.origin}/tiles/`)
@@ -63,7 +80,45 @@ export function createMap(container, config) {
   });
   map.addControl(new NavigationControl({ showCompass: false }), "top-left");
   map.addControl(new ScaleControl({ unit: "metric" }), "bottom-left");
+  map.addControl(new AttributionControl({ compact: true }), "bottom-right");
   return map;
+}
+
+/**
+ * What a map should open on when no centre is configured (null when one is, or when there is
+ * nothing to fit): the box GET /api/v1/map/extent answers, `of` "fleet" (the vehicles in the
+ * caller's scope) or "depots" (the caller's unit's depots). A failed answer is no box: the map
+ * still opens, at the default centre.
+ */
+export async function extent(config, of) {
+  if (!config.fit) return null;
+  try {
+    return (await api(`/api/v1/map/extent?of=${of}`)).bbox;
+  } catch {
+    return null;
+  }
+}
+
+/** The box around `points` ([lon, lat] in WGS-84), or null for none. */
+export function boxAround(points) {
+  if (!points.length) return null;
+  const lons = points.map((p) => p[0]);
+  const lats = points.map((p) => p[1]);
+  return [Math.min(...lons), Math.min(...lats), Math.max(...lons), Math.max(...lats)];
+}
+
+/** Fits `map` to `fit` (a WGS-84 box) at once, as createMap would have opened it. */
+export function fitTo(map, config, fit) {
+  if (config.fit && fit) map.fitBounds(displayBounds(config, fit), { ...fitOptions(config), duration: 0 });
+}
+
+function fitOptions(config) {
+  return { padding: FIT_PADDING, maxZoom: config.fit.max_zoom };
+}
+
+function displayBounds(config, [west, south, east, north]) {
+  const move = display(config);
+  return [move(west, south), move(east, north)];
 }
 
 // GCJ-02 (the datum of most Chinese base maps) from and to WGS-84, for drawing on such a map.

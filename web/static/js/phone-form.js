@@ -98,7 +98,8 @@ async function makeMap() {
   }
   toMap = module.display(config);
   if (config.basemap.crs === "gcj02") fromMap = module.gcj02ToWgs84;
-  const made = module.createMap("pick-map", config);
+  // Opens on where the unit's cars start from, the likeliest origin (no centre configured).
+  const made = module.createMap("pick-map", config, { fit: await module.extent(config, "depots") });
   made.on("load", () => {
     made.addSource("picks", { type: "geojson", data: { type: "FeatureCollection", features: [] } });
     made.addLayer({ id: "picks", type: "circle", source: "picks", paint: {

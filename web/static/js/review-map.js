@@ -1,7 +1,7 @@
 // The evidence map of one alert: the track around the episode, the part the rule flagged, the
 // fence, the order's planned route, the alert's own position, and a marker that plays the track
 // back. Loaded on demand, because it pulls in MapLibre.
-import { createMap, display } from "./map.js";
+import { createMap, display, fitTo } from "./map.js";
 
 const EMPTY = { type: "FeatureCollection", features: [] };
 const FENCE_COLOUR = ["match", ["get", "kind"], "prohibited", "#d62728", "depot", "#2ca02c",
@@ -27,8 +27,12 @@ function feature(geometry, properties = {}) {
 }
 
 export class EvidenceMap {
-  constructor(container, config) {
-    this.map = createMap(container, config);
+  /** `fit`: the box around the caller's vehicles, where the map opens and returns to when an
+   * alert has nothing to draw (see createMap). */
+  constructor(container, config, { fit = null } = {}) {
+    this.map = createMap(container, config, { fit });
+    this.config = config;
+    this.home = fit;
     this.move = display(config);
     this.ready = new Promise((resolve) => {
       this.map.on("load", () => {
@@ -110,13 +114,17 @@ export class EvidenceMap {
     this.frame([evidence.track, evidence.flagged, place], fence);
   }
 
-  // Frames the track and the alert's place; a fence (a whole city, say) only when nothing else is.
+  // Frames the track and the alert's place; a fence (a whole city, say) only when nothing else is;
+  // the caller's vehicles when there is nothing at all.
   frame(geometries, fence) {
     const coords = [];
     const collect = (c) => (typeof c[0] === "number" ? coords.push(this.move(c[0], c[1])) : c.forEach(collect));
     for (const g of geometries) if (g) collect(g.coordinates);
     if (!coords.length && fence) collect((fence.properties?.area || fence.geometry).coordinates);
-    if (!coords.length) return;
+    if (!coords.length) {
+      fitTo(this.map, this.config, this.home);
+      return;
+    }
     const lons = coords.map((c) => c[0]);
     const lats = coords.map((c) => c[1]);
     const bounds = [[Math.min(...lons), Math.min(...lats)], [Math.max(...lons), Math.max(...lats)]];

@@ -207,8 +207,11 @@ function routeId() {
 
 function evidenceMap() {
   if (!evidence) {
-    evidence = import("./review-map.js").then(async ({ EvidenceMap, Playback }) => {
-      const map = new EvidenceMap("review-map", config);
+    evidence = Promise.all([
+      import("./review-map.js"),
+      import("./map.js").then(({ extent }) => extent(config, "fleet")),
+    ]).then(async ([{ EvidenceMap, Playback }, fit]) => {
+      const map = new EvidenceMap("review-map", config, { fit });
       window.fleetReview.map = map.map;
       const playback = new Playback({
         button: $("play"),
