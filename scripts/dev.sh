@@ -105,7 +105,8 @@ store_port() {
 
 # initdb and postgres refuse to run as root: when we are root they run as the postgres user.
 pg_run() {
-  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  # From /: postgres may not be allowed into the folder make was started in.
+  if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 # The cluster's folder, resolved: initdb and pg_ctl run as postgres, which may not be able to

@@ -217,6 +217,11 @@ def test_the_desk_on_a_saturday_shows_roads_cars_driving_on_them_orders_and_aler
         with demo_day.engine.connect() as conn:
             imported = set(conn.scalars(text("SELECT DISTINCT name FROM road")))
         assert len(set(names) & imported) >= 5, names
+        # ... and their names written along them.
+        page.wait_for_function(
+            "window.fleetDesk.map.queryRenderedFeatures({layers: ['road-labels']}).length > 0",
+            timeout=30_000,
+        )
         # Orders waiting for a vehicle, with the plan to accept.
         page.locator("#orders button.order").first.wait_for(timeout=30_000)
         assert page.is_hidden("#orders-empty")
