@@ -88,9 +88,13 @@ def submit(session: SessionDep, actor: ActorDep, request: Request, order_id: Id)
 
 
 @router.get("/approvals/pending")
-def pending(session: SessionDep, actor: ActorDep) -> dict[str, Any]:
+def pending(session: SessionDep, actor: ActorDep, request: Request) -> dict[str, Any]:
     """The orders waiting for the caller's decision (their current step is the caller's)."""
-    items = service.pending_for(session=session, actor=actor)
+    items = service.pending_for(
+        session=session,
+        actor=actor,
+        distinct_deciders=_settings(request).approval_distinct_deciders,
+    )
     return {"items": [service.view(session=session, order=o) for o in items]}
 
 
@@ -121,19 +125,37 @@ def delete_rule(session: SessionDep, actor: ActorDep, rule_id: Id) -> Response:
 
 @router.post("/orders/{order_id}/approve")
 def approve(
-    session: SessionDep, actor: ActorDep, order_id: Id, data: Comment | None = None
+    session: SessionDep,
+    actor: ActorDep,
+    order_id: Id,
+    request: Request,
+    data: Comment | None = None,
 ) -> dict[str, Any]:
+    """Decides the order's current step; 403 if the caller already decided a step of it and
+    FLEET_APPROVAL_DISTINCT_DECIDERS is on."""
     order = service.decide(
-        session=session, actor=actor, order_id=order_id, approve=True, data=data or Comment()
+        session=session,
+        actor=actor,
+        order_id=order_id,
+        approve=True,
+        data=data or Comment(),
+        distinct_deciders=_settings(request).approval_distinct_deciders,
     )
     return service.view(session=session, order=order)
 
 
 @router.post("/orders/{order_id}/reject")
-def reject(session: SessionDep, actor: ActorDep, order_id: Id, data: Comment) -> dict[str, Any]:
+def reject(
+    session: SessionDep, actor: ActorDep, order_id: Id, data: Comment, request: Request
+) -> dict[str, Any]:
     """A rejection needs a comment."""
     order = service.decide(
-        session=session, actor=actor, order_id=order_id, approve=False, data=data
+        session=session,
+        actor=actor,
+        order_id=order_id,
+        approve=False,
+        data=data,
+        distinct_deciders=_settings(request).approval_distinct_deciders,
     )
     return service.view(session=session, order=order)
 

@@ -355,10 +355,29 @@ def _may_decide(session: Session, actor: Actor, unit_id: int) -> bool:
     return path.startswith(actor.unit_path)
 
 
+def _has_decided(session: Session, actor: Actor, order_id: int) -> bool:
+    return (
+        session.scalar(
+            select(OrderDecision.id)
+            .where(OrderDecision.order_id == order_id, OrderDecision.user_id == actor.user_id)
+            .limit(1)
+        )
+        is not None
+    )
+
+
 def decide(
-    *, session: Session, actor: Actor, order_id: int, approve: bool, data: Comment
+    *,
+    session: Session,
+    actor: Actor,
+    order_id: int,
+    approve: bool,
+    data: Comment,
+    distinct_deciders: bool,
 ) -> TripOrder:
-    """Approves the order's current step (the last one approves the order) or rejects it."""
+    """Approves the order's current step (the last one approves the order) or rejects it.
+
+    With `distinct_deciders` (segregation of duties) nobody decides two steps of one order."""
     require(actor, "order", "approve")
     order = get_order(session=session, actor=actor, order_id=order_id, lock=True)
     if order.requester_id == actor.user_id:
@@ -374,6 +393,11 @@ def decide(
     if order.approval != "pending" or not (order.status == OrderStatus.SUBMITTED or after_the_fact):
         raise IllegalMove(
             f"an order that is {order.status} (approval {order.approval}) has nothing to decide"
+        )
+    if distinct_deciders and _has_decided(session, actor, order.id):
+        raise Forbidden(
+            "each step of an approval chain is decided by a different person: you already"
+            " decided a step of this order"
         )
     steps = order.approval_steps or [{"level": 0, "unit_id": order.unit_id, "reasons": []}]
     step = steps[order.approvals_done]
@@ -431,7 +455,7 @@ def overdue_emergencies(
     )
 
 
-def pending_for(*, session: Session, actor: Actor) -> list[TripOrder]:
+def pending_for(*, session: Session, actor: Actor, distinct_deciders: bool) -> list[TripOrder]:
     """Submitted orders whose current step the actor may decide."""
     require(actor, "order", "approve")
     submitted = session.scalars(
@@ -446,6 +470,7 @@ def pending_for(*, session: Session, actor: Actor) -> list[TripOrder]:
         if o.requester_id != actor.user_id
         and o.approvals_done < len(o.approval_steps)
         and _may_decide(session, actor, o.approval_steps[o.approvals_done]["unit_id"])
+        and not (distinct_deciders and _has_decided(session, actor, o.id))
     ]
 
 

@@ -25,6 +25,11 @@ class DispatchSettings(BaseSettings):
     emergency_approval_due_h: float = Field(
         24, gt=0, description="An emergency order's approval is overdue after this long (h)."
     )
+    approval_distinct_deciders: bool = Field(
+        True,
+        description="Segregation of duties: each step of one order's approval chain is decided by"
+        " a different person; a second decision by the same person on the same order is refused.",
+    )
     tracker_fresh_h: float = Field(
         24,
         gt=0,

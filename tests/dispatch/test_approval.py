@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from dispatch.approval import Condition, Rule, Traits, steps
+from dispatch.settings import DispatchSettings
 from fleet.models import Role
 
 RULES = [
@@ -72,6 +73,41 @@ def test_an_out_of_region_order_needs_the_higher_step(
     done = client.post(f"/api/v1/orders/{order_id}/approve", headers=people["boss"]).json()
     assert (done["status"], done["approvals_done"]) == ("approved", 2)
     assert [d["by"] for d in done["decisions"]] == ["chief", "boss"]
+
+
+def test_one_approver_does_not_decide_two_steps_of_one_order(
+    client: TestClient, root_unit, make_unit, make_user, login, people, pool, order_body
+):
+    # The root's approver may decide the bureau's step as well as the root's: not both of one order.
+    _, clerk, _ = _chain_setup(client, root_unit, make_unit, make_user, login, people)
+    boss = people["boss"]
+
+    def two_step_order() -> int:
+        order_id = client.post(
+            "/api/v1/orders", json=order_body(out_of_region=True), headers=clerk
+        ).json()["id"]
+        client.post(f"/api/v1/orders/{order_id}/submit", headers=clerk)
+        first = client.post(f"/api/v1/orders/{order_id}/approve", headers=boss).json()
+        assert first["approvals_done"] == 1
+        return order_id
+
+    order_id = two_step_order()
+    pending = client.get("/api/v1/approvals/pending", headers=boss).json()["items"]
+    assert order_id not in [o["id"] for o in pending]
+    again = client.post(f"/api/v1/orders/{order_id}/approve", headers=boss)
+    assert again.status_code == 403
+    assert "different person" in again.json()["detail"]
+    refused = client.post(f"/api/v1/orders/{order_id}/reject", json={"comment": "x"}, headers=boss)
+    assert refused.status_code == 403
+    make_user("deputy", root_unit, Role.APPROVER)
+    done = client.post(f"/api/v1/orders/{order_id}/approve", headers=login("deputy")).json()
+    assert [d["by"] for d in done["decisions"]] == ["boss", "deputy"]
+
+    # The setting turned off (a one-person office): the same approver may take every step.
+    client.app.state.dispatch_settings = DispatchSettings(approval_distinct_deciders=False)
+    order_id = two_step_order()
+    done = client.post(f"/api/v1/orders/{order_id}/approve", headers=boss).json()
+    assert (done["status"], done["approvals_done"]) == ("approved", 2)
 
 
 def test_a_holiday_order_needs_the_higher_step_and_a_working_day_does_not(

@@ -115,7 +115,12 @@ def approved(world: dict[str, Any], start_hour: int, end_hour: int) -> int:
             night=(22 * 3600, 6 * 3600),
         )
         service.decide(
-            session=session, actor=world["boss"], order_id=order.id, approve=True, data=Comment()
+            session=session,
+            actor=world["boss"],
+            order_id=order.id,
+            approve=True,
+            data=Comment(),
+            distinct_deciders=True,
         )
         return order.id
 
