@@ -25,7 +25,7 @@ from dispatch.models import (
     OrderDecision,
     TripOrder,
 )
-from fleet import audit
+from fleet import access, audit
 from fleet.auth import Actor, require
 from fleet.db import utcnow
 from fleet.models import AuditEntry, Driver, OrgUnit, UserAccount, Vehicle
@@ -74,7 +74,11 @@ def _audit_entries(session: Session, refs: list[tuple[str, list[int]]]) -> list[
             "entity_id": e.entity_id,
             "hash": e.hash,
         }
-        for e in session.scalars(select(AuditEntry).where(or_(*wanted)).order_by(AuditEntry.id))
+        for e in session.scalars(
+            select(AuditEntry)
+            .where(or_(*wanted), AuditEntry.action.not_in(access.KINDS))
+            .order_by(AuditEntry.id)
+        )
     ]
 
 
@@ -284,6 +288,44 @@ def order_dossier(*, session: Session, actor: Actor, order_id: int) -> dict[str,
     }
 
 
+def record_order_read(
+    *, session: Session, actor: Actor, client: str, dossier: dict[str, Any], format: str
+) -> None:
+    """Records who read (`json`) or exported (`html`, `pdf`) an order's dossier. It shows the
+    assigned vehicle's track over the assignment, so the read is the vehicle's."""
+    held = dossier["assignment"]
+    order_id = dossier["order"]["id"]
+    access.record(
+        session=session,
+        actor=actor,
+        client=client,
+        action=access.READ if format == "json" else access.EXPORT,
+        entity="vehicle" if held else "trip_order",
+        entity_id=held["vehicle"]["id"] if held else order_id,
+        what="order_dossier",
+        since=datetime.fromisoformat(held["from"]) if held else None,
+        until=datetime.fromisoformat(held["to"]) if held else None,
+        order_id=order_id,
+        format=format,
+    )
+
+
+def record_vehicle_file_read(
+    *, session: Session, actor: Actor, client: str, vehicle_id: int, format: str
+) -> None:
+    """Records who read (`json`) or exported (`html`, `pdf`) a vehicle file: its whole life."""
+    access.record(
+        session=session,
+        actor=actor,
+        client=client,
+        action=access.READ if format == "json" else access.EXPORT,
+        entity="vehicle",
+        entity_id=vehicle_id,
+        what="vehicle_file",
+        format=format,
+    )
+
+
 # ---- the vehicle file -----------------------------------------------------------------------
 
 DUE_KINDS = (CostKind.INSPECTION, CostKind.INSURANCE, CostKind.MAINTENANCE)
@@ -388,7 +430,11 @@ def vehicle_file(
         }
         for e in session.scalars(
             select(AuditEntry)
-            .where(AuditEntry.entity == "vehicle", AuditEntry.entity_id == str(vehicle.id))
+            .where(
+                AuditEntry.entity == "vehicle",
+                AuditEntry.entity_id == str(vehicle.id),
+                AuditEntry.action.not_in(access.KINDS),
+            )
             .order_by(AuditEntry.id)
         )
         if (e.before or {}).get("status") != (e.after or {}).get("status")

@@ -73,3 +73,12 @@ def listing(
 
 
 ListingDep = Annotated[Listing, Depends(listing)]
+
+
+def client_address(request: Request) -> str:
+    """Where the request came from, as the server saw it (the reverse proxy's forwarded address
+    when the proxy is trusted), for the record of who read what."""
+    return request.client.host if request.client else "unknown"
+
+
+ClientDep = Annotated[str, Depends(client_address)]

@@ -42,6 +42,7 @@ report_app = typer.Typer(
     help="Reports for audit: order dossiers, vehicle files.", no_args_is_help=True
 )
 costs_app = typer.Typer(help="Costs: fuel-card and charging statements.", no_args_is_help=True)
+positions_app = typer.Typer(help="Stored positions.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(seed_app, name="seed")
@@ -51,6 +52,7 @@ app.add_typer(calendar_app, name="calendar")
 app.add_typer(fences_app, name="fences")
 app.add_typer(report_app, name="report")
 app.add_typer(costs_app, name="costs")
+app.add_typer(positions_app, name="positions")
 
 
 class Exit:
@@ -250,6 +252,48 @@ def audit_verify(ctx: typer.Context) -> None:
             Exit.FAILED,
         )
     typer.echo(f"audit log intact: {result.checked} entries verified")
+
+
+@positions_app.command("prune")
+def positions_prune(
+    ctx: typer.Context,
+    before: Annotated[
+        str | None,
+        typer.Option(
+            help="Delete the fixes dated before this moment (ISO 8601 with a zone); default"
+            " FLEET_POSITION_RETENTION_YEARS before now."
+        ),
+    ] = None,
+) -> None:
+    """Delete positions past their retention: whole monthly partitions dropped, the month the
+    cut-off falls in trimmed, the deletion audited. The worker does this daily by itself."""
+    from telematics import retention
+    from telematics.settings import TelematicsSettings
+
+    settings: Settings = ctx.obj
+    years = TelematicsSettings().position_retention_years
+    if before is not None:
+        try:
+            cutoff = datetime.fromisoformat(before)
+        except ValueError:
+            raise fail(f"--before {before!r} is not an ISO 8601 moment", Exit.FAILED) from None
+        if cutoff.tzinfo is None:
+            raise fail("--before needs a zone (2020-01-01T00:00:00+08:00)", Exit.FAILED)
+    elif years is not None:
+        cutoff = retention.cutoff(utcnow(), years)
+    else:
+        raise fail("no retention: set FLEET_POSITION_RETENTION_YEARS or give --before", Exit.FAILED)
+    _check_database(settings)
+    engine = make_engine(settings, pool_size=1)
+    try:
+        with unit_of_work(make_session_factory(engine)) as session:
+            pruned = retention.prune(session=session, before=cutoff, retention_years=years)
+    finally:
+        engine.dispose()
+    typer.echo(
+        f"positions before {cutoff.isoformat()}: {pruned.rows_deleted} deleted, partitions"
+        f" dropped: {', '.join(pruned.partitions_dropped) or 'none'}"
+    )
 
 
 @roads_app.command("import")
@@ -628,6 +672,17 @@ def worker(
             zone=settings.zone,
             permits=OrderPermits(engine),
         )
+        if index == 0:  # one worker does the maintenance
+            from fleet import maintenance
+
+            periodic = maintenance.Periodic(stop)
+            if telematics_settings.position_retention_years is not None:
+                periodic.every(
+                    maintenance.DAY_S,
+                    "prune positions",
+                    lambda: maintenance.prune_positions(engine, telematics_settings),
+                )
+            periodic.start()
         IngestWorker(
             engine=engine,
             redis=redis,

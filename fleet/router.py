@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy import text
 
+from fleet import access, registry
 from fleet import auth as auth_service
-from fleet import registry
 from fleet.api import (
     ActorDep,
     ListingDep,
@@ -28,6 +28,7 @@ from fleet.models import (
     VehicleStatus,
 )
 from fleet.schemas import (
+    AccessEntryOut,
     AuditEntryOut,
     DeviceCreate,
     DeviceOut,
@@ -386,3 +387,20 @@ def list_audit(
         session=session, actor=actor, listing=listing, entity=entity, entity_id=entity_id
     )
     return _page(AuditEntryOut, result, listing)
+
+
+@router.get("/vehicles/{vehicle_id}/reads", response_model=Page[AccessEntryOut], tags=["audit"])
+def list_vehicle_reads(
+    session: SessionDep, actor: ActorDep, listing: ListingDep, vehicle_id: Id
+) -> dict[str, Any]:
+    """Who read this vehicle's positions, trips, file or an order dossier showing it, or exported
+    them, newest first (supervisors and administrators of the vehicle's units)."""
+    items, total = access.list_for_vehicle(
+        session=session, actor=actor, vehicle_id=vehicle_id, listing=listing
+    )
+    return {
+        "items": [AccessEntryOut.of(e) for e in items],
+        "total": total,
+        "limit": listing.limit,
+        "offset": listing.offset,
+    }

@@ -386,6 +386,37 @@ class AuditEntryOut(Out):
     hash: str
 
 
+class AccessEntryOut(BaseModel):
+    """One read or export of a vehicle's data: who, what, which period, from where."""
+
+    id: int
+    at: datetime
+    actor_id: int | None
+    actor: str
+    action: str = Field(description="`read`, or `export` for a file (CSV, XLSX, PDF, HTML).")
+    what: str = Field(description="`positions`, `trips`, `vehicle_file`, `order_dossier`...")
+    since: datetime | None = Field(description="Start of the period read; none for all of it.")
+    until: datetime | None = Field(description="End of the period read (exclusive).")
+    client: str = Field(description="The address the request came from.")
+    detail: dict[str, Any] = Field(description="The rest: format, order id.")
+
+    @classmethod
+    def of(cls, entry: Any) -> AccessEntryOut:
+        after = dict(entry.after or {})
+        return cls(
+            id=entry.id,
+            at=entry.at,
+            actor_id=entry.actor_id,
+            actor=entry.actor,
+            action=entry.action,
+            what=after.pop("what", ""),
+            since=after.pop("since", None),
+            until=after.pop("until", None),
+            client=after.pop("client", ""),
+            detail=after,
+        )
+
+
 class Health(BaseModel):
     status: str
     database: str

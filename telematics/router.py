@@ -6,7 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from fleet.api import ActorDep, ListingDep, RedisDep, SessionDep, current_token
+from fleet import access
+from fleet.api import ActorDep, ClientDep, ListingDep, RedisDep, SessionDep, current_token
 from fleet.schemas import Id, Moment
 from telematics import service
 
@@ -20,6 +21,7 @@ End = Annotated[Moment, Query(description="ISO-8601 with a zone, exclusive.")]
 def positions(
     session: SessionDep,
     actor: ActorDep,
+    client: ClientDep,
     vehicle_id: Id,
     start: Start,
     end: End,
@@ -27,7 +29,8 @@ def positions(
         float | None, Query(gt=0, le=10_000, description="Douglas-Peucker tolerance, metres.")
     ] = None,
 ) -> dict[str, Any]:
-    return service.positions(
+    """The vehicle's fixes in [start, end); the read is recorded (GET /vehicles/{id}/reads)."""
+    track = service.positions(
         session=session,
         actor=actor,
         vehicle_id=vehicle_id,
@@ -35,13 +38,37 @@ def positions(
         end=end,
         simplify_m=simplify_m,
     )
+    access.record(
+        session=session,
+        actor=actor,
+        client=client,
+        action=access.READ,
+        entity="vehicle",
+        entity_id=vehicle_id,
+        what="positions",
+        since=start,
+        until=end,
+    )
+    return track
 
 
 @router.get("/vehicles/{vehicle_id}/trips")
 def trips(
-    session: SessionDep, actor: ActorDep, vehicle_id: Id, start: Start, end: End
+    session: SessionDep, actor: ActorDep, client: ClientDep, vehicle_id: Id, start: Start, end: End
 ) -> dict[str, Any]:
+    """The vehicle's trips overlapping [start, end); the read is recorded."""
     items = service.trips(session=session, actor=actor, vehicle_id=vehicle_id, start=start, end=end)
+    access.record(
+        session=session,
+        actor=actor,
+        client=client,
+        action=access.READ,
+        entity="vehicle",
+        entity_id=vehicle_id,
+        what="trips",
+        since=start,
+        until=end,
+    )
     return {"items": items}
 
 

@@ -73,6 +73,13 @@ class TelematicsSettings(BaseSettings):
         " days (blind-area re-sends span days). Partitions are only made for months in this"
         " window.",
     )
+    position_retention_years: int | None = Field(
+        None,
+        ge=1,
+        description="Positions older than this many years are deleted by the worker's daily"
+        " maintenance (whole monthly partitions dropped), the deletion audited; unset keeps"
+        " them all (years).",
+    )
     max_speed_kmh: float = Field(
         300, gt=0, description="Speeds above this are impossible for a road vehicle, in km/h."
     )

@@ -1,0 +1,71 @@
+"""The worker's periodic maintenance, beside ingest: positions past their retention deleted
+daily, and (with a signing key) the audit chain's head checkpointed outside the database. Both
+run in worker 0 only, on a thread of their own with their own sessions; a failure is logged and
+tried again at the next turn, never stopping ingest."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from sqlalchemy import Engine
+
+from fleet.db import make_session_factory, unit_of_work, utcnow
+from telematics import retention
+from telematics.settings import TelematicsSettings
+
+log = logging.getLogger("fleet.maintenance")
+
+DAY_S = 86_400.0
+
+
+def prune_positions(engine: Engine, settings: TelematicsSettings) -> retention.Pruned | None:
+    """Deletes the positions past FLEET_POSITION_RETENTION_YEARS (none when it is unset)."""
+    years = settings.position_retention_years
+    if years is None:
+        return None
+    with unit_of_work(make_session_factory(engine)) as session:
+        pruned = retention.prune(
+            session=session, before=retention.cutoff(utcnow(), years), retention_years=years
+        )
+    if not pruned.nothing:
+        log.info(
+            "positions before %s deleted: %d rows, partitions dropped: %s",
+            pruned.cutoff.isoformat(),
+            pruned.rows_deleted,
+            ", ".join(pruned.partitions_dropped) or "none",
+        )
+    return pruned
+
+
+class Periodic:
+    """Jobs that each run at once and then every `interval_s`, until `stop` is set."""
+
+    def __init__(self, stop: threading.Event, tick_s: float = 30.0) -> None:
+        self.stop = stop
+        self.tick_s = tick_s
+        self.jobs: list[tuple[str, float, Callable[[], object]]] = []
+
+    def every(self, interval_s: float, name: str, job: Callable[[], object]) -> None:
+        self.jobs.append((name, interval_s, job))
+
+    def run(self) -> None:
+        due = {name: 0.0 for name, _, _ in self.jobs}
+        while not self.stop.is_set():
+            for name, interval_s, job in self.jobs:
+                if time.monotonic() >= due[name]:
+                    try:
+                        job()
+                    except Exception:
+                        log.exception("maintenance job %s failed; tried again later", name)
+                    due[name] = time.monotonic() + interval_s
+            self.stop.wait(self.tick_s)
+
+    def start(self) -> threading.Thread | None:
+        if not self.jobs:
+            return None
+        thread = threading.Thread(target=self.run, name="fleet-maintenance", daemon=True)
+        thread.start()
+        return thread

@@ -1,0 +1,100 @@
+"""Who looked at what, retention, and an audit log its own database cannot rewrite (issue 16,
+items 11 and 8), against the running API on the demo database and the command line beside it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import httpx2 as httpx
+from sqlalchemy import text
+
+from fleet.demo import DEMO_PASSWORD
+from tests.web.conftest import Stack
+
+
+def _login(stack: Stack, username: str) -> httpx.Client:
+    answer = httpx.post(
+        f"{stack.url}/api/v1/auth/token", data={"username": username, "password": DEMO_PASSWORD}
+    )
+    answer.raise_for_status()
+    token = answer.json()["access_token"]
+    return httpx.Client(
+        base_url=f"{stack.url}/api/v1", headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
+
+
+def _fleet(stack: Stack, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fleet.cli", *args],
+        env={**stack.env, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+# ---- who looked at what ----------------------------------------------------------------------
+
+
+def test_a_supervisor_sees_who_read_a_vehicles_track(stack: Stack) -> None:
+    with stack.engine.connect() as conn:
+        vehicle_id = conn.execute(
+            text(
+                "SELECT v.id FROM vehicle v JOIN org_unit u ON u.id = v.unit_id"
+                " WHERE u.code = 'CD' ORDER BY v.id LIMIT 1"
+            )
+        ).scalar()
+    assert vehicle_id is not None, "the demo has no vehicle in the motor pool"
+    period = {"start": "2026-11-30T00:00:00+08:00", "end": "2026-12-01T00:00:00+08:00"}
+    with _login(stack, "dispatcher") as dispatcher, _login(stack, "supervisor") as supervisor:
+        read = dispatcher.get(f"/vehicles/{vehicle_id}/positions", params=period)
+        assert read.status_code == 200, read.text
+
+        listed = supervisor.get(f"/vehicles/{vehicle_id}/reads")
+        assert listed.status_code == 200, listed.text
+        reads = [r for r in listed.json()["items"] if r["what"] == "positions"]
+        assert len(reads) == 1, listed.text
+        (entry,) = reads
+        assert (entry["actor"], entry["action"]) == ("dispatcher", "read")
+        assert entry["since"].startswith("2026-11-29T16:00:00")
+        assert entry["until"].startswith("2026-11-30T16:00:00")
+        assert entry["client"] == "127.0.0.1"
+
+        # The dispatcher does not get to see who else looked.
+        assert dispatcher.get(f"/vehicles/{vehicle_id}/reads").status_code == 403
+
+
+def test_positions_past_their_retention_are_deleted_and_the_deletion_audited(
+    stack: Stack,
+) -> None:
+    # A month of fixes from 2019 (put there by the superuser: the worker makes no partition so old).
+    with stack.engine.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE TABLE IF NOT EXISTS position_p201903 PARTITION OF position"
+                " FOR VALUES FROM ('2019-03-01T00:00:00+00:00') TO ('2019-04-01T00:00:00+00:00')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO position (vehicle_id, fix_time, device_id, received_at)"
+                " SELECT 1, '2019-03-10T08:00:00+00:00'::timestamptz + n * interval '1 minute',"
+                " 1, now() FROM generate_series(1, 50) n"
+            )
+        )
+    done = _fleet(stack, "positions", "prune", FLEET_POSITION_RETENTION_YEARS="5")
+    assert done.returncode == 0, done.stderr
+    with stack.engine.connect() as conn:
+        assert conn.execute(text("SELECT to_regclass('position_p201903')")).scalar() is None
+        entry = conn.execute(
+            text(
+                "SELECT actor, action, after FROM audit_entry WHERE entity = 'position'"
+                " ORDER BY id DESC LIMIT 1"
+            )
+        ).one()
+    assert (entry.actor, entry.action) == ("system", "delete")
+    assert entry.after["partitions_dropped"] == ["position_p201903"]
+    assert entry.after["rows_deleted"] == 50
+    assert entry.after["retention_years"] == 5
+    assert _fleet(stack, "audit", "verify").returncode == 0
