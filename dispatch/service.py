@@ -232,16 +232,14 @@ def create_order(
 
 def _scoped(actor: Actor) -> Select[Any]:
     """Orders the actor may see: their own, for staff every order of their units, and for a
-    driver the orders they are assigned to (a motor pool's driver serves other units' orders)."""
-    stmt = select(TripOrder)
-    if actor.has(Role.ADMIN, Role.APPROVER, Role.DISPATCHER, Role.SUPERVISOR, Role.DRIVER):
-        seen = TripOrder.unit_id.in_(units_in_scope(actor)) | (
-            TripOrder.requester_id == actor.user_id
-        )
-        if actor.has(Role.DRIVER):
-            seen = seen | TripOrder.id.in_(_driven_by(actor.user_id))
-        return stmt.where(seen)
-    return stmt.where(TripOrder.requester_id == actor.user_id)
+    driver the orders they are assigned to (a motor pool's driver serves other units' orders,
+    and sees no other order of their own unit's)."""
+    seen = TripOrder.requester_id == actor.user_id
+    if actor.has(Role.ADMIN, Role.APPROVER, Role.DISPATCHER, Role.SUPERVISOR):
+        seen = seen | TripOrder.unit_id.in_(units_in_scope(actor))
+    if actor.has(Role.DRIVER):
+        seen = seen | TripOrder.id.in_(_driven_by(actor.user_id))
+    return select(TripOrder).where(seen)
 
 
 def _driven_by(user_id: int | None) -> Select[Any]:

@@ -103,9 +103,15 @@ def require(actor: Actor, resource: str, action: str) -> None:
         raise Forbidden(f"your roles do not allow you to {action} {resource}s")
 
 
+def is_root_path(unit_path: str) -> bool:
+    """Whether a unit's path (`1/4/7/`) is a root unit's."""
+    return unit_path.count("/") == 1
+
+
 def is_root_admin(actor: Actor) -> bool:
-    """An administrator of a root unit: they administer the installation, and add root units."""
-    return Role.ADMIN in actor.roles and actor.unit_path.count("/") == 1
+    """An administrator of a root unit: they administer the installation (its shared calendar,
+    the gateways' unknown devices and counters), and add root units."""
+    return Role.ADMIN in actor.roles and is_root_path(actor.unit_path)
 
 
 def units_in_scope(actor: Actor) -> Select[int]:

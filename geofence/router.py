@@ -84,6 +84,7 @@ def calendar(
 def set_calendar_day(
     session: SessionDep, actor: ActorDep, day: Day, data: CalendarDayIn
 ) -> dict[str, Any]:
+    """Every unit shares the calendar: only administrators of a root unit edit it."""
     row = service.set_calendar_day(session=session, actor=actor, day=day, data=data)
     return {"day": row.day, "working": row.working, "note": row.note, "source": row.source}
 

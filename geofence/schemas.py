@@ -50,7 +50,9 @@ class FenceCreate(Strict):
     width_m: float | None = Field(None, description="Corridor width, metres (half each side).")
     schedule: ScheduleIn | None = None
     unit_ids: list[Id] = Field(
-        default_factory=list, description="Units (with their sub-units) it applies to; empty: all."
+        default_factory=list,
+        description="Units (with their sub-units) it applies to, within the owner's subtree; empty:"
+        " the owner's unit and its sub-units (every unit for a root unit's fence).",
     )
     categories: list[VehicleCategory] = Field(
         default_factory=list, description="Vehicle categories it applies to; empty: all."

@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from fleet import audit
-from fleet.auth import Actor, require, units_in_scope
+from fleet.auth import Actor, is_root_admin, is_root_path, require, units_in_scope
 from fleet.db import utcnow
 from fleet.errors import Conflict, Forbidden, Invalid, NotFound
 from fleet.models import OrgUnit, Vehicle
@@ -123,7 +123,9 @@ def _writable(session: Session, actor: Actor, fence_id: int) -> Fence:
         select(Fence).where(Fence.id == fence_id, Fence.owner_unit_id.in_(units_in_scope(actor)))
     )
     if fence is None:
-        if session.get(Fence, fence_id) is not None:
+        # A fence the caller can see (one of a unit above theirs) is theirs to read, not to
+        # write; any other is outside their scope, and no different from a missing one.
+        if session.scalar(_visible(actor).where(Fence.id == fence_id)) is not None:
             raise Forbidden(f"fence {fence_id} belongs to a unit above yours")
         raise NotFound(f"no fence {fence_id}")
     return fence
@@ -301,6 +303,19 @@ def _compiled_schedule(value: dict[str, Any] | None) -> Schedule | None:
     )
 
 
+def _applies_to_paths(
+    paths: dict[int, str], owner_unit_id: int, unit_ids: Sequence[int]
+) -> tuple[str, ...]:
+    """The unit paths a fence applies to. A root unit's fence applies to the units it names, or
+    to every unit; any other unit's fence only within its owner's subtree: to the units it names
+    there, or, naming none (or none that is still there), to the whole subtree."""
+    owner = paths.get(owner_unit_id, "")
+    if is_root_path(owner):
+        return tuple(paths[u] for u in unit_ids if u in paths)
+    named = tuple(paths[u] for u in unit_ids if paths.get(u, "").startswith(owner))
+    return named or (owner,)
+
+
 def compiled_fences(*, session: Session) -> FenceSet:
     """Every enabled fence, compiled for the engine."""
     paths = {r[0]: r[1] for r in session.execute(select(OrgUnit.id, OrgUnit.path))}
@@ -314,6 +329,7 @@ def compiled_fences(*, session: Session) -> FenceSet:
             Fence.schedule,
             Fence.unit_ids,
             Fence.categories,
+            Fence.owner_unit_id,
         )
         .where(Fence.enabled)
         .order_by(Fence.id)
@@ -327,7 +343,7 @@ def compiled_fences(*, session: Session) -> FenceSet:
                 area=shapely.from_wkb(bytes(r[3])),
                 speed_limit_kmh=r[4],
                 schedule=_compiled_schedule(r[5]),
-                unit_paths=tuple(paths[u] for u in r[6] if u in paths),
+                unit_paths=_applies_to_paths(paths, r[8], r[6]),
                 categories=frozenset(r[7]),
             )
             for r in rows
@@ -385,6 +401,8 @@ def set_calendar_day(
     *, session: Session, actor: Actor, day: dt.date, data: CalendarDayIn
 ) -> CalendarDay:
     require(actor, "calendar", "write")
+    if not is_root_admin(actor):
+        raise Forbidden("only an administrator of a root unit edits the calendar every unit shares")
     row = session.get(CalendarDay, day)
     before = audit.snapshot(row) if row is not None else None
     if row is None:

@@ -13,9 +13,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from fleet import registry
-from fleet.auth import Actor, require, units_in_scope
+from fleet.auth import Actor, is_root_admin, require, units_in_scope
 from fleet.errors import Conflict, Forbidden, Invalid, NotAuthenticated, StoreUnavailable
-from fleet.models import Device, Role, Vehicle
+from fleet.models import Device, Vehicle
 from telematics import stream
 from telematics.fix import Fix, check_fix
 from telematics.models import Position, Trip, UnknownDevice
@@ -198,8 +198,8 @@ def snapshot_for_units(redis: Redis, unit_ids: frozenset[int]) -> list[dict[str,
 def list_unknown_devices(
     *, session: Session, actor: Actor, limit: int, offset: int
 ) -> tuple[list[UnknownDevice], int]:
-    if not actor.has(Role.ADMIN):
-        raise Forbidden("only administrators see unknown devices")
+    if not is_root_admin(actor):
+        raise Forbidden("only administrators of a root unit see the gateways' unknown devices")
     total = session.scalar(select(func.count()).select_from(UnknownDevice)) or 0
     items = session.scalars(
         select(UnknownDevice)
@@ -211,8 +211,8 @@ def list_unknown_devices(
 
 
 def counters(*, redis: Redis, actor: Actor) -> dict[str, int]:
-    if not actor.has(Role.ADMIN, Role.SUPERVISOR):
-        raise Forbidden("only administrators and supervisors read the ingest counters")
+    if not is_root_admin(actor):
+        raise Forbidden("only administrators of a root unit read the ingest counters")
     raw: Any = redis.hgetall(stream.COUNTERS)
     return {k.decode(): int(v) for k, v in raw.items()}
 

@@ -1,6 +1,6 @@
 """Vector tiles made by PostGIS (`ST_AsMVT`) from the app's own data: the imported roads, the
-fences the caller may see, and the depots of the caller's vehicles. The pages' map needs nothing
-from outside the machine.
+fences the caller may see (none unless their roles may read fences), and the depots of the
+caller's vehicles. The pages' map needs nothing from outside the machine.
 
 Each tile is one query with three layers (`roads`, `fences`, `depots`), in Web Mercator, extent
 4096. Small zooms carry only the major roads.
@@ -17,7 +17,7 @@ import math
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from fleet.auth import Actor
+from fleet.auth import PERMISSIONS, Actor
 from fleet.errors import Invalid
 from web import gcj02
 
@@ -47,7 +47,7 @@ TILE = text(
                           4096, 64, true) AS geom,
              f.id, f.name, f.kind, f.enabled
       FROM fence f JOIN org_unit o ON o.id = f.owner_unit_id, bounds b
-      WHERE f.area && b.wgs
+      WHERE :fences AND f.area && b.wgs
         AND (f.owner_unit_id IN (SELECT id FROM scope) OR starts_with(:path, o.path))
     ),
     depots AS (
@@ -79,7 +79,8 @@ def tile_centre(z: int, x: int, y: int) -> tuple[float, float]:
 def tile(
     *, session: Session, actor: Actor, z: int, x: int, y: int, shift_gcj02: bool = False
 ) -> bytes:
-    """One Mapbox Vector Tile (possibly empty) for the caller."""
+    """One Mapbox Vector Tile (possibly empty) for the caller; the fence layer only for those
+    who may read fences."""
     if not 0 <= z <= MAX_ZOOM:
         raise Invalid(f"zoom is 0 to {MAX_ZOOM}", field="z")
     if not (0 <= x < 2**z and 0 <= y < 2**z):
@@ -98,6 +99,7 @@ def tile(
             "x": x,
             "y": y,
             "path": actor.unit_path,
+            "fences": actor.has(*PERMISSIONS[("fence", "read")]),
             "detail": DETAIL_ZOOM,
             "major": MAJOR,
         },

@@ -387,7 +387,15 @@ export function initDevices(panel) {
 
   async function loadUnknown() {
     const current = unknownTurn();
-    const page = await api("/api/v1/unknown-devices?limit=100");
+    let page;
+    try {
+      page = await api("/api/v1/unknown-devices?limit=100");
+    } catch (error) {
+      // The gateways' list is the installation's: for administrators of a root unit only.
+      if (error.status !== 403) throw error;
+      unknown.closest("section").hidden = true;
+      return;
+    }
     if (!current()) return;
     unknownItems = page.items;
     renderUnknown();
