@@ -235,14 +235,40 @@ def seed_demo(ctx: typer.Context) -> None:
 
 
 @audit_app.command("verify")
-def audit_verify(ctx: typer.Context) -> None:
+def audit_verify(
+    ctx: typer.Context,
+    checkpoints: Annotated[
+        Path | None,
+        typer.Option(
+            help="A file of signed checkpoints (`fleet audit checkpoint`): the chain must still"
+            " hold every head it names, which a rewrite with every hash recomputed does not."
+        ),
+    ] = None,
+) -> None:
     """Recompute the hash chain; exit 1 naming the first entry that does not match."""
+    from fleet import checkpoint
+
     settings: Settings = ctx.obj
+    pinned: list[checkpoint.Checkpoint] = []
+    if checkpoints is not None:
+        key_file = settings.audit_verify_key_file or settings.audit_signing_key_file
+        if not key_file:
+            raise fail(
+                "--checkpoints needs FLEET_AUDIT_VERIFY_KEY_FILE (or the signing key)", Exit.FAILED
+            )
+        try:
+            key = checkpoint.load_public_key(Path(key_file))
+            pinned, problem = checkpoint.read(checkpoints, key)
+        except (OSError, ValueError) as error:
+            raise fail(f"cannot read the checkpoints: {error}", Exit.FAILED) from None
+        if problem:
+            raise fail(f"{checkpoints}: {problem}", Exit.FAILED)
     _check_database(settings)
     engine = make_engine(settings, pool_size=1)
     try:
         with make_session_factory(engine)() as session:
             result = audit.verify(session=session)
+            held = checkpoint.check(session=session, checkpoints=pinned)
     finally:
         engine.dispose()
     if not result.ok:
@@ -251,7 +277,61 @@ def audit_verify(ctx: typer.Context) -> None:
             f"({result.checked} entries before it are intact)",
             Exit.FAILED,
         )
-    typer.echo(f"audit log intact: {result.checked} entries verified")
+    if not held.ok:
+        raise fail(
+            f"the audit log does not match its checkpoints: {held.problem}"
+            f" ({held.checked} checkpoints before it hold)",
+            Exit.FAILED,
+        )
+    pins = f"; {held.checked} signed checkpoints hold" if checkpoints is not None else ""
+    typer.echo(f"audit log intact: {result.checked} entries verified{pins}")
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(
+    ctx: typer.Context,
+    file: Annotated[
+        Path | None, typer.Option(help="Append here (default FLEET_AUDIT_CHECKPOINT_FILE).")
+    ] = None,
+) -> None:
+    """Append a signed checkpoint of the chain's head (entry id, hash, count, time) to a file
+    outside the database, signed with FLEET_AUDIT_SIGNING_KEY_FILE (Ed25519)."""
+    from fleet import checkpoint
+
+    settings: Settings = ctx.obj
+    if not settings.audit_signing_key_file:
+        raise fail("set FLEET_AUDIT_SIGNING_KEY_FILE (`fleet audit keygen` makes one)", 1)
+    try:
+        key = checkpoint.load_private_key(Path(settings.audit_signing_key_file))
+    except (OSError, ValueError) as error:
+        raise fail(f"cannot load the signing key: {error}", Exit.FAILED) from None
+    target = file or Path(settings.audit_checkpoint_file)
+    _check_database(settings)
+    engine = make_engine(settings, pool_size=1)
+    try:
+        with make_session_factory(engine)() as session:
+            head = checkpoint.write(session=session, key=key, path=target, at=utcnow())
+    finally:
+        engine.dispose()
+    typer.echo(f"checkpoint: entry {head.entry_id}, {head.count} entries, appended to {target}")
+
+
+@audit_app.command("keygen")
+def audit_keygen(
+    out: Annotated[Path, typer.Argument(help="Where to write the private key (PEM).")],
+) -> None:
+    """Make an Ed25519 key for the checkpoints: OUT (private, mode 0600) and OUT.pub."""
+    from fleet import checkpoint
+
+    if out.exists():
+        raise fail(f"{out} exists; not overwriting a key", Exit.FAILED)
+    pem = checkpoint.generate_key()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.touch(mode=0o600)
+    out.write_bytes(pem)
+    public = out.with_name(out.name + ".pub")
+    public.write_bytes(checkpoint.public_pem(checkpoint.load_private_key(out)))
+    typer.echo(f"private key {out} (FLEET_AUDIT_SIGNING_KEY_FILE), public key {public}")
 
 
 @positions_app.command("prune")
@@ -681,6 +761,12 @@ def worker(
                     maintenance.DAY_S,
                     "prune positions",
                     lambda: maintenance.prune_positions(engine, telematics_settings),
+                )
+            if settings.audit_signing_key_file:
+                periodic.every(
+                    settings.audit_checkpoint_interval_min * 60,
+                    "audit checkpoint",
+                    lambda: maintenance.checkpoint_audit(engine, settings),
                 )
             periodic.start()
         IngestWorker(

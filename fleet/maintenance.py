@@ -1,5 +1,6 @@
 """The worker's periodic maintenance, beside ingest: positions past their retention deleted
-daily, and (with a signing key) the audit chain's head checkpointed outside the database. Both
+daily, and (with a signing key) the audit chain's head checkpointed outside the database every
+FLEET_AUDIT_CHECKPOINT_INTERVAL_MIN. Both
 run in worker 0 only, on a thread of their own with their own sessions; a failure is logged and
 tried again at the next turn, never stopping ingest."""
 
@@ -9,10 +10,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from sqlalchemy import Engine
 
+from fleet import checkpoint
 from fleet.db import make_session_factory, unit_of_work, utcnow
+from fleet.settings import Settings
 from telematics import retention
 from telematics.settings import TelematicsSettings
 
@@ -38,6 +42,18 @@ def prune_positions(engine: Engine, settings: TelematicsSettings) -> retention.P
             ", ".join(pruned.partitions_dropped) or "none",
         )
     return pruned
+
+
+def checkpoint_audit(engine: Engine, settings: Settings) -> checkpoint.Checkpoint:
+    """Appends a signed checkpoint of the audit chain's head (the key is read each time, so a
+    rotated key file is picked up)."""
+    key = checkpoint.load_private_key(Path(settings.audit_signing_key_file))
+    with make_session_factory(engine)() as session:
+        head = checkpoint.write(
+            session=session, key=key, path=Path(settings.audit_checkpoint_file), at=utcnow()
+        )
+    log.info("audit checkpoint: entry %d, %d entries", head.entry_id, head.count)
+    return head
 
 
 class Periodic:

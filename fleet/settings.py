@@ -64,6 +64,26 @@ class Settings(BaseSettings):
         description="Largest statement upload (POST /api/v1/costs/statements) and GeoJSON fence"
         " import (POST /api/v1/fences/import), in bytes; larger is refused (413) the same way.",
     )
+    audit_signing_key_file: str = Field(
+        "",
+        description="Ed25519 private key (PKCS#8 PEM, `fleet audit keygen`) that signs the audit"
+        " chain's checkpoints; keep it off the database host. Empty: no checkpoints.",
+    )
+    audit_verify_key_file: str = Field(
+        "",
+        description="Ed25519 public (or private) key that `fleet audit verify --checkpoints`"
+        " checks signatures with; empty: the public half of FLEET_AUDIT_SIGNING_KEY_FILE.",
+    )
+    audit_checkpoint_file: str = Field(
+        "var/audit-checkpoints.jsonl",
+        description="File outside the database the signed checkpoints are appended to (JSON"
+        " lines); put it where the database's administrators cannot write.",
+    )
+    audit_checkpoint_interval_min: float = Field(
+        60,
+        gt=0,
+        description="How often worker 0 appends a checkpoint when a signing key is set (min).",
+    )
 
     @field_validator("display_timezone")
     @classmethod

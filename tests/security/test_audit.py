@@ -3,13 +3,18 @@ items 11 and 8), against the running API on the demo database and the command li
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx2 as httpx
-from sqlalchemy import text
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
 
+from fleet import audit
 from fleet.demo import DEMO_PASSWORD
+from fleet.models import AuditEntry
 from tests.web.conftest import Stack
 
 
@@ -98,3 +103,84 @@ def test_positions_past_their_retention_are_deleted_and_the_deletion_audited(
     assert entry.after["rows_deleted"] == 50
     assert entry.after["retention_years"] == 5
     assert _fleet(stack, "audit", "verify").returncode == 0
+
+
+# ---- an audit log its own database cannot rewrite ----------------------------------------------
+
+
+def _rewrite_from(stack: Stack, entry_id: int) -> None:
+    """What someone with full access to the database can do: edit an entry and recompute the
+    hash of every entry after it (the algorithm is no secret), with the append-only trigger off."""
+    with Session(stack.engine) as session, session.begin():
+        session.execute(text("ALTER TABLE audit_entry DISABLE TRIGGER ALL"))
+        prev = session.scalar(
+            select(AuditEntry.hash).where(AuditEntry.id < entry_id).order_by(AuditEntry.id.desc())
+        )
+        later = session.scalars(
+            select(AuditEntry).where(AuditEntry.id >= entry_id).order_by(AuditEntry.id)
+        ).all()
+        later[0].actor = "someone-else"
+        rewritten = []
+        for entry in later:
+            entry.prev_hash = prev or audit.GENESIS
+            prev = audit.entry_digest(entry)
+            rewritten.append(
+                {"id": entry.id, "actor": entry.actor, "prev": entry.prev_hash, "hash": prev}
+            )
+        session.expunge_all()
+        # Out of the way of the unique hashes first, then every row at once.
+        session.execute(
+            text("UPDATE audit_entry SET hash = 'rewriting-' || id WHERE id >= :id"),
+            {"id": entry_id},
+        )
+        session.execute(
+            text(
+                "UPDATE audit_entry SET actor = :actor, prev_hash = :prev, hash = :hash"
+                " WHERE id = :id"
+            ),
+            rewritten,
+        )
+        session.execute(text("ALTER TABLE audit_entry ENABLE TRIGGER ALL"))
+
+
+def test_a_chain_rewritten_with_full_database_access_fails_against_its_checkpoints(
+    stack: Stack, tmp_path: Path
+) -> None:
+    key = tmp_path / "audit-key.pem"
+    made = _fleet(stack, "audit", "keygen", str(key))
+    assert made.returncode == 0, made.stderr
+    checkpoints = tmp_path / "checkpoints.jsonl"
+    signing = {"FLEET_AUDIT_SIGNING_KEY_FILE": str(key)}
+    taken = _fleet(stack, "audit", "checkpoint", "--file", str(checkpoints), **signing)
+    assert taken.returncode == 0, taken.stderr
+    assert (
+        _fleet(stack, "audit", "verify", "--checkpoints", str(checkpoints), **signing).returncode
+        == 0
+    )
+
+    with stack.engine.connect() as conn:
+        victim = conn.execute(
+            text("SELECT min(id) FROM audit_entry WHERE entity = 'trip_order'")
+        ).scalar()
+    assert victim is not None
+    _rewrite_from(stack, victim)
+
+    # The chain alone cannot tell: every hash was recomputed.
+    plain = _fleet(stack, "audit", "verify")
+    assert plain.returncode == 0, plain.stderr
+    # The signed checkpoint, kept outside the database, can.
+    pinned = _fleet(stack, "audit", "verify", "--checkpoints", str(checkpoints), **signing)
+    assert pinned.returncode == 1, pinned.stdout
+    assert "rewritten" in pinned.stderr
+
+    # A checkpoint forged without the key is refused as such.
+    lines = checkpoints.read_text().splitlines()
+    forged = json.loads(lines[-1])
+    with stack.engine.connect() as conn:
+        forged["hash"] = conn.execute(
+            text("SELECT hash FROM audit_entry WHERE id = :id"), {"id": forged["entry_id"]}
+        ).scalar()
+    checkpoints.write_text(json.dumps(forged) + "\n")
+    refused = _fleet(stack, "audit", "verify", "--checkpoints", str(checkpoints), **signing)
+    assert refused.returncode == 1
+    assert "signature does not verify" in refused.stderr
