@@ -342,6 +342,7 @@ def _completed(
                 **extra,
             ),
             setup=setup,
+            now=now,
         )
     alert = Alert(
         kind="overspeed",
