@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx2 as httpx
@@ -103,9 +103,11 @@ def result_of(reply: jt808.Message) -> int:
 
 
 def a_fix(minute: int = 0) -> Fix:
+    """A fix of the last hour: the gateway refuses one from the future by its own clock."""
+    hour = (datetime.now(UTC) - timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
     return Fix(
         PHONE,
-        datetime(2026, 11, 21, 3, minute, tzinfo=UTC),
+        hour + timedelta(minutes=minute),
         30.26,
         120.19,
         speed_kmh=35.0,

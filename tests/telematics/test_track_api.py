@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from fastapi.testclient import TestClient
@@ -262,17 +262,26 @@ def test_integration_posts_a_batch_with_its_device_token(fleetlet, redis, api, p
         headers={"Authorization": f"Bearer {admin_token}"},
     )
     assert shown_again.json()["token"] is None
+    # An hour ago by the clock the API reads (it refuses fixes from the future), in UTC and in
+    # China time.
+    hour_ago = (datetime.now(UTC) - timedelta(hours=1)).replace(microsecond=0)
+    china = timezone(timedelta(hours=8))
     body = {
         "fixes": [
-            {"fix_time": "2026-11-20T02:00:00Z", "lat": 30.2, "lon": 120.1, "speed_kmh": 30},
+            {"fix_time": hour_ago.isoformat(), "lat": 30.2, "lon": 120.1, "speed_kmh": 30},
             {
-                "fix_time": "2026-11-20T02:00:10+08:00",
+                "fix_time": (hour_ago + timedelta(seconds=10)).astimezone(china).isoformat(),
                 "lat": 30.3,
                 "lon": 120.1,
                 "attributes": {"driver": "D1"},
             },
             {"fix_time": "2099-01-01T00:00:00Z", "lat": 30.2, "lon": 120.1},
-            {"fix_time": "2026-11-20T02:00:20Z", "lat": 30.2, "lon": 120.1, "speed_kmh": 900},
+            {
+                "fix_time": (hour_ago + timedelta(seconds=20)).isoformat(),
+                "lat": 30.2,
+                "lon": 120.1,
+                "speed_kmh": 900,
+            },
         ]
     }
     reply = api.post(
