@@ -76,7 +76,8 @@ offset_to() {
 # pytest's closing line without its rule of '=', or what stood in its place.
 summary_of() {
   local log=$1 status=$2 line
-  line=$(grep -E ' in [0-9.]+s( \([0-9:]+\))?( =+)?$' "$log" | tail -n 1 | sed -E 's/^=+ //; s/ =+$//') || true
+  line=$(grep -E ' in [0-9.]+s( \([0-9:]+\))?( =+)?$' "$log" | tail -n 1 |
+    sed -E 's/^=+ //; s/ =+$//') || true
   printf '%s' "${line:-no pytest summary (exit $status), see ${log#"$ROOT"/}}"
 }
 
@@ -88,7 +89,6 @@ command -v faketime >/dev/null || die "faketime is not installed (scripts/dev.sh
 mkdir -p "$LOGS"
 shim=$(clockwait_shim)
 
-
 results=()
 failed=0
 for entry in "${RUNS[@]}"; do
@@ -96,7 +96,8 @@ for entry in "${RUNS[@]}"; do
   moment=${entry#*|}
   log="$LOGS/$name.log"
   offset=$(offset_to "$moment")
-  say "$name: the suite at $(TZ=Asia/Shanghai date -d "$moment" '+%a %Y-%m-%d %H:%M %Z') (faketime -f $offset), log in ${log#"$ROOT"/}"
+  shown=$(TZ=Asia/Shanghai date -d "$moment" '+%a %Y-%m-%d %H:%M %Z')
+  say "$name: the suite at $shown (faketime -f $offset), log in ${log#"$ROOT"/}"
   started=$SECONDS
   status=0
   # shellcheck disable=SC2086  # PYTEST_ARGS is a list of words, as in the Makefile
