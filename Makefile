@@ -1,5 +1,5 @@
 # The project's single entry points. Everything they need is installed by scripts/dev.sh.
-.PHONY: run test stop lint bench bootstrap services
+.PHONY: run test test-any-day stop lint bench bootstrap services
 
 DEV := scripts/dev.sh
 
@@ -14,6 +14,11 @@ run: services
 
 test: services
 	@$(DEV) exec python -m pytest $(PYTEST_ARGS)
+
+# The suite with the clock pinned on a Saturday, a holiday, a working Saturday and at 23:30
+# (scripts/any-day.sh); AT=NAME or AT='YYYY-mm-dd HH:MM +08:00' runs one.
+test-any-day:
+	@scripts/any-day.sh $(if $(AT),"$(AT)")
 
 stop:
 	@$(DEV) stop

@@ -137,6 +137,7 @@ def main(argv: list[str] | None = None) -> None:
                 filename="bench.csv",
                 issuer="sinopec",
                 setup=setup,
+                now=datetime.now(UTC),
             )
             session.commit()
             import_s = time.perf_counter() - start

@@ -12,7 +12,7 @@ from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
@@ -160,12 +160,13 @@ def _audit(session: Session, actor: Actor, record: CostRecord, action: str) -> N
 
 
 def create(
-    *, session: Session, actor: Actor, data: CostIn, setup: CheckSetup
+    *, session: Session, actor: Actor, data: CostIn, setup: CheckSetup, now: datetime
 ) -> tuple[CostRecord, list[int]]:
-    """A record entered by hand; returns it and the ids of the alerts its checks raised."""
+    """A record entered by hand; returns it and the ids of the alerts its checks raised. `now`
+    (aware) bounds its time: a day ahead at most."""
     require(actor, "cost", "write")
     vehicle = get_vehicle(session=session, actor=actor, vehicle_id=data.vehicle_id)
-    if data.at > datetime.now(UTC) + timedelta(days=1):
+    if data.at > now + timedelta(days=1):
         raise Invalid("the time is in the future", field="at")
     values = data.model_dump(exclude={"station"})
     record = CostRecord(**values, unit_id=vehicle.unit_id, created_by=actor.user_id)
@@ -214,10 +215,11 @@ def import_statement(
     filename: str,
     issuer: str,
     setup: CheckSetup,
+    now: datetime,
 ) -> dict[str, Any]:
     """One statement file, all or nothing: any bad row (or row naming an unknown vehicle)
     rejects the file with every problem listed. Rows already stored (the same file again, or
-    overlapping statements) are counted and skipped."""
+    overlapping statements) are counted and skipped. `now` (aware) bounds the rows' times."""
     require(actor, "cost", "write")
     known = formats(setup.settings)
     fmt = known.get(issuer)
@@ -237,7 +239,7 @@ def import_statement(
             "alerts": [],
         }
     try:
-        rows, errors = statements.parse(data, filename, fmt, zone=setup.zone, now=datetime.now(UTC))
+        rows, errors = statements.parse(data, filename, fmt, zone=setup.zone, now=now)
     except statements.StatementUnreadable as error:
         raise Invalid(f"{filename}: {error}", field="file") from None
     problems: list[dict[str, object]] = [

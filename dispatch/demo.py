@@ -389,6 +389,7 @@ def _completed(
                 **extra,
             ),
             setup=setup,
+            now=now,
         )
     alert = Alert(
         kind="overspeed",

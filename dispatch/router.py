@@ -16,6 +16,7 @@ from dispatch.orders import OrderStatus
 from dispatch.schemas import AssignIn, Comment, CostIn, OrderCreate, Reading, RuleIn
 from fleet import access
 from fleet.api import ActorDep, ClientDep, ListingDep, RedisDep, SessionDep
+from fleet.db import utcnow
 from fleet.schemas import Id, Moment, Text
 from geofence import service as geofence_service
 from geofence.settings import clock_seconds
@@ -264,7 +265,11 @@ def create_cost(
     insurance, inspection, toll, parking, washing. The answer shows the trip and order it was
     linked to, its allocation, and the ids of any alerts the fuel checks raised."""
     record, raised = costs.create(
-        session=session, actor=actor, data=data, setup=_check_setup(request, session)
+        session=session,
+        actor=actor,
+        data=data,
+        setup=_check_setup(request, session),
+        now=utcnow(),
     )
     return {**_cost_view(session, record), "alerts": raised}
 
@@ -347,6 +352,7 @@ def import_statement(
         filename=file.filename or "statement",
         issuer=issuer,
         setup=_check_setup(request, session),
+        now=utcnow(),
     )
     if result["already_imported"]:
         response.status_code = status.HTTP_200_OK

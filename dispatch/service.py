@@ -223,6 +223,9 @@ def create_order(
         emergency=data.emergency,
         notes=data.notes,
         status=OrderStatus.DRAFT,
+        # Stamped by the clock `now` came from, not the database server's: the overdue check
+        # compares it with that clock.
+        created_at=now,
     )
     session.add(order)
     session.flush()
@@ -697,15 +700,19 @@ def vehicle_facts(
     windows = {o.id: window(o, settings) for o in orders}
     holds = _holds(session, min(o.start_at for o in orders), max(o.end_at for o in orders))
     last = telematics_service.last_positions(redis=redis, vehicle_ids=[v.id for v in vehicles])
+    now = utcnow()
+    # This (UTC) month by the same clock as the rest, not the database server's now().
+    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     month: dict[int, Any] = dict(
         session.execute(
             text(
                 "SELECT vehicle_id, sum(distance_m) / 1000 FROM trip"
-                " WHERE start_at >= date_trunc('month', now()) GROUP BY vehicle_id"
-            )
+                " WHERE start_at >= :month_start GROUP BY vehicle_id"
+            ),
+            {"month_start": month_start},
         ).all()
     )
-    fresh_after = (utcnow() - timedelta(hours=settings.tracker_fresh_h)).timestamp() * 1000
+    fresh_after = (now - timedelta(hours=settings.tracker_fresh_h)).timestamp() * 1000
     facts = []
     for vehicle in vehicles:
         fix = last.get(vehicle.id)

@@ -566,6 +566,7 @@ def costs_import(
                 filename=file.name,
                 issuer=issuer,
                 setup=setup,
+                now=utcnow(),
             )
     except Rejected as error:
         lines = [f"  line {p['line']}: {p['field']}: {p['reason']}" for p in error.problems]

@@ -363,13 +363,17 @@ def vehicle_infos(*, session: Session, vehicle_ids: Sequence[int]) -> dict[int, 
 
 
 def engine_version(*, session: Session) -> tuple[Any, ...]:
-    """Changes when fences, the calendar or working hours change (the engine then reloads)."""
+    """Changes when fences, the calendar or working hours change (the engine then reloads).
+    The sum of the stamps, not their latest: an edit stamped by the app's clock may be older
+    than rows the database stamped (the migrations' calendar), and must still count."""
     return tuple(
         session.execute(
             text(
-                "SELECT (SELECT count(*) || '/' || max(updated_at) FROM fence),"
-                " (SELECT count(*) || '/' || max(updated_at) FROM calendar_day),"
-                " (SELECT count(*) || '/' || max(updated_at) FROM working_hours)"
+                "SELECT (SELECT count(*) || '/' || sum(extract(epoch FROM updated_at)) FROM fence),"
+                " (SELECT count(*) || '/' || sum(extract(epoch FROM updated_at))"
+                " FROM calendar_day),"
+                " (SELECT count(*) || '/' || sum(extract(epoch FROM updated_at))"
+                " FROM working_hours)"
             )
         ).one()
     )

@@ -22,6 +22,7 @@ DEBIAN_PACKAGES=(
   fonts-droid-fallback  # a CJK font for the PDF reports
   chromium              # the browser the page tests drive (Playwright, no browser download)
   faketime              # runs the suite and the demo at a pinned date and hour (scripts/any-day.sh)
+  gcc libc6-dev         # builds scripts/faketime-clockwait.c, which any-day.sh preloads
 )
 
 say() { printf '\033[1m[fleet]\033[0m %s\n' "$*" >&2; }

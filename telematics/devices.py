@@ -55,6 +55,7 @@ class DeviceDirectory:
         self._missing: dict[tuple[str, str], float] = {}
         self._recorded: dict[tuple[str, str], float] = {}
         self._loaded_at = 0.0
+        self._refreshing: asyncio.Task[None] | None = None
 
     def _load_all(self) -> dict[tuple[str, str], KnownDevice]:
         with Session(self._engine) as session:
@@ -84,7 +85,16 @@ class DeviceDirectory:
 
     async def refresh(self) -> None:
         """Reload the registry. While the database is away the copy in memory stays in use, so
-        registered devices keep reporting into Redis; the next lookup tries again."""
+        registered devices keep reporting into Redis; the next lookup tries again. Lookups that
+        find the copy stale while it reloads wait for that one reload: a reconnection storm
+        would otherwise start one each."""
+        if self._refreshing is None or self._refreshing.done():
+            self._refreshing = asyncio.get_running_loop().create_task(self._reload())
+            # retrieved here too, so a reload whose callers all went away logs no warning
+            self._refreshing.add_done_callback(lambda task: task.cancelled() or task.exception())
+        await asyncio.shield(self._refreshing)
+
+    async def _reload(self) -> None:
         try:
             known = await asyncio.to_thread(self._load_all)
         except (OperationalError, OSError) as error:

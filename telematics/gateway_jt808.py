@@ -4,18 +4,19 @@ Flow: register (0x0100) -> auth code (0x8100) -> authenticate (0x0102) -> report
 0x0704) and heartbeats. The first registration binds the terminal's identity to its device; an
 impostor naming the same number gets result 3 and no code, and is reported (`telematics.terminals`).
 Auth codes are random per registration and checked against the digest in the database, so any
-gateway process can check them. Location replies are sent only once the fixes are in Redis; when
-the stream cannot take them the terminal gets result 1 and sends them again.
+gateway process can check them; registrations (and authentications) arriving together are
+written in one transaction, in a thread, so a reconnection storm neither queues them past the
+terminals' timeouts nor stalls the reports. Location replies are sent only once the fixes are in
+Redis; when the stream cannot take them the terminal gets result 1 and sends them again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar, cast
+from typing import cast
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
@@ -23,21 +24,23 @@ from sqlalchemy.orm import Session as DbSession
 
 from fleet.models import DeviceProtocol
 from telematics import terminals
+from telematics.batching import Batcher
 from telematics.devices import KnownDevice
 from telematics.gateway import Intake
 from telematics.protocols import jt808
 from telematics.protocols.jt808 import MsgId, RegisterResult, Result
 from telematics.settings import TelematicsSettings
-from telematics.terminals import Identity, Mismatch, MismatchSink, Verdict
+from telematics.terminals import Attempt, Claim, Identity, Mismatch, MismatchSink, Verdict
 
 log = logging.getLogger("fleet.gateway.jt808")
 # A terminal that sends faster than its replies go out, or reads none of them, is paused, and
 # closed once this much waits to be sent to it.
 MAX_QUEUED_FRAMES = 64
 MAX_UNSENT_BYTES = 1 << 20
-
-
-T = TypeVar("T")
+# Registrations (and authentications) arriving within this window, or while the batch before
+# is written, go into one transaction, at most this many.
+BATCH_WINDOW_S = 0.02
+MAX_BATCH = 500
 
 
 @dataclass
@@ -67,6 +70,18 @@ class JT808Server:
         self.mismatches = mismatches
         self._connections: set[_Connection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._registrations: Batcher[Claim, terminals.Registered] = Batcher(
+            self._register_batch,
+            window_s=BATCH_WINDOW_S,
+            max_size=MAX_BATCH,
+            transient=(OperationalError, OSError),
+        )
+        self._authentications: Batcher[Attempt, bool] = Batcher(
+            self._authenticate_batch,
+            window_s=BATCH_WINDOW_S,
+            max_size=MAX_BATCH,
+            transient=(OperationalError, OSError),
+        )
 
     async def start(self, host: str, port: int) -> asyncio.Server:
         # A deep accept queue: after a restart thousands of terminals reconnect within seconds.
@@ -145,14 +160,15 @@ class JT808Server:
             )
         return known
 
-    async def _in_transaction(self, work: Callable[[DbSession], T]) -> T:
-        """`work` in a thread, in a transaction of its own (the gateway is its boundary)."""
+    # Run in a thread by the batchers, each batch in a transaction of its own (the gateway is
+    # its boundary): the codes are committed before any terminal is told one.
+    def _register_batch(self, claims: list[Claim]) -> list[terminals.Registered]:
+        with DbSession(self.engine) as db, db.begin():
+            return terminals.register_many(session=db, claims=claims)
 
-        def run() -> T:
-            with DbSession(self.engine) as db, db.begin():
-                return work(db)
-
-        return await asyncio.to_thread(run)
+    def _authenticate_batch(self, attempts: list[Attempt]) -> list[bool]:
+        with DbSession(self.engine) as db, db.begin():
+            return terminals.authenticate_many(session=db, attempts=attempts)
 
     async def _register(self, session: Session, message: jt808.Message) -> bytes | None:
         header = message.header
@@ -171,14 +187,8 @@ class JT808Server:
         claimed = Identity.of(message.registration)
         now = datetime.now(UTC)
         try:
-            registered = await self._in_transaction(
-                lambda db: terminals.register(
-                    session=db,
-                    device_id=known.device_id,
-                    claimed=claimed,
-                    peer=session.peer,
-                    now=now,
-                )
+            registered = await self._registrations.submit(
+                Claim(device_id=known.device_id, claimed=claimed, peer=session.peer, now=now)
             )
         except (OperationalError, OSError) as error:
             # No code can be issued without the registry: no answer, and the terminal retries.
@@ -235,18 +245,15 @@ class JT808Server:
         known = await self._known(session, header.phone, f"0x0102 {message.body.hex()[:900]}")
         ok = False
         if known is not None and known.target is not None and message.auth_code:
-            device_id, code = known.device_id, message.auth_code
+            attempt = Attempt(
+                device_id=known.device_id,
+                code=message.auth_code,
+                imei=message.imei,
+                software_version=message.software_version,
+                peer=session.peer,
+            )
             try:
-                ok = await self._in_transaction(
-                    lambda db: terminals.authenticate(
-                        session=db,
-                        device_id=device_id,
-                        code=code,
-                        imei=message.imei,
-                        software_version=message.software_version,
-                        peer=session.peer,
-                    )
-                )
+                ok = await self._authentications.submit(attempt)
             except (OperationalError, OSError) as error:
                 log.warning("authentication of %s deferred: %s", header.phone, error)
                 self.intake.counters.add("deferred_authenticate_jt808")

@@ -7,8 +7,10 @@ result 3) and reported through a `MismatchSink`. Every registration gets a new r
 only its digest is kept, in the database, so that any gateway process can check a 0x0102 and an
 administrator can revoke it (`fleet.registry.rebind_device`, `revoke_auth_code`).
 
-The functions take a session and never commit: the gateway runs each in a thread, in a
-transaction of its own.
+The functions take a session and never commit. The gateway gathers the registrations (and
+authentications) that arrive together and runs each gathering in a thread, in one transaction:
+after a restart thousands of terminals register within seconds, and one transaction each, all
+appending to the one audit chain, queued them past their timeouts.
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, astuple, dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Integer, String, column, func, select, update, values
 from sqlalchemy.orm import Session
 
 from fleet import audit
@@ -99,36 +102,140 @@ def _bound(device: Device) -> Identity | None:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """One 0x0100: the device the number names and the identity the terminal claims."""
+
+    device_id: int
+    claimed: Identity
+    peer: str
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One 0x0102: the code a terminal gives for a device, and what a 2019 terminal reports."""
+
+    device_id: int
+    code: str
+    imei: str | None
+    software_version: str | None
+    peer: str
+
+
 def register(
     *, session: Session, device_id: int, claimed: Identity, peer: str, now: datetime
 ) -> Registered:
     """Bind or recognise the terminal, and issue it a new auth code (which revokes the last)."""
-    device = session.get(Device, device_id, with_for_update=True)  # two gateways, one terminal
-    if device is None:
-        return Registered(Verdict.MISMATCH)
-    bound = _bound(device)
-    expected = device.terminal_id if bound is None else None
-    found = verdict(bound=bound, expected_terminal_id=expected, claimed=claimed)
-    if found is Verdict.MISMATCH:
-        return Registered(found, bound=bound, expected_terminal_id=expected)
-    code = new_auth_code()
-    device.auth_code_digest = code_digest(code)
-    if found is Verdict.BIND:
-        before = audit.snapshot(device)
-        device.terminal_maker, device.terminal_model = claimed.maker, claimed.model
-        device.terminal_id, device.terminal_plate = claimed.terminal_id, claimed.plate
-        device.terminal_plate_colour, device.bound_at = claimed.plate_colour, now
-        session.flush()
+    return register_many(session=session, claims=[Claim(device_id, claimed, peer, now)])[0]
+
+
+def register_many(*, session: Session, claims: Sequence[Claim]) -> list[Registered]:
+    """`register` for many terminals in one transaction (a reconnection storm), with the same
+    outcome as registering them one after another in the order given.
+
+    A bound terminal registering again is recognised and issued its code by one conditional
+    UPDATE for all of them: no row is loaded, and a re-bind committed meanwhile makes the
+    condition fail. The rest (first bindings, impostors, a number named twice) are locked in id
+    order, so two gateways cannot deadlock on them, and decided one by one; each binding is an
+    audit entry of its own, appended in this one transaction."""
+    codes = [new_auth_code() for _ in claims]
+    results: list[Registered | None] = [None] * len(claims)
+    first: dict[int, int] = {}  # device id -> the index of its first claim
+    for i, claim in enumerate(claims):
+        first.setdefault(claim.device_id, i)
+    recognised = _recognise(session, [(i, claims[i], codes[i]) for i in first.values()])
+    for i in recognised:
+        results[i] = Registered(Verdict.MATCH, code=codes[i])
+    rest = [i for i in range(len(claims)) if results[i] is None]
+    if not rest:
+        return cast(list[Registered], results)
+    ids = sorted({claims[i].device_id for i in rest})
+    devices = {
+        device.id: device
+        for device in session.scalars(
+            select(Device).where(Device.id.in_(ids)).order_by(Device.id).with_for_update()
+        )
+    }
+    bindings: list[tuple[Device, Claim, dict[str, Any]]] = []
+    for i in rest:
+        device = devices.get(claims[i].device_id)
+        results[i] = _decide(device, claims[i], codes[i], bindings)
+    session.flush()  # every binding at once, before the audit entries that name them
+    for device, claim, before in bindings:
         audit.record(
             session=session,
-            actor=terminal_actor(peer),
+            actor=terminal_actor(claim.peer),
             action="bind",
             entity="device",
             entity_id=device.id,
             before=before,
             after=audit.snapshot(device),
         )
-    session.flush()
+    return cast(list[Registered], results)
+
+
+def _recognise(session: Session, claims: list[tuple[int, Claim, str]]) -> set[int]:
+    """Issue the new codes of the claims whose device is bound to exactly the identity claimed;
+    the indices of those."""
+    if not claims:
+        return set()
+    claimed = values(
+        column("n", Integer),
+        column("device_id", Integer),
+        column("digest", String),
+        column("maker", String),
+        column("model", String),
+        column("terminal_id", String),
+        column("plate", String),
+        column("plate_colour", Integer),
+        name="claimed",
+    ).data(
+        [
+            (i, c.device_id, code_digest(code), *astuple(c.claimed))
+            for i, c, code in sorted(claims, key=lambda claim: claim[1].device_id)
+        ]
+    )
+    statement = (
+        update(Device)
+        .where(
+            Device.id == claimed.c.device_id,
+            Device.bound_at.is_not(None),
+            # as `_bound` reads a device: a missing part of the identity is empty
+            func.coalesce(Device.terminal_maker, "") == claimed.c.maker,
+            func.coalesce(Device.terminal_model, "") == claimed.c.model,
+            func.coalesce(Device.terminal_id, "") == claimed.c.terminal_id,
+            func.coalesce(Device.terminal_plate, "") == claimed.c.plate,
+            func.coalesce(Device.terminal_plate_colour, 0) == claimed.c.plate_colour,
+        )
+        .values(auth_code_digest=claimed.c.digest)
+        .returning(claimed.c.n)
+    )
+    return set(session.scalars(statement, execution_options={"synchronize_session": False}).all())
+
+
+def _decide(
+    device: Device | None,
+    claim: Claim,
+    code: str,
+    bindings: list[tuple[Device, Claim, dict[str, Any]]],
+) -> Registered:
+    """One claim against the device as it stands (after the claims before it in the batch);
+    a binding is appended to `bindings` with the device's snapshot before it."""
+    if device is None:
+        return Registered(Verdict.MISMATCH)
+    bound = _bound(device)
+    expected = device.terminal_id if bound is None else None
+    found = verdict(bound=bound, expected_terminal_id=expected, claimed=claim.claimed)
+    if found is Verdict.MISMATCH:
+        return Registered(found, bound=bound, expected_terminal_id=expected)
+    device.auth_code_digest = code_digest(code)
+    if found is Verdict.BIND:
+        claimed = claim.claimed
+        bindings.append((device, claim, audit.snapshot(device)))
+        device.terminal_maker, device.terminal_model = claimed.maker, claimed.model
+        device.terminal_id, device.terminal_plate = claimed.terminal_id, claimed.plate
+        device.terminal_plate_colour, device.bound_at = claimed.plate_colour, claim.now
     return Registered(found, code=code)
 
 
@@ -143,32 +250,56 @@ def authenticate(
 ) -> bool:
     """Whether `code` is the device's current auth code; records the IMEI and software version a
     2019 terminal reports (when they change)."""
-    row = session.execute(
-        select(Device.auth_code_digest, Device.imei, Device.software_version).where(
-            Device.id == device_id
+    attempt = Attempt(device_id, code, imei, software_version, peer)
+    return authenticate_many(session=session, attempts=[attempt])[0]
+
+
+def authenticate_many(*, session: Session, attempts: Sequence[Attempt]) -> list[bool]:
+    """`authenticate` for many terminals: one query for all their digests, then a change of
+    IMEI or software version written (and audited) for each terminal that reports one."""
+    ids = sorted({a.device_id for a in attempts})
+    rows = session.execute(
+        select(Device.id, Device.auth_code_digest, Device.imei, Device.software_version).where(
+            Device.id.in_(ids)
         )
-    ).one_or_none()
-    if row is None or row.auth_code_digest is None:
-        return False
-    if not hmac.compare_digest(row.auth_code_digest, code_digest(code)):
-        return False
-    reported = {
-        "imei": imei[:15] if imei else None,
-        "software_version": (software_version or "")[:20] or None,
+    ).all()
+    current = {
+        row.id: {
+            "digest": row.auth_code_digest,
+            "imei": row.imei,
+            "software_version": row.software_version,
+        }
+        for row in rows
     }
-    changed = {k: v for k, v in reported.items() if v is not None and v != getattr(row, k)}
-    if changed:
-        session.execute(update(Device).where(Device.id == device_id).values(**changed))
-        audit.record(
-            session=session,
-            actor=terminal_actor(peer),
-            action="terminal_info",
-            entity="device",
-            entity_id=device_id,
-            before={k: getattr(row, k) for k in changed},
-            after=changed,
+    results = []
+    for attempt in attempts:
+        row = current.get(attempt.device_id)
+        ok = (
+            row is not None
+            and row["digest"] is not None
+            and hmac.compare_digest(row["digest"], code_digest(attempt.code))
         )
-    return True
+        results.append(ok)
+        if not ok or row is None:
+            continue
+        reported = {
+            "imei": attempt.imei[:15] if attempt.imei else None,
+            "software_version": (attempt.software_version or "")[:20] or None,
+        }
+        changed = {k: v for k, v in reported.items() if v is not None and v != row[k]}
+        if changed:
+            session.execute(update(Device).where(Device.id == attempt.device_id).values(**changed))
+            audit.record(
+                session=session,
+                actor=terminal_actor(attempt.peer),
+                action="terminal_info",
+                entity="device",
+                entity_id=attempt.device_id,
+                before={k: row[k] for k in changed},
+                after=changed,
+            )
+            row.update(changed)
+    return results
 
 
 def terminal_actor(peer: str) -> audit.ActorRef:

@@ -1,7 +1,9 @@
 from collections.abc import Callable
+from datetime import timedelta
 
 from fastapi.testclient import TestClient
 
+from fleet.db import utcnow
 from fleet.models import OrgUnit, Role
 from tests.conftest import PASSWORD
 
@@ -71,7 +73,9 @@ def test_expired_token_is_refused(client: TestClient, make_user, root_unit, logi
 
     make_user("alice", root_unit, Role.ADMIN)
     headers = login("alice")
-    db.execute(text("UPDATE auth_token SET expires_at = now() - interval '1 second'"))
+    # A second ago by the clock the app reads, not the database server's now().
+    expired = utcnow() - timedelta(seconds=1)
+    db.execute(text("UPDATE auth_token SET expires_at = :at"), {"at": expired})
     assert client.get("/api/v1/me", headers=headers).status_code == 401
 
 

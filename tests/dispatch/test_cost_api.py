@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from openpyxl import Workbook
@@ -16,17 +18,28 @@ from fleet.auth import Actor
 from fleet.models import OrgUnit, Role, Vehicle
 from fleet.schemas import VehicleCreate
 
+
+def _last_month() -> date:
+    """The first of the month before this one in China time: a statement's rows must be past
+    by the clock the app reads (a row in the future is refused), on whatever day tests run."""
+    first = datetime.now(ZoneInfo("Asia/Shanghai")).date().replace(day=1)
+    return (first - timedelta(days=1)).replace(day=1)
+
+
+LAST_MONTH = _last_month()
+MONTH = f"{LAST_MONTH:%Y-%m}"
 HEADER = "交易流水号,交易时间,车牌号,卡号,加油站,油品,数量(升),单价,金额,里程"
 CARD_1, CARD_2, CARD_X = "1000113300001234", "1000113300005678", "1000113300009999"
 GOOD = [
-    f"T0001,2026-10-05 08:31:12,浙A·C00001,{CARD_1},中国石化 文三路站,92#,40.00,7.50,300.00,",
-    f"T0002,2026-10-12 17:02:45,浙A·C00001,{CARD_1},中国石化 天目山路站,92#,35.50,7.60,269.80,",
-    f"T0003,2026-10-20 09:15:00,,{CARD_2},中国石化 古墩路站,95#,30.00,8.10,243.00,",
+    f"T0001,{MONTH}-05 08:31:12,浙A·C00001,{CARD_1},中国石化 文三路站,92#,40.00,7.50,300.00,",
+    f"T0002,{MONTH}-12 17:02:45,浙A·C00001,{CARD_1},中国石化 天目山路站,92#,35.50,7.60,269.80,",
+    f"T0003,{MONTH}-20 09:15:00,,{CARD_2},中国石化 古墩路站,95#,30.00,8.10,243.00,",
 ]
 
 
 def statement(*rows: str, title: bool = True) -> bytes:
-    lines = (["中国石化加油卡消费明细 2026年10月"] if title else []) + [HEADER, *rows]
+    heading = f"中国石化加油卡消费明细 {LAST_MONTH.year}年{LAST_MONTH.month}月"
+    lines = ([heading] if title else []) + [HEADER, *rows]
     return ("\n".join(lines) + "\n合计,,,,,,105.50,,812.80,\n").encode("utf-8")
 
 
@@ -61,7 +74,7 @@ def desk(root_unit, make_user, login) -> dict[str, str]:
     return login("desk")
 
 
-def upload(client, headers, data: bytes, name: str = "2026-10.csv", issuer: str = "sinopec"):
+def upload(client, headers, data: bytes, name: str = f"{MONTH}.csv", issuer: str = "sinopec"):
     return client.post(
         "/api/v1/costs/statements",
         headers=headers,
@@ -77,9 +90,9 @@ def _count(db: Session) -> int:
 def test_statement_with_bad_rows_is_refused_naming_each(client, db, cars, desk) -> None:
     bad = statement(
         GOOD[0],
-        f"T0002,2026-10-12 17:02:45,浙A·Z99999,{CARD_X},中国石化 东站,92#,35.50,7.60,269.80,",
-        f"T0003,2026-10-20 09:15:00,浙A·C00001,{CARD_1},中国石化 古墩路站,95#,-3,8.10,243.00,",
-        f"T0001,2026-10-21 09:15:00,浙A·C00001,{CARD_1},中国石化 古墩路站,95#,30.00,8.10,243.00,",
+        f"T0002,{MONTH}-12 17:02:45,浙A·Z99999,{CARD_X},中国石化 东站,92#,35.50,7.60,269.80,",
+        f"T0003,{MONTH}-20 09:15:00,浙A·C00001,{CARD_1},中国石化 古墩路站,95#,-3,8.10,243.00,",
+        f"T0001,{MONTH}-21 09:15:00,浙A·C00001,{CARD_1},中国石化 古墩路站,95#,30.00,8.10,243.00,",
     )
     answer = upload(client, desk, bad)
     assert answer.status_code == 422, answer.text
@@ -113,9 +126,9 @@ def test_good_statement_twice_is_stored_once(client, db, cars, desk) -> None:
     # An overlapping statement (another file with one row in common) adds only the new rows.
     overlap = statement(
         GOOD[2],
-        f"T0004,2026-10-28 10:00:00,浙A·C00002,{CARD_2},中国石化 古墩路站,95#,20.00,8.10,162.00,",
+        f"T0004,{MONTH}-28 10:00:00,浙A·C00002,{CARD_2},中国石化 古墩路站,95#,20.00,8.10,162.00,",
     )
-    third = upload(client, desk, overlap, name="2026-10-late.csv")
+    third = upload(client, desk, overlap, name=f"{MONTH}-late.csv")
     assert third.status_code == 201, third.text
     assert (third.json()["added"], third.json()["duplicates"]) == (1, 1)
     assert _count(db) == 4
@@ -131,7 +144,7 @@ def test_xlsx_statement_imports(client, db, cars, desk) -> None:
         sheet.append([c if c else None for c in cells])
     out = io.BytesIO()
     book.save(out)
-    answer = upload(client, desk, out.getvalue(), name="2026-10.xlsx")
+    answer = upload(client, desk, out.getvalue(), name=f"{MONTH}.xlsx")
     assert answer.status_code == 201, answer.text
     assert answer.json()["added"] == 2
     listed = client.get("/api/v1/costs", params={"vehicle_id": cars[0].id}, headers=desk)
@@ -153,7 +166,7 @@ def test_receipt_by_hand_and_who_may_enter_it(client, cars, desk, root_unit, mak
     body = {
         "kind": "fuel",
         "vehicle_id": cars[0].id,
-        "at": "2026-10-05T08:31:00+08:00",
+        "at": f"{MONTH}-05T08:31:00+08:00",
         "amount": "300.00",
         "litres": 40,
         "station": {"type": "Point", "coordinates": [120.15, 30.28]},
@@ -180,7 +193,7 @@ def test_a_statement_of_thousands_of_rows_imports(db, cars, root_unit) -> None:
     from geofence.settings import GeofenceSettings
 
     rows = [
-        f"L{n:05d},2026-10-{1 + n % 28:02d} {8 + n % 10:02d}:{n % 60:02d}:00,浙A·C0000{1 + n % 2},"
+        f"L{n:05d},{MONTH}-{1 + n % 28:02d} {8 + n % 10:02d}:{n % 60:02d}:00,浙A·C0000{1 + n % 2},"
         f"{CARD_1 if n % 2 == 0 else CARD_2},中国石化 文三路站,92#,20.00,7.50,150.00,"
         for n in range(4_000)
     ]
@@ -196,6 +209,7 @@ def test_a_statement_of_thousands_of_rows_imports(db, cars, root_unit) -> None:
         filename="big.csv",
         issuer="sinopec",
         setup=setup,
+        now=datetime.now(UTC),
     )
     assert (result["rows"], result["added"]) == (4_000, 4_000)
     assert _count(db) == 4_000

@@ -73,3 +73,29 @@ def test_unit_working_hours_apply_to_its_vehicles(db: Session, root_unit):
     car = VehicleInfo(id=3, unit_id=root_unit.id, unit_path=root_unit.path, category="general")
     assert kinds(db, datetime(2026, 11, 23, 18, 0), car) == {"no_order"}
     assert kinds(db, datetime(2026, 11, 23, 8, 40), car) == {"off_hours"}
+
+
+def test_an_edit_stamped_before_the_newest_row_still_changes_the_engine_version(
+    db: Session, root_unit
+):
+    """The app stamps an edit by its own clock, which may be behind the database server's that
+    stamped other rows (the migrations' calendar): the engine must still see the change."""
+    from datetime import date
+
+    from sqlalchemy import text
+
+    from fleet.auth import Actor
+    from geofence.schemas import CalendarDayIn
+
+    db.execute(
+        text("UPDATE calendar_day SET updated_at = now() + interval '1 day' WHERE day = :d"),
+        {"d": date(2026, 6, 1)},
+    )
+    before = service.engine_version(session=db)
+    service.set_calendar_day(
+        session=db,
+        actor=Actor.system(root_unit),
+        day=date(2026, 6, 3),
+        data=CalendarDayIn(working=False, note="机关调休"),
+    )
+    assert service.engine_version(session=db) != before

@@ -102,9 +102,11 @@ def result_of(reply: jt808.Message) -> int:
 
 
 def a_fix(minute: int = 0) -> Fix:
+    """A fix of the last hour: the gateway refuses one from the future by its own clock."""
+    hour = (datetime.now(UTC) - timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
     return Fix(
         PHONE,
-        RECENT + timedelta(minutes=minute),
+        hour + timedelta(minutes=minute),
         30.26,
         120.19,
         speed_kmh=35.0,
