@@ -126,32 +126,65 @@ def _token_digest(token: str, settings: Settings) -> str:
     return hmac.new(settings.secret_key.encode(), token.encode(), hashlib.sha256).hexdigest()
 
 
-def _failures_key(username: str) -> str:
-    return f"fleet:login-failures:{username.casefold()}"
+def _failure_counters(
+    username: str, address: str, settings: Settings
+) -> list[tuple[str, int, str]]:
+    """(Redis key, limit, whom it throttles) for each count a failed login adds to: the username
+    from this address, the address whatever the username (a spray across usernames), and the
+    username from every address (a guess spread over many addresses). One address alone cannot
+    lock a user out: it is stopped at its own limit, below the username's."""
+    user = hashlib.sha256(username.casefold().encode()).hexdigest()[:32]
+    return [
+        (
+            f"fleet:login-failures:pair:{user}:{address}",
+            settings.login_max_failures,
+            f"for {username!r} from your address",
+        ),
+        (
+            f"fleet:login-failures:address:{address}",
+            settings.login_max_failures_per_address,
+            "from your address",
+        ),
+        (
+            f"fleet:login-failures:user:{user}",
+            settings.login_max_failures_per_username,
+            f"for {username!r}",
+        ),
+    ]
 
 
 def login(
-    *, session: Session, redis: Redis, settings: Settings, username: str, password: str
+    *,
+    session: Session,
+    redis: Redis,
+    settings: Settings,
+    username: str,
+    password: str,
+    address: str,
 ) -> tuple[str, int]:
     """A new bearer token and its lifetime in seconds, or NotAuthenticated / Throttled.
 
-    Failures are counted per username in Redis over a fixed window; once the count reaches the
-    limit, even the right password is refused until the window ends.
+    Only failures count, in Redis over a fixed window, per username and source address, per
+    address and per username (see `_failure_counters`). Once a count reaches its limit, even the
+    right password is refused until the window ends, and refused before any hash is computed:
+    a throttled caller costs no argon2 work. Every attempt that is not throttled costs exactly
+    one hash, whether or not the username exists.
     """
-    key = _failures_key(username)
-    failures = int(redis.get(key) or 0)
-    if failures >= settings.login_max_failures:
-        ttl = int(redis.ttl(key))
-        raise Throttled(
-            f"too many failed logins for {username!r}; try again later",
-            retry_after_s=max(ttl, 1),
-        )
+    counters = _failure_counters(username, address, settings)
+    counts = redis.mget([key for key, _, _ in counters])
+    for (key, limit, whom), count in zip(counters, counts, strict=True):
+        if int(count or 0) >= limit:
+            raise Throttled(
+                f"too many failed logins {whom}; try again later",
+                retry_after_s=max(int(redis.ttl(key)), 1),
+            )
     user = session.scalar(select(UserAccount).where(UserAccount.username == username))
     good = password_matches(user.password_hash if user else _DUMMY_HASH, password)
     if not (user and good and user.is_active):
         with redis.pipeline() as pipe:
-            pipe.incr(key)
-            pipe.expire(key, settings.login_failure_window_s, nx=True)
+            for key, _, _ in counters:
+                pipe.incr(key)
+                pipe.expire(key, settings.login_failure_window_s, nx=True)
             pipe.execute()
         raise NotAuthenticated("wrong username or password")
     token = secrets.token_urlsafe(32)

@@ -653,12 +653,17 @@ def serve(ctx: typer.Context) -> None:
     """Run the HTTP API (and, as they are built, the pages) on FLEET_HTTP_HOST:FLEET_HTTP_PORT."""
     import uvicorn
 
+    from web import access_log
     from web.app import create_app
 
     settings: Settings = ctx.obj
     _check_database(settings)
     uvicorn.run(
-        create_app(settings), host=settings.http_host, port=settings.http_port, log_level="info"
+        create_app(settings),
+        host=settings.http_host,
+        port=settings.http_port,
+        log_level="info",
+        log_config=access_log.log_config(),
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy import text
 
@@ -105,13 +105,17 @@ def issue_token(
     session: SessionDep,
     redis: RedisDep,
     settings: SettingsDep,
+    request: Request,
 ) -> Token:
+    """Failed logins are counted per username and source address, per address and per username;
+    a count at its limit answers 429 (see the FLEET_LOGIN_* settings)."""
     token, ttl = auth_service.login(
         session=session,
         redis=redis,
         settings=settings,
         username=form.username,
         password=form.password,
+        address=request.client.host if request.client else "unknown",
     )
     return Token(access_token=token, expires_in=ttl)
 

@@ -46,10 +46,31 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(
         10,
         ge=1,
-        description="Failed logins for a username within the window before throttling (count).",
+        description="Failed logins for one username from one source address within the window"
+        " before that pair is throttled (count).",
+    )
+    login_max_failures_per_address: int = Field(
+        50,
+        ge=1,
+        description="Failed logins from one source address, whatever the usernames, within the"
+        " window before that address is throttled (count): a password spray.",
+    )
+    login_max_failures_per_username: int = Field(
+        200,
+        ge=1,
+        description="Failed logins for one username from every address within the window before"
+        " that username is throttled (count): a guess spread over many addresses. Keep it above"
+        " the per-address limit, so that one address cannot lock a user out.",
     )
     login_failure_window_s: int = Field(
         60, ge=1, description="Window for counting failed logins, in seconds."
+    )
+    live_token_recheck_s: float = Field(
+        30,
+        gt=0,
+        le=60,
+        description="How often an open live WebSocket checks its token again, in seconds; it is"
+        " closed (4401) once the token is revoked (logout), expired or its user deactivated.",
     )
     db_pool_size: int = Field(10, ge=1, description="Connections kept in the API's pool (count).")
     max_body_bytes: int = Field(
@@ -108,6 +129,15 @@ class Settings(BaseSettings):
     def _real_secret_outside_development(self) -> Settings:
         if self.environment == "production" and self.secret_key == DEVELOPMENT_SECRET:
             raise ValueError("FLEET_SECRET_KEY must be set to a real secret in production")
+        return self
+
+    @model_validator(mode="after")
+    def _one_address_cannot_lock_a_user_out(self) -> Settings:
+        if self.login_max_failures_per_username <= self.login_max_failures_per_address:
+            raise ValueError(
+                "FLEET_LOGIN_MAX_FAILURES_PER_USERNAME must be above"
+                " FLEET_LOGIN_MAX_FAILURES_PER_ADDRESS, or one address could lock a user out"
+            )
         return self
 
     @property

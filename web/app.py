@@ -141,7 +141,11 @@ def create_app(
     engine = make_engine(settings)
     redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
 
-    hub = LiveHub(settings.redis_url, keepalive_s=live_keepalive_s)
+    hub = LiveHub(
+        settings.redis_url,
+        keepalive_s=live_keepalive_s,
+        token_recheck_s=settings.live_token_recheck_s,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -1,5 +1,7 @@
 """The live WebSocket: a snapshot of the caller's vehicles, then deltas (positions, and alerts
 for those who may read them), then keepalives.
+The socket's token is checked again every `token_recheck_s` (FLEET_LIVE_TOKEN_RECHECK_S): once
+it no longer authenticates (logout, expiry, a deactivated user) the socket is closed, 4401.
 
 One Redis subscription per process fans out to every connected client. Each client holds only
 the latest position per vehicle that it has not been sent yet, so a slow client costs at most one
@@ -21,7 +23,7 @@ from starlette.websockets import WebSocketState
 
 from dispatch.service import ORDERS_CHANNEL
 from fleet import auth as auth_service
-from fleet.errors import FleetError
+from fleet.errors import FleetError, NotAuthenticated
 from fleet.models import Role
 from geofence.worker import ALERTS_CHANNEL
 from telematics import service as telematics_service
@@ -105,9 +107,12 @@ class LiveClient:
 
 
 class LiveHub:
-    def __init__(self, redis_url: str, keepalive_s: float = 15.0) -> None:
+    def __init__(
+        self, redis_url: str, keepalive_s: float = 15.0, token_recheck_s: float = 30.0
+    ) -> None:
         self.redis_url = redis_url
         self.keepalive_s = keepalive_s
+        self.token_recheck_s = token_recheck_s
         self.clients: set[LiveClient] = set()
         self._task: asyncio.Task[None] | None = None
 
@@ -167,6 +172,32 @@ async def _sender(websocket: WebSocket, client: LiveClient, keepalive_s: float) 
             await websocket.send_json({"type": "orders", "items": orders})
 
 
+async def _receiver(websocket: WebSocket) -> None:
+    """Returns when the client leaves; it may send pings, which need no answer."""
+    with contextlib.suppress(WebSocketDisconnect):
+        while True:
+            await websocket.receive_text()
+
+
+def _authenticate(websocket: WebSocket, token: str) -> None:
+    app = websocket.app
+    with app.state.session_factory() as session:
+        auth_service.authenticate(session=session, settings=app.state.settings, token=token)
+
+
+async def _token_watch(websocket: WebSocket, token: str, every_s: float) -> None:
+    """Returns once the token no longer authenticates. A database that cannot be asked is no
+    verdict: the socket stays, as it does while Redis is away, and the next check asks again."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            await asyncio.to_thread(_authenticate, websocket, token)
+        except NotAuthenticated:
+            return
+        except Exception as error:
+            log.warning("live socket token check failed: %s", error)
+
+
 def _authorise(websocket: WebSocket, token: str) -> LiveClient:
     """A client for the caller: positions and alerts as their roles allow, within their units;
     every caller hears of their own orders (a requester's phone gets nothing else)."""
@@ -203,15 +234,22 @@ async def live_socket(websocket: WebSocket, token: str = "") -> None:
         )
         await websocket.send_json({"type": "snapshot", "items": snapshot})
         sender = asyncio.create_task(_sender(websocket, client, hub.keepalive_s))
+        receiver = asyncio.create_task(_receiver(websocket))
+        watch = asyncio.create_task(_token_watch(websocket, token, hub.token_recheck_s))
+        tasks = {sender, receiver, watch}
         try:
-            while True:  # the client may send pings; we only need to notice it leave
-                await websocket.receive_text()
-        except WebSocketDisconnect:
-            pass
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await sender
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        if watch.done() and not watch.cancelled() and watch.exception() is None:
+            hub.clients.discard(client)  # nothing more for it, even before the close completes
+            if websocket.application_state == WebSocketState.CONNECTED:
+                with contextlib.suppress(Exception):
+                    await websocket.close(code=4401, reason="the token is no longer valid")
     finally:
         hub.clients.discard(client)
         if websocket.application_state == WebSocketState.CONNECTED:
