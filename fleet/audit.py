@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
@@ -131,6 +131,18 @@ def entry_digest(entry: AuditEntry) -> str:
     ).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One change to append to the chain (what `record` takes, for `record_many`)."""
+
+    actor: ActorRef
+    action: str
+    entity: str
+    entity_id: object
+    before: Mapping[str, Any] | None = None
+    after: Mapping[str, Any] | None = None
+
+
 def record(
     *,
     session: Session,
@@ -142,24 +154,45 @@ def record(
     after: Mapping[str, Any] | None = None,
 ) -> AuditEntry:
     """Append one entry in the caller's transaction; it commits or rolls back with the change."""
+    change = Change(actor, action, entity, entity_id, before, after)
+    return record_many(session=session, changes=[change])[0]
+
+
+def record_many(*, session: Session, changes: Sequence[Change]) -> list[AuditEntry]:
+    """Append entries in order in the caller's transaction, under one take of the chain's lock:
+    one read of the head and one draw of ids for all of them (a storm of terminals binding at
+    once is one batch, not a queue of single appends)."""
+    if not changes:
+        return []
     session.execute(select(func.pg_advisory_xact_lock(_LOCK_KEY)))
     prev = session.scalar(select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1))
-    entry = AuditEntry(
-        id=session.scalar(select(func.nextval("audit_entry_id_seq"))),
-        at=utcnow(),
-        actor_id=actor.id,
-        actor=actor.name,
-        action=action,
-        entity=entity,
-        entity_id=str(entity_id),
-        before=jsonable(before) if before is not None else None,
-        after=jsonable(after) if after is not None else None,
-        prev_hash=prev or GENESIS,
+    ids = sorted(
+        session.scalars(
+            select(func.nextval("audit_entry_id_seq")).select_from(
+                func.generate_series(1, len(changes))
+            )
+        )
     )
-    entry.hash = entry_digest(entry)
-    session.add(entry)
+    at = utcnow()
+    entries = []
+    for entry_id, change in zip(ids, changes, strict=True):
+        entry = AuditEntry(
+            id=entry_id,
+            at=at,
+            actor_id=change.actor.id,
+            actor=change.actor.name,
+            action=change.action,
+            entity=change.entity,
+            entity_id=str(change.entity_id),
+            before=jsonable(change.before) if change.before is not None else None,
+            after=jsonable(change.after) if change.after is not None else None,
+            prev_hash=prev or GENESIS,
+        )
+        entry.hash = prev = entry_digest(entry)
+        entries.append(entry)
+    session.add_all(entries)
     session.flush()
-    return entry
+    return entries
 
 
 def changed(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:

@@ -162,16 +162,20 @@ def register_many(*, session: Session, claims: Sequence[Claim]) -> list[Register
         device = devices.get(claims[i].device_id)
         results[i] = _decide(device, claims[i], codes[i], bindings)
     session.flush()  # every binding at once, before the audit entries that name them
-    for device, claim, before in bindings:
-        audit.record(
-            session=session,
-            actor=terminal_actor(claim.peer),
-            action="bind",
-            entity="device",
-            entity_id=device.id,
-            before=before,
-            after=audit.snapshot(device),
-        )
+    audit.record_many(
+        session=session,
+        changes=[
+            audit.Change(
+                actor=terminal_actor(claim.peer),
+                action="bind",
+                entity="device",
+                entity_id=device.id,
+                before=before,
+                after=audit.snapshot(device),
+            )
+            for device, claim, before in bindings
+        ],
+    )
     return cast(list[Registered], results)
 
 

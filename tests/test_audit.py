@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
@@ -141,3 +143,23 @@ def test_jsonable_keeps_hashes_stable_through_jsonb(db, root_unit):
     reloaded = db.get(AuditEntry, entry.id)
     assert reloaded is not None
     assert audit.entry_digest(reloaded) == reloaded.hash
+
+
+def test_many_changes_appended_at_once_chain_like_single_ones(db, root_unit):
+    someone = audit.ActorRef(id=None, name="test")
+    single = audit.record(session=db, actor=someone, action="a", entity="device", entity_id=1)
+    many = audit.record_many(
+        session=db,
+        changes=[
+            audit.Change(someone, "bind", "device", n, before={"n": n}, after={"n": n + 1})
+            for n in range(2, 7)
+        ],
+    )
+    after = audit.record(session=db, actor=someone, action="z", entity="device", entity_id=9)
+    assert [e.entity_id for e in many] == ["2", "3", "4", "5", "6"]
+    chain = [single, *many, after]
+    assert [e.id for e in chain] == sorted(e.id for e in chain)
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(chain))
+    assert audit.record_many(session=db, changes=[]) == []
+    db.commit()
+    assert audit.verify(session=db).ok
