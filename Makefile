@@ -1,5 +1,5 @@
 # The project's single entry points. Everything they need is installed by scripts/dev.sh.
-.PHONY: run test test-any-day stop lint bench bootstrap services
+.PHONY: run test test-any-day stop lint bench bootstrap services fuzz-api
 
 DEV := scripts/dev.sh
 
@@ -30,3 +30,7 @@ lint: bootstrap
 
 bench: services
 	@$(DEV) exec python -m bench
+
+# schemathesis against the running API, every operation and check (minutes; not part of make test).
+fuzz-api: services
+	@$(DEV) exec python -m pytest -p no:cacheprovider tests/security/fuzz_api.py $(PYTEST_ARGS)

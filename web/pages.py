@@ -141,7 +141,11 @@ Box = tuple[float, float, float, float]
 class MapExtent(BaseModel):
     """What a page's map fits when no centre is configured."""
 
-    bbox: Box | None = Field(
+    # A list of four, not a tuple: OpenAPI 3.0 has no prefixItems, and a schema that uses them
+    # does not validate (schemathesis refused it).
+    bbox: list[float] | None = Field(
+        min_length=4,
+        max_length=4,
         description="[west, south, east, north], WGS-84 degrees; null: nothing to fit (the map"
         " opens at the default centre)."
     )
