@@ -147,7 +147,7 @@ class MapExtent(BaseModel):
         min_length=4,
         max_length=4,
         description="[west, south, east, north], WGS-84 degrees; null: nothing to fit (the map"
-        " opens at the default centre)."
+        " opens at the default centre).",
     )
     basis: Literal["positions", "depots", "organisation_depots", "none"] = Field(
         description="What the box holds: the vehicles' last positions, their depots, the depots"
