@@ -6,6 +6,7 @@ same offset agrees on the time, however far apart they start, and the clock stil
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from datetime import datetime
@@ -27,9 +28,21 @@ PINNED = {
 }
 
 
+def real_time() -> float:
+    """The wall clock, also when the suite itself runs under faketime (`make test-any-day` moves
+    it by a relative offset in seconds, FAKETIME="+N"/"-N"): a child's own offset replaces the
+    suite's, so it is counted from the real clock."""
+    outer = os.environ.get("FAKETIME", "")
+    try:
+        shift = float(outer) if outer[:1] in ("+", "-") else 0.0
+    except ValueError:
+        shift = 0.0
+    return time.time() - shift
+
+
 def faketime(at: datetime) -> list[str]:
     """The command prefix that starts a process whose clock reads `at` now and runs on."""
     binary = shutil.which("faketime")
     if binary is None:
         pytest.fail("faketime is missing: make bootstrap installs Debian's faketime package")
-    return [binary, "-f", f"{round(at.timestamp() - time.time()):+d}"]
+    return [binary, "-f", f"{round(at.timestamp() - real_time()):+d}"]
