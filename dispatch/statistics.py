@@ -11,7 +11,7 @@ import csv
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -254,6 +254,11 @@ REPORTS: dict[str, tuple[Report, tuple[Column, ...]]] = {
 }
 
 
+# A request covers at most a year (a leap year's worth): at province size a longer one scans
+# billions of positions, and reports are read per month, quarter or year.
+MAX_PERIOD = timedelta(days=366)
+
+
 def report(
     *,
     session: Session,
@@ -270,6 +275,11 @@ def report(
         raise Invalid("since and until need a time zone", field="since")
     if until <= since:
         raise Invalid("until must be after since", field="until")
+    if until - since > MAX_PERIOD:
+        raise Invalid(
+            f"a period is at most {MAX_PERIOD.days} days a request; ask for each year in turn",
+            field="until",
+        )
     build, columns = REPORTS[name]
     return build(session, actor.unit_path, since, until, zone), columns
 

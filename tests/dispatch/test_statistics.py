@@ -237,3 +237,18 @@ def test_statistics_api_exports_csv_and_refuses_an_unknown_report(
     assert exported.content.decode("utf-8-sig").splitlines()[0].startswith("unit,kind,total")
     wrong = client.get("/api/v1/statistics/nonsense", params=params, headers=headers)
     assert wrong.status_code == 422
+
+
+def test_statistics_refuse_a_period_longer_than_a_year(client, db, make_user, root_unit, login):
+    from fleet.models import Role
+
+    make_user("sup2", root_unit, Role.SUPERVISOR)
+    headers = login("sup2")
+    since = SINCE.replace(year=2020)
+    longest = {"since": since.isoformat(), "until": (since + timedelta(days=366)).isoformat()}
+    answer = client.get("/api/v1/statistics/units", params=longest, headers=headers)
+    assert answer.status_code == 200, answer.text
+    longer = {**longest, "until": (since + timedelta(days=367)).isoformat()}
+    refused = client.get("/api/v1/statistics/units", params=longer, headers=headers)
+    assert refused.status_code == 422
+    assert "366 days" in refused.text
