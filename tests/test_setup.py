@@ -38,9 +38,9 @@ def test_services_start_from_a_folder_only_its_owner_can_enter(tmp_path: Path):
     checkout = private / "checkout"
     (checkout / "scripts").mkdir(parents=True)
     shutil.copy2(SCRIPT, checkout / "scripts" / "dev.sh")
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("FLEET_DATABASE_URL", "FLEET_REDIS_URL")
-    }
+    # The stores run on the real clock, as make test-any-day starts its own outside faketime.
+    unset = ("FLEET_DATABASE_URL", "FLEET_REDIS_URL", "LD_PRELOAD", "FAKETIME")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
     env |= {"FLEET_LOCAL_PG_PORT": str(_free_port()), "FLEET_LOCAL_REDIS_PORT": str(_free_port())}
     dev = ["bash", str(checkout / "scripts" / "dev.sh")]
     outside = Path("/var/lib/fleet") / hashlib.sha1(str(checkout).encode()).hexdigest()[:12]  # noqa: S324 - the script's folder name, not security
