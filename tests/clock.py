@@ -41,8 +41,15 @@ def real_time() -> float:
 
 
 def faketime(at: datetime) -> list[str]:
-    """The command prefix that starts a process whose clock reads `at` now and runs on."""
+    """The command prefix that starts a process whose clock reads `at` now and runs on.
+
+    When the suite itself runs under libfaketime (`make test-any-day`), its preloads (libfaketime
+    and the timed-wait shim) pass to the child already, and only the offset is replaced; the
+    `faketime` wrapper would preload libfaketime alone and run the command as its own child."""
+    offset = f"{round(at.timestamp() - real_time()):+d}"
+    if "faketime" in os.environ.get("LD_PRELOAD", ""):
+        return ["env", f"FAKETIME={offset}"]
     binary = shutil.which("faketime")
     if binary is None:
         pytest.fail("faketime is missing: make bootstrap installs Debian's faketime package")
-    return [binary, "-f", f"{round(at.timestamp() - real_time()):+d}"]
+    return [binary, "-f", offset]
