@@ -16,7 +16,7 @@ import httpx2 as httpx
 import pytest
 from sqlalchemy import text
 
-from dispatch.demo import OFFICES
+from dispatch.demo import OFFICES, working_day
 from fleet.demo import DEMO_PASSWORD
 from tests.web.conftest import SCREENSHOTS, Phones, Stack
 
@@ -57,16 +57,20 @@ def _call(stack: Stack, username: str, method: str, path: str, body: Any = None)
     return answer.json() if answer.content else None
 
 
-def _tomorrow(hour: int, minutes: int = 60) -> tuple[str, str]:
+def _next_working_day(stack: Stack, hour: int, minutes: int = 60) -> tuple[str, str]:
+    """A window on the calendar's next working day after today by the server's clock, so the
+    order's chain is the same on a weekend, a holiday or an adjusted working day."""
     zone = ZoneInfo("Asia/Shanghai")
-    day = datetime.now(zone).date() + timedelta(days=1)
+    with stack.engine.connect() as conn:
+        days = dict(conn.execute(text("SELECT day, working FROM calendar_day")).all())
+    day = working_day(datetime.now(zone).date(), days, 1)
     start = datetime(day.year, day.month, day.day, hour, tzinfo=zone)
     return start.isoformat(), (start + timedelta(minutes=minutes)).isoformat()
 
 
 def _file_order(stack: Stack, username: str, purpose: str, hour: int) -> dict[str, Any]:
     """An order created and submitted as a phone would, through the API."""
-    start_at, end_at = _tomorrow(hour)
+    start_at, end_at = _next_working_day(stack, hour)
     order = _call(
         stack,
         username,
