@@ -263,8 +263,7 @@ def _recorded(
     if device is None:
         return
     utc = start.astimezone(UTC)
-    session.execute(text(ingest.PARTITION_LOCK))
-    session.execute(text(ingest.partition_ddl(datetime(utc.year, utc.month, 1, tzinfo=UTC))))
+    session.execute(text(ingest.partition_sql(datetime(utc.year, utc.month, 1, tzinfo=UTC))))
     steps = minutes * 60 // FIX_EVERY_S
     average = line.length * 111_000 * math.cos(math.radians(line.centroid.y)) / (minutes * 60)
     rows = []

@@ -25,7 +25,7 @@ from dispatch.models import (
     OrderDecision,
     TripOrder,
 )
-from fleet import access, audit
+from fleet import access, checkpoint
 from fleet.auth import Actor, require
 from fleet.db import utcnow
 from fleet.models import AuditEntry, Driver, OrgUnit, UserAccount, Vehicle
@@ -46,14 +46,13 @@ def _coords(session: Session, geom: Any) -> list[list[float]]:
     return [[round(x, 6), round(y, 6)] for x, y, *_ in shape.coords]
 
 
-def _verification(session: Session) -> dict[str, Any]:
-    checked = audit.verify(session=session)
-    return {
-        "ok": checked.ok,
-        "checked": checked.checked,
-        "first_bad_id": checked.first_bad_id,
-        "message": "chain intact" if checked.ok else checked.reason,
-    }
+def _verification(
+    session: Session, anchors: checkpoint.Anchors | None, entries: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The chain where it vouches for the entries shown, from the signed checkpoints around
+    them (the whole chain when there are none)."""
+    ids = [int(e["id"]) for e in entries]
+    return checkpoint.attest(session=session, anchors=anchors, entry_ids=ids).as_dict()
 
 
 def _audit_entries(session: Session, refs: list[tuple[str, list[int]]]) -> list[dict[str, Any]]:
@@ -111,8 +110,11 @@ def _alerts(session: Session, condition: Any) -> list[dict[str, Any]]:
     ]
 
 
-def order_dossier(*, session: Session, actor: Actor, order_id: int) -> dict[str, Any]:
-    """Everything audit asks of one trip order, in one document."""
+def order_dossier(
+    *, session: Session, actor: Actor, order_id: int, anchors: checkpoint.Anchors | None
+) -> dict[str, Any]:
+    """Everything audit asks of one trip order, in one document; `anchors` are the signed
+    checkpoints the audit chain is verified from (None: from its first entry)."""
     require(actor, "report", "read")
     order = service.get_order(session=session, actor=actor, order_id=order_id)
     unit = session.get(OrgUnit, order.unit_id)
@@ -221,6 +223,14 @@ def order_dossier(*, session: Session, actor: Actor, order_id: int) -> dict[str,
         for allocation, record in shared
     ]
     alerts = _alerts(session, alert_condition)
+    entries = _audit_entries(
+        session,
+        [
+            ("trip_order", [order.id]),
+            ("alert", [int(a["id"]) for a in alerts]),
+            ("cost_record", [record.id for _, record in shared]),
+        ],
+    )
     return {
         "generated_at": _iso(utcnow()),
         "order": {
@@ -274,17 +284,7 @@ def order_dossier(*, session: Session, actor: Actor, order_id: int) -> dict[str,
             "total": float(sum(allocation.amount for allocation, _ in shared)),
         },
         "alerts": alerts,
-        "audit": {
-            "entries": _audit_entries(
-                session,
-                [
-                    ("trip_order", [order.id]),
-                    ("alert", [int(a["id"]) for a in alerts]),
-                    ("cost_record", [record.id for _, record in shared]),
-                ],
-            ),
-            "verification": _verification(session),
-        },
+        "audit": {"entries": entries, "verification": _verification(session, anchors, entries)},
     }
 
 

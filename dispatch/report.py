@@ -798,9 +798,16 @@ def _order_alerts(alerts: Sequence[Mapping[str, Any]], zone: ZoneInfo) -> tuple[
 def _verification(verification: Mapping[str, Any] | None) -> Note:
     if not verification:
         return Note("未校验 Not verified")
+    since = verification.get("since_checkpoint")
+    start = (
+        f"自签名检查点（条目 {_text(since.get('entry_id'))}，{_text(since.get('at'))}）起"
+        f" from the signed checkpoint of entry {_text(since.get('entry_id'))}"
+        if since
+        else "自首条起 from the first entry"
+    )
     if verification.get("ok"):
         checked = _number(verification.get("checked"))
-        return Note(f"链完整 Chain intact ({checked} entries checked)", "ok")
+        return Note(f"链完整 Chain intact, {start} ({checked} entries checked)", "ok")
     return Note(
         f"链断裂 Chain broken at entry {_text(verification.get('first_bad_id'))}: "
         f"{_text(verification.get('message'))}",

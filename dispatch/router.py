@@ -382,12 +382,14 @@ def _font(request: Request) -> Path:
 
 @router.get("/orders/{order_id}/dossier", tags=["reports"])
 def order_dossier(
-    session: SessionDep, actor: ActorDep, client: ClientDep, order_id: Id
+    session: SessionDep, actor: ActorDep, client: ClientDep, request: Request, order_id: Id
 ) -> dict[str, Any]:
     """The order's dossier as data: request, approvals, assignment, route and track, figures,
     costs, alerts and reviews, audit entries with the chain's verification. The read is
     recorded, as the assigned vehicle's."""
-    data = dossier.order_dossier(session=session, actor=actor, order_id=order_id)
+    data = dossier.order_dossier(
+        session=session, actor=actor, order_id=order_id, anchors=request.app.state.audit_anchors
+    )
     dossier.record_order_read(
         session=session, actor=actor, client=client, dossier=data, format="json"
     )
@@ -398,7 +400,9 @@ def order_dossier(
 def order_dossier_html(
     session: SessionDep, actor: ActorDep, client: ClientDep, request: Request, order_id: Id
 ) -> HTMLResponse:
-    data = dossier.order_dossier(session=session, actor=actor, order_id=order_id)
+    data = dossier.order_dossier(
+        session=session, actor=actor, order_id=order_id, anchors=request.app.state.audit_anchors
+    )
     dossier.record_order_read(
         session=session, actor=actor, client=client, dossier=data, format="html"
     )
@@ -409,7 +413,9 @@ def order_dossier_html(
 def order_dossier_pdf(
     session: SessionDep, actor: ActorDep, client: ClientDep, request: Request, order_id: Id
 ) -> Response:
-    data = dossier.order_dossier(session=session, actor=actor, order_id=order_id)
+    data = dossier.order_dossier(
+        session=session, actor=actor, order_id=order_id, anchors=request.app.state.audit_anchors
+    )
     dossier.record_order_read(
         session=session, actor=actor, client=client, dossier=data, format="pdf"
     )

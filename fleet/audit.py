@@ -210,8 +210,8 @@ class Verification:
         return self.first_bad_id is None
 
 
-def verify_entries(entries: Iterable[AuditEntry]) -> Verification:
-    prev = GENESIS
+def verify_entries(entries: Iterable[AuditEntry], prev: str = GENESIS) -> Verification:
+    """Recompute `entries` (in id order) as a chain whose first link is `prev`."""
     checked = 0
     for entry in entries:
         if entry.prev_hash != prev:
@@ -227,12 +227,25 @@ def verify_entries(entries: Iterable[AuditEntry]) -> Verification:
     return Verification(checked)
 
 
-def verify(*, session: Session, batch: int = 2000) -> Verification:
-    """Recompute the whole chain in id order; name the first entry that does not match."""
-    rows = session.scalars(
-        select(AuditEntry).order_by(AuditEntry.id).execution_options(yield_per=batch)
-    )
+def verify(
+    *,
+    session: Session,
+    batch: int = 2000,
+    after: tuple[int, str] | None = None,
+    upto: int | None = None,
+) -> Verification:
+    """Recompute the chain in id order and name the first entry that does not match: the whole
+    chain, or the entries after `after` (an entry id and the hash it is known to have, which
+    the next entry must link to) up to `upto`, inclusive."""
+    query = select(AuditEntry).order_by(AuditEntry.id)
+    prev = GENESIS
+    if after is not None:
+        query = query.where(AuditEntry.id > after[0])
+        prev = after[1]
+    if upto is not None:
+        query = query.where(AuditEntry.id <= upto)
+    rows = session.scalars(query.execution_options(yield_per=batch))
     try:
-        return verify_entries(rows)
+        return verify_entries(rows, prev)
     finally:
         rows.close()  # stopping early must not leave the server-side cursor open

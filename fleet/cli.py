@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import OperationalError
 
-from fleet import audit, migrate, registry
+from fleet import audit, checkpoint, migrate, registry
 from fleet.auth import Actor
 from fleet.db import make_engine, make_session_factory, unit_of_work, utcnow
 from fleet.errors import FleetError, Rejected
@@ -85,7 +85,7 @@ def _where(url: URL) -> str:
 
 def _ensure_database(settings: Settings) -> None:
     """Create the database when the server is there but the database is not (a fresh cluster)."""
-    url = settings.database
+    url = settings.owner_database
     admin = create_engine(
         url.set(database="postgres"),
         isolation_level="AUTOCOMMIT",
@@ -142,7 +142,15 @@ def db_upgrade(ctx: typer.Context, revision: str = "head") -> None:
     """Create the database if needed and migrate it up to REVISION (default: the newest)."""
     settings: Settings = ctx.obj
     _ensure_database(settings)
-    migrate.upgrade(settings, revision)
+    try:
+        migrate.upgrade(settings, revision)
+    except migrate.RoleError as error:
+        raise fail(str(error), Exit.FAILED) from None
+    if settings.app_role is None:
+        typer.echo(
+            "note: the processes connect as the schema's owner; set FLEET_DATABASE_OWNER (README,"
+            " Security) so that their role cannot rewrite the audit log"
+        )
     typer.echo(f"database {_where(settings.database)} is at {revision}")
 
 
@@ -246,7 +254,6 @@ def audit_verify(
     ] = None,
 ) -> None:
     """Recompute the hash chain; exit 1 naming the first entry that does not match."""
-    from fleet import checkpoint
 
     settings: Settings = ctx.obj
     pinned: list[checkpoint.Checkpoint] = []
@@ -296,7 +303,6 @@ def audit_checkpoint(
 ) -> None:
     """Append a signed checkpoint of the chain's head (entry id, hash, count, time) to a file
     outside the database, signed with FLEET_AUDIT_SIGNING_KEY_FILE (Ed25519)."""
-    from fleet import checkpoint
 
     settings: Settings = ctx.obj
     if not settings.audit_signing_key_file:
@@ -311,6 +317,8 @@ def audit_checkpoint(
     try:
         with make_session_factory(engine)() as session:
             head = checkpoint.write(session=session, key=key, path=target, at=utcnow())
+    except checkpoint.ChainBroken as error:
+        raise fail(f"no checkpoint signed: {error}", Exit.FAILED) from None
     finally:
         engine.dispose()
     typer.echo(f"checkpoint: entry {head.entry_id}, {head.count} entries, appended to {target}")
@@ -321,7 +329,6 @@ def audit_keygen(
     out: Annotated[Path, typer.Argument(help="Where to write the private key (PEM).")],
 ) -> None:
     """Make an Ed25519 key for the checkpoints: OUT (private, mode 0600) and OUT.pub."""
-    from fleet import checkpoint
 
     if out.exists():
         raise fail(f"{out} exists; not overwriting a key", Exit.FAILED)
@@ -389,7 +396,7 @@ def roads_import(
     if not file.is_file():
         raise fail(f"no such file: {file}", Exit.FAILED)
     _check_database(settings)
-    engine = make_engine(settings, pool_size=1)
+    engine = make_engine(settings.as_owner(), pool_size=1)  # it replaces a table: the owner's work
     try:
         if if_empty:
             with engine.connect() as conn:
@@ -472,6 +479,14 @@ def _system_actor(session: Any, unit: str | None) -> Actor:
     return Actor.system(roots[0])
 
 
+def _cli_client() -> str:
+    """Where a command-line read comes from, for the audit log: the machine's user and host."""
+    import getpass
+    import socket
+
+    return f"command line ({getpass.getuser()}@{socket.gethostname()})"
+
+
 def _order_root(session: Any, order_id: int) -> Actor:
     """The system acting over the root of the order's unit tree."""
     path = session.scalar(
@@ -505,11 +520,20 @@ def report_order(
         raise fail("--format is pdf, html or json", Exit.FAILED)
     target = out or Path(f"order-{order_id}.{format}")
     _check_database(settings)
+    try:
+        anchors = checkpoint.anchors(settings)
+    except ValueError as error:
+        raise fail(str(error), Exit.FAILED) from None
     engine = make_engine(settings, pool_size=1)
     try:
         with unit_of_work(make_session_factory(engine)) as session:
+            actor = _order_root(session, order_id)
             data = dossier.order_dossier(
-                session=session, actor=_order_root(session, order_id), order_id=order_id
+                session=session, actor=actor, order_id=order_id, anchors=anchors
+            )
+            # An export like any other: who ran it is the machine's user, from the command line.
+            dossier.record_order_read(
+                session=session, actor=actor, client=_cli_client(), dossier=data, format=format
             )
         if format == "pdf":
             font = Path(DispatchSettings().report_font)

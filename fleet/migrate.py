@@ -10,7 +10,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
 
 from fleet.settings import Settings
 
@@ -30,11 +30,68 @@ def config(settings: Settings) -> Config:
 
 
 def upgrade(settings: Settings, revision: str = "head") -> None:
-    command.upgrade(config(settings), revision)
+    """Migrate as the schema's owner, then grant the application role what it needs."""
+    command.upgrade(config(settings.as_owner()), revision)
+    role = settings.app_role
+    if role is not None:
+        engine = create_engine(settings.owner_database, connect_args={"connect_timeout": 5})
+        try:
+            with engine.begin() as conn:
+                grant_app_role(conn, role)
+        finally:
+            engine.dispose()
 
 
 def downgrade(settings: Settings, revision: str) -> None:
-    command.downgrade(config(settings), revision)
+    command.downgrade(config(settings.as_owner()), revision)
+
+
+class RoleError(RuntimeError):
+    """The application role is missing, or is not a role the owner's grants can bound."""
+
+
+# What the processes may not do to these tables (they may read them all): the audit log and the
+# positions are appended to only; positions leave through fleet_prune_positions (migration 0013).
+APPEND_ONLY = ("audit_entry", "position")
+READ_ONLY = ("alembic_version",)
+FUNCTIONS = ("fleet_position_partition(timestamptz)", "fleet_prune_positions(timestamptz)")
+
+
+def grant_app_role(conn: Connection, role: str) -> None:
+    """Give `role` exactly the processes' rights, whatever it held before (run after every
+    upgrade, so tables a migration adds are covered). Partitions made at run time are reached
+    through `position`, whose rights are the ones checked."""
+    import fleet.model_registry  # noqa: F401 - every domain's tables on Base.metadata
+    from fleet.db import Base
+
+    found = conn.execute(
+        text("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = :role"), {"role": role}
+    ).first()
+    if found is None:
+        raise RoleError(
+            f"the application role {role!r} (FLEET_DATABASE_URL) does not exist; a superuser"
+            f" creates it: CREATE ROLE {role} LOGIN PASSWORD '...'"
+        )
+    if found.rolsuper:
+        raise RoleError(
+            f"the application role {role!r} is a superuser: it could rewrite the audit log."
+            " Connect the processes as a plain role (FLEET_DATABASE_URL) and migrate as the"
+            " owner (FLEET_DATABASE_OWNER)"
+        )
+    quoted = conn.dialect.identifier_preparer.quote(role)
+    ours = [t.name for t in Base.metadata.sorted_tables]
+    writable = [t for t in ours if t not in APPEND_ONLY + READ_ONLY]
+    statements = [
+        f"GRANT USAGE ON SCHEMA public TO {quoted}",
+        f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {quoted}",
+        f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {quoted}",
+        f"GRANT INSERT, UPDATE, DELETE ON {', '.join(writable)} TO {quoted}",
+        f"GRANT INSERT ON {', '.join(APPEND_ONLY)} TO {quoted}",
+        f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {quoted}",
+        *(f"GRANT EXECUTE ON FUNCTION {f} TO {quoted}" for f in FUNCTIONS),
+    ]
+    for statement in statements:
+        conn.execute(text(statement))
 
 
 def _is_partition(name: str | None) -> bool:

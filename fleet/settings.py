@@ -25,7 +25,16 @@ class Settings(BaseSettings):
     )
     database_url: str = Field(
         "postgresql+psycopg://postgres@127.0.0.1:5432/fleet",
-        description="SQLAlchemy URL of the PostGIS database (driver psycopg 3).",
+        description="SQLAlchemy URL of the PostGIS database (driver psycopg 3), as the role the"
+        " processes connect as.",
+    )
+    database_owner: str = Field(
+        "",
+        description="The role that owns the schema and runs the migrations (`fleet db upgrade`)"
+        " and the road import, as `name` or `name:password`, on FLEET_DATABASE_URL's server and"
+        " database. FLEET_DATABASE_URL's role is then granted what the processes need and no"
+        " more: INSERT and SELECT on the audit log, INSERT and SELECT on positions. Empty: one"
+        " role for both, and the audit log's append-only rule rests on its trigger alone.",
     )
     redis_url: str = Field(
         "redis://127.0.0.1:6379/0",
@@ -143,6 +152,25 @@ class Settings(BaseSettings):
     @property
     def database(self) -> URL:
         return make_url(self.database_url)
+
+    @property
+    def app_role(self) -> str | None:
+        """The role the processes connect as, when another role owns the schema."""
+        owner = self.owner_database
+        app = self.database.username
+        return app if owner.username != app else None
+
+    @property
+    def owner_database(self) -> URL:
+        if not self.database_owner:
+            return self.database
+        name, _, password = self.database_owner.partition(":")
+        return self.database.set(username=name, password=password or None)
+
+    def as_owner(self) -> Settings:
+        """These settings with the schema owner's connection, for migrations and bulk imports."""
+        url = self.owner_database.render_as_string(hide_password=False)
+        return self.model_copy(update={"database_url": url, "database_owner": ""})
 
     @property
     def zone(self) -> ZoneInfo:

@@ -22,7 +22,7 @@ def include(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped
 
 
 def run_migrations_online() -> None:
-    engine = create_engine(settings.database_url, connect_args={"connect_timeout": 5})
+    engine = create_engine(settings.owner_database, connect_args={"connect_timeout": 5})
     with engine.connect() as connection:
         context.configure(
             connection=connection,

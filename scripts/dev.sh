@@ -163,13 +163,26 @@ start_redis() {
   die "Redis did not answer on port $REDIS_PORT, see var/redis/redis.log"
 }
 
+# Two roles: postgres owns the schema and migrates (FLEET_DATABASE_OWNER); the processes connect
+# as fleet_app, which `fleet db upgrade` grants only what they need (INSERT and SELECT on the
+# audit log and the positions). The local cluster trusts 127.0.0.1, so neither has a password.
+APP_ROLE=fleet_app
+ensure_app_role() {
+  local psql=("$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -qAtX -v ON_ERROR_STOP=1)
+  [ "$("${psql[@]}" -c "SELECT 1 FROM pg_roles WHERE rolname = '$APP_ROLE'")" = 1 ] && return 0
+  say "creating the application role $APP_ROLE"
+  "${psql[@]}" -c "CREATE ROLE $APP_ROLE LOGIN" >/dev/null || die "could not create the role $APP_ROLE"
+}
+
 services() {
   mkdir -p "$VAR"
   local env_file="$VAR/services.env"
   : >"$env_file"
   if [ -z "${FLEET_DATABASE_URL:-}" ]; then
     start_postgres
-    echo "export FLEET_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:$PG_PORT/fleet" >>"$env_file"
+    ensure_app_role
+    echo "export FLEET_DATABASE_URL=postgresql+psycopg://$APP_ROLE@127.0.0.1:$PG_PORT/fleet" >>"$env_file"
+    echo "export FLEET_DATABASE_OWNER=postgres" >>"$env_file"
   fi
   if [ -z "${FLEET_REDIS_URL:-}" ]; then
     start_redis

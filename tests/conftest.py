@@ -32,7 +32,7 @@ def _redis_db(url: str, index: int) -> str:
 
 
 def recreate_database(settings: Settings) -> None:
-    url = settings.database
+    url = settings.owner_database
     admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
@@ -62,10 +62,33 @@ def engine(settings: Settings) -> Iterator[Engine]:
     engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def owner_engine(engine: Engine, settings: Settings) -> Iterator[Engine]:
+    """The schema owner's connection, for what the processes' role may not do: a test's set-up
+    of old partitions, a clean-up by TRUNCATE, an attacker with full database access."""
+    owner = create_engine(settings.owner_database)
+    yield owner
+    owner.dispose()
+
+
 @pytest.fixture
 def db(engine: Engine) -> Iterator[Session]:
     """A session whose every commit is a savepoint inside one transaction rolled back at the end."""
     connection = engine.connect()
+    outer = connection.begin()
+    session = Session(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    )
+    yield session
+    session.close()
+    outer.rollback()
+    connection.close()
+
+
+@pytest.fixture
+def owner_db(owner_engine: Engine) -> Iterator[Session]:
+    """`db` as the schema's owner: someone with full access to the database, rolled back."""
+    connection = owner_engine.connect()
     outer = connection.begin()
     session = Session(
         bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
@@ -166,7 +189,9 @@ def scratch_settings(settings: Settings, request: pytest.FixtureRequest) -> Iter
     scratch = settings.with_database_name(f"{settings.database.database}_s_{module}_{os.getpid()}")
     recreate_database(scratch)
     yield scratch
-    admin = create_engine(scratch.database.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    admin = create_engine(
+        scratch.owner_database.set(database="postgres"), isolation_level="AUTOCOMMIT"
+    )
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{scratch.database.database}" WITH (FORCE)'))
     admin.dispose()

@@ -81,55 +81,86 @@ def test_passwords_never_reach_the_log(client, admin, root_unit, db):
     assert "top-secret-pw" not in str(last.after)
 
 
-@pytest.mark.parametrize(
-    "statement",
-    ["UPDATE audit_entry SET actor = 'mallory'", "DELETE FROM audit_entry", "TRUNCATE audit_entry"],
-)
-def test_database_refuses_to_change_the_log(db, root_unit, statement):
+CHANGES = [
+    "UPDATE audit_entry SET actor = 'mallory'",
+    "DELETE FROM audit_entry",
+    "TRUNCATE audit_entry",
+]
+
+
+@pytest.mark.parametrize("statement", CHANGES)
+def test_the_processes_role_may_not_change_the_log(db, root_unit, settings, statement):
+    assert settings.app_role, "the suite runs as an application role (FLEET_DATABASE_OWNER)"
     assert entries(db)
-    with pytest.raises(DBAPIError, match="append-only"), db.begin_nested():
+    with pytest.raises(DBAPIError, match="permission denied"), db.begin_nested():
         db.execute(text(statement))
     assert db.scalar(select(func.count()).select_from(AuditEntry)) >= 1
 
 
-def _tamper(db: Session, sql: str) -> None:
-    db.execute(text("ALTER TABLE audit_entry DISABLE TRIGGER USER"))
-    db.execute(text(sql))
-    db.execute(text("ALTER TABLE audit_entry ENABLE TRIGGER USER"))
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "ALTER TABLE audit_entry DISABLE TRIGGER USER",
+        "DROP TRIGGER audit_entry_append_only ON audit_entry",
+        "ALTER TABLE audit_entry OWNER TO CURRENT_USER",
+        "DROP TABLE audit_entry",
+    ],
+)
+def test_nor_turn_its_guard_off(db, root_unit, statement):
+    with pytest.raises(DBAPIError, match="must be owner"), db.begin_nested():
+        db.execute(text(statement))
 
 
-def test_verify_passes_on_a_clean_log_and_names_an_altered_entry(client, admin, root_unit, db):
-    for n in range(3):
-        client.post(
-            "/api/v1/vehicles",
-            json={**VEHICLE, "plate": f"浙A·G1000{n}", "unit_id": root_unit.id},
-            headers=admin,
+def _log(db: Session, count: int) -> list[AuditEntry]:
+    someone = audit.ActorRef(id=None, name="test")
+    for n in range(count):
+        audit.record(
+            session=db,
+            actor=someone,
+            action="create",
+            entity="vehicle",
+            entity_id=n,
+            after={"seats": 4},
         )
-    clean = audit.verify(session=db)
+    return entries(db)
+
+
+@pytest.mark.parametrize("statement", CHANGES)
+def test_the_owner_is_refused_by_the_trigger(owner_db, statement):
+    _log(owner_db, 1)
+    with pytest.raises(DBAPIError, match="append-only"), owner_db.begin_nested():
+        owner_db.execute(text(statement))
+
+
+def _tamper(owner_db: Session, sql: str) -> None:
+    """What only the owner (or a superuser) can do: turn the trigger off and change the log."""
+    owner_db.execute(text("ALTER TABLE audit_entry DISABLE TRIGGER USER"))
+    owner_db.execute(text(sql))
+    owner_db.execute(text("ALTER TABLE audit_entry ENABLE TRIGGER USER"))
+
+
+def test_verify_passes_on_a_clean_log_and_names_an_altered_entry(owner_db):
+    log = _log(owner_db, 3)
+    clean = audit.verify(session=owner_db)
     assert clean.ok
-    assert clean.checked == len(entries(db))
-    target = entries(db)[-2]
+    assert clean.checked == len(log)
+    target = log[-2]
     _tamper(
-        db, f"UPDATE audit_entry SET after = after || '{{\"seats\": 9}}' WHERE id = {target.id}"
+        owner_db,
+        f"UPDATE audit_entry SET after = after || '{{\"seats\": 9}}' WHERE id = {target.id}",
     )
-    db.expire_all()
-    result = audit.verify(session=db)
+    owner_db.expire_all()
+    result = audit.verify(session=owner_db)
     assert not result.ok
     assert result.first_bad_id == target.id
     assert "content" in result.reason
 
 
-def test_verify_names_the_entry_after_a_deleted_one(client, admin, root_unit, db):
-    for n in range(3):
-        client.post(
-            "/api/v1/vehicles",
-            json={**VEHICLE, "plate": f"浙A·G2000{n}", "unit_id": root_unit.id},
-            headers=admin,
-        )
-    log = entries(db)
-    _tamper(db, f"DELETE FROM audit_entry WHERE id = {log[-2].id}")
-    db.expire_all()
-    result = audit.verify(session=db)
+def test_verify_names_the_entry_after_a_deleted_one(owner_db):
+    log = _log(owner_db, 3)
+    _tamper(owner_db, f"DELETE FROM audit_entry WHERE id = {log[-2].id}")
+    owner_db.expire_all()
+    result = audit.verify(session=owner_db)
     assert result.first_bad_id == log[-1].id
     assert "prev_hash" in result.reason
 

@@ -181,6 +181,37 @@ def test_report_order_writes_the_dossier_of_the_completed_demo_order(
         "cost_record",
     }
     assert dossier["audit"]["verification"]["ok"] is True
+    assert dossier["audit"]["verification"]["since_checkpoint"] is None  # no key configured
+
+    # With a signing key and a checkpoint, the chain is verified from that checkpoint on.
+    key, checkpoints = tmp_path / "key.pem", tmp_path / "checkpoints.jsonl"
+    signed = cli_settings.model_copy(
+        update={"audit_signing_key_file": str(key), "audit_checkpoint_file": str(checkpoints)}
+    )
+    assert fleet(signed, "audit", "keygen", str(key))[0] == 0
+    code, out = fleet(signed, "audit", "checkpoint")
+    assert code == 0, out
+    code, out = fleet(
+        signed, "report", "order", str(order_id), "--format", "json", "--out", str(target)
+    )
+    assert code == 0, out
+    pinned = jsonlib.loads(target.read_text(encoding="utf-8"))["audit"]["verification"]
+    assert pinned["ok"] is True
+    assert pinned["since_checkpoint"]["entry_id"] > 0
+    assert "from the checkpoint" in pinned["message"]
+    # Each export from the command line is itself recorded, as the vehicle's read.
+    engine = create_engine(cli_settings.database_url)
+    with engine.connect() as conn:
+        reads = conn.execute(
+            text(
+                "SELECT after FROM audit_entry WHERE action IN ('read', 'export')"
+                " AND after->>'what' = 'order_dossier' ORDER BY id"
+            )
+        ).scalars().all()
+    engine.dispose()
+    assert len(reads) == 2
+    assert reads[-1]["client"].startswith("command line (")
+    assert reads[-1]["order_id"] == order_id
 
     pdf = tmp_path / "dossier.pdf"
     code, out = fleet(cli_settings, "report", "order", str(order_id), "--out", str(pdf))
@@ -205,7 +236,7 @@ def test_audit_verify_passes_then_names_a_tampered_entry(cli_settings: Settings)
     code, out = fleet(cli_settings, "audit", "verify")
     assert code == 0, out
     assert "audit log intact" in out
-    engine = create_engine(cli_settings.database_url)
+    engine = create_engine(cli_settings.owner_database)  # someone with the owner's access
     with engine.begin() as conn:
         target = conn.execute(
             text("SELECT id FROM audit_entry ORDER BY id OFFSET 5 LIMIT 1")

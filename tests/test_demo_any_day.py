@@ -50,7 +50,9 @@ def test_a_day_the_calendar_does_not_cover_counts_by_its_weekday():
 def migrated(settings: Settings) -> Iterator[Settings]:
     """A migrated database that each pinned day copies (CREATE DATABASE ... TEMPLATE)."""
     base = settings.with_database_name(f"{settings.database.database}_anyday_{os.getpid()}")
-    admin = create_engine(settings.database.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    admin = create_engine(
+        settings.owner_database.set(database="postgres"), isolation_level="AUTOCOMMIT"
+    )
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{base.database.database}" WITH (FORCE)'))
         conn.execute(text(f'CREATE DATABASE "{base.database.database}"'))
@@ -83,7 +85,9 @@ class Copy:
 @pytest.fixture
 def copy(migrated: Settings, request: pytest.FixtureRequest) -> Iterator[Copy]:
     name = f"{migrated.database.database}_{zlib.crc32(request.node.name.encode()):08x}"
-    admin = create_engine(migrated.database.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    admin = create_engine(
+        migrated.owner_database.set(database="postgres"), isolation_level="AUTOCOMMIT"
+    )
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{migrated.database.database}"'))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import inspect, text
 
 from fleet import migrate
@@ -30,7 +31,7 @@ def test_upgrade_downgrade_upgrade(scratch_settings: Settings):
 
 def test_models_and_migrations_agree(scratch_settings: Settings):
     migrate.upgrade(scratch_settings)
-    engine = make_engine(scratch_settings, pool_size=1)
+    engine = make_engine(scratch_settings.as_owner(), pool_size=1)
     try:
         assert migrate.differences(engine) == []
         # The comparison does see a drift: drop an index the models declare.
@@ -41,4 +42,66 @@ def test_models_and_migrations_agree(scratch_settings: Settings):
     finally:
         with engine.begin() as conn:
             conn.execute(text("CREATE INDEX IF NOT EXISTS ix_vehicle_unit_id ON vehicle (unit_id)"))
+        engine.dispose()
+
+
+def test_the_application_role_gets_what_the_processes_need_and_no_more(
+    scratch_settings: Settings,
+):
+    role = scratch_settings.app_role
+    assert role, "the suite runs as an application role (FLEET_DATABASE_OWNER)"
+    migrate.upgrade(scratch_settings)
+    engine = make_engine(scratch_settings.as_owner(), pool_size=1)
+    checks = {
+        ("audit_entry", "SELECT"): True,
+        ("audit_entry", "INSERT"): True,
+        ("audit_entry", "UPDATE"): False,
+        ("audit_entry", "DELETE"): False,
+        ("audit_entry", "TRUNCATE"): False,
+        ("position", "INSERT"): True,
+        ("position", "UPDATE"): False,
+        ("position", "DELETE"): False,
+        ("vehicle", "UPDATE"): True,
+        ("trip_order", "DELETE"): True,
+        ("alembic_version", "UPDATE"): False,
+        ("road", "TRUNCATE"): False,
+    }
+    try:
+        with engine.connect() as conn:
+            held = {
+                (table, right): conn.execute(
+                    text("SELECT has_table_privilege(:role, :table, :right)"),
+                    {"role": role, "table": table, "right": right},
+                ).scalar()
+                for table, right in checks
+            }
+            assert held == checks
+            assert not conn.execute(
+                text("SELECT has_schema_privilege(:role, 'public', 'CREATE')"), {"role": role}
+            ).scalar()
+            for function in migrate.FUNCTIONS:
+                assert conn.execute(
+                    text("SELECT has_function_privilege(:role, :f, 'EXECUTE')"),
+                    {"role": role, "f": function},
+                ).scalar()
+                assert not conn.execute(
+                    text("SELECT has_function_privilege('public', :f, 'EXECUTE')"),
+                    {"f": function},
+                ).scalar()
+    finally:
+        engine.dispose()
+
+
+def test_a_missing_or_superuser_application_role_is_refused(scratch_settings: Settings):
+    url = scratch_settings.database.set(username="no_such_fleet_role")
+    missing = scratch_settings.model_copy(
+        update={"database_url": url.render_as_string(hide_password=False)}
+    )
+    with pytest.raises(migrate.RoleError, match="does not exist"):
+        migrate.upgrade(missing)
+    engine = make_engine(scratch_settings.as_owner(), pool_size=1)
+    try:
+        with engine.connect() as conn, pytest.raises(migrate.RoleError, match="superuser"):
+            migrate.grant_app_role(conn, "postgres")  # initdb's superuser
+    finally:
         engine.dispose()

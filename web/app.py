@@ -19,7 +19,7 @@ from starlette.routing import Match
 
 from dispatch import router as dispatch_router
 from dispatch.settings import DispatchSettings
-from fleet import events
+from fleet import checkpoint, events
 from fleet import router as kernel_router
 from fleet.db import make_engine, make_session_factory
 from fleet.errors import Conflict, FleetError, Rejected, Throttled, http_status
@@ -163,6 +163,7 @@ def create_app(
         responses=ERROR_RESPONSES,
     )
     app.state.settings = settings
+    app.state.audit_anchors = checkpoint.anchors(settings)
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
     events.install(app.state.session_factory, redis)

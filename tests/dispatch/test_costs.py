@@ -27,6 +27,7 @@ from fleet.schemas import DriverCreate, VehicleCreate
 from geofence import service as geofence_service
 from geofence.models import Alert
 from geofence.settings import GeofenceSettings
+from telematics.ingest import partition_sql
 from telematics.models import Trip
 
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -126,12 +127,7 @@ def test_fill_larger_than_the_tank_is_flagged_just_over_the_margin(trip, fill) -
 
 
 def _fix_at(db: Session, vehicle: Vehicle, at: datetime, lon: float, lat: float) -> None:
-    db.execute(
-        text(
-            "CREATE TABLE IF NOT EXISTS position_p202603 PARTITION OF position"
-            " FOR VALUES FROM ('2026-03-01 00:00+00') TO ('2026-04-01 00:00+00')"
-        )
-    )
+    db.execute(text(partition_sql(datetime(2026, 3, 1, tzinfo=UTC))))
     db.execute(
         text(
             "INSERT INTO position (vehicle_id, fix_time, device_id, received_at, point)"

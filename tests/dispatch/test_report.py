@@ -200,7 +200,13 @@ def dossier() -> dict[str, Any]:
                     "hash": "ab12cd34ef56" + "0" * 52,
                 }
             ],
-            "verification": {"ok": True, "checked": 2345, "first_bad_id": None, "message": "ok"},
+            "verification": {
+                "ok": True,
+                "checked": 2345,
+                "first_bad_id": None,
+                "message": "ok",
+                "since_checkpoint": {"entry_id": 9001, "at": "2026-11-25T01:00:00+00:00"},
+            },
         },
     }
 
@@ -494,7 +500,8 @@ def test_order_html_shows_every_section_and_what_audit_asks() -> None:
         "偏离路线 Off route",
         "排除 Dismissed",
         DISMISSAL,
-        "链完整 Chain intact (2,345 entries checked)",
+        "链完整 Chain intact, 自签名检查点（条目 9001，2026-11-25T01:00:00+00:00）起 from the"
+        " signed checkpoint of entry 9001 (2,345 entries checked)",
         "2026-11-24 08:30",  # the start, in Shanghai time
         "ab12cd34ef56<",  # the hash, shortened to 12 hex
         '<th scope="col">',

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from redis import Redis
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
 from fleet.auth import Actor
@@ -34,8 +34,8 @@ CLUB = (30.30, 120.10)  # (lat, lon) of a prohibited place
 
 @pytest.fixture
 def club(fleetlet: Fleetlet):
+    _clear(fleetlet)
     with Session(fleetlet.engine) as session, session.begin():
-        session.execute(text("TRUNCATE alert_review, alert, fence RESTART IDENTITY CASCADE"))
         root = session.get(OrgUnit, fleetlet.unit_id)
         fence = service.create_fence(
             session=session,
@@ -49,8 +49,14 @@ def club(fleetlet: Fleetlet):
         )
         fence_id = fence.id
     yield fence_id
-    with fleetlet.engine.begin() as conn:
+    _clear(fleetlet)
+
+
+def _clear(fleetlet: Fleetlet) -> None:
+    owner = create_engine(fleetlet.settings.owner_database)  # the processes' role cannot TRUNCATE
+    with owner.begin() as conn:
         conn.execute(text("TRUNCATE alert_review, alert, fence RESTART IDENTITY CASCADE"))
+    owner.dispose()
 
 
 def observer(fleetlet: Fleetlet, redis: Redis) -> GeofenceObserver:

@@ -6,10 +6,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx2 as httpx
-from sqlalchemy import select, text
+import pytest
+from sqlalchemy import Engine, create_engine, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from fleet import audit
@@ -73,8 +77,8 @@ def test_a_supervisor_sees_who_read_a_vehicles_track(stack: Stack) -> None:
 def test_positions_past_their_retention_are_deleted_and_the_deletion_audited(
     stack: Stack,
 ) -> None:
-    # A month of fixes from 2019 (put there by the superuser: the worker makes no partition so old).
-    with stack.engine.begin() as conn:
+    # A month of fixes from 2019 (put there by the owner: the worker makes no partition so old).
+    with _owner(stack) as owner, owner.begin() as conn:
         conn.execute(
             text(
                 "CREATE TABLE IF NOT EXISTS position_p201903 PARTITION OF position"
@@ -108,10 +112,50 @@ def test_positions_past_their_retention_are_deleted_and_the_deletion_audited(
 # ---- an audit log its own database cannot rewrite ----------------------------------------------
 
 
+@contextmanager
+def _owner(stack: Stack) -> Iterator[Engine]:
+    """The schema owner's connection: full access to the database (FLEET_DATABASE_OWNER)."""
+    engine = create_engine(stack.settings.owner_database)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("statement", "refusal"),
+    [
+        ("UPDATE audit_entry SET actor = 'mallory'", "permission denied"),
+        ("DELETE FROM audit_entry", "permission denied"),
+        ("TRUNCATE audit_entry", "permission denied"),
+        ("ALTER TABLE audit_entry DISABLE TRIGGER ALL", "must be owner"),
+        ("DROP TRIGGER audit_entry_append_only ON audit_entry", "must be owner"),
+        ("ALTER FUNCTION audit_entry_refuse_change() RENAME TO gone", "must be owner"),
+        ("UPDATE position SET point = NULL", "permission denied"),
+        ("DELETE FROM position", "permission denied"),
+    ],
+)
+def test_the_processes_role_cannot_rewrite_the_log_nor_the_tracks(
+    stack: Stack, statement: str, refusal: str
+) -> None:
+    """What the server's own connection (the role every process uses) tries when someone holds
+    it: each statement is refused by PostgreSQL, not by Fleet's code."""
+    assert stack.settings.app_role, "the stack runs as an application role (FLEET_DATABASE_OWNER)"
+
+    def entries() -> int:
+        with stack.engine.connect() as conn:
+            return int(conn.execute(text("SELECT count(*) FROM audit_entry")).scalar_one())
+
+    before = entries()
+    with stack.engine.connect() as conn, pytest.raises(DBAPIError, match=refusal), conn.begin():
+        conn.execute(text(statement))
+    assert entries() == before
+
+
 def _rewrite_from(stack: Stack, entry_id: int) -> None:
     """What someone with full access to the database can do: edit an entry and recompute the
     hash of every entry after it (the algorithm is no secret), with the append-only trigger off."""
-    with Session(stack.engine) as session, session.begin():
+    with _owner(stack) as owner, Session(owner) as session, session.begin():
         session.execute(text("ALTER TABLE audit_entry DISABLE TRIGGER ALL"))
         prev = session.scalar(
             select(AuditEntry.hash).where(AuditEntry.id < entry_id).order_by(AuditEntry.id.desc())

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from redis import Redis
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session
 
 from fleet import migrate, registry
@@ -73,8 +73,10 @@ def fleetlet(scratch_settings: Settings) -> Iterator[Fleetlet]:
 
 @pytest.fixture
 def clean_tracks(fleetlet: Fleetlet) -> None:
-    with fleetlet.engine.begin() as conn:
+    owner = create_engine(fleetlet.settings.owner_database)  # the processes' role cannot TRUNCATE
+    with owner.begin() as conn:
         conn.execute(text("TRUNCATE position, trip, stop, unknown_device, cost_record CASCADE"))
+    owner.dispose()
 
 
 @pytest.fixture

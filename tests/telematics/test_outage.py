@@ -93,9 +93,12 @@ def cluster(settings: Settings) -> Iterator[tuple[Cluster, Settings]]:
     own = Cluster()
     own.start()
     url = settings.database.set(host="127.0.0.1", port=own.port, database="postgres")
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    owner = settings.owner_database.set(host="127.0.0.1", port=own.port, database="postgres")
+    admin = create_engine(owner, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text("CREATE DATABASE fleet_outage"))
+        if settings.app_role:  # the processes' role, as scripts/dev.sh makes it
+            conn.execute(text(f'CREATE ROLE "{settings.app_role}" LOGIN'))
     admin.dispose()
     outage_settings = settings.model_copy(
         update={"database_url": url.set(database="fleet_outage").render_as_string(False)}

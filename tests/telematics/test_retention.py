@@ -3,14 +3,16 @@ trimmed, the deletion one audit entry; nothing to delete leaves no entry."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select, text
+import pytest
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from fleet.models import AuditEntry
 from telematics import retention
-from telematics.ingest import partition_ddl
+from telematics.ingest import partition_sql
 from telematics.models import Position
 
 
@@ -37,7 +39,7 @@ def _partitions(db: Session) -> set[str]:
 
 def test_prune_drops_whole_months_trims_the_cutoff_month_and_audits(db: Session):
     for month in (1, 2, 3):
-        db.execute(text(partition_ddl(datetime(2019, month, 1, tzinfo=UTC))))
+        db.execute(text(partition_sql(datetime(2019, month, 1, tzinfo=UTC))))
         for day in (1, 20):
             _fix(db, datetime(2019, month, day, 8, tzinfo=UTC))
     cutoff = datetime(2019, 2, 15, tzinfo=UTC)
@@ -73,3 +75,18 @@ def test_the_cutoff_is_the_same_moment_years_before():
     assert retention.cutoff(datetime(2028, 2, 29, tzinfo=UTC), 1) == datetime(
         2027, 2, 28, tzinfo=UTC
     )
+
+
+def test_the_processes_cannot_delete_recent_tracks(db: Session):
+    """Their role may not DELETE positions, and the owner's function it calls instead refuses a
+    cut-off under a year old, whatever it is told."""
+    now = datetime.now(UTC)
+    with pytest.raises(DBAPIError, match="under a year old"), db.begin_nested():
+        retention.prune(session=db, before=now - timedelta(days=300))
+    with pytest.raises(DBAPIError, match="permission denied"), db.begin_nested():
+        db.execute(delete(Position).where(Position.fix_time < now))
+    db.execute(text(partition_sql(datetime(2019, 1, 1, tzinfo=UTC))))
+    with pytest.raises(DBAPIError, match="must be owner"), db.begin_nested():
+        db.execute(text("DROP TABLE position_p201901"))
+    with pytest.raises(DBAPIError, match="first moment"), db.begin_nested():
+        db.execute(text("SELECT fleet_position_partition('2026-03-02T00:00:00+00:00')"))

@@ -40,7 +40,9 @@ def network(scratch_settings: Settings) -> Iterator[Network]:
     """The demo extract, imported the way `fleet roads import` does (it commits)."""
     migrate.upgrade(scratch_settings)
     engine = make_engine(scratch_settings, pool_size=2)
-    roads.import_pbf(engine, PBF)
+    owner = make_engine(scratch_settings.as_owner(), pool_size=1)
+    roads.import_pbf(owner, PBF)  # the owner's work, as `fleet roads import` does it
+    owner.dispose()
     routes = roads.RoadRoutes.load(engine)
     assert routes is not None
     yield Network(engine, routes)

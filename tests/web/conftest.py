@@ -76,7 +76,9 @@ def stack(scratch_settings: Settings, request: pytest.FixtureRequest) -> Iterato
     engine = create_engine(scratch_settings.database_url)
     redis = Redis.from_url(scratch_settings.redis_url)
     redis.flushdb()
-    roads.import_pbf(engine, DEMO_ROADS)
+    owner = create_engine(scratch_settings.owner_database)
+    roads.import_pbf(owner, DEMO_ROADS)  # the owner's work, as `fleet roads import` does it
+    owner.dispose()
     with Session(engine) as session:
         demo.seed(session=session)
         geofence_demo.seed(session=session)

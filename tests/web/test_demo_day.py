@@ -59,7 +59,9 @@ def demo_day(scratch_settings: Settings) -> Iterator[DemoDay]:
     )
     migrate.upgrade(settings)
     engine = create_engine(settings.database_url)
-    roads.import_pbf(engine, DEMO_ROADS)
+    owner = create_engine(settings.owner_database)
+    roads.import_pbf(owner, DEMO_ROADS)  # the owner's work, as `fleet roads import` does it
+    owner.dispose()
     pinned = faketime(SATURDAY)
     offset = SATURDAY.timestamp() - time.time()
     ports = {name: _free_port() for name in ("http", "jt808", "osmand")}

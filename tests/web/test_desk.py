@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import text
 
 from telematics import stream
-from telematics.ingest import month_start, partition_ddl
+from telematics.ingest import month_start, partition_sql
 from tests.web.conftest import CENTRE, GRID, SCREENSHOTS, Stack, sign_in
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -155,7 +155,7 @@ def test_track_playback_of_a_vehicle(desk_context, stack: Stack) -> None:
     [vehicle_id] = _place_vehicles(stack, count=1)
     now = time.time()
     with stack.engine.begin() as conn:
-        conn.execute(text(partition_ddl(month_start(int(now * 1000)))))
+        conn.execute(text(partition_sql(month_start(int(now * 1000)))))
         for n in range(20):
             conn.execute(
                 text(

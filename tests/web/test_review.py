@@ -21,7 +21,7 @@ from sqlalchemy import Connection, text
 from dispatch.demo import COMPLETED, OFFICES
 from fleet.demo import DEMO_PASSWORD
 from geofence.worker import ALERTS_CHANNEL
-from telematics.ingest import partition_ddl
+from telematics.ingest import partition_sql
 from tests.web.conftest import SCREENSHOTS, Stack, sign_in, watched
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -72,7 +72,7 @@ def _positions(
 ) -> None:
     """Fixes as the ingest worker stores them, in the month partitions they need."""
     for start in sorted({_month(at) for at, _, _ in fixes}):
-        conn.execute(text(partition_ddl(start)))
+        conn.execute(text(partition_sql(start)))
     conn.execute(
         text(
             "INSERT INTO position (vehicle_id, fix_time, device_id, received_at, point,"
