@@ -34,3 +34,24 @@ def test_unknown_display_zone_is_refused():
     with pytest.raises(ValidationError):
         Settings(display_timezone="Mars/Olympus")
     assert Settings().zone.key == "Asia/Shanghai"
+
+
+def test_the_owner_role_is_the_same_database_as_another_user():
+    one = Settings(database_url="postgresql://fleet_app:pw@db:5432/fleet")
+    assert one.app_role is None  # no owner: one role for both
+    assert one.as_owner().database_url == one.database_url
+    two = Settings(
+        database_url="postgresql://fleet_app:pw@db:5432/fleet", database_owner="fleet_owner:s3"
+    )
+    assert two.app_role == "fleet_app"
+    owner = two.owner_database
+    assert (owner.username, owner.password, owner.host, owner.database) == (
+        "fleet_owner",
+        "s3",
+        "db",
+        "fleet",
+    )
+    moved = two.with_database_name("scratch")
+    assert moved.owner_database.database == "scratch"
+    assert moved.as_owner().app_role is None
+    assert Settings(database_url="postgresql://u@db/fleet", database_owner="u").app_role is None
