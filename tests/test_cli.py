@@ -202,12 +202,16 @@ def test_report_order_writes_the_dossier_of_the_completed_demo_order(
     # Each export from the command line is itself recorded, as the vehicle's read.
     engine = create_engine(cli_settings.database_url)
     with engine.connect() as conn:
-        reads = conn.execute(
-            text(
-                "SELECT after FROM audit_entry WHERE action IN ('read', 'export')"
-                " AND after->>'what' = 'order_dossier' ORDER BY id"
+        reads = (
+            conn.execute(
+                text(
+                    "SELECT after FROM audit_entry WHERE action IN ('read', 'export')"
+                    " AND after->>'what' = 'order_dossier' ORDER BY id"
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
     engine.dispose()
     assert len(reads) == 2
     assert reads[-1]["client"].startswith("command line (")

@@ -37,7 +37,7 @@ def test_unknown_display_zone_is_refused():
 
 
 def test_the_owner_role_is_the_same_database_as_another_user():
-    one = Settings(database_url="postgresql://fleet_app:pw@db:5432/fleet")
+    one = Settings(database_url="postgresql://fleet_app:pw@db:5432/fleet", database_owner="")
     assert one.app_role is None  # no owner: one role for both
     assert one.as_owner().database_url == one.database_url
     two = Settings(
