@@ -122,6 +122,7 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "fuel_too_frequent": ("加油过频", "Fuel too often"),
         "fuel_consumption_high": ("油耗超标", "Consumption over the norm"),
         "odometer_mismatch": ("里程不符", "Odometer mismatch"),
+        "device_identity_mismatch": ("终端身份冒用", "Terminal identity mismatch"),
     },
     "severity": {
         "low": ("低", "Low"),

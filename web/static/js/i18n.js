@@ -70,6 +70,7 @@ const TABLE = {
   "kind.fuel_too_frequent": ["加油过频", "Fills too frequent"],
   "kind.fuel_consumption_high": ["油耗超标", "Consumption over norm"],
   "kind.odometer_mismatch": ["里程不符", "Odometer mismatch"],
+  "kind.device_identity_mismatch": ["终端身份冒用", "Terminal identity mismatch"],
   "error.network": ["网络错误", "Network error"],
   "error.vendor": ["地图组件未安装，请运行 make bootstrap", "Map package missing: run make bootstrap"],
 };

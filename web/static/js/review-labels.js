@@ -8,7 +8,7 @@ export const KINDS = [
   "no_order", "off_hours", "off_route", "region_exit", "prohibited_zone", "overnight_away",
   "overspeed", "signal_loss", "device_alarm", "fuel_over_capacity", "fuel_location_mismatch",
   "fuel_no_trip", "fuel_off_hours", "fuel_too_frequent", "fuel_consumption_high",
-  "odometer_mismatch",
+  "odometer_mismatch", "device_identity_mismatch",
 ];
 
 extend({
@@ -125,6 +125,14 @@ extend({
   "rule.fuel_consumption_high": ["月度油耗超过核定油耗。", "The month's consumption exceeds the vehicle's norm."],
   "rule.odometer_mismatch": ["加油单里程与轨迹里程不符。",
     "The odometer readings on the receipts disagree with the tracked distance."],
+  "rule.device_identity_mismatch": ["另一台终端以已绑定的号码注册，已被拒绝（0x8100 结果 3）。",
+    "Another terminal registered with a bound number and was refused (0x8100 result 3)."],
+  "fig.phone": ["终端手机号", "Terminal number"],
+  "fig.remote_addr": ["来源地址", "From address"],
+  "fig.claimed": ["冒用者声称的身份", "Identity claimed"],
+  "fig.bound": ["绑定的身份", "Identity bound"],
+  "fig.expected_terminal_id": ["预设终端 ID", "Terminal id entered"],
+  "fig.device_id": ["设备编号", "Device"],
   // Figures: thresholds the rules name and the values they measure.
   "fig.moving_speed_kmh": ["行驶判定车速", "Moving above"],
   "fig.movement_min_distance_m": ["最短行驶距离", "Shortest movement"],
