@@ -23,6 +23,7 @@ from starlette.websockets import WebSocketState
 
 from dispatch.service import ORDERS_CHANNEL
 from fleet import auth as auth_service
+from fleet.auth import REVOKED_CHANNEL
 from fleet.errors import FleetError, NotAuthenticated
 from fleet.models import Role
 from geofence.worker import ALERTS_CHANNEL
@@ -55,6 +56,7 @@ class LiveClient:
         self.alerts: dict[tuple[Any, ...], dict[str, Any]] = {}
         self.orders: dict[int, dict[str, Any]] = {}
         self.ready = asyncio.Event()
+        self.recheck = asyncio.Event()  # a token of this user was revoked: check ours now
 
     def offer_orders(self, items: list[dict[str, Any]]) -> None:
         for item in items:
@@ -130,7 +132,9 @@ class LiveHub:
             redis = AsyncRedis.from_url(self.redis_url)
             try:
                 async with redis.pubsub() as pubsub:
-                    await pubsub.subscribe(stream.LIVE_CHANNEL, ALERTS_CHANNEL, ORDERS_CHANNEL)
+                    await pubsub.subscribe(
+                        stream.LIVE_CHANNEL, ALERTS_CHANNEL, ORDERS_CHANNEL, REVOKED_CHANNEL
+                    )
                     async for message in pubsub.listen():
                         if message.get("type") == "message":
                             self.dispatch(json.loads(message["data"]))
@@ -145,6 +149,11 @@ class LiveHub:
     def dispatch(self, message: dict[str, Any]) -> None:
         items = message.get("items") or []
         kind = message.get("type")
+        if kind == "revoked":
+            for client in self.clients:
+                if client.user_id is not None and client.user_id == message.get("user_id"):
+                    client.recheck.set()
+            return
         for client in self.clients:
             if kind == "alerts":
                 client.offer_alerts(items)
@@ -185,11 +194,17 @@ def _authenticate(websocket: WebSocket, token: str) -> None:
         auth_service.authenticate(session=session, settings=app.state.settings, token=token)
 
 
-async def _token_watch(websocket: WebSocket, token: str, every_s: float) -> None:
-    """Returns once the token no longer authenticates. A database that cannot be asked is no
-    verdict: the socket stays, as it does while Redis is away, and the next check asks again."""
+async def _token_watch(
+    websocket: WebSocket, client: LiveClient, token: str, every_s: float
+) -> None:
+    """Returns once the token no longer authenticates, checked every `every_s` and at once when
+    one of the user's tokens is revoked (logout, deactivation). A database that cannot be asked
+    is no verdict: the socket stays, as it does while Redis is away, and the next check asks
+    again."""
     while True:
-        await asyncio.sleep(every_s)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(client.recheck.wait(), timeout=every_s)
+        client.recheck.clear()
         try:
             await asyncio.to_thread(_authenticate, websocket, token)
         except NotAuthenticated:
@@ -235,7 +250,7 @@ async def live_socket(websocket: WebSocket, token: str = "") -> None:
         await websocket.send_json({"type": "snapshot", "items": snapshot})
         sender = asyncio.create_task(_sender(websocket, client, hub.keepalive_s))
         receiver = asyncio.create_task(_receiver(websocket))
-        watch = asyncio.create_task(_token_watch(websocket, token, hub.token_recheck_s))
+        watch = asyncio.create_task(_token_watch(websocket, client, token, hub.token_recheck_s))
         tasks = {sender, receiver, watch}
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)

@@ -8,21 +8,26 @@ reverse proxy on the same machine), which is how these tests speak from other ad
 
 from __future__ import annotations
 
+import asyncio
+import json
 import statistics
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import timedelta
+from types import SimpleNamespace
 
 import httpx2 as httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from fleet.db import utcnow
+from fleet.auth import REVOKED_CHANNEL
+from fleet.db import make_session_factory, utcnow
 from fleet.demo import DEMO_PASSWORD
 from tests.web.conftest import SCREENSHOTS, Stack
+from web.live import LiveClient, LiveHub, _token_watch
 
 # "At least once a minute", and the close on its way.
 RECHECK_DEADLINE_S = 65
@@ -45,6 +50,10 @@ def _attempt(stack: Stack, username: str, password: str, address: str) -> httpx.
         headers={"X-Forwarded-For": address},
         timeout=30,
     )
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 @contextmanager
@@ -172,3 +181,55 @@ def test_a_password_spray_across_usernames_is_throttled_per_address_before_hashi
     assert statistics.median(throttled) < statistics.median(hashed) / 2
     # The users sprayed at, and the address's neighbours, are not locked out.
     assert _attempt(stack, "requester", DEMO_PASSWORD, "203.0.113.10").status_code == 200
+
+
+def test_a_logout_is_announced_so_open_sockets_check_at_once(stack: Stack) -> None:
+    """The socket need not wait for its periodic check: the committed logout is announced (the
+    user's id, never the token) and the hub wakes that user's sockets."""
+    token = _token(stack, "approver")
+    with stack.engine.connect() as conn:
+        user_id = conn.execute(
+            text("SELECT id FROM user_account WHERE username = 'approver'")
+        ).scalar_one()
+    pubsub = stack.redis.pubsub()
+    pubsub.subscribe(REVOKED_CHANNEL)
+    try:
+        assert pubsub.get_message(timeout=5)["type"] == "subscribe"
+        out = httpx.post(f"{stack.url}/api/v1/auth/logout", headers=_bearer(token))
+        assert out.status_code == 204
+        heard = pubsub.get_message(timeout=10)
+    finally:
+        pubsub.close()
+    assert heard is not None
+    assert json.loads(heard["data"]) == {"type": "revoked", "user_id": user_id}
+    assert token not in str(heard["data"])
+
+
+def test_the_hub_wakes_only_the_revoked_users_sockets_and_they_close_without_waiting(
+    stack: Stack,
+) -> None:
+    """With a periodic check an hour away, only the announcement can end the watch: a woken
+    socket whose token no longer authenticates returns at once; another user's is not woken."""
+    hub = LiveHub(stack.settings.redis_url, token_recheck_s=3600)
+    mine, other = LiveClient(frozenset(), user_id=7), LiveClient(frozenset(), user_id=8)
+    hub.clients.update({mine, other})
+    engine = create_engine(stack.settings.database_url)
+    socket = SimpleNamespace(
+        app=SimpleNamespace(
+            state=SimpleNamespace(
+                session_factory=make_session_factory(engine), settings=stack.settings
+            )
+        )
+    )
+
+    async def scenario() -> None:
+        watch = asyncio.create_task(_token_watch(socket, mine, "revoked-token", 3600))  # type: ignore[arg-type]
+        await asyncio.sleep(0.1)
+        hub.dispatch({"type": "revoked", "user_id": 7})
+        assert not other.recheck.is_set()
+        await asyncio.wait_for(watch, timeout=30)  # an hour, were it not woken
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        engine.dispose()
