@@ -29,7 +29,7 @@ from sqlalchemy import text
 
 from bench._support import bench_settings, table
 from bench.ingest import free_port, redis_url
-from fleet import registry
+from fleet import channels, registry
 from fleet.auth import Actor
 from fleet.db import make_engine, make_session_factory, unit_of_work
 from fleet.models import Role
@@ -100,9 +100,7 @@ class Publisher(threading.Thread):
             now_ms = int(time.time() * 1000)
             for start in range(0, len(self.ids), 500):
                 batch = self.items(self.ids[start : start + 500], now_ms)
-                self.redis.publish(
-                    stream.LIVE_CHANNEL, json.dumps({"type": "positions", "items": batch})
-                )
+                self.redis.publish(channels.LIVE, json.dumps({"type": "positions", "items": batch}))
             self.stop.wait(max(0.0, 1.0 - (time.monotonic() - began)))
 
 

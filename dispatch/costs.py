@@ -28,14 +28,13 @@ from dispatch import fuel_checks, statements
 from dispatch.models import Assignment, CostAllocation, CostKind, CostRecord, CostStatement
 from dispatch.schemas import CostIn
 from dispatch.settings import DispatchSettings
-from fleet import audit, events
+from fleet import audit, channels, events
 from fleet.auth import Actor, require, units_in_scope
 from fleet.errors import Invalid, NotFound, Rejected
 from fleet.models import Vehicle
 from fleet.registry import Listing, get_vehicle
 from geofence.calendar import WorkingCalendar, epoch_day
 from geofence.models import Alert
-from geofence.worker import ALERTS_CHANNEL
 from telematics.models import Trip
 
 CENT = Decimal("0.01")
@@ -743,5 +742,5 @@ def _raise(
         }
         for alert_id, row in zip(raised, rows, strict=True)
     ]
-    events.announce(session, ALERTS_CHANNEL, {"type": "alerts", "items": live})
+    events.announce(session, channels.ALERTS, {"type": "alerts", "items": live})
     return raised

@@ -26,7 +26,7 @@ from dispatch.models import ApprovalRule, Assignment, OrderDecision, TripOrder
 from dispatch.orders import IllegalMove, OrderStatus, move
 from dispatch.schemas import AssignIn, Comment, OrderCreate, RuleIn
 from dispatch.settings import DispatchSettings
-from fleet import audit, events
+from fleet import audit, channels, events
 from fleet.auth import Actor, require, units_in_scope
 from fleet.db import utcnow
 from fleet.errors import Conflict, Forbidden, Invalid, NotFound
@@ -129,9 +129,6 @@ def view(*, session: Session, order: TripOrder) -> dict[str, Any]:
     return shown
 
 
-ORDERS_CHANNEL = "fleet:orders"
-
-
 def _record(session: Session, actor: Actor, order: TripOrder, action: str, before: Any) -> None:
     """The audit entry of a change, and its announcement to phones and desks after the commit
     (to the requester, the staff of the order's unit, and the driver last assigned, who hears
@@ -145,7 +142,7 @@ def _record(session: Session, actor: Actor, order: TripOrder, action: str, befor
     )
     events.announce(
         session,
-        ORDERS_CHANNEL,
+        channels.ORDERS,
         {
             "type": "orders",
             "items": [

@@ -14,7 +14,7 @@ from redis import Redis
 from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
-from fleet import events
+from fleet import channels, events
 from fleet.audit import ActorRef
 from fleet.db import utcnow
 from fleet.errors import Forbidden, NotAuthenticated, Throttled
@@ -225,11 +225,6 @@ def authenticate(*, session: Session, settings: Settings, token: str) -> Actor:
     )
 
 
-# Once a revocation commits, the user's open live sockets re-check their tokens at once rather
-# than at their next periodic check (web.live); the message names the user, never a token.
-REVOKED_CHANNEL = "fleet:revoked"
-
-
 def logout(*, session: Session, settings: Settings, token: str) -> None:
     revoked = session.scalars(
         update(AuthToken)
@@ -238,7 +233,7 @@ def logout(*, session: Session, settings: Settings, token: str) -> None:
         .returning(AuthToken.user_id)
     ).all()
     for user_id in set(revoked):
-        events.announce(session, REVOKED_CHANNEL, {"type": "revoked", "user_id": user_id})
+        events.announce(session, channels.REVOKED, {"type": "revoked", "user_id": user_id})
 
 
 def revoke_all(*, session: Session, user_id: int) -> None:
@@ -247,4 +242,4 @@ def revoke_all(*, session: Session, user_id: int) -> None:
         .where(AuthToken.user_id == user_id, AuthToken.revoked_at.is_(None))
         .values(revoked_at=utcnow())
     )
-    events.announce(session, REVOKED_CHANNEL, {"type": "revoked", "user_id": user_id})
+    events.announce(session, channels.REVOKED, {"type": "revoked", "user_id": user_id})

@@ -123,11 +123,3 @@ def differences(engine: Engine) -> list[Any]:
             },
         )
         return list(compare_metadata(context, Base.metadata))
-
-
-def postgis_version(engine: Engine) -> str | None:
-    with engine.connect() as conn:
-        try:
-            return conn.execute(text("SELECT postgis_lib_version()")).scalar()
-        except Exception:
-            return None

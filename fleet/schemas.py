@@ -75,7 +75,6 @@ PROVINCES = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕�
 # in 警. Letters I and O are never used.
 _PLATE = re.compile(rf"^([{PROVINCES}])([A-HJ-NP-Z])([A-HJ-NP-Z0-9]{{4,6}}[警学挂]?)$")
 _PLATE_SEPARATORS = re.compile(r"[·•.\s-]")
-LICENCE_CLASSES = ("A1", "A2", "A3", "B1", "B2", "C1", "C2", "C3", "C4", "C5", "C6", "D", "E", "F")
 
 
 def normalise_plate(value: str) -> str:

@@ -14,10 +14,10 @@ from typing import Any
 from redis import Redis
 from sqlalchemy import Engine
 
+from fleet import channels
 from geofence import store
 from geofence.engine import AlertRecord
 from geofence.rules.base import Event
-from geofence.worker import ALERTS_CHANNEL
 from telematics.terminals import Mismatch
 
 KIND = "device_identity_mismatch"
@@ -84,4 +84,4 @@ class IdentityAlerts:
             store.upsert_alerts(conn, [record])
         if self.redis is not None:
             message = {"type": "alerts", "items": [store.live_item(record)]}
-            self.redis.publish(ALERTS_CHANNEL, json.dumps(message))
+            self.redis.publish(channels.ALERTS, json.dumps(message))

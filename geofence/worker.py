@@ -25,6 +25,7 @@ from redis.client import Pipeline
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from fleet import channels
 from geofence import service, store
 from geofence.calendar import LocalClock, date_of
 from geofence.engine import Engine as RuleEngine
@@ -39,7 +40,6 @@ from telematics.batch import IGNITION_OF, FixBatch, or_none
 log = logging.getLogger("fleet.geofence")
 
 RULE_STATES = "fleet:rule-state"
-ALERTS_CHANNEL = "fleet:alerts"
 
 
 def thresholds(settings: GeofenceSettings) -> Thresholds:
@@ -188,7 +188,7 @@ class GeofenceObserver:
             pipe.hset(RULE_STATES, mapping={v: state_json(s) for v, s in pending.states.items()})
         if pending.alerts:
             items = [store.live_item(r) for r in pending.alerts]
-            pipe.publish(ALERTS_CHANNEL, json.dumps({"type": "alerts", "items": items}))
+            pipe.publish(channels.ALERTS, json.dumps({"type": "alerts", "items": items}))
             pipe.hincrby(stream.COUNTERS, "alert_events", len(pending.alerts))
         if pending.evaluated:
             pipe.hincrby(stream.COUNTERS, "rules_evaluated", pending.evaluated)

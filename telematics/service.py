@@ -6,16 +6,17 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from redis import Redis
 from shapely import LineString
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from fleet import registry
+from fleet import channels, registry
 from fleet.auth import Actor, is_root_admin, require, units_in_scope
 from fleet.errors import Conflict, Forbidden, Invalid, NotAuthenticated, StoreUnavailable
 from fleet.models import Device, Vehicle
+from fleet.schemas import Strict
 from telematics import stream
 from telematics.fix import Fix, check_fix
 from telematics.models import Position, Trip, UnknownDevice
@@ -217,10 +218,8 @@ def counters(*, redis: Redis, actor: Actor) -> dict[str, int]:
     return {k.decode(): int(v) for k, v in raw.items()}
 
 
-class TelemetryFix(BaseModel):
+class TelemetryFix(Strict):
     """One fix of the JSON batch API (units in the names, as everywhere in Fleet)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     fix_time: datetime
     lat: float | None = Field(None, ge=-90, le=90)
@@ -234,9 +233,7 @@ class TelemetryFix(BaseModel):
     attributes: dict[str, Any] = Field(default_factory=dict)
 
 
-class TelemetryBatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TelemetryBatch(Strict):
     fixes: list[TelemetryFix] = Field(min_length=1, max_length=1000)
 
 
@@ -306,7 +303,7 @@ def accept_batch(
         )
         live = stream.live_message(rows)
         if live is not None:
-            redis.publish(stream.LIVE_CHANNEL, live)
+            redis.publish(channels.LIVE, live)
     with redis.pipeline(transaction=False) as pipe:
         pipe.hincrby(stream.COUNTERS, "received_api", len(rows))
         for drop in dropped:

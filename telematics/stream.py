@@ -22,6 +22,7 @@ import numpy as np
 import orjson
 from redis.asyncio import Redis as AsyncRedis
 
+from fleet import channels
 from telematics.fix import Fix
 
 log = logging.getLogger("fleet.stream")
@@ -29,7 +30,6 @@ log = logging.getLogger("fleet.stream")
 PREFIX = "fleet:fixes:"
 GROUP = "ingest"
 LAST_POSITIONS = "fleet:last"
-LIVE_CHANNEL = "fleet:live"
 COUNTERS = "fleet:counters"
 
 # Positions of the fields in a stream row (a JSON array, to keep entries small).
@@ -350,7 +350,7 @@ class StreamWriter:
 
     async def _send_live(self, message: bytes) -> None:
         try:
-            await self._redis.publish(LIVE_CHANNEL, message)
+            await self._redis.publish(channels.LIVE, message)
         except Exception as error:  # the fixes are in: a missed live update is not a loss
             log.warning("live update not published: %s", error)
 

@@ -40,6 +40,16 @@ def recreate_database(settings: Settings) -> None:
     admin.dispose()
 
 
+# Fixtures that start Fleet's own processes (or a browser): the tests using them are end to end.
+E2E_FIXTURES = frozenset({"stack", "trackers", "demo_day", "browser"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if E2E_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
+
+
 @pytest.fixture(scope="session")
 def base_settings() -> Settings:
     return Settings(environment="test")

@@ -23,6 +23,8 @@ from fleet.settings import Settings
 from geofence.calendar import official_days
 from tests.clock import CHINA, PINNED, SATURDAY, faketime
 
+pytestmark = pytest.mark.slow
+
 CALENDAR = {day: working for day, working, _ in official_days(range(2025, 2028))}
 
 

@@ -7,20 +7,18 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import socket
 import subprocess
 from pathlib import Path
 
 import psycopg
+import pytest
 from redis import Redis
 
+from tests.support import free_port
+
+pytestmark = pytest.mark.slow
+
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "dev.sh"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _exported(env_file: Path) -> dict[str, str]:
@@ -41,7 +39,7 @@ def test_services_start_from_a_folder_only_its_owner_can_enter(tmp_path: Path):
     # The stores run on the real clock, as make test-any-day starts its own outside faketime.
     unset = ("FLEET_DATABASE_URL", "FLEET_REDIS_URL", "LD_PRELOAD", "FAKETIME")
     env = {k: v for k, v in os.environ.items() if k not in unset}
-    env |= {"FLEET_LOCAL_PG_PORT": str(_free_port()), "FLEET_LOCAL_REDIS_PORT": str(_free_port())}
+    env |= {"FLEET_LOCAL_PG_PORT": str(free_port()), "FLEET_LOCAL_REDIS_PORT": str(free_port())}
     dev = ["bash", str(checkout / "scripts" / "dev.sh")]
     outside = Path("/var/lib/fleet") / hashlib.sha1(str(checkout).encode()).hexdigest()[:12]  # noqa: S324 - the script's folder name, not security
     try:

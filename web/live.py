@@ -21,14 +21,11 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from redis.asyncio import Redis as AsyncRedis
 from starlette.websockets import WebSocketState
 
-from dispatch.service import ORDERS_CHANNEL
 from fleet import auth as auth_service
-from fleet.auth import REVOKED_CHANNEL
+from fleet import channels
 from fleet.errors import FleetError, NotAuthenticated
 from fleet.models import Role
-from geofence.worker import ALERTS_CHANNEL
 from telematics import service as telematics_service
-from telematics import stream
 
 log = logging.getLogger("fleet.live")
 router = APIRouter()
@@ -133,7 +130,7 @@ class LiveHub:
             try:
                 async with redis.pubsub() as pubsub:
                     await pubsub.subscribe(
-                        stream.LIVE_CHANNEL, ALERTS_CHANNEL, ORDERS_CHANNEL, REVOKED_CHANNEL
+                        channels.LIVE, channels.ALERTS, channels.ORDERS, channels.REVOKED
                     )
                     async for message in pubsub.listen():
                         if message.get("type") == "message":

@@ -373,9 +373,6 @@ def _registration(header: Header, body: bytes) -> Registration:
     )
 
 
-_STANDARD_ITEMS = {0x01, 0x02, 0x03, 0x04, 0x25, 0x2A, 0x2B, 0x30, 0x31}
-
-
 def decode_location(
     phone: str, body: bytes, *, blind: bool = False
 ) -> tuple[Fix | None, dict[str, object]]:

@@ -11,6 +11,7 @@ from redis import Redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
+from fleet import channels
 from fleet.auth import Actor
 from fleet.models import OrgUnit
 from geofence import service
@@ -281,7 +282,7 @@ def test_alerts_reach_supervisors_on_the_websocket_and_not_drivers(
         push(redis, rows, tsettings.stream_shards)
         # What a gateway puts on the live channel as it writes the fixes to the stream.
         live = {"type": "positions", "items": [stream.live_item(rows[-1])]}
-        redis.publish(stream.LIVE_CHANNEL, stream.dumps(live))
+        redis.publish(channels.LIVE, stream.dumps(live))
         drain(worker(fleetlet, redis, tsettings))
         alert = next_of(boss, "alerts")["items"][0]
         assert (alert["kind"], alert["fence_id"]) == ("prohibited_zone", club)

@@ -23,7 +23,7 @@ from sqlalchemy import create_engine, text
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from fleet.auth import REVOKED_CHANNEL
+from fleet import channels
 from fleet.db import make_session_factory, utcnow
 from fleet.demo import DEMO_PASSWORD
 from tests.web.conftest import SCREENSHOTS, Stack
@@ -192,7 +192,7 @@ def test_a_logout_is_announced_so_open_sockets_check_at_once(stack: Stack) -> No
             text("SELECT id FROM user_account WHERE username = 'approver'")
         ).scalar_one()
     pubsub = stack.redis.pubsub()
-    pubsub.subscribe(REVOKED_CHANNEL)
+    pubsub.subscribe(channels.REVOKED)
     try:
         assert pubsub.get_message(timeout=5)["type"] == "subscribe"
         out = httpx.post(f"{stack.url}/api/v1/auth/logout", headers=_bearer(token))

@@ -10,7 +10,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,7 +24,8 @@ from telematics import stream
 from telematics.fix import Fix
 from telematics.protocols import jt808
 from telematics.protocols.jt808 import MsgId, RegisterResult, Result
-from tests.web.conftest import Stack, Trackers, _free_port
+from tests.support import free_port, wait_until
+from tests.web.conftest import Stack, Trackers
 
 pytestmark = pytest.mark.usefixtures("trackers")
 
@@ -118,16 +118,6 @@ def counter(stack: Stack, name: str) -> int:
     return int(stack.redis.hget(stream.COUNTERS, name) or 0)
 
 
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def stored_at(stack: Stack, vehicle_id: int, fix_time: datetime) -> int:
     with stack.engine.connect() as conn:
         return int(
@@ -158,7 +148,7 @@ def test_an_impostor_naming_a_registered_number_is_refused_reported_and_not_stor
     assert impostor.report(forged_at) == Result.FAILURE
     assert genuine.report(genuine_at) == Result.OK
     # Once the genuine fix sent after it is stored, the forged one would have been too.
-    wait_for(lambda: stored_at(stack, vehicle_id, genuine_at), "the genuine fix")
+    wait_until(lambda: stored_at(stack, vehicle_id, genuine_at), "the genuine fix")
     assert stored_at(stack, vehicle_id, forged_at) == 0
 
     with stack.engine.connect() as conn:
@@ -179,7 +169,7 @@ def test_an_impostor_naming_a_registered_number_is_refused_reported_and_not_stor
         )
         return reply.json()["items"] if reply.status_code == 200 else []
 
-    (found,) = wait_for(alert, "the device_identity_mismatch alert")
+    (found,) = wait_until(alert, "the device_identity_mismatch alert")
     assert found["measured"]["remote_addr"] == impostor.address
     assert found["measured"]["claimed"]["terminal_id"] == "EVIL001"
     assert found["measured"]["bound"]["terminal_id"] == "REAL001"
@@ -201,14 +191,14 @@ def test_wrong_stale_and_derivable_auth_codes_are_refused_and_counted(stack, ter
     before = counter(stack, "refused_bad_auth_code")
     for wrong in ("0" * 16, first, derived):
         assert t.authenticate(wrong) == Result.FAILURE
-    wait_for(lambda: counter(stack, "refused_bad_auth_code") >= before + 3, "the counter")
+    wait_until(lambda: counter(stack, "refused_bad_auth_code") >= before + 3, "the counter")
     assert t.authenticate(current) == Result.OK
 
 
 @pytest.fixture
 def second_gateway(stack: Stack) -> Iterator[int]:
     """Another `fleet gateway` process on the same database and Redis; its JT/T 808 port."""
-    jt808, osmand = _free_port(), _free_port()
+    jt808, osmand = free_port(), free_port()
     env = {**stack.env, "FLEET_JT808_PORT": str(jt808), "FLEET_OSMAND_PORT": str(osmand)}
     child = subprocess.Popen(
         [sys.executable, "-m", "fleet.cli", "gateway"],
@@ -226,7 +216,7 @@ def second_gateway(stack: Stack) -> Iterator[int]:
         return True
 
     try:
-        wait_for(listening, "the second gateway", timeout=60)
+        wait_until(listening, "the second gateway", timeout=60)
         assert child.poll() is None, "the second gateway did not start"
         yield jt808
     finally:
@@ -304,9 +294,9 @@ def test_an_osmand_fix_dated_1970_is_refused_counted_and_makes_no_partition(stac
     params = {"id": identifier, "lat": "30.27", "lon": "120.12"}
     ok = httpx.get(trackers.osmand_url, params={**params, "timestamp": str(int(now.timestamp()))})
     assert ok.status_code == 200
-    wait_for(lambda: stored_at(stack, vehicle_id, now), "the fix sent after them")
+    wait_until(lambda: stored_at(stack, vehicle_id, now), "the fix sent after them")
     assert no_partition(stack, "position_p197001")
-    wait_for(lambda: counter(stack, "dropped_too_old") >= before + 2, "the too_old counter")
+    wait_until(lambda: counter(stack, "dropped_too_old") >= before + 2, "the too_old counter")
 
 
 def test_an_osmand_fix_older_than_the_window_is_counted_too_old(stack, trackers):
@@ -324,7 +314,7 @@ def test_an_osmand_fix_older_than_the_window_is_counted_too_old(stack, trackers)
         timeout=10,
     )
     assert reply.status_code == 400
-    wait_for(lambda: counter(stack, "dropped_too_old") >= before + 1, "the too_old counter")
+    wait_until(lambda: counter(stack, "dropped_too_old") >= before + 1, "the too_old counter")
     assert stored_at(stack, vehicle_id, old) == 0
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -21,6 +20,7 @@ from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from sqlalchemy import text
 
+from fleet import channels
 from telematics import gateway, stream
 from telematics.batch import entry_rows
 from telematics.devices import DeviceDirectory
@@ -29,18 +29,13 @@ from telematics.gateway_jt808 import JT808Server, Session
 from telematics.protocols import jt808
 from telematics.protocols.jt808 import MsgId, RegisterResult, Result
 from telematics.settings import TelematicsSettings
+from tests.support import free_port
 from tests.telematics.conftest import Fleetlet
 from tests.telematics.test_jt808 import HEX_VECTORS, packet
 
 PHONE = "013900000000"  # fleetlet's JT/T 808 device for vehicle 0
 # Fixes are dated within the allowed window (FLEET_MAX_PAST_DAYS) whatever day the tests run.
 RECENT = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=1)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -406,7 +401,7 @@ def test_a_fix_goes_live_as_it_enters_the_stream_with_no_worker_running(
     the worker's batch, PostGIS or the rules. An old fix (a blind-area re-send) is stored, not
     shown live."""
     live = redis.pubsub()
-    live.subscribe(stream.LIVE_CHANNEL)
+    live.subscribe(channels.LIVE)
     live.get_message(timeout=1)  # the subscription's confirmation
     now = int(time.time())
 

@@ -19,8 +19,9 @@ from telematics.protocols import jt808
 from telematics.protocols.jt808 import MsgId, RegisterResult, Result
 from telematics.settings import TelematicsSettings
 from telematics.terminals import Claim, Identity, Verdict, code_digest
+from tests.support import free_port
 from tests.telematics.conftest import Fleetlet
-from tests.telematics.test_gateway import free_port, result_of, terminal
+from tests.telematics.test_gateway import result_of, terminal
 from tests.telematics.test_terminals import Sink, serving
 
 TERMINALS = 300

@@ -27,8 +27,8 @@ from telematics.settings import TelematicsSettings
 from telematics.simulator import LatLon, Motion, Phase
 from telematics.trips import haversine_m
 from tests.conftest import PASSWORD
+from tests.support import free_port
 from tests.telematics.conftest import T0
-from tests.telematics.test_gateway import free_port
 from web.app import create_app
 
 

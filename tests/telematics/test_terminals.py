@@ -17,8 +17,9 @@ from telematics.protocols import jt808
 from telematics.protocols.jt808 import MsgId, RegisterResult, Result
 from telematics.settings import TelematicsSettings
 from telematics.terminals import Identity, Mismatch, Verdict, code_digest, verdict
+from tests.support import free_port
 from tests.telematics.conftest import Fleetlet
-from tests.telematics.test_gateway import free_port, result_of, stream_rows, terminal
+from tests.telematics.test_gateway import result_of, stream_rows, terminal
 
 PHONE = "013900000001"  # fleetlet's JT/T 808 device for vehicle 1
 REAL = Identity("70111", "KM-01", "T000001", "浙A·D70001", 2)

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from redis import Redis
 from sqlalchemy.orm import Session
 
-from fleet import registry
+from fleet import channels, registry
 from fleet.auth import Actor
 from fleet.models import Role
 from fleet.schemas import UserCreate, VehicleCreate
@@ -157,7 +157,7 @@ def test_websocket_sends_snapshot_deltas_and_keepalive_within_scope(fleetlet, re
         now = datetime.now(UTC) - timedelta(seconds=5)
         target = fleetlet.targets[0]
         rows = [stream.to_row(f, target, stream.now_ms()) for f in drive("phone-0", now, 2)]
-        redis.publish(stream.LIVE_CHANNEL, stream.live_message(rows) or b"")
+        redis.publish(channels.LIVE, stream.live_message(rows) or b"")
         delta = mine.receive_json()
         while delta["type"] == "keepalive":
             delta = mine.receive_json()

@@ -10,10 +10,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,7 +20,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import httpx2 as httpx
 import pytest
 from redis import Redis
 from sqlalchemy import Engine, create_engine
@@ -36,6 +33,7 @@ from fleet.demo import DEMO_PASSWORD
 from fleet.settings import Settings
 from geofence import demo as geofence_demo
 from telematics import roads
+from tests.support import free_port, wait_healthy, wait_port
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
@@ -57,12 +55,6 @@ class Stack:
     env: dict[str, str] = field(default_factory=dict)
     outside: list[str] = field(default_factory=list)
     console: list[str] = field(default_factory=list)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +82,7 @@ def stack(scratch_settings: Settings, request: pytest.FixtureRequest) -> Iterato
             now=utcnow(),
         )
         session.commit()
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "FLEET_DATABASE_URL": scratch_settings.database_url,
@@ -108,16 +100,7 @@ def stack(scratch_settings: Settings, request: pytest.FixtureRequest) -> Iterato
         [sys.executable, "-m", "fleet.cli", "serve"], env=env, stdout=log, stderr=log
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"the server did not start; see {server_log}")
-        time.sleep(0.2)
+    wait_healthy(url, [server], server_log)
     try:
         yield Stack(url, scratch_settings, engine, redis, env)
     finally:
@@ -139,24 +122,14 @@ class Trackers:
 
 @pytest.fixture(scope="module")
 def trackers(stack: Stack) -> Iterator[Trackers]:
-    osmand, jt808 = _free_port(), _free_port()
+    osmand, jt808 = free_port(), free_port()
     env = {**stack.env, "FLEET_OSMAND_PORT": str(osmand), "FLEET_JT808_PORT": str(jt808)}
     logs = [(SCREENSHOTS / f"{name}.log").open("wb") for name in ("gateway", "worker")]
     children = [
         subprocess.Popen([sys.executable, "-m", "fleet.cli", name], env=env, stdout=log, stderr=log)
         for name, log in zip(("gateway", "worker"), logs, strict=True)
     ]
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", osmand), timeout=1):
-                break
-        except OSError:
-            if time.monotonic() > deadline or any(c.poll() is not None for c in children):
-                raise RuntimeError(
-                    "the gateway did not start; see var/screenshots/gateway.log"
-                ) from None
-            time.sleep(0.2)
+    wait_port(osmand, children, SCREENSHOTS / "gateway.log")
     try:
         yield Trackers(f"http://127.0.0.1:{osmand}", jt808)
     finally:

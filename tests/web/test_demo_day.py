@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,7 +19,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx2 as httpx
 import pytest
 from redis import Redis
 from sqlalchemy import Engine, create_engine, text
@@ -29,7 +27,10 @@ from fleet import migrate
 from fleet.settings import Settings
 from telematics import roads
 from tests.clock import SATURDAY, faketime
-from tests.web.conftest import DEMO_ROADS, SCREENSHOTS, _free_port, sign_in, watched
+from tests.support import free_port, wait_healthy, wait_port
+from tests.web.conftest import DEMO_ROADS, SCREENSHOTS, sign_in, watched
+
+pytestmark = pytest.mark.slow
 
 REDIS_DB = 9  # the page stacks use 10-14, the suite 15
 NEAR_ROAD_M = 30
@@ -64,7 +65,7 @@ def demo_day(scratch_settings: Settings) -> Iterator[DemoDay]:
     owner.dispose()
     pinned = faketime(SATURDAY)
     offset = SATURDAY.timestamp() - time.time()
-    ports = {name: _free_port() for name in ("http", "jt808", "osmand")}
+    ports = {name: free_port() for name in ("http", "jt808", "osmand")}
     env = {
         key: value
         for key, value in os.environ.items()
@@ -108,18 +109,9 @@ def demo_day(scratch_settings: Settings) -> Iterator[DemoDay]:
                 )
             )
             if name == "gateway":
-                _wait_for_port(ports["osmand"], children)
+                wait_port(ports["osmand"], children, "var/screenshots/demo-day-gateway.log")
         url = f"http://127.0.0.1:{ports['http']}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or any(c.poll() is not None for c in children):
-                raise RuntimeError("the demo stack did not start; see var/screenshots/demo-day-*")
-            time.sleep(0.2)
+        wait_healthy(url, children, "var/screenshots/demo-day-*")
         yield DemoDay(url, engine, offset, [], [])
     finally:
         for child in children:
@@ -153,20 +145,6 @@ def _wait_group_gone(group: int) -> None:
         time.sleep(0.1)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(group, signal.SIGKILL)
-
-
-def _wait_for_port(port: int, children: list[subprocess.Popen[bytes]]) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            if time.monotonic() > deadline or any(c.poll() is not None for c in children):
-                raise RuntimeError(
-                    "the gateway did not start; see var/screenshots/demo-day-*"
-                ) from None
-            time.sleep(0.2)
 
 
 def _positions(page: Any) -> dict[int, tuple[float, float]]:

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from fleet import channels
 from telematics import stream
 from telematics.ingest import month_start, partition_sql
 from tests.web.conftest import CENTRE, GRID, SCREENSHOTS, Stack, sign_in
@@ -44,7 +45,7 @@ def _place_vehicles(stack: Stack, count: int = 8, shift: float = 0.0) -> list[in
             }
         )
     stack.redis.hset(stream.LAST_POSITIONS, mapping={i["vehicle_id"]: json.dumps(i) for i in items})
-    stack.redis.publish(stream.LIVE_CHANNEL, json.dumps({"type": "positions", "items": items}))
+    stack.redis.publish(channels.LIVE, json.dumps({"type": "positions", "items": items}))
     return [i["vehicle_id"] for i in items]
 
 

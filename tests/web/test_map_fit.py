@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-import socket
 import struct
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from fleet.demo import DEMO_PASSWORD
 from fleet.models import BodyClass, Energy, OrgUnit, Role, VehicleCategory
 from fleet.schemas import UnitCreate, UserCreate, VehicleCreate
 from telematics import stream
+from tests.support import free_port, wait_healthy
 from tests.web.conftest import SCREENSHOTS, Phones, Stack, sign_in, watched
 from web.pages import ui_config
 from web.settings import DEFAULT_MAP_CENTER, WebSettings
@@ -44,12 +44,6 @@ OLD_DEFAULT = (120.16, 30.27, 11.0)
 FIT_MAX_ZOOM = 15.0
 BASEMAP_CREDIT = "测试底图 / test base map"
 Point = tuple[float, float]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _plain_tile() -> str:
@@ -72,7 +66,7 @@ def _plain_tile() -> str:
 def stack(stack: Stack) -> Iterator[Stack]:
     """conftest's stack served again with no map centre (and a base map with a credit), so the
     fixtures built on `stack` (desk, phones) open these pages."""
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in stack.env.items() if k not in {"FLEET_MAP_CENTER", "FLEET_MAP_ZOOM"}}
     env |= {
         "FLEET_HTTP_PORT": str(port),
@@ -86,16 +80,7 @@ def stack(stack: Stack) -> Iterator[Stack]:
         )
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the server did not start; see {server_log}")
-                time.sleep(0.2)
+            wait_healthy(url, [server], server_log)
             yield dataclasses.replace(stack, url=url, env=env, outside=[], console=[])
         finally:
             server.terminate()

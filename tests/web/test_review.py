@@ -19,8 +19,8 @@ import pytest
 from sqlalchemy import Connection, text
 
 from dispatch.demo import COMPLETED, OFFICES
+from fleet import channels
 from fleet.demo import DEMO_PASSWORD
-from geofence.worker import ALERTS_CHANNEL
 from telematics.ingest import partition_sql
 from tests.web.conftest import SCREENSHOTS, Stack, sign_in, watched
 
@@ -328,7 +328,7 @@ def test_new_alerts_appear_in_the_queue_without_reload(
         "lon": 120.2,
         "measured": {},
     }
-    stack.redis.publish(ALERTS_CHANNEL, json.dumps({"type": "alerts", "items": [item]}))
+    stack.redis.publish(channels.ALERTS, json.dumps({"type": "alerts", "items": [item]}))
     row = page.locator(f"#queue a[data-alert='{alert_id}']")
     row.wait_for(timeout=15_000)
     assert "fresh" in (row.get_attribute("class") or "")
