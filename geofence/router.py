@@ -9,23 +9,37 @@ from fastapi import APIRouter, Body, Query, Request, Response, status
 from fleet.api import ActorDep, ListingDep, SessionDep
 from fleet.auth import require
 from fleet.errors import Invalid
-from fleet.schemas import Day, Id, Moment, Text
+from fleet.schemas import Day, Id, Moment, Page, Text
 from geofence import service
 from geofence.models import FenceKind
 from geofence.rules import KINDS
-from geofence.schemas import CalendarDayIn, FenceCreate, FenceUpdate, ReviewIn, WorkingHoursIn
+from geofence.schemas import (
+    AlertDetail,
+    AlertOut,
+    CalendarDayIn,
+    CalendarDayOut,
+    CalendarYearOut,
+    FenceCollection,
+    FenceCreate,
+    FenceFeature,
+    FencesImported,
+    FenceUpdate,
+    ReviewIn,
+    WorkingHoursIn,
+    WorkingHoursOut,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["geofence"])
 
 
-@router.post("/fences", status_code=status.HTTP_201_CREATED)
+@router.post("/fences", status_code=status.HTTP_201_CREATED, response_model=FenceFeature)
 def create_fence(session: SessionDep, actor: ActorDep, data: FenceCreate) -> dict[str, Any]:
     """A fence from GeoJSON: Polygon/MultiPolygon, Point + radius_m (circle), or
     LineString + width_m (corridor). Bad geometry is a 422 naming what is wrong."""
     return service.fence_feature(service.create_fence(session=session, actor=actor, data=data))
 
 
-@router.post("/fences/import", status_code=status.HTTP_201_CREATED)
+@router.post("/fences/import", status_code=status.HTTP_201_CREATED, response_model=FencesImported)
 def import_fences(
     session: SessionDep,
     actor: ActorDep,
@@ -36,7 +50,7 @@ def import_fences(
     return {"imported": len(fences), "ids": [f.id for f in fences]}
 
 
-@router.get("/fences")
+@router.get("/fences", response_model=FenceCollection)
 def list_fences(
     session: SessionDep,
     actor: ActorDep,
@@ -49,12 +63,12 @@ def list_fences(
 
 
 # `:int`: `/fences/import` is that route's alone, never a fence id.
-@router.get("/fences/{fence_id:int}")
+@router.get("/fences/{fence_id:int}", response_model=FenceFeature)
 def get_fence(session: SessionDep, actor: ActorDep, fence_id: Id) -> dict[str, Any]:
     return service.fence_feature(service.get_fence(session=session, actor=actor, fence_id=fence_id))
 
 
-@router.patch("/fences/{fence_id:int}")
+@router.patch("/fences/{fence_id:int}", response_model=FenceFeature)
 def update_fence(
     session: SessionDep, actor: ActorDep, fence_id: Id, data: FenceUpdate
 ) -> dict[str, Any]:
@@ -68,7 +82,7 @@ def delete_fence(session: SessionDep, actor: ActorDep, fence_id: Id) -> Response
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/calendar")
+@router.get("/calendar", response_model=CalendarYearOut)
 def calendar(
     session: SessionDep,
     actor: ActorDep,
@@ -80,7 +94,7 @@ def calendar(
     return service.calendar_year(session=session, year=year)
 
 
-@router.put("/calendar/{day}")
+@router.put("/calendar/{day}", response_model=CalendarDayOut)
 def set_calendar_day(
     session: SessionDep, actor: ActorDep, day: Day, data: CalendarDayIn
 ) -> dict[str, Any]:
@@ -89,7 +103,7 @@ def set_calendar_day(
     return {"day": row.day, "working": row.working, "note": row.note, "source": row.source}
 
 
-@router.get("/units/{unit_id}/working-hours")
+@router.get("/units/{unit_id}/working-hours", response_model=WorkingHoursOut)
 def working_hours(
     session: SessionDep, actor: ActorDep, request: Request, unit_id: Id
 ) -> dict[str, Any]:
@@ -101,7 +115,7 @@ def working_hours(
     )
 
 
-@router.put("/units/{unit_id}/working-hours")
+@router.put("/units/{unit_id}/working-hours", response_model=WorkingHoursOut)
 def set_working_hours(
     session: SessionDep, actor: ActorDep, request: Request, unit_id: Id, data: WorkingHoursIn
 ) -> dict[str, Any]:
@@ -114,7 +128,7 @@ def set_working_hours(
     )
 
 
-@router.get("/alerts")
+@router.get("/alerts", response_model=Page[AlertOut])
 def list_alerts(
     session: SessionDep,
     actor: ActorDep,
@@ -145,12 +159,12 @@ def list_alerts(
     return {"items": items, "total": total, "limit": listing.limit, "offset": listing.offset}
 
 
-@router.get("/alerts/{alert_id}")
+@router.get("/alerts/{alert_id}", response_model=AlertDetail)
 def get_alert(session: SessionDep, actor: ActorDep, alert_id: Id) -> dict[str, Any]:
     return service.get_alert(session=session, actor=actor, alert_id=alert_id)
 
 
-@router.post("/alerts/{alert_id}/review")
+@router.post("/alerts/{alert_id}/review", response_model=AlertOut)
 def review_alert(
     session: SessionDep, actor: ActorDep, alert_id: Id, data: ReviewIn
 ) -> dict[str, Any]:

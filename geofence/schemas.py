@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StrictBool, StringConstraints, field_validator
 
@@ -88,6 +88,59 @@ class CalendarDayOut(BaseModel):
     source: str
 
 
+class CalendarYearOut(BaseModel):
+    year: int
+    covered: bool = Field(description="Whether every day of the year is in the calendar.")
+    missing_days: int
+    days: list[CalendarDayOut]
+
+
+class WorkingHoursOut(BaseModel):
+    unit_id: int
+    start: str = Field(description="Local time the working day starts (HH:MM).")
+    end: str = Field(description="Local time it ends (HH:MM).")
+    inherited: bool = Field(description="True when the unit has no hours of its own.")
+
+
+class FenceProperties(BaseModel):
+    id: int
+    name: str
+    kind: FenceKind
+    shape: str = Field(description="polygon, circle or corridor.")
+    radius_m: float | None
+    width_m: float | None
+    schedule: dict[str, Any] | None
+    unit_ids: list[int]
+    categories: list[str]
+    speed_limit_kmh: float | None
+    enabled: bool
+    owner_unit_id: int
+    note: str
+    updated_at: datetime
+    area: dict[str, Any] | None = Field(
+        None, description="The area the fence covers, as GeoJSON (a circle or corridor buffered)."
+    )
+
+
+class FenceFeature(BaseModel):
+    """A fence as a GeoJSON Feature: the geometry as drawn, the rest in its properties."""
+
+    type: Literal["Feature"] = "Feature"
+    id: int
+    geometry: dict[str, Any]
+    properties: FenceProperties
+
+
+class FenceCollection(BaseModel):
+    type: Literal["FeatureCollection"] = "FeatureCollection"
+    features: list[FenceFeature]
+
+
+class FencesImported(BaseModel):
+    imported: int
+    ids: list[int]
+
+
 class WorkingHoursIn(Strict):
     start: Clock = Field(description="Local time the working day starts (HH:MM).")
     end: Clock = Field(description="Local time it ends (HH:MM), after the start.")
@@ -124,3 +177,35 @@ class AlertOut(BaseModel):
     lon: float | None
     measured: dict[str, Any]
     thresholds: dict[str, Any]
+
+
+class ReviewOut(BaseModel):
+    decision: Review
+    reason: str
+    by: str
+    at: datetime
+
+
+class EvidencePoint(BaseModel):
+    fix_time: datetime
+    lon: float
+    lat: float
+    speed_kmh: float | None
+    ignition: bool | None
+    flagged: bool = Field(description="Whether the fix falls inside the flagged episode.")
+
+
+class Evidence(BaseModel):
+    track: dict[str, Any] | None = Field(description="GeoJSON LineString around the episode.")
+    flagged: dict[str, Any] | None = Field(description="GeoJSON LineString of the episode.")
+    points: list[EvidencePoint]
+    fence: FenceFeature | None
+    measured: dict[str, Any]
+    thresholds: dict[str, Any]
+
+
+class AlertDetail(AlertOut):
+    """An alert with its evidence and the history of its review."""
+
+    evidence: Evidence
+    reviews: list[ReviewOut]
