@@ -8,8 +8,9 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from fleet import access
 from fleet.api import ActorDep, ClientDep, ListingDep, RedisDep, SessionDep, current_token
-from fleet.schemas import Id, Moment
+from fleet.schemas import Id, Moment, Page
 from telematics import service
+from telematics.schemas import Live, TelemetryAccepted, Track, Trips, UnknownDeviceOut
 
 router = APIRouter(prefix="/api/v1", tags=["telematics"])
 
@@ -17,7 +18,9 @@ Start = Annotated[Moment, Query(description="ISO-8601 with a zone, inclusive.")]
 End = Annotated[Moment, Query(description="ISO-8601 with a zone, exclusive.")]
 
 
-@router.get("/vehicles/{vehicle_id}/positions")
+@router.get(
+    "/vehicles/{vehicle_id}/positions", response_model=None, responses={200: {"model": Track}}
+)
 def positions(
     session: SessionDep,
     actor: ActorDep,
@@ -52,7 +55,7 @@ def positions(
     return track
 
 
-@router.get("/vehicles/{vehicle_id}/trips")
+@router.get("/vehicles/{vehicle_id}/trips", response_model=None, responses={200: {"model": Trips}})
 def trips(
     session: SessionDep, actor: ActorDep, client: ClientDep, vehicle_id: Id, start: Start, end: End
 ) -> dict[str, Any]:
@@ -72,37 +75,20 @@ def trips(
     return {"items": items}
 
 
-@router.get("/live")
+@router.get("/live", response_model=None, responses={200: {"model": Live}})
 def live(session: SessionDep, redis: RedisDep, actor: ActorDep) -> dict[str, Any]:
     return {"items": service.live(session=session, redis=redis, actor=actor)}
 
 
-@router.get("/unknown-devices")
+@router.get("/unknown-devices", response_model=Page[UnknownDeviceOut])
 def unknown_devices(session: SessionDep, actor: ActorDep, listing: ListingDep) -> dict[str, Any]:
     items, total = service.list_unknown_devices(
         session=session, actor=actor, limit=listing.limit, offset=listing.offset
     )
-    return {
-        "items": [
-            {
-                "id": d.id,
-                "protocol": d.protocol,
-                "identifier": d.identifier,
-                "first_seen_at": d.first_seen_at,
-                "last_seen_at": d.last_seen_at,
-                "attempts": d.attempts,
-                "remote_addr": d.remote_addr,
-                "last_message": d.last_message,
-            }
-            for d in items
-        ],
-        "total": total,
-        "limit": listing.limit,
-        "offset": listing.offset,
-    }
+    return {"items": items, "total": total, "limit": listing.limit, "offset": listing.offset}
 
 
-@router.post("/telemetry", status_code=202)
+@router.post("/telemetry", status_code=202, response_model=TelemetryAccepted)
 def telemetry(
     session: SessionDep,
     redis: RedisDep,
