@@ -13,11 +13,25 @@ from sqlalchemy.orm import Session
 from dispatch import costs, dossier, places, report, service, statistics
 from dispatch.models import CostKind
 from dispatch.orders import OrderStatus
-from dispatch.schemas import AssignIn, Comment, CostIn, OrderCreate, Reading, RuleIn
+from dispatch.schemas import (
+    AssignIn,
+    Comment,
+    CostIn,
+    OrderCreate,
+    OrderOut,
+    Orders,
+    Places,
+    PlanOut,
+    Reading,
+    RuleIn,
+    RuleOut,
+    Rules,
+    Suggestions,
+)
 from fleet import access
 from fleet.api import ActorDep, ClientDep, ListingDep, RedisDep, SessionDep
 from fleet.db import utcnow
-from fleet.schemas import Id, Moment, Text
+from fleet.schemas import Id, Moment, Page, Text
 from geofence import service as geofence_service
 from geofence.settings import clock_seconds
 
@@ -28,7 +42,7 @@ def _settings(request: Request) -> Any:
     return request.app.state.dispatch_settings
 
 
-@router.post("/orders", status_code=status.HTTP_201_CREATED)
+@router.post("/orders", status_code=status.HTTP_201_CREATED, response_model=OrderOut)
 def create_order(
     session: SessionDep, actor: ActorDep, request: Request, data: OrderCreate
 ) -> dict[str, Any]:
@@ -39,7 +53,7 @@ def create_order(
     return service.view(session=session, order=order)
 
 
-@router.get("/orders")
+@router.get("/orders", response_model=Page[OrderOut])
 def list_orders(
     session: SessionDep,
     actor: ActorDep,
@@ -51,14 +65,14 @@ def list_orders(
         session=session, actor=actor, listing=listing, mine=mine, status=status
     )
     return {
-        "items": [service.view(session=session, order=o) for o in items],
+        "items": service.views(session=session, orders=items),
         "total": total,
         "limit": listing.limit,
         "offset": listing.offset,
     }
 
 
-@router.get("/places")
+@router.get("/places", response_model=Places)
 def list_places(
     session: SessionDep,
     actor: ActorDep,
@@ -69,13 +83,13 @@ def list_places(
     return {"items": places.offered(session=session, actor=actor, limit=limit)}
 
 
-@router.get("/orders/{order_id}")
+@router.get("/orders/{order_id}", response_model=OrderOut)
 def get_order(session: SessionDep, actor: ActorDep, order_id: Id) -> dict[str, Any]:
     order = service.get_order(session=session, actor=actor, order_id=order_id)
     return service.view(session=session, order=order)
 
 
-@router.post("/orders/{order_id}/submit")
+@router.post("/orders/{order_id}/submit", response_model=OrderOut)
 def submit(session: SessionDep, actor: ActorDep, request: Request, order_id: Id) -> dict[str, Any]:
     """Sends the order for approval; the answer lists the approval steps its unit's rules name."""
     geofence = request.app.state.geofence_settings
@@ -89,7 +103,7 @@ def submit(session: SessionDep, actor: ActorDep, request: Request, order_id: Id)
     return service.view(session=session, order=order)
 
 
-@router.get("/approvals/pending")
+@router.get("/approvals/pending", response_model=Orders)
 def pending(session: SessionDep, actor: ActorDep, request: Request) -> dict[str, Any]:
     """The orders waiting for the caller's decision (their current step is the caller's)."""
     items = service.pending_for(
@@ -97,22 +111,22 @@ def pending(session: SessionDep, actor: ActorDep, request: Request) -> dict[str,
         actor=actor,
         distinct_deciders=_settings(request).approval_distinct_deciders,
     )
-    return {"items": [service.view(session=session, order=o) for o in items]}
+    return {"items": service.views(session=session, orders=items)}
 
 
-@router.get("/approvals/overdue")
+@router.get("/approvals/overdue", response_model=Orders)
 def overdue(session: SessionDep, actor: ActorDep, request: Request) -> dict[str, Any]:
     """Emergency orders assigned before approval whose approval is overdue (flagged)."""
     items = service.overdue_emergencies(session=session, actor=actor, settings=_settings(request))
-    return {"items": [service.view(session=session, order=o) for o in items]}
+    return {"items": service.views(session=session, orders=items)}
 
 
-@router.get("/approval-rules")
+@router.get("/approval-rules", response_model=Rules)
 def list_rules(session: SessionDep, actor: ActorDep) -> dict[str, Any]:
     return {"items": service.list_rules(session=session, actor=actor)}
 
 
-@router.post("/approval-rules", status_code=status.HTTP_201_CREATED)
+@router.post("/approval-rules", status_code=status.HTTP_201_CREATED, response_model=RuleOut)
 def create_rule(session: SessionDep, actor: ActorDep, data: RuleIn) -> dict[str, Any]:
     """A rule of a unit's approval chain (administrators): `{"unit_id", "condition", "param"?,
     "level", "name"?}`; level 0 is the order's own unit, 1 its parent..."""
@@ -125,7 +139,7 @@ def delete_rule(session: SessionDep, actor: ActorDep, rule_id: Id) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/orders/{order_id}/approve")
+@router.post("/orders/{order_id}/approve", response_model=OrderOut)
 def approve(
     session: SessionDep,
     actor: ActorDep,
@@ -146,7 +160,7 @@ def approve(
     return service.view(session=session, order=order)
 
 
-@router.post("/orders/{order_id}/reject")
+@router.post("/orders/{order_id}/reject", response_model=OrderOut)
 def reject(
     session: SessionDep, actor: ActorDep, order_id: Id, data: Comment, request: Request
 ) -> dict[str, Any]:
@@ -162,7 +176,7 @@ def reject(
     return service.view(session=session, order=order)
 
 
-@router.post("/orders/{order_id}/cancel")
+@router.post("/orders/{order_id}/cancel", response_model=OrderOut)
 def cancel(
     session: SessionDep, actor: ActorDep, order_id: Id, data: Comment | None = None
 ) -> dict[str, Any]:
@@ -170,7 +184,7 @@ def cancel(
     return service.view(session=session, order=order)
 
 
-@router.post("/orders/{order_id}/assign")
+@router.post("/orders/{order_id}/assign", response_model=OrderOut)
 def assign(
     session: SessionDep,
     redis: RedisDep,
@@ -192,7 +206,7 @@ def assign(
     return service.view(session=session, order=order)
 
 
-@router.post("/orders/{order_id}/start")
+@router.post("/orders/{order_id}/start", response_model=OrderOut)
 def start(
     session: SessionDep, actor: ActorDep, order_id: Id, data: Reading | None = None
 ) -> dict[str, Any]:
@@ -206,7 +220,7 @@ def start(
     return service.view(session=session, order=order)
 
 
-@router.post("/orders/{order_id}/finish")
+@router.post("/orders/{order_id}/finish", response_model=OrderOut)
 def finish(
     session: SessionDep, actor: ActorDep, order_id: Id, data: Reading | None = None
 ) -> dict[str, Any]:
@@ -220,7 +234,7 @@ def finish(
     return service.view(session=session, order=order)
 
 
-@router.get("/orders/{order_id}/suggestions")
+@router.get("/orders/{order_id}/suggestions", response_model=Suggestions)
 def suggestions(
     session: SessionDep, redis: RedisDep, actor: ActorDep, request: Request, order_id: Id
 ) -> dict[str, Any]:
@@ -230,7 +244,7 @@ def suggestions(
     )
 
 
-@router.post("/dispatch/plan")
+@router.post("/dispatch/plan", response_model=PlanOut)
 def plan(session: SessionDep, redis: RedisDep, actor: ActorDep, request: Request) -> dict[str, Any]:
     """An optimal assignment for the approved, unassigned orders in scope, to review; each pair is
     accepted with `POST /orders/{id}/assign`. The greedy nearest-first total is shown beside it."""

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    BaseModel,
+    ConfigDict,
     Field,
     StrictBool,
     StringConstraints,
@@ -16,6 +18,7 @@ from pydantic import (
 
 from dispatch.approval import Condition
 from dispatch.models import CostKind
+from dispatch.orders import OrderStatus
 from fleet.models import BodyClass, VehicleCategory
 from fleet.schemas import Id, Moment, Strict
 
@@ -130,3 +133,161 @@ class CostIn(Strict):
         if self.at.tzinfo is None:
             raise ValueError("at needs a time zone")
         return self
+
+
+# ---- responses ------------------------------------------------------------------------------
+
+
+class PointOut(BaseModel):
+    type: Literal["Point"] = "Point"
+    coordinates: list[float] = Field(description="[longitude, latitude], WGS-84.")
+
+
+class DestinationOut(BaseModel):
+    point: PointOut
+    name: str
+
+
+class DecisionOut(BaseModel):
+    approved: bool
+    comment: str
+    by: str
+    at: datetime
+
+
+class AssignmentOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    vehicle_id: int
+    driver_id: int
+    from_: datetime = Field(alias="from", description="The hold's start (the window with slack).")
+    to: datetime
+    reason: str
+    route: dict[str, Any] | None = Field(description="GeoJSON LineString of the planned route.")
+    route_source: str = Field(description="roads or straight.")
+
+
+class OrderTripOut(BaseModel):
+    id: int
+    start_at: datetime
+    end_at: datetime
+    distance_m: float
+    duration_s: float
+
+
+class ActualOut(BaseModel):
+    distance_m: float
+    duration_s: float
+
+
+class OrderOut(BaseModel):
+    """A trip order with its decisions, its assignment and the trips driven under it."""
+
+    id: int
+    status: OrderStatus
+    purpose: str
+    passengers: int
+    start_at: datetime
+    end_at: datetime
+    origin: PointOut
+    origin_name: str
+    destinations: list[DestinationOut]
+    category: VehicleCategory | None
+    body_class: BodyClass | None
+    out_of_region: bool
+    overnight: bool
+    notes: str
+    requester_id: int
+    unit_id: int
+    approval_steps: list[dict[str, Any]] = Field(
+        description="The chain: each step's level, deciding unit and the reasons it is there."
+    )
+    approvals_done: int
+    approval: str
+    emergency: bool
+    odometer_start_km: float | None
+    odometer_end_km: float | None
+    updated_at: datetime
+    decisions: list[DecisionOut]
+    assignment: AssignmentOut | None
+    trips: list[OrderTripOut]
+    actual: ActualOut | None = Field(None, description="Distance and time driven, once assigned.")
+
+
+class Orders(BaseModel):
+    items: list[OrderOut]
+
+
+class PlaceOut(BaseModel):
+    name: str
+    kind: str = Field(description="used (a recent destination of the unit) or depot.")
+    uses: int
+    point: PointOut
+
+
+class Places(BaseModel):
+    items: list[PlaceOut]
+
+
+class RuleOut(BaseModel):
+    id: int
+    unit_id: int
+    condition: str
+    param: float | None
+    level: int
+    name: str
+
+
+class Rules(BaseModel):
+    items: list[RuleOut]
+
+
+class CandidateOut(BaseModel):
+    vehicle_id: int
+    plate: str
+    cost: float
+    parts: dict[str, float] = Field(description="The cost's parts (distance or time, size...).")
+
+
+class ExcludedOut(BaseModel):
+    vehicle_id: int
+    plate: str
+    reason: str
+
+
+class DriverChoice(BaseModel):
+    id: int
+    name: str
+
+
+class MergeOption(BaseModel):
+    order_id: int
+    vehicle_id: int | None
+    spare_seats: int | None = None
+    together: int | None = None
+    apart_km: float
+
+
+class Suggestions(BaseModel):
+    order_id: int
+    status: OrderStatus
+    merge: list[MergeOption]
+    candidates: list[CandidateOut]
+    excluded: list[ExcludedOut]
+    drivers: list[DriverChoice]
+
+
+class PlanPair(BaseModel):
+    order_id: int
+    vehicle_id: int
+    plate: str
+    driver_id: int | None
+    cost: float
+
+
+class PlanOut(BaseModel):
+    pairs: list[PlanPair]
+    unserved: list[int]
+    total_cost: float
+    greedy_total_cost: float
+    greedy_unserved: list[int] = []

@@ -7,6 +7,8 @@ an audit entry in the same transaction.
 from __future__ import annotations
 
 import itertools
+from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -87,18 +89,55 @@ def trips_of(session: Session, held: Assignment) -> list[Trip]:
 
 def view(*, session: Session, order: TripOrder) -> dict[str, Any]:
     """The order with its decisions and its assignment, as the API answers it."""
+    return views(session=session, orders=[order])[0]
+
+
+def views(*, session: Session, orders: Sequence[TripOrder]) -> list[dict[str, Any]]:
+    """`view` of many orders in three queries, whatever their number: their decisions, their
+    active assignments, and the trips driven within those."""
+    ids = [o.id for o in orders]
+    if not ids:
+        return []
+    decisions: dict[int, list[OrderDecision]] = defaultdict(list)
+    for decision in session.scalars(
+        select(OrderDecision).where(OrderDecision.order_id.in_(ids)).order_by(OrderDecision.id)
+    ):
+        decisions[decision.order_id].append(decision)
+    held = {
+        a.order_id: a
+        for a in session.scalars(
+            select(Assignment).where(Assignment.order_id.in_(ids), Assignment.active)
+        )
+    }
+    driven: dict[int, list[Trip]] = defaultdict(list)
+    if held:
+        rows = session.execute(
+            select(Assignment.order_id, Trip)
+            .join(
+                Trip,
+                (Trip.vehicle_id == Assignment.vehicle_id)
+                & (Trip.start_at < func.upper(Assignment.period))
+                & (Trip.end_at > func.lower(Assignment.period)),
+            )
+            .where(Assignment.id.in_([a.id for a in held.values()]))
+            .order_by(Trip.start_at)
+        )
+        for order_id, trip in rows:
+            driven[order_id].append(trip)
+    return [_shown(o, decisions[o.id], held.get(o.id), driven[o.id]) for o in orders]
+
+
+def _shown(
+    order: TripOrder,
+    decisions: list[OrderDecision],
+    held: Assignment | None,
+    trips: list[Trip],
+) -> dict[str, Any]:
     shown = _view(order)
     shown["decisions"] = [
         {"approved": d.approved, "comment": d.comment, "by": d.username, "at": d.at}
-        for d in session.scalars(
-            select(OrderDecision)
-            .where(OrderDecision.order_id == order.id)
-            .order_by(OrderDecision.id)
-        )
+        for d in decisions
     ]
-    held = session.scalar(
-        select(Assignment).where(Assignment.order_id == order.id, Assignment.active)
-    )
     shown["assignment"] = None
     shown["trips"] = []
     if held is not None:
@@ -111,7 +150,6 @@ def view(*, session: Session, order: TripOrder) -> dict[str, Any]:
             "route": mapping(to_shape(held.route)) if held.route is not None else None,
             "route_source": held.route_source,
         }
-        trips = trips_of(session, held)
         shown["trips"] = [
             {
                 "id": t.id,

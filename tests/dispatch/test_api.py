@@ -547,3 +547,57 @@ def test_places_offered_are_the_units_most_used_then_its_depots(
     assert abs(depot[0] - 120.21) < 0.002
     assert abs(depot[1] - 30.25) < 0.002
     assert client.get("/api/v1/places?limit=0", headers=people["asker"]).status_code == 422
+
+
+def test_a_page_of_orders_costs_the_same_few_queries_whatever_its_length(
+    client: TestClient, people, pool, order_body, db: Session
+):
+    from sqlalchemy import event
+
+    from dispatch import service
+    from dispatch.models import TripOrder
+
+    ids = [
+        approved_order(
+            client,
+            people,
+            order_body,
+            start_at=tomorrow(hour).isoformat(),
+            end_at=tomorrow(hour + 1).isoformat(),
+        )
+        for hour in (1, 4, 7)
+    ]
+    for order_id, vehicle, driver in zip(ids[:2], ("sedan", "mpv"), (0, 1), strict=False):
+        reply = client.post(
+            f"/api/v1/orders/{order_id}/assign",
+            json={
+                "vehicle_id": pool["vehicles"][vehicle].id,
+                "driver_id": pool["drivers"][driver].id,
+                "reason": "指定",
+            },
+            headers=people["desk"],
+        )
+        assert reply.status_code == 200, reply.text
+    orders = [db.get(TripOrder, i) for i in ids]
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    connection = db.connection()
+    event.listen(connection, "before_cursor_execute", count)
+    try:
+        one = service.views(session=db, orders=orders[:1])
+        queries_for_one = len(statements)
+        statements.clear()
+        three = service.views(session=db, orders=orders)
+        queries_for_three = len(statements)
+    finally:
+        event.remove(connection, "before_cursor_execute", count)
+    assert queries_for_one == queries_for_three == 3
+    assert one[0] == three[0]
+    assert [v["assignment"] is not None for v in three] == [True, True, False]
+    assert three[0]["decisions"][0]["approved"] is True
+
+    listed = client.get("/api/v1/orders", headers=people["desk"]).json()
+    assert {o["id"] for o in listed["items"]} >= set(ids)
