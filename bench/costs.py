@@ -22,7 +22,8 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from bench._support import bench_settings, table
-from dispatch import costs, statements
+from costs import service as costs
+from costs import statements
 from dispatch.settings import DispatchSettings
 from fleet import registry
 from fleet.auth import Actor

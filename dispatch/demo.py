@@ -14,7 +14,6 @@ import itertools
 import math
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from geoalchemy2.shape import from_shape
@@ -23,18 +22,17 @@ from shapely.geometry import LineString, Point
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from dispatch import costs, service
+from dispatch import service
 from dispatch.approval import Condition
 from dispatch.models import ApprovalRule, TripOrder
 from dispatch.orders import OrderStatus
-from dispatch.schemas import AssignIn, Comment, CostIn, OrderCreate
+from dispatch.schemas import AssignIn, Comment, OrderCreate
 from dispatch.settings import DispatchSettings
 from fleet.auth import Actor
 from fleet.models import Device, Driver, Energy, OrgUnit, Role, UserAccount, Vehicle
 from geofence import service as geofence_service
 from geofence.models import Alert, CalendarDay
 from geofence.schemas import ReviewIn
-from geofence.settings import GeofenceSettings
 from telematics import ingest, roads
 from telematics.models import Trip
 from telematics.trips import haversine_m
@@ -193,7 +191,6 @@ def seed(
 
 COMPLETED = "财政专项资金现场核查"
 SITE = (120.06511, 30.30027)  # 蒋墩路 一处项目工地
-STATION = (120.12440, 30.28470)  # 文二路 加油站, beside the offices
 
 
 def _drive(
@@ -356,40 +353,6 @@ def _completed(
     driven_km = sum(_length_m(line) for line in (there, back)) / 1000
     odometer_km = round(12_345.0 + driven_km, 1)
     service.finish(session=session, actor=dispatcher, order_id=order.id, odometer_km=odometer_km)
-    setup = costs.CheckSetup(
-        settings=settings,
-        calendar=geofence_service.working_calendar(session=session, settings=GeofenceSettings()),
-        zone=zone,
-    )
-    for kind, minutes, amount, extra in (
-        ("parking", 60, "10.00", {"station_name": "西湖区项目工地停车场", "vendor": "停车场"}),
-        (
-            "fuel",
-            175,
-            "291.83",
-            {
-                "litres": 38.5,
-                "unit_price": 7.58,
-                "product": "92#",
-                "station_name": "中国石化 文二路加油站",
-                "station": {"type": "Point", "coordinates": list(STATION)},
-                "odometer_km": odometer_km,
-            },
-        ),
-    ):
-        costs.create(
-            session=session,
-            actor=dispatcher,
-            data=CostIn(
-                kind=kind,
-                vehicle_id=vehicle.id,
-                at=(start + timedelta(minutes=minutes)).astimezone(UTC),
-                amount=Decimal(amount),
-                **extra,
-            ),
-            setup=setup,
-            now=now,
-        )
     alert = Alert(
         kind="overspeed",
         severity="medium",

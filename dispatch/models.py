@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from decimal import Decimal
-from enum import StrEnum
+from datetime import datetime
 from typing import Any
 
 from geoalchemy2 import Geometry, WKBElement
 from sqlalchemy import (
-    BigInteger,
     Boolean,
     CheckConstraint,
-    Date,
     Float,
     ForeignKey,
     Identity,
     Index,
     Integer,
-    Numeric,
     String,
     Text,
-    UniqueConstraint,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, TSTZRANGE, ExcludeConstraint, Range
@@ -165,108 +159,4 @@ class Assignment(Base):
             unique=True,
             postgresql_where=text("active"),
         ),
-    )
-
-
-class CostKind(StrEnum):
-    FUEL = "fuel"  # 加油
-    CHARGING = "charging"  # 充电
-    MAINTENANCE = "maintenance"  # 保养
-    REPAIR = "repair"  # 维修
-    INSURANCE = "insurance"  # 保险
-    INSPECTION = "inspection"  # 年检
-    TOLL = "toll"  # 通行费
-    PARKING = "parking"  # 停车费
-    WASHING = "washing"  # 洗车
-    OTHER = "other"
-
-
-class CostStatement(Base):
-    """One imported statement file. Its digest makes a second import of the same file a no-op."""
-
-    __tablename__ = "cost_statement"
-
-    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
-    issuer: Mapped[str] = mapped_column(String(32))
-    filename: Mapped[str] = mapped_column(String(200))
-    digest: Mapped[str] = mapped_column(String(64), unique=True)
-    rows: Mapped[int] = mapped_column(Integer)
-    added: Mapped[int] = mapped_column(Integer)
-    user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
-    username: Mapped[str] = mapped_column(String(100))
-    imported_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
-
-
-class CostRecord(Timestamped, Base):
-    """One cost of one vehicle: a fuel fill, a charging session, a repair, a toll...
-
-    `trip_id` and `order_id` are where the record happened (found by time); what each order
-    bears of it is in `cost_allocation`."""
-
-    __tablename__ = "cost_record"
-
-    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
-    kind: Mapped[CostKind] = mapped_column(_enum(CostKind, "kind"))
-    vehicle_id: Mapped[int] = mapped_column(ForeignKey("vehicle.id", ondelete="RESTRICT"))
-    unit_id: Mapped[int] = mapped_column(ForeignKey("org_unit.id", ondelete="RESTRICT"))
-    at: Mapped[datetime]
-    amount: Mapped[Decimal] = mapped_column(Numeric(12, 2))
-    litres: Mapped[float | None] = mapped_column(Float)
-    kwh: Mapped[float | None] = mapped_column(Float)
-    unit_price: Mapped[float | None] = mapped_column(Float)
-    product: Mapped[str] = mapped_column(String(32), server_default="")
-    station_name: Mapped[str] = mapped_column(String(200), server_default="")
-    station: Mapped[WKBElement | None] = mapped_column(
-        Geometry("POINT", srid=4326, spatial_index=False), nullable=True
-    )
-    fuel_card: Mapped[str] = mapped_column(String(32), server_default="")
-    odometer_km: Mapped[float | None] = mapped_column(Float)
-    vendor: Mapped[str] = mapped_column(String(200), server_default="")
-    note: Mapped[str] = mapped_column(Text, server_default="")
-    # When the next service, insurance renewal or inspection is due (from the receipt).
-    next_due_on: Mapped[date | None] = mapped_column(Date)
-    statement_id: Mapped[int | None] = mapped_column(
-        ForeignKey("cost_statement.id", ondelete="RESTRICT")
-    )
-    # The issuer's transaction id, or a digest of the row where a statement has none.
-    issuer: Mapped[str] = mapped_column(String(32), server_default="")
-    external_id: Mapped[str | None] = mapped_column(String(64))
-    trip_id: Mapped[int | None] = mapped_column(
-        BigInteger, ForeignKey("trip.id", ondelete="SET NULL")
-    )
-    order_id: Mapped[int | None] = mapped_column(ForeignKey("trip_order.id", ondelete="SET NULL"))
-    created_by: Mapped[int | None] = mapped_column(
-        ForeignKey("user_account.id", ondelete="SET NULL")
-    )
-
-    __table_args__ = (
-        UniqueConstraint("issuer", "external_id", name="uq_cost_record_external"),
-        CheckConstraint("amount >= 0", name="amount"),
-        CheckConstraint("litres IS NULL OR litres > 0", name="litres"),
-        CheckConstraint("kwh IS NULL OR kwh > 0", name="kwh"),
-        CheckConstraint("kind <> 'fuel' OR litres IS NOT NULL", name="fuel_litres"),
-        CheckConstraint("kind <> 'charging' OR kwh IS NOT NULL", name="charging_kwh"),
-        CheckConstraint("odometer_km IS NULL OR odometer_km >= 0", name="odometer"),
-        Index("ix_cost_record_vehicle_id_at", "vehicle_id", "at"),
-        Index("ix_cost_record_unit_id_at", "unit_id", "at"),
-        Index("ix_cost_record_order_id", "order_id"),
-    )
-
-
-class CostAllocation(Base):
-    """The part of a cost an order bears (`order_id` NULL: driving no order covered)."""
-
-    __tablename__ = "cost_allocation"
-
-    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
-    cost_id: Mapped[int] = mapped_column(ForeignKey("cost_record.id", ondelete="CASCADE"))
-    order_id: Mapped[int | None] = mapped_column(ForeignKey("trip_order.id", ondelete="CASCADE"))
-    share: Mapped[float] = mapped_column(Float)
-    amount: Mapped[Decimal] = mapped_column(Numeric(12, 2))
-    distance_m: Mapped[float] = mapped_column(Float, server_default="0")
-
-    __table_args__ = (
-        CheckConstraint("share > 0 AND share <= 1", name="share"),
-        Index("ix_cost_allocation_cost_id", "cost_id"),
-        Index("ix_cost_allocation_order_id", "order_id"),
     )

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -13,11 +12,9 @@ from pydantic import (
     StrictBool,
     StringConstraints,
     field_validator,
-    model_validator,
 )
 
 from dispatch.approval import Condition
-from dispatch.models import CostKind
 from dispatch.orders import OrderStatus
 from fleet.models import BodyClass, VehicleCategory
 from fleet.schemas import Id, Moment, Strict
@@ -97,42 +94,6 @@ class RuleIn(Strict):
     param: float | None = Field(None, ge=0, description="Days or passengers, for those conditions.")
     level: int = Field(ge=0, le=10, description="0: the order's own unit, 1: its parent, ...")
     name: str = Field("", max_length=200)
-
-
-class CostIn(Strict):
-    """A cost entered by hand (a receipt). Fuel needs litres, charging kWh."""
-
-    kind: CostKind
-    vehicle_id: Id
-    at: Moment = Field(description="When it was paid (fuel: the fill), ISO-8601 with a zone.")
-    amount: Decimal = Field(ge=0, lt=1_000_000, decimal_places=2, description="CNY.")
-    litres: float | None = Field(None, gt=0, lt=2000)
-    kwh: float | None = Field(None, gt=0, lt=2000)
-    unit_price: float | None = Field(None, gt=0, lt=100_000, description="CNY per litre or kWh.")
-    product: str = Field("", max_length=32, description="Fuel grade, e.g. 92#.")
-    station_name: str = Field("", max_length=200)
-    station: dict[str, Any] | None = Field(None, description="GeoJSON Point of the station.")
-    fuel_card: str = Field("", max_length=32)
-    odometer_km: float | None = Field(None, ge=0, lt=10_000_000, description="From the receipt.")
-    vendor: str = Field("", max_length=200, description="Garage, insurer, toll road...")
-    note: str = Field("", max_length=2000)
-    next_due_on: date | None = Field(
-        None, description="Maintenance, insurance, inspection: when the next one is due."
-    )
-
-    _check_station = field_validator("station")(
-        classmethod(lambda cls, v: None if v is None else _point(v))
-    )
-
-    @model_validator(mode="after")
-    def _quantity(self) -> CostIn:
-        if self.kind == CostKind.FUEL and self.litres is None:
-            raise ValueError("a fuel fill needs litres")
-        if self.kind == CostKind.CHARGING and self.kwh is None:
-            raise ValueError("a charging session needs kwh")
-        if self.at.tzinfo is None:
-            raise ValueError("at needs a time zone")
-        return self
 
 
 # ---- responses ------------------------------------------------------------------------------

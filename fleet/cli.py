@@ -210,6 +210,7 @@ def seed_demo(ctx: typer.Context) -> None:
     """Load the demo fleet (idempotent: only what is missing is added)."""
     from redis import Redis
 
+    from costs import demo as costs_demo
     from dispatch import demo as dispatch_demo
     from dispatch.settings import DispatchSettings
     from fleet import demo
@@ -227,6 +228,12 @@ def seed_demo(ctx: typer.Context) -> None:
                 settings=DispatchSettings(),
                 zone_name=settings.display_timezone,
                 redis=Redis.from_url(settings.redis_url),
+                now=utcnow(),
+            )
+            dispatch["costs"] = costs_demo.seed(
+                session=session,
+                settings=DispatchSettings(),
+                zone_name=settings.display_timezone,
                 now=utcnow(),
             )
     finally:
@@ -512,8 +519,9 @@ def report_order(
 ) -> None:
     """Write the order's dossier (request, approvals, assignment, route and track, costs,
     alerts and reviews, audit entries and the chain's verification) as PDF, HTML or JSON."""
-    from dispatch import dossier, report
     from dispatch.settings import DispatchSettings
+    from reports import dossier
+    from reports import render as report
 
     settings: Settings = ctx.obj
     if format not in ("pdf", "html", "json"):
@@ -562,7 +570,7 @@ def costs_import(
 ) -> None:
     """Import a fuel-card or charging statement, all or nothing: one bad row refuses the file,
     naming every bad row and why. The same file again adds nothing."""
-    from dispatch import costs
+    from costs import service as costs
     from dispatch.settings import DispatchSettings
     from geofence import service as geofence_service
     from geofence.settings import GeofenceSettings
@@ -784,13 +792,14 @@ def worker(
         )
         if index == 0:  # one worker does the maintenance
             from fleet import maintenance
+            from telematics import retention
 
             periodic = maintenance.Periodic(stop)
             if telematics_settings.position_retention_years is not None:
                 periodic.every(
                     maintenance.DAY_S,
                     "prune positions",
-                    lambda: maintenance.prune_positions(engine, telematics_settings),
+                    lambda: retention.prune_expired(engine, telematics_settings),
                 )
             if settings.audit_signing_key_file:
                 periodic.every(

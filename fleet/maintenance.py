@@ -1,6 +1,6 @@
 """The worker's periodic maintenance, beside ingest: positions past their retention deleted
-daily, and (with a signing key) the audit chain's head checkpointed outside the database every
-FLEET_AUDIT_CHECKPOINT_INTERVAL_MIN. Both
+daily (telematics.retention.prune_expired, wired by the CLI), and (with a signing key) the audit
+chain's head checkpointed outside the database every FLEET_AUDIT_CHECKPOINT_INTERVAL_MIN. Both
 run in worker 0 only, on a thread of their own with their own sessions; a failure is logged and
 tried again at the next turn, never stopping ingest."""
 
@@ -15,33 +15,12 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from fleet import checkpoint
-from fleet.db import make_session_factory, unit_of_work, utcnow
+from fleet.db import make_session_factory, utcnow
 from fleet.settings import Settings
-from telematics import retention
-from telematics.settings import TelematicsSettings
 
 log = logging.getLogger("fleet.maintenance")
 
 DAY_S = 86_400.0
-
-
-def prune_positions(engine: Engine, settings: TelematicsSettings) -> retention.Pruned | None:
-    """Deletes the positions past FLEET_POSITION_RETENTION_YEARS (none when it is unset)."""
-    years = settings.position_retention_years
-    if years is None:
-        return None
-    with unit_of_work(make_session_factory(engine)) as session:
-        pruned = retention.prune(
-            session=session, before=retention.cutoff(utcnow(), years), retention_years=years
-        )
-    if not pruned.nothing:
-        log.info(
-            "positions before %s deleted: %d rows, partitions dropped: %s",
-            pruned.cutoff.isoformat(),
-            pruned.rows_deleted,
-            ", ".join(pruned.partitions_dropped) or "none",
-        )
-    return pruned
 
 
 def checkpoint_audit(engine: Engine, settings: Settings) -> checkpoint.Checkpoint:

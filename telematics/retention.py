@@ -7,13 +7,18 @@ not delete positions, and it refuses a cut-off under a year old."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from fleet import audit
+from fleet.db import make_session_factory, unit_of_work, utcnow
+from telematics.settings import TelematicsSettings
+
+log = logging.getLogger("fleet.maintenance")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,3 +62,20 @@ def prune(*, session: Session, before: datetime, retention_years: int | None = N
             },
         )
     return result
+
+
+def prune_expired(engine: Engine, settings: TelematicsSettings) -> Pruned | None:
+    """Deletes the positions past FLEET_POSITION_RETENTION_YEARS (none when it is unset)."""
+    years = settings.position_retention_years
+    if years is None:
+        return None
+    with unit_of_work(make_session_factory(engine)) as session:
+        pruned = prune(session=session, before=cutoff(utcnow(), years), retention_years=years)
+    if not pruned.nothing:
+        log.info(
+            "positions before %s deleted: %d rows, partitions dropped: %s",
+            pruned.cutoff.isoformat(),
+            pruned.rows_deleted,
+            ", ".join(pruned.partitions_dropped) or "none",
+        )
+    return pruned

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
+from costs import router as costs_router
 from dispatch import router as dispatch_router
 from dispatch.settings import DispatchSettings
 from fleet import checkpoint, events
@@ -26,6 +27,7 @@ from fleet.errors import Conflict, FleetError, Rejected, Throttled, http_status
 from fleet.settings import Settings
 from geofence import router as geofence_router
 from geofence.settings import GeofenceSettings
+from reports import router as reports_router
 from telematics import router as telematics_router
 from telematics.settings import TelematicsSettings
 from web import live, pages
@@ -191,6 +193,8 @@ def create_app(
     app.include_router(telematics_router.router)
     app.include_router(geofence_router.router)
     app.include_router(dispatch_router.router)
+    app.include_router(costs_router.router)
+    app.include_router(reports_router.router)
     app.include_router(live.router)
     app.include_router(pages.router)
     pages.mount_static(app, app.state.web_settings)

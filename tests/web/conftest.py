@@ -25,6 +25,7 @@ from redis import Redis
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session
 
+from costs import demo as costs_demo
 from dispatch import demo as dispatch_demo
 from dispatch.settings import DispatchSettings
 from fleet import demo, migrate
@@ -79,6 +80,12 @@ def stack(scratch_settings: Settings, request: pytest.FixtureRequest) -> Iterato
             settings=DispatchSettings(),
             zone_name="Asia/Shanghai",
             redis=redis,
+            now=utcnow(),
+        )
+        costs_demo.seed(
+            session=session,
+            settings=DispatchSettings(),
+            zone_name="Asia/Shanghai",
             now=utcnow(),
         )
         session.commit()

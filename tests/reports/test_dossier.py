@@ -11,6 +11,7 @@ from redis import Redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from costs import demo as costs_demo
 from dispatch import demo as dispatch_demo
 from dispatch.models import Assignment, TripOrder
 from dispatch.settings import DispatchSettings
@@ -29,6 +30,12 @@ def seeded(db: Session, redis: Redis) -> dict[str, Any]:
         settings=DispatchSettings(),
         zone_name="Asia/Shanghai",
         redis=redis,
+        now=utcnow(),
+    )
+    costs_demo.seed(
+        session=db,
+        settings=DispatchSettings(),
+        zone_name="Asia/Shanghai",
         now=utcnow(),
     )
     db.commit()

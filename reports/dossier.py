@@ -1,5 +1,5 @@
 """The order dossier and the vehicle file (一车一档), assembled from the database as plain data
-(JSON for machines); `dispatch.report` draws them as HTML and PDF.
+(JSON for machines); `reports.render` draws them as HTML and PDF.
 
 Times are ISO-8601 strings in UTC, money floats in CNY, distances metres.
 """
@@ -16,15 +16,9 @@ from geoalchemy2.shape import to_shape
 from sqlalchemy import func, or_, select, text
 from sqlalchemy.orm import Session
 
+from costs.models import CostAllocation, CostKind, CostRecord
 from dispatch import service
-from dispatch.models import (
-    Assignment,
-    CostAllocation,
-    CostKind,
-    CostRecord,
-    OrderDecision,
-    TripOrder,
-)
+from dispatch.models import Assignment, OrderDecision, TripOrder
 from fleet import access, checkpoint
 from fleet.auth import Actor, require
 from fleet.db import utcnow

@@ -16,9 +16,10 @@ from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import Range
 from sqlalchemy.orm import Session
 
-from dispatch import costs
-from dispatch.models import Assignment, CostAllocation, TripOrder
-from dispatch.schemas import CostIn
+from costs import service as costs
+from costs.models import CostAllocation
+from costs.schemas import CostIn
+from dispatch.models import Assignment, TripOrder
 from dispatch.settings import DispatchSettings
 from fleet import registry
 from fleet.auth import Actor

@@ -1,5 +1,5 @@
 """The order dossier and the vehicle file (一车一档) as HTML and PDF, from plain dicts (pure: no
-database; `dispatch.dossier` builds the dicts).
+database; `reports.dossier` builds the dicts).
 
 Both outputs are drawn from one layout, a `Document` of sections holding fields, tables, notes, a
 route map and bar charts, so the page on screen and the PDF an auditor files cannot disagree. The

@@ -12,7 +12,7 @@ from openpyxl import Workbook
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from dispatch.models import CostRecord, CostStatement
+from costs.models import CostRecord, CostStatement
 from fleet import registry
 from fleet.auth import Actor
 from fleet.models import OrgUnit, Role, Vehicle
@@ -187,7 +187,7 @@ def test_a_statement_of_thousands_of_rows_imports(db, cars, root_unit) -> None:
     """More rows than one INSERT may carry parameters for (65,535 / 17 columns)."""
     from zoneinfo import ZoneInfo
 
-    from dispatch import costs
+    from costs import service as costs
     from dispatch.settings import DispatchSettings
     from geofence import service as geofence_service
     from geofence.settings import GeofenceSettings

@@ -24,9 +24,11 @@ from sqlalchemy import Select, delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from dispatch import fuel_checks, statements
-from dispatch.models import Assignment, CostAllocation, CostKind, CostRecord, CostStatement
-from dispatch.schemas import CostIn
+from costs import checks as fuel_checks
+from costs import statements
+from costs.models import CostAllocation, CostKind, CostRecord, CostStatement
+from costs.schemas import CostIn
+from dispatch.models import Assignment
 from dispatch.settings import DispatchSettings
 from fleet import audit, channels, events
 from fleet.auth import Actor, require, units_in_scope

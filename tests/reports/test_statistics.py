@@ -18,13 +18,13 @@ from openpyxl import load_workbook
 from shapely.geometry import LineString, Point
 from sqlalchemy.orm import Session
 
-from dispatch import statistics
-from dispatch.models import CostRecord
+from costs.models import CostRecord
 from fleet import registry
 from fleet.auth import Actor
 from fleet.models import OrgUnit, Vehicle
 from fleet.schemas import VehicleCreate
 from geofence.models import Alert
+from reports import statistics
 from telematics.models import Trip
 
 ZONE = ZoneInfo("Asia/Shanghai")

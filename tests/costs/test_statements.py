@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from openpyxl import Workbook
 
-from dispatch.statements import (
+from costs.statements import (
     BUILTIN_FORMATS,
     FIELDS,
     MAX_CELLS,

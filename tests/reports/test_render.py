@@ -13,9 +13,9 @@ import numpy as np
 import pypdfium2 as pdfium
 import pytest
 
-from dispatch import report
 from dispatch.orders import OrderStatus
 from fleet.models import Energy, VehicleCategory, VehicleStatus
+from reports import render as report
 
 FONT = Path("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf")
 PLATE = "浙A·D10001"

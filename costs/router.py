@@ -1,0 +1,142 @@
+"""HTTP routes of costs: receipts, statements and their formats."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
+from sqlalchemy.orm import Session
+
+from costs import service as costs
+from costs.models import CostKind
+from costs.schemas import CostIn
+from fleet.api import ActorDep, ListingDep, SessionDep
+from fleet.db import utcnow
+from fleet.schemas import Id, Moment, Text
+from geofence import service as geofence_service
+
+router = APIRouter(prefix="/api/v1", tags=["costs"])
+
+# ---- costs ----------------------------------------------------------------------------------
+
+
+def _check_setup(request: Request, session: Session) -> costs.CheckSetup:
+    state = request.app.state
+    return costs.CheckSetup(
+        settings=state.dispatch_settings,
+        calendar=geofence_service.working_calendar(
+            session=session, settings=state.geofence_settings
+        ),
+        zone=state.settings.zone,
+    )
+
+
+def _cost_view(session: Session, record: Any) -> dict[str, Any]:
+    return costs.view(record, costs.allocations_of(session, [record.id]).get(record.id, []))
+
+
+@router.post("/costs", status_code=status.HTTP_201_CREATED, tags=["costs"])
+def create_cost(
+    session: SessionDep, actor: ActorDep, request: Request, data: CostIn
+) -> dict[str, Any]:
+    """A receipt entered by hand: fuel (litres), charging (kWh), maintenance, repair,
+    insurance, inspection, toll, parking, washing. The answer shows the trip and order it was
+    linked to, its allocation, and the ids of any alerts the fuel checks raised."""
+    record, raised = costs.create(
+        session=session,
+        actor=actor,
+        data=data,
+        setup=_check_setup(request, session),
+        now=utcnow(),
+    )
+    return {**_cost_view(session, record), "alerts": raised}
+
+
+@router.get("/costs", tags=["costs"])
+def list_costs(
+    session: SessionDep,
+    actor: ActorDep,
+    listing: ListingDep,
+    vehicle_id: Id | None = None,
+    order_id: Annotated[
+        Id | None, Query(description="Records of the order or shared out to it.")
+    ] = None,
+    kind: CostKind | None = None,
+    since: Moment | None = None,
+    until: Moment | None = None,
+) -> dict[str, Any]:
+    items, total = costs.list_(
+        session=session,
+        actor=actor,
+        listing=listing,
+        vehicle_id=vehicle_id,
+        order_id=order_id,
+        kind=kind,
+        since=since,
+        until=until,
+    )
+    shared = costs.allocations_of(session, [r.id for r in items])
+    return {
+        "items": [costs.view(r, shared.get(r.id, [])) for r in items],
+        "total": total,
+        "limit": listing.limit,
+        "offset": listing.offset,
+    }
+
+
+@router.get("/costs/statement-formats", tags=["costs"])
+def statement_formats(actor: ActorDep, request: Request) -> dict[str, Any]:
+    """The statement formats known (built-in and from `FLEET_STATEMENT_FORMATS_FILE`): for each
+    issuer, the header names accepted for each field and the required fields."""
+    del actor
+    known = costs.formats(request.app.state.dispatch_settings)
+    return {
+        "items": [
+            {
+                "issuer": f.issuer,
+                "name": f.name,
+                "kind": f.kind,
+                "columns": {k: list(v) for k, v in f.columns.items()},
+                "required": sorted(f.required),
+                "time_formats": list(f.time_formats),
+            }
+            for f in known.values()
+        ]
+    }
+
+
+@router.get("/costs/statements", tags=["costs"])
+def list_statements(session: SessionDep, actor: ActorDep, listing: ListingDep) -> dict[str, Any]:
+    return {"items": costs.list_statements(session=session, actor=actor, listing=listing)}
+
+
+@router.post("/costs/statements", status_code=status.HTTP_201_CREATED, tags=["costs"])
+def import_statement(
+    session: SessionDep,
+    actor: ActorDep,
+    request: Request,
+    response: Response,
+    file: Annotated[UploadFile, File(description="The statement, CSV or XLSX.")],
+    issuer: Annotated[Text, Form(description="Whose format: see /costs/statement-formats.")],
+) -> dict[str, Any]:
+    """Imports a fuel-card or charging statement, all or nothing: 422 with `problems` (line,
+    field, reason) for every bad row; the same file again answers 200 and adds nothing. The
+    request is at most FLEET_MAX_UPLOAD_BYTES (413 beyond, refused as it streams in)."""
+    data = file.file.read()
+    result = costs.import_statement(
+        session=session,
+        actor=actor,
+        data=data,
+        filename=file.filename or "statement",
+        issuer=issuer,
+        setup=_check_setup(request, session),
+        now=utcnow(),
+    )
+    if result["already_imported"]:
+        response.status_code = status.HTTP_200_OK
+    return result
+
+
+@router.get("/costs/{cost_id}", tags=["costs"])
+def get_cost(session: SessionDep, actor: ActorDep, cost_id: Id) -> dict[str, Any]:
+    return _cost_view(session, costs.get(session=session, actor=actor, cost_id=cost_id))

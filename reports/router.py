@@ -1,0 +1,174 @@
+"""HTTP routes of reports: the order dossier, the vehicle file, statistics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi import Path as Path_
+from fastapi.responses import HTMLResponse
+
+from fleet import access
+from fleet.api import ActorDep, ClientDep, SessionDep
+from fleet.schemas import Id, Moment, Text
+from reports import dossier, statistics
+from reports import render as report
+
+router = APIRouter(prefix="/api/v1", tags=["reports"])
+
+# ---- the dossier, the vehicle file, statistics ----------------------------------------------
+
+
+def _download(body: bytes, media_type: str, filename: str, *, inline: bool) -> Response:
+    disposition = "inline" if inline else "attachment"
+    return Response(
+        body,
+        media_type=media_type,
+        headers={"Content-Disposition": f'{disposition}; filename="{filename}"'},
+    )
+
+
+def _font(request: Request) -> Path:
+    return Path(request.app.state.dispatch_settings.report_font)
+
+
+@router.get("/orders/{order_id}/dossier", tags=["reports"])
+def order_dossier(
+    session: SessionDep, actor: ActorDep, client: ClientDep, request: Request, order_id: Id
+) -> dict[str, Any]:
+    """The order's dossier as data: request, approvals, assignment, route and track, figures,
+    costs, alerts and reviews, audit entries with the chain's verification. The read is
+    recorded, as the assigned vehicle's."""
+    data = dossier.order_dossier(
+        session=session, actor=actor, order_id=order_id, anchors=request.app.state.audit_anchors
+    )
+    dossier.record_order_read(
+        session=session, actor=actor, client=client, dossier=data, format="json"
+    )
+    return data
+
+
+@router.get("/orders/{order_id}/dossier.html", tags=["reports"], response_class=HTMLResponse)
+def order_dossier_html(
+    session: SessionDep, actor: ActorDep, client: ClientDep, request: Request, order_id: Id
+) -> HTMLResponse:
+    data = dossier.order_dossier(
+        session=session, actor=actor, order_id=order_id, anchors=request.app.state.audit_anchors
+    )
+    dossier.record_order_read(
+        session=session, actor=actor, client=client, dossier=data, format="html"
+    )
+    return HTMLResponse(report.render_order_html(data, zone=request.app.state.settings.zone))
+
+
+@router.get("/orders/{order_id}/dossier.pdf", tags=["reports"], response_class=Response)
+def order_dossier_pdf(
+    session: SessionDep, actor: ActorDep, client: ClientDep, request: Request, order_id: Id
+) -> Response:
+    data = dossier.order_dossier(
+        session=session, actor=actor, order_id=order_id, anchors=request.app.state.audit_anchors
+    )
+    dossier.record_order_read(
+        session=session, actor=actor, client=client, dossier=data, format="pdf"
+    )
+    pdf = report.render_order_pdf(
+        data, zone=request.app.state.settings.zone, font_path=_font(request)
+    )
+    return _download(pdf, "application/pdf", f"order-{order_id}.pdf", inline=True)
+
+
+@router.get("/vehicles/{vehicle_id}/file", tags=["reports"])
+def vehicle_file(
+    session: SessionDep, actor: ActorDep, client: ClientDep, request: Request, vehicle_id: Id
+) -> dict[str, Any]:
+    """The vehicle file (一车一档) as data; the read is recorded."""
+    data = dossier.vehicle_file(
+        session=session, actor=actor, vehicle_id=vehicle_id, zone=request.app.state.settings.zone
+    )
+    dossier.record_vehicle_file_read(
+        session=session, actor=actor, client=client, vehicle_id=vehicle_id, format="json"
+    )
+    return data
+
+
+@router.get("/vehicles/{vehicle_id}/file.html", tags=["reports"], response_class=HTMLResponse)
+def vehicle_file_html(
+    session: SessionDep, actor: ActorDep, client: ClientDep, request: Request, vehicle_id: Id
+) -> HTMLResponse:
+    zone = request.app.state.settings.zone
+    data = dossier.vehicle_file(session=session, actor=actor, vehicle_id=vehicle_id, zone=zone)
+    dossier.record_vehicle_file_read(
+        session=session, actor=actor, client=client, vehicle_id=vehicle_id, format="html"
+    )
+    return HTMLResponse(report.render_vehicle_html(data, zone=zone))
+
+
+@router.get("/vehicles/{vehicle_id}/file.pdf", tags=["reports"], response_class=Response)
+def vehicle_file_pdf(
+    session: SessionDep, actor: ActorDep, client: ClientDep, request: Request, vehicle_id: Id
+) -> Response:
+    zone = request.app.state.settings.zone
+    data = dossier.vehicle_file(session=session, actor=actor, vehicle_id=vehicle_id, zone=zone)
+    dossier.record_vehicle_file_read(
+        session=session, actor=actor, client=client, vehicle_id=vehicle_id, format="pdf"
+    )
+    pdf = report.render_vehicle_pdf(data, zone=zone, font_path=_font(request))
+    return _download(pdf, "application/pdf", f"vehicle-{vehicle_id}.pdf", inline=True)
+
+
+EXPORTS = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+
+@router.get("/statistics/{name}", tags=["reports"], response_model=None)
+def statistics_report(
+    session: SessionDep,
+    actor: ActorDep,
+    client: ClientDep,
+    request: Request,
+    name: Annotated[Text, Path_(description="vehicles, units, alerts or costs")],
+    since: Annotated[Moment, Query(description="Start of the period, ISO-8601 with a zone.")],
+    until: Annotated[Moment, Query(description="End of the period (exclusive).")],
+    format: Annotated[str, Query(pattern="^(json|csv|xlsx)$")] = "json",
+) -> dict[str, Any] | Response:
+    """Use per vehicle or unit (days used, trips, distance, hours, cost per km, consumption
+    against norm, new-energy share), alerts per unit and kind with the confirmation rate, costs
+    per unit and kind; as JSON, CSV or XLSX (an export, recorded with who, the period and the
+    address it was asked from)."""
+    rows, columns = statistics.report(
+        session=session,
+        actor=actor,
+        name=name,
+        since=since,
+        until=until,
+        zone=request.app.state.settings.zone,
+    )
+    if format == "json":
+        return {
+            "name": name,
+            "since": since,
+            "until": until,
+            "columns": [{"key": c.key, "zh": c.zh, "en": c.en} for c in columns],
+            "items": rows,
+        }
+    access.record(
+        session=session,
+        actor=actor,
+        client=client,
+        action=access.EXPORT,
+        entity="statistics",
+        entity_id=name,
+        what="statistics",
+        since=since,
+        until=until,
+        format=format,
+    )
+    body = (
+        statistics.to_csv(rows, columns)
+        if format == "csv"
+        else statistics.to_xlsx(rows, columns, title=name)
+    )
+    return _download(body, EXPORTS[format], f"{name}.{format}", inline=False)
