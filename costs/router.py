@@ -9,10 +9,17 @@ from sqlalchemy.orm import Session
 
 from costs import service as costs
 from costs.models import CostKind
-from costs.schemas import CostIn
+from costs.schemas import (
+    CostCreated,
+    CostIn,
+    CostOut,
+    StatementFormats,
+    StatementImported,
+    Statements,
+)
 from fleet.api import ActorDep, ListingDep, SessionDep
 from fleet.db import utcnow
-from fleet.schemas import Id, Moment, Text
+from fleet.schemas import Id, Moment, Page, Text
 from geofence import service as geofence_service
 
 router = APIRouter(prefix="/api/v1", tags=["costs"])
@@ -35,7 +42,7 @@ def _cost_view(session: Session, record: Any) -> dict[str, Any]:
     return costs.view(record, costs.allocations_of(session, [record.id]).get(record.id, []))
 
 
-@router.post("/costs", status_code=status.HTTP_201_CREATED, tags=["costs"])
+@router.post("/costs", status_code=status.HTTP_201_CREATED, response_model=CostCreated)
 def create_cost(
     session: SessionDep, actor: ActorDep, request: Request, data: CostIn
 ) -> dict[str, Any]:
@@ -52,7 +59,7 @@ def create_cost(
     return {**_cost_view(session, record), "alerts": raised}
 
 
-@router.get("/costs", tags=["costs"])
+@router.get("/costs", response_model=Page[CostOut])
 def list_costs(
     session: SessionDep,
     actor: ActorDep,
@@ -84,7 +91,7 @@ def list_costs(
     }
 
 
-@router.get("/costs/statement-formats", tags=["costs"])
+@router.get("/costs/statement-formats", response_model=StatementFormats)
 def statement_formats(actor: ActorDep, request: Request) -> dict[str, Any]:
     """The statement formats known (built-in and from `FLEET_STATEMENT_FORMATS_FILE`): for each
     issuer, the header names accepted for each field and the required fields."""
@@ -105,12 +112,17 @@ def statement_formats(actor: ActorDep, request: Request) -> dict[str, Any]:
     }
 
 
-@router.get("/costs/statements", tags=["costs"])
+@router.get("/costs/statements", response_model=Statements)
 def list_statements(session: SessionDep, actor: ActorDep, listing: ListingDep) -> dict[str, Any]:
     return {"items": costs.list_statements(session=session, actor=actor, listing=listing)}
 
 
-@router.post("/costs/statements", status_code=status.HTTP_201_CREATED, tags=["costs"])
+@router.post(
+    "/costs/statements",
+    status_code=status.HTTP_201_CREATED,
+    response_model=StatementImported,
+    responses={200: {"model": StatementImported, "description": "Imported before: nothing added"}},
+)
 def import_statement(
     session: SessionDep,
     actor: ActorDep,
@@ -137,6 +149,6 @@ def import_statement(
     return result
 
 
-@router.get("/costs/{cost_id}", tags=["costs"])
+@router.get("/costs/{cost_id}", response_model=CostOut)
 def get_cost(session: SessionDep, actor: ActorDep, cost_id: Id) -> dict[str, Any]:
     return _cost_view(session, costs.get(session=session, actor=actor, cost_id=cost_id))

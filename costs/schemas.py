@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from costs.models import CostKind
-from dispatch.schemas import _point
+from dispatch.schemas import PointOut, _point
 from fleet.schemas import Id, Moment, Strict
 
 
@@ -47,3 +47,79 @@ class CostIn(Strict):
         if self.at.tzinfo is None:
             raise ValueError("at needs a time zone")
         return self
+
+
+# ---- responses ------------------------------------------------------------------------------
+
+
+class AllocationOut(BaseModel):
+    order_id: int
+    share: float = Field(description="The order's share of the record, 0..1 (by distance).")
+    amount: float = Field(description="CNY.")
+    distance_m: float
+
+
+class CostOut(BaseModel):
+    id: int
+    kind: CostKind
+    vehicle_id: int
+    unit_id: int
+    at: datetime
+    amount: float = Field(description="CNY.")
+    litres: float | None
+    kwh: float | None
+    unit_price: float | None
+    product: str
+    station_name: str
+    station: PointOut | None
+    fuel_card: str
+    odometer_km: float | None
+    vendor: str
+    note: str
+    next_due_on: date | None
+    statement_id: int | None
+    issuer: str
+    external_id: str | None
+    trip_id: int | None
+    order_id: int | None
+    allocations: list[AllocationOut]
+
+
+class CostCreated(CostOut):
+    alerts: list[int] = Field(description="Ids of the alerts the fuel checks raised.")
+
+
+class StatementFormatOut(BaseModel):
+    issuer: str
+    name: str
+    kind: str
+    columns: dict[str, list[str]] = Field(description="For each field, the headers accepted.")
+    required: list[str]
+    time_formats: list[str]
+
+
+class StatementFormats(BaseModel):
+    items: list[StatementFormatOut]
+
+
+class StatementOut(BaseModel):
+    id: int
+    issuer: str
+    filename: str
+    rows: int
+    added: int
+    by: str
+    imported_at: datetime
+
+
+class Statements(BaseModel):
+    items: list[StatementOut]
+
+
+class StatementImported(BaseModel):
+    statement_id: int
+    rows: int
+    added: int
+    duplicates: int
+    already_imported: bool
+    alerts: list[int]
