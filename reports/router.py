@@ -14,8 +14,18 @@ from fleet.api import ActorDep, ClientDep, SessionDep
 from fleet.schemas import Id, Moment, Text
 from reports import dossier, statistics
 from reports import render as report
+from reports.schemas import Dossier, Statistics, VehicleFile
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])
+
+BINARY = {"schema": {"type": "string", "format": "binary"}}
+PDF: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/pdf": BINARY}, "description": "The document, A4, as PDF."}
+}
+EXPORTS = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
 
 # ---- the dossier, the vehicle file, statistics ----------------------------------------------
 
@@ -33,7 +43,7 @@ def _font(request: Request) -> Path:
     return Path(request.app.state.dispatch_settings.report_font)
 
 
-@router.get("/orders/{order_id}/dossier", tags=["reports"])
+@router.get("/orders/{order_id}/dossier", response_model=None, responses={200: {"model": Dossier}})
 def order_dossier(
     session: SessionDep, actor: ActorDep, client: ClientDep, request: Request, order_id: Id
 ) -> dict[str, Any]:
@@ -49,7 +59,7 @@ def order_dossier(
     return data
 
 
-@router.get("/orders/{order_id}/dossier.html", tags=["reports"], response_class=HTMLResponse)
+@router.get("/orders/{order_id}/dossier.html", response_class=HTMLResponse)
 def order_dossier_html(
     session: SessionDep, actor: ActorDep, client: ClientDep, request: Request, order_id: Id
 ) -> HTMLResponse:
@@ -62,7 +72,7 @@ def order_dossier_html(
     return HTMLResponse(report.render_order_html(data, zone=request.app.state.settings.zone))
 
 
-@router.get("/orders/{order_id}/dossier.pdf", tags=["reports"], response_class=Response)
+@router.get("/orders/{order_id}/dossier.pdf", response_class=Response, responses=PDF)
 def order_dossier_pdf(
     session: SessionDep, actor: ActorDep, client: ClientDep, request: Request, order_id: Id
 ) -> Response:
@@ -78,7 +88,9 @@ def order_dossier_pdf(
     return _download(pdf, "application/pdf", f"order-{order_id}.pdf", inline=True)
 
 
-@router.get("/vehicles/{vehicle_id}/file", tags=["reports"])
+@router.get(
+    "/vehicles/{vehicle_id}/file", response_model=None, responses={200: {"model": VehicleFile}}
+)
 def vehicle_file(
     session: SessionDep, actor: ActorDep, client: ClientDep, request: Request, vehicle_id: Id
 ) -> dict[str, Any]:
@@ -92,7 +104,7 @@ def vehicle_file(
     return data
 
 
-@router.get("/vehicles/{vehicle_id}/file.html", tags=["reports"], response_class=HTMLResponse)
+@router.get("/vehicles/{vehicle_id}/file.html", response_class=HTMLResponse)
 def vehicle_file_html(
     session: SessionDep, actor: ActorDep, client: ClientDep, request: Request, vehicle_id: Id
 ) -> HTMLResponse:
@@ -104,7 +116,7 @@ def vehicle_file_html(
     return HTMLResponse(report.render_vehicle_html(data, zone=zone))
 
 
-@router.get("/vehicles/{vehicle_id}/file.pdf", tags=["reports"], response_class=Response)
+@router.get("/vehicles/{vehicle_id}/file.pdf", response_class=Response, responses=PDF)
 def vehicle_file_pdf(
     session: SessionDep, actor: ActorDep, client: ClientDep, request: Request, vehicle_id: Id
 ) -> Response:
@@ -117,13 +129,16 @@ def vehicle_file_pdf(
     return _download(pdf, "application/pdf", f"vehicle-{vehicle_id}.pdf", inline=True)
 
 
-EXPORTS = {
-    "csv": "text/csv; charset=utf-8",
-    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-}
-
-
-@router.get("/statistics/{name}", tags=["reports"], response_model=None)
+@router.get(
+    "/statistics/{name}",
+    response_model=None,
+    responses={
+        200: {
+            "model": Statistics,
+            "content": {media: BINARY for media in EXPORTS.values()},
+        }
+    },
+)
 def statistics_report(
     session: SessionDep,
     actor: ActorDep,
