@@ -174,7 +174,7 @@ def worker_stage(
             [
                 sys.executable,
                 "-m",
-                "fleet.cli",
+                "app.cli",
                 "worker",
                 "--index",
                 str(i),
@@ -268,7 +268,7 @@ def end_to_end(
     jt808_port = int(env["FLEET_JT808_PORT"])
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "fleet.cli", *args],
+            [sys.executable, "-m", "app.cli", *args],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

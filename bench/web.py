@@ -155,7 +155,7 @@ def run(vehicles: int, minutes: float) -> dict[str, Any]:
            "FLEET_REDIS_URL": url_redis, "FLEET_HTTP_PORT": str(port),
            "FLEET_HTTP_HOST": "127.0.0.1", "FLEET_MAP_ZOOM": "10"}  # fmt: skip
     server = subprocess.Popen(
-        [sys.executable, "-m", "fleet.cli", "serve"],
+        [sys.executable, "-m", "app.cli", "serve"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -10,7 +10,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy import Connection, Engine, MetaData, create_engine, text
 
 from fleet.settings import Settings
 
@@ -60,10 +60,8 @@ FUNCTIONS = ("fleet_position_partition(timestamptz)", "fleet_prune_positions(tim
 def grant_app_role(conn: Connection, role: str) -> None:
     """Give `role` exactly the processes' rights, whatever it held before (run after every
     upgrade, so tables a migration adds are covered). Partitions made at run time are reached
-    through `position`, whose rights are the ones checked."""
-    import fleet.model_registry  # noqa: F401 - every domain's tables on Base.metadata
-    from fleet.db import Base
-
+    through `position`, whose rights are the ones checked. The tables are the migrated ones,
+    read from the catalogue (partitions and the extensions' tables left out)."""
     found = conn.execute(
         text("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = :role"), {"role": role}
     ).first()
@@ -79,7 +77,15 @@ def grant_app_role(conn: Connection, role: str) -> None:
             " owner (FLEET_DATABASE_OWNER)"
         )
     quoted = conn.dialect.identifier_preparer.quote(role)
-    ours = [t.name for t in Base.metadata.sorted_tables]
+    ours = conn.scalars(
+        text(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition"
+            " AND pg_get_userbyid(c.relowner) = current_user"
+            " AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass"
+            " AND d.objid = c.oid AND d.deptype = 'e') ORDER BY c.relname"
+        )
+    ).all()
     writable = [t for t in ours if t not in APPEND_ONLY + READ_ONLY]
     statements = [
         f"GRANT USAGE ON SCHEMA public TO {quoted}",
@@ -108,11 +114,9 @@ def include_object(
     return not (type_ == "table" and (foreign or _is_partition(name)))
 
 
-def differences(engine: Engine) -> list[Any]:
-    """What the models declare that the migrated database does not have, or the reverse."""
-    import fleet.model_registry  # noqa: F401 - every domain's tables on Base.metadata
-    from fleet.db import Base
-
+def differences(engine: Engine, metadata: MetaData) -> list[Any]:
+    """What the models declare (`metadata`, with every package's tables: the composition root's
+    registry) that the migrated database does not have, or the reverse."""
     with engine.connect() as conn:
         context = MigrationContext.configure(
             conn,
@@ -122,4 +126,4 @@ def differences(engine: Engine) -> list[Any]:
                 "compare_server_default": False,
             },
         )
-        return list(compare_metadata(context, Base.metadata))
+        return list(compare_metadata(context, metadata))

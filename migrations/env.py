@@ -6,7 +6,7 @@ from alembic import context
 from geoalchemy2 import alembic_helpers
 from sqlalchemy import create_engine
 
-import fleet.model_registry  # noqa: F401 - all tables on the metadata
+import app.model_registry  # noqa: F401 - all tables on the metadata
 from fleet.db import Base
 from fleet.migrate import include_object
 from fleet.settings import Settings

@@ -9,7 +9,7 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from fleet.cli import Exit, app
+from app.cli import Exit, app
 from fleet.models import Device, Energy, OrgUnit, UserAccount, Vehicle
 from fleet.settings import Settings
 

@@ -74,7 +74,7 @@ class Copy:
 
     def seed(self, moment: dt.datetime) -> None:
         seeded = subprocess.run(
-            [*faketime(moment), sys.executable, "-m", "fleet.cli", "seed", "demo"],
+            [*faketime(moment), sys.executable, "-m", "app.cli", "seed", "demo"],
             env=self.env,
             capture_output=True,
             text=True,

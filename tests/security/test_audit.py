@@ -35,7 +35,7 @@ def _login(stack: Stack, username: str) -> httpx.Client:
 
 def _fleet(stack: Stack, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "fleet.cli", *args],
+        [sys.executable, "-m", "app.cli", *args],
         env={**stack.env, **env},
         capture_output=True,
         text=True,

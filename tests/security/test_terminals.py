@@ -201,7 +201,7 @@ def second_gateway(stack: Stack) -> Iterator[int]:
     jt808, osmand = free_port(), free_port()
     env = {**stack.env, "FLEET_JT808_PORT": str(jt808), "FLEET_OSMAND_PORT": str(osmand)}
     child = subprocess.Popen(
-        [sys.executable, "-m", "fleet.cli", "gateway"],
+        [sys.executable, "-m", "app.cli", "gateway"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -204,7 +204,7 @@ def test_worker_killed_mid_run_loses_and_duplicates_nothing(fleetlet, redis, tse
 
     def start() -> subprocess.Popen[bytes]:
         return subprocess.Popen(
-            [sys.executable, "-m", "fleet.cli", "worker"],
+            [sys.executable, "-m", "app.cli", "worker"],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -146,7 +146,7 @@ def test_postgres_outage_loses_nothing(cluster, redis):
         "FLEET_STREAM_SHARDS": "2",
     }
     worker = subprocess.Popen(
-        [sys.executable, "-m", "fleet.cli", "worker"],
+        [sys.executable, "-m", "app.cli", "worker"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

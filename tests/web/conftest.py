@@ -104,7 +104,7 @@ def stack(scratch_settings: Settings, request: pytest.FixtureRequest) -> Iterato
     server_log = SCREENSHOTS / f"server-{request.module.__name__.rsplit('.', 1)[-1]}.log"
     log = server_log.open("wb")
     server = subprocess.Popen(
-        [sys.executable, "-m", "fleet.cli", "serve"], env=env, stdout=log, stderr=log
+        [sys.executable, "-m", "app.cli", "serve"], env=env, stdout=log, stderr=log
     )
     url = f"http://127.0.0.1:{port}"
     wait_healthy(url, [server], server_log)
@@ -133,7 +133,7 @@ def trackers(stack: Stack) -> Iterator[Trackers]:
     env = {**stack.env, "FLEET_OSMAND_PORT": str(osmand), "FLEET_JT808_PORT": str(jt808)}
     logs = [(SCREENSHOTS / f"{name}.log").open("wb") for name in ("gateway", "worker")]
     children = [
-        subprocess.Popen([sys.executable, "-m", "fleet.cli", name], env=env, stdout=log, stderr=log)
+        subprocess.Popen([sys.executable, "-m", "app.cli", name], env=env, stdout=log, stderr=log)
         for name, log in zip(("gateway", "worker"), logs, strict=True)
     ]
     wait_port(osmand, children, SCREENSHOTS / "gateway.log")

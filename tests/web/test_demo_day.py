@@ -82,9 +82,9 @@ def demo_day(scratch_settings: Settings) -> Iterator[DemoDay]:
     }
     redis = Redis.from_url(settings.redis_url)
     redis.flushdb()
-    out = _run([*pinned, sys.executable, "-m", "fleet.cli", "seed", "demo"], env)
+    out = _run([*pinned, sys.executable, "-m", "app.cli", "seed", "demo"], env)
     assert "5 orders" in out, out
-    fleet = [*pinned, sys.executable, "-m", "fleet.cli"]
+    fleet = [*pinned, sys.executable, "-m", "app.cli"]
     processes = {
         "serve": ["serve"],
         "gateway": ["gateway"],

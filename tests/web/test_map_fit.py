@@ -76,7 +76,7 @@ def stack(stack: Stack) -> Iterator[Stack]:
     server_log = SCREENSHOTS / "server-map_fit-unset.log"
     with server_log.open("wb") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "fleet.cli", "serve"], env=env, stdout=log, stderr=log
+            [sys.executable, "-m", "app.cli", "serve"], env=env, stdout=log, stderr=log
         )
         url = f"http://127.0.0.1:{port}"
         try:

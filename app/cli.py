@@ -948,7 +948,7 @@ def up(ctx: typer.Context) -> None:
     # Children get their own session so that a terminal's Ctrl-C reaches only this process, which
     # then stops each child exactly once (a second signal makes uvicorn abort its shutdown).
     children = [
-        subprocess.Popen([sys.executable, "-m", "fleet.cli", *args], start_new_session=True)  # noqa: S603
+        subprocess.Popen([sys.executable, "-m", "app.cli", *args], start_new_session=True)  # noqa: S603
         for args in PROCESSES
     ]
     stopping = False
