@@ -30,13 +30,15 @@ from costs.models import CostAllocation, CostKind, CostRecord, CostStatement
 from costs.schemas import CostIn
 from dispatch.models import Assignment
 from dispatch.settings import DispatchSettings
-from fleet import audit, channels, events
+from fleet import audit
 from fleet.auth import Actor, require, units_in_scope
 from fleet.errors import Invalid, NotFound, Rejected
 from fleet.models import Vehicle
 from fleet.registry import Listing, get_vehicle
+from geofence import store
 from geofence.calendar import WorkingCalendar, epoch_day
-from geofence.models import Alert
+from geofence.engine import AlertRecord
+from geofence.rules.base import Event
 from telematics.models import Trip
 
 CENT = Decimal("0.01")
@@ -684,65 +686,36 @@ def _raise(
     found: Sequence[tuple[CostRecord, str, fuel_checks.Finding]],
     zone: ZoneInfo,
 ) -> list[int]:
-    """Findings into alerts, in one statement: one per (vehicle, kind, key, start). A day's or
-    month's alert starts at the day or month, so a later run updates the same row with the
-    newer figures."""
-    if not found:
-        return []
-    rows: list[dict[str, Any]] = []
+    """Findings into alerts through the one alert writer (geofence.store): one per (vehicle,
+    kind, key, start). A day's or month's alert starts at the day or month, so a later run
+    updates the same row with the newer figures, and an older view never overwrites a newer."""
+    records = []
     for record, key, finding in found:
         started = record.at
         if key.startswith("day:"):
             started = datetime.fromisoformat(key[4:]).replace(tzinfo=zone)
         elif key.startswith("month:"):
             started = datetime.fromisoformat(key[6:] + "-01").replace(tzinfo=zone)
-        rows.append(
-            {
-                "kind": finding.kind,
-                "key": key,
-                "severity": finding.severity,
-                "vehicle_id": vehicle.id,
-                "unit_id": vehicle.unit_id,
-                "order_id": record.order_id,
-                "started_at": started,
-                "last_at": record.at,
-                "ended_at": record.at,
-                "point": record.station,
-                "measured": {**finding.measured, "cost_id": record.id},
-                "thresholds": finding.thresholds,
-            }
+        station = to_shape(record.station) if record.station is not None else None
+        at = record.at.timestamp()
+        records.append(
+            AlertRecord(
+                vehicle_id=vehicle.id,
+                unit_id=vehicle.unit_id,
+                order_id=record.order_id,
+                driver_id=None,
+                event=Event(
+                    kind=finding.kind,
+                    key=key,
+                    started_t=started.timestamp(),
+                    last_t=at,
+                    ended_t=at,
+                    severity=finding.severity,
+                    lat=None if station is None else station.y,
+                    lon=None if station is None else station.x,
+                    measured={**finding.measured, "cost_id": record.id},
+                ),
+                thresholds=finding.thresholds,
+            )
         )
-    # Many rows, one round trip ("insertmanyvalues"), the ids back in the rows' order.
-    stmt = insert(Alert)
-    raised = [
-        int(alert_id)
-        for alert_id in session.scalars(
-            stmt.on_conflict_do_update(
-                constraint="uq_alert_episode",
-                set_={
-                    "measured": stmt.excluded.measured,
-                    "thresholds": stmt.excluded.thresholds,
-                    "last_at": func.greatest(Alert.last_at, stmt.excluded.last_at),
-                    "ended_at": func.greatest(Alert.ended_at, stmt.excluded.ended_at),
-                    "updated_at": func.now(),
-                },
-            ).returning(Alert.id, sort_by_parameter_order=True),
-            rows,
-        )
-    ]
-    live = [
-        {
-            "id": alert_id,
-            "vehicle_id": vehicle.id,
-            "unit_id": vehicle.unit_id,
-            "kind": row["kind"],
-            "key": row["key"],
-            "severity": row["severity"],
-            "order_id": row["order_id"],
-            "started_t": row["started_at"].timestamp(),
-            "measured": row["measured"],
-        }
-        for alert_id, row in zip(raised, rows, strict=True)
-    ]
-    events.announce(session, channels.ALERTS, {"type": "alerts", "items": live})
-    return raised
+    return store.write(session, records)

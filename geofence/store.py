@@ -1,5 +1,9 @@
-"""Alerts into PostGIS: one row per episode, upserted by its identity (vehicle, kind, key, start),
-so a batch evaluated twice or a replay of the same fixes lands on the same rows."""
+"""The one alert writer. Alerts go into PostGIS one row per episode, upserted by its identity
+(vehicle, kind, key, start), so a batch evaluated twice or a replay of the same fixes lands on the
+same rows, and an older view of an episode never overwrites a newer one. The ingest worker and the
+gateways' refused-terminal alerts write on their own connection (`upsert_alerts`) and publish
+`live_item`s themselves; the fuel checks write in their session's transaction (`write`), which
+announces the same items once it commits."""
 
 from __future__ import annotations
 
@@ -8,7 +12,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
+from sqlalchemy.orm import Session
 
+from fleet import channels, events
 from geofence.engine import AlertRecord
 
 UPSERT = (
@@ -78,3 +84,25 @@ def live_item(record: AlertRecord) -> dict[str, Any]:
         "lon": event.lon,
         "measured": event.measured,
     }
+
+
+def write(session: Session, records: Sequence[AlertRecord]) -> list[int]:
+    """The same writer in a session's transaction, for alerts raised by a request or a command
+    (the fuel checks): the same statement and conflict rule, the ids back in
+    the records' order, and the same live item (with its id) announced once the transaction
+    commits."""
+    if not records:
+        return []
+    conn: psycopg.Connection[Any] = session.connection().connection.driver_connection  # type: ignore[assignment]
+    ids: list[int] = []
+    with conn.cursor() as cur:
+        cur.executemany(UPSERT + " RETURNING id", [_params(r) for r in records], returning=True)
+        while True:
+            row = cur.fetchone()
+            assert row is not None
+            ids.append(int(row[0]))
+            if not cur.nextset():
+                break
+    items = [{**live_item(r), "id": i} for r, i in zip(records, ids, strict=True)]
+    events.announce(session, channels.ALERTS, {"type": "alerts", "items": items})
+    return ids
