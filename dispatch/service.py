@@ -964,16 +964,7 @@ def create_rule(*, session: Session, actor: Actor, data: RuleIn) -> dict[str, An
             field="param",
         )
     rule = ApprovalRule(**data.model_dump())
-    session.add(rule)
-    session.flush()
-    audit.record(
-        session=session,
-        actor=actor.ref,
-        action="create",
-        entity="approval_rule",
-        entity_id=rule.id,
-        after=audit.snapshot(rule),
-    )
+    audit.created(session=session, actor=actor.ref, entity="approval_rule", obj=rule)
     return _rule(rule)
 
 
@@ -986,14 +977,4 @@ def delete_rule(*, session: Session, actor: Actor, rule_id: int) -> None:
     )
     if rule is None:
         raise NotFound(f"no approval rule {rule_id}")
-    before = audit.snapshot(rule)
-    session.delete(rule)
-    session.flush()
-    audit.record(
-        session=session,
-        actor=actor.ref,
-        action="delete",
-        entity="approval_rule",
-        entity_id=rule_id,
-        before=before,
-    )
+    audit.deleted(session=session, actor=actor.ref, entity="approval_rule", obj=rule)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
@@ -249,3 +250,70 @@ def verify(
         return verify_entries(rows, prev)
     finally:
         rows.close()  # stopping early must not leave the server-side cursor open
+
+
+# ---- the audited write: snapshot, change, flush, record -------------------------------------
+
+
+def created(*, session: Session, actor: ActorRef, entity: str, obj: Any) -> Any:
+    """Adds a new object, flushes it (so it has its id, and a duplicate fails here), and records
+    its creation with its state; returns the object."""
+    session.add(obj)
+    session.flush()
+    record(
+        session=session,
+        actor=actor,
+        action="create",
+        entity=entity,
+        entity_id=obj.id,
+        after=snapshot(obj),
+    )
+    return obj
+
+
+def deleted(*, session: Session, actor: ActorRef, entity: str, obj: Any) -> None:
+    """Deletes an object, flushes, and records its deletion with the state it had."""
+    before = snapshot(obj)
+    entity_id = obj.id
+    session.delete(obj)
+    session.flush()
+    record(
+        session=session,
+        actor=actor,
+        action="delete",
+        entity=entity,
+        entity_id=entity_id,
+        before=before,
+    )
+
+
+@dataclass(slots=True)
+class Changing:
+    """What `changing` records; the block may rename the action (say, `status`) or make the
+    entry count even when the snapshot does not show the change (a password)."""
+
+    action: str
+    always: bool = False
+
+
+@contextmanager
+def changing(
+    *, session: Session, actor: ActorRef, entity: str, obj: Any, action: str = "update"
+) -> Iterator[Changing]:
+    """Around a change to `obj`: its state before, the block, a flush, its state after, and one
+    entry when anything changed (nothing is recorded for a change that changed nothing)."""
+    change = Changing(action)
+    before = snapshot(obj)
+    yield change
+    session.flush()
+    after = snapshot(obj)
+    if change.always or changed(before, after):
+        record(
+            session=session,
+            actor=actor,
+            action=change.action,
+            entity=entity,
+            entity_id=obj.id,
+            before=before,
+            after=after,
+        )

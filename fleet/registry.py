@@ -155,17 +155,8 @@ def create_unit(*, session: Session, actor: Actor, data: UnitCreate) -> OrgUnit:
         parent_id=data.parent_id,
         path=f"{prefix}{unit_id}/",
     )
-    session.add(unit)
     with _unique_fields():
-        session.flush()
-    audit.record(
-        session=session,
-        actor=actor.ref,
-        action="create",
-        entity="org_unit",
-        entity_id=unit.id,
-        after=audit.snapshot(unit),
-    )
+        audit.created(session=session, actor=actor.ref, entity="org_unit", obj=unit)
     return unit
 
 
@@ -173,53 +164,34 @@ def create_root_unit(*, session: Session, code: str, name: str) -> OrgUnit:
     """The first unit of an empty installation, made by the CLI as the system."""
     unit_id = int(session.scalar(select(func.nextval("org_unit_id_seq"))) or 0)
     unit = OrgUnit(id=unit_id, code=code, name=name, parent_id=None, path=f"{unit_id}/")
-    session.add(unit)
     with _unique_fields():
-        session.flush()
-    audit.record(
-        session=session,
-        actor=audit.SYSTEM,
-        action="create",
-        entity="org_unit",
-        entity_id=unit.id,
-        after=audit.snapshot(unit),
-    )
+        audit.created(session=session, actor=audit.SYSTEM, entity="org_unit", obj=unit)
     return unit
 
 
 def update_unit(*, session: Session, actor: Actor, unit_id: int, data: UnitUpdate) -> OrgUnit:
     require(actor, "unit", "write")
     unit = get_unit(session=session, actor=actor, unit_id=unit_id)
-    before = audit.snapshot(unit)
-    changes = data.model_dump(exclude_unset=True)
-    if "parent_id" in changes and changes["parent_id"] != unit.parent_id:
-        if unit.id == actor.unit_id:
-            raise Invalid("you cannot move your own unit", field="parent_id")
-        parent = _unit_for(session, actor, changes["parent_id"], field="parent_id")
-        if parent.path.startswith(unit.path):
-            raise Invalid("a unit cannot move below itself", field="parent_id")
-        old, new = unit.path, f"{parent.path}{unit.id}/"
-        session.execute(
-            update(OrgUnit)
-            .where(OrgUnit.path.startswith(old, autoescape=True))
-            .values(path=new + func.substr(OrgUnit.path, len(old) + 1))
-            .execution_options(synchronize_session=False)
-        )
-        session.refresh(unit)
-    _apply(unit, changes)
-    with _unique_fields():
-        session.flush()
-    after = audit.snapshot(unit)
-    if audit.changed(before, after):
-        audit.record(
-            session=session,
-            actor=actor.ref,
-            action="update",
-            entity="org_unit",
-            entity_id=unit.id,
-            before=before,
-            after=after,
-        )
+    with (
+        _unique_fields(),
+        audit.changing(session=session, actor=actor.ref, entity="org_unit", obj=unit),
+    ):
+        changes = data.model_dump(exclude_unset=True)
+        if "parent_id" in changes and changes["parent_id"] != unit.parent_id:
+            if unit.id == actor.unit_id:
+                raise Invalid("you cannot move your own unit", field="parent_id")
+            parent = _unit_for(session, actor, changes["parent_id"], field="parent_id")
+            if parent.path.startswith(unit.path):
+                raise Invalid("a unit cannot move below itself", field="parent_id")
+            old, new = unit.path, f"{parent.path}{unit.id}/"
+            session.execute(
+                update(OrgUnit)
+                .where(OrgUnit.path.startswith(old, autoescape=True))
+                .values(path=new + func.substr(OrgUnit.path, len(old) + 1))
+                .execution_options(synchronize_session=False)
+            )
+            session.refresh(unit)
+        _apply(unit, changes)
     return unit
 
 
@@ -237,17 +209,7 @@ def delete_unit(*, session: Session, actor: Actor, unit_id: int) -> None:
     ):
         if session.scalar(select(exists().where(column == unit.id))):
             raise Conflict(f"unit {unit.code} still has {what}; move or remove them first")
-    before = audit.snapshot(unit)
-    session.delete(unit)
-    session.flush()
-    audit.record(
-        session=session,
-        actor=actor.ref,
-        action="delete",
-        entity="org_unit",
-        entity_id=unit_id,
-        before=before,
-    )
+    audit.deleted(session=session, actor=actor.ref, entity="org_unit", obj=unit)
 
 
 # ---- users ----------------------------------------------------------------------------------
@@ -294,24 +256,16 @@ def create_user(*, session: Session, actor: Actor | None, data: UserCreate) -> U
         unit_id=data.unit_id,
         language=data.language,
     )
-    session.add(user)
     with _unique_fields():
-        session.flush()
-    audit.record(
-        session=session,
-        actor=actor.ref if actor else audit.SYSTEM,
-        action="create",
-        entity="user",
-        entity_id=user.id,
-        after=audit.snapshot(user),
-    )
+        audit.created(
+            session=session, actor=actor.ref if actor else audit.SYSTEM, entity="user", obj=user
+        )
     return user
 
 
 def update_user(*, session: Session, actor: Actor, user_id: int, data: UserUpdate) -> UserAccount:
     require(actor, "user", "write")
     user = _get_scoped(session, UserAccount, actor, user_id, "user")
-    before = audit.snapshot(user)
     changes = data.model_dump(exclude_unset=True)
     password = changes.pop("password", None)
     if "unit_id" in changes:
@@ -325,26 +279,16 @@ def update_user(*, session: Session, actor: Actor, user_id: int, data: UserUpdat
         raise Invalid(
             "you cannot disable your own account or drop your own admin role", field="roles"
         )
-    _apply(user, changes)
-    action = "update"
-    if password is not None:
-        user.password_hash = auth_service.hash_password(password)
-        auth_service.revoke_all(session=session, user_id=user.id)
-        action = "update_password" if not changes else "update"
-    if changes.get("is_active") is False:
-        auth_service.revoke_all(session=session, user_id=user.id)
-    session.flush()
-    after = audit.snapshot(user)
-    if password is not None or audit.changed(before, after):
-        audit.record(
-            session=session,
-            actor=actor.ref,
-            action=action,
-            entity="user",
-            entity_id=user.id,
-            before=before,
-            after=after,
-        )
+    with audit.changing(session=session, actor=actor.ref, entity="user", obj=user) as change:
+        _apply(user, changes)
+        if password is not None:
+            user.password_hash = auth_service.hash_password(password)
+            auth_service.revoke_all(session=session, user_id=user.id)
+            change.always = True  # the snapshot leaves the hash out, the entry still counts
+            if not changes:
+                change.action = "update_password"
+        if changes.get("is_active") is False:
+            auth_service.revoke_all(session=session, user_id=user.id)
     return user
 
 
@@ -399,17 +343,8 @@ def create_vehicle(*, session: Session, actor: Actor, data: VehicleCreate) -> Ve
     _check_energy(data.energy, data.tank_l, data.battery_kwh)
     fields = data.model_dump(exclude={"depot"}, exclude_none=True)
     vehicle = Vehicle(**fields, depot=_depot(data.depot))
-    session.add(vehicle)
     with _unique_fields():
-        session.flush()
-    audit.record(
-        session=session,
-        actor=actor.ref,
-        action="create",
-        entity="vehicle",
-        entity_id=vehicle.id,
-        after=audit.snapshot(vehicle),
-    )
+        audit.created(session=session, actor=actor.ref, entity="vehicle", obj=vehicle)
     return vehicle
 
 
@@ -418,32 +353,23 @@ def update_vehicle(
 ) -> Vehicle:
     require(actor, "vehicle", "write")
     vehicle = _get_scoped(session, Vehicle, actor, vehicle_id, "vehicle")
-    before = audit.snapshot(vehicle)
-    changes = data.model_dump(exclude_unset=True)
-    if "unit_id" in changes:
-        _unit_for(session, actor, changes["unit_id"])
-    if "depot" in changes:
-        changes["depot"] = _depot(changes["depot"])
-    _check_energy(
-        Energy(changes.get("energy", vehicle.energy)),
-        changes.get("tank_l", vehicle.tank_l),
-        changes.get("battery_kwh", vehicle.battery_kwh),
-    )
-    _apply(vehicle, changes)
-    with _unique_fields():
-        session.flush()
-    after = audit.snapshot(vehicle)
-    if audit.changed(before, after):
-        action = "status" if set(changes) == {"status"} else "update"
-        audit.record(
-            session=session,
-            actor=actor.ref,
-            action=action,
-            entity="vehicle",
-            entity_id=vehicle.id,
-            before=before,
-            after=after,
+    with (
+        _unique_fields(),
+        audit.changing(session=session, actor=actor.ref, entity="vehicle", obj=vehicle) as change,
+    ):
+        changes = data.model_dump(exclude_unset=True)
+        if "unit_id" in changes:
+            _unit_for(session, actor, changes["unit_id"])
+        if "depot" in changes:
+            changes["depot"] = _depot(changes["depot"])
+        _check_energy(
+            Energy(changes.get("energy", vehicle.energy)),
+            changes.get("tank_l", vehicle.tank_l),
+            changes.get("battery_kwh", vehicle.battery_kwh),
         )
+        _apply(vehicle, changes)
+        if set(changes) == {"status"}:
+            change.action = "status"
     return vehicle
 
 
@@ -454,17 +380,7 @@ def delete_vehicle(*, session: Session, actor: Actor, vehicle_id: int) -> None:
         raise Conflict(
             "a device is fitted to this vehicle; remove it first, or set status disposed"
         )
-    before = audit.snapshot(vehicle)
-    session.delete(vehicle)
-    session.flush()
-    audit.record(
-        session=session,
-        actor=actor.ref,
-        action="delete",
-        entity="vehicle",
-        entity_id=vehicle_id,
-        before=before,
-    )
+    audit.deleted(session=session, actor=actor.ref, entity="vehicle", obj=vehicle)
 
 
 # ---- drivers --------------------------------------------------------------------------------
@@ -505,60 +421,31 @@ def create_driver(*, session: Session, actor: Actor, data: DriverCreate) -> Driv
     _unit_for(session, actor, data.unit_id)
     _check_driver_user(session, actor, data.user_id)
     driver = Driver(**data.model_dump())
-    session.add(driver)
     with _unique_fields():
-        session.flush()
-    audit.record(
-        session=session,
-        actor=actor.ref,
-        action="create",
-        entity="driver",
-        entity_id=driver.id,
-        after=audit.snapshot(driver),
-    )
+        audit.created(session=session, actor=actor.ref, entity="driver", obj=driver)
     return driver
 
 
 def update_driver(*, session: Session, actor: Actor, driver_id: int, data: DriverUpdate) -> Driver:
     require(actor, "driver", "write")
     driver = _get_scoped(session, Driver, actor, driver_id, "driver")
-    before = audit.snapshot(driver)
-    changes = data.model_dump(exclude_unset=True)
-    if "unit_id" in changes:
-        _unit_for(session, actor, changes["unit_id"])
-    if "user_id" in changes:
-        _check_driver_user(session, actor, changes["user_id"])
-    _apply(driver, changes)
-    with _unique_fields():
-        session.flush()
-    after = audit.snapshot(driver)
-    if audit.changed(before, after):
-        audit.record(
-            session=session,
-            actor=actor.ref,
-            action="update",
-            entity="driver",
-            entity_id=driver.id,
-            before=before,
-            after=after,
-        )
+    with (
+        _unique_fields(),
+        audit.changing(session=session, actor=actor.ref, entity="driver", obj=driver),
+    ):
+        changes = data.model_dump(exclude_unset=True)
+        if "unit_id" in changes:
+            _unit_for(session, actor, changes["unit_id"])
+        if "user_id" in changes:
+            _check_driver_user(session, actor, changes["user_id"])
+        _apply(driver, changes)
     return driver
 
 
 def delete_driver(*, session: Session, actor: Actor, driver_id: int) -> None:
     require(actor, "driver", "write")
     driver = _get_scoped(session, Driver, actor, driver_id, "driver")
-    before = audit.snapshot(driver)
-    session.delete(driver)
-    session.flush()
-    audit.record(
-        session=session,
-        actor=actor.ref,
-        action="delete",
-        entity="driver",
-        entity_id=driver_id,
-        before=before,
-    )
+    audit.deleted(session=session, actor=actor.ref, entity="driver", obj=driver)
 
 
 # ---- devices --------------------------------------------------------------------------------
@@ -793,17 +680,7 @@ def revoke_auth_code(*, session: Session, actor: Actor, device_id: int) -> Devic
 def delete_device(*, session: Session, actor: Actor, device_id: int) -> None:
     require(actor, "device", "write")
     device = _get_scoped(session, Device, actor, device_id, "device")
-    before = audit.snapshot(device)
-    session.delete(device)
-    session.flush()
-    audit.record(
-        session=session,
-        actor=actor.ref,
-        action="delete",
-        entity="device",
-        entity_id=device_id,
-        before=before,
-    )
+    audit.deleted(session=session, actor=actor.ref, entity="device", obj=device)
 
 
 # ---- audit log ------------------------------------------------------------------------------
