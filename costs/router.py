@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 from sqlalchemy.orm import Session
 
 from costs import service as costs
@@ -17,24 +18,25 @@ from costs.schemas import (
     StatementImported,
     Statements,
 )
-from fleet.api import ActorDep, ListingDep, SessionDep
+from dispatch.settings import DispatchSettings, DispatchSettingsDep
+from fleet.api import ActorDep, ListingDep, SessionDep, ZoneDep
 from fleet.db import utcnow
 from fleet.schemas import Id, Moment, Page, Text
 from geofence import service as geofence_service
+from geofence.settings import GeofenceSettings, GeofenceSettingsDep
 
 router = APIRouter(prefix="/api/v1", tags=["costs"])
 
 # ---- costs ----------------------------------------------------------------------------------
 
 
-def _check_setup(request: Request, session: Session) -> costs.CheckSetup:
-    state = request.app.state
+def _check_setup(
+    session: Session, settings: DispatchSettings, geofence: GeofenceSettings, zone: ZoneInfo
+) -> costs.CheckSetup:
     return costs.CheckSetup(
-        settings=state.dispatch_settings,
-        calendar=geofence_service.working_calendar(
-            session=session, settings=state.geofence_settings
-        ),
-        zone=state.settings.zone,
+        settings=settings,
+        calendar=geofence_service.working_calendar(session=session, settings=geofence),
+        zone=zone,
     )
 
 
@@ -44,7 +46,12 @@ def _cost_view(session: Session, record: Any) -> dict[str, Any]:
 
 @router.post("/costs", status_code=status.HTTP_201_CREATED, response_model=CostCreated)
 def create_cost(
-    session: SessionDep, actor: ActorDep, request: Request, data: CostIn
+    session: SessionDep,
+    actor: ActorDep,
+    dispatch_settings: DispatchSettingsDep,
+    geofence_settings: GeofenceSettingsDep,
+    zone: ZoneDep,
+    data: CostIn,
 ) -> dict[str, Any]:
     """A receipt entered by hand: fuel (litres), charging (kWh), maintenance, repair,
     insurance, inspection, toll, parking, washing. The answer shows the trip and order it was
@@ -53,7 +60,7 @@ def create_cost(
         session=session,
         actor=actor,
         data=data,
-        setup=_check_setup(request, session),
+        setup=_check_setup(session, dispatch_settings, geofence_settings, zone),
         now=utcnow(),
     )
     return {**_cost_view(session, record), "alerts": raised}
@@ -92,11 +99,11 @@ def list_costs(
 
 
 @router.get("/costs/statement-formats", response_model=StatementFormats)
-def statement_formats(actor: ActorDep, request: Request) -> dict[str, Any]:
+def statement_formats(actor: ActorDep, dispatch_settings: DispatchSettingsDep) -> dict[str, Any]:
     """The statement formats known (built-in and from `FLEET_STATEMENT_FORMATS_FILE`): for each
     issuer, the header names accepted for each field and the required fields."""
     del actor
-    known = costs.formats(request.app.state.dispatch_settings)
+    known = costs.formats(dispatch_settings)
     return {
         "items": [
             {
@@ -126,7 +133,9 @@ def list_statements(session: SessionDep, actor: ActorDep, listing: ListingDep) -
 def import_statement(
     session: SessionDep,
     actor: ActorDep,
-    request: Request,
+    dispatch_settings: DispatchSettingsDep,
+    geofence_settings: GeofenceSettingsDep,
+    zone: ZoneDep,
     response: Response,
     file: Annotated[UploadFile, File(description="The statement, CSV or XLSX.")],
     issuer: Annotated[Text, Form(description="Whose format: see /costs/statement-formats.")],
@@ -141,7 +150,7 @@ def import_statement(
         data=data,
         filename=file.filename or "statement",
         issuer=issuer,
-        setup=_check_setup(request, session),
+        setup=_check_setup(session, dispatch_settings, geofence_settings, zone),
         now=utcnow(),
     )
     if result["already_imported"]:

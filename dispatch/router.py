@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Query, Response, status
 
 from dispatch import places, service
 from dispatch.orders import OrderStatus
@@ -22,24 +22,21 @@ from dispatch.schemas import (
     Rules,
     Suggestions,
 )
-from fleet.api import ActorDep, ListingDep, RedisDep, SessionDep
+from dispatch.settings import DispatchSettingsDep
+from fleet.api import ActorDep, ListingDep, RedisDep, SessionDep, ZoneDep
 from fleet.schemas import Id, Page
-from geofence.settings import clock_seconds
+from geofence.settings import GeofenceSettingsDep, clock_seconds
 
 router = APIRouter(prefix="/api/v1", tags=["dispatch"])
 
 
-def _settings(request: Request) -> Any:
-    return request.app.state.dispatch_settings
-
-
 @router.post("/orders", status_code=status.HTTP_201_CREATED, response_model=OrderOut)
 def create_order(
-    session: SessionDep, actor: ActorDep, request: Request, data: OrderCreate
+    session: SessionDep, actor: ActorDep, dispatch_settings: DispatchSettingsDep, data: OrderCreate
 ) -> dict[str, Any]:
     """A trip order, saved as a draft; `POST /orders/{id}/submit` sends it for approval."""
     order = service.create_order(
-        session=session, actor=actor, data=data, settings=_settings(request)
+        session=session, actor=actor, data=data, settings=dispatch_settings
     )
     return service.view(session=session, order=order)
 
@@ -81,34 +78,43 @@ def get_order(session: SessionDep, actor: ActorDep, order_id: Id) -> dict[str, A
 
 
 @router.post("/orders/{order_id}/submit", response_model=OrderOut)
-def submit(session: SessionDep, actor: ActorDep, request: Request, order_id: Id) -> dict[str, Any]:
+def submit(
+    session: SessionDep,
+    actor: ActorDep,
+    geofence: GeofenceSettingsDep,
+    zone: ZoneDep,
+    order_id: Id,
+) -> dict[str, Any]:
     """Sends the order for approval; the answer lists the approval steps its unit's rules name."""
-    geofence = request.app.state.geofence_settings
     order = service.submit(
         session=session,
         actor=actor,
         order_id=order_id,
-        zone=request.app.state.settings.zone,
+        zone=zone,
         night=(clock_seconds(geofence.night_start), clock_seconds(geofence.night_end)),
     )
     return service.view(session=session, order=order)
 
 
 @router.get("/approvals/pending", response_model=Orders)
-def pending(session: SessionDep, actor: ActorDep, request: Request) -> dict[str, Any]:
+def pending(
+    session: SessionDep, actor: ActorDep, dispatch_settings: DispatchSettingsDep
+) -> dict[str, Any]:
     """The orders waiting for the caller's decision (their current step is the caller's)."""
     items = service.pending_for(
         session=session,
         actor=actor,
-        distinct_deciders=_settings(request).approval_distinct_deciders,
+        distinct_deciders=dispatch_settings.approval_distinct_deciders,
     )
     return {"items": service.views(session=session, orders=items)}
 
 
 @router.get("/approvals/overdue", response_model=Orders)
-def overdue(session: SessionDep, actor: ActorDep, request: Request) -> dict[str, Any]:
+def overdue(
+    session: SessionDep, actor: ActorDep, dispatch_settings: DispatchSettingsDep
+) -> dict[str, Any]:
     """Emergency orders assigned before approval whose approval is overdue (flagged)."""
-    items = service.overdue_emergencies(session=session, actor=actor, settings=_settings(request))
+    items = service.overdue_emergencies(session=session, actor=actor, settings=dispatch_settings)
     return {"items": service.views(session=session, orders=items)}
 
 
@@ -135,7 +141,7 @@ def approve(
     session: SessionDep,
     actor: ActorDep,
     order_id: Id,
-    request: Request,
+    dispatch_settings: DispatchSettingsDep,
     data: Comment | None = None,
 ) -> dict[str, Any]:
     """Decides the order's current step; 403 if the caller already decided a step of it and
@@ -146,14 +152,18 @@ def approve(
         order_id=order_id,
         approve=True,
         data=data or Comment(),
-        distinct_deciders=_settings(request).approval_distinct_deciders,
+        distinct_deciders=dispatch_settings.approval_distinct_deciders,
     )
     return service.view(session=session, order=order)
 
 
 @router.post("/orders/{order_id}/reject", response_model=OrderOut)
 def reject(
-    session: SessionDep, actor: ActorDep, order_id: Id, data: Comment, request: Request
+    session: SessionDep,
+    actor: ActorDep,
+    order_id: Id,
+    data: Comment,
+    dispatch_settings: DispatchSettingsDep,
 ) -> dict[str, Any]:
     """A rejection needs a comment."""
     order = service.decide(
@@ -162,7 +172,7 @@ def reject(
         order_id=order_id,
         approve=False,
         data=data,
-        distinct_deciders=_settings(request).approval_distinct_deciders,
+        distinct_deciders=dispatch_settings.approval_distinct_deciders,
     )
     return service.view(session=session, order=order)
 
@@ -180,7 +190,7 @@ def assign(
     session: SessionDep,
     redis: RedisDep,
     actor: ActorDep,
-    request: Request,
+    dispatch_settings: DispatchSettingsDep,
     order_id: Id,
     data: AssignIn,
 ) -> dict[str, Any]:
@@ -192,7 +202,7 @@ def assign(
         actor=actor,
         order_id=order_id,
         data=data,
-        settings=_settings(request),
+        settings=dispatch_settings,
     )
     return service.view(session=session, order=order)
 
@@ -227,18 +237,24 @@ def finish(
 
 @router.get("/orders/{order_id}/suggestions", response_model=Suggestions)
 def suggestions(
-    session: SessionDep, redis: RedisDep, actor: ActorDep, request: Request, order_id: Id
+    session: SessionDep,
+    redis: RedisDep,
+    actor: ActorDep,
+    dispatch_settings: DispatchSettingsDep,
+    order_id: Id,
 ) -> dict[str, Any]:
     """Ranked vehicles with the parts of each score, the vehicles left out and why, free drivers."""
     return service.suggestions(
-        session=session, redis=redis, actor=actor, order_id=order_id, settings=_settings(request)
+        session=session, redis=redis, actor=actor, order_id=order_id, settings=dispatch_settings
     )
 
 
 @router.post("/dispatch/plan", response_model=PlanOut)
-def plan(session: SessionDep, redis: RedisDep, actor: ActorDep, request: Request) -> dict[str, Any]:
+def plan(
+    session: SessionDep, redis: RedisDep, actor: ActorDep, dispatch_settings: DispatchSettingsDep
+) -> dict[str, Any]:
     """An optimal assignment for the approved, unassigned orders in scope, to review; each pair is
     accepted with `POST /orders/{id}/assign`. The greedy nearest-first total is shown beside it."""
     return service.dispatch_plan(
-        session=session, redis=redis, actor=actor, settings=_settings(request)
+        session=session, redis=redis, actor=actor, settings=dispatch_settings
     )

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from fastapi import Depends
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from fleet.api import from_state
 
 
 class DispatchSettings(BaseSettings):
@@ -99,3 +104,7 @@ class DispatchSettings(BaseSettings):
         description="TrueType font with Chinese glyphs for the PDF reports (Debian's"
         " fonts-droid-fallback, which the set-up installs).",
     )
+
+
+# The routes' dependency: the settings the app factory made, by type.
+DispatchSettingsDep = Annotated[DispatchSettings, Depends(from_state("dispatch_settings"))]

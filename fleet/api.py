@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Query, Request
 from fastapi.security import OAuth2PasswordBearer
@@ -23,6 +24,22 @@ bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
+
+
+def from_state(name: str) -> Callable[[Request], Any]:
+    """A dependency reading what the app factory put on `app.state` under `name` (each
+    domain's settings): wrap it in `Annotated[TheType, Depends(from_state(...))]` once, beside
+    the settings class, so every route names its settings by type."""
+
+    def get(request: Request) -> Any:
+        return getattr(request.app.state, name)
+
+    get.__name__ = f"state_{name}"
+    return get
+
+
+def get_zone(request: Request) -> ZoneInfo:
+    return get_settings(request).zone
 
 
 def get_redis(request: Request) -> Redis:
@@ -48,6 +65,7 @@ def get_session(request: Request) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RedisDep = Annotated[Redis, Depends(get_redis)]
+ZoneDep = Annotated[ZoneInfo, Depends(get_zone)]  # the display zone (FLEET_DISPLAY_TIMEZONE)
 
 
 def current_token(token: Annotated[str | None, Depends(bearer)]) -> str:

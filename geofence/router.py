@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request, Response, status
+from fastapi import APIRouter, Body, Query, Response, status
 
 from fleet.api import ActorDep, ListingDep, SessionDep
 from fleet.auth import require
@@ -28,6 +28,7 @@ from geofence.schemas import (
     WorkingHoursIn,
     WorkingHoursOut,
 )
+from geofence.settings import GeofenceSettingsDep
 
 router = APIRouter(prefix="/api/v1", tags=["geofence"])
 
@@ -105,26 +106,30 @@ def set_calendar_day(
 
 @router.get("/units/{unit_id}/working-hours", response_model=WorkingHoursOut)
 def working_hours(
-    session: SessionDep, actor: ActorDep, request: Request, unit_id: Id
+    session: SessionDep, actor: ActorDep, geofence_settings: GeofenceSettingsDep, unit_id: Id
 ) -> dict[str, Any]:
     return service.get_working_hours(
         session=session,
         actor=actor,
         unit_id=unit_id,
-        settings=request.app.state.geofence_settings,
+        settings=geofence_settings,
     )
 
 
 @router.put("/units/{unit_id}/working-hours", response_model=WorkingHoursOut)
 def set_working_hours(
-    session: SessionDep, actor: ActorDep, request: Request, unit_id: Id, data: WorkingHoursIn
+    session: SessionDep,
+    actor: ActorDep,
+    geofence_settings: GeofenceSettingsDep,
+    unit_id: Id,
+    data: WorkingHoursIn,
 ) -> dict[str, Any]:
     service.set_working_hours(session=session, actor=actor, unit_id=unit_id, data=data)
     return service.get_working_hours(
         session=session,
         actor=actor,
         unit_id=unit_id,
-        settings=request.app.state.geofence_settings,
+        settings=geofence_settings,
     )
 
 

@@ -6,8 +6,13 @@ fleet-management practice in the field uses. Times are local to `FLEET_DISPLAY_T
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from fastapi import Depends
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from fleet.api import from_state
 
 
 def _clock(value: str) -> str:
@@ -106,3 +111,7 @@ class GeofenceSettings(BaseSettings):
     @classmethod
     def _is_clock(cls, value: str) -> str:
         return _clock(value)
+
+
+# The routes' dependency: the settings the app factory made, by type.
+GeofenceSettingsDep = Annotated[GeofenceSettings, Depends(from_state("geofence_settings"))]

@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi import Path as Path_
 from fastapi.responses import HTMLResponse
 
-from fleet import access
-from fleet.api import ActorDep, ClientDep, SessionDep
+from dispatch.settings import DispatchSettingsDep
+from fleet import access, checkpoint
+from fleet.api import ActorDep, ClientDep, SessionDep, ZoneDep, from_state
 from fleet.schemas import Id, Moment, Text
 from reports import dossier, statistics
 from reports import render as report
@@ -39,20 +40,17 @@ def _download(body: bytes, media_type: str, filename: str, *, inline: bool) -> R
     )
 
 
-def _font(request: Request) -> Path:
-    return Path(request.app.state.dispatch_settings.report_font)
+AnchorsDep = Annotated[checkpoint.Anchors | None, Depends(from_state("audit_anchors"))]
 
 
 @router.get("/orders/{order_id}/dossier", response_model=None, responses={200: {"model": Dossier}})
 def order_dossier(
-    session: SessionDep, actor: ActorDep, client: ClientDep, request: Request, order_id: Id
+    session: SessionDep, actor: ActorDep, client: ClientDep, anchors: AnchorsDep, order_id: Id
 ) -> dict[str, Any]:
     """The order's dossier as data: request, approvals, assignment, route and track, figures,
     costs, alerts and reviews, audit entries with the chain's verification. The read is
     recorded, as the assigned vehicle's."""
-    data = dossier.order_dossier(
-        session=session, actor=actor, order_id=order_id, anchors=request.app.state.audit_anchors
-    )
+    data = dossier.order_dossier(session=session, actor=actor, order_id=order_id, anchors=anchors)
     dossier.record_order_read(
         session=session, actor=actor, client=client, dossier=data, format="json"
     )
@@ -61,30 +59,35 @@ def order_dossier(
 
 @router.get("/orders/{order_id}/dossier.html", response_class=HTMLResponse)
 def order_dossier_html(
-    session: SessionDep, actor: ActorDep, client: ClientDep, request: Request, order_id: Id
+    session: SessionDep,
+    actor: ActorDep,
+    client: ClientDep,
+    zone: ZoneDep,
+    anchors: AnchorsDep,
+    order_id: Id,
 ) -> HTMLResponse:
-    data = dossier.order_dossier(
-        session=session, actor=actor, order_id=order_id, anchors=request.app.state.audit_anchors
-    )
+    data = dossier.order_dossier(session=session, actor=actor, order_id=order_id, anchors=anchors)
     dossier.record_order_read(
         session=session, actor=actor, client=client, dossier=data, format="html"
     )
-    return HTMLResponse(report.render_order_html(data, zone=request.app.state.settings.zone))
+    return HTMLResponse(report.render_order_html(data, zone=zone))
 
 
 @router.get("/orders/{order_id}/dossier.pdf", response_class=Response, responses=PDF)
 def order_dossier_pdf(
-    session: SessionDep, actor: ActorDep, client: ClientDep, request: Request, order_id: Id
+    session: SessionDep,
+    actor: ActorDep,
+    client: ClientDep,
+    zone: ZoneDep,
+    anchors: AnchorsDep,
+    dispatch_settings: DispatchSettingsDep,
+    order_id: Id,
 ) -> Response:
-    data = dossier.order_dossier(
-        session=session, actor=actor, order_id=order_id, anchors=request.app.state.audit_anchors
-    )
+    data = dossier.order_dossier(session=session, actor=actor, order_id=order_id, anchors=anchors)
     dossier.record_order_read(
         session=session, actor=actor, client=client, dossier=data, format="pdf"
     )
-    pdf = report.render_order_pdf(
-        data, zone=request.app.state.settings.zone, font_path=_font(request)
-    )
+    pdf = report.render_order_pdf(data, zone=zone, font_path=Path(dispatch_settings.report_font))
     return _download(pdf, "application/pdf", f"order-{order_id}.pdf", inline=True)
 
 
@@ -92,12 +95,10 @@ def order_dossier_pdf(
     "/vehicles/{vehicle_id}/file", response_model=None, responses={200: {"model": VehicleFile}}
 )
 def vehicle_file(
-    session: SessionDep, actor: ActorDep, client: ClientDep, request: Request, vehicle_id: Id
+    session: SessionDep, actor: ActorDep, client: ClientDep, zone: ZoneDep, vehicle_id: Id
 ) -> dict[str, Any]:
     """The vehicle file (一车一档) as data; the read is recorded."""
-    data = dossier.vehicle_file(
-        session=session, actor=actor, vehicle_id=vehicle_id, zone=request.app.state.settings.zone
-    )
+    data = dossier.vehicle_file(session=session, actor=actor, vehicle_id=vehicle_id, zone=zone)
     dossier.record_vehicle_file_read(
         session=session, actor=actor, client=client, vehicle_id=vehicle_id, format="json"
     )
@@ -106,9 +107,8 @@ def vehicle_file(
 
 @router.get("/vehicles/{vehicle_id}/file.html", response_class=HTMLResponse)
 def vehicle_file_html(
-    session: SessionDep, actor: ActorDep, client: ClientDep, request: Request, vehicle_id: Id
+    session: SessionDep, actor: ActorDep, client: ClientDep, zone: ZoneDep, vehicle_id: Id
 ) -> HTMLResponse:
-    zone = request.app.state.settings.zone
     data = dossier.vehicle_file(session=session, actor=actor, vehicle_id=vehicle_id, zone=zone)
     dossier.record_vehicle_file_read(
         session=session, actor=actor, client=client, vehicle_id=vehicle_id, format="html"
@@ -118,14 +118,18 @@ def vehicle_file_html(
 
 @router.get("/vehicles/{vehicle_id}/file.pdf", response_class=Response, responses=PDF)
 def vehicle_file_pdf(
-    session: SessionDep, actor: ActorDep, client: ClientDep, request: Request, vehicle_id: Id
+    session: SessionDep,
+    actor: ActorDep,
+    client: ClientDep,
+    zone: ZoneDep,
+    dispatch_settings: DispatchSettingsDep,
+    vehicle_id: Id,
 ) -> Response:
-    zone = request.app.state.settings.zone
     data = dossier.vehicle_file(session=session, actor=actor, vehicle_id=vehicle_id, zone=zone)
     dossier.record_vehicle_file_read(
         session=session, actor=actor, client=client, vehicle_id=vehicle_id, format="pdf"
     )
-    pdf = report.render_vehicle_pdf(data, zone=zone, font_path=_font(request))
+    pdf = report.render_vehicle_pdf(data, zone=zone, font_path=Path(dispatch_settings.report_font))
     return _download(pdf, "application/pdf", f"vehicle-{vehicle_id}.pdf", inline=True)
 
 
@@ -143,7 +147,7 @@ def statistics_report(
     session: SessionDep,
     actor: ActorDep,
     client: ClientDep,
-    request: Request,
+    zone: ZoneDep,
     name: Annotated[Text, Path_(description="vehicles, units, alerts or costs")],
     since: Annotated[Moment, Query(description="Start of the period, ISO-8601 with a zone.")],
     until: Annotated[Moment, Query(description="End of the period (exclusive).")],
@@ -159,7 +163,7 @@ def statistics_report(
         name=name,
         since=since,
         until=until,
-        zone=request.app.state.settings.zone,
+        zone=zone,
     )
     if format == "json":
         return {

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 
 from fleet import access
 from fleet.api import ActorDep, ClientDep, ListingDep, RedisDep, SessionDep, current_token
 from fleet.schemas import Id, Moment, Page
 from telematics import service
 from telematics.schemas import Live, TelemetryAccepted, Track, Trips, UnknownDeviceOut
+from telematics.settings import TelematicsSettingsDep
 
 router = APIRouter(prefix="/api/v1", tags=["telematics"])
 
@@ -92,7 +93,7 @@ def unknown_devices(session: SessionDep, actor: ActorDep, listing: ListingDep) -
 def telemetry(
     session: SessionDep,
     redis: RedisDep,
-    request: Request,
+    telematics_settings: TelematicsSettingsDep,
     batch: service.TelemetryBatch,
     token: Annotated[str, Depends(current_token)],
 ) -> dict[str, Any]:
@@ -101,7 +102,7 @@ def telemetry(
     return service.accept_batch(
         session=session,
         redis=redis,
-        settings=request.app.state.telematics_settings,
+        settings=telematics_settings,
         token=token,
         batch=batch,
     )

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
+from fastapi import Depends
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from fleet.api import from_state
 
 
 class TelematicsSettings(BaseSettings):
@@ -91,3 +94,7 @@ class TelematicsSettings(BaseSettings):
     trip_split_gap_s: float = Field(
         3600, gt=0, description="A reporting gap this long splits a trip, in seconds."
     )
+
+
+# The routes' dependency: the settings the app factory made, by type.
+TelematicsSettingsDep = Annotated[TelematicsSettings, Depends(from_state("telematics_settings"))]
