@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -255,7 +255,12 @@ def verify(
 # ---- the audited write: snapshot, change, flush, record -------------------------------------
 
 
-def created(*, session: Session, actor: ActorRef, entity: str, obj: Any) -> Any:
+View = Callable[[Any], Mapping[str, Any]]  # what an entry shows of an object: `snapshot`
+
+
+def created(
+    *, session: Session, actor: ActorRef, entity: str, obj: Any, view: View = snapshot
+) -> Any:
     """Adds a new object, flushes it (so it has its id, and a duplicate fails here), and records
     its creation with its state; returns the object."""
     session.add(obj)
@@ -266,14 +271,16 @@ def created(*, session: Session, actor: ActorRef, entity: str, obj: Any) -> Any:
         action="create",
         entity=entity,
         entity_id=obj.id,
-        after=snapshot(obj),
+        after=view(obj),
     )
     return obj
 
 
-def deleted(*, session: Session, actor: ActorRef, entity: str, obj: Any) -> None:
+def deleted(
+    *, session: Session, actor: ActorRef, entity: str, obj: Any, view: View = snapshot
+) -> None:
     """Deletes an object, flushes, and records its deletion with the state it had."""
-    before = snapshot(obj)
+    before = view(obj)
     entity_id = obj.id
     session.delete(obj)
     session.flush()
@@ -298,15 +305,21 @@ class Changing:
 
 @contextmanager
 def changing(
-    *, session: Session, actor: ActorRef, entity: str, obj: Any, action: str = "update"
+    *,
+    session: Session,
+    actor: ActorRef,
+    entity: str,
+    obj: Any,
+    action: str = "update",
+    view: View = snapshot,
 ) -> Iterator[Changing]:
     """Around a change to `obj`: its state before, the block, a flush, its state after, and one
     entry when anything changed (nothing is recorded for a change that changed nothing)."""
     change = Changing(action)
-    before = snapshot(obj)
+    before = view(obj)
     yield change
     session.flush()
-    after = snapshot(obj)
+    after = view(obj)
     if change.always or changed(before, after):
         record(
             session=session,

@@ -151,56 +151,38 @@ def create_fence(*, session: Session, actor: Actor, data: FenceCreate) -> Fence:
         owner_unit_id=actor.unit_id,
         note=data.note,
     )
-    session.add(fence)
-    session.flush()
-    audit.record(
-        session=session,
-        actor=actor.ref,
-        action="create",
-        entity="fence",
-        entity_id=fence.id,
-        after=_audit_view(fence),
+    return audit.created(
+        session=session, actor=actor.ref, entity="fence", obj=fence, view=_audit_view
     )
-    return fence
 
 
 def update_fence(*, session: Session, actor: Actor, fence_id: int, data: FenceUpdate) -> Fence:
     fence = _writable(session, actor, fence_id)
-    before = _audit_view(fence)
-    changes = data.model_dump(exclude_unset=True)
-    for required in ("name", "kind", "geometry", "enabled", "unit_ids", "categories", "note"):
-        if required in changes and changes[required] is None:
-            raise Invalid(f"{required} cannot be empty", field=required)
-    if {"geometry", "radius_m", "width_m"} & changes.keys():
-        geojson = changes.get("geometry") or mapping(to_shape(fence.geometry))
-        radius = changes.get("radius_m", fence.radius_m if "geometry" not in changes else None)
-        width = changes.get("width_m", fence.width_m if "geometry" not in changes else None)
-        shape_kind, shape, area = _shape_and_area(dict(geojson), radius, width)
-        fence.shape, fence.geometry = shape_kind, from_shape(shape, srid=4326)
-        fence.area, fence.radius_m, fence.width_m = from_shape(area, srid=4326), radius, width
-    if "unit_ids" in changes:
-        _check_units(session, actor, changes["unit_ids"])
-        fence.unit_ids = sorted(set(changes["unit_ids"]))
-    if "categories" in changes:
-        fence.categories = sorted({str(c) for c in changes["categories"]})
-    if "schedule" in changes:
-        fence.schedule = _schedule(data.schedule)
-    for key in ("name", "kind", "speed_limit_kmh", "enabled", "note"):
-        if key in changes:
-            setattr(fence, key, changes[key])
-    fence.updated_at = utcnow()
-    session.flush()
-    after = _audit_view(fence)
-    if audit.changed(before, after):
-        audit.record(
-            session=session,
-            actor=actor.ref,
-            action="update",
-            entity="fence",
-            entity_id=fence.id,
-            before=before,
-            after=after,
-        )
+    with audit.changing(
+        session=session, actor=actor.ref, entity="fence", obj=fence, view=_audit_view
+    ):
+        changes = data.model_dump(exclude_unset=True)
+        for required in ("name", "kind", "geometry", "enabled", "unit_ids", "categories", "note"):
+            if required in changes and changes[required] is None:
+                raise Invalid(f"{required} cannot be empty", field=required)
+        if {"geometry", "radius_m", "width_m"} & changes.keys():
+            geojson = changes.get("geometry") or mapping(to_shape(fence.geometry))
+            radius = changes.get("radius_m", fence.radius_m if "geometry" not in changes else None)
+            width = changes.get("width_m", fence.width_m if "geometry" not in changes else None)
+            shape_kind, shape, area = _shape_and_area(dict(geojson), radius, width)
+            fence.shape, fence.geometry = shape_kind, from_shape(shape, srid=4326)
+            fence.area, fence.radius_m, fence.width_m = from_shape(area, srid=4326), radius, width
+        if "unit_ids" in changes:
+            _check_units(session, actor, changes["unit_ids"])
+            fence.unit_ids = sorted(set(changes["unit_ids"]))
+        if "categories" in changes:
+            fence.categories = sorted({str(c) for c in changes["categories"]})
+        if "schedule" in changes:
+            fence.schedule = _schedule(data.schedule)
+        for key in ("name", "kind", "speed_limit_kmh", "enabled", "note"):
+            if key in changes:
+                setattr(fence, key, changes[key])
+        fence.updated_at = utcnow()
     return fence
 
 
@@ -210,17 +192,7 @@ def delete_fence(*, session: Session, actor: Actor, fence_id: int) -> None:
         raise Conflict(
             f"fence {fence_id} is evidence in alerts; disable it instead (PATCH enabled=false)"
         )
-    before = _audit_view(fence)
-    session.delete(fence)
-    session.flush()
-    audit.record(
-        session=session,
-        actor=actor.ref,
-        action="delete",
-        entity="fence",
-        entity_id=fence_id,
-        before=before,
-    )
+    audit.deleted(session=session, actor=actor.ref, entity="fence", obj=fence, view=_audit_view)
 
 
 def import_fences(*, session: Session, actor: Actor, collection: Any) -> list[Fence]:
