@@ -76,8 +76,18 @@ const TABLE = {
 };
 
 // Pages add their own labels: extend({"key": ["中文", "English"]}).
+// A page's own labels join the table. A key given twice with other texts is a mistake that would
+// otherwise go silent (the later module wins): it is reported on the console, where the page tests
+// fail on it, and the first texts are kept.
 export function extend(entries) {
-  Object.assign(TABLE, entries);
+  for (const [key, texts] of Object.entries(entries)) {
+    const known = TABLE[key];
+    if (known && (known[0] !== texts[0] || known[1] !== texts[1])) {
+      console.error(`i18n: ${key} is defined twice: ${JSON.stringify(known)} and ${JSON.stringify(texts)}`);
+      continue;
+    }
+    TABLE[key] = texts;
+  }
 }
 
 export function lang() {
