@@ -3,6 +3,7 @@
 import { ApiError, api } from "./api.js";
 import { extend, t } from "./i18n.js";
 import { notify } from "./shell.js";
+import { el } from "./dom.js";
 
 extend({
   "admin.to_dashboard": ["统计看板", "Dashboard"],
@@ -121,22 +122,7 @@ export function uid(prefix) {
 }
 
 // el("td", {i18n: "cat.general"}) keeps the label switching language with the page.
-export function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === "i18n") {
-      node.dataset.i18n = value;
-      node.textContent = t(value);
-    } else if (key === "text") node.textContent = value;
-    else if (key === "className") node.className = value;
-    else if (key === "dataset") Object.assign(node.dataset, value);
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value === true ? "" : value);
-  }
-  node.append(...children.filter((c) => c !== null && c !== undefined && c !== false));
-  return node;
-}
+export { el };
 
 export function button(key, onclick, className = "") {
   return el("button", { type: "button", i18n: key, className, onclick });

@@ -2,22 +2,11 @@
 import { ApiError } from "./api.js";
 import { lang, t } from "./i18n.js";
 import { config } from "./shell.js";
+import { el } from "./dom.js";
 
 export const zone = config.zone || Intl.DateTimeFormat().resolvedOptions().timeZone;
 
-export function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (name === "class") node.className = value;
-    else if (name === "text") node.textContent = value;
-    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
-    else if (name === "dataset") Object.assign(node.dataset, value);
-    else node.setAttribute(name, value === true ? "" : value);
-  }
-  node.append(...children.filter((c) => c !== null && c !== undefined && c !== false));
-  return node;
-}
+export { el };
 
 // A label that apply() relabels when the language changes.
 export function label(key, tag = "span", attrs = {}) {

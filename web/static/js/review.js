@@ -3,6 +3,7 @@
 // vehicle file one click away. An alert is addressed as #alert-ID, so it can be linked and the
 // browser's back button returns to the previous one.
 import { api, ApiError, token } from "./api.js";
+import { el } from "./dom.js";
 import { apply, lang, t, when } from "./i18n.js";
 import { config, notify, start } from "./shell.js";
 import { KINDS, duration, figure, known, label } from "./review-labels.js";
@@ -27,17 +28,6 @@ let evidence = null; // a promise of {map: EvidenceMap, playback: Playback}
 
 // For the tests and for anyone poking at the page from the console.
 window.fleetReview = { ready: false, live: false, drawn: null, map: null, marker: null, loads: 0 };
-
-function el(tag, { text, i18n, cls, attrs } = {}) {
-  const node = document.createElement(tag);
-  if (i18n) {
-    node.dataset.i18n = i18n;
-    node.textContent = t(i18n);
-  } else if (text !== undefined) node.textContent = text;
-  if (cls) node.className = cls;
-  for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
-  return node;
-}
 
 // ---- the queue ------------------------------------------------------------------------------
 
