@@ -4,6 +4,7 @@ import { api, ApiError, token } from "./api.js";
 import { extend, lang, t } from "./i18n.js";
 import { config, notify, start } from "./shell.js";
 import { clearErrors, el, showErrors, turns } from "./admin-common.js";
+import { parseWall } from "./zone.js";
 
 extend({
   "dash.to_admin": ["系统管理", "Administration"],
@@ -58,22 +59,9 @@ window.fleetDashboard = { charts: {}, data: {}, ready: false, loads: 0 };
 
 // ---- the period, as dates in the display zone --------------------------------------------------
 
-function offsetMinutes(ms, zone) {
-  const parts = Object.fromEntries(new Intl.DateTimeFormat("en-US", {
-    timeZone: zone, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit",
-    hour: "2-digit", minute: "2-digit", second: "2-digit",
-  }).formatToParts(new Date(ms)).map((p) => [p.type, Number(p.value)]));
-  const local = Date.UTC(parts.year, parts.month - 1, parts.day, parts.hour, parts.minute, parts.second);
-  return Math.round((local - ms) / 60_000);
-}
-
 // Midnight starting a local date in the display zone, as an instant (ISO-8601, UTC).
 function startOf(date, zone) {
-  const [y, m, d] = date.split("-").map(Number);
-  const naive = Date.UTC(y, m - 1, d);
-  let instant = naive - offsetMinutes(naive, zone) * 60_000;
-  instant = naive - offsetMinutes(instant, zone) * 60_000; // across a DST change
-  return new Date(instant).toISOString();
+  return new Date(parseWall(date, zone)).toISOString();
 }
 
 function addDays(date, days) {

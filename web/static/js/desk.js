@@ -3,6 +3,7 @@
 import { api, ApiError, token } from "./api.js";
 import { apply, t, when } from "./i18n.js";
 import { config, notify, start } from "./shell.js";
+import { parseWall } from "./zone.js";
 
 const OFFLINE_MS = 10 * 60 * 1000;
 const ALERT_HOLD_MS = 30 * 60 * 1000;
@@ -325,10 +326,8 @@ function localInput(date) {
 }
 
 function zoned(value) {
-  // The wall time typed in the display zone, as an instant: find the zone's offset then.
-  const guess = new Date(`${value}:00Z`);
-  const wall = new Date(localInput(guess) + ":00Z");
-  return new Date(guess.getTime() - (wall.getTime() - guess.getTime()));
+  // The wall time typed in the display zone, as an instant.
+  return new Date(parseWall(value, config.zone));
 }
 
 function drawTrack(points) {

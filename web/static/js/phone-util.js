@@ -2,6 +2,7 @@
 import { ApiError } from "./api.js";
 import { lang, t } from "./i18n.js";
 import { config } from "./shell.js";
+import { zonedIso as zonedWallIso } from "./zone.js";
 import { el } from "./dom.js";
 
 export const zone = config.zone || Intl.DateTimeFormat().resolvedOptions().timeZone;
@@ -25,27 +26,11 @@ function wallParts(ms) {
     minute: get("minute"), second: get("second") };
 }
 
-function offsetMinutes(ms) {
-  const w = wallParts(ms);
-  const asUtc = Date.UTC(w.year, w.month - 1, w.day, w.hour, w.minute, w.second);
-  return Math.round((asUtc - Math.floor(ms / 1000) * 1000) / 60000);
-}
-
 const pad = (n) => String(n).padStart(2, "0");
 
 // "2026-11-24T09:00" read in the display zone -> "2026-11-24T09:00:00+08:00".
 export function zonedIso(local) {
-  const [day, time] = local.split("T");
-  const [y, m, d] = day.split("-").map(Number);
-  const [hh, mm] = time.split(":").map(Number);
-  const wall = Date.UTC(y, m - 1, d, hh, mm);
-  // Twice: the offset at the wall time read as UTC can differ from the one at the real instant
-  // near a daylight-saving change.
-  let offset = offsetMinutes(wall);
-  offset = offsetMinutes(wall - offset * 60000);
-  const sign = offset < 0 ? "-" : "+";
-  const abs = Math.abs(offset);
-  return `${day}T${pad(hh)}:${pad(mm)}:00${sign}${pad(Math.floor(abs / 60))}:${pad(abs % 60)}`;
+  return zonedWallIso(local, zone);
 }
 
 // The wall-clock date in the display zone `days` from now, at `hour`:00, for datetime-local.

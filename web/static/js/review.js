@@ -4,6 +4,7 @@
 // browser's back button returns to the previous one.
 import { api, ApiError, token } from "./api.js";
 import { el } from "./dom.js";
+import { wallToInstant } from "./zone.js";
 import { apply, lang, t, when } from "./i18n.js";
 import { config, notify, start } from "./shell.js";
 import { KINDS, duration, figure, known, label } from "./review-labels.js";
@@ -31,22 +32,10 @@ window.fleetReview = { ready: false, live: false, drawn: null, map: null, marker
 
 // ---- the queue ------------------------------------------------------------------------------
 
-// The offset of `zone` from UTC at an instant, in milliseconds.
-function zoneOffset(ms) {
-  const parts = Object.fromEntries(new Intl.DateTimeFormat("en-US", {
-    timeZone: config.zone || undefined, hourCycle: "h23", year: "numeric", month: "2-digit",
-    day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit",
-  }).formatToParts(new Date(ms)).map((p) => [p.type, p.value]));
-  return Date.UTC(+parts.year, +parts.month - 1, +parts.day, +parts.hour, +parts.minute,
-    +parts.second) - ms;
-}
-
 // Midnight of a calendar date in the display zone (the period filter is in local days).
 function midnight(date, addDays = 0) {
   const [y, m, d] = date.split("-").map(Number);
-  const guess = Date.UTC(y, m - 1, d + addDays);
-  const first = guess - zoneOffset(guess);
-  return new Date(guess - zoneOffset(first)).toISOString();
+  return new Date(wallToInstant(y, m, d + addDays, 0, 0, config.zone)).toISOString();
 }
 
 function query() {
