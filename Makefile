@@ -27,6 +27,7 @@ lint: bootstrap
 	@$(DEV) exec ruff check .
 	@$(DEV) exec ruff format --check .
 	@$(DEV) exec mypy
+	@npx --no-install eslint web/static/js
 
 bench: services
 	@$(DEV) exec python -m bench

@@ -1,7 +1,7 @@
 // What the administration tabs share: their labels, the vocabulary of the registry, a small DOM
 // builder, forms built from field lists, and the API's field errors shown next to the field.
 import { ApiError, api } from "./api.js";
-import { extend, t } from "./i18n.js";
+import { extend } from "./i18n.js";
 import { notify } from "./shell.js";
 import { el } from "./dom.js";
 

@@ -300,7 +300,7 @@ export function initDrivers(panel) {
     { name: "active", key: "field.active", type: "checkbox" },
   ];
   buildFields(form, fields);
-  const { pages, load } = pagedTable(panel, "driver", "/api/v1/drivers", 6, row);
+  const { load } = pagedTable(panel, "driver", "/api/v1/drivers", 6, row);
   let editing = null;
 
   function row(d) {
@@ -367,7 +367,7 @@ export function initDevices(panel) {
     { name: "enabled", key: "admin.enabled", type: "checkbox" },
   ];
   buildFields(form, fields);
-  const { pages, load } = pagedTable(panel, "device", "/api/v1/devices", 6, row);
+  const { load } = pagedTable(panel, "device", "/api/v1/devices", 6, row);
   const unknown = panel.querySelector("#unknown-rows");
   const tokenBox = panel.querySelector("#device-token");
   let unknownItems = [];

@@ -127,7 +127,7 @@ function displayBounds(config, [west, south, east, north]) {
 
 // GCJ-02 (the datum of most Chinese base maps) from and to WGS-84, for drawing on such a map.
 const A = 6378245.0;
-const EE = 0.00669342162296594323;
+const EE = 0.006693421622965943; // 0.00669342162296594323, as a double
 
 function outOfChina(lon, lat) {
   return lon < 72.004 || lon > 137.8347 || lat < 0.8293 || lat > 55.8271;
