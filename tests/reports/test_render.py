@@ -15,6 +15,7 @@ import pytest
 
 from dispatch.orders import OrderStatus
 from fleet.models import Energy, VehicleCategory, VehicleStatus
+from reports import layout
 from reports import render as report
 
 FONT = Path("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf")
@@ -374,7 +375,7 @@ def test_project_keeps_a_square_in_metres_square() -> None:
     side = 0.01  # degrees of latitude; the same metres east take 1 / cos(lat) as many degrees
     east = side / math.cos(math.radians(lat))
     square = [(120.0, lat), (120.0 + east, lat), (120.0 + east, lat + side), (120.0, lat + side)]
-    (projected,), _ = report.project([square], 300, 200, 10)
+    (projected,), _ = layout.project([square], 300, 200, 10)
     xs, ys = [p[0] for p in projected], [p[1] for p in projected]
     assert max(xs) - min(xs) == pytest.approx(max(ys) - min(ys), rel=1e-3)
     assert max(ys) - min(ys) == pytest.approx(180)  # the height is what limits it
@@ -382,7 +383,7 @@ def test_project_keeps_a_square_in_metres_square() -> None:
 
 def test_project_fits_the_box_within_its_margins_and_centres() -> None:
     track = [(120.10, 30.20), (120.35, 30.22), (120.30, 30.31)]
-    (projected,), _ = report.project([track], 400, 300, 20)
+    (projected,), _ = layout.project([track], 400, 300, 20)
     xs, ys = [p[0] for p in projected], [p[1] for p in projected]
     assert min(xs) >= 20 - 1e-9
     assert max(xs) <= 380 + 1e-9
@@ -394,56 +395,56 @@ def test_project_fits_the_box_within_its_margins_and_centres() -> None:
 
 
 def test_project_puts_north_up() -> None:
-    (projected,), _ = report.project([[(120.0, 30.0), (120.0, 30.1)]], 100, 100, 10)
+    (projected,), _ = layout.project([[(120.0, 30.0), (120.0, 30.1)]], 100, 100, 10)
     assert projected[1][1] < projected[0][1]
 
 
 def test_project_scale_matches_the_ground_distance() -> None:
     a, b = (120.0, 30.0), (120.05, 30.0)
-    (projected,), metres_per_unit = report.project([[a, b]], 500, 300, 25)
-    ground_m = math.radians(0.05) * math.cos(math.radians(30.0)) * report.EARTH_RADIUS_M
+    (projected,), metres_per_unit = layout.project([[a, b]], 500, 300, 25)
+    ground_m = math.radians(0.05) * math.cos(math.radians(30.0)) * layout.EARTH_RADIUS_M
     units = projected[1][0] - projected[0][0]
     assert metres_per_unit is not None
     assert units * metres_per_unit == pytest.approx(ground_m, rel=1e-9)
 
 
 def test_project_centres_a_single_point_in_a_box_of_min_span() -> None:
-    (point,), metres_per_unit = report.project([[(120.2, 30.2)]], 300, 200, 20)
+    (point,), metres_per_unit = layout.project([[(120.2, 30.2)]], 300, 200, 20)
     assert point[0] == pytest.approx((150, 100))
-    assert metres_per_unit == pytest.approx(report.MIN_SPAN_M / 160)
+    assert metres_per_unit == pytest.approx(layout.MIN_SPAN_M / 160)
 
 
 def test_project_handles_empty_input_and_lines() -> None:
-    assert report.project([], 100, 100, 10) == report.Projection((), None)
-    assert report.project([[], []], 100, 100, 10) == report.Projection(((), ()), None)
+    assert layout.project([], 100, 100, 10) == layout.Projection((), None)
+    assert layout.project([[], []], 100, 100, 10) == layout.Projection(((), ()), None)
 
 
 def test_project_keeps_one_output_line_per_input_line() -> None:
     lines = [[], [(120.0, 30.0), (120.1, 30.0)], [(120.05, 30.0)]]
-    projected, _ = report.project(lines, 200, 100, 10)
+    projected, _ = layout.project(lines, 200, 100, 10)
     assert [len(line) for line in projected] == [0, 2, 1]
     assert projected[2][0][1] == pytest.approx(50)  # an east-west line sits mid-height
 
 
 def test_project_refuses_a_box_without_room() -> None:
     with pytest.raises(ValueError, match="no room"):
-        report.project([[(120.0, 30.0)]], 20, 100, 10)
+        layout.project([[(120.0, 30.0)]], 20, 100, 10)
 
 
 def test_scale_bar_is_a_round_number_of_km_that_fits() -> None:
-    units, text = report.scale_bar(metres_per_unit=20.0, max_units=180)  # 3.6 km available
+    units, text = layout.scale_bar(metres_per_unit=20.0, max_units=180)  # 3.6 km available
     assert (units, text) == (pytest.approx(100.0), "2 km")
-    units, text = report.scale_bar(metres_per_unit=1.0, max_units=700)
+    units, text = layout.scale_bar(metres_per_unit=1.0, max_units=700)
     assert (units, text) == (pytest.approx(500.0), "0.5 km")
 
 
 def test_bar_rects_scale_to_the_largest_value() -> None:
-    rects = report.bar_rects([10.0, None, 20.0, -5.0], 400, 100)
+    rects = layout.bar_rects([10.0, None, 20.0, -5.0], 400, 100)
     heights = [h for _, _, _, h in rects]
     assert heights == [50.0, 0.0, 100.0, 0.0]
     assert all(y + h == pytest.approx(100) for _, y, _, h in rects)
     assert [x for x, _, _, _ in rects] == sorted(x for x, _, _, _ in rects)
-    assert report.bar_rects([], 400, 100) == []
+    assert layout.bar_rects([], 400, 100) == []
 
 
 # ---- vocabularies and formats -------------------------------------------------------------------
@@ -456,26 +457,26 @@ def test_labels_cover_every_status_category_and_energy_the_models_know() -> None
         ("category", VehicleCategory),
         ("energy", Energy),
     ):
-        assert {v.value for v in values} <= set(report.LABELS[vocabulary]), vocabulary
-    for vocabulary, labels in report.LABELS.items():
+        assert {v.value for v in values} <= set(layout.LABELS[vocabulary]), vocabulary
+    for vocabulary, labels in layout.LABELS.items():
         for value, (zh, en) in labels.items():
             assert re.fullmatch(r"[\u4e00-\u9fff]+", zh), (vocabulary, value)
             assert re.fullmatch(r"[A-Za-z][A-Za-z -]*", en), (vocabulary, value)
 
 
 def test_formats_times_money_and_distances_for_the_reader() -> None:
-    assert report.format_time("2026-11-24T00:30:00+00:00") == "2026-11-24 08:30"
-    assert report.format_time("2026-11-24T00:30:00Z") == "2026-11-24 08:30"
-    assert report.format_time("2026-11-24T00:30:00") == "2026-11-24 08:30"  # naive means UTC
-    assert report.format_time(None) == "—"
-    assert report.format_money(123.4) == "¥123.40"
-    assert report.format_money(1234.5) == "¥1,234.50"
-    assert report.format_money(None) == "—"
-    assert report.format_distance(11890.0) == "11.9 km"
-    assert report.format_duration(2580.0) == "43 min"
-    assert report.format_duration(5400.0) == "1 h 30 min"
-    assert report.label("alert_kind", "off_route") == "偏离路线 Off route"
-    assert report.label("alert_kind", "new_kind") == "new_kind"
+    assert layout.format_time("2026-11-24T00:30:00+00:00") == "2026-11-24 08:30"
+    assert layout.format_time("2026-11-24T00:30:00Z") == "2026-11-24 08:30"
+    assert layout.format_time("2026-11-24T00:30:00") == "2026-11-24 08:30"  # naive means UTC
+    assert layout.format_time(None) == "—"
+    assert layout.format_money(123.4) == "¥123.40"
+    assert layout.format_money(1234.5) == "¥1,234.50"
+    assert layout.format_money(None) == "—"
+    assert layout.format_distance(11890.0) == "11.9 km"
+    assert layout.format_duration(2580.0) == "43 min"
+    assert layout.format_duration(5400.0) == "1 h 30 min"
+    assert layout.label("alert_kind", "off_route") == "偏离路线 Off route"
+    assert layout.label("alert_kind", "new_kind") == "new_kind"
 
 
 # ---- the order dossier --------------------------------------------------------------------------
