@@ -210,39 +210,21 @@ def seed_demo(ctx: typer.Context) -> None:
     """Load the demo fleet (idempotent: only what is missing is added)."""
     from redis import Redis
 
-    from costs import demo as costs_demo
-    from dispatch import demo as dispatch_demo
-    from dispatch.settings import DispatchSettings
-    from fleet import demo
-    from geofence import demo as geofence_demo
+    from app import demo
 
     settings: Settings = ctx.obj
     _check_database(settings)
     engine = make_engine(settings, pool_size=1)
     try:
         with unit_of_work(make_session_factory(engine)) as session:
-            report = demo.seed(session=session)
-            fences = geofence_demo.seed(session=session)
-            dispatch = dispatch_demo.seed(
+            report = demo.seed(
                 session=session,
-                settings=DispatchSettings(),
-                zone_name=settings.display_timezone,
                 redis=Redis.from_url(settings.redis_url),
-                now=utcnow(),
-            )
-            dispatch["costs"] = costs_demo.seed(
-                session=session,
-                settings=DispatchSettings(),
                 zone_name=settings.display_timezone,
                 now=utcnow(),
             )
     finally:
         engine.dispose()
-    if fences:
-        report.created["fences"] += fences
-    for kind, count in dispatch.items():
-        if count:
-            report.created[kind] += count
     added = ", ".join(f"{n} {k}" for k, n in sorted(report.created.items())) or "nothing new"
     typer.echo(
         f"demo data: {added}; {report.vehicles} vehicles, {report.new_energy_share:.0%} new-energy"

@@ -11,33 +11,15 @@ from redis import Redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from costs import demo as costs_demo
-from dispatch import demo as dispatch_demo
+from app import demo as app_demo
 from dispatch.models import Assignment, TripOrder
-from dispatch.settings import DispatchSettings
-from fleet import demo
 from fleet.db import utcnow
 from fleet.demo import DEMO_PASSWORD
-from geofence import demo as geofence_demo
 
 
 @pytest.fixture
 def seeded(db: Session, redis: Redis) -> dict[str, Any]:
-    demo.seed(session=db)
-    geofence_demo.seed(session=db)
-    dispatch_demo.seed(
-        session=db,
-        settings=DispatchSettings(),
-        zone_name="Asia/Shanghai",
-        redis=redis,
-        now=utcnow(),
-    )
-    costs_demo.seed(
-        session=db,
-        settings=DispatchSettings(),
-        zone_name="Asia/Shanghai",
-        now=utcnow(),
-    )
+    app_demo.seed(session=db, redis=redis, zone_name="Asia/Shanghai", now=utcnow())
     db.commit()
     order = db.scalar(select(TripOrder).where(TripOrder.status == "completed"))
     assert order is not None

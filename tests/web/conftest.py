@@ -25,14 +25,11 @@ from redis import Redis
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session
 
-from costs import demo as costs_demo
-from dispatch import demo as dispatch_demo
-from dispatch.settings import DispatchSettings
-from fleet import demo, migrate
+from app import demo as app_demo
+from fleet import migrate
 from fleet.db import utcnow
 from fleet.demo import DEMO_PASSWORD
 from fleet.settings import Settings
-from geofence import demo as geofence_demo
 from telematics import roads
 from tests.support import free_port, wait_healthy, wait_port
 
@@ -73,21 +70,7 @@ def stack(scratch_settings: Settings, request: pytest.FixtureRequest) -> Iterato
     roads.import_pbf(owner, DEMO_ROADS)  # the owner's work, as `fleet roads import` does it
     owner.dispose()
     with Session(engine) as session:
-        demo.seed(session=session)
-        geofence_demo.seed(session=session)
-        dispatch_demo.seed(
-            session=session,
-            settings=DispatchSettings(),
-            zone_name="Asia/Shanghai",
-            redis=redis,
-            now=utcnow(),
-        )
-        costs_demo.seed(
-            session=session,
-            settings=DispatchSettings(),
-            zone_name="Asia/Shanghai",
-            now=utcnow(),
-        )
+        app_demo.seed(session=session, redis=redis, zone_name="Asia/Shanghai", now=utcnow())
         session.commit()
     port = free_port()
     env = {

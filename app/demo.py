@@ -1,0 +1,34 @@
+"""The whole demo, in the order its parts depend on: units, people and vehicles; fences; orders
+and their trips; the completed trip's receipts. Idempotent: only what is missing is added."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from redis import Redis
+from sqlalchemy.orm import Session
+
+from costs import demo as costs_demo
+from dispatch import demo as dispatch_demo
+from dispatch.settings import DispatchSettings
+from fleet import demo
+from geofence import demo as geofence_demo
+
+
+def seed(*, session: Session, redis: Redis, zone_name: str, now: datetime) -> demo.SeedReport:
+    """Seeds every part in the caller's transaction; the report counts all that was added."""
+    report = demo.seed(session=session)
+    added = {"fences": geofence_demo.seed(session=session)}
+    settings = DispatchSettings()
+    added.update(
+        dispatch_demo.seed(
+            session=session, settings=settings, zone_name=zone_name, redis=redis, now=now
+        )
+    )
+    added["costs"] = costs_demo.seed(
+        session=session, settings=settings, zone_name=zone_name, now=now
+    )
+    for kind, count in added.items():
+        if count:
+            report.created[kind] += count
+    return report
