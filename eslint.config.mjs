@@ -7,7 +7,7 @@ export default [
   {
     files: ["web/static/js/**/*.js"],
     languageOptions: {
-      ecmaVersion: 2023,
+      ecmaVersion: "latest",
       sourceType: "module",
       globals: { ...globals.browser, maplibregl: "readonly", echarts: "readonly" },
     },

@@ -2,38 +2,14 @@
 // point on its edge (or a typed radius). The map may be a GCJ-02 base map; what is stored is
 // always WGS-84, so drawn points are converted back before they are sent.
 import { api } from "./api.js";
+import labels from "../labels/admin-fences.json" with { type: "json" };
 import { extend, t } from "./i18n.js";
 import { config, notify } from "./shell.js";
 import {
   buildFields, button, createBody, el, emptyRow, readFields, submitting, turns, writeFields,
 } from "./admin-common.js";
 
-extend({
-  "admin.fences.list": ["围栏列表", "Fences"],
-  "admin.fences.new": ["绘制新围栏", "Draw a new fence"],
-  "admin.fences.shape": ["形状", "Shape"],
-  "admin.fences.draw": ["开始绘制", "Start drawing"],
-  "admin.fences.stop": ["结束绘制", "Stop drawing"],
-  "admin.fences.undo": ["撤销上一点", "Undo last point"],
-  "admin.fences.clear": ["清除", "Clear"],
-  "admin.fences.hint_polygon": ["在地图上依次点击多边形的各个顶点（至少三个）。键盘：方向键移动地图，回车在中心十字处加点，退格撤销。",
-    "Click the polygon's corners on the map in turn (at least three). Keyboard: arrows move the map, Enter adds the point under the centre cross, Backspace undoes."],
-  "admin.fences.hint_circle": ["先点击圆心，再点击圆周上一点（或输入半径）。键盘：方向键移动地图，回车在中心十字处加点。",
-    "Click the centre, then a point on the edge (or type the radius). Keyboard: arrows move the map, Enter adds the point under the centre cross."],
-  "admin.fences.points": ["已绘制的点（WGS-84 经度, 纬度）", "Points drawn (WGS-84 longitude, latitude)"],
-  "admin.fences.radius": ["半径 米", "Radius (m)"],
-  "admin.fences.speed": ["区内限速 km/h", "Speed limit inside (km/h)"],
-  "admin.fences.locate": ["定位", "Show"],
-  "admin.fences.map": ["围栏地图", "Fence map"],
-  "admin.fences.in_use": ["该围栏已作为告警证据，只能停用", "This fence is evidence in an alert: disable it instead"],
-  "fkind.prohibited": ["禁入区域", "Prohibited zone"],
-  "fkind.permitted_region": ["允许行驶区域", "Permitted region"],
-  "fkind.depot": ["停车点", "Depot"],
-  "fkind.custom": ["自定义", "Custom"],
-  "fshape.polygon": ["多边形", "Polygon"],
-  "fshape.circle": ["圆形", "Circle"],
-  "fshape.corridor": ["走廊", "Corridor"],
-});
+extend(labels);
 
 const KINDS = ["prohibited", "permitted_region", "depot", "custom"];
 const COLOURS = ["match", ["get", "kind"], "prohibited", "#d62728", "depot", "#2ca02c",

@@ -1,6 +1,7 @@
 // The registry tabs: units, users and roles, vehicles, drivers, devices (with the trackers the
 // gateways heard from but nobody registered).
 import { api } from "./api.js";
+import labels from "../labels/admin-registry.json" with { type: "json" };
 import { extend, t, when } from "./i18n.js";
 import { config, notify } from "./shell.js";
 import {
@@ -8,41 +9,7 @@ import {
   loadUnits, pager, readFields, submitting, unitName, unitOptions, units, vocabCell, writeFields,
 } from "./admin-common.js";
 
-extend({
-  "admin.units.tree": ["单位树", "Unit tree"],
-  "admin.units.new": ["新建单位", "New unit"],
-  "admin.units.pick": ["设为上级", "Use as parent"],
-  "admin.users.list": ["用户", "Users"],
-  "admin.users.new": ["新建用户", "New user"],
-  "admin.users.deactivate": ["停用", "Deactivate"],
-  "admin.users.reactivate": ["恢复", "Reactivate"],
-  "admin.users.confirm_deactivate": ["停用该账号并注销其登录？", "Deactivate this account and sign it out?"],
-  "admin.users.active_only": ["仅有效账号", "Active only"],
-  "admin.vehicles.list": ["车辆列表", "Vehicles"],
-  "admin.vehicles.new": ["新建车辆", "New vehicle"],
-  "admin.vehicles.edit": ["编辑车辆", "Edit vehicle"],
-  "admin.vehicles.seal": ["封存", "Seal"],
-  "admin.vehicles.unseal": ["启封", "Unseal"],
-  "admin.vehicles.sealed": ["已封存", "Sealed"],
-  "admin.vehicles.unsealed": ["已启封", "Back in use"],
-  "admin.vehicles.plate_part": ["车牌包含", "Plate contains"],
-  "admin.drivers.list": ["驾驶员列表", "Drivers"],
-  "admin.drivers.new": ["新建驾驶员", "New driver"],
-  "admin.drivers.edit": ["编辑驾驶员", "Edit driver"],
-  "admin.devices.list": ["已登记终端", "Registered devices"],
-  "admin.devices.new": ["登记终端", "Register a device"],
-  "admin.devices.unknown": ["未登记终端", "Unknown devices"],
-  "admin.devices.unknown_hint": ["网关收到过报文但尚未登记的终端", "Trackers that talked to a gateway without being registered"],
-  "admin.devices.register": ["登记", "Register"],
-  "admin.devices.first_seen": ["首次出现", "First seen"],
-  "admin.devices.last_seen": ["最近出现", "Last seen"],
-  "admin.devices.attempts": ["次数", "Attempts"],
-  "admin.devices.remote": ["来源地址", "From"],
-  "admin.devices.message": ["最近报文", "Last message"],
-  "admin.devices.rotate": ["更换令牌", "New token"],
-  "admin.devices.token": ["接入令牌（仅显示一次）", "Access token (shown once)"],
-  "admin.devices.no_vehicle": ["未绑定车辆", "No vehicle"],
-});
+extend(labels);
 
 const PROTOCOLS = { jt808: "JT/T 808", osmand: "OsmAnd", api: "HTTP API" };
 

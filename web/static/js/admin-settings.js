@@ -1,6 +1,7 @@
 // Rule settings (the engine's thresholds, read-only; the approval rules, editable), the working
 // calendar and each unit's working hours.
 import { api } from "./api.js";
+import labels from "../labels/admin-settings.json" with { type: "json" };
 import { extend, lang, t, when } from "./i18n.js";
 import { config, notify } from "./shell.js";
 import {
@@ -8,47 +9,7 @@ import {
   turns, unitDepth, unitName, unitOptions, units, writeFields,
 } from "./admin-common.js";
 
-extend({
-  "admin.rules.thresholds": ["告警规则阈值", "Alert thresholds"],
-  "admin.rules.thresholds_note": ["阈值由服务器配置（FLEET_ 开头的环境变量）设定，此处只读；下表取自每类规则最近一次告警所记录的阈值。",
-    "Thresholds are set in the server's configuration (FLEET_ variables) and are read-only here; the table shows those recorded on the latest alert of each kind."],
-  "admin.rules.kind": ["规则", "Rule"],
-  "admin.rules.values": ["阈值", "Thresholds"],
-  "admin.rules.seen": ["最近告警", "Latest alert"],
-  "admin.rules.no_alert": ["暂无告警记录", "No alert yet"],
-  "admin.approval.list": ["审批规则", "Approval rules"],
-  "admin.approval.new": ["新建审批规则", "New approval rule"],
-  "admin.approval.condition": ["条件", "Condition"],
-  "admin.approval.param": ["参数（天数或人数）", "Parameter (days or passengers)"],
-  "admin.approval.level": ["审批层级（0 本单位，1 上级…）", "Level (0 own unit, 1 its parent...)"],
-  "admin.approval.level_short": ["层级", "Level"],
-  "admin.approval.rule_name": ["说明", "Description"],
-  "cond.always": ["所有订单", "Every order"],
-  "cond.out_of_region": ["出市用车", "Out of the region"],
-  "cond.longer_than_days": ["用车超过天数", "Longer than (days)"],
-  "cond.non_working_day": ["非工作日用车", "On a non-working day"],
-  "cond.night": ["夜间用车", "At night"],
-  "cond.large_vehicle": ["中大型车辆", "Large vehicle"],
-  "cond.passengers_over": ["乘车人数超过", "More passengers than"],
-  "admin.calendar.year": ["年份", "Year"],
-  "admin.calendar.load": ["查看", "Show"],
-  "admin.calendar.working": ["工作日", "Working day"],
-  "admin.calendar.off": ["休息日", "Day off"],
-  "admin.calendar.unknown": ["未收录", "Not held"],
-  "admin.calendar.covered": ["全年已收录", "The whole year is held"],
-  "admin.calendar.missing": ["未收录天数", "Days not held"],
-  "admin.calendar.day": ["日期", "Date"],
-  "admin.calendar.edit": ["修改日期", "Change a date"],
-  "admin.calendar.pick": ["在日历中选择日期（方向键移动，回车选择）", "Pick a date in the calendar (arrow keys move, Enter picks)"],
-  "admin.calendar.is_working": ["工作日（不勾选为休息日）", "Working day (unchecked: day off)"],
-  "admin.calendar.manual": ["人工修改", "Changed by hand"],
-  "admin.hours.unit": ["单位", "Unit"],
-  "admin.hours.start": ["上班", "Start"],
-  "admin.hours.end": ["下班", "End"],
-  "admin.hours.inherited": ["沿用上级", "Inherited"],
-  "admin.hours.own": ["本单位设定", "Set here"],
-  "admin.hours.note": ["未设定的单位沿用上级单位（或系统默认）的工作时间。", "A unit without its own hours uses its parent's (or the default)."],
-});
+extend(labels);
 
 const RULE_KINDS = [
   "no_order", "off_hours", "off_route", "region_exit", "prohibited_zone", "overnight_away",

@@ -1,53 +1,13 @@
 // The dashboards: use, costs and alerts of the caller's units over a period, drawn with ECharts
 // from the statistics API, and the same reports as CSV or XLSX downloads.
 import { api, ApiError, token } from "./api.js";
+import labels from "../labels/dashboard.json" with { type: "json" };
 import { extend, lang, t } from "./i18n.js";
 import { config, notify, start } from "./shell.js";
 import { clearErrors, el, showErrors, turns } from "./admin-common.js";
 import { parseWall } from "./zone.js";
 
-extend({
-  "dash.to_admin": ["系统管理", "Administration"],
-  "dash.period": ["统计期间", "Period"],
-  "dash.since": ["开始日期", "From"],
-  "dash.until": ["结束日期（含当日）", "To (inclusive)"],
-  "dash.apply": ["查询", "Show"],
-  "dash.reversed": ["结束日期不能早于开始日期", "The end date is before the start date"],
-  "dash.presets": ["快捷期间", "Quick periods"],
-  "dash.this_month": ["本月", "This month"],
-  "dash.last_month": ["上月", "Last month"],
-  "dash.this_year": ["本年", "This year"],
-  "dash.kpi.vehicles_used": ["使用车辆", "Vehicles used"],
-  "dash.kpi.trips": ["行程数", "Trips"],
-  "dash.kpi.distance": ["行驶里程 km", "Distance (km)"],
-  "dash.kpi.cost": ["费用 元", "Cost (CNY)"],
-  "dash.kpi.alerts": ["告警数", "Alerts"],
-  "dash.kpi.new_energy": ["新能源里程占比", "New-energy share of distance"],
-  "dash.chart.distance": ["各单位行驶里程", "Distance per unit"],
-  "dash.chart.costs": ["费用构成", "Costs by kind"],
-  "dash.chart.alerts": ["各类告警及属实率", "Alerts per kind and confirmation rate"],
-  "dash.chart.energy": ["新能源车辆里程占比", "New-energy share of distance"],
-  "dash.no_data": ["本期间无数据", "No data in this period"],
-  "dash.exports": ["导出报表", "Export reports"],
-  "dash.report.units": ["单位用车统计", "Use per unit"],
-  "dash.report.vehicles": ["车辆使用统计", "Use per vehicle"],
-  "dash.report.alerts": ["告警统计", "Alerts per unit and kind"],
-  "dash.report.costs": ["费用统计", "Costs per unit and kind"],
-  "dash.download_failed": ["下载失败", "Download failed"],
-  "dash.confirmation_rate": ["属实率 %", "Confirmation rate (%)"],
-  "dash.new_energy": ["新能源", "New energy"],
-  "dash.conventional": ["燃油及混动", "Fuel and hybrid"],
-  "cost.fuel": ["加油", "Fuel"],
-  "cost.charging": ["充电", "Charging"],
-  "cost.maintenance": ["保养", "Maintenance"],
-  "cost.repair": ["维修", "Repair"],
-  "cost.insurance": ["保险", "Insurance"],
-  "cost.inspection": ["年检", "Inspection"],
-  "cost.toll": ["通行费", "Tolls"],
-  "cost.parking": ["停车费", "Parking"],
-  "cost.washing": ["洗车", "Washing"],
-  "cost.other": ["其他", "Other"],
-});
+extend(labels);
 
 const REPORTS = ["units", "vehicles", "alerts", "costs"];
 const FONT = "'Droid Sans Fallback', 'Noto Sans CJK SC', system-ui, sans-serif";
