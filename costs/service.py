@@ -150,18 +150,6 @@ def list_(
     return items, int(total or 0)
 
 
-def _audit(session: Session, actor: Actor, record: CostRecord, action: str) -> None:
-    audit.record(
-        session=session,
-        actor=actor.ref,
-        action=action,
-        entity="cost_record",
-        entity_id=record.id,
-        before=None,
-        after=audit.snapshot(record),
-    )
-
-
 def create(
     *, session: Session, actor: Actor, data: CostIn, setup: CheckSetup, now: datetime
 ) -> tuple[CostRecord, list[int]]:
@@ -175,9 +163,7 @@ def create(
     record = CostRecord(**values, unit_id=vehicle.unit_id, created_by=actor.user_id)
     if data.station is not None:
         record.station = from_shape(Point(*data.station["coordinates"]), srid=4326)
-    session.add(record)
-    session.flush()
-    _audit(session, actor, record, "create")
+    audit.created(session=session, actor=actor.ref, entity="cost_record", obj=record)
     link(session=session, vehicle_id=vehicle.id, since=data.at, settings=setup.settings)
     raised = check(session=session, vehicle_id=vehicle.id, since=data.at, setup=setup)
     return record, raised

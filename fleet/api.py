@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from fleet import auth as auth_service
 from fleet.auth import Actor
+from fleet.db import unit_of_work
 from fleet.errors import NotAuthenticated
 from fleet.registry import Listing
 from fleet.schemas import INT4_MAX
@@ -49,13 +50,8 @@ def get_redis(request: Request) -> Redis:
 
 def get_session(request: Request) -> Iterator[Session]:
     """The request is the transaction: commit when the handler returns, roll back on error."""
-    with request.app.state.session_factory() as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+    with unit_of_work(request.app.state.session_factory) as session:
+        yield session
 
 
 # scope="function": the commit runs when the handler returns, before the answer is sent. With the

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi import Path as Path_
 from fastapi.responses import HTMLResponse
+from sqlalchemy.orm import Session
 
 from dispatch.settings import DispatchSettingsDep
 from fleet import access, checkpoint
 from fleet.api import ActorDep, ClientDep, SessionDep, ZoneDep, from_state
+from fleet.auth import Actor
 from fleet.schemas import Id, Moment, Text
 from reports import dossier, statistics
 from reports import render as report
@@ -43,6 +46,33 @@ def _download(body: bytes, media_type: str, filename: str, *, inline: bool) -> R
 AnchorsDep = Annotated[checkpoint.Anchors | None, Depends(from_state("audit_anchors"))]
 
 
+def _order(
+    session: Session,
+    actor: Actor,
+    client: str,
+    anchors: checkpoint.Anchors | None,
+    order_id: int,
+    format: str,
+) -> dict[str, Any]:
+    """The order's dossier, its read recorded in `format`."""
+    data = dossier.order_dossier(session=session, actor=actor, order_id=order_id, anchors=anchors)
+    dossier.record_order_read(
+        session=session, actor=actor, client=client, dossier=data, format=format
+    )
+    return data
+
+
+def _vehicle_file(
+    session: Session, actor: Actor, client: str, zone: ZoneInfo, vehicle_id: int, format: str
+) -> dict[str, Any]:
+    """The vehicle file, its read recorded in `format`."""
+    data = dossier.vehicle_file(session=session, actor=actor, vehicle_id=vehicle_id, zone=zone)
+    dossier.record_vehicle_file_read(
+        session=session, actor=actor, client=client, vehicle_id=vehicle_id, format=format
+    )
+    return data
+
+
 @router.get("/orders/{order_id}/dossier", response_model=None, responses={200: {"model": Dossier}})
 def order_dossier(
     session: SessionDep, actor: ActorDep, client: ClientDep, anchors: AnchorsDep, order_id: Id
@@ -50,10 +80,7 @@ def order_dossier(
     """The order's dossier as data: request, approvals, assignment, route and track, figures,
     costs, alerts and reviews, audit entries with the chain's verification. The read is
     recorded, as the assigned vehicle's."""
-    data = dossier.order_dossier(session=session, actor=actor, order_id=order_id, anchors=anchors)
-    dossier.record_order_read(
-        session=session, actor=actor, client=client, dossier=data, format="json"
-    )
+    data = _order(session, actor, client, anchors, order_id, "json")
     return data
 
 
@@ -66,10 +93,7 @@ def order_dossier_html(
     anchors: AnchorsDep,
     order_id: Id,
 ) -> HTMLResponse:
-    data = dossier.order_dossier(session=session, actor=actor, order_id=order_id, anchors=anchors)
-    dossier.record_order_read(
-        session=session, actor=actor, client=client, dossier=data, format="html"
-    )
+    data = _order(session, actor, client, anchors, order_id, "html")
     return HTMLResponse(report.render_order_html(data, zone=zone))
 
 
@@ -83,10 +107,7 @@ def order_dossier_pdf(
     dispatch_settings: DispatchSettingsDep,
     order_id: Id,
 ) -> Response:
-    data = dossier.order_dossier(session=session, actor=actor, order_id=order_id, anchors=anchors)
-    dossier.record_order_read(
-        session=session, actor=actor, client=client, dossier=data, format="pdf"
-    )
+    data = _order(session, actor, client, anchors, order_id, "pdf")
     pdf = report.render_order_pdf(data, zone=zone, font_path=Path(dispatch_settings.report_font))
     return _download(pdf, "application/pdf", f"order-{order_id}.pdf", inline=True)
 
@@ -98,10 +119,7 @@ def vehicle_file(
     session: SessionDep, actor: ActorDep, client: ClientDep, zone: ZoneDep, vehicle_id: Id
 ) -> dict[str, Any]:
     """The vehicle file (一车一档) as data; the read is recorded."""
-    data = dossier.vehicle_file(session=session, actor=actor, vehicle_id=vehicle_id, zone=zone)
-    dossier.record_vehicle_file_read(
-        session=session, actor=actor, client=client, vehicle_id=vehicle_id, format="json"
-    )
+    data = _vehicle_file(session, actor, client, zone, vehicle_id, "json")
     return data
 
 
@@ -109,10 +127,7 @@ def vehicle_file(
 def vehicle_file_html(
     session: SessionDep, actor: ActorDep, client: ClientDep, zone: ZoneDep, vehicle_id: Id
 ) -> HTMLResponse:
-    data = dossier.vehicle_file(session=session, actor=actor, vehicle_id=vehicle_id, zone=zone)
-    dossier.record_vehicle_file_read(
-        session=session, actor=actor, client=client, vehicle_id=vehicle_id, format="html"
-    )
+    data = _vehicle_file(session, actor, client, zone, vehicle_id, "html")
     return HTMLResponse(report.render_vehicle_html(data, zone=zone))
 
 
@@ -125,10 +140,7 @@ def vehicle_file_pdf(
     dispatch_settings: DispatchSettingsDep,
     vehicle_id: Id,
 ) -> Response:
-    data = dossier.vehicle_file(session=session, actor=actor, vehicle_id=vehicle_id, zone=zone)
-    dossier.record_vehicle_file_read(
-        session=session, actor=actor, client=client, vehicle_id=vehicle_id, format="pdf"
-    )
+    data = _vehicle_file(session, actor, client, zone, vehicle_id, "pdf")
     pdf = report.render_vehicle_pdf(data, zone=zone, font_path=Path(dispatch_settings.report_font))
     return _download(pdf, "application/pdf", f"vehicle-{vehicle_id}.pdf", inline=True)
 

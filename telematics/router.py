@@ -2,18 +2,45 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
+from sqlalchemy.orm import Session
 
 from fleet import access
 from fleet.api import ActorDep, ClientDep, ListingDep, RedisDep, SessionDep, current_token
+from fleet.auth import Actor
 from fleet.schemas import Id, Moment, Page
 from telematics import service
 from telematics.schemas import Live, TelemetryAccepted, Track, Trips, UnknownDeviceOut
 from telematics.settings import TelematicsSettingsDep
 
 router = APIRouter(prefix="/api/v1", tags=["telematics"])
+
+
+def _record_read(
+    session: Session,
+    actor: Actor,
+    client: str,
+    vehicle_id: int,
+    what: str,
+    start: datetime,
+    end: datetime,
+) -> None:
+    """Who read which of the vehicle's records, for which period (GET /vehicles/{id}/reads)."""
+    access.record(
+        session=session,
+        actor=actor,
+        client=client,
+        action=access.READ,
+        entity="vehicle",
+        entity_id=vehicle_id,
+        what=what,
+        since=start,
+        until=end,
+    )
+
 
 Start = Annotated[Moment, Query(description="ISO-8601 with a zone, inclusive.")]
 End = Annotated[Moment, Query(description="ISO-8601 with a zone, exclusive.")]
@@ -42,17 +69,7 @@ def positions(
         end=end,
         simplify_m=simplify_m,
     )
-    access.record(
-        session=session,
-        actor=actor,
-        client=client,
-        action=access.READ,
-        entity="vehicle",
-        entity_id=vehicle_id,
-        what="positions",
-        since=start,
-        until=end,
-    )
+    _record_read(session, actor, client, vehicle_id, "positions", start, end)
     return track
 
 
@@ -62,17 +79,7 @@ def trips(
 ) -> dict[str, Any]:
     """The vehicle's trips overlapping [start, end); the read is recorded."""
     items = service.trips(session=session, actor=actor, vehicle_id=vehicle_id, start=start, end=end)
-    access.record(
-        session=session,
-        actor=actor,
-        client=client,
-        action=access.READ,
-        entity="vehicle",
-        entity_id=vehicle_id,
-        what="trips",
-        since=start,
-        until=end,
-    )
+    _record_read(session, actor, client, vehicle_id, "trips", start, end)
     return {"items": items}
 
 

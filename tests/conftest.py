@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -81,8 +82,8 @@ def owner_engine(engine: Engine, settings: Settings) -> Iterator[Engine]:
     owner.dispose()
 
 
-@pytest.fixture
-def db(engine: Engine) -> Iterator[Session]:
+@contextmanager
+def _rolled_back(engine: Engine) -> Iterator[Session]:
     """A session whose every commit is a savepoint inside one transaction rolled back at the end."""
     connection = engine.connect()
     outer = connection.begin()
@@ -96,17 +97,17 @@ def db(engine: Engine) -> Iterator[Session]:
 
 
 @pytest.fixture
+def db(engine: Engine) -> Iterator[Session]:
+    """A session as the processes' role, rolled back at the end of the test."""
+    with _rolled_back(engine) as session:
+        yield session
+
+
+@pytest.fixture
 def owner_db(owner_engine: Engine) -> Iterator[Session]:
     """`db` as the schema's owner: someone with full access to the database, rolled back."""
-    connection = owner_engine.connect()
-    outer = connection.begin()
-    session = Session(
-        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
-    )
-    yield session
-    session.close()
-    outer.rollback()
-    connection.close()
+    with _rolled_back(owner_engine) as session:
+        yield session
 
 
 @pytest.fixture

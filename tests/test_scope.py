@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 from fleet import registry
 from fleet.auth import Actor
 from fleet.models import OrgUnit, Role
-from fleet.schemas import DeviceCreate, DriverCreate, UserCreate, VehicleCreate
+from fleet.schemas import DeviceCreate, DriverCreate, UserCreate
+from tests.factories import add_vehicle
 
 
 @dataclass
@@ -31,18 +32,7 @@ _plates = iter(range(10000, 99999))
 def _make(db: Session, root: OrgUnit, resource: str, unit: OrgUnit, tag: str) -> int:
     system = Actor.system(root)
     if resource == "vehicles":
-        vehicle = registry.create_vehicle(
-            session=db,
-            actor=system,
-            data=VehicleCreate(
-                plate=f"浙A·{next(_plates)}",
-                category="general",
-                body_class="sedan",
-                seats=4,
-                energy="petrol",
-                unit_id=unit.id,
-            ),
-        )
+        vehicle = add_vehicle(db, unit, f"浙A·{next(_plates)}", actor=system)
         return vehicle.id
     if resource == "drivers":
         return registry.create_driver(

@@ -13,10 +13,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from costs.models import CostRecord, CostStatement
-from fleet import registry
 from fleet.auth import Actor
 from fleet.models import OrgUnit, Role, Vehicle
-from fleet.schemas import VehicleCreate
+from tests.factories import add_vehicle
 
 
 def _last_month() -> date:
@@ -47,20 +46,8 @@ def statement(*rows: str, title: bool = True) -> bytes:
 def cars(db: Session, root_unit: OrgUnit) -> list[Vehicle]:
     system = Actor.system(root_unit)
     made = [
-        registry.create_vehicle(
-            session=db,
-            actor=system,
-            data=VehicleCreate(
-                plate=plate,
-                category="general",
-                body_class="sedan",
-                seats=4,
-                energy="petrol",
-                tank_l=60,
-                fuel_norm_l_100km=8,
-                fuel_card=card,
-                unit_id=root_unit.id,
-            ),
+        add_vehicle(
+            db, root_unit, plate, actor=system, tank_l=60, fuel_norm_l_100km=8, fuel_card=card
         )
         for plate, card in (("浙A·C00001", CARD_1), ("浙A·C00002", CARD_2))
     ]

@@ -24,12 +24,13 @@ from dispatch.settings import DispatchSettings
 from fleet import registry
 from fleet.auth import Actor
 from fleet.models import Driver, OrgUnit, UserAccount, Vehicle
-from fleet.schemas import DriverCreate, VehicleCreate
+from fleet.schemas import DriverCreate
 from geofence import service as geofence_service
 from geofence.models import Alert
 from geofence.settings import GeofenceSettings
 from telematics.ingest import partition_sql
 from telematics.models import Trip
+from tests.factories import add_vehicle
 
 ZONE = ZoneInfo("Asia/Shanghai")
 HERE = (120.2106, 30.2452)
@@ -45,20 +46,7 @@ def local(day: datetime, hour: int, minute: int = 0) -> datetime:
 
 @pytest.fixture
 def car(db: Session, root_unit: OrgUnit) -> Vehicle:
-    vehicle = registry.create_vehicle(
-        session=db,
-        actor=Actor.system(root_unit),
-        data=VehicleCreate(
-            plate="浙A·F00001",
-            category="general",
-            body_class="sedan",
-            seats=4,
-            energy="petrol",
-            tank_l=60,
-            fuel_norm_l_100km=8,
-            unit_id=root_unit.id,
-        ),
-    )
+    vehicle = add_vehicle(db, root_unit, "浙A·F00001", tank_l=60, fuel_norm_l_100km=8)
     db.commit()
     return vehicle
 

@@ -11,11 +11,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from fleet import registry
-from fleet.auth import Actor
 from fleet.models import AuditEntry, OrgUnit, Role
-from fleet.schemas import VehicleCreate
 from geofence.models import Alert
+from tests.factories import add_vehicle
 
 SQUARE = [[120.1, 30.2], [120.2, 30.2], [120.2, 30.3], [120.1, 30.3], [120.1, 30.2]]
 
@@ -236,18 +234,7 @@ def test_working_hours_are_inherited_and_checked(client: TestClient, admin, root
 
 @pytest.fixture
 def alert(db: Session, root_unit: OrgUnit) -> Alert:
-    vehicle = registry.create_vehicle(
-        session=db,
-        actor=Actor.system(root_unit),
-        data=VehicleCreate(
-            plate="浙A·12345",
-            category="general",
-            body_class="sedan",
-            seats=4,
-            energy="petrol",
-            unit_id=root_unit.id,
-        ),
-    )
+    vehicle = add_vehicle(db, root_unit, "浙A·12345")
     started = datetime(2026, 11, 21, 14, 0, tzinfo=UTC)
     row = Alert(
         kind="off_hours",

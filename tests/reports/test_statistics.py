@@ -19,13 +19,12 @@ from shapely.geometry import LineString, Point
 from sqlalchemy.orm import Session
 
 from costs.models import CostRecord
-from fleet import registry
 from fleet.auth import Actor
 from fleet.models import OrgUnit, Vehicle
-from fleet.schemas import VehicleCreate
 from geofence.models import Alert
 from reports import statistics
 from telematics.models import Trip
+from tests.factories import add_vehicle
 
 ZONE = ZoneInfo("Asia/Shanghai")
 SINCE = datetime(2026, 5, 1, tzinfo=ZONE)
@@ -43,20 +42,15 @@ def raw(db: Session, root_unit: OrgUnit, make_unit) -> dict[str, Any]:
         [(root_unit, "petrol"), (root_unit, "bev"), (child, "diesel"), (child, "phev")]
     ):
         vehicles.append(
-            registry.create_vehicle(
-                session=db,
+            add_vehicle(
+                db,
+                unit,
+                f"浙A·S0000{n}",
                 actor=system,
-                data=VehicleCreate(
-                    plate=f"浙A·S0000{n}",
-                    category="general",
-                    body_class="sedan",
-                    seats=4,
-                    energy=energy,
-                    tank_l=None if energy == "bev" else 60,
-                    battery_kwh=60 if energy in ("bev", "phev") else None,
-                    fuel_norm_l_100km=None if energy == "bev" else 8,
-                    unit_id=unit.id,
-                ),
+                energy=energy,
+                tank_l=None if energy == "bev" else 60,
+                battery_kwh=60 if energy in ("bev", "phev") else None,
+                fuel_norm_l_100km=None if energy == "bev" else 8,
             )
         )
     trips, records, alerts = [], [], []

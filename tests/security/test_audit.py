@@ -10,27 +10,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx2 as httpx
 import pytest
 from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from fleet import audit
-from fleet.demo import DEMO_PASSWORD
 from fleet.models import AuditEntry
-from tests.web.conftest import Stack
-
-
-def _login(stack: Stack, username: str) -> httpx.Client:
-    answer = httpx.post(
-        f"{stack.url}/api/v1/auth/token", data={"username": username, "password": DEMO_PASSWORD}
-    )
-    answer.raise_for_status()
-    token = answer.json()["access_token"]
-    return httpx.Client(
-        base_url=f"{stack.url}/api/v1", headers={"Authorization": f"Bearer {token}"}, timeout=30
-    )
+from tests.web.conftest import Stack, api_client
 
 
 def _fleet(stack: Stack, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -56,7 +43,10 @@ def test_a_supervisor_sees_who_read_a_vehicles_track(stack: Stack) -> None:
         ).scalar()
     assert vehicle_id is not None, "the demo has no vehicle in the motor pool"
     period = {"start": "2026-11-30T00:00:00+08:00", "end": "2026-12-01T00:00:00+08:00"}
-    with _login(stack, "dispatcher") as dispatcher, _login(stack, "supervisor") as supervisor:
+    with (
+        api_client(stack, "dispatcher") as dispatcher,
+        api_client(stack, "supervisor") as supervisor,
+    ):
         read = dispatcher.get(f"/vehicles/{vehicle_id}/positions", params=period)
         assert read.status_code == 200, read.text
 

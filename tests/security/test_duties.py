@@ -3,22 +3,9 @@ steps of one approval chain are decided by different people."""
 
 from __future__ import annotations
 
-import httpx2 as httpx
 from sqlalchemy import text
 
-from fleet.demo import DEMO_PASSWORD
-from tests.web.conftest import Stack
-
-
-def _login(stack: Stack, username: str) -> httpx.Client:
-    answer = httpx.post(
-        f"{stack.url}/api/v1/auth/token", data={"username": username, "password": DEMO_PASSWORD}
-    )
-    answer.raise_for_status()
-    token = answer.json()["access_token"]
-    return httpx.Client(
-        base_url=f"{stack.url}/api/v1", headers={"Authorization": f"Bearer {token}"}, timeout=30
-    )
+from tests.web.conftest import Stack, api_client
 
 
 def test_one_approver_cannot_decide_both_steps_of_a_two_step_order(stack: Stack) -> None:
@@ -32,7 +19,7 @@ def test_one_approver_cannot_decide_both_steps_of_a_two_step_order(stack: Stack)
             )
         ).scalar()
     assert order_id is not None, "the demo has no two-step order waiting"
-    with _login(stack, "leader") as leader, _login(stack, "approver") as approver:
+    with api_client(stack, "leader") as leader, api_client(stack, "approver") as approver:
         first = leader.post(f"/orders/{order_id}/approve", json={})
         assert first.status_code == 200, first.text
         assert first.json()["approvals_done"] == 1

@@ -14,11 +14,12 @@ from sqlalchemy.orm import Session
 from fleet import migrate, registry
 from fleet.auth import Actor
 from fleet.db import make_engine
-from fleet.schemas import DeviceCreate, VehicleCreate
+from fleet.schemas import DeviceCreate
 from fleet.settings import Settings
 from telematics.fix import Fix
 from telematics.settings import TelematicsSettings
 from telematics.stream import Target
+from tests.factories import add_vehicle
 
 
 @dataclass
@@ -39,18 +40,7 @@ def fleetlet(scratch_settings: Settings) -> Iterator[Fleetlet]:
         root = registry.create_root_unit(session=session, code="TEL", name="遥测测试")
         system = Actor.system(root)
         for n in range(3):
-            vehicle = registry.create_vehicle(
-                session=session,
-                actor=system,
-                data=VehicleCreate(
-                    plate=f"浙A·D7000{n}",
-                    category="general",
-                    body_class="sedan",
-                    seats=4,
-                    energy="bev",
-                    unit_id=root.id,
-                ),
-            )
+            vehicle = add_vehicle(session, root, f"浙A·D7000{n}", actor=system, energy="bev")
             device = registry.create_device(
                 session=session,
                 actor=system,

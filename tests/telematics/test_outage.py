@@ -24,10 +24,11 @@ from sqlalchemy.orm import Session
 from fleet import migrate, registry
 from fleet.auth import Actor
 from fleet.db import make_engine
-from fleet.schemas import DeviceCreate, VehicleCreate
+from fleet.schemas import DeviceCreate
 from fleet.settings import Settings
 from telematics import gateway
 from telematics.settings import TelematicsSettings
+from tests.factories import add_vehicle
 from tests.support import free_port
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -119,18 +120,7 @@ def test_postgres_outage_loses_nothing(cluster, redis):
     engine = make_engine(settings, pool_size=2)
     with Session(engine) as session, session.begin():
         root = registry.create_root_unit(session=session, code="OUT", name="停机测试")
-        vehicle = registry.create_vehicle(
-            session=session,
-            actor=Actor.system(root),
-            data=VehicleCreate(
-                plate="浙A·D71111",
-                category="general",
-                body_class="sedan",
-                seats=4,
-                energy="bev",
-                unit_id=root.id,
-            ),
-        )
+        vehicle = add_vehicle(session, root, "浙A·D71111", energy="bev")
         registry.create_device(
             session=session,
             actor=Actor.system(root),

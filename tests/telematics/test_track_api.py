@@ -14,12 +14,13 @@ from sqlalchemy.orm import Session
 from fleet import channels, registry
 from fleet.auth import Actor
 from fleet.models import Role
-from fleet.schemas import UserCreate, VehicleCreate
+from fleet.schemas import UserCreate
 from telematics import stream
 from telematics.ingest import IngestWorker
 from telematics.settings import TelematicsSettings
 from tests.clock import CHINA
 from tests.conftest import PASSWORD
+from tests.factories import add_vehicle
 from tests.telematics.conftest import T0, Fleetlet, a_day_after_t0, drive
 from web.app import create_app
 
@@ -47,18 +48,7 @@ def people(fleetlet: Fleetlet) -> dict[str, int]:
                     username=name, password=PASSWORD, roles=["dispatcher"], unit_id=unit
                 ),
             )
-        theirs = registry.create_vehicle(
-            session=session,
-            actor=Actor.system(other),
-            data=VehicleCreate(
-                plate="浙A·D79999",
-                category="general",
-                body_class="sedan",
-                seats=4,
-                energy="bev",
-                unit_id=other.id,
-            ),
-        )
+        theirs = add_vehicle(session, other, "浙A·D79999", energy="bev")
         assert system.unit_id == root.id
         return {"other_unit": other.id, "their_vehicle": theirs.id}
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import httpx2 as httpx
 import pytest
 from redis import Redis
 from sqlalchemy import Engine, create_engine
@@ -205,6 +206,24 @@ def watched(
 def desk_context(browser: Any, stack: Stack) -> Iterator[Any]:
     with watched(browser, stack, "desk") as context:
         yield context
+
+
+def bearer(stack: Stack, username: str, password: str = DEMO_PASSWORD) -> dict[str, str]:
+    """The Authorization header of a fresh sign-in through the stack's API."""
+    answer = httpx.post(
+        f"{stack.url}/api/v1/auth/token",
+        data={"username": username, "password": password},
+        timeout=30,
+    )
+    answer.raise_for_status()
+    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+
+def api_client(stack: Stack, username: str, password: str = DEMO_PASSWORD) -> httpx.Client:
+    """A client of the stack's API (`/api/v1`), signed in as `username`."""
+    return httpx.Client(
+        base_url=f"{stack.url}/api/v1", headers=bearer(stack, username, password), timeout=30
+    )
 
 
 def sign_in(page: Any, stack: Stack, username: str) -> None:

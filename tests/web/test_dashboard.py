@@ -38,15 +38,20 @@ def dashboard_context(browser: Any, stack: Stack) -> Iterator[Any]:
         yield context
 
 
-def _open(context: Any, stack: Stack) -> Any:
-    """The dashboard over the last 40 days: the demo's completed trip, costs and reviewed alert
-    are yesterday's, which this month may not hold yet."""
+def _dashboard(context: Any, stack: Stack) -> tuple[Any, dt.date]:
+    """The dashboard as it opens (on this month), and today's date in the display zone."""
     page = context.new_page()
     sign_in(page, stack, "admin")
     page.wait_for_url("**/admin")
     page.goto(f"{stack.url}/dashboard")
     page.wait_for_function("window.fleetDashboard && window.fleetDashboard.loads >= 1")
-    today = dt.datetime.now(stack.settings.zone).date()
+    return page, dt.datetime.now(stack.settings.zone).date()
+
+
+def _open(context: Any, stack: Stack) -> Any:
+    """The dashboard over the last 40 days: the demo's completed trip, costs and reviewed alert
+    are yesterday's, which this month may not hold yet."""
+    page, today = _dashboard(context, stack)
     page.fill("#since", (today - dt.timedelta(days=40)).isoformat())
     page.fill("#until", today.isoformat())
     page.click("#period button[type=submit]")
@@ -62,12 +67,7 @@ def _drawn(page: Any) -> None:
 
 
 def test_dashboard_opens_on_this_month(dashboard_context: Any, stack: Stack) -> None:
-    page = dashboard_context.new_page()
-    sign_in(page, stack, "admin")
-    page.wait_for_url("**/admin")
-    page.goto(f"{stack.url}/dashboard")
-    page.wait_for_function("window.fleetDashboard && window.fleetDashboard.loads >= 1")
-    today = dt.datetime.now(stack.settings.zone).date()
+    page, today = _dashboard(dashboard_context, stack)
     first = today.replace(day=1)
     last = (first + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1)
     assert page.input_value("#since") == first.isoformat()

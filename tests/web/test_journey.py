@@ -16,26 +16,23 @@ import httpx2 as httpx
 from sqlalchemy import text
 
 from dispatch.demo import OFFICES
-from fleet.demo import DEMO_PASSWORD
-from tests.web.conftest import SCREENSHOTS, Phones, Stack, Trackers, open_context, sign_in
+from tests.web.conftest import (
+    SCREENSHOTS,
+    Phones,
+    Stack,
+    Trackers,
+    bearer,
+    open_context,
+    sign_in,
+)
 
 ORIGIN = OFFICES  # the city hall compound, beside its depot
 PURPOSE = "现场检查 / site inspection"
 
 
-def _token(stack: Stack, username: str) -> dict[str, str]:
-    answer = httpx.post(
-        f"{stack.url}/api/v1/auth/token",
-        data={"username": username, "password": DEMO_PASSWORD},
-        timeout=10,
-    )
-    answer.raise_for_status()
-    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
-
-
 def _api(stack: Stack, method: str, path: str, who: str, **kwargs: Any) -> Any:
     answer = httpx.request(
-        method, f"{stack.url}/api/v1{path}", headers=_token(stack, who), timeout=30, **kwargs
+        method, f"{stack.url}/api/v1{path}", headers=bearer(stack, who), timeout=30, **kwargs
     )
     assert answer.status_code < 300, answer.text
     return answer.json()

@@ -31,11 +31,12 @@ from sqlalchemy.orm import Session
 from fleet import registry
 from fleet.auth import Actor
 from fleet.demo import DEMO_PASSWORD
-from fleet.models import BodyClass, Energy, OrgUnit, Role, VehicleCategory
-from fleet.schemas import UnitCreate, UserCreate, VehicleCreate
+from fleet.models import Energy, OrgUnit, Role
+from fleet.schemas import UnitCreate, UserCreate
 from telematics import stream
+from tests.factories import add_vehicle
 from tests.support import free_port, wait_healthy
-from tests.web.conftest import SCREENSHOTS, Phones, Stack, sign_in, watched
+from tests.web.conftest import SCREENSHOTS, Phones, Stack, bearer, sign_in, watched
 from web.pages import ui_config
 from web.settings import DEFAULT_MAP_CENTER, WebSettings
 
@@ -127,20 +128,15 @@ def elsewhere(stack: Stack) -> Iterator[Elsewhere]:
             actor=system,
             data=UnitCreate(name="无车测试单位", code="FIT-NOCAR", parent_id=root.id),
         )
-        registry.create_vehicle(
-            session=session,
+        add_vehicle(
+            session,
+            far,
+            "浙A·D98761",
             actor=system,
-            data=VehicleCreate(
-                plate="浙A·D98761",
-                category=VehicleCategory.GENERAL,
-                body_class=BodyClass.SEDAN,
-                seats=4,
-                energy=Energy.BEV,
-                battery_kwh=60,
-                unit_id=far.id,
-                depot_name="远郊测试车库",
-                depot={"type": "Point", "coordinates": list(depot)},
-            ),
+            energy=Energy.BEV,
+            battery_kwh=60,
+            depot_name="远郊测试车库",
+            depot={"type": "Point", "coordinates": list(depot)},
         )
         for username, role, unit in (
             ("fit-dispatcher", Role.DISPATCHER, far),
@@ -301,14 +297,8 @@ def _open_phone_map(phones: Phones, username: str) -> Any:
 
 
 def _extent(stack: Stack, username: str, of: str) -> httpx.Response:
-    token = httpx.post(
-        f"{stack.url}/api/v1/auth/token", data={"username": username, "password": DEMO_PASSWORD}
-    )
-    token.raise_for_status()
     return httpx.get(
-        f"{stack.url}/api/v1/map/extent",
-        params={"of": of},
-        headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+        f"{stack.url}/api/v1/map/extent", params={"of": of}, headers=bearer(stack, username)
     )
 
 

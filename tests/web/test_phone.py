@@ -18,7 +18,7 @@ from sqlalchemy import text
 
 from dispatch.demo import OFFICES, working_day
 from fleet.demo import DEMO_PASSWORD
-from tests.web.conftest import SCREENSHOTS, Phones, Stack
+from tests.web.conftest import SCREENSHOTS, Phones, Stack, bearer
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 CIVIC_CENTRE = list(OFFICES)  # the requester's offices, beside the unit's depot
@@ -36,20 +36,12 @@ POOL_REQUESTER = "pool-requester"
 # ---- the API, for what a test sets up and checks --------------------------------------------
 
 
-def _headers(stack: Stack, username: str, password: str = DEMO_PASSWORD) -> dict[str, str]:
-    answer = httpx.post(
-        f"{stack.url}/api/v1/auth/token", data={"username": username, "password": password}
-    )
-    answer.raise_for_status()
-    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
-
-
 def _call(stack: Stack, username: str, method: str, path: str, body: Any = None) -> Any:
     password = "pool-requester-pw" if username == POOL_REQUESTER else DEMO_PASSWORD
     answer = httpx.request(
         method,
         f"{stack.url}/api/v1{path}",
-        headers=_headers(stack, username, password),
+        headers=bearer(stack, username, password),
         json=body,
         timeout=30,
     )

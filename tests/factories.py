@@ -1,0 +1,32 @@
+"""Registry objects the tests make, with the fields a test does not care about filled in: a vehicle
+is a four-seat general-duty sedan unless the test says otherwise."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from fleet import registry
+from fleet.auth import Actor
+from fleet.models import OrgUnit, Vehicle
+from fleet.schemas import VehicleCreate
+
+
+def add_vehicle(
+    session: Session, unit: OrgUnit, plate: str, *, actor: Actor | None = None, **fields: Any
+) -> Vehicle:
+    """A vehicle of `unit`, made through the registry as the system (or `actor`); `fields` set or
+    override any field of `VehicleCreate` (energy is petrol unless given)."""
+    data = {
+        "plate": plate,
+        "category": "general",
+        "body_class": "sedan",
+        "seats": 4,
+        "energy": "petrol",
+        "unit_id": unit.id,
+        **fields,
+    }
+    return registry.create_vehicle(
+        session=session, actor=actor or Actor.system(unit), data=VehicleCreate(**data)
+    )
