@@ -11,7 +11,7 @@ import gc
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from itertools import chain, repeat
-from operator import contains, itemgetter
+from operator import itemgetter
 from types import NoneType
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +20,7 @@ import numpy as np
 from geofence.engine import corridors
 from geofence.engine.base import AlertRecord, Batch, Cover, Kinematics, Outcome, Scene
 from geofence.engine.batch import kinematics, read
-from geofence.engine.scene import cover, scene
+from geofence.engine.scene import cover_of, scene_of
 from geofence.fences import VehicleInfo
 from geofence.rules import REGISTERED, movement
 from geofence.rules.base import Columns, Context, Fix, Thresholds
@@ -42,7 +42,12 @@ FIX_POSITION = itemgetter(1, 2)  # (lat, lon)
 # going on in line. A fix wakes one of them exactly when it violates it (`movement.rule`).
 MOVEMENT_RULES = {BIT[r.kind]: r.kind for r in REGISTERED if r.movement_severity is not None}
 MOVEMENT_BITS = {name: bit for bit, name in MOVEMENT_RULES.items()}
-MOVEMENT_SEVERITY = {r.kind: r.movement_severity for r in REGISTERED if r.movement_severity}
+MOVEMENT_SEVERITY = {
+    r.kind: r.movement_severity for r in REGISTERED if r.movement_severity is not None
+}
+# The rules that read a fix's distance from its corridor, by name and as bits
+CORRIDOR_RULES = frozenset(r.kind for r in REGISTERED if r.reads_corridor)
+CORRIDOR_BITS = sum(BIT[name] for name in CORRIDOR_RULES)
 # a movement episode's numbers, as `carry` reads them
 EPISODE = itemgetter(*movement.EPISODE_NUMBERS)
 EPISODE_WIDTH = len(movement.EPISODE_NUMBERS)
@@ -65,10 +70,10 @@ def run(
         if batch is None:
             return outcome
         kin = kinematics(batch, outcome, clock=engine.clock, calendar=engine.calendar, th=th)
-        fixes_scene = scene(engine.fences, th, batch, kin.local)
-        fixes_cover = cover(th, batch, kin.moving)
-        woken = wake(th, batch, kin, fixes_scene, fixes_cover)
-        outcome.alerts = steps(th, batch, kin, fixes_scene, fixes_cover, woken, outcome.states)
+        scene = scene_of(engine.fences, th, batch, kin.local)
+        cover = cover_of(th, batch, kin.moving)
+        woken = wake(th, batch, kin, scene, cover)
+        outcome.alerts = steps(th, batch, kin, scene, cover, woken, outcome.states)
     outcome.evaluated = len(batch.fixes)
     return outcome
 
@@ -129,7 +134,7 @@ def steps(
     woken_from = np.minimum.reduceat(np.where(wake != 0, index, n), batch.first)
     seen = held_before[slot] | (index >= woken_from[slot])
     # Each vehicle's fixes that only carry a movement episode on are worked out
-    # before the loop (`_carry`), which then starts from the state they leave.
+    # before the loop (`carry`), which then starts from the state they leave.
     handled, carried_events = carry(th, batch, kin, wake, rules_before, rules_after)
     seen &= ~handled
     flushed = 0  # `carried_events` inserted into `coalesced`, in the plain loop's order
@@ -138,14 +143,13 @@ def steps(
         owner = slot[chosen].tolist()
         picks = chosen.tolist()
         if cover.near is not None:
-            # Only `off_route` reads the distance: it is measured where that rule may be
-            # stepped, from the first fix that wakes it (or from the first, for a vehicle
-            # whose state holds it); the other contexts of `near` fixes say None.
-            route_from = np.minimum.reduceat(
-                np.where(wake & BIT["off_route"], index, n), batch.first
-            )
-            holds_route = np.fromiter(
-                map(contains, rules_before, repeat("off_route")), bool, len(before)
+            # Only the rules that read the distance (`Rule.reads_corridor`) need it: it is
+            # measured where one of them may be stepped, from the first fix that wakes one (or
+            # from the first, for a vehicle whose state holds one); the other contexts of
+            # `near` fixes say None.
+            route_from = np.minimum.reduceat(np.where(wake & CORRIDOR_BITS, index, n), batch.first)
+            holds_route = ~np.fromiter(
+                map(CORRIDOR_RULES.isdisjoint, rules_before), bool, len(before)
             )
             routed = seen & (holds_route[slot] | (index >= route_from[slot]))
             corridors.measure(cover.near, np.flatnonzero(routed), cover.corridor_m)
@@ -331,7 +335,7 @@ def carry(
     woken = (wake & bit) != 0
     alone = (bit != 0) & ((wake & ~bit) == 0)
     # the episode's last violating fix before each fix: the latest woken one of the
-    # vehicle's earlier fixes in the batch, else the state's (as in `_kinematics`)
+    # vehicle's earlier fixes in the batch, else the state's (as in `batch.kinematics`)
     latest = np.roll(np.maximum.accumulate(np.where(woken, index, -1)), 1)
     latest[first] = -1
     last = np.where(latest >= first[slot], t[np.maximum(latest, 0)], last_of[slot])

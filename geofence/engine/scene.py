@@ -21,7 +21,7 @@ PERMIT_START, PERMIT_END = attrgetter("start_t"), attrgetter("end_t")
 PERMIT_PLACES = attrgetter("places")
 
 
-def scene(fences: FenceSet, th: Thresholds, batch: Batch, local: np.ndarray) -> Scene:
+def scene_of(fences: FenceSet, th: Thresholds, batch: Batch, local: np.ndarray) -> Scene:
     """What the fences say of each fix of the batch (see `Scene`)."""
     n = len(batch.fixes)
     positioned = np.flatnonzero(~np.isnan(batch.lat))
@@ -87,7 +87,7 @@ def _regions(
                 in_region[m] = any(r in inside[m] for r in active)
 
 
-def cover(th: Thresholds, batch: Batch, moving: np.ndarray) -> Cover:
+def cover_of(th: Thresholds, batch: Batch, moving: np.ndarray) -> Cover:
     """Each fix's permit: the first of its vehicle's permits that covers the fix time."""
     n = len(batch.fixes)
     table: list[Permit] = []

@@ -198,6 +198,9 @@ class Rule(NamedTuple):
     step: Step
     wakes: Callable[[Fix, Context], bool]
     wakes_columns: Callable[[Columns], np.ndarray]
+    # Whether the step reads `Context.corridor_m`: the engine measures the distance only for
+    # the fixes such a rule may be stepped on (other contexts may say None instead).
+    reads_corridor: bool = False
     # For a rule built on `movement.step`, its episodes' severity: the engine carries such an
     # episode on in line, without the step (`movement.rule` says why it may).
     movement_severity: str | None = None

@@ -97,4 +97,4 @@ def step(
     return new or None, events
 
 
-RULE = Rule(KIND, step, wakes, wakes_columns)
+RULE = Rule(KIND, step, wakes, wakes_columns, reads_corridor=True)
