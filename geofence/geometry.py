@@ -8,6 +8,7 @@ fraction of a percent of the true distance over the tens of kilometres a fence s
 from __future__ import annotations
 
 import math
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -126,22 +127,24 @@ def shape_of(geometry: BaseGeometry) -> str:
 
 
 def check_size(shape: str, *, radius_m: float | None, width_m: float | None) -> None:
-    if shape == Shape.CIRCLE:
-        if radius_m is None or not (1 <= radius_m <= MAX_RADIUS_M):
+    _check_metres(radius_m, "radius_m", MAX_RADIUS_M, shape == Shape.CIRCLE, "circle", "Point")
+    _check_metres(
+        width_m, "width_m", MAX_WIDTH_M, shape == Shape.CORRIDOR, "corridor", "LineString"
+    )
+
+
+def _check_metres(
+    value: float | None, field: str, most: float, wanted: bool, shape: str, geometry: str
+) -> None:
+    """A size in metres that one shape of fence needs (1 to `most`) and the others refuse."""
+    if wanted:
+        if value is None or not (1 <= value <= most):
             raise Invalid(
-                f"a circle (a Point) needs radius_m between 1 and {MAX_RADIUS_M:,} metres",
-                field="radius_m",
+                f"a {shape} (a {geometry}) needs {field} between 1 and {most:,} metres",
+                field=field,
             )
-    elif radius_m is not None:
-        raise Invalid("radius_m is for circles (a Point geometry) only", field="radius_m")
-    if shape == Shape.CORRIDOR:
-        if width_m is None or not (1 <= width_m <= MAX_WIDTH_M):
-            raise Invalid(
-                f"a corridor (a LineString) needs width_m between 1 and {MAX_WIDTH_M:,} metres",
-                field="width_m",
-            )
-    elif width_m is not None:
-        raise Invalid("width_m is for corridors (a LineString geometry) only", field="width_m")
+    elif value is not None:
+        raise Invalid(f"{field} is for {shape}s (a {geometry} geometry) only", field=field)
 
 
 def _to_plane(geometry: BaseGeometry, lat0: float, lon0: float) -> BaseGeometry:
@@ -194,11 +197,27 @@ class PlaneLine:
     @staticmethod
     def distances_each(planes: list[PlaneLine], which: Any, lats: Any, lons: Any) -> Any:
         """Distances in metres, point i to the line `planes[which[i]]` (one vectorised call)."""
-        lat0 = np.fromiter((p.lat0 for p in planes), float, len(planes))[which]
-        lon0 = np.fromiter((p.lon0 for p in planes), float, len(planes))[which]
-        k = np.fromiter((p.k for p in planes), float, len(planes))[which]
+        return shapely.distance(*PlaneLine.points_each(planes, which, lats, lons))
+
+    @staticmethod
+    def points_each(
+        planes: list[PlaneLine], which: Any, lats: Any, lons: Any
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Point i in the plane of `planes[which[i]]`, and that line in the plane."""
+        count = len(planes)
+        lat0 = np.fromiter(map(_LAT0, planes), float, count)[which]
+        lon0 = np.fromiter(map(_LON0, planes), float, count)[which]
+        k = np.fromiter(map(_K, planes), float, count)[which]
         xs = (lons - lon0) * METRES_PER_DEGREE * k
         ys = (lats - lat0) * METRES_PER_DEGREE
-        lines = np.empty(len(planes), dtype=object)
-        lines[:] = [p.plane for p in planes]
-        return shapely.distance(shapely.points(xs, ys), lines[which])
+        lines = np.empty(count, dtype=object)
+        lines[:] = list(map(_PLANE, planes))
+        return shapely.points(xs, ys), lines[which]
+
+
+_LAT0, _LON0, _K, _PLANE = (
+    attrgetter("lat0"),
+    attrgetter("lon0"),
+    attrgetter("k"),
+    attrgetter("plane"),
+)

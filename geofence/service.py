@@ -386,17 +386,7 @@ def set_calendar_day(
         session.add(row)
     else:
         row.working, row.note, row.source = data.working, data.note, "manual"
-    row.updated_at = utcnow()
-    session.flush()
-    audit.record(
-        session=session,
-        actor=actor.ref,
-        action="update" if before else "create",
-        entity="calendar_day",
-        entity_id=day.isoformat(),
-        before=before,
-        after=audit.snapshot(row),
-    )
+    _saved(session=session, actor=actor, row=row, before=before, entity_id=day.isoformat())
     return row
 
 
@@ -474,18 +464,31 @@ def set_working_hours(
         session.add(row)
     row.start = dt.time(start // 3600, start % 3600 // 60)
     row.end = dt.time(end // 3600, end % 3600 // 60)
+    _saved(session=session, actor=actor, row=row, before=before, entity_id=unit_id)
+    return row
+
+
+def _saved(
+    *,
+    session: Session,
+    actor: Actor,
+    row: CalendarDay | WorkingHours,
+    before: dict[str, Any] | None,
+    entity_id: object,
+) -> None:
+    """Stamps and flushes a calendar row made or changed by hand, and audits it (`before`: its
+    snapshot before the change, None for a new row)."""
     row.updated_at = utcnow()
     session.flush()
     audit.record(
         session=session,
         actor=actor.ref,
         action="update" if before else "create",
-        entity="working_hours",
-        entity_id=unit_id,
+        entity=row.__tablename__,
+        entity_id=entity_id,
         before=before,
         after=audit.snapshot(row),
     )
-    return row
 
 
 # ---- alerts ---------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -40,31 +40,19 @@ from telematics.batch import IGNITION_OF, FixBatch, or_none
 log = logging.getLogger("fleet.geofence")
 
 RULE_STATES = "fleet:rule-state"
+SETTINGS = frozenset(GeofenceSettings.model_fields)
 
 
 def thresholds(settings: GeofenceSettings) -> Thresholds:
+    """The rules' thresholds: the settings of the same name, the exempt categories as sets and
+    the night window in seconds of the day."""
+    same = {f.name: getattr(settings, f.name) for f in fields(Thresholds) if f.name in SETTINGS}
     return Thresholds(
-        moving_speed_kmh=settings.moving_speed_kmh,
-        movement_min_distance_m=settings.movement_min_distance_m,
-        movement_min_duration_s=settings.movement_min_duration_s,
-        movement_end_s=settings.movement_end_s,
+        **same,
         no_order_exempt=frozenset(settings.no_order_exempt_categories),
         off_hours_exempt=frozenset(settings.off_hours_exempt_categories),
-        off_route_distance_m=settings.off_route_distance_m,
-        off_route_duration_s=settings.off_route_duration_s,
-        destination_radius_m=settings.destination_radius_m,
-        unplanned_stop_s=settings.unplanned_stop_s,
-        stop_radius_m=settings.stop_radius_m,
-        region_exit_grace_s=settings.region_exit_grace_s,
-        prohibited_dwell_s=settings.prohibited_dwell_s,
         night_start_s=clock_seconds(settings.night_start),
         night_end_s=clock_seconds(settings.night_end),
-        overnight_min_s=settings.overnight_min_s,
-        parked_radius_m=settings.parked_radius_m,
-        speed_limit_kmh=settings.speed_limit_kmh,
-        overspeed_duration_s=settings.overspeed_duration_s,
-        signal_gap_s=settings.signal_gap_s,
-        signal_jump_m=settings.signal_jump_m,
     )
 
 

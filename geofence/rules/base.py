@@ -9,8 +9,11 @@ replay land on the alerts the live engine stored.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
+
+import numpy as np
 
 from geofence.permits import Permit
 
@@ -119,3 +122,85 @@ class Event(NamedTuple):
 
 
 NO_EVENTS: tuple[Event, ...] = ()
+
+
+def episode_event(
+    state: dict[str, Any],
+    ended: float | None,
+    *,
+    kind: str,
+    severity: str,
+    measured: dict[str, Any],
+    key: str = "",
+    thresholds: tuple[str, ...] = (),
+    fence_id: int | None = None,
+) -> Event:
+    """The event of an episode whose state holds its `start`, `last` and place (`lat`, `lon`)."""
+    return Event(
+        kind=kind,
+        key=key,
+        started_t=state["start"],
+        last_t=state["last"],
+        ended_t=ended,
+        severity=severity,
+        lat=state["lat"],
+        lon=state["lon"],
+        measured=measured,
+        thresholds=thresholds,
+        fence_id=fence_id,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Columns:
+    """What `Fix` and `Context` say of every fix of a batch, as columns (an entry per fix), for
+    the rules' wake conditions: the engine asks them of a whole batch at once."""
+
+    th: Thresholds
+    positioned: np.ndarray
+    speed_kmh: np.ndarray  # NaN: no speed
+    alarm_bits: np.ndarray
+    working: np.ndarray  # 1 working time, 0 not, -1 the calendar does not cover the day
+    moving: np.ndarray
+    gap_s: np.ndarray  # NaN: the vehicle's first fix
+    depot: np.ndarray
+    prohibited: np.ndarray  # inside any prohibited fence
+    in_region: np.ndarray  # 1 inside an active permitted region, 0 outside, -1 none applies
+    speed_limit_kmh: np.ndarray
+    permits: list[Permit]
+    permit: np.ndarray  # an index into `permits`, -1 for none
+    permitted: np.ndarray  # permit >= 0
+    corridor_m: np.ndarray  # NaN: no corridor, or known to be within `off_route_distance_m`
+    at_place: np.ndarray
+    categories: list[str]  # per vehicle
+    vehicle: np.ndarray  # per fix, its vehicle's place in `categories`
+
+    def outside(self, exempt: frozenset[str]) -> Any:
+        """Per fix, whether its vehicle's category is not in `exempt` (True for all: none is)."""
+        if exempt.isdisjoint(self.categories):
+            return True
+        return np.array([c not in exempt for c in self.categories])[self.vehicle]
+
+
+Step = Callable[
+    [dict[str, Any] | None, Fix, Context], tuple[dict[str, Any] | None, tuple[Event, ...]]
+]
+
+
+class Rule(NamedTuple):
+    """A rule as the engine runs it: its step, and whether a fix could wake it from rest, asked
+    of one fix (`wakes`) or of a batch's columns (`wakes_columns`). The engine skips a resting
+    rule on a fix that does not wake it, so a wake condition must be True whenever
+    `step(None, fix, ctx)` would return a state or an event (a test holds each rule to it),
+    and its two forms must agree (the engine's two loops are held to the same outcome)."""
+
+    kind: str
+    step: Step
+    wakes: Callable[[Fix, Context], bool]
+    wakes_columns: Callable[[Columns], np.ndarray]
+    # Whether the step reads `Context.corridor_m`: the engine measures the distance only for
+    # the fixes such a rule may be stepped on (other contexts may say None instead).
+    reads_corridor: bool = False
+    # For a rule built on `movement.step`, its episodes' severity: the engine carries such an
+    # episode on in line, without the step (`movement.rule` says why it may).
+    movement_severity: str | None = None

@@ -6,7 +6,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from geofence.rules.base import NO_EVENTS, Context, Event, Fix, Severity
+import numpy as np
+
+from geofence.rules.base import (
+    NO_EVENTS,
+    Columns,
+    Context,
+    Event,
+    Fix,
+    Rule,
+    Severity,
+    episode_event,
+)
 
 KIND = "device_alarm"
 
@@ -32,21 +43,26 @@ WATCHED = sum(1 << bit for bit in ALARMS)
 
 def _event(bit: int, alarm: dict[str, Any], ended: float | None) -> Event:
     name, severity = ALARMS[bit]
-    return Event(
+    return episode_event(
+        alarm,
+        ended,
         kind=KIND,
         key=name,
-        started_t=alarm["start"],
-        last_t=alarm["last"],
-        ended_t=ended,
         severity=severity,
-        lat=alarm["lat"],
-        lon=alarm["lon"],
         measured={
             "alarm": name,
             "bit": bit,
             "duration_s": round(alarm["last"] - alarm["start"], 1),
         },
     )
+
+
+def wakes(fix: Fix, ctx: Context) -> bool:
+    return bool(fix.alarm_bits & WATCHED)
+
+
+def wakes_columns(columns: Columns) -> np.ndarray:
+    return (columns.alarm_bits & WATCHED) != 0
 
 
 def step(
@@ -71,3 +87,6 @@ def step(
         elif alarm is not None:
             events += (_event(bit, alarm, fix.t),)
     return new or None, events
+
+
+RULE = Rule(KIND, step, wakes, wakes_columns)

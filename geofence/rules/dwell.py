@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from geofence.rules.base import NO_EVENTS, Event, Fix
+from geofence.rules.base import NO_EVENTS, Event, Fix, episode_event
 
 UPDATE_EVERY_S = 60
 
@@ -26,15 +26,12 @@ def event(
     measured: dict[str, Any] = {"duration_s": round(state["last"] - state["start"], 1)}
     if value_name is not None and state["max"] is not None:
         measured[value_name] = round(state["max"], 1)
-    return Event(
+    return episode_event(
+        state,
+        ended,
         kind=kind,
         key=key,
-        started_t=state["start"],
-        last_t=state["last"],
-        ended_t=ended,
         severity=severity,
-        lat=state["lat"],
-        lon=state["lon"],
         measured=measured,
         thresholds=thresholds,
         fence_id=fence_id,

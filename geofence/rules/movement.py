@@ -7,24 +7,59 @@ has come for `movement_end_s` (a stop at the lights does not split it).
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Any
 
-from geofence.rules.base import NO_EVENTS, Context, Event, Fix
+import numpy as np
+
+from geofence.rules.base import NO_EVENTS, Columns, Context, Event, Fix, Rule, episode_event
 
 THRESHOLDS = ("moving_speed_kmh", "movement_min_distance_m", "movement_min_duration_s")
 UPDATE_EVERY_S = 60
+# the numbers of an episode's state (see `step`), as the engine's carry reads them
+EPISODE_NUMBERS = ("start", "last", "dist", "open", "reported")
+
+
+def rule(kind: str, severity: str, *, working: bool, exempt: str) -> Rule:
+    """The rule of driving with no permit covering the fix, outside a depot, in working time
+    (`working` True) or outside it, by a vehicle whose category is not in the threshold named
+    `exempt`. A fix wakes it exactly when it violates it: the engine relies on that to carry
+    an episode on without the step where the step would only add the distance."""
+    working_code = int(working)
+    exempt_of = attrgetter(exempt)
+
+    def violating(fix: Fix, ctx: Context) -> bool:
+        return (
+            ctx.moving
+            and ctx.working is working
+            and ctx.permit is None
+            and not ctx.depot
+            and ctx.category not in exempt_of(ctx.th)
+        )
+
+    def violating_columns(columns: Columns) -> np.ndarray:
+        return (
+            columns.moving
+            & ~columns.permitted
+            & ~columns.depot
+            & (columns.working == working_code)
+            & columns.outside(exempt_of(columns.th))
+        )
+
+    def step_rule(
+        state: dict[str, Any] | None, fix: Fix, ctx: Context
+    ) -> tuple[dict[str, Any] | None, tuple[Event, ...]]:
+        return step(state, fix, ctx, violating(fix, ctx), kind, severity)
+
+    return Rule(kind, step_rule, violating, violating_columns, movement_severity=severity)
 
 
 def event(kind: str, severity: str, state: dict[str, Any], ended: float | None) -> Event:
-    return Event(
+    return episode_event(
+        state,
+        ended,
         kind=kind,
-        key="",
-        started_t=state["start"],
-        last_t=state["last"],
-        ended_t=ended,
         severity=severity,
-        lat=state["lat"],
-        lon=state["lon"],
         measured={
             "distance_m": round(state["dist"], 1),
             "duration_s": round(state["last"] - state["start"], 1),

@@ -6,23 +6,10 @@ Movement inside a depot fence does not count (washing, re-parking); categories i
 
 from __future__ import annotations
 
-from typing import Any
-
 from geofence.rules import movement
-from geofence.rules.base import Context, Event, Fix, Severity
+from geofence.rules.base import Severity
 
 KIND = "no_order"
 SEVERITY = Severity.MEDIUM
-
-
-def step(
-    state: dict[str, Any] | None, fix: Fix, ctx: Context
-) -> tuple[dict[str, Any] | None, tuple[Event, ...]]:
-    violating = (
-        ctx.moving
-        and ctx.working is True
-        and ctx.permit is None
-        and not ctx.depot
-        and ctx.category not in ctx.th.no_order_exempt
-    )
-    return movement.step(state, fix, ctx, violating, KIND, SEVERITY)
+RULE = movement.rule(KIND, SEVERITY, working=True, exempt="no_order_exempt")
+step = RULE.step

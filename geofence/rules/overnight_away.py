@@ -10,7 +10,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from geofence.rules.base import NO_EVENTS, Context, Event, Fix, Severity
+import numpy as np
+
+from geofence.rules.base import (
+    NO_EVENTS,
+    Columns,
+    Context,
+    Event,
+    Fix,
+    Rule,
+    Severity,
+    episode_event,
+)
 from telematics.trips import step_m
 
 KIND = "overnight_away"
@@ -34,15 +45,11 @@ def night_overlap(a: float, b: float, start_s: int, end_s: int) -> float:
 
 
 def _event(state: dict[str, Any], ended: float | None) -> Event:
-    return Event(
+    return episode_event(
+        state,
+        ended,
         kind=KIND,
-        key="",
-        started_t=state["start"],
-        last_t=state["last"],
-        ended_t=ended,
         severity=Severity.MEDIUM,
-        lat=state["lat"],
-        lon=state["lon"],
         measured={
             "night_parked_s": round(state["night"], 1),
             "parked_s": round(state["last"] - state["start"], 1),
@@ -51,16 +58,31 @@ def _event(state: dict[str, Any], ended: float | None) -> Event:
     )
 
 
+def _away(ctx: Context) -> bool:
+    """Parked (not driving: a moving car ends any stay and starts none) outside the depots,
+    with no overnight assignment."""
+    return (
+        not ctx.moving and not ctx.depot and not (ctx.permit is not None and ctx.permit.overnight)
+    )
+
+
+def wakes(fix: Fix, ctx: Context) -> bool:
+    return fix.lat is not None and _away(ctx)
+
+
+def wakes_columns(columns: Columns) -> np.ndarray:
+    # False last: what `[permit]` gives the fixes without a permit (-1)
+    overnight = np.array([p.overnight for p in columns.permits] + [False])[columns.permit]
+    return columns.positioned & ~columns.moving & ~columns.depot & ~overnight
+
+
 def step(
     state: dict[str, Any] | None, fix: Fix, ctx: Context
 ) -> tuple[dict[str, Any] | None, tuple[Event, ...]]:
     if fix.lat is None or fix.lon is None:
         return state, NO_EVENTS
     th = ctx.th
-    # Parked means not driving: a moving car ends any stay and starts none.
-    away = (
-        not ctx.moving and not ctx.depot and not (ctx.permit is not None and ctx.permit.overnight)
-    )
+    away = _away(ctx)
     if state is None and not away:
         return None, NO_EVENTS
     events: tuple[Event, ...] = NO_EVENTS
@@ -90,3 +112,6 @@ def step(
             "lon": fix.lon,
         }
     return state, events
+
+
+RULE = Rule(KIND, step, wakes, wakes_columns)

@@ -5,12 +5,23 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from geofence.rules import dwell
-from geofence.rules.base import NO_EVENTS, Context, Event, Fix, Severity
+from geofence.rules.base import NO_EVENTS, Columns, Context, Event, Fix, Rule, Severity
 
 KIND = "overspeed"
 THRESHOLDS = ("overspeed_duration_s",)
 SEVERE_RATIO = 1.5  # 50% over the limit is high severity (the road-traffic law's licence line)
+
+
+def wakes(fix: Fix, ctx: Context) -> bool:
+    return fix.speed_kmh is not None and fix.speed_kmh > ctx.speed_limit_kmh
+
+
+def wakes_columns(columns: Columns) -> np.ndarray:
+    with np.errstate(invalid="ignore"):  # NaN: no speed
+        return columns.speed_kmh > columns.speed_limit_kmh
 
 
 def step(
@@ -45,3 +56,6 @@ def step(
 def _with_limit(event: Event, limit: float) -> Event:
     event.measured["limit_kmh"] = limit
     return event
+
+
+RULE = Rule(KIND, step, wakes, wakes_columns)

@@ -6,11 +6,21 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from geofence.rules import dwell
-from geofence.rules.base import NO_EVENTS, Context, Event, Fix, Severity
+from geofence.rules.base import NO_EVENTS, Columns, Context, Event, Fix, Rule, Severity
 
 KIND = "prohibited_zone"
 THRESHOLDS = ("prohibited_dwell_s",)
+
+
+def wakes(fix: Fix, ctx: Context) -> bool:
+    return fix.lat is not None and bool(ctx.prohibited)
+
+
+def wakes_columns(columns: Columns) -> np.ndarray:
+    return columns.positioned & columns.prohibited
 
 
 def step(
@@ -38,3 +48,6 @@ def step(
             new[key] = fence_state
         events += fired
     return new or None, events
+
+
+RULE = Rule(KIND, step, wakes, wakes_columns)

@@ -7,11 +7,21 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from geofence.rules import dwell
-from geofence.rules.base import NO_EVENTS, Context, Event, Fix, Severity
+from geofence.rules.base import NO_EVENTS, Columns, Context, Event, Fix, Rule, Severity
 
 KIND = "region_exit"
 THRESHOLDS = ("region_exit_grace_s",)
+
+
+def wakes(fix: Fix, ctx: Context) -> bool:
+    return fix.lat is not None and ctx.in_region is False
+
+
+def wakes_columns(columns: Columns) -> np.ndarray:
+    return columns.positioned & (columns.in_region == 0)
 
 
 def step(
@@ -30,3 +40,6 @@ def step(
         severity=Severity.HIGH,
         thresholds=THRESHOLDS,
     )
+
+
+RULE = Rule(KIND, step, wakes, wakes_columns)

@@ -6,10 +6,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from geofence.rules.base import NO_EVENTS, Context, Event, Fix, Severity
+import numpy as np
+
+from geofence.rules.base import NO_EVENTS, Columns, Context, Event, Fix, Rule, Severity
 
 KIND = "signal_loss"
 THRESHOLDS = ("signal_gap_s", "signal_jump_m")
+
+
+def wakes(fix: Fix, ctx: Context) -> bool:
+    return ctx.gap_s is not None and ctx.gap_s >= ctx.th.signal_gap_s
+
+
+def wakes_columns(columns: Columns) -> np.ndarray:
+    return columns.gap_s >= columns.th.signal_gap_s  # NaN: a first fix, never
 
 
 def step(
@@ -39,3 +49,6 @@ def step(
             thresholds=THRESHOLDS,
         ),
     )
+
+
+RULE = Rule(KIND, step, wakes, wakes_columns)

@@ -345,10 +345,12 @@ def test_device_alarm_ignores_bits_left_to_other_rules() -> None:
 
 from dataclasses import replace as _replace  # noqa: E402
 
+import numpy as np  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from geofence.rules import RULES, wakes  # noqa: E402
+from geofence.rules import REGISTERED, RULES, wakes  # noqa: E402
+from geofence.rules.base import Columns, Context  # noqa: E402
 
 PERMITS = st.sampled_from(
     [
@@ -359,55 +361,79 @@ PERMITS = st.sampled_from(
 )
 
 
-@settings(max_examples=1000, deadline=None)
-@given(
-    lat=st.one_of(st.none(), st.floats(29, 31)),
-    speed=st.one_of(st.none(), st.floats(0, 250)),
-    ignition=st.one_of(st.none(), st.booleans()),
-    alarm=st.sampled_from([0, 1, 2, 1 << 8, 1 << 31, (1 << 32) - 1]),
-    working=st.one_of(st.none(), st.booleans()),
-    moving=st.booleans(),
-    gap=st.one_of(st.none(), st.floats(0, 5000)),
-    depot=st.booleans(),
-    in_region=st.one_of(st.none(), st.booleans()),
-    prohibited=st.sampled_from([frozenset(), frozenset({3})]),
-    limit=st.floats(20, 130),
-    permit=PERMITS,
-    corridor=st.one_of(st.none(), st.floats(0, 5000)),
-    at_place=st.booleans(),
-)
-def test_a_rule_the_engine_lets_rest_would_have_done_nothing(
-    lat,
-    speed,
-    ignition,
-    alarm,
-    working,
-    moving,
-    gap,
-    depot,
-    in_region,
-    prohibited,
-    limit,
-    permit,
-    corridor,
-    at_place,
-) -> None:
+@st.composite
+def fixes_in_context(draw: st.DrawFn) -> tuple[Fix, Context]:
+    """A fix and its context, the fields the wake conditions read drawn at random."""
+    lat = draw(st.one_of(st.none(), st.floats(29, 31)))
+    speed = draw(st.one_of(st.none(), st.floats(0, 250)))
+    ignition = draw(st.one_of(st.none(), st.booleans()))
+    alarm = draw(st.sampled_from([0, 1, 2, 1 << 8, 1 << 31, (1 << 32) - 1]))
+    gap = draw(st.one_of(st.none(), st.floats(0, 5000)))
+    permit = draw(PERMITS)
+    corridor = draw(st.one_of(st.none(), st.floats(0, 5000)))
     fix = Fix(T0, lat, None if lat is None else LON, speed, ignition, alarm)
     context = _replace(
         ctx(),
-        working=working,
-        moving=moving,
+        category=draw(st.sampled_from(["general", "emergency"])),
+        working=draw(st.one_of(st.none(), st.booleans())),
+        moving=draw(st.booleans()),
         gap_s=gap,
         prev=None if gap is None else Fix(T0 - gap, LAT, LON, 10, True),
         step_m=0.0 if gap is None else 2000.0,
-        depot=depot,
-        in_region=in_region,
-        prohibited=prohibited,
-        speed_limit_kmh=limit,
+        depot=draw(st.booleans()),
+        in_region=draw(st.one_of(st.none(), st.booleans())),
+        prohibited=draw(st.sampled_from([frozenset(), frozenset({3})])),
+        speed_limit_kmh=draw(st.floats(20, 130)),
         permit=permit,
         corridor_m=corridor if permit is not None else None,
-        at_place=at_place,
+        at_place=draw(st.booleans()),
     )
+    return fix, context
+
+
+@settings(max_examples=1000, deadline=None)
+@given(fixes_in_context())
+def test_a_rule_the_engine_lets_rest_would_have_done_nothing(
+    fix_in_context: tuple[Fix, Context],
+) -> None:
+    fix, context = fix_in_context
     for (name, step), wake in zip(RULES.items(), wakes(fix, context), strict=True):
         if not wake:
             assert step(None, fix, context) == (None, ()), name
+
+
+def _as_columns(fix: Fix, context: Context) -> Columns:
+    """The one fix as the engine's columns would have it (None as NaN or -1)."""
+    code = {None: -1, False: 0, True: 1}
+    permits = [] if context.permit is None else [context.permit]
+    return Columns(
+        th=context.th,
+        positioned=np.array([fix.lat is not None]),
+        speed_kmh=np.array([np.nan if fix.speed_kmh is None else fix.speed_kmh]),
+        alarm_bits=np.array([fix.alarm_bits], dtype=np.int64),
+        working=np.array([code[context.working]], dtype=np.int8),
+        moving=np.array([context.moving]),
+        gap_s=np.array([np.nan if context.gap_s is None else context.gap_s]),
+        depot=np.array([context.depot]),
+        prohibited=np.array([bool(context.prohibited)]),
+        in_region=np.array([code[context.in_region]], dtype=np.int8),
+        speed_limit_kmh=np.array([context.speed_limit_kmh]),
+        permits=permits,
+        permit=np.array([len(permits) - 1]),
+        permitted=np.array([bool(permits)]),
+        corridor_m=np.array([np.nan if context.corridor_m is None else context.corridor_m]),
+        at_place=np.array([context.at_place]),
+        categories=[context.category],
+        vehicle=np.array([0]),
+    )
+
+
+@settings(max_examples=500, deadline=None)
+@given(fixes_in_context())
+def test_a_rule_wakes_on_the_same_fixes_one_by_one_and_as_columns(
+    fix_in_context: tuple[Fix, Context],
+) -> None:
+    fix, context = fix_in_context
+    columns = _as_columns(fix, context)
+    for rule in REGISTERED:
+        assert bool(rule.wakes_columns(columns)[0]) == rule.wakes(fix, context), rule.kind

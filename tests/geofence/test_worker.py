@@ -15,7 +15,7 @@ from fleet import channels
 from fleet.auth import Actor
 from fleet.models import OrgUnit
 from geofence import service
-from geofence.replay import replay
+from geofence.replay import ReplayReport, replay
 from geofence.schemas import FenceCreate
 from geofence.settings import GeofenceSettings
 from geofence.worker import RULE_STATES, GeofenceObserver
@@ -197,14 +197,18 @@ def test_replay_of_the_period_reproduces_the_live_alerts(fleetlet, redis, tsetti
         drain(worker(fleetlet, redis, tsettings))
     live = alerts(fleetlet)
     assert sorted(a[0] for a in live) == ["no_order", "overspeed", "prohibited_zone"]
-    report = replay(
-        engine=fleetlet.engine,
-        settings=GeofenceSettings(),
-        zone=ZONE,
-        start=T0 - timedelta(hours=1),
-        end=T0 + timedelta(hours=12),
-        write=False,
-    )
+
+    def replay_day(write: bool) -> ReplayReport:
+        return replay(
+            engine=fleetlet.engine,
+            settings=GeofenceSettings(),
+            zone=ZONE,
+            start=T0 - timedelta(hours=1),
+            end=T0 + timedelta(hours=12),
+            write=write,
+        )
+
+    report = replay_day(write=False)
     assert report.new == 0
     replayed = {
         (
@@ -226,13 +230,7 @@ def test_replay_of_the_period_reproduces_the_live_alerts(fleetlet, redis, tsetti
         )
         for a in live
     }
-    report = replay(
-        engine=fleetlet.engine,
-        settings=GeofenceSettings(),
-        zone=ZONE,
-        start=T0 - timedelta(hours=1),
-        end=T0 + timedelta(hours=12),
-    )
+    replay_day(write=True)
     assert alerts(fleetlet) == live
 
 
