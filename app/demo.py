@@ -4,6 +4,7 @@ and their trips; the completed trip's receipts. Idempotent: only what is missing
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 from redis import Redis
 from sqlalchemy.orm import Session
@@ -13,6 +14,11 @@ from dispatch import demo as dispatch_demo
 from dispatch.settings import DispatchSettings
 from fleet import demo
 from geofence import demo as geofence_demo
+
+# The road network the demo's depots, places and fences lie on (central Xihu district, Hangzhou;
+# its provenance and licence in the folder's README): package data, so an installed Fleet has it
+# too. `fleet roads import` loads it before the seed (make run does).
+ROADS = Path(__file__).resolve().parent / "demo_data" / "hangzhou-xihu-roads.osm.pbf"
 
 
 def seed(*, session: Session, redis: Redis, zone_name: str, now: datetime) -> demo.SeedReport:

@@ -31,7 +31,7 @@ from fleet.schemas import DeviceCreate, DriverCreate, UnitCreate, UserCreate, Ve
 DEMO_PASSWORD = "fleet-demo"  # noqa: S105 - printed for the demo on purpose
 
 # code, name, parent code, depot name, depot (lon, lat): Xihu district, Hangzhou, each depot beside
-# a road of the demo network (demo/hangzhou-xihu-roads.osm.pbf)
+# a road of the demo network (app/demo_data/hangzhou-xihu-roads.osm.pbf)
 UNITS: tuple[tuple[str, str, str | None, str, tuple[float, float]], ...] = (
     ("GOV", "市政府办公厅", None, "机关大院停车场（文二路）", (120.12571, 30.28506)),
     ("JGSWJ", "市机关事务管理局", "GOV", "机关大院停车场（文二路）", (120.12571, 30.28506)),

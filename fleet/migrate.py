@@ -14,7 +14,10 @@ from sqlalchemy import Connection, Engine, MetaData, create_engine, text
 
 from fleet.settings import Settings
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+# The checkout's migrations/; an installed wheel carries them inside this package, where the build
+# step put them (scripts/packaging.py).
+HERE = Path(__file__).resolve().parent
+MIGRATIONS = HERE / "migrations" if (HERE / "migrations").is_dir() else HERE.parent / "migrations"
 
 # PostGIS, pgRouting and their companions own these; they are not ours to compare or drop.
 FOREIGN_TABLES = frozenset({"spatial_ref_sys", "geography_columns", "geometry_columns"})

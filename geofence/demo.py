@@ -1,6 +1,7 @@
 """Demo fences for the demo fleet, created idempotently (by name): the city as the permitted
 region, each unit's depot, and a few places an official car has no business at, all on the demo's
-road network in Xihu district (demo/hangzhou-xihu-roads.osm.pbf), so the simulated cars pass them.
+road network in Xihu district (app/demo_data/hangzhou-xihu-roads.osm.pbf), so the simulated cars
+pass them.
 
 The places are approximate and for the demo only. When a road network of another area has been
 imported instead, its area is a permitted region too, so the simulated cars are in a region and

@@ -215,8 +215,8 @@ stop() {
 }
 
 # The demo's road network: central Xihu district, Hangzhou, an OpenStreetMap extract that ships in
-# demo/ (no download). Any .osm.pbf works: `fleet roads import FILE`.
-DEMO_PBF="$ROOT/demo/hangzhou-xihu-roads.osm.pbf"
+# app/demo_data/ (no download; app.demo.ROADS). Any .osm.pbf works: `fleet roads import FILE`.
+DEMO_PBF="$ROOT/app/demo_data/hangzhou-xihu-roads.osm.pbf"
 demo_roads() {
   [ -f "$DEMO_PBF" ] || die "the demo road network $DEMO_PBF is missing from the checkout"
   fleet roads import --if-empty "$DEMO_PBF"

@@ -1,5 +1,5 @@
 """The pages: HTML shells (the data comes from the API with the token the login page keeps),
-the static files, the front-end packages from node_modules, the map's vector tiles, and the
+the static files, the front-end packages (web/vendor.py), the map's vector tiles, and the
 extent a page's map opens on.
 
 Nothing a page loads comes from outside the machine.
@@ -25,14 +25,13 @@ from fleet.api import ActorDep, RedisDep, SessionDep
 from fleet.auth import Actor, require, units_in_scope
 from fleet.models import OrgUnit, Vehicle, VehicleStatus
 from telematics import service as telematics_service
-from web import tiles
+from web import tiles, vendor
 from web.settings import DEFAULT_MAP_CENTER, WebSettings
 
 # ES modules must be served as JavaScript; not every Python knows .mjs.
 mimetypes.add_type("text/javascript", ".mjs")
 
 HERE = Path(__file__).resolve().parent
-CHECKOUT = HERE.parent
 # Each page: its template, its script, the title (zh, en), and who it is for.
 PAGES: dict[str, tuple[str, str, str]] = {
     "login": ("登录", "Sign in", "everyone"),
@@ -42,8 +41,6 @@ PAGES: dict[str, tuple[str, str, str]] = {
     "admin": ("系统管理", "Administration", "administrator"),
     "dashboard": ("统计看板", "Dashboard", "staff"),
 }
-# Front-end packages as npm installs them: URL prefix -> folder inside node_modules.
-VENDOR = {"maplibre-gl": "maplibre-gl/dist", "echarts": "echarts/dist"}
 
 # The pages and tiles are no part of the API's contract; the map's extent is (see the end).
 page_router = APIRouter(include_in_schema=False)
@@ -56,7 +53,12 @@ templates = Environment(
 
 
 def node_modules(settings: WebSettings) -> Path:
-    return Path(settings.node_modules) if settings.node_modules else CHECKOUT / "node_modules"
+    """The folder holding the front-end packages: the one set, else the installed wheel's own (web/
+    node_modules, just the files the pages load), else node_modules beside the checkout."""
+    if settings.node_modules:
+        return Path(settings.node_modules)
+    carried = HERE / "node_modules"
+    return carried if carried.is_dir() else HERE.parent / "node_modules"
 
 
 def mount_static(app: FastAPI, settings: WebSettings) -> None:
@@ -64,11 +66,11 @@ def mount_static(app: FastAPI, settings: WebSettings) -> None:
     script fails to load, the page says to run make bootstrap), not a crash at start-up."""
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     modules = node_modules(settings)
-    for prefix, folder in VENDOR.items():
+    for name, package in vendor.PACKAGES.items():
         app.mount(
-            f"/vendor/{prefix}",
-            StaticFiles(directory=modules / folder, check_dir=False),
-            name=f"vendor-{prefix}",
+            f"/vendor/{name}",
+            StaticFiles(directory=modules / name / package.served, check_dir=False),
+            name=f"vendor-{name}",
         )
 
 

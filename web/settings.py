@@ -56,6 +56,6 @@ class WebSettings(BaseSettings):
     )
     node_modules: str = Field(
         "",
-        description="Where the front-end packages are installed; empty: node_modules beside the"
-        " checkout (make bootstrap runs npm ci there).",
+        description="Where the front-end packages are installed; empty: the copy an installed"
+        " wheel carries, else node_modules beside the checkout (make bootstrap runs npm ci there).",
     )

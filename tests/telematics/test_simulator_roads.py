@@ -8,11 +8,11 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
 
+from app.demo import ROADS as PBF
 from fleet import migrate
 from fleet.db import make_engine
 from fleet.settings import Settings
@@ -21,7 +21,6 @@ from telematics.simulator import LatLon, Motion, Phase
 from telematics.trips import haversine_m
 from tests.telematics.conftest import T0
 
-PBF = Path(__file__).resolve().parents[2] / "demo" / "hangzhou-xihu-roads.osm.pbf"
 DEPOT: LatLon = (30.28506, 120.12571)  # on a junction
 BOX_CENTRE: LatLon = ((30.255 + 30.316) / 2, (120.060 + 120.135) / 2)
 SHANGHAI: LatLon = (31.2304, 121.4737)

@@ -39,7 +39,7 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 PHONE = {"viewport": {"width": 360, "height": 740}, "is_mobile": True, "has_touch": True}
 # The demo's road network (Xihu district, Hangzhou), as make run imports it.
-DEMO_ROADS = Path(__file__).resolve().parents[2] / "demo" / "hangzhou-xihu-roads.osm.pbf"
+DEMO_ROADS = app_demo.ROADS
 # Where the map opens, and spots around the demo's offices on that network to place cars at.
 CENTRE = (120.115, 30.285)
 GRID = [(120.105 + 0.005 * i, 30.275 + 0.005 * j) for i in range(5) for j in range(5)]
