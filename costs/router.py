@@ -90,12 +90,7 @@ def list_costs(
         until=until,
     )
     shared = costs.allocations_of(session, [r.id for r in items])
-    return {
-        "items": [costs.view(r, shared.get(r.id, [])) for r in items],
-        "total": total,
-        "limit": listing.limit,
-        "offset": listing.offset,
-    }
+    return listing.answer((costs.view(r, shared.get(r.id, [])) for r in items), total)
 
 
 @router.get("/costs/statement-formats", response_model=StatementFormats)

@@ -34,7 +34,8 @@ from fleet import audit
 from fleet.auth import Actor, require, units_in_scope
 from fleet.errors import Invalid, NotFound, Rejected
 from fleet.models import Vehicle
-from fleet.registry import Listing, get_vehicle
+from fleet.paging import Listing
+from fleet.registry import get_vehicle
 from geofence import store
 from geofence.calendar import WorkingCalendar, epoch_day
 from geofence.engine import AlertRecord
@@ -144,10 +145,7 @@ def list_(
         stmt = stmt.where(CostRecord.at >= since)
     if until is not None:
         stmt = stmt.where(CostRecord.at < until)
-    stmt = stmt.order_by(CostRecord.at.desc(), CostRecord.id.desc())
-    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
-    items = session.scalars(stmt.limit(listing.limit).offset(listing.offset)).all()
-    return items, int(total or 0)
+    return listing.page(session, stmt.order_by(CostRecord.at.desc(), CostRecord.id.desc()))
 
 
 def create(

@@ -19,6 +19,7 @@ from fleet import audit, registry
 from fleet.auth import Actor
 from fleet.errors import Forbidden
 from fleet.models import AuditEntry, Role
+from fleet.paging import Listing
 
 READ = "read"
 EXPORT = "export"
@@ -54,7 +55,7 @@ def record(
 
 
 def list_for_vehicle(
-    *, session: Session, actor: Actor, vehicle_id: int, listing: registry.Listing
+    *, session: Session, actor: Actor, vehicle_id: int, listing: Listing
 ) -> tuple[Sequence[AuditEntry], int]:
     """The reads and exports of one vehicle's data, newest first: for supervisors (and
     administrators) whose units keep the vehicle; outside their scope the vehicle is 404."""
@@ -70,4 +71,4 @@ def list_for_vehicle(
         )
         .order_by(AuditEntry.id.desc())
     )
-    return registry._page(session, stmt, listing)
+    return listing.page(session, stmt)

@@ -15,7 +15,7 @@ from fleet import auth as auth_service
 from fleet.auth import Actor
 from fleet.db import unit_of_work
 from fleet.errors import NotAuthenticated
-from fleet.registry import Listing
+from fleet.paging import Listing
 from fleet.schemas import INT4_MAX
 from fleet.settings import Settings
 

@@ -11,7 +11,6 @@ import hashlib
 import secrets
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from geoalchemy2.shape import from_shape
@@ -36,6 +35,7 @@ from fleet.models import (
     UserAccount,
     Vehicle,
 )
+from fleet.paging import Listing
 from fleet.schemas import (
     DeviceCreate,
     DeviceRebind,
@@ -79,18 +79,6 @@ def _unique_fields() -> Iterator[None]:
         raise
 
 
-@dataclass(frozen=True, slots=True)
-class Listing:
-    limit: int = 50
-    offset: int = 0
-
-
-def _page(session: Session, stmt: Select[Any], listing: Listing) -> tuple[Sequence[Any], int]:
-    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
-    items = session.scalars(stmt.limit(listing.limit).offset(listing.offset)).all()
-    return items, int(total or 0)
-
-
 def _in_scope(model: type[M], actor: Actor) -> Select[M]:
     return select(model).where(model.unit_id.in_(units_in_scope(actor)))
 
@@ -126,7 +114,7 @@ def list_units(
     stmt = select(OrgUnit).where(OrgUnit.id.in_(units_in_scope(actor))).order_by(OrgUnit.path)
     if parent_id is not None:
         stmt = stmt.where(OrgUnit.parent_id == parent_id)
-    return _page(session, stmt, listing)
+    return listing.page(session, stmt)
 
 
 def get_unit(*, session: Session, actor: Actor, unit_id: int) -> OrgUnit:
@@ -232,7 +220,7 @@ def list_users(
         stmt = stmt.where(UserAccount.roles.contains([role.value]))
     if active is not None:
         stmt = stmt.where(UserAccount.is_active.is_(active))
-    return _page(session, stmt, listing)
+    return listing.page(session, stmt)
 
 
 def get_user(*, session: Session, actor: Actor, user_id: int) -> UserAccount:
@@ -329,7 +317,7 @@ def list_vehicles(
         stmt = stmt.where(Vehicle.seats >= filters["min_seats"])
     if filters.get("plate"):
         stmt = stmt.where(Vehicle.plate.contains(filters["plate"].upper(), autoescape=True))
-    return _page(session, stmt, listing)
+    return listing.page(session, stmt)
 
 
 def get_vehicle(*, session: Session, actor: Actor, vehicle_id: int) -> Vehicle:
@@ -408,7 +396,7 @@ def list_drivers(
         stmt = stmt.where(Driver.unit_id == unit_id)
     if active is not None:
         stmt = stmt.where(Driver.active.is_(active))
-    return _page(session, stmt, listing)
+    return listing.page(session, stmt)
 
 
 def get_driver(*, session: Session, actor: Actor, driver_id: int) -> Driver:
@@ -490,7 +478,7 @@ def list_devices(
         stmt = stmt.where(Device.vehicle_id == vehicle_id)
     if enabled is not None:
         stmt = stmt.where(Device.enabled.is_(enabled))
-    return _page(session, stmt, listing)
+    return listing.page(session, stmt)
 
 
 def get_device(*, session: Session, actor: Actor, device_id: int) -> Device:
@@ -702,4 +690,4 @@ def list_audit_entries(
         stmt = stmt.where(AuditEntry.entity == entity)
     if entity_id is not None:
         stmt = stmt.where(AuditEntry.entity_id == entity_id)
-    return _page(session, stmt, listing)
+    return listing.page(session, stmt)

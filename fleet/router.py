@@ -27,6 +27,7 @@ from fleet.models import (
     VehicleCategory,
     VehicleStatus,
 )
+from fleet.paging import Listing
 from fleet.schemas import (
     AccessEntryOut,
     AuditEntryOut,
@@ -58,14 +59,9 @@ health_router = APIRouter(tags=["health"])
 router = APIRouter(prefix="/api/v1")
 
 
-def _page(model: Any, result: tuple[Any, int], listing: registry.Listing) -> dict[str, Any]:
+def _page(model: Any, result: tuple[Any, int], listing: Listing) -> dict[str, Any]:
     items, total = result
-    return {
-        "items": [model.model_validate(i) for i in items],
-        "total": total,
-        "limit": listing.limit,
-        "offset": listing.offset,
-    }
+    return listing.answer((model.model_validate(i) for i in items), total)
 
 
 @health_router.get("/healthz", response_model=Health, responses={503: {"model": Health}})
@@ -402,9 +398,4 @@ def list_vehicle_reads(
     items, total = access.list_for_vehicle(
         session=session, actor=actor, vehicle_id=vehicle_id, listing=listing
     )
-    return {
-        "items": [AccessEntryOut.of(e) for e in items],
-        "total": total,
-        "limit": listing.limit,
-        "offset": listing.offset,
-    }
+    return listing.answer((AccessEntryOut.of(e) for e in items), total)

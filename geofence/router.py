@@ -161,7 +161,7 @@ def list_alerts(
         start=start,
         end=end,
     )
-    return {"items": items, "total": total, "limit": listing.limit, "offset": listing.offset}
+    return listing.answer(items, total)
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertDetail)

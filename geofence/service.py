@@ -22,7 +22,7 @@ from fleet.auth import Actor, is_root_admin, is_root_path, require, units_in_sco
 from fleet.db import utcnow
 from fleet.errors import Conflict, Forbidden, Invalid, NotFound
 from fleet.models import OrgUnit, Vehicle
-from fleet.registry import Listing
+from fleet.paging import Listing
 from geofence import geometry
 from geofence.calendar import WorkingCalendar, epoch_day, official_days
 from geofence.fences import CompiledFence, FenceSet, Schedule, VehicleInfo
@@ -560,13 +560,10 @@ def list_alerts(
         stmt = stmt.where(func.coalesce(Alert.ended_at, Alert.last_at) >= start)
     if end is not None:
         stmt = stmt.where(Alert.started_at < end)
-    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
     rows = session.execute(
-        stmt.order_by(Alert.started_at.desc(), Alert.id.desc())
-        .limit(listing.limit)
-        .offset(listing.offset)
+        listing.window(stmt.order_by(Alert.started_at.desc(), Alert.id.desc()))
     ).all()
-    return [_alert_row(a, plate) for a, plate in rows], int(total or 0)
+    return [_alert_row(a, plate) for a, plate in rows], listing.total(session, stmt)
 
 
 def _alert_in_scope(session: Session, actor: Actor, alert_id: int) -> tuple[Alert, str]:

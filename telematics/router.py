@@ -90,10 +90,8 @@ def live(session: SessionDep, redis: RedisDep, actor: ActorDep) -> dict[str, Any
 
 @router.get("/unknown-devices", response_model=Page[UnknownDeviceOut])
 def unknown_devices(session: SessionDep, actor: ActorDep, listing: ListingDep) -> dict[str, Any]:
-    items, total = service.list_unknown_devices(
-        session=session, actor=actor, limit=listing.limit, offset=listing.offset
-    )
-    return {"items": items, "total": total, "limit": listing.limit, "offset": listing.offset}
+    items, total = service.list_unknown_devices(session=session, actor=actor, listing=listing)
+    return listing.answer(items, total)
 
 
 @router.post("/telemetry", status_code=202, response_model=TelemetryAccepted)

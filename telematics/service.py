@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,6 +17,7 @@ from fleet import channels, registry
 from fleet.auth import Actor, is_root_admin, require, units_in_scope
 from fleet.errors import Conflict, Forbidden, Invalid, NotAuthenticated, StoreUnavailable
 from fleet.models import Device, Vehicle
+from fleet.paging import Listing
 from fleet.schemas import Strict
 from telematics import stream
 from telematics.fix import Fix, check_fix
@@ -197,18 +199,11 @@ def snapshot_for_units(redis: Redis, unit_ids: frozenset[int]) -> list[dict[str,
 
 
 def list_unknown_devices(
-    *, session: Session, actor: Actor, limit: int, offset: int
-) -> tuple[list[UnknownDevice], int]:
+    *, session: Session, actor: Actor, listing: Listing
+) -> tuple[Sequence[UnknownDevice], int]:
     if not is_root_admin(actor):
         raise Forbidden("only administrators of a root unit see the gateways' unknown devices")
-    total = session.scalar(select(func.count()).select_from(UnknownDevice)) or 0
-    items = session.scalars(
-        select(UnknownDevice)
-        .order_by(UnknownDevice.last_seen_at.desc())
-        .limit(limit)
-        .offset(offset)
-    ).all()
-    return list(items), total
+    return listing.page(session, select(UnknownDevice).order_by(UnknownDevice.last_seen_at.desc()))
 
 
 def counters(*, redis: Redis, actor: Actor) -> dict[str, int]:

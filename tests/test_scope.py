@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from fleet import registry
 from fleet.auth import Actor
 from fleet.models import OrgUnit, Role
+from fleet.paging import Listing
 from fleet.schemas import DeviceCreate, DriverCreate, UserCreate
 from tests.factories import add_vehicle
 
@@ -195,7 +196,7 @@ def test_scope_is_enforced_in_the_service_not_only_the_router(db: Session, tree:
         roles=frozenset({Role.DISPATCHER}),
     )
     vehicles, total = registry.list_vehicles(
-        session=db, actor=a_actor, listing=registry.Listing(limit=500), filters={}
+        session=db, actor=a_actor, listing=Listing(limit=500), filters={}
     )
     assert tree.items["vehicles"]["b"] not in {v.id for v in vehicles}
     assert total == 2

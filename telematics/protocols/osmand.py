@@ -38,8 +38,8 @@ class OsmandError(ValueError):
 
 def parse_time(value: str | float | int, *, now: datetime) -> datetime:
     """Unix seconds, Unix milliseconds, ISO-8601, or `yyyy-MM-dd HH:mm:ss` (UTC)."""
-    if isinstance(value, int | float) or (isinstance(value, str) and _is_number(value)):
-        number = float(value)
+    number = _as_number(value)
+    if number is not None:
         if not math.isfinite(number):
             raise OsmandError(f"bad timestamp {value!r}")
         # Milliseconds since 1970 passed 1e12 in 2001; seconds will not reach it for millennia.
@@ -58,12 +58,12 @@ def parse_time(value: str | float | int, *, now: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _is_number(text: str) -> bool:
+def _as_number(value: str | float | int) -> float | None:
+    """The value as a number, if it is one (a number, or the text of one)."""
     try:
-        float(text)
+        return float(value)
     except ValueError:
-        return False
-    return True
+        return None
 
 
 def _number(value: Any, name: str) -> float | None:
@@ -87,10 +87,9 @@ def _flag(value: Any) -> bool | None:
 
 
 def _attribute(value: str) -> object:
-    if _is_number(value):
-        number = float(value)
-        if math.isfinite(number):
-            return int(number) if number.is_integer() and "." not in value else number
+    number = _as_number(value)
+    if number is not None and math.isfinite(number):
+        return int(number) if number.is_integer() and "." not in value else number
     return value
 
 

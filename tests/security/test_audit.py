@@ -34,14 +34,10 @@ def _fleet(stack: Stack, *args: str, **env: str) -> subprocess.CompletedProcess[
 
 
 def test_a_supervisor_sees_who_read_a_vehicles_track(stack: Stack) -> None:
-    with stack.engine.connect() as conn:
-        vehicle_id = conn.execute(
-            text(
-                "SELECT v.id FROM vehicle v JOIN org_unit u ON u.id = v.unit_id"
-                " WHERE u.code = 'CD' ORDER BY v.id LIMIT 1"
-            )
-        ).scalar()
-    assert vehicle_id is not None, "the demo has no vehicle in the motor pool"
+    vehicle_id = stack.value(
+        "SELECT v.id FROM vehicle v JOIN org_unit u ON u.id = v.unit_id"
+        " WHERE u.code = 'CD' ORDER BY v.id LIMIT 1"
+    )
     period = {"start": "2026-11-30T00:00:00+08:00", "end": "2026-12-01T00:00:00+08:00"}
     with (
         api_client(stack, "dispatcher") as dispatcher,

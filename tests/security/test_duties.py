@@ -3,22 +3,16 @@ steps of one approval chain are decided by different people."""
 
 from __future__ import annotations
 
-from sqlalchemy import text
-
 from tests.web.conftest import Stack, api_client
 
 
 def test_one_approver_cannot_decide_both_steps_of_a_two_step_order(stack: Stack) -> None:
     # The demo's out-of-region order waits on two steps: the bureau's (level 0) and the city's
     # (level 1). The city's leader may decide either step, being above the bureau: not both.
-    with stack.engine.connect() as conn:
-        order_id = conn.execute(
-            text(
-                "SELECT id FROM trip_order WHERE status = 'submitted' AND approvals_done = 0"
-                " AND jsonb_array_length(approval_steps) = 2 ORDER BY id LIMIT 1"
-            )
-        ).scalar()
-    assert order_id is not None, "the demo has no two-step order waiting"
+    order_id = stack.value(
+        "SELECT id FROM trip_order WHERE status = 'submitted' AND approvals_done = 0"
+        " AND jsonb_array_length(approval_steps) = 2 ORDER BY id LIMIT 1"
+    )
     with api_client(stack, "leader") as leader, api_client(stack, "approver") as approver:
         first = leader.post(f"/orders/{order_id}/approve", json={})
         assert first.status_code == 200, first.text

@@ -46,13 +46,6 @@ def api(stack: Stack, tokens: dict[str, str]) -> Iterator[dict[str, httpx.Client
         client.close()
 
 
-def _first(stack: Stack, sql: str) -> int:
-    with stack.engine.connect() as conn:
-        value = conn.execute(text(sql)).scalar()
-    assert value is not None, f"the demo has no row for: {sql}"
-    return int(value)
-
-
 # ---- bounded bodies --------------------------------------------------------------------------
 
 
@@ -224,7 +217,7 @@ def test_a_patch_cannot_null_a_required_field_or_pass_a_number_for_a_flag(
     stack: Stack, api: dict[str, httpx.Client], table: str, body: dict[str, object], field: str
 ) -> None:
     path = {"driver": "drivers", "device": "devices", "org_unit": "units", "user_account": "users"}
-    row = _first(stack, f"SELECT max(id) FROM {table}")
+    row = stack.value(f"SELECT max(id) FROM {table}")
     answer = api["admin"].patch(f"/{path[table]}/{row}", json=body)
     assert answer.status_code == 422, answer.text
     assert answer.json()["detail"][0]["loc"] == ["body", field]
@@ -233,7 +226,7 @@ def test_a_patch_cannot_null_a_required_field_or_pass_a_number_for_a_flag(
 def test_deleting_a_driver_with_assignments_is_a_conflict_naming_them(
     stack: Stack, api: dict[str, httpx.Client]
 ) -> None:
-    driver = _first(stack, "SELECT driver_id FROM assignment LIMIT 1")
+    driver = stack.value("SELECT driver_id FROM assignment LIMIT 1")
     answer = api["admin"].delete(f"/drivers/{driver}")
     assert answer.status_code == 409, answer.text
     assert "assignment" in answer.json()["detail"]
@@ -242,7 +235,7 @@ def test_deleting_a_driver_with_assignments_is_a_conflict_naming_them(
 def test_deleting_a_vehicle_with_alerts_is_a_conflict_naming_them(
     stack: Stack, api: dict[str, httpx.Client]
 ) -> None:
-    unit = _first(stack, "SELECT min(id) FROM org_unit")
+    unit = stack.value("SELECT min(id) FROM org_unit")
     vehicle = api["admin"].post(
         "/vehicles",
         json={
@@ -270,7 +263,7 @@ def test_deleting_a_vehicle_with_alerts_is_a_conflict_naming_them(
 
 
 def test_nul_characters_in_text_are_refused(stack: Stack, api: dict[str, httpx.Client]) -> None:
-    unit = _first(stack, "SELECT min(id) FROM org_unit")
+    unit = stack.value("SELECT min(id) FROM org_unit")
     answer = api["admin"].post(
         "/drivers", json={"name": "x", "licence_class": "C1", "unit_id": unit, "phone": "1\u0000"}
     )
@@ -315,7 +308,7 @@ def test_a_root_administrator_sees_the_root_unit_they_add(api: dict[str, httpx.C
 def test_only_an_administrator_of_a_root_unit_adds_a_root_unit(
     stack: Stack, api: dict[str, httpx.Client]
 ) -> None:
-    sub_unit = _first(stack, "SELECT id FROM org_unit WHERE parent_id IS NOT NULL LIMIT 1")
+    sub_unit = stack.value("SELECT id FROM org_unit WHERE parent_id IS NOT NULL LIMIT 1")
     made = api["admin"].post(
         "/users",
         json={

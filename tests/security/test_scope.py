@@ -40,15 +40,8 @@ def _login(stack: Stack, username: str, password: str = DEMO_PASSWORD) -> httpx.
     )
 
 
-def _scalar(stack: Stack, sql: str, **params: object) -> int:
-    with stack.engine.connect() as conn:
-        value = conn.execute(text(sql), params).scalar()
-    assert value is not None, f"the demo has no row for: {sql}"
-    return int(value)
-
-
 def _unit(stack: Stack, code: str) -> int:
-    return _scalar(stack, "SELECT id FROM org_unit WHERE code = :code", code=code)
+    return stack.value("SELECT id FROM org_unit WHERE code = :code", code=code)
 
 
 @pytest.fixture(scope="module")
@@ -99,10 +92,8 @@ def test_a_sub_unit_depot_fence_without_units_applies_only_to_that_subtree(
     )
     assert made.status_code == 201, made.text
     fence_id = made.json()["id"]
-    sibling = _scalar(
-        stack, "SELECT min(id) FROM vehicle WHERE unit_id = :u", u=_unit(stack, "YJJ")
-    )
-    own = _scalar(stack, "SELECT min(id) FROM vehicle WHERE unit_id = :u", u=_unit(stack, "GAJ"))
+    sibling = stack.value("SELECT min(id) FROM vehicle WHERE unit_id = :u", u=_unit(stack, "YJJ"))
+    own = stack.value("SELECT min(id) FROM vehicle WHERE unit_id = :u", u=_unit(stack, "GAJ"))
     try:
         # What the ingest worker's engine loads: the fence, as it applies to each car.
         with Session(stack.engine) as session:
@@ -172,7 +163,7 @@ def test_a_driver_sees_only_the_orders_assigned_to_them(
     assert driver.get(f"/orders/{order_id}").status_code == 404
     listed = driver.get("/orders", params={"limit": 500}).json()["items"]
     assert order_id not in {o["id"] for o in listed}
-    driver_user = _scalar(stack, "SELECT id FROM user_account WHERE username = 'driver'")
+    driver_user = stack.value("SELECT id FROM user_account WHERE username = 'driver'")
     with stack.engine.connect() as conn:
         assigned = set(
             conn.execute(

@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 import httpx2 as httpx
 import pytest
 from redis import Redis
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session
 
 from app import demo as app_demo
@@ -54,6 +54,20 @@ class Stack:
     env: dict[str, str] = field(default_factory=dict)
     outside: list[str] = field(default_factory=list)
     console: list[str] = field(default_factory=list)
+
+    def row(self, sql: str, **params: Any) -> tuple[Any, ...]:
+        """The one row a query of the stack's database returns (a test's set-up or check)."""
+        with self.engine.connect() as conn:
+            found = conn.execute(text(sql), params).one_or_none()
+        assert found is not None, f"no row for {sql} {params}"
+        return tuple(found)
+
+    def value(self, sql: str, **params: Any) -> Any:
+        """The first value of the first row a query returns; there must be one."""
+        with self.engine.connect() as conn:
+            found = conn.execute(text(sql), params).scalar()
+        assert found is not None, f"the database has no row for: {sql} {params}"
+        return found
 
 
 @pytest.fixture(scope="module")

@@ -42,13 +42,6 @@ def _open(context: Any, stack: Stack, tab: str) -> Any:
     return page
 
 
-def _row(stack: Stack, sql: str, **params: Any) -> tuple[Any, ...]:
-    with stack.engine.connect() as conn:
-        row = conn.execute(text(sql), params).one_or_none()
-    assert row is not None, f"no row for {sql} {params}"
-    return tuple(row)
-
-
 def test_admin_creates_a_vehicle_after_a_refused_plate_and_seals_it(
     admin_context: Any, stack: Stack
 ) -> None:
@@ -77,8 +70,7 @@ def test_admin_creates_a_vehicle_after_a_refused_plate_and_seals_it(
     form.locator("button[type=submit]").click()
     expect(page.locator("#notice.ok")).to_contain_text("浙A·W8765")
     expect(plate_error).to_be_hidden()
-    row = _row(
-        stack,
+    row = stack.row(
         "SELECT status, body_class, seats, tank_l, fuel_norm_l_100km, fuel_card, make_model"
         " FROM vehicle WHERE plate = :plate",
         plate="浙A·W8765",
@@ -93,20 +85,20 @@ def test_admin_creates_a_vehicle_after_a_refused_plate_and_seals_it(
     listed.locator("button.seal").click()
     expect(listed.locator("button.unseal")).to_be_visible()
     expect(listed.locator("td.status")).to_have_text("封存")
-    assert _row(stack, "SELECT status FROM vehicle WHERE plate = :p", p="浙A·W8765") == ("sealed",)
+    assert stack.row("SELECT status FROM vehicle WHERE plate = :p", p="浙A·W8765") == ("sealed",)
 
     # An edit sends only what changed: the seal stays.
     listed.locator("button.edit").click()
     form.locator("input[name=seats]").fill("6")
     form.locator("button[type=submit]").click()
     expect(listed.locator("td.num")).to_have_text("6")
-    row = _row(stack, "SELECT seats, status FROM vehicle WHERE plate = :p", p="浙A·W8765")
+    row = stack.row("SELECT seats, status FROM vehicle WHERE plate = :p", p="浙A·W8765")
     assert row == (6, "sealed")
     page.screenshot(path=str(SCREENSHOTS / "admin-vehicles.png"))
 
 
 def test_admin_adds_a_unit_under_a_parent(admin_context: Any, stack: Stack) -> None:
-    (parent,) = _row(stack, "SELECT id FROM org_unit WHERE code = 'JGSWJ'")
+    (parent,) = stack.row("SELECT id FROM org_unit WHERE code = 'JGSWJ'")
     page = _open(admin_context, stack, "units")
     page.locator(f"#unit-tree li[data-unit='{parent}'] > button").click()
     form = page.locator("#unit-form")
@@ -119,7 +111,7 @@ def test_admin_adds_a_unit_under_a_parent(admin_context: Any, stack: Stack) -> N
     form.locator("input[name=code]").fill("JGSWJ-CLK")
     form.locator("button[type=submit]").click()
     expect(page.locator("#notice.ok")).to_contain_text("市机关事务管理局车辆科")
-    row = _row(stack, "SELECT parent_id FROM org_unit WHERE code = 'JGSWJ-CLK'")
+    row = stack.row("SELECT parent_id FROM org_unit WHERE code = 'JGSWJ-CLK'")
     assert row == (parent,)
     branch = page.locator(f"#unit-tree li[data-unit='{parent}'] > ul")
     expect(branch).to_contain_text("市机关事务管理局车辆科")
@@ -129,7 +121,7 @@ def test_admin_adds_a_unit_under_a_parent(admin_context: Any, stack: Stack) -> N
 def test_admin_adds_an_approval_rule_and_sets_working_hours(
     admin_context: Any, stack: Stack
 ) -> None:
-    (unit,) = _row(stack, "SELECT id FROM org_unit WHERE code = 'GAJ'")
+    (unit,) = stack.row("SELECT id FROM org_unit WHERE code = 'GAJ'")
     page = _open(admin_context, stack, "rules")
     form = page.locator("#approval-form")
     form.locator("select[name=unit_id]").select_option(str(unit))
@@ -140,8 +132,7 @@ def test_admin_adds_an_approval_rule_and_sets_working_hours(
     form.locator("input[name=param]").fill("7")
     form.locator("button[type=submit]").click()
     expect(page.locator("#approval-rows tr", has_text="七人以上须上级审批")).to_have_count(1)
-    row = _row(
-        stack,
+    row = stack.row(
         "SELECT unit_id, condition, param, level FROM approval_rule WHERE name = :n",
         n="七人以上须上级审批",
     )
@@ -157,7 +148,7 @@ def test_admin_adds_an_approval_rule_and_sets_working_hours(
     hours.locator("input[name=end]").fill("17:00")
     hours.locator("button[type=submit]").click()
     expect(page.locator(f"#hours-{unit} .inherited")).to_have_text("本单位设定")
-    row = _row(stack, 'SELECT start, "end" FROM working_hours WHERE unit_id = :u', u=unit)
+    row = stack.row('SELECT start, "end" FROM working_hours WHERE unit_id = :u', u=unit)
     assert row == (dt.time(9, 0), dt.time(17, 0))
     page.screenshot(path=str(SCREENSHOTS / "admin-hours.png"))
 
@@ -165,7 +156,7 @@ def test_admin_adds_an_approval_rule_and_sets_working_hours(
 def test_admin_creates_a_user_with_roles_and_deactivates_it(
     admin_context: Any, stack: Stack
 ) -> None:
-    unit = _row(stack, "SELECT id FROM org_unit WHERE code = 'CD'")
+    unit = stack.row("SELECT id FROM org_unit WHERE code = 'CD'")
     page = _open(admin_context, stack, "users")
     page.on("dialog", lambda dialog: dialog.accept())
     form = page.locator("#user-form")
@@ -180,9 +171,7 @@ def test_admin_creates_a_user_with_roles_and_deactivates_it(
     form.locator("input[name=password]").fill("a-long-enough-password")
     form.locator("button[type=submit]").click()
     expect(page.locator("#notice.ok")).to_contain_text("zhao.li")
-    row = _row(
-        stack, "SELECT roles, unit_id, is_active FROM user_account WHERE username = 'zhao.li'"
-    )
+    row = stack.row("SELECT roles, unit_id, is_active FROM user_account WHERE username = 'zhao.li'")
     assert row == (["dispatcher", "driver"], unit[0], True)
 
     page.select_option("#user-filter select[name=role]", "driver")
@@ -191,7 +180,7 @@ def test_admin_creates_a_user_with_roles_and_deactivates_it(
     expect(listed.locator(".tag")).to_have_text(["调度员", "驾驶员"])
     listed.get_by_role("button", name="停用").click()
     expect(listed).to_have_class(re.compile("inactive"))
-    assert _row(stack, "SELECT is_active FROM user_account WHERE username = 'zhao.li'") == (False,)
+    assert stack.row("SELECT is_active FROM user_account WHERE username = 'zhao.li'") == (False,)
     page.screenshot(path=str(SCREENSHOTS / "admin-users.png"))
 
 
@@ -232,8 +221,7 @@ def test_admin_draws_a_prohibited_zone_on_the_map(admin_context: Any, stack: Sta
     page.click("#fence-form button[type=submit]")
     expect(page.locator("#notice.ok")).to_contain_text("测试禁入区")
 
-    row = _row(
-        stack,
+    row = stack.row(
         "SELECT kind, shape, enabled, ST_AsGeoJSON(geometry) FROM fence WHERE name = :name",
         name="测试禁入区",
     )
@@ -272,7 +260,7 @@ def test_admin_marks_a_date_non_working(admin_context: Any, stack: Stack) -> Non
     form.locator("button[type=submit]").click()
     expect(page.locator("#notice.ok")).to_be_visible()
     expect(day).to_have_class(re.compile(r"\boff\b.*\bmanual\b"))
-    row = _row(stack, "SELECT working, note, source FROM calendar_day WHERE day = :d", d=wednesday)
+    row = stack.row("SELECT working, note, source FROM calendar_day WHERE day = :d", d=wednesday)
     assert row == (False, "机关调休", "manual")
 
     # The grid is one tab stop; arrows move the day, Enter opens it.
@@ -309,7 +297,7 @@ def test_unknown_device_is_registered_from_the_gateway_list(
     form.locator("button[type=submit]").click()
     expect(page.locator("#notice.ok")).to_be_visible()
     expect(page.locator("#device-rows tr", has_text="13912345678")).to_contain_text(plate)
-    row = _row(stack, "SELECT vehicle_id FROM device WHERE identifier = :i", i="13912345678")
+    row = stack.row("SELECT vehicle_id FROM device WHERE identifier = :i", i="13912345678")
     assert row == (vehicle_id,)
 
     form.locator("input[name=identifier]").fill("13912345678")
