@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from fleet.auth import Actor
 from fleet.db import make_engine, make_session_factory, unit_of_work
+from fleet.errors import FleetError, Rejected
 from fleet.models import OrgUnit
 from fleet.settings import Settings
 
@@ -126,6 +127,19 @@ def redis_client(settings: Settings, **timeouts: float) -> Iterator[Redis]:
         yield redis
     finally:
         redis.close()
+
+
+@contextmanager
+def refusals() -> Iterator[None]:
+    """A domain's refusal ends the command with its message, naming each bad line of a refused
+    file, and exit 1."""
+    try:
+        yield
+    except Rejected as error:
+        lines = [f"  line {p['line']}: {p['field']}: {p['reason']}" for p in error.problems]
+        raise fail("\n".join([error.message, *lines]), Exit.FAILED) from None
+    except FleetError as error:
+        raise fail(error.message, Exit.FAILED) from None
 
 
 def unit_by_code(session: Session, code: str) -> OrgUnit:

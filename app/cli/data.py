@@ -11,17 +11,9 @@ from typing import Annotated
 
 import typer
 
-from app.cli.common import (
-    Exit,
-    database,
-    fail,
-    system_actor,
-    transaction,
-    unit_by_code,
-)
+from app.cli.common import Exit, database, fail, refusals, system_actor, transaction, unit_by_code
 from fleet.auth import Actor
 from fleet.db import utcnow
-from fleet.errors import FleetError, Rejected
 from fleet.settings import Settings
 
 roads_app = typer.Typer(help="The road network (OpenStreetMap extracts).", no_args_is_help=True)
@@ -121,14 +113,9 @@ def fences_import(
         collection = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise fail(f"cannot read {file}: {error}", Exit.FAILED) from None
-    try:
-        with transaction(ctx.obj) as session:
-            owner = Actor.system(unit_by_code(session, unit))
-            fences = geofence_service.import_fences(
-                session=session, actor=owner, collection=collection
-            )
-    except FleetError as error:
-        raise fail(error.message, Exit.FAILED) from None
+    with refusals(), transaction(ctx.obj) as session:
+        owner = Actor.system(unit_by_code(session, unit))
+        fences = geofence_service.import_fences(session=session, actor=owner, collection=collection)
     typer.echo(f"imported {len(fences)} fences")
 
 
@@ -153,29 +140,23 @@ def costs_import(
         data = file.read_bytes()
     except OSError as error:
         raise fail(f"cannot read {file}: {error}", Exit.FAILED) from None
-    try:
-        with transaction(settings) as session:
-            setup = costs.CheckSetup(
-                settings=DispatchSettings(),
-                calendar=geofence_service.working_calendar(
-                    session=session, settings=GeofenceSettings()
-                ),
-                zone=settings.zone,
-            )
-            result = costs.import_statement(
-                session=session,
-                actor=system_actor(session, unit),
-                data=data,
-                filename=file.name,
-                issuer=issuer,
-                setup=setup,
-                now=utcnow(),
-            )
-    except Rejected as error:
-        lines = [f"  line {p['line']}: {p['field']}: {p['reason']}" for p in error.problems]
-        raise fail("\n".join([error.message, *lines]), Exit.FAILED) from None
-    except FleetError as error:
-        raise fail(error.message, Exit.FAILED) from None
+    with refusals(), transaction(settings) as session:
+        setup = costs.CheckSetup(
+            settings=DispatchSettings(),
+            calendar=geofence_service.working_calendar(
+                session=session, settings=GeofenceSettings()
+            ),
+            zone=settings.zone,
+        )
+        result = costs.import_statement(
+            session=session,
+            actor=system_actor(session, unit),
+            data=data,
+            filename=file.name,
+            issuer=issuer,
+            setup=setup,
+            now=utcnow(),
+        )
     if result["already_imported"]:
         typer.echo(f"{file.name} was imported before (statement {result['statement_id']})")
     else:

@@ -14,6 +14,7 @@ from app.cli.common import (
     ensure_database,
     fail,
     redis_client,
+    refusals,
     root_units,
     transaction,
     unit_by_code,
@@ -21,7 +22,6 @@ from app.cli.common import (
 )
 from fleet import migrate, registry
 from fleet.db import utcnow
-from fleet.errors import FleetError
 from fleet.models import Role
 from fleet.schemas import UserCreate
 from fleet.settings import Settings
@@ -82,10 +82,8 @@ def user_create(
             data = UserCreate(username=username, password=password, roles=role, unit_id=found.id)
         except ValidationError as error:
             raise fail(str(error), Exit.FAILED) from None
-        try:
+        with refusals():
             user = registry.create_user(session=session, actor=None, data=data)
-        except FleetError as error:
-            raise fail(error.message, Exit.FAILED) from None
         typer.echo(f"created user {user.username} (id {user.id}) in unit {found.code}")
 
 

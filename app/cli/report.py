@@ -10,10 +10,9 @@ import typer
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from app.cli.common import Exit, fail, transaction
+from app.cli.common import Exit, fail, refusals, transaction
 from fleet import checkpoint
 from fleet.auth import Actor
-from fleet.errors import FleetError
 from fleet.models import OrgUnit
 from fleet.settings import Settings
 
@@ -63,20 +62,20 @@ def report_order(
     if format not in ("pdf", "html", "json"):
         raise fail("--format is pdf, html or json", Exit.FAILED)
     target = out or Path(f"order-{order_id}.{format}")
+    with refusals(), transaction(settings) as session:
+        try:
+            anchors = checkpoint.anchors(settings)
+        except ValueError as error:
+            raise fail(str(error), Exit.FAILED) from None
+        actor = _order_root(session, order_id)
+        data = dossier.order_dossier(
+            session=session, actor=actor, order_id=order_id, anchors=anchors
+        )
+        # An export like any other: who ran it is the machine's user, from the command line.
+        dossier.record_order_read(
+            session=session, actor=actor, client=_cli_client(), dossier=data, format=format
+        )
     try:
-        with transaction(settings) as session:
-            try:
-                anchors = checkpoint.anchors(settings)
-            except ValueError as error:
-                raise fail(str(error), Exit.FAILED) from None
-            actor = _order_root(session, order_id)
-            data = dossier.order_dossier(
-                session=session, actor=actor, order_id=order_id, anchors=anchors
-            )
-            # An export like any other: who ran it is the machine's user, from the command line.
-            dossier.record_order_read(
-                session=session, actor=actor, client=_cli_client(), dossier=data, format=format
-            )
         if format == "pdf":
             font = Path(DispatchSettings().report_font)
             target.write_bytes(report.render_order_pdf(data, zone=settings.zone, font_path=font))
@@ -84,8 +83,6 @@ def report_order(
             target.write_text(report.render_order_html(data, zone=settings.zone), "utf-8")
         else:
             target.write_text(json.dumps(data, ensure_ascii=False, indent=2), "utf-8")
-    except FleetError as error:
-        raise fail(error.message, Exit.FAILED) from None
     except report.ReportFontMissing as error:
         raise fail(str(error), Exit.FAILED) from None
     typer.echo(f"wrote {target} ({target.stat().st_size:,} bytes)")
