@@ -112,6 +112,17 @@ class OrderDecision(Base):
     __table_args__ = (Index("ix_order_decision_order_id", "order_id"),)
 
 
+def _held_once(what: str) -> ExcludeConstraint:
+    """No two active assignments of one vehicle (or driver) whose periods overlap."""
+    return ExcludeConstraint(
+        (f"{what}_id", "="),
+        ("period", "&&"),
+        where=text("active"),
+        using="gist",
+        name=f"ex_assignment_{what}_period",
+    )
+
+
 class Assignment(Base):
     """A vehicle and driver held for an order's window plus the turnaround buffer.
 
@@ -139,20 +150,8 @@ class Assignment(Base):
     created_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
 
     __table_args__ = (
-        ExcludeConstraint(
-            ("vehicle_id", "="),
-            ("period", "&&"),
-            where=text("active"),
-            using="gist",
-            name="ex_assignment_vehicle_period",
-        ),
-        ExcludeConstraint(
-            ("driver_id", "="),
-            ("period", "&&"),
-            where=text("active"),
-            using="gist",
-            name="ex_assignment_driver_period",
-        ),
+        _held_once("vehicle"),
+        _held_once("driver"),
         Index(
             "uq_assignment_order_active",
             "order_id",

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
+from sqlalchemy.orm import Session
 
 from dispatch import places, service
+from dispatch.models import TripOrder
 from dispatch.orders import OrderStatus
 from dispatch.schemas import (
     AssignIn,
@@ -22,8 +25,9 @@ from dispatch.schemas import (
     Rules,
     Suggestions,
 )
-from dispatch.settings import DispatchSettingsDep
+from dispatch.settings import DispatchSettings, DispatchSettingsDep
 from fleet.api import ActorDep, ListingDep, RedisDep, SessionDep, ZoneDep
+from fleet.auth import Actor
 from fleet.schemas import Id, Page
 from geofence.settings import GeofenceSettingsDep, clock_seconds
 
@@ -146,15 +150,7 @@ def approve(
 ) -> dict[str, Any]:
     """Decides the order's current step; 403 if the caller already decided a step of it and
     FLEET_APPROVAL_DISTINCT_DECIDERS is on."""
-    order = service.decide(
-        session=session,
-        actor=actor,
-        order_id=order_id,
-        approve=True,
-        data=data or Comment(),
-        distinct_deciders=dispatch_settings.approval_distinct_deciders,
-    )
-    return service.view(session=session, order=order)
+    return _decide(session, actor, order_id, dispatch_settings, approve=True, data=data)
 
 
 @router.post("/orders/{order_id}/reject", response_model=OrderOut)
@@ -166,12 +162,24 @@ def reject(
     dispatch_settings: DispatchSettingsDep,
 ) -> dict[str, Any]:
     """A rejection needs a comment."""
+    return _decide(session, actor, order_id, dispatch_settings, approve=False, data=data)
+
+
+def _decide(
+    session: Session,
+    actor: Actor,
+    order_id: int,
+    dispatch_settings: DispatchSettings,
+    *,
+    approve: bool,
+    data: Comment | None,
+) -> dict[str, Any]:
     order = service.decide(
         session=session,
         actor=actor,
         order_id=order_id,
-        approve=False,
-        data=data,
+        approve=approve,
+        data=data or Comment(),
         distinct_deciders=dispatch_settings.approval_distinct_deciders,
     )
     return service.view(session=session, order=order)
@@ -212,13 +220,7 @@ def start(
     session: SessionDep, actor: ActorDep, order_id: Id, data: Reading | None = None
 ) -> dict[str, Any]:
     """The driver sets off; `{"odometer_km"}` optional."""
-    order = service.start(
-        session=session,
-        actor=actor,
-        order_id=order_id,
-        odometer_km=data.odometer_km if data else None,
-    )
-    return service.view(session=session, order=order)
+    return _drive(service.start, session, actor, order_id, data)
 
 
 @router.post("/orders/{order_id}/finish", response_model=OrderOut)
@@ -226,7 +228,18 @@ def finish(
     session: SessionDep, actor: ActorDep, order_id: Id, data: Reading | None = None
 ) -> dict[str, Any]:
     """The driver is back; `{"odometer_km"}` optional, not below the start's reading."""
-    order = service.finish(
+    return _drive(service.finish, session, actor, order_id, data)
+
+
+def _drive(
+    move: Callable[..., TripOrder],
+    session: Session,
+    actor: Actor,
+    order_id: int,
+    data: Reading | None,
+) -> dict[str, Any]:
+    """`service.start` or `service.finish`, with the odometer read if the driver gave it."""
+    order = move(
         session=session,
         actor=actor,
         order_id=order_id,

@@ -39,46 +39,21 @@ def test_unreachable_database_is_a_clear_error(settings: Settings):
     assert code == Exit.DATABASE_UNREACHABLE
 
 
+def create_user(settings: Settings, username: str, *roles: str) -> tuple[int, str]:
+    args = ["user", "create", "--username", username, "--password", "long-enough"]
+    for role in roles:
+        args += ["--role", role]
+    return fleet(settings, *args)
+
+
 def test_user_create_makes_a_root_unit_on_an_empty_installation(cli_settings: Settings):
-    code, out = fleet(
-        cli_settings,
-        "user",
-        "create",
-        "--username",
-        "boss",
-        "--password",
-        "long-enough",
-        "--role",
-        "admin",
-        "--role",
-        "supervisor",
-    )
+    code, out = create_user(cli_settings, "boss", "admin", "supervisor")
     assert code == 0, out
     assert "created user boss" in out
-    code, out = fleet(
-        cli_settings,
-        "user",
-        "create",
-        "--username",
-        "boss",
-        "--password",
-        "long-enough",
-        "--role",
-        "admin",
-    )
+    code, out = create_user(cli_settings, "boss", "admin")
     assert code == Exit.FAILED
     assert "username is taken" in out
-    code, out = fleet(
-        cli_settings,
-        "user",
-        "create",
-        "--username",
-        "x1",
-        "--password",
-        "long-enough",
-        "--role",
-        "king",
-    )
+    code, out = create_user(cli_settings, "x1", "king")
     assert code != 0
 
 

@@ -65,20 +65,22 @@ def tomorrow(hour: int) -> datetime:
     return datetime(day.year, day.month, day.day, hour, tzinfo=UTC)
 
 
+def order_json(**changes: Any) -> dict[str, Any]:
+    """The body of `POST /orders`: tomorrow 01:00 to 05:00 UTC, three passengers, one stop."""
+    return {
+        "purpose": "市场监管检查",
+        "passengers": 3,
+        "start_at": tomorrow(1).isoformat(),
+        "end_at": tomorrow(5).isoformat(),
+        "origin": {"type": "Point", "coordinates": [120.2106, 30.2452]},
+        "origin_name": "市民中心",
+        "destinations": [
+            {"point": {"type": "Point", "coordinates": [120.1688, 30.2770]}, "name": "某市场"}
+        ],
+        **changes,
+    }
+
+
 @pytest.fixture
 def order_body() -> Callable[..., dict[str, Any]]:
-    def body(**changes: Any) -> dict[str, Any]:
-        return {
-            "purpose": "市场监管检查",
-            "passengers": 3,
-            "start_at": tomorrow(1).isoformat(),
-            "end_at": tomorrow(5).isoformat(),
-            "origin": {"type": "Point", "coordinates": [120.2106, 30.2452]},
-            "origin_name": "市民中心",
-            "destinations": [
-                {"point": {"type": "Point", "coordinates": [120.1688, 30.2770]}, "name": "某市场"}
-            ],
-            **changes,
-        }
-
-    return body
+    return order_json

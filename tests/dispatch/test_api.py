@@ -25,16 +25,20 @@ def approved_order(client: TestClient, people, order_body, **changes) -> int:
     return order_id
 
 
+def assign(
+    client: TestClient, headers, order_id: int, vehicle_id: int, driver_id: int, reason="指定"
+):
+    """Holds the vehicle and driver for the order; `reason=None` gives none."""
+    body = {"vehicle_id": vehicle_id, "driver_id": driver_id}
+    if reason is not None:
+        body["reason"] = reason
+    return client.post(f"/api/v1/orders/{order_id}/assign", json=body, headers=headers)
+
+
 def test_the_whole_loop_is_audited(client: TestClient, people, pool, order_body, db: Session):
     order_id = approved_order(client, people, order_body)
-    reply = client.post(
-        f"/api/v1/orders/{order_id}/assign",
-        json={
-            "vehicle_id": pool["vehicles"]["sedan"].id,
-            "driver_id": pool["drivers"][0].id,
-            "reason": "指定",
-        },
-        headers=people["desk"],
+    reply = assign(
+        client, people["desk"], order_id, pool["vehicles"]["sedan"].id, pool["drivers"][0].id
     )
     assert reply.status_code == 200, reply.text
     assert reply.json()["status"] == "assigned"
@@ -83,25 +87,13 @@ def test_a_seven_passenger_order_never_gets_a_five_seat_car_nor_a_sealed_one(
 ):
     order_id = approved_order(client, people, order_body, passengers=7)
     for key in ("sedan", "sealed"):
-        reply = client.post(
-            f"/api/v1/orders/{order_id}/assign",
-            json={
-                "vehicle_id": pool["vehicles"][key].id,
-                "driver_id": pool["drivers"][0].id,
-                "reason": "指定",
-            },
-            headers=people["desk"],
+        reply = assign(
+            client, people["desk"], order_id, pool["vehicles"][key].id, pool["drivers"][0].id
         )
         assert reply.status_code == 422, reply.text
         assert reply.json()["detail"][0]["loc"][-1] == "vehicle_id"
-    reply = client.post(
-        f"/api/v1/orders/{order_id}/assign",
-        json={
-            "vehicle_id": pool["vehicles"]["mpv"].id,
-            "driver_id": pool["drivers"][0].id,
-            "reason": "指定",
-        },
-        headers=people["desk"],
+    reply = assign(
+        client, people["desk"], order_id, pool["vehicles"]["mpv"].id, pool["drivers"][0].id
     )
     assert reply.status_code == 200
 
@@ -115,26 +107,13 @@ def test_overlapping_assignment_of_a_vehicle_or_driver_is_409(
     )
     sedan, mpv = pool["vehicles"]["sedan"].id, pool["vehicles"]["mpv"].id
     chen, liu = (d.id for d in pool["drivers"])
-    url = "/api/v1/orders/{}/assign"
-    ok = client.post(
-        url.format(first),
-        json={"vehicle_id": sedan, "driver_id": chen, "reason": "指定"},
-        headers=people["desk"],
-    )
+    ok = assign(client, people["desk"], first, sedan, chen)
     assert ok.status_code == 200
     # The second starts when the first ends: the turnaround buffer makes them overlap.
-    taken = client.post(
-        url.format(second),
-        json={"vehicle_id": sedan, "driver_id": liu, "reason": "指定"},
-        headers=people["desk"],
-    )
+    taken = assign(client, people["desk"], second, sedan, liu)
     assert taken.status_code == 409
     assert taken.json()["detail"][0]["loc"][-1] == "vehicle_id"
-    busy = client.post(
-        url.format(second),
-        json={"vehicle_id": mpv, "driver_id": chen, "reason": "指定"},
-        headers=people["desk"],
-    )
+    busy = assign(client, people["desk"], second, mpv, chen)
     assert busy.status_code == 409
     assert busy.json()["detail"][0]["loc"][-1] == "driver_id"
     assert (
@@ -145,11 +124,7 @@ def test_overlapping_assignment_of_a_vehicle_or_driver_is_409(
     client.post(
         f"/api/v1/orders/{first}/cancel", json={"comment": "会议取消"}, headers=people["asker"]
     )
-    freed = client.post(
-        url.format(second),
-        json={"vehicle_id": sedan, "driver_id": chen, "reason": "指定"},
-        headers=people["desk"],
-    )
+    freed = assign(client, people["desk"], second, sedan, chen)
     assert freed.status_code == 200, freed.text
 
 
@@ -172,14 +147,8 @@ def test_who_may_do_what(client: TestClient, people, pool, order_body):
     )
     assert reply.json()["status"] == "rejected"
     assert reply.json()["decisions"][0]["comment"] == "请合并用车"
-    reply = client.post(
-        f"/api/v1/orders/{order_id}/assign",
-        json={
-            "vehicle_id": pool["vehicles"]["sedan"].id,
-            "driver_id": pool["drivers"][0].id,
-            "reason": "指定",
-        },
-        headers=people["asker"],
+    reply = assign(
+        client, people["asker"], order_id, pool["vehicles"]["sedan"].id, pool["drivers"][0].id
     )
     assert reply.status_code == 403
 
@@ -204,14 +173,13 @@ def test_a_motor_pool_driver_sees_and_drives_only_the_orders_assigned_to_them(
     mine, theirs = login("chauffeur"), login("other-chauffeur")
     order_id = approved_order(client, people, order_body)
     assert client.get(f"/api/v1/orders/{order_id}", headers=mine).status_code == 404
-    reply = client.post(
-        f"/api/v1/orders/{order_id}/assign",
-        json={
-            "vehicle_id": pool["vehicles"]["sedan"].id,
-            "driver_id": chauffeurs["chauffeur"].id,
-            "reason": "车队派车",
-        },
-        headers=people["desk"],
+    reply = assign(
+        client,
+        people["desk"],
+        order_id,
+        pool["vehicles"]["sedan"].id,
+        chauffeurs["chauffeur"].id,
+        "车队派车",
     )
     assert reply.status_code == 200, reply.text
     listed = client.get("/api/v1/orders", headers=mine).json()["items"]
@@ -294,27 +262,18 @@ def test_choosing_other_than_the_top_suggestion_needs_a_reason(
     place(redis, sedan, 30.2452, 120.2106)  # at the origin: the top suggestion
     place(redis, mpv, 30.35, 120.30)
     order_id = approved_order(client, people, order_body)
-    url = f"/api/v1/orders/{order_id}/assign"
     driver = pool["drivers"][0].id
-    reply = client.post(url, json={"vehicle_id": mpv, "driver_id": driver}, headers=people["desk"])
+    reply = assign(client, people["desk"], order_id, mpv, driver, reason=None)
     assert reply.status_code == 422
     assert reply.json()["detail"][0]["loc"][-1] == "reason"
     assert "浙A·D10001" in reply.json()["detail"][0]["msg"]
-    reply = client.post(
-        url,
-        json={"vehicle_id": mpv, "driver_id": driver, "reason": "领导指定"},
-        headers=people["desk"],
-    )
+    reply = assign(client, people["desk"], order_id, mpv, driver, "领导指定")
     assert reply.status_code == 200
     assert reply.json()["assignment"]["reason"] == "领导指定"
     other = approved_order(
         client, people, order_body, start_at=tomorrow(8).isoformat(), end_at=tomorrow(9).isoformat()
     )
-    reply = client.post(
-        f"/api/v1/orders/{other}/assign",
-        json={"vehicle_id": sedan, "driver_id": driver},
-        headers=people["desk"],
-    )
+    reply = assign(client, people["desk"], other, sedan, driver, reason=None)
     assert reply.status_code == 200, reply.text
 
 
@@ -325,13 +284,10 @@ def test_an_emergency_order_is_assigned_first_and_approved_after(
 
     from dispatch.models import TripOrder
 
-    assign = {"vehicle_id": pool["vehicles"]["sedan"].id, "driver_id": pool["drivers"][0].id}
-    assign["reason"] = "应急"
+    sedan, driver = pool["vehicles"]["sedan"].id, pool["drivers"][0].id
     ordinary = client.post("/api/v1/orders", json=order_body(), headers=people["asker"]).json()
     client.post(f"/api/v1/orders/{ordinary['id']}/submit", headers=people["asker"])
-    reply = client.post(
-        f"/api/v1/orders/{ordinary['id']}/assign", json=assign, headers=people["desk"]
-    )
+    reply = assign(client, people["desk"], ordinary["id"], sedan, driver, "应急")
     assert reply.status_code == 409  # not approved, not an emergency
     urgent = client.post(
         "/api/v1/orders",
@@ -341,9 +297,7 @@ def test_an_emergency_order_is_assigned_first_and_approved_after(
         headers=people["asker"],
     ).json()
     client.post(f"/api/v1/orders/{urgent['id']}/submit", headers=people["asker"])
-    reply = client.post(
-        f"/api/v1/orders/{urgent['id']}/assign", json=assign, headers=people["desk"]
-    )
+    reply = assign(client, people["desk"], urgent["id"], sedan, driver, "应急")
     assert reply.status_code == 200, reply.text
     assert (reply.json()["status"], reply.json()["approval"]) == ("assigned", "pending")
     pending = client.get("/api/v1/approvals/pending", headers=people["boss"]).json()["items"]
@@ -372,11 +326,7 @@ def test_the_order_links_its_route_and_the_trips_driven(
 
     sedan = pool["vehicles"]["sedan"].id
     order_id = approved_order(client, people, order_body)
-    reply = client.post(
-        f"/api/v1/orders/{order_id}/assign",
-        json={"vehicle_id": sedan, "driver_id": pool["drivers"][0].id, "reason": "指定"},
-        headers=people["desk"],
-    )
+    reply = assign(client, people["desk"], order_id, sedan, pool["drivers"][0].id)
     held = reply.json()["assignment"]
     assert held["route_source"] == "straight"  # no roads in the test database
     assert held["route"]["coordinates"] == [
@@ -444,32 +394,25 @@ def test_the_route_follows_the_roads_where_they_are_loaded(db: Session, pool, ro
     from dispatch import service
     from dispatch.models import TripOrder
 
+    def order_from(lon: float, lat: float) -> TripOrder:
+        """An order (never stored) from (lon, lat) to the same destination."""
+        return TripOrder(
+            requester_id=None,
+            unit_id=root_unit.id,
+            purpose="路线",
+            passengers=1,
+            start_at=tomorrow(1),
+            end_at=tomorrow(2),
+            origin=from_shape(Point(lon, lat), srid=4326),
+            origin_name="起点",
+            destinations=[{"name": "终点", "lon": 120.1688, "lat": 30.2770}],
+        )
+
     lay_roads(db)
-    order = TripOrder(
-        requester_id=None,
-        unit_id=root_unit.id,
-        purpose="路线",
-        passengers=1,
-        start_at=tomorrow(1),
-        end_at=tomorrow(2),
-        origin=from_shape(Point(120.2106, 30.2452), srid=4326),
-        origin_name="起点",
-        destinations=[{"name": "终点", "lon": 120.1688, "lat": 30.2770}],
-    )
-    route, source = service.planned_route(db, order)
+    route, source = service.planned_route(db, order_from(120.2106, 30.2452))
     assert source == "roads"
     assert (120.2106, 30.2770) in list(route.coords)  # it goes round the corner
-    far = TripOrder(
-        requester_id=None,
-        unit_id=root_unit.id,
-        purpose="远",
-        passengers=1,
-        start_at=tomorrow(1),
-        end_at=tomorrow(2),
-        origin=from_shape(Point(121.5, 31.2), srid=4326),
-        origin_name="上海",
-        destinations=[{"name": "终点", "lon": 120.1688, "lat": 30.2770}],
-    )
+    far = order_from(121.5, 31.2)  # Shanghai: no roads loaded there
     assert service.planned_route(db, far)[1] == "straight"
 
 
@@ -568,14 +511,12 @@ def test_a_page_of_orders_costs_the_same_few_queries_whatever_its_length(
         for hour in (1, 4, 7)
     ]
     for order_id, vehicle, driver in zip(ids[:2], ("sedan", "mpv"), (0, 1), strict=False):
-        reply = client.post(
-            f"/api/v1/orders/{order_id}/assign",
-            json={
-                "vehicle_id": pool["vehicles"][vehicle].id,
-                "driver_id": pool["drivers"][driver].id,
-                "reason": "指定",
-            },
-            headers=people["desk"],
+        reply = assign(
+            client,
+            people["desk"],
+            order_id,
+            pool["vehicles"][vehicle].id,
+            pool["drivers"][driver].id,
         )
         assert reply.status_code == 200, reply.text
     orders = [db.get(TripOrder, i) for i in ids]

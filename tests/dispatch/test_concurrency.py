@@ -29,7 +29,7 @@ from geofence.calendar import LocalClock, WorkingCalendar
 from geofence.engine import Engine as RuleEngine
 from geofence.fences import FenceSet, VehicleInfo
 from geofence.rules.base import Fix, Thresholds
-from tests.dispatch.conftest import tomorrow
+from tests.dispatch.conftest import order_json, tomorrow
 
 SETTINGS = DispatchSettings()
 
@@ -253,17 +253,7 @@ def test_order_changes_reach_the_requesters_phone_after_the_commit_only(world):
         ):
             assert phone.receive_json() == {"type": "snapshot", "items": []}  # no positions
             assert other.receive_json()["type"] == "snapshot"
-            body = {
-                "purpose": "调研",
-                "passengers": 2,
-                "start_at": tomorrow(9).isoformat(),
-                "end_at": tomorrow(10).isoformat(),
-                "origin": {"type": "Point", "coordinates": [120.2, 30.25]},
-                "origin_name": "单位",
-                "destinations": [
-                    {"point": {"type": "Point", "coordinates": [120.3, 30.3]}, "name": "区政府"}
-                ],
-            }
+            body = order_json(start_at=tomorrow(9).isoformat(), end_at=tomorrow(10).isoformat())
             order_id = api.post("/api/v1/orders", json=body, headers=headers).json()["id"]
             api.post(f"/api/v1/orders/{order_id}/submit", headers=headers)
             seen: list[dict] = []

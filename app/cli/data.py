@@ -1,0 +1,225 @@
+"""The stored data from the command line: what is loaded in bulk (roads, the working calendar,
+fences, cost statements), what is pruned (positions past their retention), and the stored
+tracks replayed through the current rules."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from app.cli.common import Exit, database, fail, refusals, system_actor, transaction, unit_by_code
+from fleet.auth import Actor
+from fleet.db import utcnow
+from fleet.settings import Settings
+
+roads_app = typer.Typer(help="The road network (OpenStreetMap extracts).", no_args_is_help=True)
+calendar_app = typer.Typer(help="The working calendar.", no_args_is_help=True)
+fences_app = typer.Typer(help="Geofences.", no_args_is_help=True)
+costs_app = typer.Typer(help="Costs: fuel-card and charging statements.", no_args_is_help=True)
+positions_app = typer.Typer(help="Stored positions.", no_args_is_help=True)
+
+
+@positions_app.command("prune")
+def positions_prune(
+    ctx: typer.Context,
+    before: Annotated[
+        str | None,
+        typer.Option(
+            help="Delete the fixes dated before this moment (ISO 8601 with a zone); default"
+            " FLEET_POSITION_RETENTION_YEARS before now."
+        ),
+    ] = None,
+) -> None:
+    """Delete positions past their retention: whole monthly partitions dropped, the month the
+    cut-off falls in trimmed, the deletion audited. The worker does this daily by itself."""
+    from telematics import retention
+    from telematics.settings import TelematicsSettings
+
+    years = TelematicsSettings().position_retention_years
+    if before is not None:
+        try:
+            cutoff = datetime.fromisoformat(before)
+        except ValueError:
+            raise fail(f"--before {before!r} is not an ISO 8601 moment", Exit.FAILED) from None
+        if cutoff.tzinfo is None:
+            raise fail("--before needs a zone (2020-01-01T00:00:00+08:00)", Exit.FAILED)
+    elif years is not None:
+        cutoff = retention.cutoff(utcnow(), years)
+    else:
+        raise fail("no retention: set FLEET_POSITION_RETENTION_YEARS or give --before", Exit.FAILED)
+    with transaction(ctx.obj) as session:
+        pruned = retention.prune(session=session, before=cutoff, retention_years=years)
+    typer.echo(
+        f"positions before {cutoff.isoformat()}: {pruned.rows_deleted} deleted, partitions"
+        f" dropped: {', '.join(pruned.partitions_dropped) or 'none'}"
+    )
+
+
+@roads_app.command("import")
+def roads_import(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="An OpenStreetMap extract (.osm.pbf).")],
+    if_empty: Annotated[bool, typer.Option(help="Only when no roads are loaded yet.")] = False,
+) -> None:
+    """Load a road network into PostGIS for routing (replaces the one loaded before)."""
+    from telematics import roads
+
+    if not file.is_file():
+        raise fail(f"no such file: {file}", Exit.FAILED)
+    with database(ctx.obj, owner=True) as engine:  # it replaces a table: the owner's work
+        if if_empty:
+            with engine.connect() as conn:
+                if roads.loaded(conn):
+                    typer.echo("roads already loaded")
+                    return
+        typer.echo(f"importing roads from {file} ...")
+        try:
+            report = roads.import_pbf(engine, file)
+        except RuntimeError as error:
+            raise fail(f"cannot read {file}: {error}", Exit.FAILED) from None
+    typer.echo(f"roads: {report.ways} ways, {report.edges} edges, {report.length_km:,.0f} km")
+
+
+@calendar_app.command("seed")
+def calendar_seed(
+    ctx: typer.Context,
+    first: Annotated[int, typer.Option(help="First year.")] = 2004,
+    last: Annotated[int, typer.Option(help="Last year.")] = 2030,
+) -> None:
+    """Add the official working calendar the `chinesecalendar` package knows (dates already in
+    the table, edited ones included, are kept)."""
+    from geofence import service as geofence_service
+
+    with transaction(ctx.obj) as session:
+        added = geofence_service.seed_calendar(session=session, years=range(first, last + 1))
+    typer.echo(f"working calendar: {added} dates added")
+
+
+@fences_app.command("import")
+def fences_import(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="A GeoJSON FeatureCollection.")],
+    unit: Annotated[str, typer.Option(help="Code of the unit that owns the fences.")],
+) -> None:
+    """Import fences from a GeoJSON file (each feature's properties: name, kind, radius_m...).
+    All or nothing: one bad feature refuses the file, naming each bad feature."""
+    from geofence import service as geofence_service
+
+    try:
+        collection = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise fail(f"cannot read {file}: {error}", Exit.FAILED) from None
+    with refusals(), transaction(ctx.obj) as session:
+        owner = Actor.system(unit_by_code(session, unit))
+        fences = geofence_service.import_fences(session=session, actor=owner, collection=collection)
+    typer.echo(f"imported {len(fences)} fences")
+
+
+@costs_app.command("import")
+def costs_import(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="The statement, CSV or XLSX.")],
+    issuer: Annotated[str, typer.Option(help="Its format: sinopec, petrochina, charging...")],
+    unit: Annotated[
+        str | None, typer.Option(help="Code of the unit whose vehicles it covers; default: root.")
+    ] = None,
+) -> None:
+    """Import a fuel-card or charging statement, all or nothing: one bad row refuses the file,
+    naming every bad row and why. The same file again adds nothing."""
+    from costs import service as costs
+    from dispatch.settings import DispatchSettings
+    from geofence import service as geofence_service
+    from geofence.settings import GeofenceSettings
+
+    settings: Settings = ctx.obj
+    try:
+        data = file.read_bytes()
+    except OSError as error:
+        raise fail(f"cannot read {file}: {error}", Exit.FAILED) from None
+    with refusals(), transaction(settings) as session:
+        setup = costs.CheckSetup(
+            settings=DispatchSettings(),
+            calendar=geofence_service.working_calendar(
+                session=session, settings=GeofenceSettings()
+            ),
+            zone=settings.zone,
+        )
+        result = costs.import_statement(
+            session=session,
+            actor=system_actor(session, unit),
+            data=data,
+            filename=file.name,
+            issuer=issuer,
+            setup=setup,
+            now=utcnow(),
+        )
+    if result["already_imported"]:
+        typer.echo(f"{file.name} was imported before (statement {result['statement_id']})")
+    else:
+        typer.echo(
+            f"imported {result['added']} of {result['rows']} rows"
+            f" ({result['duplicates']} already stored); {len(result['alerts'])} alerts"
+        )
+
+
+def replay(
+    ctx: typer.Context,
+    start: Annotated[
+        datetime, typer.Option(help="Start of the period (ISO-8601, UTC if no zone).")
+    ],
+    end: Annotated[datetime, typer.Option(help="End of the period (exclusive).")],
+    vehicle: Annotated[
+        list[int] | None, typer.Option(help="Only this vehicle id (repeatable).")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option(help="Report the alerts without storing them.")] = False,
+) -> None:
+    """Run stored tracks through the current rules and fences; store the alerts they raise."""
+    from dispatch.permits import OrderPermits
+    from geofence.calendar import date_of
+    from geofence.replay import replay as run_replay
+    from geofence.settings import GeofenceSettings
+
+    settings: Settings = ctx.obj
+    start, end = (t if t.tzinfo else t.replace(tzinfo=UTC) for t in (start, end))
+    if end <= start:
+        raise fail("--end must be after --start", Exit.FAILED)
+
+    def progress(done: int, total: int) -> None:
+        if done == total or done % 50 == 0:
+            typer.echo(f"  {done}/{total} vehicles", err=True)
+
+    with database(settings, pool_size=2) as engine:
+        report = run_replay(
+            engine=engine,
+            settings=GeofenceSettings(),
+            zone=settings.zone,
+            start=start,
+            end=end,
+            vehicle_ids=vehicle or None,
+            permits=OrderPermits(engine),
+            write=not dry_run,
+            progress=progress,
+        )
+    for record in report.alerts:
+        event = record.event
+        began = datetime.fromtimestamp(event.started_t, UTC).isoformat()
+        typer.echo(
+            f"{record.vehicle_id}\t{event.kind}\t{event.key}\t{began}\t{event.severity}"
+            f"\t{json.dumps(event.measured, ensure_ascii=False)}"
+        )
+    for day in sorted(report.uncovered_days):
+        typer.echo(
+            f"warning: the working calendar does not cover {date_of(day)}: off-hours and"
+            " no-order checks were suspended for it",
+            err=True,
+        )
+    verb = "would add" if dry_run else "added"
+    typer.echo(
+        f"replayed {report.fixes} fixes of {report.vehicles} vehicles: {len(report.alerts)}"
+        f" alerts, {verb} {report.new} not raised before",
+        err=True,
+    )
