@@ -384,11 +384,11 @@ def list_statements(*, session: Session, actor: Actor, listing: Listing) -> list
             "imported_at": s.imported_at,
         }
         for s in session.scalars(
-            select(CostStatement)
-            .where(CostStatement.id.in_(own))
-            .order_by(CostStatement.id.desc())
-            .limit(listing.limit)
-            .offset(listing.offset)
+            listing.window(
+                select(CostStatement)
+                .where(CostStatement.id.in_(own))
+                .order_by(CostStatement.id.desc())
+            )
         )
     ]
 

@@ -56,12 +56,7 @@ def list_orders(
     items, total = service.list_orders(
         session=session, actor=actor, listing=listing, mine=mine, status=status
     )
-    return {
-        "items": service.views(session=session, orders=items),
-        "total": total,
-        "limit": listing.limit,
-        "offset": listing.offset,
-    }
+    return listing.answer(service.views(session=session, orders=items), total)
 
 
 @router.get("/places", response_model=Places)

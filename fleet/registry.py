@@ -629,20 +629,13 @@ def rebind_device(*, session: Session, actor: Actor, device_id: int, data: Devic
     device = _get_scoped(session, Device, actor, device_id, "device")
     if device.protocol != DeviceProtocol.JT808:
         raise Invalid("only JT/T 808 devices are bound to a terminal", field="protocol")
-    before = audit.snapshot(device)
-    for column in _BINDING:
-        setattr(device, column, None)
-    device.terminal_id = data.terminal_id
-    session.flush()
-    audit.record(
-        session=session,
-        actor=actor.ref,
-        action="rebind",
-        entity="device",
-        entity_id=device.id,
-        before=before,
-        after=audit.snapshot(device),
-    )
+    with audit.changing(
+        session=session, actor=actor.ref, entity="device", obj=device, action="rebind"
+    ) as change:
+        change.always = True  # a re-bind is evidence even where nothing was bound yet
+        for column in _BINDING:
+            setattr(device, column, None)
+        device.terminal_id = data.terminal_id
     return device
 
 

@@ -5,6 +5,7 @@ charts), with the map and the charts laid out once in a box's own units."""
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,115 +22,13 @@ NO_TRACK = "无轨迹 No track"
 
 # ---- vocabularies ----------------------------------------------------------------------------
 
+# The words of each vocabulary, Chinese and English (reports/vocabulary.json: data a translator
+# edits, as the pages' labels are).
 LABELS: dict[str, dict[str, tuple[str, str]]] = {
-    "order_status": {
-        "draft": ("草稿", "Draft"),
-        "submitted": ("待审批", "Submitted"),
-        "approved": ("已批准", "Approved"),
-        "rejected": ("已驳回", "Rejected"),
-        "assigned": ("已派车", "Assigned"),
-        "in_progress": ("执行中", "In progress"),
-        "completed": ("已完成", "Completed"),
-        "cancelled": ("已取消", "Cancelled"),
-    },
-    "approval": {
-        "pending": ("待审批", "Pending"),
-        "approved": ("已批准", "Approved"),
-        "rejected": ("已驳回", "Rejected"),
-    },
-    "decision": {
-        "approved": ("同意", "Approved"),
-        "rejected": ("驳回", "Rejected"),
-        "undecided": ("未决", "Not decided"),
-    },
-    "condition": {
-        "always": ("本单位审批", "Own unit"),
-        "out_of_region": ("出市用车", "Out of region"),
-        "longer_than_days": ("多日用车", "Several days"),
-        "non_working_day": ("非工作日用车", "Non-working day"),
-        "night": ("夜间用车", "At night"),
-        "large_vehicle": ("中大型客车", "Large vehicle"),
-        "passengers_over": ("乘车人数较多", "Many passengers"),
-    },
-    "vehicle_status": {
-        "active": ("在用", "Active"),
-        "sealed": ("封存", "Sealed"),
-        "maintenance": ("维修中", "In maintenance"),
-        "disposed": ("已处置", "Disposed"),
-    },
-    "category": {
-        "confidential_comms": ("机要通信", "Confidential communications"),
-        "emergency": ("应急保障", "Emergency support"),
-        "enforcement": ("执法执勤", "Law enforcement"),
-        "special": ("特种专业技术", "Special technical"),
-        "general": ("其他公务", "General official use"),
-    },
-    "body_class": {
-        "sedan": ("轿车", "Sedan"),
-        "suv": ("越野车", "SUV"),
-        "mpv": ("多用途车", "MPV"),
-        "minibus": ("中型客车", "Minibus"),
-        "bus": ("大型客车", "Bus"),
-        "truck": ("货车", "Truck"),
-    },
-    "energy": {
-        "petrol": ("汽油", "Petrol"),
-        "diesel": ("柴油", "Diesel"),
-        "hybrid": ("混合动力", "Hybrid"),
-        "phev": ("插电混动", "Plug-in hybrid"),
-        "bev": ("纯电动", "Battery electric"),
-    },
-    "cost_kind": {
-        "fuel": ("加油", "Fuel"),
-        "charging": ("充电", "Charging"),
-        "maintenance": ("保养", "Maintenance"),
-        "repair": ("维修", "Repair"),
-        "insurance": ("保险", "Insurance"),
-        "inspection": ("年检", "Inspection"),
-        "toll": ("通行费", "Toll"),
-        "parking": ("停车费", "Parking"),
-        "washing": ("洗车", "Washing"),
-        "other": ("其他", "Other"),
-    },
-    "alert_kind": {
-        "no_order": ("无单出车", "Driving without an order"),
-        "off_hours": ("非工作时间用车", "Use outside working hours"),
-        "off_route": ("偏离路线", "Off route"),
-        "region_exit": ("驶出辖区", "Left the region"),
-        "prohibited_zone": ("禁入区域", "Prohibited zone"),
-        "overnight_away": ("夜间未回停车点", "Not back at the depot overnight"),
-        "overspeed": ("超速", "Overspeed"),
-        "signal_loss": ("信号中断", "Signal lost"),
-        "device_alarm": ("终端报警", "Device alarm"),
-        "fuel_over_capacity": ("加油量超油箱容量", "Fuel over tank capacity"),
-        "fuel_location_mismatch": ("加油地点与轨迹不符", "Fuel station off the track"),
-        "fuel_no_trip": ("加油无行程", "Fuel without a trip"),
-        "fuel_off_hours": ("非工作时间加油", "Fuel outside working hours"),
-        "fuel_too_frequent": ("加油过频", "Fuel too often"),
-        "fuel_consumption_high": ("油耗超标", "Consumption over the norm"),
-        "odometer_mismatch": ("里程不符", "Odometer mismatch"),
-        "device_identity_mismatch": ("终端身份冒用", "Terminal identity mismatch"),
-    },
-    "severity": {
-        "low": ("低", "Low"),
-        "medium": ("中", "Medium"),
-        "high": ("高", "High"),
-        "critical": ("严重", "Critical"),
-    },
-    "review": {
-        "pending": ("待审", "Pending"),
-        "confirmed": ("属实", "Confirmed"),
-        "dismissed": ("排除", "Dismissed"),
-        "escalated": ("上报", "Escalated"),
-    },
-    "route_source": {
-        "roads": ("道路规划", "Road network"),
-        "straight": ("直线", "Straight line"),
-    },
-    "yes_no": {
-        "yes": ("是", "Yes"),
-        "no": ("否", "No"),
-    },
+    name: {key: (zh, en) for key, (zh, en) in words.items()}
+    for name, words in json.loads(
+        (Path(__file__).parent / "vocabulary.json").read_text(encoding="utf-8")
+    ).items()
 }
 
 

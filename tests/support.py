@@ -42,40 +42,50 @@ def _alive(children: Iterable[subprocess.Popen[Any]], what: str, log: object) ->
             raise RuntimeError(f"{what} exited ({child.returncode}); see {log}")
 
 
+def _wait_started(
+    ready: Callable[[], bool],
+    what: str,
+    children: Iterable[subprocess.Popen[Any]],
+    log: object,
+    timeout: float,
+) -> None:
+    """Until `ready()`; fails early, naming `log`, when a child exits, and at the deadline."""
+    children = list(children)
+
+    def check() -> bool:
+        _alive(children, what, log)
+        return ready()
+
+    try:
+        wait_until(check, what, timeout)
+    except AssertionError:
+        raise RuntimeError(f"{what} did not start; see {log}") from None
+
+
 def wait_healthy(
     url: str, children: Iterable[subprocess.Popen[Any]], log: object, timeout: float = 60
 ) -> None:
     """Until `url`/healthz answers 200; fails early, naming `log`, when a child exits."""
-    children = list(children)
 
     def healthy() -> bool:
-        _alive(children, f"the server at {url}", log)
         try:
             return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
         except httpx.HTTPError:
             return False
 
-    try:
-        wait_until(healthy, f"{url}/healthz", timeout)
-    except AssertionError:
-        raise RuntimeError(f"the server at {url} did not start; see {log}") from None
+    _wait_started(healthy, f"the server at {url}", children, log, timeout)
 
 
 def wait_port(
     port: int, children: Iterable[subprocess.Popen[Any]], log: object, timeout: float = 60
 ) -> None:
     """Until something accepts connections on 127.0.0.1:`port`; fails early when a child exits."""
-    children = list(children)
 
     def listening() -> bool:
-        _alive(children, f"the process for port {port}", log)
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
                 return True
         except OSError:
             return False
 
-    try:
-        wait_until(listening, f"port {port}", timeout)
-    except AssertionError:
-        raise RuntimeError(f"nothing listened on port {port}; see {log}") from None
+    _wait_started(listening, f"the process listening on port {port}", children, log, timeout)

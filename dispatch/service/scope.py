@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from dispatch.models import Assignment, TripOrder
@@ -14,7 +14,7 @@ from fleet import audit, channels, events
 from fleet.auth import Actor, units_in_scope
 from fleet.errors import Forbidden, NotFound
 from fleet.models import Driver, Role
-from fleet.registry import Listing
+from fleet.paging import Listing
 
 
 def record(session: Session, actor: Actor, order: TripOrder, action: str, before: Any) -> None:
@@ -100,13 +100,10 @@ def list_orders(
         stmt = stmt.where(TripOrder.requester_id == actor.user_id)
     if status is not None:
         stmt = stmt.where(TripOrder.status == status)
-    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
-    items = session.scalars(
-        stmt.order_by(TripOrder.start_at.desc(), TripOrder.id.desc())
-        .limit(listing.limit)
-        .offset(listing.offset)
-    ).all()
-    return list(items), int(total or 0)
+    items, total = listing.page(
+        session, stmt.order_by(TripOrder.start_at.desc(), TripOrder.id.desc())
+    )
+    return list(items), total
 
 
 def owner_or(actor: Actor, order: TripOrder, *roles: Role) -> None:
