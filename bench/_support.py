@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import time
 from collections.abc import Callable
 
@@ -38,3 +39,14 @@ def timed(fn: Callable[[], object], repeat: int = 3) -> float:
 def table(rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
+
+
+def options(doc: str | None) -> argparse.ArgumentParser:
+    """A benchmark's command line, its module's docstring as the help."""
+    return argparse.ArgumentParser(description=doc, formatter_class=argparse.RawTextHelpFormatter)
+
+
+def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """The options given. None given means the defaults: `python -m bench` runs each benchmark
+    so, and a module run alone passes its command line (`main(sys.argv[1:])`)."""
+    return parser.parse_args(argv if argv is not None else [])

@@ -9,7 +9,6 @@ orders, the seven fuel checks) into a database of its own; rows per second and t
 
 from __future__ import annotations
 
-import argparse
 import random
 import sys
 import time
@@ -21,7 +20,7 @@ from shapely.geometry import LineString, Point
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from bench._support import bench_settings, table
+from bench._support import bench_settings, options, parse, table
 from costs import service as costs
 from costs import statements
 from dispatch.settings import DispatchSettings
@@ -99,12 +98,10 @@ def fleet(session: Session, vehicles: int, rng: random.Random) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
+    parser = options(__doc__)
     parser.add_argument("--vehicles", type=int, default=500)
     parser.add_argument("--rows", type=int, default=5000)
-    args = parser.parse_args(argv if argv is not None else [])
+    args = parse(parser, argv)
     rng = random.Random(6)
     settings = bench_settings()
     engine = make_engine(settings)

@@ -9,12 +9,11 @@ database: the planner is pure, this is what it costs on its own.
 
 from __future__ import annotations
 
-import argparse
 import random
 import sys
 import time
 
-from bench._support import table
+from bench._support import options, parse, table
 from dispatch.matching import OrderFacts, VehicleFacts, distance_km, greedy, plan
 
 CENTRE = (30.27, 120.16)
@@ -56,14 +55,10 @@ def instance(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
+    parser = options(__doc__)
     parser.add_argument("--orders", type=int, default=1000)
     parser.add_argument("--vehicles", type=int, default=5000)
-    args = parser.parse_args(
-        argv if argv is not None else sys.argv[1:] if __name__ == "__main__" else []
-    )
+    args = parse(parser, argv)
     orders, pool = instance(args.orders, args.vehicles)
     started = time.perf_counter()
     baseline = greedy(orders, pool)
@@ -109,4 +104,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

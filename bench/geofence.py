@@ -21,7 +21,6 @@ No database: the engine is pure, so this is what it costs on its own.
 
 from __future__ import annotations
 
-import argparse
 import gc
 import math
 import random
@@ -32,7 +31,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from shapely import LineString, Point, Polygon
 
-from bench._support import table, timed
+from bench._support import options, parse, table, timed
 from geofence import geometry
 from geofence.calendar import LocalClock, WorkingCalendar
 from geofence.engine import Engine, fix_columns
@@ -107,16 +106,12 @@ def plain_membership(fences: list[CompiledFence], lons: np.ndarray, lats: np.nda
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
+    parser = options(__doc__)
     parser.add_argument("--fences", type=int, default=1000)
     parser.add_argument("--fixes", type=int, default=200_000)
     parser.add_argument("--vehicles", type=int, default=5000)
     parser.add_argument("--batch", type=int, default=4000, help="fixes per worker batch")
-    args = parser.parse_args(
-        argv if argv is not None else sys.argv[1:] if __name__ == "__main__" else []
-    )
+    args = parse(parser, argv)
     rng = random.Random(42)
     fences = make_fences(args.fences, rng)
     fence_set = FenceSet(fences)
@@ -253,4 +248,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

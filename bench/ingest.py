@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import multiprocessing
@@ -29,7 +28,7 @@ import uvloop
 from redis import Redis
 from sqlalchemy import Engine, text
 
-from bench._support import bench_settings, table
+from bench._support import bench_settings, options, parse, table
 from fleet.db import make_engine
 from fleet.settings import Settings
 from telematics import simulator, stream
@@ -456,18 +455,14 @@ def _admin_token(engine: Engine, api_port: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
+    parser = options(__doc__)
     parser.add_argument("--fixes", type=int, default=200_000)
     parser.add_argument("--terminals", type=int, default=5000)
     parser.add_argument("--rate", type=float, default=25_000, help="offered fixes/s in (c)")
     parser.add_argument("--duration", type=float, default=60)
     parser.add_argument("--batch", type=int, default=10, help="fixes per 0x0704 report")
     parser.add_argument("--workers", type=int, default=2, help="ingest workers in (c)")
-    args = parser.parse_args(
-        argv if argv is not None else sys.argv[1:] if __name__ == "__main__" else []
-    )
+    args = parse(parser, argv)
     settings = bench_settings()
     engine = make_engine(settings, pool_size=4)
     redis = Redis.from_url(redis_url(settings.redis_url))
@@ -551,4 +546,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -13,16 +13,16 @@ over, so each run gets fresh copies, made before its clock starts. No database: 
 
 from __future__ import annotations
 
-import argparse
 import math
 import random
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 import numpy as np
 
-from bench._support import table
+from bench._support import options, parse, table
 from telematics.trips import Segment, State, Thresholds, TrackPoint, Trip, advance, step
 
 T0 = 1_790_000_000.0
@@ -178,10 +178,10 @@ def best_of(run: Callable[[Batch], Result], batch: Batch, repeat: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = options(__doc__)
     parser.add_argument("--vehicles", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=5)
-    args = parser.parse_args(argv)
+    args = parse(parser, argv)
     rng = random.Random(7)
     n = args.vehicles
     scenarios = [
@@ -210,4 +210,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -12,7 +12,6 @@ run; the page's JS heap at the start and the end of the run (growth means a leak
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
@@ -27,7 +26,7 @@ import httpx2 as httpx
 from redis import Redis
 from sqlalchemy import text
 
-from bench._support import bench_settings, table
+from bench._support import bench_settings, options, parse, table
 from bench.ingest import free_port, redis_url
 from fleet import channels, registry
 from fleet.auth import Actor
@@ -221,14 +220,10 @@ def run(vehicles: int, minutes: float) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
+    parser = options(__doc__)
     parser.add_argument("--vehicles", type=int, default=5000)
     parser.add_argument("--minutes", type=float, default=10.0)
-    args = parser.parse_args(
-        argv if argv is not None else sys.argv[1:] if __name__ == "__main__" else []
-    )
+    args = parse(parser, argv)
     baseline = run(max(1, args.vehicles // 10), min(args.minutes, 1.0))
     full = run(args.vehicles, args.minutes)
     rows = [
@@ -260,4 +255,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -34,6 +34,15 @@ router = APIRouter()
 MAX_PENDING_ALERTS = 1000
 
 
+def _keep_newest(buffer: dict[Any, dict[str, Any]], key: Any, item: dict[str, Any]) -> None:
+    """Keeps `item` as the newest of its key, in a buffer bounded to MAX_PENDING_ALERTS (the
+    oldest goes first)."""
+    buffer.pop(key, None)
+    buffer[key] = item
+    if len(buffer) > MAX_PENDING_ALERTS:
+        del buffer[next(iter(buffer))]
+
+
 class LiveClient:
     def __init__(
         self,
@@ -62,10 +71,7 @@ class LiveClient:
                 item.get("driver_user_id"),
             )
             if mine or (self.staff and item.get("unit_id") in self.unit_ids):
-                self.orders.pop(item["id"], None)
-                self.orders[item["id"]] = item
-                if len(self.orders) > MAX_PENDING_ALERTS:
-                    del self.orders[next(iter(self.orders))]
+                _keep_newest(self.orders, item["id"], item)
         if self.orders:
             self.ready.set()
 
@@ -88,10 +94,7 @@ class LiveClient:
         for item in items:
             if item.get("unit_id") in self.unit_ids:
                 key = (item["vehicle_id"], item["kind"], item["key"], item["started_t"])
-                self.alerts.pop(key, None)
-                self.alerts[key] = item
-                if len(self.alerts) > MAX_PENDING_ALERTS:
-                    del self.alerts[next(iter(self.alerts))]
+                _keep_newest(self.alerts, key, item)
         if self.alerts:
             self.ready.set()
 
