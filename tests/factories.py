@@ -1,5 +1,5 @@
 """Registry objects the tests make, with the fields a test does not care about filled in: a vehicle
-is a four-seat general-duty sedan unless the test says otherwise."""
+is a four-seat general-duty sedan, a driver holds a C1 licence, unless the test says otherwise."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from sqlalchemy.orm import Session
 
 from fleet import registry
 from fleet.auth import Actor
-from fleet.models import OrgUnit, Vehicle
-from fleet.schemas import VehicleCreate
+from fleet.models import Driver, OrgUnit, Vehicle
+from fleet.schemas import DriverCreate, VehicleCreate
 
 
 def add_vehicle(
@@ -29,4 +29,14 @@ def add_vehicle(
     }
     return registry.create_vehicle(
         session=session, actor=actor or Actor.system(unit), data=VehicleCreate(**data)
+    )
+
+
+def add_driver(
+    session: Session, unit: OrgUnit, name: str, *, actor: Actor | None = None, **fields: Any
+) -> Driver:
+    """A driver of `unit` with a C1 licence, made as `add_vehicle` makes a vehicle."""
+    data = {"name": name, "licence_class": "C1", "unit_id": unit.id, **fields}
+    return registry.create_driver(
+        session=session, actor=actor or Actor.system(unit), data=DriverCreate(**data)
     )

@@ -14,8 +14,8 @@ from fleet import registry
 from fleet.auth import Actor
 from fleet.models import OrgUnit, Role
 from fleet.paging import Listing
-from fleet.schemas import DeviceCreate, DriverCreate, UserCreate
-from tests.factories import add_vehicle
+from fleet.schemas import DeviceCreate, UserCreate
+from tests.factories import add_driver, add_vehicle
 
 
 @dataclass
@@ -36,11 +36,7 @@ def _make(db: Session, root: OrgUnit, resource: str, unit: OrgUnit, tag: str) ->
         vehicle = add_vehicle(db, unit, f"浙A·{next(_plates)}", actor=system)
         return vehicle.id
     if resource == "drivers":
-        return registry.create_driver(
-            session=db,
-            actor=system,
-            data=DriverCreate(name=f"司机{tag}", licence_class="C1", unit_id=unit.id),
-        ).id
+        return add_driver(db, unit, f"司机{tag}", actor=system).id
     if resource == "devices":
         return registry.create_device(
             session=db,

@@ -21,16 +21,14 @@ from costs.models import CostAllocation
 from costs.schemas import CostIn
 from dispatch.models import Assignment, TripOrder
 from dispatch.settings import DispatchSettings
-from fleet import registry
 from fleet.auth import Actor
 from fleet.models import Driver, OrgUnit, UserAccount, Vehicle
-from fleet.schemas import DriverCreate
 from geofence import service as geofence_service
 from geofence.models import Alert
 from geofence.settings import GeofenceSettings
 from telematics.ingest import partition_sql
 from telematics.models import Trip
-from tests.factories import add_vehicle
+from tests.factories import add_driver, add_vehicle
 
 ZONE = ZoneInfo("Asia/Shanghai")
 HERE = (120.2106, 30.2452)
@@ -246,11 +244,7 @@ def test_fill_is_shared_between_orders_by_distance(
     db, root_unit, make_user, car, trip, fill
 ) -> None:
     make_user("asker", root_unit)
-    driver = registry.create_driver(
-        session=db,
-        actor=Actor.system(root_unit),
-        data=DriverCreate(name="陈师傅", licence_class="C1", unit_id=root_unit.id),
-    )
+    driver = add_driver(db, root_unit, "陈师傅")
     fill(local(WORKDAY, 8), litres=10)  # the fill before: only trips after it count
     first = _order_on(db, root_unit, car, driver, local(WORKDAY, 9), 2)
     second = _order_on(db, root_unit, car, driver, local(WORKDAY, 13), 2)
@@ -275,11 +269,7 @@ def test_fill_after_hours_within_an_assignment_is_not_flagged(
     db, root_unit, make_user, car, trip, fill
 ) -> None:
     make_user("asker", root_unit)
-    driver = registry.create_driver(
-        session=db,
-        actor=Actor.system(root_unit),
-        data=DriverCreate(name="刘师傅", licence_class="C1", unit_id=root_unit.id),
-    )
+    driver = add_driver(db, root_unit, "刘师傅")
     order = _order_on(db, root_unit, car, driver, local(WORKDAY, 18), 3)
     trip(local(WORKDAY, 18, 10), local(WORKDAY, 19, 50), km=40)
     kinds = fill(local(WORKDAY, 20))

@@ -9,10 +9,9 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
-from fleet import registry
 from fleet.auth import Actor
 from fleet.models import Driver, OrgUnit, Role, Vehicle
-from fleet.schemas import DriverCreate, VehicleCreate
+from tests.factories import add_driver, add_vehicle
 
 
 @pytest.fixture
@@ -24,26 +23,18 @@ def pool(db: Session, root_unit: OrgUnit) -> dict[str, Any]:
         ("mpv", "浙A·D10002", 7, "mpv", "active"),
         ("sealed", "浙A·D10003", 7, "mpv", "sealed"),
     ):
-        vehicles[key] = registry.create_vehicle(
-            session=db,
+        vehicles[key] = add_vehicle(
+            db,
+            root_unit,
+            plate,
             actor=system,
-            data=VehicleCreate(
-                plate=plate,
-                category="general",
-                body_class=body,
-                seats=seats,
-                energy="bev",
-                unit_id=root_unit.id,
-                status=status,
-            ),
+            body_class=body,
+            seats=seats,
+            energy="bev",
+            status=status,
         )
     drivers: list[Driver] = [
-        registry.create_driver(
-            session=db,
-            actor=system,
-            data=DriverCreate(name=name, licence_class="C1", unit_id=root_unit.id),
-        )
-        for name in ("陈师傅", "刘师傅")
+        add_driver(db, root_unit, name, actor=system) for name in ("陈师傅", "刘师傅")
     ]
     db.commit()
     return {"vehicles": vehicles, "drivers": drivers}

@@ -23,13 +23,14 @@ from fleet.auth import Actor
 from fleet.db import make_engine
 from fleet.errors import Conflict
 from fleet.models import Role
-from fleet.schemas import DriverCreate, UserCreate, VehicleCreate
+from fleet.schemas import UserCreate
 from fleet.settings import Settings
 from geofence.calendar import LocalClock, WorkingCalendar
 from geofence.engine import Engine as RuleEngine
 from geofence.fences import FenceSet, VehicleInfo
 from geofence.rules.base import Fix, Thresholds
 from tests.dispatch.conftest import order_json, tomorrow
+from tests.factories import add_driver, add_vehicle
 
 SETTINGS = DispatchSettings()
 
@@ -41,26 +42,8 @@ def world(scratch_settings: Settings) -> Iterator[dict[str, Any]]:
     with Session(engine) as session, session.begin():
         root = registry.create_root_unit(session=session, code="DSP", name="调度测试")
         system = Actor.system(root)
-        vehicle = registry.create_vehicle(
-            session=session,
-            actor=system,
-            data=VehicleCreate(
-                plate="浙A·D20001",
-                category="general",
-                body_class="sedan",
-                seats=4,
-                energy="bev",
-                unit_id=root.id,
-            ),
-        )
-        drivers = [
-            registry.create_driver(
-                session=session,
-                actor=system,
-                data=DriverCreate(name=f"司机{n}", licence_class="C1", unit_id=root.id),
-            ).id
-            for n in range(2)
-        ]
+        vehicle = add_vehicle(session, root, "浙A·D20001", actor=system, energy="bev")
+        drivers = [add_driver(session, root, f"司机{n}", actor=system).id for n in range(2)]
         asker = registry.create_user(
             session=session,
             actor=None,
