@@ -7,22 +7,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 
+import sqlalchemy as sa
 from geoalchemy2 import Geometry, WKBElement
-from sqlalchemy import (
-    BigInteger,
-    CheckConstraint,
-    Date,
-    Float,
-    ForeignKey,
-    Identity,
-    Index,
-    Integer,
-    Numeric,
-    String,
-    Text,
-    UniqueConstraint,
-    text,
-)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fleet.db import Base, Timestamped
@@ -47,15 +33,17 @@ class CostStatement(Base):
 
     __tablename__ = "cost_statement"
 
-    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
-    issuer: Mapped[str] = mapped_column(String(32))
-    filename: Mapped[str] = mapped_column(String(200))
-    digest: Mapped[str] = mapped_column(String(64), unique=True)
-    rows: Mapped[int] = mapped_column(Integer)
-    added: Mapped[int] = mapped_column(Integer)
-    user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
-    username: Mapped[str] = mapped_column(String(100))
-    imported_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
+    id: Mapped[int] = mapped_column(sa.Integer, sa.Identity(), primary_key=True)
+    issuer: Mapped[str] = mapped_column(sa.String(32))
+    filename: Mapped[str] = mapped_column(sa.String(200))
+    digest: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    rows: Mapped[int] = mapped_column(sa.Integer)
+    added: Mapped[int] = mapped_column(sa.Integer)
+    user_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("user_account.id", ondelete="SET NULL")
+    )
+    username: Mapped[str] = mapped_column(sa.String(100))
+    imported_at: Mapped[datetime] = mapped_column(server_default=sa.text("now()"))
 
 
 class CostRecord(Timestamped, Base):
@@ -66,51 +54,53 @@ class CostRecord(Timestamped, Base):
 
     __tablename__ = "cost_record"
 
-    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    id: Mapped[int] = mapped_column(sa.Integer, sa.Identity(), primary_key=True)
     kind: Mapped[CostKind] = mapped_column(_enum(CostKind, "kind"))
-    vehicle_id: Mapped[int] = mapped_column(ForeignKey("vehicle.id", ondelete="RESTRICT"))
-    unit_id: Mapped[int] = mapped_column(ForeignKey("org_unit.id", ondelete="RESTRICT"))
+    vehicle_id: Mapped[int] = mapped_column(sa.ForeignKey("vehicle.id", ondelete="RESTRICT"))
+    unit_id: Mapped[int] = mapped_column(sa.ForeignKey("org_unit.id", ondelete="RESTRICT"))
     at: Mapped[datetime]
-    amount: Mapped[Decimal] = mapped_column(Numeric(12, 2))
-    litres: Mapped[float | None] = mapped_column(Float)
-    kwh: Mapped[float | None] = mapped_column(Float)
-    unit_price: Mapped[float | None] = mapped_column(Float)
-    product: Mapped[str] = mapped_column(String(32), server_default="")
-    station_name: Mapped[str] = mapped_column(String(200), server_default="")
+    amount: Mapped[Decimal] = mapped_column(sa.Numeric(12, 2))
+    litres: Mapped[float | None] = mapped_column(sa.Float)
+    kwh: Mapped[float | None] = mapped_column(sa.Float)
+    unit_price: Mapped[float | None] = mapped_column(sa.Float)
+    product: Mapped[str] = mapped_column(sa.String(32), server_default="")
+    station_name: Mapped[str] = mapped_column(sa.String(200), server_default="")
     station: Mapped[WKBElement | None] = mapped_column(
         Geometry("POINT", srid=4326, spatial_index=False), nullable=True
     )
-    fuel_card: Mapped[str] = mapped_column(String(32), server_default="")
-    odometer_km: Mapped[float | None] = mapped_column(Float)
-    vendor: Mapped[str] = mapped_column(String(200), server_default="")
-    note: Mapped[str] = mapped_column(Text, server_default="")
+    fuel_card: Mapped[str] = mapped_column(sa.String(32), server_default="")
+    odometer_km: Mapped[float | None] = mapped_column(sa.Float)
+    vendor: Mapped[str] = mapped_column(sa.String(200), server_default="")
+    note: Mapped[str] = mapped_column(sa.Text, server_default="")
     # When the next service, insurance renewal or inspection is due (from the receipt).
-    next_due_on: Mapped[date | None] = mapped_column(Date)
+    next_due_on: Mapped[date | None] = mapped_column(sa.Date)
     statement_id: Mapped[int | None] = mapped_column(
-        ForeignKey("cost_statement.id", ondelete="RESTRICT")
+        sa.ForeignKey("cost_statement.id", ondelete="RESTRICT")
     )
     # The issuer's transaction id, or a digest of the row where a statement has none.
-    issuer: Mapped[str] = mapped_column(String(32), server_default="")
-    external_id: Mapped[str | None] = mapped_column(String(64))
+    issuer: Mapped[str] = mapped_column(sa.String(32), server_default="")
+    external_id: Mapped[str | None] = mapped_column(sa.String(64))
     trip_id: Mapped[int | None] = mapped_column(
-        BigInteger, ForeignKey("trip.id", ondelete="SET NULL")
+        sa.BigInteger, sa.ForeignKey("trip.id", ondelete="SET NULL")
     )
-    order_id: Mapped[int | None] = mapped_column(ForeignKey("trip_order.id", ondelete="SET NULL"))
+    order_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("trip_order.id", ondelete="SET NULL")
+    )
     created_by: Mapped[int | None] = mapped_column(
-        ForeignKey("user_account.id", ondelete="SET NULL")
+        sa.ForeignKey("user_account.id", ondelete="SET NULL")
     )
 
     __table_args__ = (
-        UniqueConstraint("issuer", "external_id", name="uq_cost_record_external"),
-        CheckConstraint("amount >= 0", name="amount"),
-        CheckConstraint("litres IS NULL OR litres > 0", name="litres"),
-        CheckConstraint("kwh IS NULL OR kwh > 0", name="kwh"),
-        CheckConstraint("kind <> 'fuel' OR litres IS NOT NULL", name="fuel_litres"),
-        CheckConstraint("kind <> 'charging' OR kwh IS NOT NULL", name="charging_kwh"),
-        CheckConstraint("odometer_km IS NULL OR odometer_km >= 0", name="odometer"),
-        Index("ix_cost_record_vehicle_id_at", "vehicle_id", "at"),
-        Index("ix_cost_record_unit_id_at", "unit_id", "at"),
-        Index("ix_cost_record_order_id", "order_id"),
+        sa.UniqueConstraint("issuer", "external_id", name="uq_cost_record_external"),
+        sa.CheckConstraint("amount >= 0", name="amount"),
+        sa.CheckConstraint("litres IS NULL OR litres > 0", name="litres"),
+        sa.CheckConstraint("kwh IS NULL OR kwh > 0", name="kwh"),
+        sa.CheckConstraint("kind <> 'fuel' OR litres IS NOT NULL", name="fuel_litres"),
+        sa.CheckConstraint("kind <> 'charging' OR kwh IS NOT NULL", name="charging_kwh"),
+        sa.CheckConstraint("odometer_km IS NULL OR odometer_km >= 0", name="odometer"),
+        sa.Index("ix_cost_record_vehicle_id_at", "vehicle_id", "at"),
+        sa.Index("ix_cost_record_unit_id_at", "unit_id", "at"),
+        sa.Index("ix_cost_record_order_id", "order_id"),
     )
 
 
@@ -119,15 +109,15 @@ class CostAllocation(Base):
 
     __tablename__ = "cost_allocation"
 
-    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
-    cost_id: Mapped[int] = mapped_column(ForeignKey("cost_record.id", ondelete="CASCADE"))
-    order_id: Mapped[int | None] = mapped_column(ForeignKey("trip_order.id", ondelete="CASCADE"))
-    share: Mapped[float] = mapped_column(Float)
-    amount: Mapped[Decimal] = mapped_column(Numeric(12, 2))
-    distance_m: Mapped[float] = mapped_column(Float, server_default="0")
+    id: Mapped[int] = mapped_column(sa.Integer, sa.Identity(), primary_key=True)
+    cost_id: Mapped[int] = mapped_column(sa.ForeignKey("cost_record.id", ondelete="CASCADE"))
+    order_id: Mapped[int | None] = mapped_column(sa.ForeignKey("trip_order.id", ondelete="CASCADE"))
+    share: Mapped[float] = mapped_column(sa.Float)
+    amount: Mapped[Decimal] = mapped_column(sa.Numeric(12, 2))
+    distance_m: Mapped[float] = mapped_column(sa.Float, server_default="0")
 
     __table_args__ = (
-        CheckConstraint("share > 0 AND share <= 1", name="share"),
-        Index("ix_cost_allocation_cost_id", "cost_id"),
-        Index("ix_cost_allocation_order_id", "order_id"),
+        sa.CheckConstraint("share > 0 AND share <= 1", name="share"),
+        sa.Index("ix_cost_allocation_cost_id", "cost_id"),
+        sa.Index("ix_cost_allocation_order_id", "order_id"),
     )

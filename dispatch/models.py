@@ -5,19 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from geoalchemy2 import Geometry, WKBElement
-from sqlalchemy import (
-    Boolean,
-    CheckConstraint,
-    Float,
-    ForeignKey,
-    Identity,
-    Index,
-    Integer,
-    String,
-    Text,
-    text,
-)
 from sqlalchemy.dialects.postgresql import JSONB, TSTZRANGE, ExcludeConstraint, Range
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -32,48 +21,48 @@ class TripOrder(Timestamped, Base):
 
     __tablename__ = "trip_order"
 
-    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
-    requester_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="RESTRICT"))
-    unit_id: Mapped[int] = mapped_column(ForeignKey("org_unit.id", ondelete="RESTRICT"))
-    purpose: Mapped[str] = mapped_column(String(500))
-    passengers: Mapped[int] = mapped_column(Integer)
+    id: Mapped[int] = mapped_column(sa.Integer, sa.Identity(), primary_key=True)
+    requester_id: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id", ondelete="RESTRICT"))
+    unit_id: Mapped[int] = mapped_column(sa.ForeignKey("org_unit.id", ondelete="RESTRICT"))
+    purpose: Mapped[str] = mapped_column(sa.String(500))
+    passengers: Mapped[int] = mapped_column(sa.Integer)
     start_at: Mapped[datetime]
     end_at: Mapped[datetime]
     origin: Mapped[WKBElement] = mapped_column(Geometry("POINT", srid=4326, spatial_index=False))
-    origin_name: Mapped[str] = mapped_column(String(200))
+    origin_name: Mapped[str] = mapped_column(sa.String(200))
     # [{"name", "lon", "lat"}], in visiting order
     destinations: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
     category: Mapped[VehicleCategory | None] = mapped_column(_enum(VehicleCategory, "category"))
     body_class: Mapped[BodyClass | None] = mapped_column(_enum(BodyClass, "body_class"))
-    out_of_region: Mapped[bool] = mapped_column(Boolean, server_default="false")
-    overnight: Mapped[bool] = mapped_column(Boolean, server_default="false")
-    notes: Mapped[str] = mapped_column(Text, server_default="")
+    out_of_region: Mapped[bool] = mapped_column(sa.Boolean, server_default="false")
+    overnight: Mapped[bool] = mapped_column(sa.Boolean, server_default="false")
+    notes: Mapped[str] = mapped_column(sa.Text, server_default="")
     # Set at submission: [{"level", "unit_id", "reasons"}], and how many are done.
     approval_steps: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default="[]")
-    approvals_done: Mapped[int] = mapped_column(Integer, server_default="0")
+    approvals_done: Mapped[int] = mapped_column(sa.Integer, server_default="0")
     # An emergency order may be assigned before it is approved; its approval is then due
     # afterwards (`approval` pending -> approved or rejected, whatever the order's status).
-    emergency: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    emergency: Mapped[bool] = mapped_column(sa.Boolean, server_default="false")
     # What the driver read off the dashboard at start and finish, if they did.
-    odometer_start_km: Mapped[float | None] = mapped_column(Float)
-    odometer_end_km: Mapped[float | None] = mapped_column(Float)
-    approval: Mapped[str] = mapped_column(String(16), server_default="pending")
+    odometer_start_km: Mapped[float | None] = mapped_column(sa.Float)
+    odometer_end_km: Mapped[float | None] = mapped_column(sa.Float)
+    approval: Mapped[str] = mapped_column(sa.String(16), server_default="pending")
     status: Mapped[OrderStatus] = mapped_column(
         _enum(OrderStatus, "status"), server_default=OrderStatus.DRAFT.value
     )
 
     __table_args__ = (
-        CheckConstraint("end_at > start_at", name="window"),
-        CheckConstraint("passengers BETWEEN 1 AND 60", name="passengers"),
-        CheckConstraint("approval IN ('pending', 'approved', 'rejected')", name="approval"),
-        CheckConstraint(
+        sa.CheckConstraint("end_at > start_at", name="window"),
+        sa.CheckConstraint("passengers BETWEEN 1 AND 60", name="passengers"),
+        sa.CheckConstraint("approval IN ('pending', 'approved', 'rejected')", name="approval"),
+        sa.CheckConstraint(
             "odometer_end_km IS NULL OR odometer_start_km IS NULL"
             " OR odometer_end_km >= odometer_start_km",
             name="odometer",
         ),
-        Index("ix_trip_order_unit_id_start_at", "unit_id", "start_at"),
-        Index("ix_trip_order_requester_id", "requester_id"),
-        Index("ix_trip_order_status", "status"),
+        sa.Index("ix_trip_order_unit_id_start_at", "unit_id", "start_at"),
+        sa.Index("ix_trip_order_requester_id", "requester_id"),
+        sa.Index("ix_trip_order_status", "status"),
     )
 
 
@@ -82,16 +71,16 @@ class ApprovalRule(Timestamped, Base):
 
     __tablename__ = "approval_rule"
 
-    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
-    unit_id: Mapped[int] = mapped_column(ForeignKey("org_unit.id", ondelete="CASCADE"))
+    id: Mapped[int] = mapped_column(sa.Integer, sa.Identity(), primary_key=True)
+    unit_id: Mapped[int] = mapped_column(sa.ForeignKey("org_unit.id", ondelete="CASCADE"))
     condition: Mapped[Condition] = mapped_column(_enum(Condition, "condition"))
-    param: Mapped[float | None] = mapped_column(Float)
-    level: Mapped[int] = mapped_column(Integer)
-    name: Mapped[str] = mapped_column(String(200), server_default="")
+    param: Mapped[float | None] = mapped_column(sa.Float)
+    level: Mapped[int] = mapped_column(sa.Integer)
+    name: Mapped[str] = mapped_column(sa.String(200), server_default="")
 
     __table_args__ = (
-        CheckConstraint("level BETWEEN 0 AND 10", name="level"),
-        Index("ix_approval_rule_unit_id", "unit_id"),
+        sa.CheckConstraint("level BETWEEN 0 AND 10", name="level"),
+        sa.Index("ix_approval_rule_unit_id", "unit_id"),
     )
 
 
@@ -100,16 +89,18 @@ class OrderDecision(Base):
 
     __tablename__ = "order_decision"
 
-    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
-    order_id: Mapped[int] = mapped_column(ForeignKey("trip_order.id", ondelete="RESTRICT"))
-    step: Mapped[int] = mapped_column(Integer, server_default="1")
-    approved: Mapped[bool] = mapped_column(Boolean)
-    comment: Mapped[str] = mapped_column(Text, server_default="")
-    user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
-    username: Mapped[str] = mapped_column(String(100))
+    id: Mapped[int] = mapped_column(sa.Integer, sa.Identity(), primary_key=True)
+    order_id: Mapped[int] = mapped_column(sa.ForeignKey("trip_order.id", ondelete="RESTRICT"))
+    step: Mapped[int] = mapped_column(sa.Integer, server_default="1")
+    approved: Mapped[bool] = mapped_column(sa.Boolean)
+    comment: Mapped[str] = mapped_column(sa.Text, server_default="")
+    user_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("user_account.id", ondelete="SET NULL")
+    )
+    username: Mapped[str] = mapped_column(sa.String(100))
     at: Mapped[datetime]
 
-    __table_args__ = (Index("ix_order_decision_order_id", "order_id"),)
+    __table_args__ = (sa.Index("ix_order_decision_order_id", "order_id"),)
 
 
 def _held_once(what: str) -> ExcludeConstraint:
@@ -117,7 +108,7 @@ def _held_once(what: str) -> ExcludeConstraint:
     return ExcludeConstraint(
         (f"{what}_id", "="),
         ("period", "&&"),
-        where=text("active"),
+        where=sa.text("active"),
         using="gist",
         name=f"ex_assignment_{what}_period",
     )
@@ -131,31 +122,31 @@ class Assignment(Base):
 
     __tablename__ = "assignment"
 
-    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
-    order_id: Mapped[int] = mapped_column(ForeignKey("trip_order.id", ondelete="RESTRICT"))
-    vehicle_id: Mapped[int] = mapped_column(ForeignKey("vehicle.id", ondelete="RESTRICT"))
-    driver_id: Mapped[int] = mapped_column(ForeignKey("driver.id", ondelete="RESTRICT"))
+    id: Mapped[int] = mapped_column(sa.Integer, sa.Identity(), primary_key=True)
+    order_id: Mapped[int] = mapped_column(sa.ForeignKey("trip_order.id", ondelete="RESTRICT"))
+    vehicle_id: Mapped[int] = mapped_column(sa.ForeignKey("vehicle.id", ondelete="RESTRICT"))
+    driver_id: Mapped[int] = mapped_column(sa.ForeignKey("driver.id", ondelete="RESTRICT"))
     period: Mapped[Range[datetime]] = mapped_column(TSTZRANGE)
     # The planned route, origin -> destinations -> origin: on the roads where they are loaded,
     # straight legs elsewhere. The geofence engine's corridor.
     route: Mapped[WKBElement | None] = mapped_column(
         Geometry("LINESTRING", srid=4326, spatial_index=False), nullable=True
     )
-    route_source: Mapped[str] = mapped_column(String(16), server_default="straight")
-    active: Mapped[bool] = mapped_column(Boolean, server_default="true")
-    reason: Mapped[str] = mapped_column(Text, server_default="")
+    route_source: Mapped[str] = mapped_column(sa.String(16), server_default="straight")
+    active: Mapped[bool] = mapped_column(sa.Boolean, server_default="true")
+    reason: Mapped[str] = mapped_column(sa.Text, server_default="")
     assigned_by: Mapped[int | None] = mapped_column(
-        ForeignKey("user_account.id", ondelete="SET NULL")
+        sa.ForeignKey("user_account.id", ondelete="SET NULL")
     )
-    created_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
+    created_at: Mapped[datetime] = mapped_column(server_default=sa.text("now()"))
 
     __table_args__ = (
         _held_once("vehicle"),
         _held_once("driver"),
-        Index(
+        sa.Index(
             "uq_assignment_order_active",
             "order_id",
             unique=True,
-            postgresql_where=text("active"),
+            postgresql_where=sa.text("active"),
         ),
     )

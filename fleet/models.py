@@ -6,22 +6,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+import sqlalchemy as sa
 from geoalchemy2 import Geometry, WKBElement
-from sqlalchemy import (
-    BigInteger,
-    Boolean,
-    CheckConstraint,
-    Enum,
-    Float,
-    ForeignKey,
-    Identity,
-    Index,
-    Integer,
-    SmallInteger,
-    String,
-    UniqueConstraint,
-    func,
-)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -79,8 +65,8 @@ class DeviceProtocol(StrEnum):
     API = "api"
 
 
-def _enum(kind: type[StrEnum], name: str) -> Enum:
-    return Enum(
+def _enum(kind: type[StrEnum], name: str) -> sa.Enum:
+    return sa.Enum(
         kind,
         name=name,
         native_enum=False,
@@ -100,35 +86,35 @@ class OrgUnit(Timestamped, Base):
 
     __tablename__ = "org_unit"
 
-    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
-    code: Mapped[str] = mapped_column(String(32), unique=True)
-    name: Mapped[str] = mapped_column(String(200))
-    parent_id: Mapped[int | None] = mapped_column(ForeignKey("org_unit.id", ondelete="RESTRICT"))
-    path: Mapped[str] = mapped_column(String(400))
+    id: Mapped[int] = mapped_column(sa.Integer, sa.Identity(), primary_key=True)
+    code: Mapped[str] = mapped_column(sa.String(32), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    parent_id: Mapped[int | None] = mapped_column(sa.ForeignKey("org_unit.id", ondelete="RESTRICT"))
+    path: Mapped[str] = mapped_column(sa.String(400))
 
     __table_args__ = (
-        Index("ix_org_unit_path", "path", postgresql_ops={"path": "text_pattern_ops"}),
-        Index("ix_org_unit_parent_id", "parent_id"),
+        sa.Index("ix_org_unit_path", "path", postgresql_ops={"path": "text_pattern_ops"}),
+        sa.Index("ix_org_unit_parent_id", "parent_id"),
     )
 
 
 class UserAccount(Timestamped, Base):
     __tablename__ = "user_account"
 
-    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
-    username: Mapped[str] = mapped_column(String(64), unique=True)
-    full_name: Mapped[str] = mapped_column(String(100), server_default="")
-    password_hash: Mapped[str] = mapped_column(String(200))
-    roles: Mapped[list[str]] = mapped_column(ARRAY(String(16)))
-    unit_id: Mapped[int] = mapped_column(ForeignKey("org_unit.id", ondelete="RESTRICT"))
-    is_active: Mapped[bool] = mapped_column(Boolean, server_default="true")
-    language: Mapped[str] = mapped_column(String(8), server_default="zh")
+    id: Mapped[int] = mapped_column(sa.Integer, sa.Identity(), primary_key=True)
+    username: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    full_name: Mapped[str] = mapped_column(sa.String(100), server_default="")
+    password_hash: Mapped[str] = mapped_column(sa.String(200))
+    roles: Mapped[list[str]] = mapped_column(ARRAY(sa.String(16)))
+    unit_id: Mapped[int] = mapped_column(sa.ForeignKey("org_unit.id", ondelete="RESTRICT"))
+    is_active: Mapped[bool] = mapped_column(sa.Boolean, server_default="true")
+    language: Mapped[str] = mapped_column(sa.String(8), server_default="zh")
 
     __table_args__ = (
-        CheckConstraint(
+        sa.CheckConstraint(
             f"cardinality(roles) >= 1 AND roles <@ ARRAY[{ROLE_VALUES}]::varchar[]", name="roles"
         ),
-        Index("ix_user_account_unit_id", "unit_id"),
+        sa.Index("ix_user_account_unit_id", "unit_id"),
     )
 
 
@@ -137,33 +123,33 @@ class AuthToken(Base):
 
     __tablename__ = "auth_token"
 
-    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
-    digest: Mapped[str] = mapped_column(String(64), unique=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    id: Mapped[int] = mapped_column(sa.Integer, sa.Identity(), primary_key=True)
+    digest: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(server_default=sa.func.now())
     expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
 
-    __table_args__ = (Index("ix_auth_token_user_id", "user_id"),)
+    __table_args__ = (sa.Index("ix_auth_token_user_id", "user_id"),)
 
 
 class Vehicle(Timestamped, Base):
     __tablename__ = "vehicle"
 
-    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
-    plate: Mapped[str] = mapped_column(String(16), unique=True)
+    id: Mapped[int] = mapped_column(sa.Integer, sa.Identity(), primary_key=True)
+    plate: Mapped[str] = mapped_column(sa.String(16), unique=True)
     category: Mapped[VehicleCategory] = mapped_column(_enum(VehicleCategory, "category"))
     body_class: Mapped[BodyClass] = mapped_column(_enum(BodyClass, "body_class"))
-    seats: Mapped[int] = mapped_column(Integer)
+    seats: Mapped[int] = mapped_column(sa.Integer)
     energy: Mapped[Energy] = mapped_column(_enum(Energy, "energy"))
-    tank_l: Mapped[float | None] = mapped_column(Float)
-    battery_kwh: Mapped[float | None] = mapped_column(Float)
-    fuel_norm_l_100km: Mapped[float | None] = mapped_column(Float)
-    make_model: Mapped[str] = mapped_column(String(100), server_default="")
+    tank_l: Mapped[float | None] = mapped_column(sa.Float)
+    battery_kwh: Mapped[float | None] = mapped_column(sa.Float)
+    fuel_norm_l_100km: Mapped[float | None] = mapped_column(sa.Float)
+    make_model: Mapped[str] = mapped_column(sa.String(100), server_default="")
     # The fuel card issued for the vehicle: how statements that name no plate are matched.
-    fuel_card: Mapped[str | None] = mapped_column(String(32), unique=True)
-    unit_id: Mapped[int] = mapped_column(ForeignKey("org_unit.id", ondelete="RESTRICT"))
-    depot_name: Mapped[str] = mapped_column(String(200), server_default="")
+    fuel_card: Mapped[str | None] = mapped_column(sa.String(32), unique=True)
+    unit_id: Mapped[int] = mapped_column(sa.ForeignKey("org_unit.id", ondelete="RESTRICT"))
+    depot_name: Mapped[str] = mapped_column(sa.String(200), server_default="")
     depot: Mapped[WKBElement | None] = mapped_column(
         Geometry(srid=4326, spatial_index=False), nullable=True
     )
@@ -176,27 +162,27 @@ class Vehicle(Timestamped, Base):
         return Energy(self.energy).new_energy
 
     __table_args__ = (
-        CheckConstraint("seats BETWEEN 1 AND 60", name="seats"),
-        CheckConstraint("tank_l IS NULL OR tank_l > 0", name="tank_l"),
-        CheckConstraint("battery_kwh IS NULL OR battery_kwh > 0", name="battery_kwh"),
-        Index("ix_vehicle_unit_id", "unit_id"),
+        sa.CheckConstraint("seats BETWEEN 1 AND 60", name="seats"),
+        sa.CheckConstraint("tank_l IS NULL OR tank_l > 0", name="tank_l"),
+        sa.CheckConstraint("battery_kwh IS NULL OR battery_kwh > 0", name="battery_kwh"),
+        sa.Index("ix_vehicle_unit_id", "unit_id"),
     )
 
 
 class Driver(Timestamped, Base):
     __tablename__ = "driver"
 
-    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
-    name: Mapped[str] = mapped_column(String(100))
-    phone: Mapped[str] = mapped_column(String(32), server_default="")
-    licence_class: Mapped[str] = mapped_column(String(4))
-    unit_id: Mapped[int] = mapped_column(ForeignKey("org_unit.id", ondelete="RESTRICT"))
+    id: Mapped[int] = mapped_column(sa.Integer, sa.Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(100))
+    phone: Mapped[str] = mapped_column(sa.String(32), server_default="")
+    licence_class: Mapped[str] = mapped_column(sa.String(4))
+    unit_id: Mapped[int] = mapped_column(sa.ForeignKey("org_unit.id", ondelete="RESTRICT"))
     user_id: Mapped[int | None] = mapped_column(
-        ForeignKey("user_account.id", ondelete="SET NULL"), unique=True
+        sa.ForeignKey("user_account.id", ondelete="SET NULL"), unique=True
     )
-    active: Mapped[bool] = mapped_column(Boolean, server_default="true")
+    active: Mapped[bool] = mapped_column(sa.Boolean, server_default="true")
 
-    __table_args__ = (Index("ix_driver_unit_id", "unit_id"),)
+    __table_args__ = (sa.Index("ix_driver_unit_id", "unit_id"),)
 
 
 class Device(Timestamped, Base):
@@ -204,40 +190,40 @@ class Device(Timestamped, Base):
 
     __tablename__ = "device"
 
-    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    id: Mapped[int] = mapped_column(sa.Integer, sa.Identity(), primary_key=True)
     protocol: Mapped[DeviceProtocol] = mapped_column(_enum(DeviceProtocol, "protocol"))
-    identifier: Mapped[str] = mapped_column(String(64))
-    vehicle_id: Mapped[int | None] = mapped_column(ForeignKey("vehicle.id", ondelete="RESTRICT"))
-    unit_id: Mapped[int] = mapped_column(ForeignKey("org_unit.id", ondelete="RESTRICT"))
-    enabled: Mapped[bool] = mapped_column(Boolean, server_default="true")
+    identifier: Mapped[str] = mapped_column(sa.String(64))
+    vehicle_id: Mapped[int | None] = mapped_column(sa.ForeignKey("vehicle.id", ondelete="RESTRICT"))
+    unit_id: Mapped[int] = mapped_column(sa.ForeignKey("org_unit.id", ondelete="RESTRICT"))
+    enabled: Mapped[bool] = mapped_column(sa.Boolean, server_default="true")
     # Integrations (protocol `api`) authenticate with a token; only its SHA-256 is kept.
-    token_digest: Mapped[str | None] = mapped_column(String(64), unique=True)
+    token_digest: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
     # OsmAnd phones may carry a secret, sent as `key=` in the server URL; only its SHA-256 is kept.
-    secret_digest: Mapped[str | None] = mapped_column(String(64))
+    secret_digest: Mapped[str | None] = mapped_column(sa.String(64))
     # JT/T 808: the terminal's identity, bound by its first registration (0x0100) and refused to
     # any other terminal that names the same number until an administrator re-binds the device.
     # An administrator may enter `terminal_id` beforehand; then only that terminal can bind.
-    terminal_id: Mapped[str | None] = mapped_column(String(30))
-    terminal_maker: Mapped[str | None] = mapped_column(String(11))
-    terminal_model: Mapped[str | None] = mapped_column(String(30))
-    terminal_plate: Mapped[str | None] = mapped_column(String(32))
-    terminal_plate_colour: Mapped[int | None] = mapped_column(SmallInteger)
+    terminal_id: Mapped[str | None] = mapped_column(sa.String(30))
+    terminal_maker: Mapped[str | None] = mapped_column(sa.String(11))
+    terminal_model: Mapped[str | None] = mapped_column(sa.String(30))
+    terminal_plate: Mapped[str | None] = mapped_column(sa.String(32))
+    terminal_plate_colour: Mapped[int | None] = mapped_column(sa.SmallInteger)
     bound_at: Mapped[datetime | None]
     # The SHA-256 of the auth code of the terminal's latest registration (random each time);
     # none when revoked. In the database, so any gateway process can check it.
-    auth_code_digest: Mapped[str | None] = mapped_column(String(64))
+    auth_code_digest: Mapped[str | None] = mapped_column(sa.String(64))
     # What 2019 terminals report in 0x0102.
-    imei: Mapped[str | None] = mapped_column(String(15))
-    software_version: Mapped[str | None] = mapped_column(String(20))
+    imei: Mapped[str | None] = mapped_column(sa.String(15))
+    software_version: Mapped[str | None] = mapped_column(sa.String(20))
 
     @property
     def has_secret(self) -> bool:
         return self.secret_digest is not None
 
     __table_args__ = (
-        UniqueConstraint("protocol", "identifier"),
-        Index("ix_device_vehicle_id", "vehicle_id"),
-        Index("ix_device_unit_id", "unit_id"),
+        sa.UniqueConstraint("protocol", "identifier"),
+        sa.Index("ix_device_vehicle_id", "vehicle_id"),
+        sa.Index("ix_device_unit_id", "unit_id"),
     )
 
 
@@ -246,16 +232,16 @@ class AuditEntry(Base):
 
     __tablename__ = "audit_entry"
 
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
     at: Mapped[datetime]
-    actor_id: Mapped[int | None] = mapped_column(Integer)
-    actor: Mapped[str] = mapped_column(String(64))
-    action: Mapped[str] = mapped_column(String(32))
-    entity: Mapped[str] = mapped_column(String(32))
-    entity_id: Mapped[str] = mapped_column(String(64))
+    actor_id: Mapped[int | None] = mapped_column(sa.Integer)
+    actor: Mapped[str] = mapped_column(sa.String(64))
+    action: Mapped[str] = mapped_column(sa.String(32))
+    entity: Mapped[str] = mapped_column(sa.String(32))
+    entity_id: Mapped[str] = mapped_column(sa.String(64))
     before: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prev_hash: Mapped[str] = mapped_column(sa.String(64))
+    hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
 
-    __table_args__ = (Index("ix_audit_entry_entity", "entity", "entity_id"),)
+    __table_args__ = (sa.Index("ix_audit_entry_entity", "entity", "entity_id"),)

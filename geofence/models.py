@@ -6,23 +6,8 @@ from datetime import date, datetime, time
 from enum import StrEnum
 from typing import Any
 
+import sqlalchemy as sa
 from geoalchemy2 import Geometry, WKBElement
-from sqlalchemy import (
-    ARRAY,
-    Boolean,
-    CheckConstraint,
-    Date,
-    Float,
-    ForeignKey,
-    Identity,
-    Index,
-    Integer,
-    String,
-    Text,
-    Time,
-    UniqueConstraint,
-    func,
-)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -70,27 +55,27 @@ class Fence(Timestamped, Base):
 
     __tablename__ = "fence"
 
-    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
+    id: Mapped[int] = mapped_column(sa.Integer, sa.Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
     kind: Mapped[FenceKind] = mapped_column(_enum(FenceKind, "kind"))
     shape: Mapped[FenceShape] = mapped_column(_enum(FenceShape, "shape"))
     geometry: Mapped[WKBElement] = mapped_column(Geometry(srid=4326, spatial_index=False))
-    radius_m: Mapped[float | None] = mapped_column(Float)
-    width_m: Mapped[float | None] = mapped_column(Float)
+    radius_m: Mapped[float | None] = mapped_column(sa.Float)
+    width_m: Mapped[float | None] = mapped_column(sa.Float)
     area: Mapped[WKBElement] = mapped_column(Geometry("MULTIPOLYGON", srid=4326))
     schedule: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    unit_ids: Mapped[list[int]] = mapped_column(ARRAY(Integer), server_default="{}")
-    categories: Mapped[list[str]] = mapped_column(ARRAY(String(24)), server_default="{}")
-    speed_limit_kmh: Mapped[float | None] = mapped_column(Float)
-    enabled: Mapped[bool] = mapped_column(Boolean, server_default="true")
-    owner_unit_id: Mapped[int] = mapped_column(ForeignKey("org_unit.id", ondelete="RESTRICT"))
-    note: Mapped[str] = mapped_column(Text, server_default="")
+    unit_ids: Mapped[list[int]] = mapped_column(sa.ARRAY(sa.Integer), server_default="{}")
+    categories: Mapped[list[str]] = mapped_column(sa.ARRAY(sa.String(24)), server_default="{}")
+    speed_limit_kmh: Mapped[float | None] = mapped_column(sa.Float)
+    enabled: Mapped[bool] = mapped_column(sa.Boolean, server_default="true")
+    owner_unit_id: Mapped[int] = mapped_column(sa.ForeignKey("org_unit.id", ondelete="RESTRICT"))
+    note: Mapped[str] = mapped_column(sa.Text, server_default="")
 
     __table_args__ = (
-        CheckConstraint("radius_m IS NULL OR radius_m > 0", name="radius_m"),
-        CheckConstraint("width_m IS NULL OR width_m > 0", name="width_m"),
-        CheckConstraint("speed_limit_kmh IS NULL OR speed_limit_kmh > 0", name="speed_limit"),
-        Index("ix_fence_owner_unit_id", "owner_unit_id"),
+        sa.CheckConstraint("radius_m IS NULL OR radius_m > 0", name="radius_m"),
+        sa.CheckConstraint("width_m IS NULL OR width_m > 0", name="width_m"),
+        sa.CheckConstraint("speed_limit_kmh IS NULL OR speed_limit_kmh > 0", name="speed_limit"),
+        sa.Index("ix_fence_owner_unit_id", "owner_unit_id"),
     )
 
 
@@ -99,11 +84,11 @@ class CalendarDay(Base):
 
     __tablename__ = "calendar_day"
 
-    day: Mapped[date] = mapped_column(Date, primary_key=True)
-    working: Mapped[bool] = mapped_column(Boolean)
-    note: Mapped[str] = mapped_column(String(200), server_default="")
-    source: Mapped[str] = mapped_column(String(24), server_default="chinesecalendar")
-    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    day: Mapped[date] = mapped_column(sa.Date, primary_key=True)
+    working: Mapped[bool] = mapped_column(sa.Boolean)
+    note: Mapped[str] = mapped_column(sa.String(200), server_default="")
+    source: Mapped[str] = mapped_column(sa.String(24), server_default="chinesecalendar")
+    updated_at: Mapped[datetime] = mapped_column(server_default=sa.func.now())
 
 
 class WorkingHours(Base):
@@ -112,13 +97,13 @@ class WorkingHours(Base):
     __tablename__ = "working_hours"
 
     unit_id: Mapped[int] = mapped_column(
-        ForeignKey("org_unit.id", ondelete="CASCADE"), primary_key=True
+        sa.ForeignKey("org_unit.id", ondelete="CASCADE"), primary_key=True
     )
-    start: Mapped[time] = mapped_column(Time)
-    end: Mapped[time] = mapped_column(Time)
-    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    start: Mapped[time] = mapped_column(sa.Time)
+    end: Mapped[time] = mapped_column(sa.Time)
+    updated_at: Mapped[datetime] = mapped_column(server_default=sa.func.now())
 
-    __table_args__ = (CheckConstraint('start < "end"', name="order"),)
+    __table_args__ = (sa.CheckConstraint('start < "end"', name="order"),)
 
 
 KIND_VALUES = ", ".join(f"'{k}'" for k in ALERT_KINDS)
@@ -129,15 +114,15 @@ class Alert(Timestamped, Base):
 
     __tablename__ = "alert"
 
-    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(32))
-    key: Mapped[str] = mapped_column(String(64), server_default="")
-    severity: Mapped[str] = mapped_column(String(16))
-    vehicle_id: Mapped[int] = mapped_column(ForeignKey("vehicle.id", ondelete="RESTRICT"))
-    unit_id: Mapped[int] = mapped_column(ForeignKey("org_unit.id", ondelete="RESTRICT"))
-    driver_id: Mapped[int | None] = mapped_column(ForeignKey("driver.id", ondelete="SET NULL"))
-    order_id: Mapped[int | None] = mapped_column(Integer)  # the dispatch domain's trip order
-    fence_id: Mapped[int | None] = mapped_column(ForeignKey("fence.id", ondelete="RESTRICT"))
+    id: Mapped[int] = mapped_column(sa.Integer, sa.Identity(), primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    key: Mapped[str] = mapped_column(sa.String(64), server_default="")
+    severity: Mapped[str] = mapped_column(sa.String(16))
+    vehicle_id: Mapped[int] = mapped_column(sa.ForeignKey("vehicle.id", ondelete="RESTRICT"))
+    unit_id: Mapped[int] = mapped_column(sa.ForeignKey("org_unit.id", ondelete="RESTRICT"))
+    driver_id: Mapped[int | None] = mapped_column(sa.ForeignKey("driver.id", ondelete="SET NULL"))
+    order_id: Mapped[int | None] = mapped_column(sa.Integer)  # the dispatch domain's trip order
+    fence_id: Mapped[int | None] = mapped_column(sa.ForeignKey("fence.id", ondelete="RESTRICT"))
     started_at: Mapped[datetime]
     last_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
@@ -151,23 +136,25 @@ class Alert(Timestamped, Base):
     )
 
     __table_args__ = (
-        UniqueConstraint("vehicle_id", "kind", "key", "started_at", name="uq_alert_episode"),
-        CheckConstraint(f"kind IN ({KIND_VALUES})", name="kind"),
-        CheckConstraint("severity IN ('low', 'medium', 'high', 'critical')", name="severity"),
-        Index("ix_alert_unit_id_started_at", "unit_id", "started_at"),
-        Index("ix_alert_review_started_at", "review", "started_at"),
+        sa.UniqueConstraint("vehicle_id", "kind", "key", "started_at", name="uq_alert_episode"),
+        sa.CheckConstraint(f"kind IN ({KIND_VALUES})", name="kind"),
+        sa.CheckConstraint("severity IN ('low', 'medium', 'high', 'critical')", name="severity"),
+        sa.Index("ix_alert_unit_id_started_at", "unit_id", "started_at"),
+        sa.Index("ix_alert_review_started_at", "review", "started_at"),
     )
 
 
 class AlertReview(Base):
     __tablename__ = "alert_review"
 
-    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
-    alert_id: Mapped[int] = mapped_column(ForeignKey("alert.id", ondelete="RESTRICT"))
+    id: Mapped[int] = mapped_column(sa.Integer, sa.Identity(), primary_key=True)
+    alert_id: Mapped[int] = mapped_column(sa.ForeignKey("alert.id", ondelete="RESTRICT"))
     decision: Mapped[Review] = mapped_column(_enum(Review, "decision"))
-    reason: Mapped[str] = mapped_column(Text, server_default="")
-    user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
-    username: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(sa.Text, server_default="")
+    user_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("user_account.id", ondelete="SET NULL")
+    )
+    username: Mapped[str] = mapped_column(sa.String(100))
     at: Mapped[datetime]
 
-    __table_args__ = (Index("ix_alert_review_alert_id", "alert_id"),)
+    __table_args__ = (sa.Index("ix_alert_review_alert_id", "alert_id"),)

@@ -5,19 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from geoalchemy2 import Geometry, WKBElement
-from sqlalchemy import (
-    BigInteger,
-    Boolean,
-    Float,
-    ForeignKey,
-    Identity,
-    Index,
-    Integer,
-    String,
-    UniqueConstraint,
-    func,
-)
 from sqlalchemy.dialects.postgresql import JSONB, REAL
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -33,9 +22,9 @@ class Position(Base):
 
     __tablename__ = "position"
 
-    vehicle_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    vehicle_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
     fix_time: Mapped[datetime] = mapped_column(primary_key=True)
-    device_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
     received_at: Mapped[datetime]
     point: Mapped[WKBElement | None] = mapped_column(
         Geometry("POINT", srid=4326, spatial_index=False), nullable=True
@@ -43,11 +32,11 @@ class Position(Base):
     speed_kmh: Mapped[float | None] = mapped_column(REAL)
     heading_deg: Mapped[float | None] = mapped_column(REAL)
     altitude_m: Mapped[float | None] = mapped_column(REAL)
-    ignition: Mapped[bool | None] = mapped_column(Boolean)
-    odometer_km: Mapped[float | None] = mapped_column(Float)
+    ignition: Mapped[bool | None] = mapped_column(sa.Boolean)
+    odometer_km: Mapped[float | None] = mapped_column(sa.Float)
     fuel_l: Mapped[float | None] = mapped_column(REAL)
-    alarm_bits: Mapped[int] = mapped_column(Integer, server_default="0")
-    status_bits: Mapped[int] = mapped_column(Integer, server_default="0")
+    alarm_bits: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    status_bits: Mapped[int] = mapped_column(sa.Integer, server_default="0")
     attributes: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
     __table_args__ = ({"postgresql_partition_by": "RANGE (fix_time)"},)
@@ -56,8 +45,8 @@ class Position(Base):
 class Trip(Base):
     __tablename__ = "trip"
 
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    vehicle_id: Mapped[int] = mapped_column(ForeignKey("vehicle.id", ondelete="CASCADE"))
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    vehicle_id: Mapped[int] = mapped_column(sa.ForeignKey("vehicle.id", ondelete="CASCADE"))
     start_at: Mapped[datetime]
     end_at: Mapped[datetime]
     start_point: Mapped[WKBElement] = mapped_column(
@@ -65,30 +54,30 @@ class Trip(Base):
     )
     end_point: Mapped[WKBElement] = mapped_column(Geometry("POINT", srid=4326, spatial_index=False))
     path: Mapped[WKBElement] = mapped_column(Geometry("LINESTRING", srid=4326, spatial_index=False))
-    distance_m: Mapped[float] = mapped_column(Float)
-    duration_s: Mapped[float] = mapped_column(Float)
+    distance_m: Mapped[float] = mapped_column(sa.Float)
+    duration_s: Mapped[float] = mapped_column(sa.Float)
     max_speed_kmh: Mapped[float | None] = mapped_column(REAL)
     avg_speed_kmh: Mapped[float | None] = mapped_column(REAL)
-    odometer_start_km: Mapped[float | None] = mapped_column(Float)
-    odometer_end_km: Mapped[float | None] = mapped_column(Float)
+    odometer_start_km: Mapped[float | None] = mapped_column(sa.Float)
+    odometer_end_km: Mapped[float | None] = mapped_column(sa.Float)
 
     __table_args__ = (
-        UniqueConstraint("vehicle_id", "start_at"),
-        Index("ix_trip_path", "path", postgresql_using="gist"),
+        sa.UniqueConstraint("vehicle_id", "start_at"),
+        sa.Index("ix_trip_path", "path", postgresql_using="gist"),
     )
 
 
 class Stop(Base):
     __tablename__ = "stop"
 
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    vehicle_id: Mapped[int] = mapped_column(ForeignKey("vehicle.id", ondelete="CASCADE"))
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    vehicle_id: Mapped[int] = mapped_column(sa.ForeignKey("vehicle.id", ondelete="CASCADE"))
     start_at: Mapped[datetime]
     end_at: Mapped[datetime]
     point: Mapped[WKBElement] = mapped_column(Geometry("POINT", srid=4326, spatial_index=False))
-    duration_s: Mapped[float] = mapped_column(Float)
+    duration_s: Mapped[float] = mapped_column(sa.Float)
 
-    __table_args__ = (UniqueConstraint("vehicle_id", "start_at"),)
+    __table_args__ = (sa.UniqueConstraint("vehicle_id", "start_at"),)
 
 
 class UnknownDevice(Base):
@@ -97,16 +86,16 @@ class UnknownDevice(Base):
 
     __tablename__ = "unknown_device"
 
-    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
-    protocol: Mapped[str] = mapped_column(String(16))
-    identifier: Mapped[str] = mapped_column(String(64))
-    first_seen_at: Mapped[datetime] = mapped_column(server_default=func.now())
-    last_seen_at: Mapped[datetime] = mapped_column(server_default=func.now())
-    attempts: Mapped[int] = mapped_column(Integer, server_default="1")
-    remote_addr: Mapped[str] = mapped_column(String(64), server_default="")
-    last_message: Mapped[str] = mapped_column(String(1100), server_default="")
+    id: Mapped[int] = mapped_column(sa.Integer, sa.Identity(), primary_key=True)
+    protocol: Mapped[str] = mapped_column(sa.String(16))
+    identifier: Mapped[str] = mapped_column(sa.String(64))
+    first_seen_at: Mapped[datetime] = mapped_column(server_default=sa.func.now())
+    last_seen_at: Mapped[datetime] = mapped_column(server_default=sa.func.now())
+    attempts: Mapped[int] = mapped_column(sa.Integer, server_default="1")
+    remote_addr: Mapped[str] = mapped_column(sa.String(64), server_default="")
+    last_message: Mapped[str] = mapped_column(sa.String(1100), server_default="")
 
-    __table_args__ = (UniqueConstraint("protocol", "identifier"),)
+    __table_args__ = (sa.UniqueConstraint("protocol", "identifier"),)
 
 
 class Road(Base):
@@ -115,21 +104,21 @@ class Road(Base):
 
     __tablename__ = "road"
 
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    osm_id: Mapped[int] = mapped_column(BigInteger)
-    name: Mapped[str] = mapped_column(String(200), server_default="")
-    highway: Mapped[str] = mapped_column(String(32))
-    oneway: Mapped[bool] = mapped_column(Boolean, server_default="false")
-    maxspeed_kmh: Mapped[float] = mapped_column(Float)
-    source: Mapped[int] = mapped_column(BigInteger)
-    target: Mapped[int] = mapped_column(BigInteger)
-    length_m: Mapped[float] = mapped_column(Float)
-    cost_s: Mapped[float] = mapped_column(Float)
-    reverse_cost_s: Mapped[float] = mapped_column(Float)
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    osm_id: Mapped[int] = mapped_column(sa.BigInteger)
+    name: Mapped[str] = mapped_column(sa.String(200), server_default="")
+    highway: Mapped[str] = mapped_column(sa.String(32))
+    oneway: Mapped[bool] = mapped_column(sa.Boolean, server_default="false")
+    maxspeed_kmh: Mapped[float] = mapped_column(sa.Float)
+    source: Mapped[int] = mapped_column(sa.BigInteger)
+    target: Mapped[int] = mapped_column(sa.BigInteger)
+    length_m: Mapped[float] = mapped_column(sa.Float)
+    cost_s: Mapped[float] = mapped_column(sa.Float)
+    reverse_cost_s: Mapped[float] = mapped_column(sa.Float)
     geom: Mapped[WKBElement] = mapped_column(Geometry("LINESTRING", srid=4326, spatial_index=False))
 
     __table_args__ = (
-        Index("ix_road_geom", "geom", postgresql_using="gist"),
-        Index("ix_road_source", "source"),
-        Index("ix_road_target", "target"),
+        sa.Index("ix_road_geom", "geom", postgresql_using="gist"),
+        sa.Index("ix_road_source", "source"),
+        sa.Index("ix_road_target", "target"),
     )
