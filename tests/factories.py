@@ -11,6 +11,9 @@ from fleet import registry
 from fleet.auth import Actor
 from fleet.models import Driver, OrgUnit, Vehicle
 from fleet.schemas import DriverCreate, VehicleCreate
+from geofence import service as fences
+from geofence.models import Fence
+from geofence.schemas import FenceCreate
 
 
 def add_vehicle(
@@ -40,3 +43,13 @@ def add_driver(
     return registry.create_driver(
         session=session, actor=actor or Actor.system(unit), data=DriverCreate(**data)
     )
+
+
+def add_circle(
+    session: Session, unit: OrgUnit, name: str, kind: str, at: tuple[float, float], radius_m: float
+) -> Fence:
+    """A circular fence of `unit` (its owner) around `at` (lon, lat), made through the service."""
+    data = FenceCreate(
+        name=name, kind=kind, geometry={"type": "Point", "coordinates": list(at)}, radius_m=radius_m
+    )
+    return fences.create_fence(session=session, actor=Actor.system(unit), data=data)

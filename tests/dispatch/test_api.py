@@ -11,6 +11,7 @@ from fleet.auth import Actor
 from fleet.models import AuditEntry, Role
 from fleet.schemas import DriverCreate
 from tests.dispatch.conftest import tomorrow
+from tests.factories import add_circle
 
 
 def approved_order(client: TestClient, people, order_body, **changes) -> int:
@@ -455,8 +456,6 @@ def test_order_news_reach_the_requester_the_units_staff_and_the_assigned_driver_
 def test_places_offered_are_the_units_most_used_then_its_depots(
     client: TestClient, people, pool, order_body, db: Session, root_unit, make_unit
 ):
-    from geofence import service as fences
-    from geofence.schemas import FenceCreate
 
     station = {"point": {"type": "Point", "coordinates": [120.2128, 30.291]}, "name": "杭州东站"}
     market = {"point": {"type": "Point", "coordinates": [120.1688, 30.277]}, "name": "某市场"}
@@ -466,16 +465,7 @@ def test_places_offered_are_the_units_most_used_then_its_depots(
         )
         assert reply.status_code == 201, reply.text
     for unit, name in ((root_unit, "本单位车库"), (make_unit("ELSE"), "别的单位车库")):
-        fences.create_fence(
-            session=db,
-            actor=Actor.system(unit),
-            data=FenceCreate(
-                name=name,
-                kind="depot",
-                geometry={"type": "Point", "coordinates": [120.21, 30.25]},
-                radius_m=150,
-            ),
-        )
+        add_circle(db, unit, name, "depot", (120.21, 30.25), 150)
     db.commit()
     reply = client.get("/api/v1/places", headers=people["asker"])
     assert reply.status_code == 200, reply.text

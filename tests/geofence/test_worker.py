@@ -12,11 +12,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
 from fleet import channels
-from fleet.auth import Actor
 from fleet.models import OrgUnit
-from geofence import service
 from geofence.replay import ReplayReport, replay
-from geofence.schemas import FenceCreate
 from geofence.settings import GeofenceSettings
 from geofence.worker import RULE_STATES, GeofenceObserver
 from telematics import stream
@@ -24,8 +21,9 @@ from telematics.batch import FixBatch, entry_rows, in_order
 from telematics.fix import Fix
 from telematics.ingest import IngestWorker
 from telematics.settings import TelematicsSettings
+from tests.factories import add_circle
 from tests.telematics.conftest import Fleetlet
-from tests.telematics.test_ingest import count, drain, pending, push
+from tests.telematics.test_ingest import count, drain, make_worker, pending, push
 
 ZONE = ZoneInfo("Asia/Shanghai")
 # Friday 2026-11-20, 10:00 in Beijing: working time.
@@ -38,16 +36,7 @@ def club(fleetlet: Fleetlet):
     _clear(fleetlet)
     with Session(fleetlet.engine) as session, session.begin():
         root = session.get(OrgUnit, fleetlet.unit_id)
-        fence = service.create_fence(
-            session=session,
-            actor=Actor.system(root),
-            data=FenceCreate(
-                name="私人会所",
-                kind="prohibited",
-                geometry={"type": "Point", "coordinates": [CLUB[1], CLUB[0]]},
-                radius_m=150,
-            ),
-        )
+        fence = add_circle(session, root, "私人会所", "prohibited", (CLUB[1], CLUB[0]), 150)
         fence_id = fence.id
     yield fence_id
     _clear(fleetlet)
@@ -67,11 +56,10 @@ def observer(fleetlet: Fleetlet, redis: Redis) -> GeofenceObserver:
 
 
 def worker(fleetlet: Fleetlet, redis: Redis, tsettings: TelematicsSettings) -> IngestWorker:
-    return IngestWorker(
-        engine=fleetlet.engine,
-        redis=redis,
-        settings=tsettings,
-        block_ms=50,
+    return make_worker(
+        fleetlet,
+        redis,
+        tsettings,
         observers=[observer(fleetlet, redis)],
         clock=lambda: (T0 + timedelta(days=1)).timestamp(),  # the timelines start at T0
     )

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pytest
@@ -60,13 +61,20 @@ def pending(redis: Redis, shards: int) -> int:
     return total
 
 
-def make_worker(fleetlet: Fleetlet, redis: Redis, tsettings: TelematicsSettings) -> IngestWorker:
+def make_worker(
+    fleetlet: Fleetlet, redis: Redis, tsettings: TelematicsSettings, **options: Any
+) -> IngestWorker:
+    """An ingest worker on the fleetlet, polling briefly, its clock a day after T0 unless
+    `options` say otherwise (observers, clock...)."""
     return IngestWorker(
-        engine=fleetlet.engine,
-        redis=redis,
-        settings=tsettings,
-        block_ms=50,
-        clock=a_day_after_t0,
+        **{
+            "engine": fleetlet.engine,
+            "redis": redis,
+            "settings": tsettings,
+            "block_ms": 50,
+            "clock": a_day_after_t0,
+            **options,
+        }
     )
 
 

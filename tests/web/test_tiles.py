@@ -10,8 +10,7 @@ from sqlalchemy.orm import Session
 
 from fleet import registry
 from fleet.auth import Actor
-from geofence import service as geofence_service
-from geofence.schemas import FenceCreate
+from tests.factories import add_circle
 from web import gcj02, tiles
 
 HANGZHOU = (120.2106, 30.2452)
@@ -40,16 +39,7 @@ def test_tile_carries_roads_and_only_the_fences_in_scope(db: Session, root_unit,
     _road(db, "文三路", *HANGZHOU)
     other_root = registry.create_root_unit(session=db, code="T-OTHER", name="外市")
     for owner, name in ((root_unit, "本市禁区"), (other_root, "外市禁区")):
-        geofence_service.create_fence(
-            session=db,
-            actor=Actor.system(owner),
-            data=FenceCreate(
-                name=name,
-                kind="prohibited",
-                geometry={"type": "Point", "coordinates": [HANGZHOU[0], HANGZHOU[1] + 0.001]},
-                radius_m=200,
-            ),
-        )
+        add_circle(db, owner, name, "prohibited", (HANGZHOU[0], HANGZHOU[1] + 0.001), 200)
     x, y = tile_of(*HANGZHOU, 15)
     data = tiles.tile(session=db, actor=Actor.system(root_unit), z=15, x=x, y=y)
     assert b"roads" in data
