@@ -187,6 +187,14 @@ def _open_queue(page: Any, stack: Stack) -> None:
     page.wait_for_function("window.fleetReview && window.fleetReview.loads > 0", timeout=15_000)
 
 
+def _queue_and_overspeed(context: Any, stack: Stack, trip: Trip) -> tuple[Any, int]:
+    """The supervisor's queue in a new page, and the demo trip's dismissed overspeed alert."""
+    alert_id = _demo_overspeed(stack, trip)
+    page = context.new_page()
+    _open_queue(page, stack)
+    return page, alert_id
+
+
 def _filter(page: Any, selector: str, value: str) -> None:
     loads = page.evaluate("window.fleetReview.loads")
     page.select_option(selector, value)
@@ -412,9 +420,7 @@ def _demo_overspeed(stack: Stack, trip: Trip) -> int:
 def test_dossier_and_vehicle_file_open_from_the_alert(
     review_context, stack: Stack, trip: Trip
 ) -> None:
-    alert_id = _demo_overspeed(stack, trip)
-    page = review_context.new_page()
-    _open_queue(page, stack)
+    page, alert_id = _queue_and_overspeed(review_context, stack, trip)
     _filter(page, "#f-status", "dismissed")
     _filter(page, "#f-kind", "overspeed")
     _open_alert(page, alert_id)
@@ -448,9 +454,7 @@ def test_dossier_and_vehicle_file_open_from_the_alert(
 def test_switching_language_changes_every_visible_label(
     review_context, stack: Stack, trip: Trip
 ) -> None:
-    alert_id = _demo_overspeed(stack, trip)
-    page = review_context.new_page()
-    _open_queue(page, stack)
+    page, alert_id = _queue_and_overspeed(review_context, stack, trip)
     page.goto(f"{stack.url}/review#alert-{alert_id}")
     page.wait_for_function(f"window.fleetReview && window.fleetReview.drawn === {alert_id}")
     chinese = page.evaluate(f"{VISIBLE_LABELS}.map(e => e.textContent)")
