@@ -32,12 +32,23 @@ def _redis_db(url: str, index: int) -> str:
     return urlunsplit(parts._replace(path=f"/{index}"))
 
 
-def recreate_database(settings: Settings) -> None:
+def recreate_database(settings: Settings, template: str | None = None) -> None:
+    """The settings' database, empty (or a copy of the database `template`, which nothing may be
+    connected to)."""
+    url = settings.owner_database
+    copy = f' TEMPLATE "{template}"' if template else ""
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{url.database}"{copy}'))
+    admin.dispose()
+
+
+def drop_database(settings: Settings) -> None:
     url = settings.owner_database
     admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{url.database}"'))
     admin.dispose()
 
 
@@ -200,9 +211,4 @@ def scratch_settings(settings: Settings, request: pytest.FixtureRequest) -> Iter
     scratch = settings.with_database_name(f"{settings.database.database}_s_{module}_{os.getpid()}")
     recreate_database(scratch)
     yield scratch
-    admin = create_engine(
-        scratch.owner_database.set(database="postgres"), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{scratch.database.database}" WITH (FORCE)'))
-    admin.dispose()
+    drop_database(scratch)

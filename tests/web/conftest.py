@@ -32,6 +32,7 @@ from fleet.db import utcnow
 from fleet.demo import DEMO_PASSWORD
 from fleet.settings import Settings
 from telematics import roads
+from tests.conftest import drop_database, recreate_database
 from tests.support import free_port, wait_healthy, wait_port
 
 CHROMIUM = "/usr/bin/chromium"
@@ -70,23 +71,42 @@ class Stack:
         return found
 
 
+@pytest.fixture(scope="session")
+def demo_database(settings: Settings) -> Iterator[str]:
+    """The stacks' database, made once a session: migrated, the demo's roads imported (the
+    owner's work, as `fleet roads import` does it) and the demo seeded. Each module's stack runs
+    on a copy of its own: the modules change what they are given, and some attack it (rewrite the
+    audit chain, deactivate people), so sharing one would make each depend on the others."""
+    made = settings.with_database_name(f"{settings.database.database}_demo_{os.getpid()}")
+    recreate_database(made)
+    migrate.upgrade(made)
+    owner = create_engine(made.owner_database)
+    roads.import_pbf(owner, DEMO_ROADS)
+    owner.dispose()
+    engine = create_engine(made.database_url)
+    redis = Redis.from_url(settings.redis_url)  # read only: the seed asks for live positions
+    with Session(engine) as session:
+        app_demo.seed(session=session, redis=redis, zone_name="Asia/Shanghai", now=utcnow())
+        session.commit()
+    redis.close()
+    engine.dispose()  # a template has no one connected
+    yield made.database.database
+    drop_database(made)
+
+
 @pytest.fixture(scope="module")
-def stack(scratch_settings: Settings, request: pytest.FixtureRequest) -> Iterator[Stack]:
+def stack(
+    scratch_settings: Settings, demo_database: str, request: pytest.FixtureRequest
+) -> Iterator[Stack]:
     # A Redis database of the module's own (10-14), as the scratch database is.
     index = 10 + zlib.crc32(request.module.__name__.encode()) % 5
     scratch_settings = scratch_settings.model_copy(
         update={"redis_url": scratch_settings.redis_url.rsplit("/", 1)[0] + f"/{index}"}
     )
-    migrate.upgrade(scratch_settings)
+    recreate_database(scratch_settings, template=demo_database)
     engine = create_engine(scratch_settings.database_url)
     redis = Redis.from_url(scratch_settings.redis_url)
     redis.flushdb()
-    owner = create_engine(scratch_settings.owner_database)
-    roads.import_pbf(owner, DEMO_ROADS)  # the owner's work, as `fleet roads import` does it
-    owner.dispose()
-    with Session(engine) as session:
-        app_demo.seed(session=session, redis=redis, zone_name="Asia/Shanghai", now=utcnow())
-        session.commit()
     port = free_port()
     env = {
         **os.environ,
