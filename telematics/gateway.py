@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import resource
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -87,6 +88,15 @@ class Intake:
         return rows, dropped
 
 
+def _open_files_limit() -> int:
+    """Raises this process's limit of open files to the most it may have (each terminal is a
+    socket), and returns it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
 async def serve(
     settings: TelematicsSettings,
     engine: Engine,
@@ -101,6 +111,7 @@ async def serve(
     from telematics.gateway_jt808 import JT808Server
     from telematics.gateway_osmand import osmand_server
 
+    sockets = _open_files_limit()
     redis = AsyncRedis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
     directory = DeviceDirectory(engine, refresh_s=settings.device_cache_s)
     await directory.refresh()
@@ -114,11 +125,12 @@ async def serve(
     http = osmand_server(intake, settings)
     flusher = asyncio.create_task(counters.run())
     log.info(
-        "gateways up: JT/T 808 on %s:%s, OsmAnd on %s:%s",
+        "gateways up: JT/T 808 on %s:%s, OsmAnd on %s:%s (up to %d open sockets)",
         settings.gateway_host,
         settings.jt808_port,
         settings.gateway_host,
         settings.osmand_port,
+        sockets,
     )
     watcher = asyncio.create_task(_watch(http, ready, stop))
     try:

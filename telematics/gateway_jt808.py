@@ -85,8 +85,14 @@ class JT808Server:
 
     async def start(self, host: str, port: int) -> asyncio.Server:
         # A deep accept queue: after a restart thousands of terminals reconnect within seconds.
+        # With FLEET_JT808_SHARED_PORT several gateway processes share the port.
         return await asyncio.get_running_loop().create_server(
-            lambda: _Connection(self), host, port, reuse_address=True, backlog=4096
+            lambda: _Connection(self),
+            host,
+            port,
+            reuse_address=True,
+            reuse_port=self.settings.jt808_shared_port,
+            backlog=4096,
         )
 
     async def close_all(self) -> None:

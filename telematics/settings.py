@@ -19,6 +19,13 @@ class TelematicsSettings(BaseSettings):
         description="Address the device gateways bind to.",
     )
     jt808_port: int = Field(5015, ge=1, le=65535, description="TCP port of the JT/T 808 gateway.")
+    jt808_shared_port: bool = Field(
+        False,
+        description="Let several gateway processes listen on the JT/T 808 port together"
+        " (SO_REUSEPORT; the kernel spreads the connections): for more terminals than one"
+        " process may hold sockets for, and for more cores. Off, a second gateway on the port"
+        " fails to start.",
+    )
     osmand_port: int = Field(
         5055, ge=1, le=65535, description="HTTP port of the OsmAnd (Traccar Client) gateway."
     )

@@ -240,8 +240,17 @@ class Stats:
 class JT808Terminal:
     """A terminal on one TCP connection. Reports wait for their 0x8001 before the next one."""
 
-    def __init__(self, host: str, port: int, phone: str, *, version2019: bool = False) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        phone: str,
+        *,
+        version2019: bool = False,
+        reply_timeout_s: float = 30,
+    ) -> None:
         self.host, self.port, self.phone, self.version2019 = host, port, phone, version2019
+        self.reply_timeout_s = reply_timeout_s
         self.serial = 0
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
@@ -266,19 +275,30 @@ class JT808Terminal:
                 message = jt808.decode(frame)
                 if message.msg_id in (MsgId.PLATFORM_REPLY, MsgId.REGISTER_REPLY):
                     return message
-            chunk = await asyncio.wait_for(self.reader.read(4096), 30)
+            chunk = await asyncio.wait_for(self.reader.read(4096), self.reply_timeout_s)
             if not chunk:
                 raise ConnectionError("gateway closed the connection")
             self.buffer += chunk
 
     async def connect(self) -> None:
+        """Open the connection, register and authenticate, as a terminal does at power-on."""
+        await self.open()
+        await self.authenticate(await self.register())
+
+    async def open(self) -> None:
         self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+
+    async def register(self) -> str:
+        """0x0100; the auth code of the platform's 0x8100."""
         registered = await self._request(
             MsgId.REGISTER, jt808.register_body(version2019=self.version2019)
         )
         if registered.body[2] != RegisterResult.OK:
             raise PermissionError(f"terminal {self.phone} refused: result {registered.body[2]}")
-        code = registered.body[3:].decode()
+        return registered.body[3:].decode()
+
+    async def authenticate(self, code: str) -> None:
+        """0x0102 with the code; refused unless the platform answers result 0."""
         reply = await self._request(
             MsgId.AUTHENTICATE, jt808.authenticate_body(code, version2019=self.version2019)
         )
