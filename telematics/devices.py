@@ -1,14 +1,20 @@
 """What the gateways know of the registry: which devices exist, are enabled, and feed which
-vehicle. Kept in memory, refreshed every `device_cache_s`, and asked of the database on a miss;
-unknown devices are recorded (rate-limited) so an administrator can register them."""
+vehicle. Kept in memory and kept current by the registry's announcements (LISTEN on
+`fleet_registry`: each device or vehicle changed is reloaded alone, at once); while no one is
+listening, reloaded whole when older than `device_cache_s` and asked of the database on a miss.
+Unknown devices are recorded (rate-limited) so an administrator can register them."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
+import psycopg
 from sqlalchemy import Engine, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import OperationalError
@@ -56,21 +62,27 @@ class DeviceDirectory:
         self._recorded: dict[tuple[str, str], float] = {}
         self._loaded_at = 0.0
         self._refreshing: asyncio.Task[None] | None = None
+        self._listening = False  # announcements arrive: the copy is current whatever its age
 
     def _load_all(self) -> dict[tuple[str, str], KnownDevice]:
+        return self._load()
+
+    def _load(self, where: Any = None) -> dict[tuple[str, str], KnownDevice]:
+        """The devices (all, or those `where` picks) as the gateways know them."""
+        stmt = select(
+            Device.protocol,
+            Device.identifier,
+            Device.id,
+            Device.vehicle_id,
+            Device.unit_id,
+            Device.enabled,
+            Vehicle.unit_id,
+            Device.secret_digest,
+        ).outerjoin(Vehicle, Vehicle.id == Device.vehicle_id)
+        if where is not None:
+            stmt = stmt.where(where)
         with Session(self._engine) as session:
-            rows = session.execute(
-                select(
-                    Device.protocol,
-                    Device.identifier,
-                    Device.id,
-                    Device.vehicle_id,
-                    Device.unit_id,
-                    Device.enabled,
-                    Vehicle.unit_id,
-                    Device.secret_digest,
-                ).outerjoin(Vehicle, Vehicle.id == Device.vehicle_id)
-            ).all()
+            rows = session.execute(stmt).all()
         return {
             (str(p), ident): KnownDevice(
                 device_id=dev_id,
@@ -107,17 +119,102 @@ class DeviceDirectory:
         self._missing.clear()
         self._loaded_at = time.monotonic()
 
+    def _apply(self, devices: set[int], vehicles: set[int]) -> None:
+        """Reload the devices announced changed (and those of the vehicles announced), in one
+        query; a device gone from the registry is dropped from the copy."""
+        fresh = self._load(Device.id.in_(devices) | Device.vehicle_id.in_(vehicles))
+        fresh_ids = {known.device_id for known in fresh.values()}
+        gone = [
+            key
+            for key, known in self._known.items()
+            if (known.device_id in devices or known.vehicle_id in vehicles)
+            and (known.device_id not in fresh_ids or fresh.get(key) is None)
+        ]
+        for key in gone:
+            del self._known[key]
+        self._known.update(fresh)
+        for key in fresh:
+            self._missing.pop(key, None)
+
+    async def listen(self) -> None:
+        """Follow the registry's announcements until cancelled: each batch of them reloads only
+        what changed. While the connection is down lookups fall back to reloading the copy when
+        it is old; once it is back the copy is reloaded whole (announcements were missed)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            queue: asyncio.Queue[str | None] = asyncio.Queue()
+            halt = threading.Event()
+            listener = loop.run_in_executor(None, self._listen_thread, queue, loop, halt)
+            try:
+                await self._follow(queue)
+            finally:
+                self._listening = False
+                halt.set()
+                await asyncio.gather(listener, return_exceptions=True)
+            await asyncio.sleep(_RETRY_S)
+
+    async def _follow(self, queue: asyncio.Queue[str | None]) -> None:
+        first = await queue.get()  # "" once the LISTEN is in place; None when the thread ends
+        if first is None:
+            return
+        try:
+            await self.refresh()  # what changed before the LISTEN took
+        except (OperationalError, OSError) as error:
+            log.warning("could not reload the device registry: %s", error)
+            return
+        self._listening = True
+        while True:
+            payloads = [await queue.get()]
+            while not queue.empty():
+                payloads.append(queue.get_nowait())
+            if None in payloads:
+                return
+            devices = {int(p[1:]) for p in payloads if p and p[0] == "d" and p[1:].isdigit()}
+            vehicles = {int(p[1:]) for p in payloads if p and p[0] == "v" and p[1:].isdigit()}
+            if devices or vehicles:
+                try:
+                    await asyncio.to_thread(self._apply, devices, vehicles)
+                except (OperationalError, OSError) as error:
+                    log.warning("could not follow a registry change, reloading: %s", error)
+                    self._loaded_at = 0.0  # the next lookup reloads it whole
+                    return
+
+    def _listen_thread(
+        self,
+        queue: asyncio.Queue[str | None],
+        loop: asyncio.AbstractEventLoop,
+        halt: threading.Event,
+    ) -> None:
+        def put(item: str | None) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop may be closed already
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        url = self._engine.url.set(drivername="postgresql")
+        try:
+            with psycopg.connect(
+                url.render_as_string(hide_password=False), autocommit=True, connect_timeout=5
+            ) as conn:
+                conn.execute("LISTEN fleet_registry")
+                put("")
+                while not halt.is_set():
+                    for notify in conn.notifies(timeout=0.5, stop_after=1000):
+                        put(notify.payload)
+        except psycopg.Error as error:
+            log.warning("not following registry changes: %s", error)
+        finally:
+            put(None)
+
     async def lookup(self, protocol: DeviceProtocol, identifier: str) -> KnownDevice | None:
         key_id = normalise(protocol, identifier)
         if key_id is None:
             return None
         key = (protocol.value, key_id)
         now = time.monotonic()
-        if now - self._loaded_at > self._refresh_s:
+        if not self._listening and now - self._loaded_at > self._refresh_s:
             await self.refresh()
         found = self._known.get(key)
-        if found is not None:
-            return found
+        if found is not None or self._listening:
+            return found  # while listening, a device not in the copy is not in the registry
         if now - self._missing.get(key, -_NEGATIVE_TTL_S) < _NEGATIVE_TTL_S:
             return None
         # Registered since the last refresh? Reload (at most once a second, so a flood of made-up

@@ -124,6 +124,7 @@ async def serve(
     tcp = await jt808.start(settings.gateway_host, settings.jt808_port)
     http = osmand_server(intake, settings)
     flusher = asyncio.create_task(counters.run())
+    following = asyncio.create_task(directory.listen())  # registry changes, as they commit
     log.info(
         "gateways up: JT/T 808 on %s:%s, OsmAnd on %s:%s (up to %d open sockets)",
         settings.gateway_host,
@@ -140,6 +141,9 @@ async def serve(
         await jt808.close_all()
         flusher.cancel()
         watcher.cancel()
+        following.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await following
         with contextlib.suppress(Exception):
             await writer.drain()
             await counters.flush()
