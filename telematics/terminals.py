@@ -19,12 +19,12 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Sequence
-from dataclasses import asdict, astuple, dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Integer, String, column, func, select, update, values
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from fleet import audit
@@ -179,43 +179,46 @@ def register_many(*, session: Session, claims: Sequence[Claim]) -> list[Register
     return cast(list[Registered], results)
 
 
+# The claims as arrays, one element per claim: one statement, compiled once, whatever the batch.
+_RECOGNISE = text(
+    """
+    UPDATE device d SET auth_code_digest = c.digest
+    FROM unnest(
+        CAST(:n AS int[]), CAST(:device_id AS bigint[]), CAST(:digest AS text[]),
+        CAST(:maker AS text[]), CAST(:model AS text[]), CAST(:terminal_id AS text[]),
+        CAST(:plate AS text[]), CAST(:plate_colour AS int[])
+    ) AS c(n, device_id, digest, maker, model, terminal_id, plate, plate_colour)
+    WHERE d.id = c.device_id
+      AND d.bound_at IS NOT NULL
+      AND coalesce(d.terminal_maker, '') = c.maker
+      AND coalesce(d.terminal_model, '') = c.model
+      AND coalesce(d.terminal_id, '') = c.terminal_id
+      AND coalesce(d.terminal_plate, '') = c.plate
+      AND coalesce(d.terminal_plate_colour, 0) = c.plate_colour
+    RETURNING c.n
+    """
+)
+
+
 def _recognise(session: Session, claims: list[tuple[int, Claim, str]]) -> set[int]:
-    """Issue the new codes of the claims whose device is bound to exactly the identity claimed;
-    the indices of those."""
+    """Issue the new codes of the claims whose device is bound to exactly the identity claimed
+    (a missing part of the identity read as empty, as `_bound` reads a device); the indices of
+    those. Rows are updated in device id order, as the bindings lock them."""
     if not claims:
         return set()
-    claimed = values(
-        column("n", Integer),
-        column("device_id", Integer),
-        column("digest", String),
-        column("maker", String),
-        column("model", String),
-        column("terminal_id", String),
-        column("plate", String),
-        column("plate_colour", Integer),
-        name="claimed",
-    ).data(
-        [
-            (i, c.device_id, code_digest(code), *astuple(c.claimed))
-            for i, c, code in sorted(claims, key=lambda claim: claim[1].device_id)
-        ]
-    )
-    statement = (
-        update(Device)
-        .where(
-            Device.id == claimed.c.device_id,
-            Device.bound_at.is_not(None),
-            # as `_bound` reads a device: a missing part of the identity is empty
-            func.coalesce(Device.terminal_maker, "") == claimed.c.maker,
-            func.coalesce(Device.terminal_model, "") == claimed.c.model,
-            func.coalesce(Device.terminal_id, "") == claimed.c.terminal_id,
-            func.coalesce(Device.terminal_plate, "") == claimed.c.plate,
-            func.coalesce(Device.terminal_plate_colour, 0) == claimed.c.plate_colour,
-        )
-        .values(auth_code_digest=claimed.c.digest)
-        .returning(claimed.c.n)
-    )
-    return set(session.scalars(statement, execution_options={"synchronize_session": False}).all())
+    ordered = sorted(claims, key=lambda claim: claim[1].device_id)
+    identities = [c.claimed for _, c, _ in ordered]
+    params = {
+        "n": [i for i, _, _ in ordered],
+        "device_id": [c.device_id for _, c, _ in ordered],
+        "digest": [code_digest(code) for _, _, code in ordered],
+        "maker": [i.maker for i in identities],
+        "model": [i.model for i in identities],
+        "terminal_id": [i.terminal_id for i in identities],
+        "plate": [i.plate for i in identities],
+        "plate_colour": [i.plate_colour for i in identities],
+    }
+    return set(session.scalars(_RECOGNISE, params).all())
 
 
 def _decide(
