@@ -94,7 +94,10 @@ class TelematicsSettings(BaseSettings):
         300, gt=0, description="Speeds above this are impossible for a road vehicle, in km/h."
     )
     device_cache_s: float = Field(
-        30, gt=0, description="How long gateways trust their copy of the device registry (s)."
+        30,
+        gt=0,
+        description="How long gateways trust their copy of the device registry while they cannot"
+        " follow its changes (s).",
     )
     trip_min_distance_m: float = Field(200, ge=0, description="Shortest trip, in metres.")
     stop_min_duration_s: float = Field(180, ge=0, description="Shortest stop, in seconds.")

@@ -15,7 +15,12 @@ from sqlalchemy import text
 
 from fleet.models import DeviceProtocol
 from telematics.devices import DeviceDirectory, KnownDevice
+from telematics.protocols import jt808
+from telematics.protocols.jt808 import MsgId, RegisterResult
+from telematics.settings import TelematicsSettings
+from tests.support import free_port
 from tests.telematics.conftest import Fleetlet
+from tests.telematics.test_gateway import running, terminal
 
 HOUR = 3600.0
 
@@ -197,3 +202,51 @@ def test_a_directory_that_does_not_listen_reloads_on_a_miss(fleetlet: Fleetlet) 
         assert known is not None
     finally:
         _sql(fleetlet, "DELETE FROM device WHERE identifier = 'follow-3'")
+
+
+def test_a_running_gateway_refuses_at_once_a_terminal_disabled_after_it_started(
+    fleetlet: Fleetlet,
+) -> None:
+    """The gateway trusts its copy for an hour here: only the registry's announcement can tell
+    it that the device it loaded enabled has been disabled."""
+    settings = TelematicsSettings(
+        gateway_host="127.0.0.1",
+        jt808_port=free_port(),
+        osmand_port=free_port(),
+        stream_shards=4,
+        device_cache_s=HOUR,
+    )
+    phone = "13955550001"
+    _sql(
+        fleetlet,
+        "INSERT INTO device (protocol, identifier, vehicle_id, unit_id)"
+        " VALUES ('jt808', :p, :v, :u)",
+        p=phone,
+        v=fleetlet.targets[0].vehicle_id,
+        u=fleetlet.unit_id,
+    )
+
+    async def register() -> int:
+        client = await terminal(settings.jt808_port)
+        try:
+            reply = await client.send(MsgId.REGISTER, jt808.register_body(), phone=phone)
+        finally:
+            client.writer.close()
+        return int(reply.body[2])
+
+    async def scenario() -> tuple[int, int]:
+        async with running(fleetlet, settings):
+            before = await register()
+            _sql(fleetlet, "UPDATE device SET enabled = false WHERE identifier = :p", p=phone)
+            after = before
+            for _ in range(100):  # a liveness bound: the announcement arrives within moments
+                after = await register()
+                if after != before:
+                    break
+                await asyncio.sleep(0.2)
+            return before, after
+
+    try:
+        assert asyncio.run(scenario()) == (RegisterResult.OK, RegisterResult.NO_SUCH_TERMINAL)
+    finally:
+        _sql(fleetlet, "DELETE FROM device WHERE identifier = :p", p=phone)
