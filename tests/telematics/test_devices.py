@@ -250,3 +250,18 @@ def test_a_running_gateway_refuses_at_once_a_terminal_disabled_after_it_started(
         assert asyncio.run(scenario()) == (RegisterResult.OK, RegisterResult.NO_SUCH_TERMINAL)
     finally:
         _sql(fleetlet, "DELETE FROM device WHERE identifier = :p", p=phone)
+
+
+def test_a_burst_of_lookups_on_a_stale_copy_makes_one_reload(fleetlet: Fleetlet) -> None:
+    """A reconnection storm on a gateway that cannot listen: thousands of lookups find the copy
+    old at once, and all of them wait for the one reload the first one started."""
+    watched = Following(DeviceDirectory(fleetlet.engine, refresh_s=1.0))
+
+    async def burst() -> list[KnownDevice | None]:
+        await watched.directory.refresh()
+        await asyncio.sleep(1.1)  # the copy is old now
+        return await asyncio.gather(*(watched.lookup("phone-0") for _ in range(2000)))
+
+    found = asyncio.run(burst())
+    assert all(known is not None for known in found)
+    assert watched.reloads == 2  # the first load, then one reload for the whole burst
