@@ -267,7 +267,9 @@ def up(ctx: typer.Context) -> None:
     """Start every process of the system and keep them running until Ctrl-C or `make stop`."""
     settings: Settings = ctx.obj
     check_database(settings)
-    pid_file = ROOT / "var" / "fleet-up.pid"
+    # The checkout's var/ (where `make stop` reads it); an installed Fleet, the working folder's.
+    home = ROOT if (ROOT / "pyproject.toml").is_file() else Path.cwd()
+    pid_file = home / "var" / "fleet-up.pid"
     pid_file.parent.mkdir(exist_ok=True)
     pid_file.write_text(str(os.getpid()))
     # Children get their own session so that a terminal's Ctrl-C reaches only this process, which
