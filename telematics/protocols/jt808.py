@@ -93,13 +93,16 @@ class FrameError(Exception):
 @dataclass(frozen=True, slots=True)
 class Header:
     msg_id: int
-    phone: str  # BCD digits as sent, leading zeros kept
+    # The terminal's number: BCD digits as sent, leading zeros kept; or, where the field is not
+    # BCD (terminals that put their IMEI there), the IMEI it holds (`terminal_number`).
+    phone: str
     serial: int
     version2019: bool = False
     protocol_version: int = 1
     encryption: int = 0
     packet: tuple[int, int] | None = None  # (total, index) when sub-packaged
     body_length: int = 0
+    number: bytes = b""  # the number field as received, which replies echo
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,15 +248,37 @@ def parse_header(data: bytes) -> tuple[Header, int]:
         raise FrameError("too_short", "no check byte")
     header = Header(
         msg_id=msg_id,
-        phone=phone_raw.hex(),
+        phone=terminal_number(phone_raw),
         serial=serial,
         version2019=version2019,
         protocol_version=version,
         encryption=(props >> 10) & 0x7,
         packet=packet,
         body_length=props & 0x3FF,
+        number=bytes(phone_raw),
     )
     return header, offset
+
+
+def terminal_number(field: bytes) -> str:
+    """The header's number field as an identifier: its BCD digits (leading zeros kept), or, where
+    it is not BCD, what terminals that put their IMEI there mean: the IMEI's first 14 digits as
+    a binary number, completed by its Luhn check digit (as the reference open-source server
+    reads it), e.g. `4e b6 fb 4a d6 28` is IMEI 865478070001047."""
+    digits = field.hex()
+    if digits.isdigit():
+        return digits
+    number = int.from_bytes(field, "big")
+    return f"{number}{luhn_digit(number)}"
+
+
+def luhn_digit(number: int) -> int:
+    """The Luhn check digit to append to `number` (as on an IMEI)."""
+    total = 0
+    for position, char in enumerate(reversed(str(number))):
+        digit = int(char) * (2 if position % 2 == 0 else 1)
+        total += digit - 9 if digit > 9 else digit
+    return (10 - total % 10) % 10
 
 
 def decode(frame: bytes, *, lenient_checksum: bool = False) -> Message:
@@ -467,25 +492,32 @@ def encode_frame(
     protocol_version: int = 1,
 ) -> bytes:
     """A whole frame, delimiters included, escaped, with its check byte."""
+    number = _phone_bcd(phone, version2019)
+    return _frame(msg_id, number, serial, body, version2019, protocol_version)
+
+
+def _frame(
+    msg_id: int,
+    number: bytes,
+    serial: int,
+    body: bytes,
+    version2019: bool,
+    protocol_version: int,
+) -> bytes:
     props = len(body) & 0x3FF
     if version2019:
         props |= 0x4000
         head = struct.pack(">HHB", msg_id, props, protocol_version)
     else:
         head = struct.pack(">HH", msg_id, props)
-    data = head + _phone_bcd(phone, version2019) + struct.pack(">H", serial & 0xFFFF) + body
+    data = head + number + struct.pack(">H", serial & 0xFFFF) + body
     return b"\x7e" + escape(data + bytes([check_byte(data)])) + b"\x7e"
 
 
 def _reply_to(header: Header, msg_id: int, serial: int, body: bytes) -> bytes:
-    return encode_frame(
-        msg_id,
-        header.phone,
-        serial,
-        body,
-        version2019=header.version2019,
-        protocol_version=header.protocol_version,
-    )
+    """A reply to the message with `header`, its number field echoed byte for byte."""
+    number = header.number or _phone_bcd(header.phone, header.version2019)
+    return _frame(msg_id, number, serial, body, header.version2019, header.protocol_version)
 
 
 def encode_reply(header: Header, result: Result, *, serial: int = 0) -> bytes:

@@ -220,6 +220,46 @@ def test_jt808_2019_header_and_reports_before_authentication(fleetlet, redis, gw
     assert tuple(reported) == ("861234567890123", "V3.0.1")
 
 
+def test_a_terminal_with_its_imei_in_the_number_field_registers_by_that_imei(
+    fleetlet, redis, gw_settings
+):
+    """The header's number field holds `4e b6 fb 4a d6 28`, not BCD: the terminal is the device
+    an administrator registered as IMEI 865478070001047, and the replies echo the field."""
+    field = bytes.fromhex("4eb6fb4ad628")
+    with fleetlet.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO device (protocol, identifier, vehicle_id, unit_id)"
+                " VALUES ('jt808', '865478070001047', :v, :u)"
+            ),
+            {"v": fleetlet.targets[1].vehicle_id, "u": fleetlet.unit_id},
+        )
+
+    async def scenario() -> tuple[jt808.Message, jt808.Message, jt808.Message]:
+        async with running(fleetlet, gw_settings):
+            t = await terminal(gw_settings.jt808_port)
+            registered = await t.send(MsgId.REGISTER, jt808.register_body(), phone=field.hex())
+            code = registered.body[3:].decode()
+            body = jt808.authenticate_body(code)
+            authenticated = await t.send(MsgId.AUTHENTICATE, body, phone=field.hex())
+            body = jt808.location_body(a_fix())
+            reported = await t.send(MsgId.LOCATION, body, phone=field.hex())
+            t.writer.close()
+            return registered, authenticated, reported
+
+    try:
+        registered, authenticated, reported = asyncio.run(scenario())
+    finally:
+        with fleetlet.engine.begin() as conn:
+            conn.execute(text("DELETE FROM device WHERE identifier = '865478070001047'"))
+    assert registered.body[2] == RegisterResult.OK
+    assert result_of(authenticated) == Result.OK
+    assert result_of(reported) == Result.OK
+    assert {registered.header.number, reported.header.number} == {field}
+    (row,) = stream_rows(redis, gw_settings.stream_shards)
+    assert row[stream.R_VEHICLE] == fleetlet.targets[1].vehicle_id
+
+
 def test_unknown_terminal_is_refused_and_recorded(fleetlet, redis, gw_settings, clean_tracks):
     async def scenario() -> None:
         async with running(fleetlet, gw_settings):

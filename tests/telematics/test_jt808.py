@@ -302,3 +302,34 @@ def test_mutated_real_frames_never_raise_anything_but_frame_error(vector, positi
         data[position % len(data)] = byte
     with contextlib.suppress(jt808.FrameError):
         jt808.decode_packet(bytes(data), lenient_checksum=True)
+
+
+IMEI_FIELD = bytes.fromhex("4eb6fb4ad628")  # a real terminal's number field: not BCD
+
+
+def test_luhn_check_digits_of_known_numbers():
+    assert jt808.luhn_digit(7992739871) == 3
+    assert jt808.luhn_digit(49015420323751) == 8  # IMEI 490154203237518
+    assert jt808.luhn_digit(86547807000104) == 7
+
+
+def test_a_number_field_that_is_not_bcd_reads_as_the_imei_and_replies_echo_it():
+    assert jt808.terminal_number(IMEI_FIELD) == "865478070001047"
+    assert jt808.terminal_number(bytes.fromhex("013912345678")) == "013912345678"
+    frame = jt808.encode_frame(jt808.MsgId.HEARTBEAT, IMEI_FIELD.hex(), 9)
+    header = jt808.decode_packet(frame).header
+    assert (header.phone, header.number) == ("865478070001047", IMEI_FIELD)
+    reply = jt808.decode_packet(jt808.encode_reply(header, jt808.Result.OK, serial=1))
+    assert reply.header.number == IMEI_FIELD
+    assert jt808.unescape(jt808.encode_reply(header, jt808.Result.OK)[1:-1])[4:10] == IMEI_FIELD
+
+
+@pytest.mark.parametrize(
+    "vector",
+    [v for v in HEX_VECTORS if packet(v)[5:11] == IMEI_FIELD],
+    ids=lambda v: str(v["index"]),
+)
+def test_real_frames_with_an_imei_in_the_number_field_name_the_imei(vector: dict[str, Any]):
+    message = decode_either(vector)
+    assert message.header.phone == "865478070001047"
+    assert all(fix.device_identifier == "865478070001047" for fix in message.fixes)
