@@ -118,8 +118,10 @@ Username = Annotated[
     str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9_.\-]{2,64}$")
 ]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=256)]
+# A device's identifier as real clients send it (a Meshtastic bridge's `!a1b2c3d4`, an IMEI, a
+# name): any printable text without whitespace or control characters, as the reference server.
 Identifier = Annotated[
-    str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9_.:\-]{1,64}$")
+    str, StringConstraints(strip_whitespace=True, pattern=r"^[^\s\x00-\x1f\x7f-\x9f]{1,64}$")
 ]
 
 

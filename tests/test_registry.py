@@ -303,3 +303,16 @@ def test_users_are_listed_by_role(client, admin, root_unit):
     assert {u["username"] for u in reply.json()["items"]} >= {"zhao"}
     assert all("approver" in u["roles"] for u in reply.json()["items"])
     assert client.get("/api/v1/users?role=king", headers=admin).status_code == 422
+
+
+def test_device_identifiers_are_printable_text_without_whitespace_or_control_characters():
+    from pydantic import TypeAdapter, ValidationError
+
+    from fleet.schemas import Identifier
+
+    identifier = TypeAdapter(Identifier)
+    for sent in ("!a1b2c3d4", "865478070001047", "phone-1", "设备一号", "x" * 64):
+        assert identifier.validate_python(sent) == sent
+    for sent in ("", "a b", "a\tb", "a\x00b", "a\x85b", "x" * 65):
+        with pytest.raises(ValidationError):
+            identifier.validate_python(sent)

@@ -19,8 +19,12 @@ from hypothesis import strategies as st
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from sqlalchemy import text
+from sqlalchemy.orm import Session as DbSession
 
-from fleet import channels
+from fleet import channels, registry
+from fleet.auth import Actor
+from fleet.models import OrgUnit
+from fleet.schemas import DeviceCreate
 from telematics import gateway, stream
 from telematics.batch import entry_rows
 from telematics.devices import DeviceDirectory
@@ -272,6 +276,40 @@ def test_unknown_terminal_is_refused_and_recorded(fleetlet, redis, gw_settings, 
     with fleetlet.engine.connect() as conn:
         row = conn.execute(text("SELECT protocol, identifier, attempts FROM unknown_device")).one()
     assert tuple(row) == ("jt808", "18812345678", 1)
+
+
+def test_a_meshtastic_node_reports_under_its_id_percent_encoded_or_not(
+    fleetlet, redis, gw_settings, clean_tracks
+):
+    """The mesh2traccar bridge sends ids like `!a1b2c3d4`; registered so through the registry,
+    the node is found whether the `!` comes written out or as `%21`."""
+    with DbSession(fleetlet.engine) as session, session.begin():
+        root = session.get(OrgUnit, fleetlet.unit_id)
+        registry.create_device(
+            session=session,
+            actor=Actor.system(root),
+            data=DeviceCreate(
+                protocol="osmand", identifier="!a1b2c3d4", vehicle_id=fleetlet.targets[2].vehicle_id
+            ),
+        )
+    fix = "lat=30.27&lon=120.15&timestamp=" + str(int(RECENT.timestamp()))
+
+    async def scenario() -> list[int]:
+        async with running(fleetlet, gw_settings):
+            base = f"http://127.0.0.1:{gw_settings.osmand_port}/"
+            async with httpx.AsyncClient() as client:
+                return [
+                    (await client.get(f"{base}?id={spelling}&{fix}")).status_code
+                    for spelling in ("!a1b2c3d4", "%21a1b2c3d4")
+                ]
+
+    try:
+        assert asyncio.run(scenario()) == [200, 200]
+    finally:
+        with fleetlet.engine.begin() as conn:
+            conn.execute(text("DELETE FROM device WHERE identifier = '!a1b2c3d4'"))
+    rows = stream_rows(redis, gw_settings.stream_shards)
+    assert [row[stream.R_VEHICLE] for row in rows] == [fleetlet.targets[2].vehicle_id] * 2
 
 
 def test_osmand_accepts_refuses_and_records(fleetlet, redis, gw_settings, clean_tracks):
