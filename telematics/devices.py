@@ -123,12 +123,10 @@ class DeviceDirectory:
         """Reload the devices announced changed (and those of the vehicles announced), in one
         query; a device gone from the registry is dropped from the copy."""
         fresh = self._load(Device.id.in_(devices) | Device.vehicle_id.in_(vehicles))
-        fresh_ids = {known.device_id for known in fresh.values()}
         gone = [
             key
             for key, known in self._known.items()
-            if (known.device_id in devices or known.vehicle_id in vehicles)
-            and (known.device_id not in fresh_ids or fresh.get(key) is None)
+            if (known.device_id in devices or known.vehicle_id in vehicles) and key not in fresh
         ]
         for key in gone:
             del self._known[key]
