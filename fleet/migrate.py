@@ -56,8 +56,15 @@ class RoleError(RuntimeError):
 # What the processes may not do to these tables (they may read them all): the audit log and the
 # positions are appended to only; positions leave through fleet_prune_positions (migration 0013).
 APPEND_ONLY = ("audit_entry", "position")
-READ_ONLY = ("alembic_version",)
-FUNCTIONS = ("fleet_position_partition(timestamptz)", "fleet_prune_positions(timestamptz)")
+# The archive's record changes only through the owner's functions of migration 0015.
+READ_ONLY = ("alembic_version", "archive_partition")
+FUNCTIONS = (
+    "fleet_position_partition(timestamptz)",
+    "fleet_prune_positions(timestamptz)",
+    "fleet_archive_record(date, integer, bigint, timestamptz, timestamptz, jsonb, bigint, text)",
+    "fleet_archive_drop(date, integer)",
+    "fleet_archive_restored(date)",
+)
 
 
 def grant_app_role(conn: Connection, role: str) -> None:

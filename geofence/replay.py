@@ -25,6 +25,7 @@ from geofence.permits import NO_PERMITS, PermitSource
 from geofence.rules.base import Fix
 from geofence.settings import GeofenceSettings
 from geofence.worker import load_rule_engine
+from telematics import tracks
 
 CHUNK = 20_000
 
@@ -54,15 +55,7 @@ def replay(
     with Session(engine) as session:
         rules = load_rule_engine(session, settings, zone, permits)
         if vehicle_ids is None:
-            vehicle_ids = list(
-                session.scalars(
-                    text(
-                        "SELECT DISTINCT vehicle_id FROM position"
-                        " WHERE fix_time >= :s AND fix_time < :e ORDER BY 1"
-                    ),
-                    {"s": start, "e": end},
-                )
-            )
+            vehicle_ids = tracks.vehicles(session, start, end)
         vehicles = service.vehicle_infos(session=session, vehicle_ids=vehicle_ids)
     found: dict[tuple[int, str, str, float], AlertRecord] = {}
     for done, vehicle_id in enumerate(vehicle_ids, 1):
@@ -96,13 +89,24 @@ def replay(
 
 
 def _track(engine: Engine, vehicle_id: int, start: datetime, end: datetime) -> Any:
-    """One vehicle's stored fixes of the period, in time order, in chunks."""
+    """One vehicle's stored fixes of the period, in time order, in chunks: streamed from PostGIS,
+    or month by month (telematics.tracks) when the period meets archived months."""
     with engine.connect() as conn:
+        if tracks.archived_files(conn, start, end):
+            for low, high in tracks.months(start, end):
+                fixes = [
+                    Fix(f.fix_time.timestamp(), f.lat, f.lon, f.speed_kmh, f.ignition, f.alarm_bits)
+                    for f in tracks.fixes(conn, vehicle_id, low, high)
+                ]
+                for first in range(0, len(fixes), CHUNK):
+                    yield fixes[first : first + CHUNK]
+            return
         result = conn.execution_options(yield_per=CHUNK).execute(
             text(
                 "SELECT extract(epoch FROM fix_time)::float8, ST_Y(point), ST_X(point),"
                 " speed_kmh, ignition, alarm_bits FROM position"
-                " WHERE vehicle_id = :v AND fix_time >= :s AND fix_time < :e ORDER BY fix_time"
+                " WHERE vehicle_id = :v AND fix_time >= :s AND fix_time < :e"
+                " ORDER BY fix_time, device_id"
             ),
             {"v": vehicle_id, "s": start, "e": end},
         )

@@ -45,6 +45,7 @@ from geofence.schemas import (
     WorkingHoursIn,
 )
 from geofence.settings import GeofenceSettings, clock_seconds
+from telematics import tracks
 
 # A GeoJSON import is bounded before any feature is read.
 MAX_IMPORT_FEATURES = 1_000
@@ -587,19 +588,17 @@ def get_alert(*, session: Session, actor: Actor, alert_id: int) -> dict[str, Any
     require(actor, "alert", "read")
     alert, plate = _alert_in_scope(session, actor, alert_id)
     until = alert.ended_at or alert.last_at
-    track = session.execute(
-        text(
-            "SELECT fix_time, ST_X(point), ST_Y(point), speed_kmh, ignition FROM position"
-            " WHERE vehicle_id = :v AND fix_time BETWEEN :a AND :b AND point IS NOT NULL"
-            " ORDER BY fix_time LIMIT :n"
-        ),
-        {
-            "v": alert.vehicle_id,
-            "a": alert.started_at - EVIDENCE_MARGIN,
-            "b": until + EVIDENCE_MARGIN,
-            "n": EVIDENCE_MAX_POINTS,
-        },
-    ).all()
+    track = [
+        (f.fix_time, f.lon, f.lat, f.speed_kmh, f.ignition)
+        for f in tracks.fixes(
+            session,
+            alert.vehicle_id,
+            alert.started_at - EVIDENCE_MARGIN,
+            until + EVIDENCE_MARGIN + dt.timedelta(microseconds=1),  # the margin's end included
+            located=True,
+            limit=EVIDENCE_MAX_POINTS,
+        )
+    ]
     flagged = [r for r in track if alert.started_at <= r[0] <= until]
     fence = session.get(Fence, alert.fence_id) if alert.fence_id is not None else None
     reviews = session.scalars(

@@ -531,7 +531,13 @@ class IngestWorker:
         Attribute texts go to jsonb unparsed (the gateways made them); should the database refuse
         one, the batch is stored again without the fixes whose text is not JSON."""
         try:
-            return self._store_once(ordered, segments, pending)
+            try:
+                return self._store_once(ordered, segments, pending)
+            except pg_errors.CheckViolation:
+                # No partition for a fix's month: it was archived (telematics.archive) since
+                # this worker saw it. The month is made anew and archived later as a new part.
+                self._partitions.clear()
+                return self._store_once(ordered, segments, pending)
         except pg_errors.DataError:
             valid = np.array(
                 [_json_or_none(ordered.attributes(i)) for i in range(len(ordered))], dtype=bool
@@ -757,7 +763,10 @@ class _Copying(threading.Thread):
             return len(self.ordered)
         conn.rollback()
         self.done = True
-        if isinstance(self.error, pg_errors.UniqueViolation | pg_errors.DataError):
+        if isinstance(
+            self.error,
+            pg_errors.UniqueViolation | pg_errors.DataError | pg_errors.CheckViolation,
+        ):
             return self.worker._store(self.ordered, segments, pending)
         raise self.error
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -40,6 +40,35 @@ class Position(Base):
     attributes: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
     __table_args__ = ({"postgresql_partition_by": "RANGE (fix_time)"},)
+
+
+class ArchivePartition(Base):
+    """One archived part of a month of positions: its GeoParquet files (path, rows, bytes,
+    first and last fix times, SHA-256 each) and state: `verified` (files written and checked,
+    the partition still in PostGIS), `archived` (the partition dropped: the files are the
+    month's record) or `restored` (the rows back in PostGIS). Written only through the owner's
+    functions of migration 0015, which check the partition against it."""
+
+    __tablename__ = "archive_partition"
+
+    month: Mapped[date] = mapped_column(primary_key=True)
+    part: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    state: Mapped[str] = mapped_column(sa.Text)
+    rows: Mapped[int] = mapped_column(sa.BigInteger)
+    min_time: Mapped[datetime | None]
+    max_time: Mapped[datetime | None]
+    files: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    bytes: Mapped[int] = mapped_column(sa.BigInteger)
+    url: Mapped[str] = mapped_column(sa.Text)
+    recorded_at: Mapped[datetime]
+    archived_at: Mapped[datetime | None]
+    restored_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        sa.CheckConstraint(
+            "state IN ('verified', 'archived', 'restored')", name="ck_archive_partition_state"
+        ),
+    )
 
 
 class Trip(Base):

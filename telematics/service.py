@@ -19,9 +19,9 @@ from fleet.errors import Conflict, Forbidden, Invalid, NotAuthenticated, StoreUn
 from fleet.models import Device, Vehicle
 from fleet.paging import Listing
 from fleet.schemas import Strict
-from telematics import stream
+from telematics import stream, tracks
 from telematics.fix import Fix, check_fix
-from telematics.models import Position, Trip, UnknownDevice
+from telematics.models import Trip, UnknownDevice
 from telematics.settings import TelematicsSettings
 
 MAX_RANGE = timedelta(days=31)
@@ -52,29 +52,7 @@ def positions(
     are left out; fixes without a valid position are always left out of a simplified track."""
     registry.get_vehicle(session=session, actor=actor, vehicle_id=vehicle_id)
     _check_range(start, end)
-    rows = session.execute(
-        select(
-            Position.fix_time,
-            func.ST_X(Position.point),
-            func.ST_Y(Position.point),
-            Position.speed_kmh,
-            Position.heading_deg,
-            Position.altitude_m,
-            Position.ignition,
-            Position.odometer_km,
-            Position.fuel_l,
-            Position.alarm_bits,
-            Position.status_bits,
-            Position.attributes,
-        )
-        .where(
-            Position.vehicle_id == vehicle_id,
-            Position.fix_time >= start,
-            Position.fix_time < end,
-        )
-        .order_by(Position.fix_time)
-        .limit(MAX_POINTS + 1)
-    ).all()
+    rows: list[Any] = tracks.fixes(session, vehicle_id, start, end, limit=MAX_POINTS + 1)
     truncated = len(rows) > MAX_POINTS
     rows = list(rows[:MAX_POINTS])
     if simplify_m is not None:

@@ -90,6 +90,24 @@ class TelematicsSettings(BaseSettings):
         " maintenance (whole monthly partitions dropped), the deletion audited; unset keeps"
         " them all (years).",
     )
+    hot_months: int = Field(
+        3,
+        ge=0,
+        description="Months of positions kept in PostGIS before the current one; older monthly"
+        " partitions are archived to GeoParquet by `fleet archive` and the worker's daily"
+        " maintenance (0: every month before the current one).",
+    )
+    archive_url: str = Field(
+        "var/archive",
+        description="Where archived months of positions go: a local folder, or an fsspec URL"
+        " such as s3://bucket/prefix for S3-compatible storage (with `pip install fleet[s3]`"
+        " and the usual AWS_* variables, or FLEET_ARCHIVE_OPTIONS).",
+    )
+    archive_options: dict[str, str] = Field(
+        default_factory=dict,
+        description="Options of the archive's storage, as JSON (for S3:"
+        ' {"endpoint_url": "http://minio:9000", "key": "...", "secret": "..."}).',
+    )
     max_speed_kmh: float = Field(
         300, gt=0, description="Speeds above this are impossible for a road vehicle, in km/h."
     )

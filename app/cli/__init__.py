@@ -9,6 +9,7 @@ import typer
 from pydantic import ValidationError
 
 from app.cli import data, processes
+from app.cli.archive import archive_app
 from app.cli.audit import audit_app
 from app.cli.common import Exit, fail
 from app.cli.install import db_app, seed_app, user_app
@@ -30,6 +31,7 @@ app.add_typer(data.fences_app, name="fences")
 app.add_typer(report_app, name="report")
 app.add_typer(data.costs_app, name="costs")
 app.add_typer(data.positions_app, name="positions")
+app.add_typer(archive_app, name="archive")
 app.command("replay")(data.replay)
 app.command("serve")(processes.serve)
 app.command("gateway")(processes.gateway)

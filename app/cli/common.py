@@ -4,6 +4,7 @@ and closed after, whatever the command did)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -28,6 +29,10 @@ class Exit:
     DATABASE_UNREACHABLE = 2
     POSTGIS_MISSING = 3
     BAD_SETTINGS = 4
+
+
+def log_to_stderr() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
 
 def fail(message: str, code: int) -> typer.Exit:

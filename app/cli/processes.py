@@ -3,7 +3,6 @@ workers, the simulated fleet, and `up`, which starts them all."""
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import subprocess
@@ -14,14 +13,10 @@ from typing import Annotated
 
 import typer
 
-from app.cli.common import Exit, check_database, database, fail, redis_client
+from app.cli.common import Exit, check_database, database, fail, log_to_stderr, redis_client
 from fleet.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _log_to_stderr() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
 
 def serve(ctx: typer.Context) -> None:
@@ -55,7 +50,7 @@ def gateway(ctx: typer.Context) -> None:
         database(settings, pool_size=2) as engine,
         redis_client(settings, socket_timeout=5, socket_connect_timeout=5) as redis,
     ):
-        _log_to_stderr()
+        log_to_stderr()
         runner = asyncio.Runner(loop_factory=_loop_factory())
         try:
             runner.run(
@@ -104,7 +99,7 @@ def worker(
         database(settings, pool_size=2) as engine,
         redis_client(settings, socket_timeout=10, socket_connect_timeout=5) as redis,
     ):
-        _log_to_stderr()
+        log_to_stderr()
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -127,7 +122,8 @@ def worker(
         )
         if index == 0:  # one worker does the maintenance
             from fleet import maintenance
-            from telematics import retention
+            from fleet.db import utcnow
+            from telematics import archive, retention
 
             periodic = maintenance.Periodic(stop)
             if telematics_settings.position_retention_years is not None:
@@ -136,6 +132,11 @@ def worker(
                     "prune positions",
                     lambda: retention.prune_expired(engine, telematics_settings),
                 )
+            periodic.every(
+                maintenance.DAY_S,
+                "archive positions",
+                lambda: archive.archive_due(engine, telematics_settings, utcnow()),
+            )
             if settings.audit_signing_key_file:
                 periodic.every(
                     settings.audit_checkpoint_interval_min * 60,
@@ -171,7 +172,7 @@ def simulate(
     if protocol not in ("jt808", "osmand"):
         raise fail("--protocol must be jt808 or osmand", Exit.FAILED)
     with database(settings) as engine:
-        _log_to_stderr()
+        log_to_stderr()
         tsettings = TelematicsSettings()
         fleet_vehicles = simulator.registered(engine, protocol, vehicles)
         if not fleet_vehicles:
