@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from redis import Redis
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
 from telematics import stream
 from telematics.batch import FixBatch, entry_rows, in_order
@@ -176,6 +176,38 @@ def test_partitions_are_made_for_blind_area_fixes_in_the_window_and_never_outsid
         conn = sa_conn.connection.driver_connection
         with pytest.raises(ValueError, match="outside the allowed time window"):
             worker._ensure_partitions(conn, np.array([0]))  # type: ignore[arg-type]
+
+
+def test_a_late_fix_for_a_month_archived_meanwhile_is_stored(fleetlet, redis, tsettings, tmp_path):
+    """The worker knows June's partition; June is archived (the partition dropped); a blind-area
+    re-send for June then makes the partition anew instead of failing the batch, and the reader
+    returns the archived fixes and the late one together."""
+    from telematics import archive, tracks
+
+    june = datetime(2025, 6, 20, 8, tzinfo=UTC)
+    worker = make_worker(
+        fleetlet, redis, tsettings, clock=lambda: (june + timedelta(days=12)).timestamp()
+    )
+    push(redis, rows_for(fleetlet, 0, 10, start=june), tsettings.stream_shards)
+    drain(worker)
+    assert "position_p202506" in partitions(fleetlet)
+    store = archive.Store.open(str(tmp_path / "archive"))
+    archive.archive_month(fleetlet.engine, store, datetime(2025, 6, 1).date())
+    assert "position_p202506" not in partitions(fleetlet)
+
+    push(redis, rows_for(fleetlet, 0, 12, start=june)[10:], tsettings.stream_shards)
+    drain(worker)
+
+    assert "position_p202506" in partitions(fleetlet)
+    assert pending(redis, tsettings.stream_shards) == 0
+    vehicle = fleetlet.targets[0].vehicle_id
+    with fleetlet.engine.connect() as conn:
+        found = tracks.fixes(conn, vehicle, june, june + timedelta(days=1))
+    assert len(found) == 12
+    owner = create_engine(fleetlet.settings.owner_database)
+    with owner.begin() as conn:
+        conn.execute(text("DELETE FROM archive_partition"))
+    owner.dispose()
 
 
 def test_a_broken_entry_is_counted_and_acknowledged(fleetlet, redis, tsettings):
