@@ -50,6 +50,14 @@ def archive(
                 due = tiered.months_due(session, utcnow(), keep)
                 if month:
                     wanted = [tiered.month_of(m) for m in month]
+                    now = utcnow()
+                    current = now.date().replace(day=1)
+                    if any(m >= current for m in wanted):
+                        raise fail(
+                            f"only months before {current:%Y-%m} are archived: the current one"
+                            " still receives fixes",
+                            Exit.FAILED,
+                        )
                     present = set(tiered.hot_partitions(session))
                     due = [m for m in wanted if m in present]
                     for missing in sorted(set(wanted) - present):
