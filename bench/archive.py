@@ -13,30 +13,34 @@ same run) and from the archive (target: at most 300 ms), p50 and p95.
 
 from __future__ import annotations
 
-import io
 import random
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 from sqlalchemy import Engine, create_engine, text
 
 from bench._support import bench_settings, options, parse, table
-from telematics import archive, tracks
+from telematics import archive, ingest, stream, tracks
+from telematics.batch import FixBatch
 
 MONTH = date(2026, 1, 1)
 START = datetime(2026, 1, 1, tzinfo=UTC)
 DRIVE_S = 10  # report interval while driving
 PARK_S = 300  # heartbeat interval while parked
 DRIVING_H = 2.0
+CHUNK_VEHICLES = 500  # vehicles a COPY
 
 
-def _vehicle_day(rng: np.random.Generator, vehicle: int, day: int) -> np.ndarray:
-    """One vehicle-day of fixes as a structured array."""
-    begin = START.timestamp() + day * 86_400
+def vehicle_day(
+    rng: np.random.Generator, vehicle: int, day: int, start: datetime = START
+) -> np.ndarray:
+    """One vehicle-day of fixes, as the stream's records (`telematics.stream.RECORD`)."""
+    begin = start.timestamp() + day * 86_400
     out_at = begin + rng.uniform(7.5, 9.5) * 3600
     driving = np.arange(out_at, out_at + DRIVING_H * 3600, DRIVE_S)
     parked = np.concatenate(
@@ -50,77 +54,63 @@ def _vehicle_day(rng: np.random.Generator, vehicle: int, day: int) -> np.ndarray
     step_m = speed / 3.6 * DRIVE_S
     dx = step_m * np.sin(np.radians(heading)) / 96_000
     dy = step_m * np.cos(np.radians(heading)) / 111_000
-    lon = 108.3 + (vehicle % 200) * 0.01 + np.cumsum(dx)
-    lat = 22.8 + (vehicle // 200) * 0.01 + np.cumsum(dy)
-    odometer = 12_000 + vehicle * 3 + day * 60 + np.cumsum(step_m) / 1000
-    rows = np.zeros(
-        n,
-        dtype=[
-            ("us", "i8"),
-            ("received_us", "i8"),
-            ("lon", "f8"),
-            ("lat", "f8"),
-            ("speed", "f4"),
-            ("heading", "f4"),
-            ("altitude", "f4"),
-            ("ignition", "?"),
-            ("odometer", "f8"),
-            ("fuel", "f4"),
-            ("status", "i4"),
-        ],
-    )
-    rows["us"] = (times * 1e6).astype(np.int64)
-    rows["received_us"] = rows["us"] + rng.integers(400_000, 3_000_000, n) // 1000 * 1000
-    rows["lon"] = np.round(lon, 6)
-    rows["lat"] = np.round(lat, 6)
+    rows = np.zeros(n, dtype=stream.RECORD)
+    rows["vehicle"] = vehicle
+    rows["device"] = vehicle
+    rows["fix_ms"] = np.round(times * 1000).astype(np.int64)
+    rows["received_ms"] = rows["fix_ms"] + rng.integers(400, 3000, n)
+    rows["lon"] = np.round(108.3 + (vehicle % 200) * 0.01 + np.cumsum(dx), 6)
+    rows["lat"] = np.round(22.8 + (vehicle // 200 % 200) * 0.01 + np.cumsum(dy), 6)
     rows["speed"] = np.round(speed, 1)
     rows["heading"] = np.round(heading)
     rows["altitude"] = np.round(40 + np.cumsum(rng.normal(0, 0.3, n)))
     rows["ignition"] = moving
-    rows["odometer"] = np.round(odometer, 1)
+    rows["odometer"] = np.round(12_000 + vehicle % 977 * 3 + day * 60 + np.cumsum(step_m) / 1000, 1)
     rows["fuel"] = np.round(45 - np.cumsum(step_m) / 1000 * 0.09, 1)
     rows["status"] = np.where(moving, 3, 2)
+    rows["attr_len"] = -1
     return rows
 
 
-def fill(engine: Engine, vehicles: int, days: int) -> int:
-    """COPYs the month's fixes into `position`; returns how many."""
+def fill(
+    engine: Engine,
+    vehicles: range,
+    days: int,
+    start: datetime = START,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Binary-COPYs `days` of fixes from `start` for each vehicle into `position` (the ingest
+    worker's encoder); returns how many."""
     rng = np.random.default_rng(808)
     total = 0
+    month = datetime(start.year, start.month, 1, tzinfo=UTC)
     with engine.begin() as conn:
-        conn.execute(text(f"SELECT fleet_position_partition('{START.isoformat()}')"))
+        conn.execute(text(f"SELECT fleet_position_partition('{month.isoformat()}')"))
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()
-        for vehicle in range(1, vehicles + 1):
-            buffer = io.StringIO()
-            for day in range(days):
-                r = _vehicle_day(rng, vehicle, day)
-                total += len(r)
-                for row in r.tolist():
-                    us, rec, lon, lat, spd, hdg, alt, ign, odo, fuel, status = row
-                    buffer.write(
-                        f"{vehicle}\t{_iso(us)}\t{vehicle}\t{_iso(rec)}\t"
-                        f"SRID=4326;POINT({lon!r} {lat!r})\t{spd}\t{hdg}\t{alt}\t"
-                        f"{'t' if ign else 'f'}\t{odo!r}\t{fuel}\t0\t{status}\t\\N\n"
-                    )
-            buffer.seek(0)
+        for first in range(0, len(vehicles), CHUNK_VEHICLES):
+            records = np.concatenate(
+                [
+                    vehicle_day(rng, vehicle, day, start)
+                    for vehicle in vehicles[first : first + CHUNK_VEHICLES]
+                    for day in range(days)
+                ]
+            )
+            batch = FixBatch(records, np.zeros(len(records), np.int64), np.zeros(0, np.uint8))
             with cursor.copy(
-                "COPY position (vehicle_id, fix_time, device_id, received_at, point, speed_kmh,"
-                " heading_deg, altitude_m, ignition, odometer_km, fuel_l, alarm_bits,"
-                " status_bits, attributes) FROM STDIN"
+                f"COPY position ({ingest.COLUMNS}) FROM STDIN (FORMAT BINARY)"
             ) as copy:
-                copy.write(buffer.getvalue())
-        raw.commit()
+                copy.write(ingest.encode_copy(batch))
+            raw.commit()
+            total += len(records)
+            if progress is not None:
+                progress(total)
     finally:
         raw.close()
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text("VACUUM ANALYZE position_p202601"))
+        conn.execute(text(f"VACUUM ANALYZE {archive.partition_table(month.date())}"))
     return total
-
-
-def _iso(us: int) -> str:
-    return (START + timedelta(microseconds=us - int(START.timestamp() * 1e6))).isoformat()
 
 
 def reads(engine: Engine, vehicles: int, days: int, n: int) -> list[float]:
@@ -151,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = bench_settings()
     engine = create_engine(settings.database_url)
     began = time.perf_counter()
-    fixes = fill(engine, args.vehicles, args.days)
+    fixes = fill(engine, range(1, args.vehicles + 1), args.days)
     loaded_s = time.perf_counter() - began
     with engine.connect() as conn:
         hot_bytes = conn.execute(
