@@ -113,13 +113,16 @@ def fill(
     return total
 
 
-def reads(engine: Engine, vehicles: int, days: int, n: int) -> list[float]:
+def reads(
+    engine: Engine, vehicles: range, days: int, n: int, start: datetime = START
+) -> list[float]:
+    """`n` random vehicle-days read through `telematics.tracks.fixes`: seconds each."""
     rng = random.Random(7)
     times = []
     with engine.connect() as conn:
         for _ in range(n):
-            vehicle, day = rng.randint(1, vehicles), rng.randrange(days)
-            low = START + timedelta(days=day)
+            vehicle, day = rng.choice(vehicles), rng.randrange(days)
+            low = start + timedelta(days=day)
             began = time.perf_counter()
             got = tracks.fixes(conn, vehicle, low, low + timedelta(days=1))
             times.append(time.perf_counter() - began)
@@ -147,13 +150,13 @@ def main(argv: list[str] | None = None) -> None:
         hot_bytes = conn.execute(
             text("SELECT pg_total_relation_size('position_p202601')")
         ).scalar_one()
-    hot = reads(engine, args.vehicles, args.days, args.reads)
+    hot = reads(engine, range(1, args.vehicles + 1), args.days, args.reads)
     with tempfile.TemporaryDirectory() as folder:
         store = archive.Store.open(folder)
         began = time.perf_counter()
         done = archive.archive_month(engine, store, MONTH)
         archive_s = time.perf_counter() - began
-        cold = reads(engine, args.vehicles, args.days, args.reads)
+        cold = reads(engine, range(1, args.vehicles + 1), args.days, args.reads)
         assert done.rows == fixes
     engine.dispose()
     ratio = statistics.median(cold) / statistics.median(hot)
