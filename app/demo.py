@@ -6,13 +6,13 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from redis import Redis
 from sqlalchemy.orm import Session
 
 from costs import demo as costs_demo
 from dispatch import demo as dispatch_demo
 from dispatch.settings import DispatchSettings
 from fleet import demo
+from fleet.redis_client import RedisClient
 from geofence import demo as geofence_demo
 
 # The road network the demo's depots, places and fences lie on (central Xihu district, Hangzhou;
@@ -21,7 +21,7 @@ from geofence import demo as geofence_demo
 ROADS = Path(__file__).resolve().parent / "demo_data" / "hangzhou-xihu-roads.osm.pbf"
 
 
-def seed(*, session: Session, redis: Redis, zone_name: str, now: datetime) -> demo.SeedReport:
+def seed(*, session: Session, redis: RedisClient, zone_name: str, now: datetime) -> demo.SeedReport:
     """Seeds every part in the caller's transaction; the report counts all that was added."""
     report = demo.seed(session=session)
     added = {"fences": geofence_demo.seed(session=session)}

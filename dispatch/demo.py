@@ -17,7 +17,6 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from geoalchemy2.shape import from_shape
-from redis import Redis
 from shapely.geometry import LineString, Point
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
@@ -30,6 +29,7 @@ from dispatch.schemas import AssignIn, Comment, OrderCreate
 from dispatch.settings import DispatchSettings
 from fleet.auth import Actor
 from fleet.models import Device, Driver, Energy, OrgUnit, Role, UserAccount, Vehicle
+from fleet.redis_client import RedisClient
 from geofence import service as geofence_service
 from geofence.models import Alert, CalendarDay
 from geofence.schemas import ReviewIn
@@ -129,7 +129,12 @@ def _decide_every_step(session: Session, people: Mapping[str, Actor | None], ord
 
 
 def seed(
-    *, session: Session, settings: DispatchSettings, zone_name: str, redis: Redis, now: datetime
+    *,
+    session: Session,
+    settings: DispatchSettings,
+    zone_name: str,
+    redis: RedisClient,
+    now: datetime,
 ) -> dict[str, int]:
     added = {"approval rules": 0, "orders": 0}
     root = session.scalar(select(OrgUnit).where(OrgUnit.code == "GOV"))
@@ -283,7 +288,7 @@ def _completed(
     session: Session,
     settings: DispatchSettings,
     zone: ZoneInfo,
-    redis: Redis,
+    redis: RedisClient,
     day: date,
     now: datetime,
 ) -> int:

@@ -8,7 +8,6 @@ from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Query, Request
 from fastapi.security import OAuth2PasswordBearer
-from redis import Redis
 from sqlalchemy.orm import Session
 
 from fleet import auth as auth_service
@@ -16,6 +15,7 @@ from fleet.auth import Actor
 from fleet.db import unit_of_work
 from fleet.errors import NotAuthenticated
 from fleet.paging import Listing
+from fleet.redis_client import RedisClient
 from fleet.schemas import INT4_MAX
 from fleet.settings import Settings
 
@@ -43,8 +43,8 @@ def get_zone(request: Request) -> ZoneInfo:
     return get_settings(request).zone
 
 
-def get_redis(request: Request) -> Redis:
-    redis: Redis = request.app.state.redis
+def get_redis(request: Request) -> RedisClient:
+    redis: RedisClient = request.app.state.redis
     return redis
 
 
@@ -60,7 +60,7 @@ def get_session(request: Request) -> Iterator[Session]:
 # follow a success already sent.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-RedisDep = Annotated[Redis, Depends(get_redis)]
+RedisDep = Annotated[RedisClient, Depends(get_redis)]
 ZoneDep = Annotated[ZoneInfo, Depends(get_zone)]  # the display zone (FLEET_DISPLAY_TIMEZONE)
 
 

@@ -10,7 +10,6 @@ from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from redis import Redis
 from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
@@ -19,6 +18,7 @@ from fleet.audit import ActorRef
 from fleet.db import utcnow
 from fleet.errors import Forbidden, NotAuthenticated, Throttled
 from fleet.models import AuthToken, OrgUnit, Role, UserAccount
+from fleet.redis_client import RedisClient
 from fleet.settings import Settings
 
 _hasher = PasswordHasher()
@@ -133,21 +133,23 @@ def _failure_counters(
     """(Redis key, limit, whom it throttles) for each count a failed login adds to: the username
     from this address, the address whatever the username (a spray across usernames), and the
     username from every address (a guess spread over many addresses). One address alone cannot
-    lock a user out: it is stopped at its own limit, below the username's."""
+    lock a user out: it is stopped at its own limit, below the username's. The keys share one hash
+    tag, `{login-failures}`, so that a Redis Cluster takes the MGET and the MULTI over them (one
+    slot, on one master: a few small counters, written only by failures)."""
     user = hashlib.sha256(username.casefold().encode()).hexdigest()[:32]
     return [
         (
-            f"fleet:login-failures:pair:{user}:{address}",
+            f"fleet:{{login-failures}}:pair:{user}:{address}",
             settings.login_max_failures,
             f"for {username!r} from your address",
         ),
         (
-            f"fleet:login-failures:address:{address}",
+            f"fleet:{{login-failures}}:address:{address}",
             settings.login_max_failures_per_address,
             "from your address",
         ),
         (
-            f"fleet:login-failures:user:{user}",
+            f"fleet:{{login-failures}}:user:{user}",
             settings.login_max_failures_per_username,
             f"for {username!r}",
         ),
@@ -157,7 +159,7 @@ def _failure_counters(
 def login(
     *,
     session: Session,
-    redis: Redis,
+    redis: RedisClient,
     settings: Settings,
     username: str,
     password: str,
@@ -182,7 +184,7 @@ def login(
     user = session.scalar(select(UserAccount).where(UserAccount.username == username))
     good = password_matches(user.password_hash if user else _DUMMY_HASH, password)
     if not (user and good and user.is_active):
-        with redis.pipeline() as pipe:
+        with redis.pipeline(transaction=True) as pipe:  # MULTI on a cluster too
             for key, _, _ in counters:
                 pipe.incr(key)
                 pipe.expire(key, settings.login_failure_window_s, nx=True)

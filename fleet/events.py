@@ -11,10 +11,11 @@ import json
 import logging
 from typing import Any
 
-from redis import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
+
+from fleet.redis_client import RedisClient
 
 log = logging.getLogger("fleet.events")
 _KEY = "fleet.announce"
@@ -29,7 +30,7 @@ def pending(session: Session) -> list[tuple[str, dict[str, Any]]]:
     return list(session.info.get(_KEY, []))
 
 
-def install(factory: sessionmaker[Session], redis: Redis) -> None:
+def install(factory: sessionmaker[Session], redis: RedisClient) -> None:
     def publish(session: Session) -> None:
         for channel, message in session.info.pop(_KEY, []):
             try:

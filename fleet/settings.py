@@ -11,7 +11,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from redis.connection import parse_url
 from sqlalchemy.engine import URL, make_url
+
+from fleet.redis_client import RedisAddress
 
 DEVELOPMENT_SECRET = "development-only-secret-change-me"  # noqa: S105 - refused outside development
 
@@ -38,7 +41,14 @@ class Settings(BaseSettings):
     )
     redis_url: str = Field(
         "redis://127.0.0.1:6379/0",
-        description="Redis URL for streams, live positions and login throttling.",
+        description="Redis URL for streams, live positions and login throttling; with"
+        " FLEET_REDIS_CLUSTER, any one node of the cluster (database 0, the only one a cluster"
+        " has).",
+    )
+    redis_cluster: bool = Field(
+        False,
+        description="FLEET_REDIS_URL names a node of a Redis Cluster: the stream's shards spread"
+        " over its masters by their hash tags (`fleet:fixes:{N}`).",
     )
     http_host: str = Field("127.0.0.1", description="Address the API server binds to.")
     http_port: int = Field(8000, ge=1, le=65535, description="TCP port of the API server.")
@@ -141,6 +151,15 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _cluster_has_database_0(self) -> Settings:
+        database = parse_url(self.redis_url).get("db") or 0
+        if self.redis_cluster and database != 0:
+            raise ValueError(
+                f"FLEET_REDIS_URL names database {database}: a Redis Cluster has only database 0"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _one_address_cannot_lock_a_user_out(self) -> Settings:
         if self.login_max_failures_per_username <= self.login_max_failures_per_address:
             raise ValueError(
@@ -171,6 +190,13 @@ class Settings(BaseSettings):
         """These settings with the schema owner's connection, for migrations and bulk imports."""
         url = self.owner_database.render_as_string(hide_password=False)
         return self.model_copy(update={"database_url": url, "database_owner": ""})
+
+    @property
+    def redis(self) -> RedisAddress:
+        return RedisAddress(self.redis_url, cluster=self.redis_cluster)
+
+    def with_redis(self, address: RedisAddress) -> Settings:
+        return self.model_copy(update={"redis_url": address.url, "redis_cluster": address.cluster})
 
     @property
     def zone(self) -> ZoneInfo:

@@ -11,10 +11,10 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from redis import Redis
 from sqlalchemy import Engine
 
 from fleet import channels
+from fleet.redis_client import RedisClient
 from geofence import store
 from geofence.engine import AlertRecord
 from geofence.rules.base import Event
@@ -69,7 +69,7 @@ class IdentityAlerts:
     """`telematics.terminals.MismatchSink`: each refused impostor into the alert queue, through
     the one alert writer, and onto the live alert channel."""
 
-    def __init__(self, engine: Engine, redis: Redis | None = None) -> None:
+    def __init__(self, engine: Engine, redis: RedisClient | None = None) -> None:
         self.engine = engine
         self.redis = redis
 

@@ -20,12 +20,12 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import orjson
 import psycopg
-from redis import Redis
-from redis.client import Pipeline
+from redis.exceptions import RedisError
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from fleet import channels
+from fleet.redis_client import RedisClient, RedisPipeline
 from geofence import service, store
 from geofence.calendar import LocalClock, date_of
 from geofence.engine import Engine as RuleEngine
@@ -126,7 +126,7 @@ def load_rule_engine(
 @dataclass
 class GeofenceObserver:
     engine: Engine
-    redis: Redis
+    redis: RedisClient
     settings: GeofenceSettings
     zone: ZoneInfo
     permits: PermitSource = NO_PERMITS
@@ -171,12 +171,10 @@ class GeofenceObserver:
     def write(self, conn: psycopg.Connection[Any], pending: Outcome) -> None:
         store.upsert_alerts(conn, pending.alerts)
 
-    def after_commit(self, pipe: Pipeline, pending: Outcome) -> None:
+    def after_commit(self, pipe: RedisPipeline, pending: Outcome) -> None:
         if pending.states:
             pipe.hset(RULE_STATES, mapping={v: state_json(s) for v, s in pending.states.items()})
         if pending.alerts:
-            items = [store.live_item(r) for r in pending.alerts]
-            pipe.publish(channels.ALERTS, json.dumps({"type": "alerts", "items": items}))
             pipe.hincrby(stream.COUNTERS, "alert_events", len(pending.alerts))
         if pending.evaluated:
             pipe.hincrby(stream.COUNTERS, "rules_evaluated", pending.evaluated)
@@ -187,6 +185,12 @@ class GeofenceObserver:
 
     def committed(self, pending: Outcome) -> None:
         self._states.update(pending.states)
+        if pending.alerts:
+            items = [store.live_item(r) for r in pending.alerts]
+            try:
+                self.redis.publish(channels.ALERTS, json.dumps({"type": "alerts", "items": items}))
+            except RedisError as error:  # stored and acknowledged: only the push is lost
+                log.warning("alerts not announced live: %s", error)
         for day in sorted(pending.uncovered_days - self._reported_days):
             # Loud, once per day and worker: the off-hours rules are silent for these fixes.
             log.error(

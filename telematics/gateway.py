@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import uvicorn
-from redis.asyncio import Redis as AsyncRedis
 from sqlalchemy import Engine
 
+from fleet.redis_client import AsyncRedisClient, RedisAddress
 from telematics import stream
 from telematics.devices import DeviceDirectory
 from telematics.fix import Fix, check_fix
@@ -33,7 +33,7 @@ log = logging.getLogger("fleet.gateway")
 class Counters:
     """Per-reason counts, kept locally and added to Redis in one call a second."""
 
-    redis: AsyncRedis
+    redis: AsyncRedisClient
     pending: Counter[str] = field(default_factory=Counter)
 
     def add(self, reason: str, n: int = 1) -> None:
@@ -100,7 +100,7 @@ def _open_files_limit() -> int:
 async def serve(
     settings: TelematicsSettings,
     engine: Engine,
-    redis_url: str,
+    redis_address: RedisAddress,
     ready: asyncio.Event | None = None,
     stop: asyncio.Event | None = None,
     *,
@@ -112,7 +112,7 @@ async def serve(
     from telematics.gateway_osmand import osmand_server
 
     sockets = _open_files_limit()
-    redis = AsyncRedis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+    redis = redis_address.connect_async(socket_timeout=5, socket_connect_timeout=5)
     directory = DeviceDirectory(engine, refresh_s=settings.device_cache_s)
     await directory.refresh()
     writer = StreamWriter(

@@ -33,13 +33,12 @@ from typing import Any, Protocol
 import numpy as np
 import psycopg
 from psycopg import errors as pg_errors
-from redis import Redis
-from redis.client import Pipeline
+from redis.exceptions import ClusterDownError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
+from fleet.redis_client import RedisClient, RedisPipeline, slot_groups
 from telematics import stream, trips
 from telematics.batch import FixBatch, in_order, read_entry, well_formed_mask
 from telematics.settings import TelematicsSettings
@@ -231,14 +230,15 @@ class BatchObserver(Protocol):
     `evaluate` runs before the transaction on the batch's well-formed fixes in (vehicle, fix
     time) order, vehicle k's being `batch.records[starts[k]:starts[k + 1]]`; `write` runs inside
     it (and again if the transaction is retried); `after_commit` queues its Redis writes in the
-    pipeline that acknowledges the entries; `committed` runs once that pipeline has executed. A
-    batch that fails is evaluated again from the same state."""
+    pipeline that acknowledges the entries (no PUBLISH: a cluster's pipeline refuses it);
+    `committed` runs once that pipeline has executed, and publishes what there is to announce.
+    A batch that fails is evaluated again from the same state."""
 
     def evaluate(self, batch: FixBatch, starts: np.ndarray) -> Any: ...
 
     def write(self, conn: psycopg.Connection[Any], pending: Any) -> None: ...
 
-    def after_commit(self, pipe: Pipeline, pending: Any) -> None: ...
+    def after_commit(self, pipe: RedisPipeline, pending: Any) -> None: ...
 
     def committed(self, pending: Any) -> None: ...
 
@@ -265,7 +265,7 @@ class _Vehicle:
 @dataclass
 class IngestWorker:
     engine: Engine
-    redis: Redis
+    redis: RedisClient
     settings: TelematicsSettings
     index: int = 0
     count: int = 1
@@ -274,6 +274,7 @@ class IngestWorker:
     observers: Sequence[BatchObserver] = ()
     clock: Callable[[], float] = time.time  # epoch seconds: "now" for the time window
     _shards: list[int] = field(default_factory=list)
+    _slot_groups: list[list[str]] = field(default_factory=list)
     _partitions: set[str] = field(default_factory=set)
     _vehicles: dict[int, _Vehicle] = field(default_factory=dict)
     _own_pending_done: bool = False
@@ -281,6 +282,7 @@ class IngestWorker:
 
     def __post_init__(self) -> None:
         self._shards = stream.owned_shards(self.settings.stream_shards, self.index, self.count)
+        self._slot_groups = slot_groups(self.redis, [stream.stream_key(s) for s in self._shards])
         self.consumer = self.consumer or f"worker-{self.index}"
         self._thresholds = trips.Thresholds(
             min_trip_distance_m=self.settings.trip_min_distance_m,
@@ -307,10 +309,7 @@ class IngestWorker:
         chunk = max(1, min(32, entries // len(keys)))  # per stream and read
         if not self._own_pending_done:
             # After a restart, what this consumer read but never acknowledged comes first.
-            reply: Any = self.redis.xreadgroup(
-                stream.GROUP, self.consumer, dict.fromkeys(keys, "0"), count=chunk
-            )
-            found = [(k.decode(), i, f) for k, items in reply for i, f in items if f]
+            found = [e for e in self._read_shards("0", chunk) if e[2]]
             if found:
                 return found
             self._own_pending_done = True
@@ -319,24 +318,14 @@ class IngestWorker:
             claimed = self._claim_abandoned(keys, chunk)
             if claimed:
                 return claimed
-        reply = self.redis.xreadgroup(
-            stream.GROUP, self.consumer, dict.fromkeys(keys, ">"), count=chunk, block=self.block_ms
-        )
-        assert isinstance(reply, list)
-        found = [(k.decode(), i, f) for k, items in reply for i, f in items]
+        found = self._read_shards(">", chunk, block_ms=self.block_ms)
         # Under a steady flow each read returns a few small entries; a batch that small pays the
         # transaction's fixed cost, and each vehicle's state work, for a fix or two. Linger to
         # fill it (the map does not wait: the gateways put positions live themselves).
         held = sum(_fixes_in(f) for _, _, f in found)
         deadline = time.monotonic() + self.settings.ingest_linger_ms / 1000
         while found and len(found) < entries and held < fixes:
-            more: Any = self.redis.xreadgroup(
-                stream.GROUP,
-                self.consumer,
-                dict.fromkeys(keys, ">"),
-                count=max(1, min(chunk, (entries - len(found)) // len(keys))),
-            )
-            added = [(k.decode(), i, f) for k, items in more for i, f in items]
+            added = self._read_shards(">", max(1, min(chunk, (entries - len(found)) // len(keys))))
             if not added:
                 if time.monotonic() >= deadline:
                     break
@@ -345,6 +334,33 @@ class IngestWorker:
             held += sum(_fixes_in(f) for _, _, f in added)
             found += added
         return found
+
+    def _read_shards(
+        self, start: str, count: int, block_ms: int | None = None
+    ) -> list[tuple[str, bytes, dict[bytes, bytes]]]:
+        """One XREADGROUP round over the owned shards from `start` ("0": this consumer's pending
+        entries, ">": new ones), at most `count` entries a shard, waiting up to `block_ms` for
+        any. A single server takes all the shards in one blocking command. A cluster refuses a
+        command across hash slots: there it is one command per slot, pipelined (the client sends
+        each master its share at once), and the wait is polled every `CLUSTER_POLL_S`."""
+        if len(self._slot_groups) == 1:
+            keys = self._slot_groups[0]
+            reply: Any = self.redis.xreadgroup(
+                stream.GROUP, self.consumer, dict.fromkeys(keys, start), count=count, block=block_ms
+            )
+            return _entries(reply)
+        deadline = time.monotonic() + (block_ms or 0) / 1000
+        while True:
+            with self.redis.pipeline(transaction=False) as pipe:
+                for keys in self._slot_groups:
+                    pipe.xreadgroup(
+                        stream.GROUP, self.consumer, dict.fromkeys(keys, start), count=count
+                    )
+                replies = pipe.execute()
+            found = [e for reply in replies for e in _entries(reply)]
+            if found or time.monotonic() >= deadline:
+                return found
+            time.sleep(CLUSTER_POLL_S)
 
     def _claim_abandoned(
         self, keys: list[str], count: int
@@ -720,6 +736,17 @@ class IngestWorker:
 TRIP_STATES = "fleet:trip-state"
 
 
+# How often a worker on a cluster asks its shards again while they are empty (in s): at most this
+# late for a fix, and a few small reads a second per idle worker.
+CLUSTER_POLL_S = 0.02
+
+
+def _entries(reply: Any) -> list[tuple[str, bytes, dict[bytes, bytes]]]:
+    """(stream key, entry id, fields) for each entry of an XREADGROUP reply; a pending entry
+    deleted since has no fields."""
+    return [(k.decode(), i, f) for k, items in reply or () for i, f in items]
+
+
 def _fixes_in(fields: dict[bytes, bytes]) -> int:
     """How many fixes a stream entry holds, without reading them (an older entry counts one)."""
     records = fields.get(RECORDS)
@@ -772,8 +799,11 @@ class _Copying(threading.Thread):
 
 
 def _is_store_error(error: BaseException) -> bool:
-    """PostgreSQL or Redis unreachable (raw driver errors, or SQLAlchemy's wrapping of them)."""
-    if isinstance(error, psycopg.OperationalError | OSError | RedisConnectionError):
+    """PostgreSQL or Redis unreachable (raw driver errors, or SQLAlchemy's wrapping of them; a
+    Redis Cluster without a master for some slot)."""
+    if isinstance(
+        error, psycopg.OperationalError | OSError | RedisConnectionError | ClusterDownError
+    ):
         return True
     return isinstance(error, DBAPIError) and (
         error.connection_invalidated or isinstance(error.orig, psycopg.OperationalError)

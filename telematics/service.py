@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import Field
-from redis import Redis
 from shapely import LineString
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -18,6 +17,7 @@ from fleet.auth import Actor, is_root_admin, require, units_in_scope
 from fleet.errors import Conflict, Forbidden, Invalid, NotAuthenticated, StoreUnavailable
 from fleet.models import Device, Vehicle
 from fleet.paging import Listing
+from fleet.redis_client import RedisClient
 from fleet.schemas import Strict
 from telematics import stream, tracks
 from telematics.fix import Fix, check_fix
@@ -134,7 +134,7 @@ def scope_unit_ids(*, session: Session, actor: Actor) -> frozenset[int]:
     return frozenset(session.scalars(units_in_scope(actor)))
 
 
-def live(*, session: Session, redis: Redis, actor: Actor) -> list[dict[str, Any]]:
+def live(*, session: Session, redis: RedisClient, actor: Actor) -> list[dict[str, Any]]:
     """The latest position of every vehicle in the caller's scope, with plate and status."""
     require(actor, "vehicle", "read")
     vehicles = session.execute(
@@ -160,7 +160,7 @@ def live(*, session: Session, redis: Redis, actor: Actor) -> list[dict[str, Any]
     return items
 
 
-def last_positions(*, redis: Redis, vehicle_ids: list[int]) -> dict[int, dict[str, Any]]:
+def last_positions(*, redis: RedisClient, vehicle_ids: list[int]) -> dict[int, dict[str, Any]]:
     """Each vehicle's latest fix as the worker left it in Redis (vehicles never heard: absent)."""
     if not vehicle_ids:
         return {}
@@ -168,7 +168,7 @@ def last_positions(*, redis: Redis, vehicle_ids: list[int]) -> dict[int, dict[st
     return {v: json.loads(r) for v, r in zip(vehicle_ids, raw, strict=True) if r}
 
 
-def snapshot_for_units(redis: Redis, unit_ids: frozenset[int]) -> list[dict[str, Any]]:
+def snapshot_for_units(redis: RedisClient, unit_ids: frozenset[int]) -> list[dict[str, Any]]:
     return [
         item
         for item in (json.loads(v) for v in redis.hvals(stream.LAST_POSITIONS))
@@ -184,7 +184,7 @@ def list_unknown_devices(
     return listing.page(session, select(UnknownDevice).order_by(UnknownDevice.last_seen_at.desc()))
 
 
-def counters(*, redis: Redis, actor: Actor) -> dict[str, int]:
+def counters(*, redis: RedisClient, actor: Actor) -> dict[str, int]:
     if not is_root_admin(actor):
         raise Forbidden("only administrators of a root unit read the ingest counters")
     raw: Any = redis.hgetall(stream.COUNTERS)
@@ -213,7 +213,7 @@ class TelemetryBatch(Strict):
 def accept_batch(
     *,
     session: Session,
-    redis: Redis,
+    redis: RedisClient,
     settings: TelematicsSettings,
     token: str,
     batch: TelemetryBatch,

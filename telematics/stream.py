@@ -20,15 +20,17 @@ from typing import Any
 
 import numpy as np
 import orjson
-from redis.asyncio import Redis as AsyncRedis
 
 from fleet import channels
+from fleet.redis_client import AsyncRedisClient
 from telematics.fix import Fix
 
 log = logging.getLogger("fleet.stream")
 
 PREFIX = "fleet:fixes:"
 GROUP = "ingest"
+# Keys that no command names together with another: on a Redis Cluster each lives on whichever
+# master holds its slot.
 LAST_POSITIONS = "fleet:last"
 COUNTERS = "fleet:counters"
 
@@ -54,7 +56,10 @@ COUNTERS = "fleet:counters"
 
 
 def stream_key(shard: int) -> str:
-    return f"{PREFIX}{shard}"
+    """The shard's stream, `fleet:fixes:{N}`: the hash tag `{N}` is the shard, so on a Redis
+    Cluster the shards spread over the masters by their slots, while a shard's stream (with its
+    consumer group), and any key named for that shard, stays on one node."""
+    return f"{PREFIX}{{{shard}}}"
 
 
 def shard_of(vehicle_id: int, shards: int) -> int:
@@ -266,7 +271,7 @@ class StreamWriter:
 
     def __init__(
         self,
-        redis: AsyncRedis,
+        redis: AsyncRedisClient,
         *,
         shards: int,
         max_backlog: int,

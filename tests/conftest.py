@@ -10,7 +10,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from fastapi.testclient import TestClient
-from redis import Redis
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session
 
@@ -19,8 +18,10 @@ from fleet.api import get_session
 from fleet.auth import Actor
 from fleet.db import make_engine
 from fleet.models import OrgUnit, Role, UserAccount
+from fleet.redis_client import RedisAddress, RedisClient
 from fleet.schemas import UnitCreate, UserCreate
 from fleet.settings import Settings
+from tests.redis_cluster import RedisClusterServers
 from web.app import create_app
 
 TEST_REDIS_DB = 15
@@ -121,18 +122,41 @@ def owner_db(owner_engine: Engine) -> Iterator[Session]:
         yield session
 
 
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisAddress]:
+    """A Redis Cluster of three masters of the session's own (started when a test asks)."""
+    servers = RedisClusterServers()
+    try:
+        servers.start()
+        yield servers.address
+    finally:
+        servers.stop()
+
+
 @pytest.fixture
-def redis(settings: Settings) -> Iterator[Redis]:
-    client = Redis.from_url(settings.redis_url)
-    client.flushdb()
+def redis_address(request: pytest.FixtureRequest, settings: Settings) -> RedisAddress:
+    """The test's Redis: the single server's test database, or the cluster for a test marked
+    `SINGLE_AND_CLUSTER` (tests.redis_cluster) in its `cluster` run."""
+    if getattr(request, "param", "single") == "cluster":
+        address: RedisAddress = request.getfixturevalue("redis_cluster")
+        return address
+    return settings.redis
+
+
+@pytest.fixture
+def redis(redis_address: RedisAddress) -> Iterator[RedisClient]:
+    client = redis_address.connect()
+    client.flushdb()  # on a cluster, every master's
     yield client
     client.flushdb()
     client.close()
 
 
 @pytest.fixture
-def client(settings: Settings, db: Session, redis: Redis) -> Iterator[TestClient]:
-    app = create_app(settings)
+def client(
+    settings: Settings, db: Session, redis: RedisClient, redis_address: RedisAddress
+) -> Iterator[TestClient]:
+    app = create_app(settings.with_redis(redis_address))
 
     def test_session() -> Iterator[Session]:
         try:

@@ -3,9 +3,11 @@ from datetime import timedelta
 
 from fastapi.testclient import TestClient
 
+from fleet.auth import _failure_counters
 from fleet.db import utcnow
 from fleet.models import OrgUnit, Role
 from tests.conftest import PASSWORD
+from tests.redis_cluster import SINGLE_AND_CLUSTER
 
 
 def test_login_with_right_password_gives_a_bearer_token(client: TestClient, make_user, root_unit):
@@ -33,8 +35,9 @@ def test_unknown_user_is_401_like_a_wrong_password(client: TestClient):
     assert reply.json() == {"detail": "wrong username or password"}
 
 
+@SINGLE_AND_CLUSTER
 def test_ten_failures_in_a_minute_throttle_that_username(
-    client: TestClient, make_user, root_unit: OrgUnit
+    client: TestClient, make_user, root_unit: OrgUnit, redis, settings
 ):
     make_user("alice", root_unit, Role.ADMIN)
     make_user("bob", root_unit, Role.ADMIN)
@@ -47,11 +50,15 @@ def test_ten_failures_in_a_minute_throttle_that_username(
     assert throttled.status_code == 429
     retry_after = int(throttled.headers["Retry-After"])
     assert 0 < retry_after <= 60
+    # Counted in the test's Redis (the cluster, in that run), in one slot: the MULTI over them.
+    counters = [key for key, _, _ in _failure_counters("alice", "testclient", settings)]
+    assert [int(n) for n in redis.mget(counters)] == [10, 10, 10]
     # Another username is not affected.
     other = client.post("/api/v1/auth/token", data={"username": "bob", "password": PASSWORD})
     assert other.status_code == 200
 
 
+@SINGLE_AND_CLUSTER
 def test_nine_failures_do_not_throttle(client: TestClient, make_user, root_unit):
     make_user("alice", root_unit, Role.ADMIN)
     for _ in range(9):

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from fleet.redis_client import RedisAddress
 from fleet.settings import DEVELOPMENT_SECRET, Settings, describe
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -55,3 +56,13 @@ def test_the_owner_role_is_the_same_database_as_another_user():
     assert moved.owner_database.database == "scratch"
     assert moved.as_owner().app_role is None
     assert Settings(database_url="postgresql://u@db/fleet", database_owner="u").app_role is None
+
+
+def test_a_redis_cluster_is_reached_at_database_0_only():
+    with pytest.raises(ValidationError, match="only database 0"):
+        Settings(redis_url="redis://10.0.0.11:6379/15", redis_cluster=True)
+    with pytest.raises(ValidationError, match="only database 0"):
+        Settings(redis_url="redis://10.0.0.11:6379?db=2", redis_cluster=True)
+    cluster = Settings(redis_url="redis://10.0.0.11:6379", redis_cluster=True).redis
+    assert cluster == RedisAddress("redis://10.0.0.11:6379", cluster=True)
+    assert Settings(redis_url="redis://r:6379/15").redis == RedisAddress("redis://r:6379/15")

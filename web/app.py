@@ -12,7 +12,6 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, Response
 from psycopg import errors as pg_errors
 from pydantic import BaseModel
-from redis import Redis
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
@@ -141,10 +140,10 @@ def create_app(
     live_keepalive_s: float = 15.0,
 ) -> FastAPI:
     engine = make_engine(settings)
-    redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+    redis = settings.redis.connect(socket_timeout=2, socket_connect_timeout=2)
 
     hub = LiveHub(
-        settings.redis_url,
+        settings.redis,
         keepalive_s=live_keepalive_s,
         token_recheck_s=settings.live_token_recheck_s,
     )

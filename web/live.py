@@ -18,13 +18,13 @@ import logging
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
-from redis.asyncio import Redis as AsyncRedis
 from starlette.websockets import WebSocketState
 
 from fleet import auth as auth_service
 from fleet import channels
 from fleet.errors import FleetError, NotAuthenticated
 from fleet.models import Role
+from fleet.redis_client import RedisAddress
 from telematics import service as telematics_service
 
 log = logging.getLogger("fleet.live")
@@ -110,9 +110,9 @@ class LiveClient:
 
 class LiveHub:
     def __init__(
-        self, redis_url: str, keepalive_s: float = 15.0, token_recheck_s: float = 30.0
+        self, redis_address: RedisAddress, keepalive_s: float = 15.0, token_recheck_s: float = 30.0
     ) -> None:
-        self.redis_url = redis_url
+        self.redis_address = redis_address
         self.keepalive_s = keepalive_s
         self.token_recheck_s = token_recheck_s
         self.clients: set[LiveClient] = set()
@@ -129,7 +129,9 @@ class LiveHub:
 
     async def _listen(self) -> None:
         while True:
-            redis = AsyncRedis.from_url(self.redis_url)
+            # On a cluster the subscription is on the node the channels hash to: PUBLISH on any
+            # node reaches every node's subscribers.
+            redis = self.redis_address.connect_async()
             try:
                 async with redis.pubsub() as pubsub:
                     await pubsub.subscribe(

@@ -17,13 +17,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, Field
-from redis import Redis
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from fleet.api import ActorDep, RedisDep, SessionDep
 from fleet.auth import Actor, require, units_in_scope
 from fleet.models import OrgUnit, Vehicle, VehicleStatus
+from fleet.redis_client import RedisClient
 from telematics import service as telematics_service
 from web import tiles, vendor
 from web.settings import DEFAULT_MAP_CENTER, WebSettings
@@ -178,7 +178,7 @@ def _depot_box(session: Session, units: Select[int]) -> tuple[Box | None, int]:
     return ((west, south, east, north) if count else None), int(count)
 
 
-def fleet_extent(*, session: Session, redis: Redis, actor: Actor) -> MapExtent:
+def fleet_extent(*, session: Session, redis: RedisClient, actor: Actor) -> MapExtent:
     """The box around the last positions of the vehicles in the caller's scope, or, when none
     has one, around their depots."""
     require(actor, "vehicle", "read")

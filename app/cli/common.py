@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import typer
-from redis import Redis
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import OperationalError
@@ -19,6 +18,7 @@ from fleet.auth import Actor
 from fleet.db import make_engine, make_session_factory, unit_of_work
 from fleet.errors import FleetError, Rejected
 from fleet.models import OrgUnit
+from fleet.redis_client import RedisClient
 from fleet.settings import Settings
 
 
@@ -125,9 +125,10 @@ def reading(settings: Settings) -> Iterator[Session]:
 
 
 @contextmanager
-def redis_client(settings: Settings, **timeouts: float) -> Iterator[Redis]:
-    """The command's Redis connection (`socket_timeout`, `socket_connect_timeout` in s)."""
-    redis = Redis.from_url(settings.redis_url, **timeouts)
+def redis_client(settings: Settings, **timeouts: float) -> Iterator[RedisClient]:
+    """The command's Redis connection (`socket_timeout`, `socket_connect_timeout` in s), to a
+    cluster when FLEET_REDIS_CLUSTER says so."""
+    redis = settings.redis.connect(**timeouts)
     try:
         yield redis
     finally:

@@ -57,7 +57,7 @@ def gateway(ctx: typer.Context) -> None:
                 telematics_gateway.serve(
                     TelematicsSettings(),
                     engine,
-                    settings.redis_url,
+                    settings.redis,
                     # An impostor terminal becomes an alert for supervisors (telematics defines
                     # the interface, the geofence domain writes alerts).
                     mismatches=IdentityAlerts(engine, redis),

@@ -6,7 +6,6 @@ import itertools
 
 from geoalchemy2.shape import from_shape, to_shape
 from psycopg import errors as pg_errors
-from redis import Redis
 from shapely import LineString
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -23,6 +22,7 @@ from fleet import audit
 from fleet.auth import Actor, require, units_in_scope
 from fleet.errors import Conflict, Invalid
 from fleet.models import Driver, Vehicle, VehicleStatus
+from fleet.redis_client import RedisClient
 from telematics import roads
 
 
@@ -64,7 +64,7 @@ def planned_route(session: Session, order: TripOrder) -> tuple[LineString, str]:
 def assign(
     *,
     session: Session,
-    redis: Redis,
+    redis: RedisClient,
     actor: Actor,
     order_id: int,
     data: AssignIn,

@@ -7,7 +7,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from geoalchemy2.shape import to_shape
-from redis import Redis
 from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import Range
 from sqlalchemy.orm import Session
@@ -20,6 +19,7 @@ from dispatch.settings import DispatchSettings
 from fleet.auth import Actor, require, units_in_scope
 from fleet.db import utcnow
 from fleet.models import Driver, Vehicle, VehicleStatus
+from fleet.redis_client import RedisClient
 from telematics import roads
 from telematics import service as telematics_service
 
@@ -63,7 +63,7 @@ def _overlaps(period: Any, window_: Range[datetime]) -> bool:
 def vehicle_facts(
     *,
     session: Session,
-    redis: Redis,
+    redis: RedisClient,
     actor: Actor,
     orders: list[TripOrder],
     settings: DispatchSettings,
@@ -151,7 +151,7 @@ def _travel_minutes(
 
 
 def suggestions(
-    *, session: Session, redis: Redis, actor: Actor, order_id: int, settings: DispatchSettings
+    *, session: Session, redis: RedisClient, actor: Actor, order_id: int, settings: DispatchSettings
 ) -> dict[str, Any]:
     """Ranked vehicles for an approved order with the parts of each cost, the vehicles left out
     and why, and the drivers free for the window."""
@@ -217,7 +217,7 @@ def _merge_options(
 
 
 def dispatch_plan(
-    *, session: Session, redis: Redis, actor: Actor, settings: DispatchSettings
+    *, session: Session, redis: RedisClient, actor: Actor, settings: DispatchSettings
 ) -> dict[str, Any]:
     """The optimal assignment of the approved, unassigned orders in scope, for review (nothing is
     assigned until the dispatcher accepts each pair through `assign`), beside the greedy one."""

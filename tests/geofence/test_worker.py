@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from redis import Redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
 from fleet import channels
 from fleet.models import OrgUnit
+from fleet.redis_client import RedisClient
 from geofence.replay import ReplayReport, replay
 from geofence.settings import GeofenceSettings
 from geofence.worker import RULE_STATES, GeofenceObserver
@@ -22,6 +22,7 @@ from telematics.fix import Fix
 from telematics.ingest import IngestWorker
 from telematics.settings import TelematicsSettings
 from tests.factories import add_circle
+from tests.redis_cluster import SINGLE_AND_CLUSTER
 from tests.telematics.conftest import Fleetlet
 from tests.telematics.test_ingest import count, drain, make_worker, pending, push
 
@@ -49,13 +50,13 @@ def _clear(fleetlet: Fleetlet) -> None:
     owner.dispose()
 
 
-def observer(fleetlet: Fleetlet, redis: Redis) -> GeofenceObserver:
+def observer(fleetlet: Fleetlet, redis: RedisClient) -> GeofenceObserver:
     return GeofenceObserver(
         engine=fleetlet.engine, redis=redis, settings=GeofenceSettings(), zone=ZONE
     )
 
 
-def worker(fleetlet: Fleetlet, redis: Redis, tsettings: TelematicsSettings) -> IngestWorker:
+def worker(fleetlet: Fleetlet, redis: RedisClient, tsettings: TelematicsSettings) -> IngestWorker:
     return make_worker(
         fleetlet,
         redis,
@@ -107,6 +108,7 @@ def alerts(fleetlet: Fleetlet) -> list[tuple]:
         ]
 
 
+@SINGLE_AND_CLUSTER
 @pytest.mark.usefixtures("clean_tracks")
 def test_worker_stores_an_alert_with_the_fixes(fleetlet, redis, tsettings, club):
     push(redis, visit(fleetlet, 10), tsettings.stream_shards)
@@ -222,9 +224,10 @@ def test_replay_of_the_period_reproduces_the_live_alerts(fleetlet, redis, tsetti
     assert alerts(fleetlet) == live
 
 
+@SINGLE_AND_CLUSTER
 @pytest.mark.usefixtures("clean_tracks")
 def test_alerts_reach_supervisors_on_the_websocket_and_not_drivers(
-    fleetlet, redis, tsettings, club
+    fleetlet, redis, redis_address, tsettings, club
 ):
     from fastapi.testclient import TestClient
 
@@ -256,7 +259,7 @@ def test_alerts_reach_supervisors_on_the_websocket_and_not_drivers(
                 return message
         raise AssertionError(f"no {kind} message")
 
-    api = TestClient(create_app(fleetlet.settings, live_keepalive_s=0.2))
+    api = TestClient(create_app(fleetlet.settings.with_redis(redis_address), live_keepalive_s=0.2))
     with (
         api,
         api.websocket_connect(f"/ws/live?token={token(api, 'ws-supervisor')}") as boss,

@@ -210,7 +210,7 @@ def test_the_hub_wakes_only_the_revoked_users_sockets_and_they_close_without_wai
 ) -> None:
     """With a periodic check an hour away, only the announcement can end the watch: a woken
     socket whose token no longer authenticates returns at once; another user's is not woken."""
-    hub = LiveHub(stack.settings.redis_url, token_recheck_s=3600)
+    hub = LiveHub(stack.settings.redis, token_recheck_s=3600)
     mine, other = LiveClient(frozenset(), user_id=7), LiveClient(frozenset(), user_id=8)
     hub.clients.update({mine, other})
     engine = create_engine(stack.settings.database_url)

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from redis import Redis
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session
 
 from fleet import migrate, registry
 from fleet.auth import Actor
 from fleet.db import make_engine
+from fleet.redis_client import RedisClient
 from fleet.schemas import DeviceCreate
 from fleet.settings import Settings
 from telematics.fix import Fix
@@ -77,7 +77,7 @@ def tsettings() -> TelematicsSettings:
 
 
 @pytest.fixture
-def sync_redis(redis: Redis) -> Redis:
+def sync_redis(redis: RedisClient) -> RedisClient:
     return redis
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import text
 
 from fleet.models import DeviceProtocol
+from fleet.redis_client import RedisAddress
 from telematics.devices import DeviceDirectory, KnownDevice
 from telematics.protocols import jt808
 from telematics.protocols.jt808 import MsgId, RegisterResult
@@ -205,7 +206,7 @@ def test_a_directory_that_does_not_listen_reloads_on_a_miss(fleetlet: Fleetlet) 
 
 
 def test_a_running_gateway_refuses_at_once_a_terminal_disabled_after_it_started(
-    fleetlet: Fleetlet,
+    fleetlet: Fleetlet, redis_address: RedisAddress
 ) -> None:
     """The gateway trusts its copy for an hour here: only the registry's announcement can tell
     it that the device it loaded enabled has been disabled."""
@@ -235,7 +236,7 @@ def test_a_running_gateway_refuses_at_once_a_terminal_disabled_after_it_started(
         return int(reply.body[2])
 
     async def scenario() -> tuple[int, int]:
-        async with running(fleetlet, settings):
+        async with running(fleetlet, settings, redis_address):
             before = await register()
             _sql(fleetlet, "UPDATE device SET enabled = false WHERE identifier = :p", p=phone)
             after = before

@@ -16,14 +16,13 @@ import pytest
 import uvloop
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from redis import Redis
-from redis.asyncio import Redis as AsyncRedis
 from sqlalchemy import text
 from sqlalchemy.orm import Session as DbSession
 
 from fleet import channels, registry
 from fleet.auth import Actor
 from fleet.models import OrgUnit
+from fleet.redis_client import RedisAddress, RedisClient
 from fleet.schemas import DeviceCreate
 from telematics import gateway, stream
 from telematics.batch import entry_rows
@@ -33,6 +32,7 @@ from telematics.gateway_jt808 import JT808Server, Session
 from telematics.protocols import jt808
 from telematics.protocols.jt808 import MsgId, RegisterResult, Result
 from telematics.settings import TelematicsSettings
+from tests.redis_cluster import SINGLE_AND_CLUSTER
 from tests.support import free_port
 from tests.telematics.conftest import Fleetlet
 from tests.telematics.test_jt808 import HEX_VECTORS, packet
@@ -50,10 +50,12 @@ def gw_settings() -> TelematicsSettings:
 
 
 @asynccontextmanager
-async def running(fleetlet: Fleetlet, gw_settings: TelematicsSettings) -> AsyncIterator[None]:
+async def running(
+    fleetlet: Fleetlet, gw_settings: TelematicsSettings, redis_address: RedisAddress
+) -> AsyncIterator[None]:
     ready, stop = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(
-        gateway.serve(gw_settings, fleetlet.engine, fleetlet.settings.redis_url, ready, stop)
+        gateway.serve(gw_settings, fleetlet.engine, redis_address, ready, stop)
     )
     await asyncio.wait_for(ready.wait(), 10)
     try:
@@ -116,7 +118,7 @@ def a_fix(minute: int = 0) -> Fix:
     )
 
 
-def stream_rows(redis: Redis, shards: int) -> list[list]:
+def stream_rows(redis: RedisClient, shards: int) -> list[list]:
     rows = []
     for shard in range(shards):
         for _, fields in redis.xrange(stream.stream_key(shard)):
@@ -147,10 +149,11 @@ def run_on(loop: str, scenario: Callable[[], Any]) -> Any:
     return result.get("value")
 
 
+@SINGLE_AND_CLUSTER
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
-def test_jt808_register_authenticate_report(fleetlet, redis, gw_settings, loop):
+def test_jt808_register_authenticate_report(fleetlet, redis, gw_settings, loop, redis_address):
     async def scenario() -> None:
-        async with running(fleetlet, gw_settings):
+        async with running(fleetlet, gw_settings, redis_address):
             t = await terminal(gw_settings.jt808_port)
             registered = await t.send(MsgId.REGISTER, jt808.register_body("浙A·D70000"))
             assert registered.msg_id == MsgId.REGISTER_REPLY
@@ -190,9 +193,11 @@ def test_jt808_register_authenticate_report(fleetlet, redis, gw_settings, loop):
     assert int(counters[b"dropped_bad_checksum"]) == 1
 
 
-def test_jt808_2019_header_and_reports_before_authentication(fleetlet, redis, gw_settings):
+def test_jt808_2019_header_and_reports_before_authentication(
+    fleetlet, redis, gw_settings, redis_address
+):
     async def scenario() -> None:
-        async with running(fleetlet, gw_settings):
+        async with running(fleetlet, gw_settings, redis_address):
             t = await terminal(gw_settings.jt808_port)
             early = await t.send(MsgId.LOCATION, jt808.location_body(a_fix()), v2019=True)
             assert early.header.version2019
@@ -225,7 +230,7 @@ def test_jt808_2019_header_and_reports_before_authentication(fleetlet, redis, gw
 
 
 def test_a_terminal_with_its_imei_in_the_number_field_registers_by_that_imei(
-    fleetlet, redis, gw_settings
+    fleetlet, redis, gw_settings, redis_address
 ):
     """The header's number field holds `4e b6 fb 4a d6 28`, not BCD: the terminal is the device
     an administrator registered as IMEI 865478070001047, and the replies echo the field."""
@@ -240,7 +245,7 @@ def test_a_terminal_with_its_imei_in_the_number_field_registers_by_that_imei(
         )
 
     async def scenario() -> tuple[jt808.Message, jt808.Message, jt808.Message]:
-        async with running(fleetlet, gw_settings):
+        async with running(fleetlet, gw_settings, redis_address):
             t = await terminal(gw_settings.jt808_port)
             registered = await t.send(MsgId.REGISTER, jt808.register_body(), phone=field.hex())
             code = registered.body[3:].decode()
@@ -264,9 +269,11 @@ def test_a_terminal_with_its_imei_in_the_number_field_registers_by_that_imei(
     assert row[stream.R_VEHICLE] == fleetlet.targets[1].vehicle_id
 
 
-def test_unknown_terminal_is_refused_and_recorded(fleetlet, redis, gw_settings, clean_tracks):
+def test_unknown_terminal_is_refused_and_recorded(
+    fleetlet, redis, gw_settings, clean_tracks, redis_address
+):
     async def scenario() -> None:
-        async with running(fleetlet, gw_settings):
+        async with running(fleetlet, gw_settings, redis_address):
             t = await terminal(gw_settings.jt808_port)
             reply = await t.send(MsgId.REGISTER, jt808.register_body(), phone="018812345678")
             assert reply.body[2] == RegisterResult.NO_SUCH_TERMINAL
@@ -279,7 +286,7 @@ def test_unknown_terminal_is_refused_and_recorded(fleetlet, redis, gw_settings, 
 
 
 def test_a_meshtastic_node_reports_under_its_id_percent_encoded_or_not(
-    fleetlet, redis, gw_settings, clean_tracks
+    fleetlet, redis, gw_settings, clean_tracks, redis_address
 ):
     """The mesh2traccar bridge sends ids like `!a1b2c3d4`; registered so through the registry,
     the node is found whether the `!` comes written out or as `%21`."""
@@ -295,7 +302,7 @@ def test_a_meshtastic_node_reports_under_its_id_percent_encoded_or_not(
     fix = "lat=30.27&lon=120.15&timestamp=" + str(int(RECENT.timestamp()))
 
     async def scenario() -> list[int]:
-        async with running(fleetlet, gw_settings):
+        async with running(fleetlet, gw_settings, redis_address):
             base = f"http://127.0.0.1:{gw_settings.osmand_port}/"
             async with httpx.AsyncClient() as client:
                 return [
@@ -312,9 +319,12 @@ def test_a_meshtastic_node_reports_under_its_id_percent_encoded_or_not(
     assert [row[stream.R_VEHICLE] for row in rows] == [fleetlet.targets[2].vehicle_id] * 2
 
 
-def test_osmand_accepts_refuses_and_records(fleetlet, redis, gw_settings, clean_tracks):
+@SINGLE_AND_CLUSTER
+def test_osmand_accepts_refuses_and_records(
+    fleetlet, redis, gw_settings, clean_tracks, redis_address
+):
     async def scenario() -> None:
-        async with running(fleetlet, gw_settings):
+        async with running(fleetlet, gw_settings, redis_address):
             base = f"http://127.0.0.1:{gw_settings.osmand_port}/"
             async with httpx.AsyncClient() as client:
                 ok = await client.get(
@@ -362,11 +372,11 @@ def test_osmand_accepts_refuses_and_records(fleetlet, redis, gw_settings, clean_
 
 
 @pytest.fixture
-def jt808_server(fleetlet, gw_settings) -> Callable[[], JT808Server]:
+def jt808_server(fleetlet, gw_settings, redis_address) -> Callable[[], JT808Server]:
     """A gateway's JT/T 808 handler on a real Redis stream, for feeding frames directly."""
 
     def make() -> JT808Server:
-        redis = AsyncRedis.from_url(fleetlet.settings.redis_url)
+        redis = redis_address.connect_async()
         directory = DeviceDirectory(fleetlet.engine, refresh_s=60)
         writer = stream.StreamWriter(redis, shards=4, max_backlog=10_000)
         intake = gateway.Intake(gw_settings, writer, directory, gateway.Counters(redis))
@@ -415,7 +425,7 @@ def test_random_and_mutated_frames_never_crash_the_session(jt808_server, data):
     assert result_of(jt808.decode_packet(reply)) == Result.OK
 
 
-def test_a_silent_terminal_is_disconnected_after_the_idle_timeout(fleetlet, redis):
+def test_a_silent_terminal_is_disconnected_after_the_idle_timeout(fleetlet, redis, redis_address):
     settings = TelematicsSettings(
         gateway_host="127.0.0.1",
         jt808_port=free_port(),
@@ -424,7 +434,7 @@ def test_a_silent_terminal_is_disconnected_after_the_idle_timeout(fleetlet, redi
     )
 
     async def scenario() -> bytes:
-        async with running(fleetlet, settings):
+        async with running(fleetlet, settings, redis_address):
             talkative = await terminal(settings.jt808_port)
             assert result_of(await talkative.send(MsgId.HEARTBEAT)) == Result.OK
             silent = await terminal(settings.jt808_port)
@@ -441,13 +451,13 @@ def test_a_silent_terminal_is_disconnected_after_the_idle_timeout(fleetlet, redi
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_a_burst_of_frames_and_a_frame_split_across_reads_are_answered_in_order(
-    fleetlet, redis, gw_settings, loop
+    fleetlet, redis, gw_settings, loop, redis_address
 ):
     """Many frames in one write (more than the gateway queues before it stops reading), then one
     frame in two writes: every frame gets its reply, in the order sent."""
 
     async def scenario() -> list[int]:
-        async with running(fleetlet, gw_settings):
+        async with running(fleetlet, gw_settings, redis_address):
             reader, writer = await asyncio.open_connection("127.0.0.1", gw_settings.jt808_port)
             frames = [
                 jt808.encode_frame(MsgId.HEARTBEAT, PHONE, serial, b"") for serial in range(1, 202)
@@ -472,8 +482,9 @@ def test_a_burst_of_frames_and_a_frame_split_across_reads_are_answered_in_order(
     assert run_on(loop, scenario) == list(range(1, 202))
 
 
+@SINGLE_AND_CLUSTER
 def test_a_fix_goes_live_as_it_enters_the_stream_with_no_worker_running(
-    fleetlet, redis, gw_settings, clean_tracks
+    fleetlet, redis, gw_settings, clean_tracks, redis_address
 ):
     """The live channel is fed by the gateway once the fix is in Redis: the map does not wait for
     the worker's batch, PostGIS or the rules. An old fix (a blind-area re-send) is stored, not
@@ -484,7 +495,7 @@ def test_a_fix_goes_live_as_it_enters_the_stream_with_no_worker_running(
     now = int(time.time())
 
     async def scenario() -> None:
-        async with running(fleetlet, gw_settings):
+        async with running(fleetlet, gw_settings, redis_address):
             base = f"http://127.0.0.1:{gw_settings.osmand_port}/"
             async with httpx.AsyncClient() as client:
                 for at, lat in ((now - 3600, "30.20"), (now, "30.27")):
@@ -502,6 +513,49 @@ def test_a_fix_goes_live_as_it_enters_the_stream_with_no_worker_running(
     live.close()
     assert [(item["lat"], item["fix_ms"]) for item in shown] == [(30.27, now * 1000)]
     assert len(stream_rows(redis, gw_settings.stream_shards)) == 2  # both are stored
+
+
+@SINGLE_AND_CLUSTER
+def test_past_the_backlog_limit_a_fix_is_refused_not_dropped(
+    fleetlet, redis, redis_address, clean_tracks
+):
+    """The backlog is every shard's waiting entries, which a cluster keeps on several masters:
+    past FLEET_STREAM_MAX_BACKLOG the gateway answers 503 and adds nothing, so the phone sends
+    the fix again; once the entries are taken, the fix is acknowledged."""
+    shards, limit = 4, 100
+    gw_settings = TelematicsSettings(
+        gateway_host="127.0.0.1",
+        jt808_port=free_port(),
+        osmand_port=free_port(),
+        stream_shards=shards,
+        stream_max_backlog=limit,
+    )
+    waiting = stream.entry([stream.to_row(a_fix(), fleetlet.targets[0], stream.now_ms())])
+    for n in range(limit + 1):
+        redis.xadd(stream.stream_key(n % shards), waiting)
+    params = {"id": "phone-1", "lat": "30.27", "lon": "120.15", "timestamp": str(int(time.time()))}
+
+    async def scenario() -> tuple[int, int]:
+        async with running(fleetlet, gw_settings, redis_address):
+            base = f"http://127.0.0.1:{gw_settings.osmand_port}/"
+            async with httpx.AsyncClient() as client:
+                refused = (await client.get(base, params=params)).status_code
+                for shard in range(shards):
+                    await asyncio.to_thread(redis.delete, stream.stream_key(shard))
+                # The gateway counts the backlog again within a second of its last count.
+                for _ in range(200):  # a liveness bound
+                    accepted = (await client.get(base, params=params)).status_code
+                    if accepted != 503:
+                        break
+                    await asyncio.sleep(0.05)
+                return refused, accepted
+
+    assert asyncio.run(scenario()) == (503, 200)
+    assert int(redis.hget(stream.COUNTERS, "deferred_backlog")) >= 1
+    rows = stream_rows(redis, shards)
+    assert [(r[stream.R_VEHICLE], r[stream.R_LAT]) for r in rows] == [
+        (fleetlet.targets[1].vehicle_id, 30.27)
+    ]
 
 
 def test_live_messages_show_each_vehicles_newest_recent_fix_once():

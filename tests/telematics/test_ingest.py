@@ -15,19 +15,20 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from redis import Redis
 from sqlalchemy import create_engine, text
 
+from fleet.redis_client import RedisClient
 from telematics import stream
 from telematics.batch import FixBatch, entry_rows, in_order
 from telematics.ingest import IngestWorker
 from telematics.settings import TelematicsSettings
+from tests.redis_cluster import SINGLE_AND_CLUSTER, redis_env
 from tests.telematics.conftest import T0, Fleetlet, a_day_after_t0, drive
 
 pytestmark = pytest.mark.usefixtures("clean_tracks")
 
 
-def push(redis: Redis, rows: list[list], shards: int) -> None:
+def push(redis: RedisClient, rows: list[list], shards: int) -> None:
     by_shard: dict[int, list[list]] = {}
     for row in rows:
         by_shard.setdefault(stream.shard_of(row[stream.R_VEHICLE], shards), []).append(row)
@@ -52,7 +53,7 @@ def drain(worker: IngestWorker, limit: int = 100) -> None:
     raise AssertionError("the stream did not drain")
 
 
-def pending(redis: Redis, shards: int) -> int:
+def pending(redis: RedisClient, shards: int) -> int:
     total = 0
     for shard in range(shards):
         key = stream.stream_key(shard)
@@ -62,7 +63,7 @@ def pending(redis: Redis, shards: int) -> int:
 
 
 def make_worker(
-    fleetlet: Fleetlet, redis: Redis, tsettings: TelematicsSettings, **options: Any
+    fleetlet: Fleetlet, redis: RedisClient, tsettings: TelematicsSettings, **options: Any
 ) -> IngestWorker:
     """An ingest worker on the fleetlet, polling briefly, its clock a day after T0 unless
     `options` say otherwise (observers, clock...)."""
@@ -84,6 +85,7 @@ def partitions(fleetlet: Fleetlet) -> set[str]:
         return {r[0] for r in found}
 
 
+@SINGLE_AND_CLUSTER
 def test_worker_stores_every_fix_then_acknowledges(fleetlet, redis, tsettings):
     worker = make_worker(fleetlet, redis, tsettings)
     rows = rows_for(fleetlet, 0, 120) + rows_for(fleetlet, 1, 80)
@@ -122,6 +124,7 @@ def test_point_and_values_land_in_postgis(fleetlet, redis, tsettings):
     assert row[7] == {"sat": 9, "x_e1": "0a0b"}
 
 
+@SINGLE_AND_CLUSTER
 def test_a_fix_sent_twice_is_stored_once(fleetlet, redis, tsettings):
     worker = make_worker(fleetlet, redis, tsettings)
     rows = rows_for(fleetlet, 0, 30)
@@ -134,6 +137,7 @@ def test_a_fix_sent_twice_is_stored_once(fleetlet, redis, tsettings):
     assert int(redis.hget(stream.COUNTERS, "duplicate")) == 15
 
 
+@SINGLE_AND_CLUSTER
 def test_a_replayed_batch_after_a_crash_inserts_nothing_twice(fleetlet, redis, tsettings):
     """Commit, then die before XACK: the restarted worker takes its pending entries again."""
     rows = rows_for(fleetlet, 1, 60)
@@ -210,6 +214,7 @@ def test_a_late_fix_for_a_month_archived_meanwhile_is_stored(fleetlet, redis, ts
     owner.dispose()
 
 
+@SINGLE_AND_CLUSTER
 def test_a_broken_entry_is_counted_and_acknowledged(fleetlet, redis, tsettings):
     worker = make_worker(fleetlet, redis, tsettings)
     redis.xadd(stream.stream_key(0), {"p": b"{not json"})
@@ -221,7 +226,10 @@ def test_a_broken_entry_is_counted_and_acknowledged(fleetlet, redis, tsettings):
     assert pending(redis, tsettings.stream_shards) == 0
 
 
-def test_worker_killed_mid_run_loses_and_duplicates_nothing(fleetlet, redis, tsettings):
+@SINGLE_AND_CLUSTER
+def test_worker_killed_mid_run_loses_and_duplicates_nothing(
+    fleetlet, redis, redis_address, tsettings
+):
     """SIGKILL a real worker process mid-run, restart it: every fix is stored exactly once."""
     shards = tsettings.stream_shards
     total = 0
@@ -236,7 +244,7 @@ def test_worker_killed_mid_run_loses_and_duplicates_nothing(fleetlet, redis, tse
     env = {
         **os.environ,
         "FLEET_DATABASE_URL": fleetlet.settings.database_url,
-        "FLEET_REDIS_URL": fleetlet.settings.redis_url,
+        **redis_env(redis_address),
         "FLEET_STREAM_SHARDS": str(shards),
         "FLEET_INGEST_BATCH_ENTRIES": "5",
         "FLEET_INGEST_CLAIM_IDLE_S": "1",

@@ -29,6 +29,7 @@ from fleet.settings import Settings
 from telematics import gateway
 from telematics.settings import TelematicsSettings
 from tests.factories import add_vehicle
+from tests.redis_cluster import SINGLE_AND_CLUSTER, redis_env
 from tests.support import free_port
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -110,29 +111,37 @@ def cluster(settings: Settings) -> Iterator[tuple[Cluster, Settings]]:
     shutil.rmtree(own.dir, ignore_errors=True)
 
 
-def count(engine) -> int:
+def count(engine, vehicle_id: int) -> int:
     with engine.connect() as conn:
-        return int(conn.execute(text("SELECT count(*) FROM position")).scalar_one())
+        found = conn.execute(
+            text("SELECT count(*) FROM position WHERE vehicle_id = :v"), {"v": vehicle_id}
+        )
+        return int(found.scalar_one())
 
 
-def test_postgres_outage_loses_nothing(cluster, redis):
+@SINGLE_AND_CLUSTER
+def test_postgres_outage_loses_nothing(cluster, redis, redis_address):
     own, settings = cluster
+    settings = settings.with_redis(redis_address)
+    run = 2 if redis_address.cluster else 1  # each run has its own unit, vehicle and phone
+    phone = f"outage-phone-{run}"
     engine = make_engine(settings, pool_size=2)
     with Session(engine) as session, session.begin():
-        root = registry.create_root_unit(session=session, code="OUT", name="停机测试")
-        vehicle = add_vehicle(session, root, "浙A·D71111", energy="bev")
+        root = registry.create_root_unit(session=session, code=f"OUT{run}", name="停机测试")
+        vehicle = add_vehicle(session, root, f"浙A·D7111{run}", energy="bev")
         registry.create_device(
             session=session,
             actor=Actor.system(root),
-            data=DeviceCreate(protocol="osmand", identifier="outage-phone", vehicle_id=vehicle.id),
+            data=DeviceCreate(protocol="osmand", identifier=phone, vehicle_id=vehicle.id),
         )
+        vehicle_id = vehicle.id
     tsettings = TelematicsSettings(
         gateway_host="127.0.0.1", jt808_port=free_port(), osmand_port=free_port(), stream_shards=2
     )
     env = {
         **os.environ,
         "FLEET_DATABASE_URL": settings.database_url,
-        "FLEET_REDIS_URL": settings.redis_url,
+        **redis_env(redis_address),
         "FLEET_STREAM_SHARDS": "2",
     }
     worker = subprocess.Popen(
@@ -146,9 +155,7 @@ def test_postgres_outage_loses_nothing(cluster, redis):
 
     async def scenario() -> None:
         ready, stop = asyncio.Event(), asyncio.Event()
-        serving = asyncio.create_task(
-            gateway.serve(tsettings, engine, settings.redis_url, ready, stop)
-        )
+        serving = asyncio.create_task(gateway.serve(tsettings, engine, settings.redis, ready, stop))
         await asyncio.wait_for(ready.wait(), 10)
         base = f"http://127.0.0.1:{tsettings.osmand_port}/"
         async with httpx.AsyncClient() as client:
@@ -158,7 +165,7 @@ def test_postgres_outage_loses_nothing(cluster, redis):
                     reply = await client.get(
                         base,
                         params={
-                            "id": "outage-phone",
+                            "id": phone,
                             "lat": 30 + i / 1e4,
                             "lon": 120,
                             "timestamp": recent + i,
@@ -168,7 +175,10 @@ def test_postgres_outage_loses_nothing(cluster, redis):
 
             await send(0, 50)
             deadline = time.monotonic() + 30
-            while await asyncio.to_thread(count, engine) < 50 and time.monotonic() < deadline:
+            while (
+                await asyncio.to_thread(count, engine, vehicle_id) < 50
+                and time.monotonic() < deadline
+            ):
                 await asyncio.sleep(0.1)
             await asyncio.to_thread(own.stop)
             await send(50, 100)  # the database is down: these go to Redis only
@@ -182,7 +192,7 @@ def test_postgres_outage_loses_nothing(cluster, redis):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             with contextlib.suppress(OperationalError):  # until the database answers again
-                if count(engine) >= 150:
+                if count(engine, vehicle_id) >= 150:
                     break
             time.sleep(0.2)
         assert worker.poll() is None, "the worker must survive the outage"
@@ -190,8 +200,11 @@ def test_postgres_outage_loses_nothing(cluster, redis):
         worker.terminate()
         worker.wait(timeout=20)
     assert statuses == [200] * 150
-    assert count(engine) == 150
+    assert count(engine, vehicle_id) == 150
     with engine.connect() as conn:
-        distinct = conn.execute(text("SELECT count(DISTINCT fix_time) FROM position")).scalar()
+        distinct = conn.execute(
+            text("SELECT count(DISTINCT fix_time) FROM position WHERE vehicle_id = :v"),
+            {"v": vehicle_id},
+        ).scalar()
     assert distinct == 150
     engine.dispose()

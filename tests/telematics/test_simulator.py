@@ -62,7 +62,7 @@ def test_simulated_terminals_reach_postgis_and_the_live_socket(fleetlet, redis):
     async def drive() -> None:
         ready, stop = asyncio.Event(), asyncio.Event()
         serving = asyncio.create_task(
-            gateway.serve(tsettings, fleetlet.engine, fleetlet.settings.redis_url, ready, stop)
+            gateway.serve(tsettings, fleetlet.engine, fleetlet.settings.redis, ready, stop)
         )
         await asyncio.wait_for(ready.wait(), 10)
         outcome["stats"] = await simulator.simulate(

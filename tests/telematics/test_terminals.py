@@ -65,7 +65,7 @@ async def serving(fleetlet: Fleetlet, settings: TelematicsSettings, sink: Sink |
     ready, stop = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(
         gateway.serve(
-            settings, fleetlet.engine, fleetlet.settings.redis_url, ready, stop, mismatches=sink
+            settings, fleetlet.engine, fleetlet.settings.redis, ready, stop, mismatches=sink
         )
     )
     await asyncio.wait_for(ready.wait(), 10)

@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from redis import Redis
 from sqlalchemy.orm import Session
 
 from fleet import channels, registry
 from fleet.auth import Actor
 from fleet.models import Role
+from fleet.redis_client import RedisAddress, RedisClient
 from fleet.schemas import UserCreate
 from telematics import stream
 from telematics.ingest import IngestWorker
@@ -21,6 +21,7 @@ from telematics.settings import TelematicsSettings
 from tests.clock import CHINA
 from tests.conftest import PASSWORD
 from tests.factories import add_vehicle
+from tests.redis_cluster import SINGLE_AND_CLUSTER
 from tests.telematics.conftest import T0, Fleetlet, a_day_after_t0, drive
 from web.app import create_app
 
@@ -54,8 +55,11 @@ def people(fleetlet: Fleetlet) -> dict[str, int]:
 
 
 @pytest.fixture
-def api(fleetlet: Fleetlet, redis: Redis) -> Iterator[TestClient]:
-    with TestClient(create_app(fleetlet.settings, live_keepalive_s=0.3)) as client:
+def api(
+    fleetlet: Fleetlet, redis: RedisClient, redis_address: RedisAddress
+) -> Iterator[TestClient]:
+    app = create_app(fleetlet.settings.with_redis(redis_address), live_keepalive_s=0.3)
+    with TestClient(app) as client:
         yield client
 
 
@@ -65,7 +69,7 @@ def token(client: TestClient, username: str) -> str:
     return reply.json()["access_token"]
 
 
-def ingest(fleetlet: Fleetlet, redis: Redis, vehicle: int, n: int) -> None:
+def ingest(fleetlet: Fleetlet, redis: RedisClient, vehicle: int, n: int) -> None:
     settings = TelematicsSettings(stream_shards=4)
     target = fleetlet.targets[vehicle]
     rows = [stream.to_row(f, target, stream.now_ms()) for f in drive(f"phone-{vehicle}", T0, n)]
@@ -133,6 +137,7 @@ def test_live_lists_only_vehicles_in_scope(fleetlet, redis, api, people):
     assert [i["vehicle_id"] for i in theirs.json()["items"]] == [people["their_vehicle"]]
 
 
+@SINGLE_AND_CLUSTER
 def test_websocket_sends_snapshot_deltas_and_keepalive_within_scope(fleetlet, redis, api, people):
     ingest(fleetlet, redis, 2, 3)
     with (
@@ -235,6 +240,7 @@ def test_trips_are_segmented_by_the_worker_and_served(fleetlet, redis, api, peop
     assert trip["start_at"] == "2026-11-20T01:04:50Z"
 
 
+@SINGLE_AND_CLUSTER
 def test_integration_posts_a_batch_with_its_device_token(fleetlet, redis, api, people):
     from sqlalchemy import text as sql
 
