@@ -1,5 +1,5 @@
 # The project's single entry points. Everything they need is installed by scripts/dev.sh.
-.PHONY: run test test-any-day stop lint bench bootstrap services fuzz-api
+.PHONY: run test test-any-day stop lint bench bootstrap services fuzz-api backup
 
 DEV := scripts/dev.sh
 
@@ -22,6 +22,10 @@ test-any-day:
 
 stop:
 	@$(DEV) stop
+
+# Another pgBackRest backup of the local cluster, which make run set up (TYPE=full, diff or incr).
+backup: services
+	@$(DEV) backup $(TYPE)
 
 lint: bootstrap
 	@$(DEV) exec ruff check .

@@ -6,6 +6,7 @@
 #   scripts/dev.sh bootstrap        Debian packages, virtual environment, the package itself
 #   scripts/dev.sh services         start the local stores (if needed); writes var/services.env
 #   scripts/dev.sh stop             stop the local stores and any `fleet up` started by make run
+#   scripts/dev.sh backup [TYPE]    back up the local cluster with pgBackRest (make run sets it up)
 #   scripts/dev.sh exec CMD...      run CMD with the stores' environment
 set -euo pipefail
 
@@ -23,6 +24,7 @@ DEBIAN_PACKAGES=(
   chromium              # the browser the page tests drive (Playwright, no browser download)
   faketime              # runs the suite and the demo at a pinned date and hour (scripts/any-day.sh)
   gcc libc6-dev         # builds scripts/faketime-clockwait.c, which any-day.sh preloads
+  pgbackrest            # backs up the local cluster (make run) and the restore drill's
 )
 
 say() { printf '\033[1m[fleet]\033[0m %s\n' "$*" >&2; }
@@ -110,15 +112,16 @@ pg_run() {
   if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
-# The cluster's folder, resolved: initdb and pg_ctl run as postgres, which may not be able to
-# traverse the checkout (a 0700 folder, /root), so they are never handed a path through var/.
-pg_data_dir() {
-  local dir="$VAR/pg"
+# A folder of the postgres user's under var/ (the cluster in var/pg, its backups in
+# var/pgbackrest), resolved: initdb, pg_ctl and pgbackrest run as postgres, which may not be able
+# to traverse the checkout (a 0700 folder, /root), so they are never handed a path through var/.
+postgres_dir() {
+  local dir="$VAR/$1"
   if [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- test -x "$VAR" 2>/dev/null; then
-    # The checkout is not reachable by the postgres user: keep the cluster outside it and
-    # link it into var/ so it still lives "under var/".
+    # The checkout is not reachable by the postgres user: keep the folder outside it and link
+    # it into var/ so it still lives "under var/".
     local outside
-    outside="/var/lib/fleet/$(printf '%s' "$ROOT" | sha1sum | cut -c1-12)"
+    outside="/var/lib/fleet/$(printf '%s' "$ROOT" | sha1sum | cut -c1-12)${2:-}"
     mkdir -p "$outside"
     chown postgres: "$outside"
     [ -L "$dir" ] || { rm -rf "$dir"; ln -s "$outside" "$dir"; }
@@ -126,6 +129,8 @@ pg_data_dir() {
   mkdir -p "$dir"
   readlink -f "$dir"
 }
+
+pg_data_dir() { postgres_dir pg; }
 
 start_postgres() {
   local dir
@@ -190,6 +195,92 @@ services() {
   fi
 }
 
+# pgBackRest for the local cluster (make run): the stanza `fleet`, its configuration and repository
+# in var/pgbackrest, every WAL segment archived there by archive_command, and a full backup when
+# there is none or the newest is a week old; `make backup` takes another. make run turns archiving
+# on (one restart, the first time); make test never does, and adds nothing to its start-up.
+STANZA=fleet
+
+backup_dir() { postgres_dir pgbackrest -pgbackrest; }
+
+# pgbackrest as the cluster's owner, with the local configuration.
+pgbackrest_local() {
+  pg_run pgbackrest --config="$(backup_dir)/pgbackrest.conf" --stanza="$STANZA" "$@"
+}
+
+# The configuration, written on every run: the cluster's port may have moved.
+write_backup_config() {
+  local pg_dir=$1 dir=$2
+  mkdir -p "$dir/repo" "$dir/log" "$dir/lock" "$dir/spool"
+  cat >"$dir/pgbackrest.conf" <<EOF
+# Written by scripts/dev.sh on every make run; edits are lost.
+[global]
+repo1-path=$dir/repo
+repo1-retention-full=2
+compress-type=zst
+start-fast=y
+log-path=$dir/log
+lock-path=$dir/lock
+spool-path=$dir/spool
+log-level-console=warn
+log-level-file=info
+
+[$STANZA]
+pg1-path=$pg_dir/data
+pg1-port=$PG_PORT
+pg1-socket-path=$pg_dir
+EOF
+  if [ "$(id -u)" -eq 0 ]; then chown -R postgres: "$dir"; fi
+}
+
+backups() {
+  local pg_dir dir
+  pg_dir=$(pg_data_dir)
+  dir=$(backup_dir)
+  PG_PORT=$(cat "$VAR/pg.port")
+  write_backup_config "$pg_dir" "$dir"
+  pgbackrest_local stanza-create >/dev/null ||
+    die "pgbackrest stanza-create failed (see var/pgbackrest/log/); if the repository was made for an earlier cluster, remove it: rm -rf $dir"
+  local psql=("$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -qAtX -v ON_ERROR_STOP=1)
+  local archive="pgbackrest --config=$dir/pgbackrest.conf --stanza=$STANZA archive-push %p"
+  if [ "$("${psql[@]}" -c 'SHOW archive_command')" != "$archive" ]; then
+    "${psql[@]}" -v command="$archive" >/dev/null <<'SQL'
+ALTER SYSTEM SET archive_command = :'command';
+SELECT pg_reload_conf();
+SQL
+  fi
+  if [ "$("${psql[@]}" -c 'SHOW archive_mode')" != on ]; then
+    say "turning WAL archiving on in the local PostgreSQL (one restart, this once)"
+    "${psql[@]}" -c 'ALTER SYSTEM SET archive_mode = on' >/dev/null
+    pg_run "$PG_BIN/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/postgres.log" -m fast -w -t 60 restart \
+      >/dev/null || die "PostgreSQL did not restart, see var/pg/postgres.log"
+  fi
+  # A full backup when there is none, or when the newest is a week old: with two fulls kept,
+  # that also expires the archived WAL (make test's too) older than the week before.
+  local newest
+  newest=$(pgbackrest_local info --output=json | python -c '
+import json, sys
+stops = [b["timestamp"]["stop"] for s in json.load(sys.stdin) for b in s["backup"] if b["type"] == "full"]
+print(max(stops, default=0))')
+  if [ "$newest" = 0 ]; then
+    say "taking a first full backup of the local PostgreSQL into var/pgbackrest"
+  elif [ $(($(date +%s) - newest)) -gt $((7 * 86400)) ]; then
+    say "taking this week's full backup of the local PostgreSQL into var/pgbackrest"
+  else
+    return 0
+  fi
+  pgbackrest_local --type=full backup || die "the backup failed, see var/pgbackrest/log/"
+}
+
+# make backup: another backup of the local cluster (TYPE=full, diff or incr; pgbackrest's default
+# is incr), which also expires what the retention no longer needs.
+backup() {
+  [ -f "$(backup_dir)/pgbackrest.conf" ] || die "no backups configured yet: make run sets them up"
+  with_env
+  pgbackrest_local ${1:+--type="$1"} backup || die "the backup failed, see var/pgbackrest/log/"
+  pgbackrest_local info
+}
+
 stop() {
   if [ -f "$VAR/fleet-up.pid" ]; then
     local pid
@@ -225,10 +316,13 @@ demo_roads() {
 # make run: migrate, import the demo's roads, seed, then every process in the foreground. Ctrl-C
 # (or `make stop`) ends them, and then the local stores this script started are stopped too.
 run() {
+  local own_cluster=no
+  [ -z "${FLEET_DATABASE_URL:-}" ] && own_cluster=yes
   with_env
   fleet db upgrade
   demo_roads
   fleet seed demo
+  if [ "$own_cluster" = yes ]; then backups; fi
   trap : INT TERM
   local status=0
   fleet up || status=$?
@@ -250,9 +344,10 @@ case "$cmd" in
   services) services ;;
   stop) stop ;;
   run) run ;;
+  backup) backup "${1:-}" ;;
   exec)
     with_env
     exec "$@"
     ;;
-  *) die "usage: scripts/dev.sh bootstrap|services|run|stop|exec CMD..." ;;
+  *) die "usage: scripts/dev.sh bootstrap|services|run|stop|backup [full|diff|incr]|exec CMD..." ;;
 esac
