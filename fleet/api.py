@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import Depends, Query, Request
+import orjson
+from fastapi import Depends, Query, Request, Response
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
@@ -20,6 +22,25 @@ from fleet.schemas import INT4_MAX
 from fleet.settings import Settings
 
 bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+
+
+class FastJSON(Response):
+    """A large answer (a track, the live fleet, a year's statistics) as JSON made by orjson, the
+    same text FastAPI would make: FastAPI's own encoding first walks every value in Python (about
+    1 s for 30,000 live vehicles, against 10 ms). Routes returning it declare their schema in
+    `responses` for the OpenAPI document."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, default=_plain)
+
+
+def _plain(value: Any) -> Any:
+    """What orjson does not know, as FastAPI encodes it (a Decimal: int when whole, else float)."""
+    if isinstance(value, Decimal):
+        return int(value) if value.as_tuple().exponent >= 0 else float(value)  # type: ignore[operator]
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def get_settings(request: Request) -> Settings:

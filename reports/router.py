@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from dispatch.settings import DispatchSettingsDep
 from fleet import access, checkpoint
-from fleet.api import ActorDep, ClientDep, SessionDep, ZoneDep, from_state
+from fleet.api import ActorDep, ClientDep, FastJSON, SessionDep, ZoneDep, from_state
 from fleet.auth import Actor
 from fleet.schemas import Id, Moment, Text
 from reports import dossier, statistics
@@ -164,7 +164,7 @@ def statistics_report(
     since: Annotated[Moment, Query(description="Start of the period, ISO-8601 with a zone.")],
     until: Annotated[Moment, Query(description="End of the period (exclusive).")],
     format: Annotated[str, Query(pattern="^(json|csv|xlsx)$")] = "json",
-) -> dict[str, Any] | Response:
+) -> Response:
     """Use per vehicle or unit (days used, trips, distance, hours, cost per km, consumption
     against norm, new-energy share), alerts per unit and kind with the confirmation rate, costs
     per unit and kind; as JSON, CSV or XLSX (an export, recorded with who, the period and the
@@ -178,13 +178,15 @@ def statistics_report(
         zone=zone,
     )
     if format == "json":
-        return {
-            "name": name,
-            "since": since,
-            "until": until,
-            "columns": [{"key": c.key, "zh": c.zh, "en": c.en} for c in columns],
-            "items": rows,
-        }
+        return FastJSON(
+            {
+                "name": name,
+                "since": since,
+                "until": until,
+                "columns": [{"key": c.key, "zh": c.zh, "en": c.en} for c in columns],
+                "items": rows,
+            }
+        )
     access.record(
         session=session,
         actor=actor,

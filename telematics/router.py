@@ -5,11 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy.orm import Session
 
 from fleet import access
-from fleet.api import ActorDep, ClientDep, ListingDep, RedisDep, SessionDep, current_token
+from fleet.api import (
+    ActorDep,
+    ClientDep,
+    FastJSON,
+    ListingDep,
+    RedisDep,
+    SessionDep,
+    current_token,
+)
 from fleet.auth import Actor
 from fleet.schemas import Id, Moment, Page
 from telematics import service
@@ -59,7 +67,7 @@ def positions(
     simplify_m: Annotated[
         float | None, Query(gt=0, le=10_000, description="Douglas-Peucker tolerance, metres.")
     ] = None,
-) -> dict[str, Any]:
+) -> Response:
     """The vehicle's fixes in [start, end); the read is recorded (GET /vehicles/{id}/reads)."""
     track = service.positions(
         session=session,
@@ -70,22 +78,22 @@ def positions(
         simplify_m=simplify_m,
     )
     _record_read(session, actor, client, vehicle_id, "positions", start, end)
-    return track
+    return FastJSON(track)
 
 
 @router.get("/vehicles/{vehicle_id}/trips", response_model=None, responses={200: {"model": Trips}})
 def trips(
     session: SessionDep, actor: ActorDep, client: ClientDep, vehicle_id: Id, start: Start, end: End
-) -> dict[str, Any]:
+) -> Response:
     """The vehicle's trips overlapping [start, end); the read is recorded."""
     items = service.trips(session=session, actor=actor, vehicle_id=vehicle_id, start=start, end=end)
     _record_read(session, actor, client, vehicle_id, "trips", start, end)
-    return {"items": items}
+    return FastJSON({"items": items})
 
 
 @router.get("/live", response_model=None, responses={200: {"model": Live}})
-def live(session: SessionDep, redis: RedisDep, actor: ActorDep) -> dict[str, Any]:
-    return {"items": service.live(session=session, redis=redis, actor=actor)}
+def live(session: SessionDep, redis: RedisDep, actor: ActorDep) -> Response:
+    return FastJSON({"items": service.live(session=session, redis=redis, actor=actor)})
 
 
 @router.get("/unknown-devices", response_model=Page[UnknownDeviceOut])
