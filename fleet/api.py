@@ -80,6 +80,20 @@ def get_session(request: Request) -> Iterator[Session]:
 # (a new token, a new order) could still read the state before it, and a failed commit would
 # follow a success already sent.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def get_read_session(request: Request, session: SessionDep) -> Iterator[Session]:
+    """A session on the replica (FLEET_READ_DATABASE_URL) for the heavy reads, never committed;
+    without a replica, the request's own session."""
+    factory = request.app.state.read_session_factory
+    if factory is None:
+        yield session
+        return
+    with factory() as reading:
+        yield reading
+
+
+ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RedisDep = Annotated[RedisClient, Depends(get_redis)]
 ZoneDep = Annotated[ZoneInfo, Depends(get_zone)]  # the display zone (FLEET_DISPLAY_TIMEZONE)

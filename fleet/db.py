@@ -45,6 +45,15 @@ def make_engine(settings: Settings, **kwargs: object) -> Engine:
     return create_engine(settings.database_url, **options)
 
 
+def make_read_engine(settings: Settings, **kwargs: object) -> Engine | None:
+    """The replica's engine (FLEET_READ_DATABASE_URL), or None when reads go to the primary."""
+    if settings.read_database_url is None:
+        return None
+    return make_engine(
+        settings.model_copy(update={"database_url": settings.read_database_url}), **kwargs
+    )
+
+
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 

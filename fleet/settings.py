@@ -31,6 +31,12 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL of the PostGIS database (driver psycopg 3), as the role the"
         " processes connect as.",
     )
+    read_database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of a streaming replica of the database, as the processes'"
+        " role: the statistics, order dossiers and vehicle files read from it (their reads are"
+        " still recorded on the primary). Unset: they read the primary.",
+    )
     database_owner: str = Field(
         "",
         description="The role that owns the schema and runs the migrations (`fleet db upgrade`)"
@@ -134,9 +140,11 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
 
-    @field_validator("database_url")
+    @field_validator("database_url", "read_database_url")
     @classmethod
-    def _postgres_url(cls, value: str) -> str:
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         url = make_url(value)
         if url.get_backend_name() != "postgresql":
             raise ValueError("FLEET_DATABASE_URL must point at PostgreSQL with PostGIS")

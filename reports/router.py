@@ -13,7 +13,15 @@ from sqlalchemy.orm import Session
 
 from dispatch.settings import DispatchSettingsDep
 from fleet import access, checkpoint
-from fleet.api import ActorDep, ClientDep, FastJSON, SessionDep, ZoneDep, from_state
+from fleet.api import (
+    ActorDep,
+    ClientDep,
+    FastJSON,
+    ReadSessionDep,
+    SessionDep,
+    ZoneDep,
+    from_state,
+)
 from fleet.auth import Actor
 from fleet.schemas import Id, Moment, Text
 from reports import dossier, statistics
@@ -48,14 +56,16 @@ AnchorsDep = Annotated[checkpoint.Anchors | None, Depends(from_state("audit_anch
 
 def _order(
     session: Session,
+    reading: Session,
     actor: Actor,
     client: str,
     anchors: checkpoint.Anchors | None,
     order_id: int,
     format: str,
 ) -> dict[str, Any]:
-    """The order's dossier, its read recorded in `format`."""
-    data = dossier.order_dossier(session=session, actor=actor, order_id=order_id, anchors=anchors)
+    """The order's dossier, read from `reading` (the replica, if any), its read recorded in
+    `format` on the primary."""
+    data = dossier.order_dossier(session=reading, actor=actor, order_id=order_id, anchors=anchors)
     dossier.record_order_read(
         session=session, actor=actor, client=client, dossier=data, format=format
     )
@@ -63,10 +73,17 @@ def _order(
 
 
 def _vehicle_file(
-    session: Session, actor: Actor, client: str, zone: ZoneInfo, vehicle_id: int, format: str
+    session: Session,
+    reading: Session,
+    actor: Actor,
+    client: str,
+    zone: ZoneInfo,
+    vehicle_id: int,
+    format: str,
 ) -> dict[str, Any]:
-    """The vehicle file, its read recorded in `format`."""
-    data = dossier.vehicle_file(session=session, actor=actor, vehicle_id=vehicle_id, zone=zone)
+    """The vehicle file, read from `reading` (the replica, if any), its read recorded in
+    `format` on the primary."""
+    data = dossier.vehicle_file(session=reading, actor=actor, vehicle_id=vehicle_id, zone=zone)
     dossier.record_vehicle_file_read(
         session=session, actor=actor, client=client, vehicle_id=vehicle_id, format=format
     )
@@ -75,31 +92,38 @@ def _vehicle_file(
 
 @router.get("/orders/{order_id}/dossier", response_model=None, responses={200: {"model": Dossier}})
 def order_dossier(
-    session: SessionDep, actor: ActorDep, client: ClientDep, anchors: AnchorsDep, order_id: Id
+    session: SessionDep,
+    reading: ReadSessionDep,
+    actor: ActorDep,
+    client: ClientDep,
+    anchors: AnchorsDep,
+    order_id: Id,
 ) -> dict[str, Any]:
     """The order's dossier as data: request, approvals, assignment, route and track, figures,
     costs, alerts and reviews, audit entries with the chain's verification. The read is
     recorded, as the assigned vehicle's."""
-    data = _order(session, actor, client, anchors, order_id, "json")
+    data = _order(session, reading, actor, client, anchors, order_id, "json")
     return data
 
 
 @router.get("/orders/{order_id}/dossier.html", response_class=HTMLResponse)
 def order_dossier_html(
     session: SessionDep,
+    reading: ReadSessionDep,
     actor: ActorDep,
     client: ClientDep,
     zone: ZoneDep,
     anchors: AnchorsDep,
     order_id: Id,
 ) -> HTMLResponse:
-    data = _order(session, actor, client, anchors, order_id, "html")
+    data = _order(session, reading, actor, client, anchors, order_id, "html")
     return HTMLResponse(report.render_order_html(data, zone=zone))
 
 
 @router.get("/orders/{order_id}/dossier.pdf", response_class=Response, responses=PDF)
 def order_dossier_pdf(
     session: SessionDep,
+    reading: ReadSessionDep,
     actor: ActorDep,
     client: ClientDep,
     zone: ZoneDep,
@@ -107,7 +131,7 @@ def order_dossier_pdf(
     dispatch_settings: DispatchSettingsDep,
     order_id: Id,
 ) -> Response:
-    data = _order(session, actor, client, anchors, order_id, "pdf")
+    data = _order(session, reading, actor, client, anchors, order_id, "pdf")
     pdf = report.render_order_pdf(data, zone=zone, font_path=Path(dispatch_settings.report_font))
     return _download(pdf, "application/pdf", f"order-{order_id}.pdf", inline=True)
 
@@ -116,31 +140,42 @@ def order_dossier_pdf(
     "/vehicles/{vehicle_id}/file", response_model=None, responses={200: {"model": VehicleFile}}
 )
 def vehicle_file(
-    session: SessionDep, actor: ActorDep, client: ClientDep, zone: ZoneDep, vehicle_id: Id
+    session: SessionDep,
+    reading: ReadSessionDep,
+    actor: ActorDep,
+    client: ClientDep,
+    zone: ZoneDep,
+    vehicle_id: Id,
 ) -> dict[str, Any]:
     """The vehicle file (一车一档) as data; the read is recorded."""
-    data = _vehicle_file(session, actor, client, zone, vehicle_id, "json")
+    data = _vehicle_file(session, reading, actor, client, zone, vehicle_id, "json")
     return data
 
 
 @router.get("/vehicles/{vehicle_id}/file.html", response_class=HTMLResponse)
 def vehicle_file_html(
-    session: SessionDep, actor: ActorDep, client: ClientDep, zone: ZoneDep, vehicle_id: Id
+    session: SessionDep,
+    reading: ReadSessionDep,
+    actor: ActorDep,
+    client: ClientDep,
+    zone: ZoneDep,
+    vehicle_id: Id,
 ) -> HTMLResponse:
-    data = _vehicle_file(session, actor, client, zone, vehicle_id, "html")
+    data = _vehicle_file(session, reading, actor, client, zone, vehicle_id, "html")
     return HTMLResponse(report.render_vehicle_html(data, zone=zone))
 
 
 @router.get("/vehicles/{vehicle_id}/file.pdf", response_class=Response, responses=PDF)
 def vehicle_file_pdf(
     session: SessionDep,
+    reading: ReadSessionDep,
     actor: ActorDep,
     client: ClientDep,
     zone: ZoneDep,
     dispatch_settings: DispatchSettingsDep,
     vehicle_id: Id,
 ) -> Response:
-    data = _vehicle_file(session, actor, client, zone, vehicle_id, "pdf")
+    data = _vehicle_file(session, reading, actor, client, zone, vehicle_id, "pdf")
     pdf = report.render_vehicle_pdf(data, zone=zone, font_path=Path(dispatch_settings.report_font))
     return _download(pdf, "application/pdf", f"vehicle-{vehicle_id}.pdf", inline=True)
 
@@ -157,6 +192,7 @@ def vehicle_file_pdf(
 )
 def statistics_report(
     session: SessionDep,
+    reading: ReadSessionDep,
     actor: ActorDep,
     client: ClientDep,
     zone: ZoneDep,
@@ -170,7 +206,7 @@ def statistics_report(
     per unit and kind; as JSON, CSV or XLSX (an export, recorded with who, the period and the
     address it was asked from)."""
     rows, columns = statistics.report(
-        session=session,
+        session=reading,
         actor=actor,
         name=name,
         since=since,

@@ -21,7 +21,7 @@ from dispatch import router as dispatch_router
 from dispatch.settings import DispatchSettings
 from fleet import checkpoint, events
 from fleet import router as kernel_router
-from fleet.db import make_engine, make_session_factory
+from fleet.db import make_engine, make_read_engine, make_session_factory
 from fleet.errors import Conflict, FleetError, Rejected, Throttled, http_status
 from fleet.settings import Settings
 from geofence import router as geofence_router
@@ -140,6 +140,7 @@ def create_app(
     live_keepalive_s: float = 15.0,
 ) -> FastAPI:
     engine = make_engine(settings)
+    read_engine = make_read_engine(settings)
     redis = settings.redis.connect(socket_timeout=2, socket_connect_timeout=2)
 
     hub = LiveHub(
@@ -155,6 +156,8 @@ def create_app(
         await hub.stop()
         redis.close()
         engine.dispose()
+        if read_engine is not None:
+            read_engine.dispose()
 
     app = FastAPI(
         title="Fleet",
@@ -167,6 +170,9 @@ def create_app(
     app.state.audit_anchors = checkpoint.anchors(settings)
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
+    app.state.read_session_factory = (
+        None if read_engine is None else make_session_factory(read_engine)
+    )
     events.install(app.state.session_factory, redis)
     app.state.redis = redis
     app.state.live_hub = hub

@@ -246,3 +246,40 @@ def test_statistics_refuse_a_period_longer_than_a_year(client, db, make_user, ro
     refused = client.get("/api/v1/statistics/units", params=longer, headers=headers)
     assert refused.status_code == 422
     assert "366 days" in refused.text
+
+
+def test_with_a_replica_the_statistics_read_it_and_the_export_is_recorded_on_the_primary(
+    client, db, raw, make_user, root_unit, login, scratch_settings
+) -> None:
+    """FLEET_READ_DATABASE_URL: the statistics come from the replica's rows (here a database of
+    its own, migrated and empty, standing for a replica that has not caught up), while the
+    export's record goes to the primary."""
+    from sqlalchemy import func, select
+
+    from fleet import migrate
+    from fleet.db import make_read_engine, make_session_factory
+    from fleet.models import AuditEntry, Role
+
+    make_user("sup3", root_unit, Role.SUPERVISOR)
+    headers = login("sup3")
+    params = {"since": SINCE.isoformat(), "until": UNTIL.isoformat()}
+    assert client.get("/api/v1/statistics/vehicles", params=params, headers=headers).json()["items"]
+    migrate.upgrade(scratch_settings)
+    replica = make_read_engine(
+        scratch_settings.model_copy(update={"read_database_url": scratch_settings.database_url})
+    )
+    assert replica is not None
+    client.app.state.read_session_factory = make_session_factory(replica)  # type: ignore[attr-defined]
+    try:
+        recorded = db.scalar(select(func.count()).select_from(AuditEntry))
+        read = client.get("/api/v1/statistics/vehicles", params=params, headers=headers)
+        exported = client.get(
+            "/api/v1/statistics/vehicles", params={**params, "format": "csv"}, headers=headers
+        )
+    finally:
+        client.app.state.read_session_factory = None  # type: ignore[attr-defined]
+        replica.dispose()
+    assert read.status_code == 200
+    assert read.json()["items"] == []  # the replica holds none of the primary's rows
+    assert exported.content.decode("utf-8-sig").splitlines()[1:] == []
+    assert db.scalar(select(func.count()).select_from(AuditEntry)) == recorded + 1
