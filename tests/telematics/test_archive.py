@@ -402,3 +402,16 @@ def test_the_command_line_archives_lists_verifies_and_restores(
     broken = runner.invoke(app, ["archive", "verify"], obj=fresh.settings)
     assert broken.exit_code == 1
     assert "SHA-256" in broken.output
+
+
+def test_the_daily_maintenance_archives_what_is_due(fresh: Fleetlet, tmp_path: Path):
+    from telematics.settings import TelematicsSettings
+
+    _fill(fresh.engine, _vehicles(fresh), per_day=1)
+    settings = TelematicsSettings(hot_months=3, archive_url=str(tmp_path / "daily"))
+
+    assert archive.archive_due(fresh.engine, settings, datetime(2026, 11, 30, tzinfo=UTC)) == []
+    done = archive.archive_due(fresh.engine, settings, datetime(2026, 12, 1, tzinfo=UTC))
+
+    assert [(d.month, d.part) for d in done] == [(AUGUST, 1)]
+    assert (tmp_path / "daily" / "position" / "month=2026-08").is_dir()
