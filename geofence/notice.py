@@ -72,6 +72,7 @@ class Remark:
     message: str
     line: int | None = None
     day: dt.date | None = None
+    name: str | None = None  # the holiday it is about
 
 
 @dataclass(frozen=True)
@@ -362,7 +363,9 @@ def _checks(
     names = "、".join(h.name for h in holidays)
     for standard in STANDARD:
         if standard.removesuffix("节") not in names:
-            remarks.append(Remark("missing_holiday", f"the notice names no {standard}"))
+            remarks.append(
+                Remark("missing_holiday", f"the notice names no {standard}", name=standard)
+            )
     return remarks
 
 

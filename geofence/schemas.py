@@ -164,6 +164,7 @@ class NoticeRemarkOut(BaseModel):
     message: str
     line: int | None
     day: date | None
+    name: str | None = Field(description="The holiday it is about (missing_holiday).")
 
 
 class NoticeLineOut(BaseModel):

@@ -521,7 +521,7 @@ def preview_notice(*, session: Session, actor: Actor, year: int, text: str) -> d
             "same": changes.count("same"),
         },
         "warnings": [
-            {"code": w.code, "message": w.message, "line": w.line, "day": w.day}
+            {"code": w.code, "message": w.message, "line": w.line, "day": w.day, "name": w.name}
             for w in parsed.warnings
         ],
         "ignored": [{"line": number, "text": line} for number, line in parsed.ignored],
