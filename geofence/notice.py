@@ -106,7 +106,8 @@ class _LineError(ValueError):
 
 @dataclass
 class _Item:
-    """A holiday line being read: the year and month a bare 3日 or 1月4日 belongs to."""
+    """A holiday line being read. A date without its year is in the notice's (`year`); one
+    without its month (至3日) is in the month of the date before it."""
 
     year: int
     month: int | None = None
@@ -138,7 +139,7 @@ def _date(match: re.Match[str], n: int, item: _Item) -> dt.date:
             f"{month}月{day}日 is written as {weekday[0]} but is a"
             f" {WEEKDAY_NAMES[date.isoweekday()]} in {year}"
         )
-    item.year, item.month = year, month
+    item.month = month
     return date
 
 
@@ -147,7 +148,7 @@ def _span(match: re.Match[str], item: _Item) -> list[dt.date]:
     if match["d2"] is None:
         return [start]
     end = _date(match, 2, item)
-    if end < start and not match["y1"] and start.month > end.month:
+    if end < start and not match["y1"] and (start.month, end.month) == (12, 1):
         # 12月31日至1月2日 in the notice of the year the range ends in
         start = start.replace(year=start.year - 1)
     if end < start:

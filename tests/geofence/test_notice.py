@@ -8,6 +8,8 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from geofence import notice
 from geofence.calendar import official_days
@@ -259,3 +261,82 @@ def test_the_year_notes_what_each_date_is() -> None:
     assert days[D(2026, 1, 10)] == (False, "周末")
     assert days[D(2026, 1, 12)] == (True, "")
     assert days[D(2026, 10, 7)] == (False, "国庆节")
+
+
+# Text made of what notices are made of, in any order: digits, dates' characters, keywords,
+# brackets and punctuation of both widths, numbering and line breaks.
+WORDS = (
+    "周六 星期日 农历 放假 上班 调休 共 天 连休 一、 二、 元旦 春节 国庆节、中秋节 关于2026年节假日"
+)
+NOTICE_PIECES = st.sampled_from(
+    [*"0123456789０１２３４５６７８９", *"月日年至-、，。：:（）() \n", *WORDS.split()]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(NOTICE_PIECES, max_size=80).map("".join))
+def test_any_text_is_read_or_refused_never_crashes(text: str) -> None:
+    try:
+        parsed = notice.parse(text, year=2026)
+    except notice.NoticeInvalid as error:
+        refused: notice.NoticeInvalid | None = error
+    else:
+        refused = None
+    if refused is not None:
+        assert refused.message
+        assert all(p.reason for p in refused.problems)
+        return
+    days = notice.year_days(parsed)
+    assert len(days) == 365
+    assert {d.year for d, _, _ in days} == {2026}
+
+
+WIDE = str.maketrans("0123456789()：，。", "０１２３４５６７８９（）：，。")
+
+
+def written(day: dt.date, *, month: bool, weekday: bool) -> str:
+    """A date as a notice of 2026 writes it: the year only when it is another."""
+    text = f"{day.month}月{day.day}日" if month else f"{day.day}日"
+    text = f"{day.year}年{text}" if day.year != 2026 else text
+    return text + (f"（{notice.WEEKDAY_NAMES[day.isoweekday()]}）" if weekday else "")
+
+
+@st.composite
+def holiday_lines(draw: st.DrawFn) -> tuple[str, list[dt.date], list[dt.date]]:
+    """A holiday line as a notice could write it, with the dates it must give."""
+    start = D(2026, 1, 1) + dt.timedelta(days=draw(st.integers(0, 340)))
+    off = [start + dt.timedelta(days=i) for i in range(draw(st.integers(1, 9)))]
+    weekends = [
+        off[0] - dt.timedelta(days=i)
+        for i in range(1, 8)
+        if (off[0] - dt.timedelta(days=i)).isoweekday() >= 6
+    ] + [
+        off[-1] + dt.timedelta(days=i)
+        for i in range(1, 8)
+        if (off[-1] + dt.timedelta(days=i)).isoweekday() >= 6
+    ]
+    work = sorted(draw(st.lists(st.sampled_from(weekends), unique=True, max_size=2)))
+    annotate = draw(st.booleans())
+    text = f"{draw(st.sampled_from(notice.STANDARD))}："
+    text += written(off[0], month=True, weekday=annotate)
+    if len(off) > 1:
+        same_month = off[-1].month == off[0].month
+        text += draw(st.sampled_from(["至", "—", "-", " 至 "]))
+        text += written(off[-1], month=not same_month or draw(st.booleans()), weekday=annotate)
+    text += draw(st.sampled_from(["放假调休", "放假"]))
+    text += draw(st.sampled_from([f"，共{len(off)}天。", "。", "，与周末连休。"]))
+    if work:
+        text += "、".join(written(d, month=True, weekday=annotate) for d in work) + "上班。"
+    if draw(st.booleans()):
+        text = text.translate(WIDE)
+    numbering = draw(st.sampled_from(["", "一、", "（二）", "3. "]))
+    return numbering + text, off, work
+
+
+@settings(max_examples=300, deadline=None)
+@given(holiday_lines())
+def test_any_well_written_line_gives_its_dates(case: tuple[str, list[dt.date], list[dt.date]]):
+    line, off, work = case
+    holiday = one(line)
+    assert list(holiday.days_off) == off
+    assert list(holiday.working_days) == work
