@@ -100,9 +100,12 @@ def healthz(
     if database == "up":
         checks: list[HealthCheck] = getattr(request.app.state, "health_checks", [])
         try:
-            for check in checks:
-                warnings += check(session, now)
+            # A check that fails is reported; the savepoint keeps the request's transaction usable.
+            with session.begin_nested():
+                for check in checks:
+                    warnings += check(session, now)
         except Exception as error:
+            warnings = []
             details["warnings_error"] = str(error).splitlines()[0]
     return Health(
         status="ok" if not down else f"down: {', '.join(down)}",
