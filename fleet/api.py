@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from fleet import auth as auth_service
 from fleet.auth import Actor
-from fleet.db import unit_of_work
+from fleet.db import unit_of_work, utcnow
 from fleet.errors import NotAuthenticated
 from fleet.paging import Listing
 from fleet.redis_client import RedisClient
@@ -97,6 +98,14 @@ ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RedisDep = Annotated[RedisClient, Depends(get_redis)]
 ZoneDep = Annotated[ZoneInfo, Depends(get_zone)]  # the display zone (FLEET_DISPLAY_TIMEZONE)
+
+
+def get_now() -> datetime:
+    """The request's clock: what a route takes as now (a test pins it by overriding this)."""
+    return utcnow()
+
+
+NowDep = Annotated[datetime, Depends(get_now)]
 
 
 def current_token(token: Annotated[str | None, Depends(bearer)]) -> str:

@@ -1,6 +1,7 @@
 """The worker's periodic maintenance, beside ingest: positions past their retention deleted
-daily (telematics.retention.prune_expired, wired by the CLI), and (with a signing key) the audit
-chain's head checkpointed outside the database every FLEET_AUDIT_CHECKPOINT_INTERVAL_MIN. Both
+daily (telematics.retention.prune_expired, wired by the CLI), a year the working calendar lacks
+warned of daily (geofence.worker.warn_calendar_years), and (with a signing key) the audit
+chain's head checkpointed outside the database every FLEET_AUDIT_CHECKPOINT_INTERVAL_MIN. All
 run in worker 0 only, on a thread of their own with their own sessions; a failure is logged and
 tried again at the next turn, never stopping ingest."""
 

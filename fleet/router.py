@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from fleet import access, registry
 from fleet import auth as auth_service
 from fleet.api import (
     ActorDep,
     ListingDep,
+    NowDep,
     RedisDep,
     SessionDep,
     SettingsDep,
@@ -39,6 +43,7 @@ from fleet.schemas import (
     DriverOut,
     DriverUpdate,
     Health,
+    HealthWarning,
     Id,
     Me,
     Page,
@@ -64,8 +69,15 @@ def _page(model: Any, result: tuple[Any, int], listing: Listing) -> dict[str, An
     return listing.answer((model.model_validate(i) for i in items), total)
 
 
+# What a domain adds to /healthz: warnings (dicts with `code` and `message`) from a session
+# and the moment; the app factory lists them on `app.state.health_checks`.
+HealthCheck = Callable[[Session, datetime], list[dict[str, Any]]]
+
+
 @health_router.get("/healthz", response_model=Health, responses={503: {"model": Health}})
-def healthz(session: SessionDep, redis: RedisDep, response: Response) -> Health:
+def healthz(
+    session: SessionDep, redis: RedisDep, response: Response, request: Request, now: NowDep
+) -> Health:
     details: dict[str, str] = {}
     try:
         details["postgis"] = str(session.execute(text("SELECT postgis_lib_version()")).scalar())
@@ -84,11 +96,23 @@ def healthz(session: SessionDep, redis: RedisDep, response: Response) -> Health:
     ]
     if down:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    warnings: list[dict[str, Any]] = []
+    if database == "up":
+        checks: list[HealthCheck] = getattr(request.app.state, "health_checks", [])
+        try:
+            # A check that fails is reported; the savepoint keeps the request's transaction usable.
+            with session.begin_nested():
+                for check in checks:
+                    warnings += check(session, now)
+        except Exception as error:
+            warnings = []
+            details["warnings_error"] = str(error).splitlines()[0]
     return Health(
         status="ok" if not down else f"down: {', '.join(down)}",
         database=database,
         redis=redis_state,
         details=details,
+        warnings=[HealthWarning.model_validate(w) for w in warnings],
     )
 
 

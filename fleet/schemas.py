@@ -418,8 +418,21 @@ class AccessEntryOut(BaseModel):
         )
 
 
+class HealthWarning(BaseModel):
+    """Something to act on while the service still runs. `code` names it; the fields beside it
+    are the code's (calendar_year_missing: year, starts_on, days_left, missing_days)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    code: str
+    message: str
+
+
 class Health(BaseModel):
     status: str
     database: str
     redis: str
     details: dict[str, str] = {}
+    warnings: list[HealthWarning] = Field(
+        default=[], description="Still healthy (200), but something needs doing soon."
+    )

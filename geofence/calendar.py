@@ -23,6 +23,11 @@ def date_of(epoch: int) -> dt.date:
     return EPOCH + dt.timedelta(days=epoch)
 
 
+def year_length(year: int) -> int:
+    """Days in a year: 366 in a leap year."""
+    return (dt.date(year + 1, 1, 1) - dt.date(year, 1, 1)).days
+
+
 def weekday(epoch: int) -> int:
     """ISO weekday (Monday 1 ... Sunday 7) of a local epoch day; 1970-01-01 was a Thursday."""
     return (epoch + 3) % 7 + 1

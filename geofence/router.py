@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Response, status
 
-from fleet.api import ActorDep, ListingDep, SessionDep
+from fleet.api import ActorDep, ListingDep, NowDep, SessionDep, ZoneDep
 from fleet.auth import require
 from fleet.errors import Invalid
 from fleet.schemas import Day, Id, Moment, Page, Text
@@ -18,12 +18,16 @@ from geofence.schemas import (
     AlertOut,
     CalendarDayIn,
     CalendarDayOut,
+    CalendarStatusOut,
     CalendarYearOut,
     FenceCollection,
     FenceCreate,
     FenceFeature,
     FencesImported,
     FenceUpdate,
+    NoticeIn,
+    NoticePreviewOut,
+    NoticeSavedOut,
     ReviewIn,
     WorkingHoursIn,
     WorkingHoursOut,
@@ -93,6 +97,38 @@ def calendar(
     missing (the engine reports them rather than guess)."""
     require(actor, "calendar", "read")
     return service.calendar_year(session=session, year=year)
+
+
+@router.get("/calendar/status", response_model=CalendarStatusOut)
+def calendar_status(
+    session: SessionDep,
+    actor: ActorDep,
+    geofence_settings: GeofenceSettingsDep,
+    zone: ZoneDep,
+    now: NowDep,
+) -> dict[str, Any]:
+    """How far ahead the calendar reaches, and a warning for a year it lacks from
+    FLEET_CALENDAR_WARNING_DAYS before that year starts (the pages show it as a banner)."""
+    require(actor, "calendar", "read")
+    return service.calendar_status(
+        session=session,
+        today=now.astimezone(zone).date(),
+        warning_days=geofence_settings.calendar_warning_days,
+    )
+
+
+@router.post("/calendar/notice/preview", response_model=NoticePreviewOut)
+def preview_notice(session: SessionDep, actor: ActorDep, data: NoticeIn) -> dict[str, Any]:
+    """The year as the State Council's notice makes it, date by date, against what the calendar
+    holds; nothing is saved. A line that cannot be read is a 422 naming it (`problems`)."""
+    return service.preview_notice(session=session, actor=actor, year=data.year, text=data.text)
+
+
+@router.post("/calendar/notice", response_model=NoticeSavedOut)
+def import_notice(session: SessionDep, actor: ActorDep, data: NoticeIn) -> dict[str, Any]:
+    """Saves the year as the notice makes it; each date added or changed is audited. Only
+    administrators of a root unit."""
+    return service.import_notice(session=session, actor=actor, year=data.year, text=data.text)
 
 
 @router.put("/calendar/{day}", response_model=CalendarDayOut)

@@ -95,6 +95,102 @@ class CalendarYearOut(BaseModel):
     days: list[CalendarDayOut]
 
 
+class CalendarWarningOut(BaseModel):
+    code: Literal["calendar_year_missing"]
+    year: int
+    starts_on: date = Field(description="The year's first day.")
+    days_left: int = Field(description="Days from today until it starts; 0 once it has.")
+    missing_days: int = Field(description="Dates of the year the calendar does not hold.")
+    message: str
+
+
+class CalendarStatusOut(BaseModel):
+    today: date = Field(description="Today in the display zone.")
+    covered_through: int | None = Field(
+        description="The last year held whole, counting on from this one; null if this one is not."
+    )
+    warnings: list[CalendarWarningOut] = Field(
+        description="A year the calendar lacks that has begun or begins within"
+        " FLEET_CALENDAR_WARNING_DAYS."
+    )
+
+
+class NoticeIn(Strict):
+    year: int = Field(ge=1900, le=2200, description="The year the notice arranges.")
+    text: str = Field(
+        min_length=1,
+        max_length=20_000,
+        description="The notice as published (国务院办公厅关于 N 年部分节假日安排的通知),"
+        " pasted whole or only its holiday lines.",
+    )
+
+
+class NoticeHolidayOut(BaseModel):
+    name: str = Field(description="As the notice writes it (国庆节、中秋节).")
+    line: int = Field(description="Its line in the text.")
+    days_off: list[date]
+    working_days: list[date] = Field(description="Weekend days worked instead (调休上班).")
+
+
+class NoticeDayOut(BaseModel):
+    day: date
+    working: bool
+    note: str
+    change: Literal["new", "changed", "same"] = Field(
+        description="Against what the calendar holds for the date now."
+    )
+    before: CalendarDayOut | None = Field(description="What it holds now, for a changed date.")
+
+
+class NoticeSummaryOut(BaseModel):
+    days_off: int
+    working_days: int
+    holidays: int = Field(description="Days off the notice names (weekends not counted).")
+    adjusted_working_days: int
+    new: int
+    changed: int
+    same: int
+
+
+class NoticeRemarkOut(BaseModel):
+    code: Literal[
+        "outside_year",
+        "working_weekday",
+        "missing_holiday",
+        "ignored_sentence",
+        "count_differs",
+        "listed_twice",
+    ]
+    message: str
+    line: int | None
+    day: date | None
+    name: str | None = Field(description="The holiday it is about (missing_holiday).")
+
+
+class NoticeLineOut(BaseModel):
+    line: int
+    text: str
+
+
+class NoticePreviewOut(BaseModel):
+    year: int
+    holidays: list[NoticeHolidayOut]
+    days: list[NoticeDayOut] = Field(description="Every date of the year, as it would be saved.")
+    summary: NoticeSummaryOut
+    warnings: list[NoticeRemarkOut] = Field(description="Odd but possible: worth a look.")
+    ignored: list[NoticeLineOut] = Field(
+        description="Lines naming no holiday (title, salutation, preamble, signature)."
+    )
+
+
+class NoticeSavedOut(BaseModel):
+    year: int
+    created: int = Field(description="Dates the calendar did not hold.")
+    updated: int = Field(description="Dates changed (each audited).")
+    unchanged: int
+    covered: bool
+
+
 class WorkingHoursOut(BaseModel):
     unit_id: int
     start: str = Field(description="Local time the working day starts (HH:MM).")

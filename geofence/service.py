@@ -20,11 +20,11 @@ from sqlalchemy.orm import Session
 from fleet import audit
 from fleet.auth import Actor, is_root_admin, is_root_path, require, units_in_scope
 from fleet.db import utcnow
-from fleet.errors import Conflict, Forbidden, Invalid, NotFound
+from fleet.errors import Conflict, Forbidden, Invalid, NotFound, Rejected
 from fleet.models import OrgUnit, Vehicle
 from fleet.paging import Listing
-from geofence import geometry
-from geofence.calendar import WorkingCalendar, epoch_day, official_days
+from geofence import geometry, notice
+from geofence.calendar import WorkingCalendar, epoch_day, official_days, year_length
 from geofence.fences import CompiledFence, FenceSet, Schedule, VehicleInfo
 from geofence.models import (
     REVIEW_MOVES,
@@ -363,7 +363,7 @@ def calendar_year(*, session: Session, year: int) -> dict[str, Any]:
         .where(CalendarDay.day >= dt.date(year, 1, 1), CalendarDay.day <= dt.date(year, 12, 31))
         .order_by(CalendarDay.day)
     ).all()
-    length = (dt.date(year + 1, 1, 1) - dt.date(year, 1, 1)).days
+    length = year_length(year)
     return {
         "year": year,
         "covered": len(days) == length,
@@ -374,12 +374,16 @@ def calendar_year(*, session: Session, year: int) -> dict[str, Any]:
     }
 
 
-def set_calendar_day(
-    *, session: Session, actor: Actor, day: dt.date, data: CalendarDayIn
-) -> CalendarDay:
+def _require_calendar_admin(actor: Actor) -> None:
     require(actor, "calendar", "write")
     if not is_root_admin(actor):
         raise Forbidden("only an administrator of a root unit edits the calendar every unit shares")
+
+
+def set_calendar_day(
+    *, session: Session, actor: Actor, day: dt.date, data: CalendarDayIn
+) -> CalendarDay:
+    _require_calendar_admin(actor)
     row = session.get(CalendarDay, day)
     before = audit.snapshot(row) if row is not None else None
     if row is None:
@@ -389,6 +393,189 @@ def set_calendar_day(
         row.working, row.note, row.source = data.working, data.note, "manual"
     _saved(session=session, actor=actor, row=row, before=before, entity_id=day.isoformat())
     return row
+
+
+def _held_per_year(session: Session, first: int, last: int | None = None) -> dict[int, int]:
+    """How many dates of each year from `first` (to `last`) the calendar holds."""
+    year = func.extract("year", CalendarDay.day)
+    query = select(year, func.count()).where(CalendarDay.day >= dt.date(first, 1, 1))
+    if last is not None:
+        query = query.where(CalendarDay.day <= dt.date(last, 12, 31))
+    return {int(y): int(n) for y, n in session.execute(query.group_by(year))}
+
+
+def calendar_status(*, session: Session, today: dt.date, warning_days: int) -> dict[str, Any]:
+    """How far ahead the calendar reaches, and a warning for each year it does not hold that
+    has begun or begins within `warning_days` of `today` (a local date): on that year's dates
+    the no-order and off-hours rules are silent until it is entered."""
+    held = _held_per_year(session, today.year)
+    covered_through = None
+    year = today.year
+    while held.get(year, 0) == year_length(year):
+        covered_through, year = year, year + 1
+    warnings = []
+    for year in range(today.year, (today + dt.timedelta(days=warning_days)).year + 1):
+        missing = year_length(year) - held.get(year, 0)
+        if not missing:
+            continue
+        starts_on = dt.date(year, 1, 1)
+        days_left = max(0, (starts_on - today).days)
+        when = f"from {starts_on}, in {days_left} days," if days_left else "now"
+        warnings.append(
+            {
+                "code": "calendar_year_missing",
+                "year": year,
+                "starts_on": starts_on,
+                "days_left": days_left,
+                "missing_days": missing,
+                "message": (
+                    f"the working calendar does not hold {year} ({missing} of"
+                    f" {year_length(year)} dates missing): {when} the no-order and off-hours"
+                    " checks are silent on the dates it lacks. Paste the State Council's notice"
+                    f" for {year} under Administration, Working calendar, or run"
+                    f" `fleet calendar import FILE --year {year}`"
+                ),
+            }
+        )
+    return {"today": today, "covered_through": covered_through, "warnings": warnings}
+
+
+def _read_notice(text: str, year: int) -> notice.Notice:
+    if not 1900 <= year <= 2200:
+        raise Invalid("year out of range", field="year")
+    try:
+        return notice.parse(text, year=year)
+    except notice.NoticeInvalid as error:
+        if not error.problems:
+            raise Invalid(error.message, field="text") from None
+        problems: list[dict[str, object]] = [
+            {"line": p.line, "field": "text", "reason": f"「{p.text}」: {p.reason}"}
+            for p in error.problems
+        ]
+        raise Rejected(error.message, problems=problems) from None
+
+
+def _notice_plan(
+    session: Session, parsed: notice.Notice
+) -> tuple[list[tuple[dt.date, bool, str]], dict[dt.date, CalendarDay]]:
+    year = parsed.year
+    held = {
+        row.day: row
+        for row in session.scalars(
+            select(CalendarDay).where(
+                CalendarDay.day >= dt.date(year, 1, 1), CalendarDay.day <= dt.date(year, 12, 31)
+            )
+        )
+    }
+    return notice.year_days(parsed), held
+
+
+def _change(row: CalendarDay | None, working: bool, note: str) -> str:
+    if row is None:
+        return "new"
+    return "same" if (row.working, row.note) == (working, note) else "changed"
+
+
+def preview_notice(*, session: Session, actor: Actor, year: int, text: str) -> dict[str, Any]:
+    """The whole year as the notice makes it, each date marked new, changed (with what the
+    calendar holds now) or the same; nothing is written."""
+    _require_calendar_admin(actor)
+    parsed = _read_notice(text, year)
+    days, held = _notice_plan(session, parsed)
+    rows = []
+    for day, working, note in days:
+        row = held.get(day)
+        change = _change(row, working, note)
+        rows.append(
+            {
+                "day": day,
+                "working": working,
+                "note": note,
+                "change": change,
+                "before": (
+                    {"day": day, "working": row.working, "note": row.note, "source": row.source}
+                    if row is not None and change == "changed"
+                    else None
+                ),
+            }
+        )
+    changes = [r["change"] for r in rows]
+    return {
+        "year": year,
+        "holidays": [
+            {
+                "name": h.name,
+                "line": h.line,
+                "days_off": list(h.days_off),
+                "working_days": list(h.working_days),
+            }
+            for h in parsed.holidays
+        ],
+        "days": rows,
+        "summary": {
+            "days_off": sum(not r["working"] for r in rows),
+            "working_days": sum(r["working"] for r in rows),
+            "holidays": sum(not w and n != "周末" for _, w, n in days),
+            "adjusted_working_days": sum(w and bool(n) for _, w, n in days),
+            "new": changes.count("new"),
+            "changed": changes.count("changed"),
+            "same": changes.count("same"),
+        },
+        "warnings": [
+            {"code": w.code, "message": w.message, "line": w.line, "day": w.day, "name": w.name}
+            for w in parsed.warnings
+        ],
+        "ignored": [{"line": number, "text": line} for number, line in parsed.ignored],
+    }
+
+
+def import_notice(*, session: Session, actor: Actor, year: int, text: str) -> dict[str, Any]:
+    """Writes the year as the notice makes it (source `notice`): every date new or changed is
+    stamped, so the engines reload, and audited as `calendar_day` entries, one per date, as a
+    change by hand is; dates already as the notice has them are left alone."""
+    _require_calendar_admin(actor)
+    parsed = _read_notice(text, year)
+    days, held = _notice_plan(session, parsed)
+    now = utcnow()
+    changes = []
+    created = updated = 0
+    for day, working, note in days:
+        row = held.get(day)
+        change = _change(row, working, note)
+        if change == "same":
+            continue
+        before = audit.snapshot(row) if row is not None else None
+        if row is None:
+            row = CalendarDay(day=day, working=working, note=note, source="notice")
+            session.add(row)
+            created += 1
+        else:
+            row.working, row.note, row.source = working, note, "notice"
+            updated += 1
+        row.updated_at = now
+        changes.append((row, before))
+    session.flush()
+    audit.record_many(
+        session=session,
+        changes=[
+            audit.Change(
+                actor=actor.ref,
+                action="update" if before else "create",
+                entity=CalendarDay.__tablename__,
+                entity_id=row.day.isoformat(),
+                before=before,
+                after=audit.snapshot(row),
+            )
+            for row, before in changes
+        ],
+    )
+    return {
+        "year": year,
+        "created": created,
+        "updated": updated,
+        "unchanged": len(days) - created - updated,
+        "covered": True,
+    }
 
 
 def seed_calendar(*, session: Session, years: range) -> int:

@@ -103,6 +103,13 @@ class GeofenceSettings(BaseSettings):
     signal_jump_m: float = Field(
         1000, gt=0, description="... or with the vehicle this far from where it went silent (m)."
     )
+    calendar_warning_days: int = Field(
+        60,
+        ge=0,
+        le=366,
+        description="Warn this many days before a year the working calendar does not hold"
+        " (pages, /healthz, the worker's log), in days.",
+    )
     engine_refresh_s: float = Field(
         5, gt=0, description="How often the engine looks for changed fences and calendar (s)."
     )

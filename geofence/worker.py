@@ -14,6 +14,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field, fields
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -25,6 +26,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from fleet import channels
+from fleet.db import make_session_factory, utcnow
 from fleet.redis_client import RedisClient, RedisPipeline
 from geofence import service, store
 from geofence.calendar import LocalClock, date_of
@@ -195,8 +197,24 @@ class GeofenceObserver:
             # Loud, once per day and worker: the off-hours rules are silent for these fixes.
             log.error(
                 "the working calendar does not cover %s: off-hours and no-order checks are"
-                " suspended for it; enter the year with PUT /api/v1/calendar/{date}"
-                " or `fleet calendar seed`",
+                " suspended for it; enter the year from the State Council's notice (the"
+                " administration page's working calendar, or `fleet calendar import`)",
                 date_of(day).isoformat(),
             )
             self._reported_days.add(day)
+
+
+def warn_calendar_years(
+    engine: Engine, *, settings: GeofenceSettings, zone: ZoneInfo, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Worker 0's daily look ahead (fleet.maintenance): a warning in the log for each year the
+    working calendar lacks from `calendar_warning_days` before it starts, while the rules
+    still have days to go (the per-fix error above comes only once they are silent)."""
+    today = (now or utcnow()).astimezone(zone).date()
+    with make_session_factory(engine)() as session:
+        status = service.calendar_status(
+            session=session, today=today, warning_days=settings.calendar_warning_days
+        )
+    for warning in status["warnings"]:
+        log.warning("%s", warning["message"])
+    return list(status["warnings"])

@@ -273,3 +273,67 @@ def test_replay_and_fence_import_from_the_command_line(cli_settings: Settings, t
     code, out = fleet(cli_settings, "replay", "--start", "2026-11-02", "--end", "2026-11-01")
     assert code == 1
     assert "--end must be after --start" in out
+
+
+def test_calendar_import_previews_then_enters_a_year_from_the_notice(
+    cli_settings: Settings, tmp_path
+):
+    from pathlib import Path
+
+    fleet(cli_settings, "seed", "demo")
+    notices = Path(__file__).resolve().parent / "data" / "holiday-notices"
+    notice = (notices / "invented-2027.txt").read_text(encoding="utf-8")
+    file = tmp_path / "2027.txt"
+    file.write_bytes(notice.encode("gb18030"))  # as a Windows editor saves it
+    engine = create_engine(cli_settings.database_url)
+    held_2027 = "SELECT count(*) FROM calendar_day WHERE day >= '2027-01-01'"
+
+    code, out = fleet(
+        cli_settings,
+        "calendar",
+        "import",
+        str(file),
+        "--year",
+        "2027",
+        "--dry-run",
+        "--unit",
+        "GOV",
+    )
+    assert code == 0, out
+    assert "2027: 117 days off (29 holiday dates), 248 working days" in out
+    assert "  春节: off 2027-02-05 – 2027-02-13 (9 days); worked: 2月14日" in out
+    assert "against the calendar: 365 new, 0 changed, 0 the same" in out
+    assert out.rstrip().endswith("dry run: nothing saved")
+    with engine.connect() as conn:
+        assert conn.execute(text(held_2027)).scalar() == 0
+
+    code, out = fleet(
+        cli_settings, "calendar", "import", str(file), "--year", "2027", "--unit", "GOV"
+    )
+    assert code == 0, out
+    assert "working calendar 2027: 365 dates added, 0 changed, 0 already so" in out
+    with engine.connect() as conn:
+        assert conn.execute(text(held_2027)).scalar() == 365
+        assert (
+            conn.execute(
+                text(
+                    "SELECT count(*) FROM audit_entry WHERE entity = 'calendar_day'"
+                    " AND entity_id LIKE '2027-%' AND actor = 'system'"
+                )
+            ).scalar()
+            == 365
+        )
+        assert conn.execute(
+            text("SELECT working, note, source FROM calendar_day WHERE day = '2027-10-09'")
+        ).one() == (True, "国庆节调休上班", "notice")
+
+    bad = tmp_path / "bad.txt"
+    bad.write_text(notice.replace("4月3日（周六）", "4月3日（周日）"), encoding="utf-8")
+    code, out = fleet(
+        cli_settings, "calendar", "import", str(bad), "--year", "2027", "--unit", "GOV"
+    )
+    assert code == Exit.FAILED
+    assert "1 line of the notice cannot be read" in out
+    assert "line 11: text: 「三、清明节:4月3日(周日)至5日(周一)放假,共3天。」" in out
+    assert "4月3日 is written as 周日 but is a 周六 in 2027" in out
+    engine.dispose()

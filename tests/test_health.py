@@ -33,3 +33,18 @@ def test_healthz_is_503_naming_the_database_when_it_is_down(settings: Settings):
     assert reply.status_code == 503
     assert reply.json()["database"] == "down"
     assert reply.json()["redis"] == "up"
+
+
+def test_healthz_stays_200_naming_a_warning_check_that_fails(client: TestClient):
+    from sqlalchemy import text
+
+    def broken(session, now):
+        session.execute(text("SELECT * FROM no_such_table"))
+        return []
+
+    client.app.state.health_checks = [broken, *client.app.state.health_checks]  # type: ignore[attr-defined]
+    reply = client.get("/healthz")
+    assert reply.status_code == 200
+    body = reply.json()
+    assert (body["status"], body["database"], body["warnings"]) == ("ok", "up", [])
+    assert "no_such_table" in body["details"]["warnings_error"]

@@ -25,6 +25,7 @@ from fleet.db import make_engine, make_read_engine, make_session_factory
 from fleet.errors import Conflict, FleetError, Rejected, Throttled, http_status
 from fleet.settings import Settings
 from geofence import router as geofence_router
+from geofence import service as geofence_service
 from geofence.settings import GeofenceSettings
 from reports import router as reports_router
 from telematics import router as telematics_router
@@ -180,6 +181,14 @@ def create_app(
     app.state.geofence_settings = geofence_settings or GeofenceSettings()
     app.state.dispatch_settings = dispatch_settings or DispatchSettings()
     app.state.web_settings = web_settings or WebSettings()
+    warning_days = app.state.geofence_settings.calendar_warning_days
+    app.state.health_checks = [
+        lambda session, now: geofence_service.calendar_status(
+            session=session,
+            today=now.astimezone(settings.zone).date(),
+            warning_days=warning_days,
+        )["warnings"]
+    ]
     app.add_exception_handler(FleetError, fleet_error_handler)
     app.add_exception_handler(IntegrityError, integrity_error_handler)
     app.add_exception_handler(HTTPException, method_not_allowed_handler)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -97,6 +97,87 @@ def calendar_seed(
     with transaction(ctx.obj) as session:
         added = geofence_service.seed_calendar(session=session, years=range(first, last + 1))
     typer.echo(f"working calendar: {added} dates added")
+
+
+@calendar_app.command("import")
+def calendar_import(
+    ctx: typer.Context,
+    file: Annotated[
+        Path,
+        typer.Argument(help="The State Council's holiday notice as text (UTF-8 or GB18030)."),
+    ],
+    year: Annotated[int, typer.Option(help="The year the notice arranges.")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the year as it would be saved; save nothing.")
+    ] = False,
+    unit: Annotated[
+        str | None, typer.Option(help="Code of the root unit acting; default: the only one.")
+    ] = None,
+) -> None:
+    """Enter a year of the working calendar from the State Council's notice (国务院办公厅关于
+    N 年部分节假日安排的通知): its holidays and adjusted working days, every other date by its
+    weekday. Prints the year first; a line it cannot read is named and nothing is saved."""
+    from geofence import service as geofence_service
+
+    try:
+        raw = file.read_bytes()
+    except OSError as error:
+        raise fail(f"cannot read {file}: {error.strerror}", Exit.FAILED) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("gb18030", errors="replace")
+    with refusals(), transaction(ctx.obj) as session:
+        actor = system_actor(session, unit)
+        preview = geofence_service.preview_notice(
+            session=session, actor=actor, year=year, text=text
+        )
+        for line in _year_summary(preview):
+            typer.echo(line)
+        if dry_run:
+            typer.echo("dry run: nothing saved")
+            return
+        saved = geofence_service.import_notice(session=session, actor=actor, year=year, text=text)
+    typer.echo(
+        f"working calendar {year}: {saved['created']} dates added, {saved['updated']} changed,"
+        f" {saved['unchanged']} already so"
+    )
+
+
+def _year_summary(preview: dict[str, Any]) -> list[str]:
+    """The year a notice makes, as the command prints it before saving."""
+
+    def dates(days: list[Any]) -> str:
+        return "、".join(f"{d.month}月{d.day}日" for d in days) or "—"
+
+    summary = preview["summary"]
+    lines = [
+        f"{preview['year']}: {summary['days_off']} days off ({summary['holidays']} holiday dates),"
+        f" {summary['working_days']} working days ({summary['adjusted_working_days']} of them"
+        " adjusted working weekends)"
+    ]
+    for holiday in preview["holidays"]:
+        off = holiday["days_off"]
+        span = f"{off[0]} – {off[-1]}" if len(off) > 1 else f"{off[0]}"
+        lines.append(
+            f"  {holiday['name']}: off {span} ({len(off)} days); worked: "
+            f"{dates(holiday['working_days'])}"
+        )
+    lines += [f"  note: {w['message']}" for w in preview["warnings"]]
+    changed = [d for d in preview["days"] if d["change"] == "changed"]
+    lines.append(
+        f"against the calendar: {summary['new']} new, {summary['changed']} changed,"
+        f" {summary['same']} the same"
+    )
+    lines += [f"  {d['day']}: {_day_state(d['before'])} -> {_day_state(d)}" for d in changed[:40]]
+    if len(changed) > 40:
+        lines.append(f"  ... and {len(changed) - 40} more")
+    return lines
+
+
+def _day_state(day: dict[str, Any]) -> str:
+    state = "working" if day["working"] else "off"
+    return f"{state} {day['note']}".strip()
 
 
 @fences_app.command("import")

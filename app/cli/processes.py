@@ -88,7 +88,7 @@ def worker(
 
     from dispatch.permits import OrderPermits
     from geofence.settings import GeofenceSettings
-    from geofence.worker import GeofenceObserver
+    from geofence.worker import GeofenceObserver, warn_calendar_years
     from telematics.ingest import IngestWorker
     from telematics.settings import TelematicsSettings
 
@@ -113,10 +113,11 @@ def worker(
             # Storing and the rules are throughput work; the positions a dispatcher watches are
             # published by the gateways, which should not wait behind a batch for a core.
             os.nice(telematics_settings.worker_nice)
+        geofence_settings = GeofenceSettings()
         rules = GeofenceObserver(
             engine=engine,
             redis=redis,
-            settings=GeofenceSettings(),
+            settings=geofence_settings,
             zone=settings.zone,
             permits=OrderPermits(engine),
         )
@@ -126,6 +127,11 @@ def worker(
             from telematics import archive, retention
 
             periodic = maintenance.Periodic(stop)
+            periodic.every(
+                maintenance.DAY_S,
+                "calendar years",
+                lambda: warn_calendar_years(engine, settings=geofence_settings, zone=settings.zone),
+            )
             if telematics_settings.position_retention_years is not None:
                 periodic.every(
                     maintenance.DAY_S,

@@ -7,15 +7,18 @@ a test that saw one fails.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -32,6 +35,7 @@ from fleet.db import utcnow
 from fleet.demo import DEMO_PASSWORD
 from fleet.settings import Settings
 from telematics import roads
+from tests.clock import faketime
 from tests.conftest import drop_database, recreate_database
 from tests.support import free_port, wait_healthy, wait_port
 
@@ -121,15 +125,26 @@ def stack(
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     server_log = SCREENSHOTS / f"server-{request.module.__name__.rsplit('.', 1)[-1]}.log"
     log = server_log.open("wb")
+    # A module may pin the server's clock (STACK_CLOCK, an aware datetime): it then runs under
+    # faketime, whose wrapper is the parent of the server, so the whole group is stopped.
+    clock: datetime | None = getattr(request.module, "STACK_CLOCK", None)
     server = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve"], env=env, stdout=log, stderr=log
+        [*(faketime(clock) if clock else []), sys.executable, "-m", "app.cli", "serve"],
+        env=env,
+        stdout=log,
+        stderr=log,
+        start_new_session=clock is not None,
     )
     url = f"http://127.0.0.1:{port}"
     wait_healthy(url, [server], server_log)
     try:
         yield Stack(url, scratch_settings, engine, redis, env)
     finally:
-        server.terminate()
+        if clock is None:
+            server.terminate()
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=20)
         log.close()
         redis.flushdb()

@@ -1,9 +1,9 @@
 // Rule settings (the engine's thresholds, read-only; the approval rules, editable), the working
 // calendar and each unit's working hours.
-import { api } from "./api.js";
+import { api, ApiError } from "./api.js";
 import labels from "../labels/admin-settings.json" with { type: "json" };
 import { extend, lang, t, when } from "./i18n.js";
-import { config, notify } from "./shell.js";
+import { calendarStatus, config, fill, notify, refreshCalendarBanner } from "./shell.js";
 import {
   buildFields, button, createBody, el, emptyRow, fillOptions, readFields, submitting,
   turns, unitDepth, unitName, unitOptions, units, writeFields,
@@ -123,6 +123,9 @@ export function initCalendar(panel) {
   let year = Number(todayInZone().slice(0, 4));
   let focusDay = todayInZone();
   let held = null;
+  // While a notice is previewed, the grid shows its year as it would be saved.
+  let preview = null; // the preview's answer
+  const previewDays = new globalThis.Map(); // "YYYY-MM-DD" -> {working, note, change}
 
   const turn = turns();
 
@@ -138,7 +141,7 @@ export function initCalendar(panel) {
   }
 
   function status(day) {
-    const entry = days.get(day);
+    const entry = (preview ? previewDays : days).get(day);
     if (!entry) return "unknown";
     return entry.working ? "working" : "off";
   }
@@ -148,7 +151,7 @@ export function initCalendar(panel) {
     const text = new Intl.DateTimeFormat(lang() === "en" ? "en-GB" : "zh-CN",
       { timeZone: "UTC", year: "numeric", month: "long", day: "numeric", weekday: "long" }).format(date);
     const state = status(day);
-    const note = days.get(day)?.note;
+    const note = (preview ? previewDays : days).get(day)?.note;
     return `${text} · ${t(`admin.calendar.${state}`)}${note ? ` · ${note}` : ""}`;
   }
 
@@ -158,8 +161,13 @@ export function initCalendar(panel) {
     const weekdayName = new Intl.DateTimeFormat(locale, { timeZone: "UTC", weekday: "narrow" });
     // 2024-01-01 was a Monday: the header runs Monday to Sunday, as Chinese calendars do.
     const header = Array.from({ length: 7 }, (_, i) => weekdayName.format(new Date(Date.UTC(2024, 0, 1 + i))));
-    summary.replaceChildren(held.covered ? el("span", { i18n: "admin.calendar.covered" })
-      : el("span", {}, el("span", { i18n: "admin.calendar.missing" }), `: ${held.missing_days}`));
+    if (preview) summary.replaceChildren(el("strong", { i18n: "admin.calendar.preview_h" }));
+    else {
+      summary.replaceChildren(held.covered ? el("span", { i18n: "admin.calendar.covered" })
+        : el("span", {}, el("span", { i18n: "admin.calendar.missing" }), `: ${held.missing_days}`));
+    }
+    grid.classList.toggle("previewing", Boolean(preview));
+    for (const item of panel.querySelectorAll(".preview-only")) item.hidden = !preview;
     const months = [];
     for (let month = 0; month < 12; month += 1) {
       const first = new Date(Date.UTC(year, month, 1));
@@ -168,10 +176,13 @@ export function initCalendar(panel) {
       for (let d = first; d.getUTCMonth() === month; d = new Date(d.getTime() + 86_400_000)) {
         const day = iso(d);
         const entry = days.get(day);
+        // Marked: what the calendar holds now and saving would change (new dates fill the gaps).
+        const change = preview && previewDays.get(day)?.change === "changed" ? " changed" : "";
+        const manual = !preview && entry?.source === "manual" ? " manual" : "";
         cells.push(el("button", {
-          type: "button", className: `day ${status(day)}${entry?.source === "manual" ? " manual" : ""}${day === form.dataset.day ? " picked" : ""}`,
+          type: "button", className: `day ${status(day)}${manual}${change}${day === form.dataset.day && !preview ? " picked" : ""}`,
           dataset: { day }, tabindex: day === focusDay ? "0" : "-1", "aria-label": dayLabel(day),
-          title: entry?.note || "", text: String(d.getUTCDate()),
+          title: (preview ? previewDays : days).get(day)?.note || "", text: String(d.getUTCDate()),
         }));
       }
       months.push(el("section", { className: "month" },
@@ -207,7 +218,7 @@ export function initCalendar(panel) {
 
   grid.addEventListener("click", (event) => {
     const target = event.target.closest("button.day");
-    if (target) pick(target.dataset.day);
+    if (target && !preview) pick(target.dataset.day);
   });
   grid.addEventListener("keydown", (event) => {
     const target = event.target.closest("button.day");
@@ -221,6 +232,7 @@ export function initCalendar(panel) {
     event.preventDefault();
     year = Number(yearInput.value) || year;
     form.hidden = true;
+    endPreview();
     load();
   });
   form.addEventListener("submit", async (event) => {
@@ -241,7 +253,108 @@ export function initCalendar(panel) {
   window.addEventListener("fleet:lang", () => {
     if (held) render();
     if (!form.hidden && form.dataset.day) picked.textContent = dayLabel(form.dataset.day);
+    if (preview) renderPreview();
   });
+
+  // ---- a year from the State Council's notice: preview, then save ----
+  const notice = panel.querySelector("#notice-form");
+  const problems = notice.querySelector("#notice-problems");
+  const previewBox = notice.querySelector("#notice-preview");
+
+  function dates(list) {
+    if (!list.length) return "—";
+    const runs = [];
+    for (const day of list) {
+      const last = runs.at(-1);
+      if (last && Date.parse(`${day}T00:00:00Z`) - Date.parse(`${last.at(-1)}T00:00:00Z`) === 86_400_000) last.push(day);
+      else runs.push([day]);
+    }
+    return runs.map((run) => (run.length > 1 ? `${run[0]} – ${run.at(-1)}` : run[0])).join(", ");
+  }
+
+  function remark(warning) {
+    const key = `notice.${warning.code}`;
+    return t(key) === key ? warning.message : fill(t(key), warning);
+  }
+
+  function renderPreview() {
+    const s = preview.summary;
+    notice.querySelector("#notice-summary").textContent = fill(t("admin.calendar.preview_summary"), {
+      year: preview.year, off: s.days_off, holidays: s.holidays, working: s.working_days,
+      adjusted: s.adjusted_working_days, new: s.new, changed: s.changed, same: s.same });
+    notice.querySelector("#notice-holidays").replaceChildren(...preview.holidays.map((h) => el("tr", {},
+      el("td", { text: h.name }),
+      el("td", { text: `${dates(h.days_off)} (${fill(t("admin.calendar.days"), { n: h.days_off.length })})` }),
+      el("td", { text: dates(h.working_days) }))));
+    notice.querySelector("#notice-warnings").replaceChildren(
+      ...preview.warnings.map((w) => el("li", { dataset: { code: w.code }, text: remark(w) })));
+    const ignored = notice.querySelector("#notice-ignored");
+    ignored.hidden = !preview.ignored.length;
+    ignored.querySelector("ol").replaceChildren(...preview.ignored.map((line) => el("li", {
+      text: `${fill(t("admin.calendar.problem"), line)}: ${line.text}` })));
+  }
+
+  function showProblems(error) {
+    const listed = error instanceof ApiError ? error.body?.problems || [] : [];
+    problems.replaceChildren(...listed.map((p) => el("li", {
+      dataset: { line: p.line }, text: `${fill(t("admin.calendar.problem"), p)}: ${p.reason}` })));
+    problems.hidden = !listed.length;
+  }
+
+  function endPreview() {
+    preview = null;
+    previewDays.clear();
+    previewBox.hidden = true;
+  }
+
+  function body() {
+    return { year: Number(notice.elements.year.value), text: notice.elements.text.value };
+  }
+
+  notice.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    showProblems(null);
+    const asked = body();
+    const answer = await submitting(notice, () => api("/api/v1/calendar/notice/preview", {
+      method: "POST", body: asked }).catch((error) => { showProblems(error); throw error; }));
+    if (!answer) {
+      endPreview();
+      if (held) render();
+      return;
+    }
+    preview = answer;
+    previewDays.clear();
+    for (const d of answer.days) previewDays.set(d.day, d);
+    year = answer.year;
+    yearInput.value = year;
+    form.hidden = true;
+    render();
+    renderPreview();
+    previewBox.hidden = false;
+    previewBox.querySelector("#notice-save").focus();
+  });
+
+  notice.querySelector("#notice-save").addEventListener("click", async () => {
+    const asked = { year: preview.year, text: notice.elements.text.value };
+    const saved = await submitting(notice, () => api("/api/v1/calendar/notice", {
+      method: "POST", body: asked }).catch((error) => { showProblems(error); throw error; }));
+    if (!saved) return;
+    notify(fill(t("admin.calendar.year_saved"), saved), "ok");
+    endPreview();
+    notice.elements.text.value = "";
+    await load();
+    await refreshCalendarBanner({ fresh: true });
+  });
+  notice.querySelector("#notice-cancel").addEventListener("click", () => {
+    endPreview();
+    render();
+  });
+  // What the notice is for: the first year the calendar lacks (warned of), else the next.
+  notice.elements.year.value = year + 1;
+  calendarStatus().then((status) => {
+    if (status.warnings.length) notice.elements.year.value = status.warnings[0].year;
+  });
+
   yearInput.value = year;
   load();
 }

@@ -55,6 +55,10 @@ document.getElementById("admin-tabs").addEventListener("keydown", (event) => {
   select(tabs[(next + tabs.length) % tabs.length].dataset.tab, { focus: true });
 });
 for (const tab of tabs) tab.addEventListener("click", () => select(tab.dataset.tab));
+// The banner's link (/admin#calendar) opens its tab on this page too.
+window.addEventListener("hashchange", () => {
+  if (window.fleetAdmin.ready) select(location.hash.slice(1));
+});
 
 const me = await start();
 if (me) {

@@ -3,7 +3,7 @@
 import { api, ApiError, token } from "./api.js";
 import labels from "../labels/dashboard.json" with { type: "json" };
 import { extend, lang, t } from "./i18n.js";
-import { config, notify, start } from "./shell.js";
+import { calendarStatus, config, fill, notify, start } from "./shell.js";
 import { clearErrors, el, showErrors, turns } from "./admin-common.js";
 import { parseWall } from "./zone.js";
 
@@ -281,7 +281,29 @@ for (const button of form.querySelectorAll("[data-preset]")) {
     load();
   });
 }
+// ---- the working calendar's reach ---------------------------------------------------------------
+
+const calendarLine = document.getElementById("calendar-line");
+let calendar = null;
+
+function renderCalendar() {
+  if (!calendar) return;
+  const reach = calendar.covered_through
+    ? fill(t("dash.calendar_through"), { year: calendar.covered_through }) : t("dash.calendar_none");
+  calendarLine.replaceChildren(el("strong", { i18n: "dash.calendar" }), ` ${reach}`,
+    ...calendar.warnings.map((w) => ` · ${fill(t(w.days_left > 0 ? "dash.calendar_soon" : "dash.calendar_now"),
+      { year: w.year, days: w.days_left, missing: w.missing_days })}`));
+  calendarLine.classList.toggle("warn", calendar.warnings.length > 0);
+  calendarLine.hidden = false;
+}
+
+async function loadCalendar() {
+  calendar = await calendarStatus();
+  renderCalendar();
+}
+
 window.addEventListener("fleet:lang", () => {
+  renderCalendar();
   for (const instance of Object.values(window.fleetDashboard.charts)) instance.dispose();
   window.fleetDashboard.charts = {};
   draw();
@@ -295,6 +317,7 @@ const me = await start();
 if (me) {
   document.querySelector(".page-links a[href='/admin']").hidden = !me.roles.includes("admin");
   [form.elements.since.value, form.elements.until.value] = preset("month");
+  loadCalendar();
   echarts = await import("/vendor/echarts/echarts.esm.min.js").catch(() => {
     notify(t("error.vendor"), "error");
     return null;
