@@ -12,7 +12,7 @@ import logging
 import math
 import random
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,12 @@ from sqlalchemy.exc import OperationalError
 from telematics.trips import haversine_m
 
 log = logging.getLogger("fleet.roads")
+
+Progress = Callable[[int, int], None]
+
+# Ways read or stored between two reports of progress, which keeps the reports' cost out of
+# sight.
+REPORT_EVERY = 1000
 
 # Typical urban speeds (km/h) by road class, where the way has no usable maxspeed tag.
 CLASS_SPEED_KMH = {
@@ -75,24 +81,40 @@ class ImportReport:
 
 
 @dataclass(frozen=True)
-class _Way:
+class Way:
     osm_id: int
     tags: dict[str, str]
     klass: str
     nodes: list[tuple[int, float, float]]  # (node id, lat, lon)
 
 
-def _ways(path: Path) -> Iterator[_Way]:
+def _highway_ways(path: Path) -> int:
+    """The ways with a `highway` tag in the file: a quick pass without node locations, so that
+    the reading has a total to show its progress against."""
     import osmium
 
+    processor = osmium.FileProcessor(str(path), osmium.osm.WAY).with_filter(
+        osmium.filter.KeyFilter("highway")
+    )
+    return sum(1 for _ in processor)
+
+
+def _ways(path: Path, progress: Progress | None = None) -> Iterator[Way]:
+    import osmium
+
+    total = _highway_ways(path) if progress is not None else 0
     processor = (
         osmium.FileProcessor(str(path))
         .with_locations()
         .with_filter(osmium.filter.KeyFilter("highway"))
     )
+    read = 0
     for obj in processor:
         if not isinstance(obj, osmium.osm.Way):
             continue
+        read += 1
+        if progress is not None and read % REPORT_EVERY == 0 and read < total:
+            progress(read, total)
         klass = road_class(obj.tags.get("highway") or "")
         if klass is None or obj.tags.get("area") == "yes":
             continue
@@ -101,15 +123,17 @@ def _ways(path: Path) -> Iterator[_Way]:
             if node.location.valid():
                 nodes.append((node.ref, node.lat, node.lon))
         if len(nodes) >= 2:
-            yield _Way(obj.id, dict(obj.tags), klass, nodes)
+            yield Way(obj.id, dict(obj.tags), klass, nodes)
+    if progress is not None:
+        progress(read, max(read, total))
 
 
-def edges_of(ways: list[_Way]) -> Iterator[dict[str, Any]]:
+def edges_of(ways: list[Way], progress: Progress | None = None) -> Iterator[dict[str, Any]]:
     uses: Counter[int] = Counter()
     for way in ways:
         uses.update(n[0] for n in way.nodes)
         uses.update((way.nodes[0][0], way.nodes[-1][0]))
-    for way in ways:
+    for done, way in enumerate(ways, 1):
         speed = _speed(way.tags, way.klass)
         direction = _oneway(way.tags, way.klass)
         start = 0
@@ -138,12 +162,25 @@ def edges_of(ways: list[_Way]) -> Iterator[dict[str, Any]]:
                     + ",".join(f"{lon} {lat}" for _, lat, lon in part)
                     + ")",
                 }
+        if progress is not None and (done % REPORT_EVERY == 0 or done == len(ways)):
+            progress(done, len(ways))
+
+
+def read_ways(path: Path, progress: Progress | None = None) -> list[Way]:
+    """The drivable ways of an extract, with their nodes' locations. `progress(done, total)`
+    follows the ways with a `highway` tag read (a quick first pass counts them for the total)."""
+    return list(_ways(path, progress))
 
 
 def import_pbf(engine: Engine, path: Path) -> ImportReport:
     """Replace the road network with the one in `path`, in one transaction."""
-    ways = list(_ways(path))
-    edges = list(edges_of(ways))
+    return store(engine, read_ways(path))
+
+
+def store(engine: Engine, ways: list[Way], progress: Progress | None = None) -> ImportReport:
+    """Replace the road network with `ways` cut at junctions, in one transaction.
+    `progress(done, total)` follows the ways stored."""
+    edges, length_m = 0, 0.0
     columns = (
         "osm_id, name, highway, oneway, maxspeed_kmh, source, target, length_m, cost_s,"
         " reverse_cost_s, geom"
@@ -153,7 +190,9 @@ def import_pbf(engine: Engine, path: Path) -> ImportReport:
         raw = conn.connection.driver_connection
         assert raw is not None
         with raw.cursor() as cur, cur.copy(f"COPY road ({columns}) FROM STDIN") as copy:
-            for e in edges:
+            for e in edges_of(ways, progress):
+                edges += 1
+                length_m += e["length_m"]
                 copy.write_row(
                     (
                         e["osm_id"],
@@ -170,9 +209,7 @@ def import_pbf(engine: Engine, path: Path) -> ImportReport:
                     )
                 )
         conn.execute(text("ANALYZE road"))
-    return ImportReport(
-        ways=len(ways), edges=len(edges), length_km=sum(e["length_m"] for e in edges) / 1000
-    )
+    return ImportReport(ways=len(ways), edges=edges, length_km=length_m / 1000)
 
 
 def loaded(conn: Connection) -> bool:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import create_engine, select, text
@@ -337,3 +340,94 @@ def test_calendar_import_previews_then_enters_a_year_from_the_notice(
     assert "line 11: text: 「三、清明节:4月3日(周日)至5日(周一)放假,共3天。」" in out
     assert "4月3日 is written as 周日 but is a 周六 in 2027" in out
     engine.dispose()
+
+
+def progress_lines(caplog: pytest.LogCaptureFixture, what: str) -> list[str]:
+    return [m for m in caplog.messages if m.startswith(f"{what}: ")]
+
+
+def test_replay_logs_its_progress_off_a_terminal(
+    cli_settings: Settings, caplog: pytest.LogCaptureFixture
+):
+    fleet(cli_settings, "seed", "demo")  # the completed order's track
+    engine = create_engine(cli_settings.database_url)
+    with engine.connect() as conn:
+        first, last, vehicles = conn.execute(
+            text("SELECT min(fix_time), max(fix_time), count(DISTINCT vehicle_id) FROM position")
+        ).one()
+    engine.dispose()
+    assert vehicles >= 1
+    caplog.set_level(logging.INFO, logger="fleet.progress")
+    code, out = fleet(
+        cli_settings,
+        "replay",
+        "--start",
+        first.isoformat(),
+        "--end",
+        (last + timedelta(seconds=1)).isoformat(),
+        "--dry-run",
+    )
+    assert code == 0, out
+    assert f" of {vehicles} vehicles: " in out
+    assert progress_lines(caplog, "replaying")[-1].startswith(
+        f"replaying: {vehicles}/{vehicles} vehicles (100 %), "
+    )
+
+
+def test_costs_import_logs_its_progress_off_a_terminal(
+    cli_settings: Settings, caplog: pytest.LogCaptureFixture, tmp_path
+):
+    fleet(cli_settings, "seed", "demo")
+    engine = create_engine(cli_settings.database_url)
+    with engine.connect() as conn:
+        plates = list(
+            conn.execute(
+                text(
+                    "SELECT v.plate FROM vehicle v JOIN org_unit u ON u.id = v.unit_id"
+                    " WHERE u.path LIKE (SELECT path FROM org_unit WHERE code = 'GOV') || '%'"
+                    " ORDER BY v.id LIMIT 2"
+                )
+            ).scalars()
+        )
+    engine.dispose()
+    statement = tmp_path / "statement.csv"
+    statement.write_text(
+        "transaction_id,time,plate,litres,amount\n"
+        + "".join(f"P{n},2025-12-0{n} 08:30:00,{plates[n % 2]},40,300\n" for n in range(1, 4)),
+        encoding="utf-8",
+    )
+    caplog.set_level(logging.INFO, logger="fleet.progress")
+    code, out = fleet(
+        cli_settings, "costs", "import", str(statement), "--issuer", "generic", "--unit", "GOV"
+    )
+    assert code == 0, out
+    assert "imported 3 of 3 rows" in out
+    assert progress_lines(caplog, "checking statement.csv")[-1].startswith(
+        "checking statement.csv: 3/3 rows (100 %), "
+    )
+
+
+def test_roads_import_logs_its_progress_off_a_terminal(
+    cli_settings: Settings, caplog: pytest.LogCaptureFixture
+):
+    from app.demo import ROADS
+
+    caplog.set_level(logging.INFO, logger="fleet.progress")
+    code, out = fleet(cli_settings, "roads", "import", str(ROADS))
+    assert code == 0, out
+    found = re.search(r"roads: (\d+) ways, (\d+) edges", out)
+    assert found is not None, out
+    ways = int(found[1])
+    assert int(found[2]) > ways > 1_000
+    # Every way with a highway tag is read, the drivable ones among them stored.
+    read = re.fullmatch(
+        rf"reading {re.escape(ROADS.name)}: ([\d,]+)/\1 ways \(100 %\), .*",
+        progress_lines(caplog, f"reading {ROADS.name}")[-1],
+    )
+    assert read is not None
+    assert int(read[1].replace(",", "")) >= ways
+    assert progress_lines(caplog, "storing the roads")[-1].startswith(
+        f"storing the roads: {ways:,}/{ways:,} ways (100 %), "
+    )
+    code, out = fleet(cli_settings, "roads", "import", "--if-empty", str(ROADS))
+    assert (code, out.strip()) == (0, "roads already loaded")

@@ -11,7 +11,17 @@ from typing import Annotated, Any
 
 import typer
 
-from app.cli.common import Exit, database, fail, refusals, system_actor, transaction, unit_by_code
+from app.cli.common import (
+    Exit,
+    database,
+    fail,
+    log_to_stderr,
+    refusals,
+    system_actor,
+    transaction,
+    unit_by_code,
+)
+from app.cli.progress import progress
 from fleet.auth import Actor
 from fleet.db import utcnow
 from fleet.settings import Settings
@@ -70,6 +80,7 @@ def roads_import(
 
     if not file.is_file():
         raise fail(f"no such file: {file}", Exit.FAILED)
+    log_to_stderr()
     with database(ctx.obj, owner=True) as engine:  # it replaces a table: the owner's work
         if if_empty:
             with engine.connect() as conn:
@@ -78,9 +89,12 @@ def roads_import(
                     return
         typer.echo(f"importing roads from {file} ...")
         try:
-            report = roads.import_pbf(engine, file)
+            with progress(f"reading {file.name}", "ways") as reading:
+                ways = roads.read_ways(file, reading)
         except RuntimeError as error:
             raise fail(f"cannot read {file}: {error}", Exit.FAILED) from None
+        with progress("storing the roads", "ways") as storing:
+            report = roads.store(engine, ways, storing)
     typer.echo(f"roads: {report.ways} ways, {report.edges} edges, {report.length_km:,.0f} km")
 
 
@@ -221,7 +235,12 @@ def costs_import(
         data = file.read_bytes()
     except OSError as error:
         raise fail(f"cannot read {file}: {error}", Exit.FAILED) from None
-    with refusals(), transaction(settings) as session:
+    log_to_stderr()
+    with (
+        refusals(),
+        transaction(settings) as session,
+        progress(f"checking {file.name}", "rows") as checked,
+    ):
         setup = costs.CheckSetup(
             settings=DispatchSettings(),
             calendar=geofence_service.working_calendar(
@@ -237,6 +256,7 @@ def costs_import(
             issuer=issuer,
             setup=setup,
             now=utcnow(),
+            progress=checked,
         )
     if result["already_imported"]:
         typer.echo(f"{file.name} was imported before (statement {result['statement_id']})")
@@ -268,12 +288,11 @@ def replay(
     start, end = (t if t.tzinfo else t.replace(tzinfo=UTC) for t in (start, end))
     if end <= start:
         raise fail("--end must be after --start", Exit.FAILED)
-
-    def progress(done: int, total: int) -> None:
-        if done == total or done % 50 == 0:
-            typer.echo(f"  {done}/{total} vehicles", err=True)
-
-    with database(settings, pool_size=2) as engine:
+    log_to_stderr()
+    with (
+        database(settings, pool_size=2) as engine,
+        progress("replaying", "vehicles") as replayed,
+    ):
         report = run_replay(
             engine=engine,
             settings=GeofenceSettings(),
@@ -283,7 +302,7 @@ def replay(
             vehicle_ids=vehicle or None,
             permits=OrderPermits(engine),
             write=not dry_run,
-            progress=progress,
+            progress=replayed,
         )
     for record in report.alerts:
         event = record.event

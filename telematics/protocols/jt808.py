@@ -17,6 +17,7 @@ from telematics.fix import Fix
 
 DELIMITER = 0x7E
 MAX_FRAME = 4096  # escaped bytes; the body is at most 1023, so a real frame is far smaller
+MAX_PARTS = 4  # a frame cut by raw 0x7E bytes is joined from at most this many parts
 GMT8 = timedelta(hours=8)
 
 
@@ -144,16 +145,88 @@ def split_frames(buffer: bytes) -> tuple[list[bytes], bytes]:
 
     Bytes before the first delimiter are noise and dropped. Every 0x7E delimits, so a lost byte
     costs one frame and the stream resynchronises at the next delimiter. An unfinished rest longer
-    than any real frame is dropped too, so a peer cannot make us buffer without bound."""
+    than any real frame is dropped too, so a peer cannot make us buffer without bound.
+
+    Some terminals send a 0x7E inside a frame unescaped, which cuts the frame in two. A part that
+    fails its check byte while its header's body length says the frame goes on is joined with
+    the parts after it (with the 0x7E between them, at most MAX_PARTS in all), and the join is
+    taken only if its length is the one the header gives and its check byte is right; a part that
+    is a whole frame by itself is never taken into a join. Such a frame keeps its raw 0x7E, which
+    no other frame holds (`rejoined`). A part the bytes not yet received may still complete stays
+    in the rest, so a broken frame at the end of a read is answered when more arrives."""
     start = buffer.find(DELIMITER)
     if start < 0:
         return [], b""
     parts = buffer[start + 1 :].split(b"\x7e")
     rest = parts.pop()
-    frames = [p for p in parts if p]
+    frames: list[bytes] = []
+    i = 0
+    while i < len(parts):
+        part = parts[i]
+        wanted = _cut_short(part) if part else None
+        if wanted is None:
+            if part:
+                frames.append(part)
+            i += 1
+            continue
+        joined, last = part, i  # parts i..last, joined
+        while last + 1 < len(parts) and last - i + 2 <= MAX_PARTS:
+            follower = parts[last + 1]
+            if _whole(follower) or len(unescape(joined + b"\x7e" + follower)) > wanted:
+                break
+            joined, last = joined + b"\x7e" + follower, last + 1
+        data = unescape(joined)
+        if last > i and len(data) == wanted and _checks(data):
+            frames.append(joined)
+            i = last + 1
+            continue
+        if (
+            last + 1 == len(parts)
+            and last - i + 2 <= MAX_PARTS
+            and len(unescape(joined + b"\x7e" + rest)) <= wanted
+        ):
+            return frames, b"\x7e" + joined + b"\x7e" + rest  # it may go on in the next read
+        frames.append(part)  # broken: it fails its check byte on its own
+        i += 1
     if len(rest) > MAX_FRAME:
         return frames, b""
     return frames, b"\x7e" + rest
+
+
+def rejoined(frame: bytes) -> bool:
+    """Whether `split_frames` joined this frame across a raw 0x7E (no other frame holds one)."""
+    return DELIMITER in frame
+
+
+def _checks(data: bytes) -> bool:
+    return len(data) > 1 and check_byte(data[:-1]) == data[-1]
+
+
+def _wanted(data: bytes) -> int:
+    """The length of a whole frame with this (unescaped) header: header, body and check byte."""
+    props = int.from_bytes(data[2:4], "big")
+    header = 4 + (11 if props & 0x4000 else 6) + 2 + (4 if props & 0x2000 else 0)
+    return header + (props & 0x3FF) + 1
+
+
+def _whole(part: bytes) -> bool:
+    """A part that is a frame by itself: the length its header gives (its check byte may be
+    wrong: some terminals always get it wrong, and FLEET_JT808_LENIENT_CHECKSUM takes them)."""
+    data = unescape(part)
+    return len(data) >= 4 and len(data) == _wanted(data)
+
+
+def _cut_short(part: bytes) -> int | None:
+    """The length its header gives, for a part that may be a frame cut by a raw 0x7E: shorter
+    than that, and its check byte wrong, escaped or raw (some terminals never escape). None for
+    any other part, which is a frame or noise as it is."""
+    data = unescape(part)
+    if len(data) < 4:
+        return None
+    wanted = _wanted(data)
+    if len(data) >= wanted or _checks(data) or _checks(part):
+        return None
+    return wanted
 
 
 def unescape(data: bytes) -> bytes:

@@ -35,7 +35,7 @@ from telematics.settings import TelematicsSettings
 from tests.redis_cluster import SINGLE_AND_CLUSTER
 from tests.support import free_port
 from tests.telematics.conftest import Fleetlet
-from tests.telematics.test_jt808 import HEX_VECTORS, packet
+from tests.telematics.test_jt808 import HEX_VECTORS, careless, packet
 
 PHONE = "013900000000"  # fleetlet's JT/T 808 device for vehicle 0
 # Fixes are dated within the allowed window (FLEET_MAX_PAST_DAYS) whatever day the tests run.
@@ -480,6 +480,42 @@ def test_a_burst_of_frames_and_a_frame_split_across_reads_are_answered_in_order(
             return answered
 
     assert run_on(loop, scenario) == list(range(1, 202))
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_report_with_a_raw_7e_inside_is_joined_stored_acknowledged_and_counted(
+    fleetlet, redis, gw_settings, loop, redis_address
+):
+    """A terminal that does not escape 0x7E sends one inside a report (in a vendor item), in two
+    writes cut just after it: the gateway joins the two parts, acknowledges the report, puts its
+    fix in the stream and counts the frame as recovered."""
+    body = jt808.location_body(a_fix(), extra=b"\xec\x02\x7e\x01")
+    frame = careless(jt808.encode_frame(MsgId.LOCATION, PHONE, 7, body))
+    cut = frame.index(b"\x7e", 1) + 1
+
+    async def scenario() -> jt808.Message:
+        async with running(fleetlet, gw_settings, redis_address):
+            t = await terminal(gw_settings.jt808_port)
+            registered = await t.send(MsgId.REGISTER, jt808.register_body("浙A·D70000"))
+            code = registered.body[3:].decode()
+            authenticated = await t.send(MsgId.AUTHENTICATE, jt808.authenticate_body(code))
+            assert result_of(authenticated) == Result.OK
+            t.writer.write(frame[:cut])
+            await t.writer.drain()
+            await asyncio.sleep(0.05)  # the first part arrives alone
+            reply = await t.send(0, raw=frame[cut:])
+            t.writer.close()
+            return reply
+
+    reply = run_on(loop, scenario)
+    assert reply.body[:2] == (7).to_bytes(2, "big")  # the report's serial
+    assert result_of(reply) == Result.OK
+    (row,) = stream_rows(redis, gw_settings.stream_shards)
+    assert row[stream.R_VEHICLE] == fleetlet.targets[0].vehicle_id
+    assert json.loads(row[stream.R_ATTRIBUTES])["xec"] == "7e01"
+    counters = redis.hgetall(stream.COUNTERS)
+    assert int(counters[b"recovered_unescaped"]) == 1
+    assert not any(name.startswith(b"dropped_") for name in counters)
 
 
 @SINGLE_AND_CLUSTER

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import struct
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -333,3 +334,176 @@ def test_real_frames_with_an_imei_in_the_number_field_name_the_imei(vector: dict
     message = decode_either(vector)
     assert message.header.phone == "865478070001047"
     assert all(fix.device_identifier == "865478070001047" for fix in message.fixes)
+
+
+# ---- a raw 0x7E inside a frame ---------------------------------------------------------------
+
+RAW_7E_VECTOR = next(v for v in HEX_VECTORS if v["index"] == 97)  # 0x7E raw in item 0xEC
+FIX = Fix("13912345678", datetime(2026, 11, 22, 1, 2, 3, tzinfo=UTC), 30.26, 120.19, valid=True)
+
+
+def careless(frame: bytes) -> bytes:
+    """`frame` as a terminal that does not escape 0x7E sends it (it still escapes 0x7D)."""
+    return b"\x7e" + frame[1:-1].replace(b"\x7d\x02", b"\x7e") + b"\x7e"
+
+
+def heartbeat(serial: int) -> bytes:
+    return jt808.encode_frame(jt808.MsgId.HEARTBEAT, "13912345678", serial)
+
+
+def location(
+    raw_7e: int = 1, *, version2019: bool = False, subpackaged: bool = False, serial: int = 5
+) -> bytes:
+    """A location frame whose vendor item 0xEC holds `raw_7e` bytes 0x7E, as a careless
+    terminal sends it."""
+    body = jt808.location_body(FIX, extra=b"\xec" + bytes([2 * raw_7e]) + b"\x7e\x01" * raw_7e)
+    frame = jt808.encode_frame(
+        jt808.MsgId.LOCATION, "13912345678", serial, body, version2019=version2019
+    )
+    if subpackaged:
+        frame = sub_packet(frame, total=2, index=1)
+    return careless(frame)
+
+
+def sub_packet(frame: bytes, *, total: int, index: int) -> bytes:
+    """`frame` (2013 header) re-made as packet `index` of `total` (header bit 13 and the two
+    words after the serial)."""
+    inner = jt808.unescape(frame[1:-1])
+    props = int.from_bytes(inner[2:4], "big") | 0x2000
+    rebuilt = (
+        inner[:2]
+        + props.to_bytes(2, "big")
+        + inner[4:12]
+        + total.to_bytes(2, "big")
+        + index.to_bytes(2, "big")
+        + inner[12:-1]
+    )
+    return b"\x7e" + jt808.escape(rebuilt + bytes([jt808.check_byte(rebuilt)])) + b"\x7e"
+
+
+def test_a_real_frame_with_a_raw_7e_inside_is_joined_and_decodes():
+    data = packet(RAW_7E_VECTOR)
+    assert data[1:-1].count(0x7E) == 1
+    frames, rest = jt808.split_frames(heartbeat(1) + data + heartbeat(2))
+    assert rest == b"\x7e"
+    assert [jt808.rejoined(f) for f in frames] == [False, True, False]
+    message = jt808.decode(frames[1])
+    assert (message.msg_id, message.header.serial, message.length_ok) == (0x0200, 115, True)
+    assert "7e" in str(message.fixes[0].attributes["xec"])
+    assert [jt808.decode(f).header.serial for f in (frames[0], frames[2])] == [1, 2]
+
+
+def test_a_frame_cut_by_a_raw_7e_is_joined_wherever_the_reads_end():
+    stream = heartbeat(1) + packet(RAW_7E_VECTOR) + heartbeat(2)
+    for cut in range(len(stream) + 1):
+        first, rest = jt808.split_frames(stream[:cut])
+        second, rest = jt808.split_frames(rest + stream[cut:])
+        assert [jt808.decode(f).header.serial for f in first + second] == [1, 115, 2], cut
+        assert rest == b"\x7e"
+
+
+@pytest.mark.parametrize(
+    ("version2019", "subpackaged"),
+    [(False, False), (True, False), (False, True)],
+    ids=["2013", "2019", "sub-packet"],
+)
+def test_a_raw_7e_is_joined_whatever_the_header(version2019: bool, subpackaged: bool):
+    frames, _ = jt808.split_frames(location(version2019=version2019, subpackaged=subpackaged))
+    assert len(frames) == 1
+    assert jt808.rejoined(frames[0])
+    message = jt808.decode(frames[0])
+    assert message.header.version2019 is version2019
+    assert message.header.packet == ((2, 1) if subpackaged else None)
+    assert message.length_ok
+    if not subpackaged:  # a sub-packet's body is kept raw
+        assert message.fixes[0].attributes["xec"] == "7e01"
+
+
+def test_a_raw_7e_as_the_check_byte_is_joined():
+    serial = next(s for s in range(1, 2000) if jt808.unescape(heartbeat(s)[1:-1])[-1] == 0x7E)
+    frames, _ = jt808.split_frames(careless(heartbeat(serial)) + heartbeat(1))
+    assert [jt808.decode(f).header.serial for f in frames] == [serial, 1]
+    assert jt808.rejoined(frames[0])
+
+
+def test_at_most_max_parts_are_joined():
+    most = jt808.MAX_PARTS - 1
+    frames, _ = jt808.split_frames(location(most) + heartbeat(1))
+    assert [jt808.rejoined(f) for f in frames] == [True, False]
+    assert jt808.decode(frames[0]).fixes[0].attributes["xec"] == "7e01" * most
+    frames, _ = jt808.split_frames(location(most + 1) + heartbeat(1))
+    assert not any(jt808.rejoined(f) for f in frames)
+    assert len(frames) == jt808.MAX_PARTS + 2  # each part on its own, then the heartbeat
+    for part in frames[:-1]:
+        with pytest.raises(jt808.FrameError):
+            jt808.decode(part)
+    assert jt808.decode(frames[-1]).header.serial == 1
+
+
+def test_a_broken_frame_with_a_raw_7e_is_not_joined_and_counts_as_broken():
+    data = bytearray(location())
+    data[20] ^= 0x01  # a byte of the fixed location fields: the check byte no longer holds
+    frames, _ = jt808.split_frames(bytes(data) + heartbeat(1))
+    assert not any(jt808.rejoined(f) for f in frames)
+    assert len(frames) == 3
+    for part in frames[:2]:
+        with pytest.raises(jt808.FrameError):
+            jt808.decode(part)
+    assert jt808.decode(frames[2]).header.serial == 1
+
+
+def test_a_join_whose_length_is_not_the_headers_is_not_taken():
+    """Its check byte is right, but its header gives one byte more of body than it holds."""
+    body = jt808.location_body(FIX, extra=b"\xec\x02\x7e\x01")
+    data = struct.pack(">HH", 0x0200, len(body) + 1) + bytes.fromhex("013912345678") + b"\x00\x05"
+    data += body
+    frame = careless(b"\x7e" + jt808.escape(data + bytes([jt808.check_byte(data)])) + b"\x7e")
+    frames, rest = jt808.split_frames(frame + heartbeat(1)[1:])  # one delimiter between
+    assert not any(jt808.rejoined(f) for f in frames)
+    assert jt808.decode(frames[-1]).header.serial == 1
+    assert rest == b"\x7e"
+
+
+@pytest.mark.parametrize("check_ok", [True, False], ids=["check-byte-right", "check-byte-wrong"])
+def test_a_whole_frame_is_never_taken_into_a_join(check_ok: bool):
+    """A long frame whose end was lost, then a heartbeat that would fit in what it misses (its
+    check byte wrong too, as some terminals always send it): the heartbeat is a frame of its own."""
+    body = jt808.location_body(FIX, extra=b"\xec\x02\x7e\x01\xed\xc8" + bytes(200))
+    frame = careless(jt808.encode_frame(jt808.MsgId.LOCATION, "13912345678", 5, body))
+    cut = frame[: frame.index(b"\x7e", 1)]  # the first part alone
+    beat = bytearray(heartbeat(1))
+    if not check_ok:
+        beat[-2] ^= 0x01
+    frames, rest = jt808.split_frames(cut + bytes(beat))
+    assert frames == [cut[1:], bytes(beat[1:-1])]
+    assert rest == b"\x7e"
+
+
+def test_a_part_the_next_read_may_complete_is_kept_only_while_it_can_be():
+    cut = location()[: location().index(b"\x7e", 1) + 1]  # the first part, then silence
+    frames, rest = jt808.split_frames(cut)
+    assert (frames, rest) == ([], cut)
+    frames, rest = jt808.split_frames(rest + b"\x00" * 200)  # more than its header gives
+    assert frames == [cut[1:-1]]
+    assert rest == b"\x7e" + b"\x00" * 200
+    with pytest.raises(jt808.FrameError):
+        jt808.decode(frames[0])
+
+
+def _checks_only_raw(data: bytes) -> bool:
+    """Delimited, its check byte wrong once unescaped and right over the bytes as sent."""
+    return data[0] == 0x7E and _bad_check(data) and jt808.check_byte(data[1:-2]) == data[-2]
+
+
+@pytest.mark.parametrize(
+    "vector",
+    [v for v in HEX_VECTORS if _checks_only_raw(packet(v))],
+    ids=lambda v: str(v["index"]),
+)
+def test_a_frame_of_a_terminal_that_never_escapes_is_not_held_back(vector: dict[str, Any]):
+    """Read unescaped it is a byte short of its header's length, and its check byte fails; as
+    sent, unescaped by nobody, it checks out: it is whole, and answered at once."""
+    data = packet(vector)
+    frames, rest = jt808.split_frames(data)
+    assert (frames, rest) == ([data[1:-1]], b"\x7e")
+    assert jt808.decode(frames[0], lenient_checksum=True).checksum_ok is False
