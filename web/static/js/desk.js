@@ -14,7 +14,8 @@ const features = new globalThis.Map(); // id -> GeoJSON feature
 const dirty = new Set();
 let frame = 0;
 // For bench/web.py and the tests: how long the last batch of positions took to apply.
-// lastApplyMs: main-thread time to apply a batch; lastDrawMs: from then until the map has drawn it.
+// lastApplyMs: main-thread time to apply a batch; lastDrawMs: from the arrival of the oldest
+// position it carries until the map has drawn it.
 window.fleetDesk = { applied: 0, drawn: 0, lastApplyMs: 0, lastDrawMs: 0, ready: false,
   feature: (id) => features.get(id) };
 let drawPending = 0;
@@ -38,16 +39,30 @@ function feature(id, v, now) {
 let shift = (lon, lat) => [lon, lat];
 let map = null;
 
-// The map's GeoJSON worker re-tiles every vehicle on each update: more than one update a second
-// (the trackers' own rate) only queues work it cannot finish, so updates are coalesced to that.
+// The map's GeoJSON worker re-tiles every vehicle on each update. One update is in flight at a
+// time: changes arriving meanwhile wait and go together once the map has drawn the last one, so a
+// province's 30,000 cars never queue updates the worker cannot finish (the time on screen would
+// grow without end). At most one update a second (the trackers' own rate); should the map not
+// report a drawing within STALL_MS, the next update goes anyway.
 const MIN_UPDATE_MS = 1000;
+const STALL_MS = 5000;
 let lastUpdate = -Infinity;
 let timer = 0;
+let waitingSince = 0; // when the oldest change not yet handed to the map arrived
 
 function schedule(ids) {
-  for (const id of ids) dirty.add(id);
-  if (frame || timer) return;
-  const wait = lastUpdate + MIN_UPDATE_MS - performance.now();
+  for (const id of ids) {
+    dirty.add(id);
+    if (!waitingSince) waitingSince = performance.now();
+  }
+  if (frame || timer || !dirty.size) return;
+  const now = performance.now();
+  const stalled = drawPending ? drawPending + STALL_MS - now : 0;
+  if (stalled > 0) {
+    timer = setTimeout(() => { timer = 0; schedule([]); }, stalled);
+    return;
+  }
+  const wait = lastUpdate + MIN_UPDATE_MS - now;
   if (wait <= 0) frame = requestAnimationFrame(flush);
   else timer = setTimeout(() => { timer = 0; frame = requestAnimationFrame(flush); }, wait);
 }
@@ -65,8 +80,10 @@ function flush() {
   const source = map && map.getSource("vehicles");
   if (source) {
     source.setData({ type: "FeatureCollection", features: [...features.values()] });
-    if (!drawPending) drawPending = began;
+    // Time on screen counts from the arrival of the oldest change this update carries.
+    drawPending = waitingSince || began;
   }
+  waitingSince = 0;
   window.fleetDesk.lastApplyMs = performance.now() - began;
   window.fleetDesk.applied += 1;
   let online = 0;
@@ -91,6 +108,8 @@ function addVehicleLayers() {
       window.fleetDesk.lastDrawMs = performance.now() - drawPending;
       window.fleetDesk.drawn += 1;
       drawPending = 0;
+      if (timer) { clearTimeout(timer); timer = 0; }
+      schedule([]); // what arrived while this update was drawn
     }
   });
   map.on("click", "vehicles", (event) => showVehicle(event.features[0].properties.id));
