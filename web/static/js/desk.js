@@ -14,9 +14,9 @@ const features = new globalThis.Map(); // id -> GeoJSON feature
 const dirty = new Set();
 let frame = 0;
 // For bench/web.py and the tests: how long the last batch of positions took to apply.
-// lastApplyMs: main-thread time to apply a batch; lastDrawMs: from the arrival of the oldest
-// position it carries until the map has drawn it.
-window.fleetDesk = { applied: 0, drawn: 0, lastApplyMs: 0, lastDrawMs: 0, ready: false,
+// lastApplyMs: main-thread time to apply a batch; lastDrawMs: from then until the map has drawn it;
+// lastWaitMs: how long its oldest position waited for it (the coalescing, and the update before).
+window.fleetDesk = { applied: 0, drawn: 0, lastApplyMs: 0, lastDrawMs: 0, lastWaitMs: 0, ready: false,
   feature: (id) => features.get(id) };
 let drawPending = 0;
 
@@ -80,8 +80,8 @@ function flush() {
   const source = map && map.getSource("vehicles");
   if (source) {
     source.setData({ type: "FeatureCollection", features: [...features.values()] });
-    // Time on screen counts from the arrival of the oldest change this update carries.
-    drawPending = waitingSince || began;
+    drawPending = began;
+    window.fleetDesk.lastWaitMs = waitingSince ? began - waitingSince : 0;
   }
   waitingSince = 0;
   window.fleetDesk.lastApplyMs = performance.now() - began;
