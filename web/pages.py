@@ -117,6 +117,8 @@ def _page(name: str, request: Request) -> HTMLResponse:
         config=json.dumps(
             ui_config(settings, request.app.state.settings.display_timezone), ensure_ascii=False
         ),
+        # The login page offers 统一身份认证 when an identity provider is configured.
+        signon=bool(request.app.state.settings.oidc_issuer),
     )
     return HTMLResponse(body, headers={"Cache-Control": "no-cache"})
 

@@ -1,5 +1,18 @@
 // The API with the token the login page keeps. A 401 sends the user back to sign in.
 const TOKEN = "fleet.token";
+// How the token was had: "oidc" (through the identity provider) makes logout end the provider's
+// session too.
+const SIGNON = "fleet.signon";
+
+// Where each role starts; the first role that has a page wins.
+const HOME = [
+  ["dispatcher", "/desk"],
+  ["supervisor", "/review"],
+  ["admin", "/admin"],
+  ["approver", "/phone"],
+  ["driver", "/phone"],
+  ["requester", "/phone"],
+];
 
 export function token() {
   return localStorage.getItem(TOKEN) || "";
@@ -40,15 +53,29 @@ export async function login(username, password) {
   const answer = await fetch("/api/v1/auth/token", { method: "POST", body: form });
   if (!answer.ok) throw new ApiError(answer.status, await answer.json().catch(() => null));
   const data = await answer.json();
-  localStorage.setItem(TOKEN, data.access_token);
+  keepToken(data.access_token, "password");
   return data;
+}
+
+export function keepToken(value, how) {
+  localStorage.setItem(TOKEN, value);
+  localStorage.setItem(SIGNON, how);
+}
+
+// The signed-in user's own page.
+export async function goHome() {
+  const me = await api("/api/v1/me");
+  const home = HOME.find(([role]) => me.roles.includes(role));
+  location.assign(home ? home[1] : "/phone");
 }
 
 export async function logout() {
   try {
     await api("/api/v1/auth/logout", { method: "POST" });
   } finally {
+    const how = localStorage.getItem(SIGNON);
     localStorage.removeItem(TOKEN);
-    location.assign("/login");
+    localStorage.removeItem(SIGNON);
+    location.assign(how === "oidc" ? "/auth/oidc/logout" : "/login");
   }
 }
