@@ -3,6 +3,7 @@ const TOKEN = "fleet.token";
 // How the token was had: "oidc" (through the identity provider) makes logout end the provider's
 // session too.
 const SIGNON = "fleet.signon";
+let signingOut = false;
 
 // Where each role starts; the first role that has a page wins.
 const HOME = [
@@ -39,11 +40,15 @@ export async function api(path, { method = "GET", body, form } = {}) {
   const answer = await fetch(path, { method, headers, body: payload });
   if (answer.status === 401) {
     localStorage.removeItem(TOKEN);
-    location.assign("/login");
+    // While signing out, the page's other requests fail once the token is revoked: the way out
+    // (perhaps through the identity provider) is logout's to choose.
+    if (!signingOut) location.assign("/login");
     throw new ApiError(401, null);
   }
   const type = answer.headers.get("content-type") || "";
-  const data = type.includes("json") ? await answer.json() : null;
+  // A 204 (logout) is labelled JSON by the server but has no body.
+  const text = type.includes("json") ? await answer.text() : "";
+  const data = text ? JSON.parse(text) : null;
   if (!answer.ok) throw new ApiError(answer.status, data);
   return data;
 }
@@ -70,6 +75,7 @@ export async function goHome() {
 }
 
 export async function logout() {
+  signingOut = true;
   try {
     await api("/api/v1/auth/logout", { method: "POST" });
   } finally {

@@ -7,6 +7,7 @@ import { start } from "./shell.js";
 
 function paintReason() {
   for (const el of document.querySelectorAll("[data-lang]")) el.hidden = el.dataset.lang !== lang();
+  document.getElementById("signon-refused").dataset.shown = lang();
 }
 
 await start({ needsLogin: false });
