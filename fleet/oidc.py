@@ -178,7 +178,7 @@ def finish(
     kept = redis.getdel(_state_key(state))
     if kept is None:
         raise _EXPIRED
-    request = json.loads(kept)
+    asked = json.loads(kept)
     metadata = provider.metadata()
     if issuer is not None and issuer != metadata.issuer:  # RFC 9207: a mix-up of providers
         raise SignOnRefused("登录应答来自另一身份认证服务。", "The answer names another issuer.")
@@ -193,8 +193,8 @@ def finish(
                 metadata.token_endpoint,
                 grant_type="authorization_code",
                 code=code,
-                redirect_uri=request["redirect_uri"],
-                code_verifier=request["verifier"],
+                redirect_uri=asked["redirect_uri"],
+                code_verifier=asked["verifier"],
             )
     except (AuthlibBaseError, httpx.HTTPError) as error:
         raise SignOnRefused(
@@ -207,7 +207,7 @@ def finish(
     claims = verify_id_token(
         provider=provider,
         id_token=id_token,
-        nonce=request["nonce"],
+        nonce=asked["nonce"],
         access_token=tokens.get("access_token"),
         now=now,
     )

@@ -214,6 +214,10 @@ class Settings(BaseSettings):
     def _oidc_complete(self) -> Settings:
         if self.oidc_issuer and not self.oidc_client_id:
             raise ValueError("FLEET_OIDC_ISSUER is set: FLEET_OIDC_CLIENT_ID must be too")
+        # Over plain HTTP the code, the client secret and the provider's keys could be read or
+        # replaced on the way.
+        if self.environment == "production" and self.oidc_issuer.startswith("http://"):
+            raise ValueError("FLEET_OIDC_ISSUER must be an https:// URL in production")
         return self
 
     @field_validator("database_url", "read_database_url")

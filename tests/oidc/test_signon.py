@@ -3,6 +3,7 @@ app in-process on the test database, the provider a Node.js process on 127.0.0.1
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -13,9 +14,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from fleet import oidc
 from fleet.api import get_now, get_session
 from fleet.db import utcnow
 from fleet.models import AuditEntry, AuthToken, OrgUnit, Role, UserAccount
@@ -232,8 +235,6 @@ def test_an_expired_id_token_is_refused(app_with, make_user, root_unit):
 def test_an_id_token_for_another_client_is_refused(
     app_with, make_user, root_unit, provider: OidcProvider, settings: Settings
 ):
-    from fleet import oidc
-
     make_user("zhang.san", root_unit, Role.DISPATCHER)
     with app_with() as client:
         _, answer = sign_on(client, "u-1001")
@@ -246,6 +247,38 @@ def test_an_id_token_for_another_client_is_refused(
     with pytest.raises(oidc.SignOnRefused, match="aud"):
         oidc.verify_id_token(
             provider=other, id_token=id_token, nonce="n", access_token=None, now=utcnow()
+        )
+
+
+def test_an_id_token_whose_payload_was_changed_fails_its_signature(
+    app_with, make_user, root_unit, provider: OidcProvider, settings: Settings
+):
+    make_user("zhang.san", root_unit, Role.DISPATCHER)
+    with app_with() as client:
+        _, answer = sign_on(client, "u-1001")
+        id_token = answer.cookies["fleet_oidc_id_token"]
+    header, payload, signature = id_token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    nonce = claims["nonce"]
+    forged_claims = {**claims, "preferred_username": "root-admin"}
+    forged = base64.urlsafe_b64encode(json.dumps(forged_claims).encode()).rstrip(b"=").decode()
+    same = oidc.Provider(
+        settings.model_copy(update={"oidc_issuer": provider.issuer, "oidc_client_id": CLIENT_ID})
+    )
+    # The untouched token verifies; the forged one does not.
+    assert (
+        oidc.verify_id_token(
+            provider=same, id_token=id_token, nonce=nonce, access_token=None, now=utcnow()
+        )["preferred_username"]
+        == "zhang.san"
+    )
+    with pytest.raises(oidc.SignOnRefused, match="did not verify"):
+        oidc.verify_id_token(
+            provider=same,
+            id_token=f"{header}.{forged}.{signature}",
+            nonce=nonce,
+            access_token=None,
+            now=utcnow(),
         )
 
 
@@ -277,6 +310,20 @@ def test_passwords_off_refuse_a_password_but_let_a_break_glass_root_admin_in(
 def test_break_glass_users_read_a_comma_list_or_a_json_list():
     assert Settings(break_glass_users="root, ops").break_glass_users == ["root", "ops"]  # type: ignore[arg-type]
     assert Settings(break_glass_users='["root"]').break_glass_users == ["root"]  # type: ignore[arg-type]
+
+
+def test_sign_on_settings_are_checked_at_start_up():
+    with pytest.raises(ValidationError, match="FLEET_OIDC_CLIENT_ID"):
+        Settings(oidc_issuer="https://idp.example.gov.cn")
+    with pytest.raises(ValidationError, match="https"):
+        Settings(
+            environment="production",
+            secret_key="a-real-secret-of-some-length",
+            oidc_issuer="http://idp.example.gov.cn",
+            oidc_client_id="fleet",
+        )
+    with pytest.raises(ValidationError, match="openid"):
+        Settings(oidc_scopes="profile")
 
 
 def test_logout_revokes_the_token_and_ends_the_providers_session(
