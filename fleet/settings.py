@@ -126,8 +126,8 @@ class Settings(BaseSettings):
     oidc_issuer: str = Field(
         "",
         description="OpenID Connect issuer URL of the unified identity service (统一身份认证);"
-        " its `/.well-known/openid-configuration` is read on the first sign-on. Empty: no"
-        " sign-on, passwords only.",
+        " its `/.well-known/openid-configuration` is read on the first sign-on; https in"
+        " production. Empty: no sign-on, passwords only.",
     )
     oidc_client_id: str = Field("", description="Fleet's client id at the identity provider.")
     oidc_client_secret: str = Field(
