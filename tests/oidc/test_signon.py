@@ -119,6 +119,7 @@ def test_the_login_page_offers_sign_on_only_when_configured(app_with, client: Te
         page = signing.get("/login").text
         assert 'href="/auth/oidc/login"' in page
         assert "统一身份认证登录" in page
+        assert "break-glass" not in page  # passwords on: the form is as it was
     assert client.get("/auth/oidc/login", follow_redirects=False).status_code == 404
 
 
@@ -294,6 +295,10 @@ def test_passwords_off_refuse_a_password_but_let_a_break_glass_root_admin_in(
             form = {"username": username, "password": PASSWORD}
             return client.post("/api/v1/auth/token", data=form)
 
+        # The login page folds the password form away for them.
+        page = client.get("/login").text
+        assert '<details class="break-glass">' in page
+        assert page.index("break-glass") < page.index('id="login-form"')
         refused = password("ops")
         assert refused.status_code == 403
         assert "passwords are turned off" in refused.json()["detail"]
