@@ -165,7 +165,8 @@ def login(
     password: str,
     address: str,
 ) -> tuple[str, int]:
-    """A new bearer token and its lifetime in seconds, or NotAuthenticated / Throttled.
+    """A new bearer token and its lifetime in seconds, or NotAuthenticated / Throttled, or
+    Forbidden when passwords are turned off (FLEET_LOCAL_LOGIN) for this user.
 
     Only failures count, in Redis over a fixed window, per username and source address, per
     address and per username (see `_failure_counters`). Once a count reaches its limit, even the
@@ -173,6 +174,7 @@ def login(
     a throttled caller costs no argon2 work. Every attempt that is not throttled costs exactly
     one hash, whether or not the username exists.
     """
+    _local_login_allowed(settings, username)
     counters = _failure_counters(username, address, settings)
     counts = redis.mget([key for key, _, _ in counters])
     for (key, limit, whom), count in zip(counters, counts, strict=True):
@@ -190,6 +192,33 @@ def login(
                 pipe.expire(key, settings.login_failure_window_s, nx=True)
             pipe.execute()
         raise NotAuthenticated("wrong username or password")
+    if not settings.local_login:
+        _break_glass(session, user)
+    return issue_token(session=session, settings=settings, user=user)
+
+
+def _local_login_allowed(settings: Settings, username: str) -> None:
+    """With FLEET_LOCAL_LOGIN false, a password is taken only from a break-glass user; refused
+    before any hash or count, as no password could sign the others in."""
+    if not settings.local_login and username not in settings.break_glass_users:
+        raise Forbidden(
+            "passwords are turned off: sign in through 统一身份认证 (the identity provider)"
+        )
+
+
+def _break_glass(session: Session, user: UserAccount) -> None:
+    """A break-glass user signs in with a password only while an administrator of a root unit."""
+    path = session.scalar(select(OrgUnit.path).where(OrgUnit.id == user.unit_id))
+    if Role.ADMIN.value not in user.roles or path is None or not is_root_path(path):
+        raise Forbidden(
+            "passwords are turned off: only a root administrator named in"
+            " FLEET_BREAK_GLASS_USERS may use one"
+        )
+
+
+def issue_token(*, session: Session, settings: Settings, user: UserAccount) -> tuple[str, int]:
+    """A new bearer token for `user` and its lifetime in seconds: what every sign-in ends with,
+    a password's or the identity provider's. The token itself is never stored, its digest is."""
     token = secrets.token_urlsafe(32)
     ttl_s = settings.token_ttl_minutes * 60
     session.add(

@@ -128,7 +128,8 @@ def issue_token(
     request: Request,
 ) -> Token:
     """Failed logins are counted per username and source address, per address and per username;
-    a count at its limit answers 429 (see the FLEET_LOGIN_* settings)."""
+    a count at its limit answers 429 (see the FLEET_LOGIN_* settings). With FLEET_LOCAL_LOGIN
+    false, a password is refused (403) but from a break-glass root administrator."""
     token, ttl = auth_service.login(
         session=session,
         redis=redis,

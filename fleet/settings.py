@@ -6,11 +6,12 @@ passes it in.
 
 from __future__ import annotations
 
-from typing import Literal
+import json
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from redis.connection import parse_url
 from sqlalchemy.engine import URL, make_url
 
@@ -110,6 +111,57 @@ class Settings(BaseSettings):
         description="Largest statement upload (POST /api/v1/costs/statements) and GeoJSON fence"
         " import (POST /api/v1/fences/import), in bytes; larger is refused (413) the same way.",
     )
+    local_login: bool = Field(
+        True,
+        description="Whether passwords sign in (POST /api/v1/auth/token and the login form);"
+        " false leaves sign-on through FLEET_OIDC_ISSUER, and passwords only to the root"
+        " administrators named in FLEET_BREAK_GLASS_USERS.",
+    )
+    break_glass_users: Annotated[list[str], NoDecode] = Field(
+        [],
+        description="Usernames that may still sign in with a password when FLEET_LOCAL_LOGIN is"
+        " false, for when the identity provider is down: a comma list or a JSON list; each must"
+        " be an administrator of a root unit, or the password is refused all the same.",
+    )
+    oidc_issuer: str = Field(
+        "",
+        description="OpenID Connect issuer URL of the unified identity service (统一身份认证);"
+        " its `/.well-known/openid-configuration` is read on the first sign-on; https in"
+        " production. Empty: no sign-on, passwords only.",
+    )
+    oidc_client_id: str = Field("", description="Fleet's client id at the identity provider.")
+    oidc_client_secret: str = Field(
+        "",
+        description="Fleet's client secret at the identity provider (sent with HTTP Basic to its"
+        " token endpoint).",
+    )
+    oidc_username_claim: str = Field(
+        "preferred_username",
+        description="ID token claim holding the Fleet username an identity signs in as.",
+    )
+    oidc_auto_create: bool = Field(
+        False,
+        description="Whether an identity with no Fleet account gets one at its first sign-on, as"
+        " a requester in the unit named by FLEET_OIDC_UNIT_CLAIM; false: it is refused.",
+    )
+    oidc_unit_claim: str = Field(
+        "unit",
+        description="ID token claim holding the code of the unit a new account is made in"
+        " (with FLEET_OIDC_AUTO_CREATE).",
+    )
+    oidc_scopes: str = Field(
+        "openid profile",
+        description="Scopes asked for at sign-on, space-separated; must include openid.",
+    )
+    oidc_redirect_uri: str = Field(
+        "",
+        description="The callback address registered at the provider, when the address"
+        " browsers reach Fleet by differs from the one it sees (a reverse proxy); empty: the"
+        " request's own scheme and host, then /auth/oidc/callback.",
+    )
+    oidc_timeout_s: float = Field(
+        10, gt=0, le=60, description="Timeout of each request to the identity provider (s)."
+    )
     audit_signing_key_file: str = Field(
         "",
         description="Ed25519 private key (PKCS#8 PEM, `fleet audit keygen`) that signs the audit"
@@ -139,6 +191,34 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
+
+    @field_validator("break_glass_users", mode="before")
+    @classmethod
+    def _name_list(cls, value: object) -> object:
+        """A comma list (`root,ops`) or a JSON list (`["root", "ops"]`)."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [name.strip() for name in text.split(",") if name.strip()]
+        return value
+
+    @field_validator("oidc_scopes")
+    @classmethod
+    def _openid_scope(cls, value: str) -> str:
+        if "openid" not in value.split():
+            raise ValueError("FLEET_OIDC_SCOPES must include openid")
+        return value
+
+    @model_validator(mode="after")
+    def _oidc_complete(self) -> Settings:
+        if self.oidc_issuer and not self.oidc_client_id:
+            raise ValueError("FLEET_OIDC_ISSUER is set: FLEET_OIDC_CLIENT_ID must be too")
+        # Over plain HTTP the code, the client secret and the provider's keys could be read or
+        # replaced on the way.
+        if self.environment == "production" and self.oidc_issuer.startswith("http://"):
+            raise ValueError("FLEET_OIDC_ISSUER must be an https:// URL in production")
+        return self
 
     @field_validator("database_url", "read_database_url")
     @classmethod

@@ -19,7 +19,7 @@ from starlette.routing import Match
 from costs import router as costs_router
 from dispatch import router as dispatch_router
 from dispatch.settings import DispatchSettings
-from fleet import checkpoint, events
+from fleet import checkpoint, events, oidc
 from fleet import router as kernel_router
 from fleet.db import make_engine, make_read_engine, make_session_factory
 from fleet.errors import Conflict, FleetError, Rejected, Throttled, http_status
@@ -30,7 +30,7 @@ from geofence.settings import GeofenceSettings
 from reports import router as reports_router
 from telematics import router as telematics_router
 from telematics.settings import TelematicsSettings
-from web import live, pages
+from web import live, pages, signon
 from web.body_limit import BodyLimit
 from web.live import LiveHub
 from web.settings import WebSettings
@@ -181,6 +181,7 @@ def create_app(
     app.state.geofence_settings = geofence_settings or GeofenceSettings()
     app.state.dispatch_settings = dispatch_settings or DispatchSettings()
     app.state.web_settings = web_settings or WebSettings()
+    app.state.oidc_provider = oidc.Provider(settings) if settings.oidc_issuer else None
     warning_days = app.state.geofence_settings.calendar_warning_days
     app.state.health_checks = [
         lambda session, now: geofence_service.calendar_status(
@@ -210,6 +211,7 @@ def create_app(
     app.include_router(costs_router.router)
     app.include_router(reports_router.router)
     app.include_router(live.router)
+    app.include_router(signon.router)
     app.include_router(pages.router)
     pages.mount_static(app, app.state.web_settings)
     return app

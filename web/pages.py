@@ -117,6 +117,10 @@ def _page(name: str, request: Request) -> HTMLResponse:
         config=json.dumps(
             ui_config(settings, request.app.state.settings.display_timezone), ensure_ascii=False
         ),
+        # The login page offers 统一身份认证 when an identity provider is configured, and keeps
+        # the password form folded away for the break-glass administrators once passwords are off.
+        signon=bool(request.app.state.settings.oidc_issuer),
+        local_login=request.app.state.settings.local_login,
     )
     return HTMLResponse(body, headers={"Cache-Control": "no-cache"})
 

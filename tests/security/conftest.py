@@ -2,4 +2,9 @@
 serve` on a copy, of the module's own, of the demo database), the gateways and the ingest worker
 beside it (`trackers`), as the page tests start them."""
 
-from tests.web.conftest import demo_database, stack, trackers  # noqa: F401 - the fixtures, shared
+from tests.web.conftest import (  # noqa: F401 - the fixtures, shared
+    demo_database,
+    stack,
+    stack_env,
+    trackers,
+)

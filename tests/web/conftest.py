@@ -99,8 +99,19 @@ def demo_database(settings: Settings) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
+def stack_env() -> dict[str, str]:
+    """What a module adds to its stack's environment (a module overrides this fixture): settings,
+    and `FLEET_HTTP_PORT` when something must know the stack's address before it starts (an
+    identity provider's registered redirect URI)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
 def stack(
-    scratch_settings: Settings, demo_database: str, request: pytest.FixtureRequest
+    scratch_settings: Settings,
+    demo_database: str,
+    stack_env: dict[str, str],
+    request: pytest.FixtureRequest,
 ) -> Iterator[Stack]:
     # A Redis database of the module's own (10-14), as the scratch database is.
     index = 10 + zlib.crc32(request.module.__name__.encode()) % 5
@@ -111,7 +122,7 @@ def stack(
     engine = create_engine(scratch_settings.database_url)
     redis = Redis.from_url(scratch_settings.redis_url)
     redis.flushdb()
-    port = free_port()
+    port = int(stack_env.get("FLEET_HTTP_PORT") or free_port())
     env = {
         **os.environ,
         "FLEET_DATABASE_URL": scratch_settings.database_url,
@@ -121,6 +132,7 @@ def stack(
         "FLEET_ENVIRONMENT": "test",
         "FLEET_MAP_CENTER": json.dumps(CENTRE),
         "FLEET_MAP_ZOOM": "14",
+        **stack_env,
     }
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     server_log = SCREENSHOTS / f"server-{request.module.__name__.rsplit('.', 1)[-1]}.log"

@@ -1,16 +1,6 @@
-import { login } from "./api.js";
+import { ApiError, goHome, login } from "./api.js";
 import { t } from "./i18n.js";
 import { start } from "./shell.js";
-
-// Where each role starts; the first role that has a page wins.
-const HOME = [
-  ["dispatcher", "/desk"],
-  ["supervisor", "/review"],
-  ["admin", "/admin"],
-  ["approver", "/phone"],
-  ["driver", "/phone"],
-  ["requester", "/phone"],
-];
 
 await start({ needsLogin: false });
 const form = document.getElementById("login-form");
@@ -20,13 +10,11 @@ form.addEventListener("submit", async (event) => {
   error.hidden = true;
   try {
     await login(form.username.value.trim(), form.password.value);
-    const me = await (await fetch("/api/v1/me", {
-      headers: { Authorization: `Bearer ${localStorage.getItem("fleet.token")}` },
-    })).json();
-    const home = HOME.find(([role]) => me.roles.includes(role));
-    location.assign(home ? home[1] : "/phone");
-  } catch {
-    error.textContent = t("login.failed");
+    await goHome();
+  } catch (failure) {
+    // 403: passwords are turned off (FLEET_LOCAL_LOGIN) for this user.
+    const forbidden = failure instanceof ApiError && failure.status === 403;
+    error.textContent = t(forbidden ? "login.passwords_off" : "login.failed");
     error.hidden = false;
   }
 });
