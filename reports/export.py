@@ -41,9 +41,9 @@ from reports.statistics import MAX_PERIOD
 from telematics import tracks
 from telematics.archive import epoch_us, from_epoch_us, wkb_points
 
-# Rows read and written at a time: a chunk of positions is a few MB of Python objects, and
-# each one is a Parquet row group.
-CHUNK = 10_000
+# Rows read and written at a time (and a Parquet row group): 5,000 positions are about 6 MB of
+# Python objects, 20 MB of the process's memory at the peak with the driver's buffers.
+CHUNK = 5_000
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(3000, 1, 1, tzinfo=UTC)
 
@@ -329,7 +329,7 @@ def rows(session: Session, plan: Plan) -> Iterator[list[tuple[Any, ...]]]:
         "until": plan.until,
     }
     result = session.execute(query, params, execution_options={"yield_per": CHUNK})
-    for part in result.partitions():
+    for part in result.partitions(CHUNK):
         yield [tuple(row) for row in part]
     if spec.name == "positions":
         yield from tracks.archived_fixes(
