@@ -324,6 +324,37 @@ def test_an_empty_export_is_still_a_whole_file(client, world):
     assert "geometry" in table.column_names
 
 
+def test_rows_come_from_the_database_a_chunk_at_a_time(db, world):
+    """The export never holds more than a chunk of rows: the server-side cursor is read in
+    chunks of export.CHUNK, not all at once."""
+    many = 2 * export.CHUNK + 7
+    db.execute(
+        text(
+            "INSERT INTO position (vehicle_id, fix_time, device_id, received_at)"
+            " SELECT :v, :start + k * interval '1 s', 2, :start FROM generate_series(1, :n) k"
+        ),
+        {"v": world["vehicle"].id, "start": MAY + timedelta(days=20), "n": many},
+    )
+    root = db.get(OrgUnit, world["ours"].parent_id)
+    assert root is not None
+    plan = export.plan(
+        session=db,
+        actor=Actor.system(root),
+        kind="positions",
+        format="csv",
+        since=MAY,
+        until=JUNE,
+        unit_id=world["ours"].id,
+        cursor=None,
+        now=NOW,
+        settle=timedelta(seconds=120),
+    )
+    sizes = [len(chunk) for chunk in export.rows(db, plan)]
+    assert sum(sizes) == many + FIXES
+    assert max(sizes) == export.CHUNK
+    assert len(sizes) >= 3
+
+
 # ---- scope ---------------------------------------------------------------------------------------
 
 
