@@ -95,6 +95,18 @@ def get_read_session(request: Request, session: SessionDep) -> Iterator[Session]
 
 
 ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
+
+
+def get_stream_session(request: Request) -> Iterator[Session]:
+    """A session for an answer streamed after the handler returns (a bulk export): the
+    request's own is closed by then. On the replica if any, never committed; closed once the
+    answer is sent (the default, request scope)."""
+    factory = request.app.state.read_session_factory or request.app.state.session_factory
+    with factory() as reading:
+        yield reading
+
+
+StreamSessionDep = Annotated[Session, Depends(get_stream_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RedisDep = Annotated[RedisClient, Depends(get_redis)]
 ZoneDep = Annotated[ZoneInfo, Depends(get_zone)]  # the display zone (FLEET_DISPLAY_TIMEZONE)

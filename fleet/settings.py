@@ -57,6 +57,14 @@ class Settings(BaseSettings):
         description="FLEET_REDIS_URL names a node of a Redis Cluster: the stream's shards spread"
         " over its masters by their hash tags (`fleet:fixes:{N}`).",
     )
+    export_settle_s: int = Field(
+        120,
+        ge=0,
+        le=86_400,
+        description="Seconds a row's change time must lie in the past before a bulk export"
+        " (`/api/v1/export/...`) hands it out and moves its cursor past it: room for the"
+        " transactions and the ingest batches still in flight when the export starts.",
+    )
     http_host: str = Field("127.0.0.1", description="Address the API server binds to.")
     http_port: int = Field(8000, ge=1, le=65535, description="TCP port of the API server.")
     secret_key: str = Field(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi import Path as Path_
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, StreamingResponse
 from sqlalchemy.orm import Session
 
 from dispatch.settings import DispatchSettingsDep
@@ -17,14 +18,17 @@ from fleet.api import (
     ActorDep,
     ClientDep,
     FastJSON,
+    NowDep,
     ReadSessionDep,
     SessionDep,
+    SettingsDep,
+    StreamSessionDep,
     ZoneDep,
     from_state,
 )
 from fleet.auth import Actor
 from fleet.schemas import Id, Moment, Text
-from reports import dossier, statistics
+from reports import dossier, export, statistics
 from reports import render as report
 from reports.schemas import Dossier, Statistics, VehicleFile
 
@@ -241,3 +245,84 @@ def statistics_report(
         else statistics.to_xlsx(rows, columns, title=name)
     )
     return _download(body, EXPORTS[format], f"{name}.{format}", inline=False)
+
+
+# ---- bulk export for the exchange platform ---------------------------------------------------
+
+NEXT_CURSOR = "Fleet-Next-Cursor"
+EXPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {
+            export.MEDIA_TYPES["csv"]: {"schema": {"type": "string"}},
+            export.MEDIA_TYPES["parquet"]: BINARY,
+            export.MEDIA_TYPES["geojson"]: {"schema": {"type": "string"}},
+        },
+        "description": "The rows, streamed: CSV, GeoParquet or a GeoJSON FeatureCollection.",
+        "headers": {
+            NEXT_CURSOR: {
+                "description": "Pass as `cursor` for the rows changed after this export.",
+                "schema": {"type": "string"},
+            }
+        },
+    },
+}
+
+
+@router.get("/export/{kind}", response_class=Response, responses=EXPORT_RESPONSES)
+def bulk_export(
+    session: SessionDep,
+    reading: StreamSessionDep,
+    actor: ActorDep,
+    client: ClientDep,
+    settings: SettingsDep,
+    now: NowDep,
+    kind: Annotated[Text, Path_(description="positions, trips, orders, alerts or costs")],
+    since: Annotated[
+        Moment | None, Query(description="Start of the period (the rows' own time), ISO-8601.")
+    ] = None,
+    until: Annotated[Moment | None, Query(description="End of the period (exclusive).")] = None,
+    unit_id: Annotated[Id | None, Query(description="Only this unit and those below it.")] = None,
+    format: Annotated[str, Query(pattern="^(csv|parquet|geojson)$")] = "csv",
+    cursor: Annotated[
+        str | None,
+        Query(max_length=200, description="The previous export's Fleet-Next-Cursor."),
+    ] = None,
+) -> Response:
+    """Every row of a kind in the caller's units, streamed for a data-sharing and exchange
+    platform; the `Fleet-Next-Cursor` header is the cursor of the next incremental pull (the
+    README's "Bulk export" tells what each kind's cursor follows). Recorded as an export."""
+    plan = export.plan(
+        session=reading,
+        actor=actor,
+        kind=kind,
+        format=format,
+        since=since,
+        until=until,
+        unit_id=unit_id,
+        cursor=cursor,
+        now=now,
+        settle=timedelta(seconds=settings.export_settle_s),
+    )
+    access.record(
+        session=session,
+        actor=actor,
+        client=client,
+        action=access.EXPORT,
+        entity="export",
+        entity_id=kind,
+        what=kind,
+        since=since,
+        until=until,
+        format=format,
+        unit_id=unit_id,
+        cursor=cursor,
+        next_cursor=plan.next_cursor,
+    )
+    return StreamingResponse(
+        export.stream(reading, plan),
+        media_type=export.MEDIA_TYPES[format],
+        headers={
+            NEXT_CURSOR: plan.next_cursor,
+            "Content-Disposition": f'attachment; filename="{plan.filename}"',
+        },
+    )

@@ -278,3 +278,58 @@ def restore_chunks(store: Store, paths: Sequence[str]) -> Iterator[Chunk]:
         sink = pa.BufferOutputStream()
         pacsv.write_csv(batch, sink, write_options=options)
         yield Chunk(sink.getvalue().to_pybytes(), batch.num_rows)
+
+
+# ---- the archived fixes for a bulk export -----------------------------------------------------
+
+EXPORTED = (
+    "SELECT vehicle_id, device_id, epoch_us(fix_time), epoch_us(received_at), ST_X(point),"
+    " ST_Y(point), speed_kmh::VARCHAR::DOUBLE, heading_deg::VARCHAR::DOUBLE,"
+    " altitude_m::VARCHAR::DOUBLE, ignition, odometer_km, fuel_l::VARCHAR::DOUBLE, alarm_bits,"
+    " status_bits, attributes FROM read_parquet([{files}])"
+    " WHERE list_contains($vehicles, vehicle_id)"
+    " AND fix_time >= make_timestamptz($s::BIGINT) AND fix_time < make_timestamptz($e::BIGINT)"
+    " AND received_at >= make_timestamptz($rs::BIGINT)"
+    " AND received_at < make_timestamptz($re::BIGINT)"
+)
+
+
+def archived_fixes(
+    session: Session | Connection,
+    start: datetime,
+    end: datetime,
+    *,
+    vehicle_ids: Sequence[int],
+    received_from: datetime,
+    received_before: datetime,
+    chunk: int,
+) -> Iterator[list[tuple[Any, ...]]]:
+    """The archived fixes of `vehicle_ids` with `start <= fix_time < end` and
+    `received_from <= received_at < received_before`, in chunks of at most `chunk` rows, in
+    no particular order: (vehicle_id, device_id, fix_time, received_at, lon, lat, speed_kmh,
+    heading_deg, altitude_m, ignition, odometer_km, fuel_l, alarm_bits, status_bits, attributes
+    as JSON text). Each call reads on a DuckDB cursor of its own, so a caller may pull chunks
+    from any thread while other reads go on."""
+    if not vehicle_ids:
+        return
+    for part in archived_files(session, start, end):
+        store = _store(part.url)
+        cursor = _duck(store).cursor()
+        try:
+            reader = cursor.execute(
+                EXPORTED.format(files=_paths(store, part.paths)),
+                {
+                    "vehicles": list(vehicle_ids),
+                    "s": epoch_us(start),
+                    "e": epoch_us(end),
+                    "rs": epoch_us(received_from),
+                    "re": epoch_us(received_before),
+                },
+            ).fetch_record_batch(chunk)
+            for batch in reader:
+                columns = [column.to_pylist() for column in batch.columns]
+                columns[2] = [from_epoch_us(us) for us in columns[2]]
+                columns[3] = [None if us is None else from_epoch_us(us) for us in columns[3]]
+                yield list(zip(*columns, strict=True))
+        finally:
+            cursor.close()
