@@ -23,6 +23,7 @@ from geoalchemy2.shape import to_shape
 from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session
 
+from fleet import outbox
 from fleet.db import utcnow
 from fleet.models import AuditEntry
 
@@ -162,7 +163,8 @@ def record(
 def record_many(*, session: Session, changes: Sequence[Change]) -> list[AuditEntry]:
     """Append entries in order in the caller's transaction, under one take of the chain's lock:
     one read of the head and one draw of ids for all of them (a storm of terminals binding at
-    once is one batch, not a queue of single appends)."""
+    once is one batch, not a queue of single appends); and the outbox events of the changes
+    other systems hear of."""
     if not changes:
         return []
     session.execute(select(func.pg_advisory_xact_lock(_LOCK_KEY)))
@@ -193,6 +195,8 @@ def record_many(*, session: Session, changes: Sequence[Change]) -> list[AuditEnt
         entries.append(entry)
     session.add_all(entries)
     session.flush()
+    # Under the same lock, so the outbox's ids follow commit order (fleet/outbox.py).
+    outbox.from_entries(session, entries)
     return entries
 
 

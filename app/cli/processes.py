@@ -160,6 +160,21 @@ def worker(
         ).run(stop)
 
 
+def forward(ctx: typer.Context) -> None:
+    """Deliver the outbox's events to the integrations (and to FLEET_MQTT_URL), at least once."""
+    import threading
+
+    from fleet.forwarding import Forwarder
+
+    settings: Settings = ctx.obj
+    with database(settings, pool_size=2) as engine:
+        log_to_stderr()
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        Forwarder(settings).run(engine, stop)
+
+
 def simulate(
     ctx: typer.Context,
     vehicles: Annotated[int, typer.Option(help="How many registered devices to drive.")] = 10,
@@ -206,6 +221,7 @@ PROCESSES: tuple[tuple[str, ...], ...] = (
     ("serve",),
     ("gateway",),
     ("worker",),
+    ("forward",),
     # The demo's vehicles, driving and reporting like real terminals and phones.
     (
         "simulate",
