@@ -19,7 +19,7 @@ down_revision = "0015"
 branch_labels = None
 depends_on = None
 
-# The audit chain's advisory lock (fleet/audit.py `_LOCK_KEY`), written out: every outbox writer
+# The audit chain's advisory lock (fleet/audit.py `CHAIN_LOCK`), written out: every outbox writer
 # holds it until its commit, so event ids are handed out in commit order.
 CHAIN_LOCK = 1039088094487
 
