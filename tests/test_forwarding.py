@@ -134,6 +134,37 @@ def test_mqtt_delivers_each_event_on_its_units_topic(db: Session, make_unit, for
     assert (integration.cursor, integration.sent, integration.failed) == (ids[-1], 3, 0)
 
 
+def test_fleet_mqtt_url_alone_sends_every_event_from_then_on(
+    db: Session, make_unit, settings: Settings
+):
+    unit = make_unit("FW-ENV")
+    before = changes(db, unit, "浙A·C6010", ())
+    forwarder = Forwarder(settings.model_copy(update={"mqtt_url": MQTT}))
+    subscriber = Subscriber("fleet/FW-ENV/#")
+    try:
+        forwarder.step(db)  # sets the sink up: it starts after the newest event
+        ids = changes(db, unit, "浙A·C6011", (5,))
+        assert forwarder.step(db) == 2
+        got = subscriber.take(2)
+        assert subscriber.messages.empty()
+    finally:
+        subscriber.close()
+        forwarder.close()
+    assert [body["id"] for _, body in got] == ids
+    assert before[0] < ids[0]
+    [row] = db.scalars(select(Integration).where(Integration.from_settings))
+    assert (row.name, row.url, row.enabled, row.unit_id, row.kinds) == (
+        "FLEET_MQTT_URL",
+        MQTT,
+        True,
+        None,
+        None,
+    )
+    Forwarder(settings).step(db)  # the setting is gone: so is the sink
+    db.refresh(row)
+    assert not row.enabled
+
+
 def test_a_sink_filtered_to_a_subtree_and_kind_gets_only_those(db: Session, make_unit, forwarder):
     run, _ = forwarder
     inside = make_unit("FW-IN")

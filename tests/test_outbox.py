@@ -4,12 +4,17 @@ worker's raw SQL), and none for a change rolled back or a read."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from costs import service as costs
+from costs.schemas import CostIn
 from dispatch import service as dispatch
 from dispatch.schemas import Comment, OrderCreate
 from dispatch.settings import DispatchSettings
@@ -22,8 +27,12 @@ from geofence import store
 from geofence.engine import AlertRecord
 from geofence.rules.base import Event
 from geofence.schemas import ReviewIn
+from geofence.settings import GeofenceSettings
 from tests.dispatch.conftest import tomorrow
 from tests.factories import add_vehicle
+
+ZONE = ZoneInfo("Asia/Shanghai")
+ENTERED = datetime(2026, 3, 17, 9, tzinfo=ZONE)
 
 
 def events_after(db: Session, mark: int) -> list[OutboxEvent]:
@@ -169,3 +178,25 @@ def test_an_alert_review_is_an_alert_event(db: Session, make_unit, root_unit: Or
     assert (event.kind, event.unit_code, event.object_id) == ("alerts", "OB-RV", str(alert_id))
     assert event.payload["action"] == "review"
     assert event.payload["state"]["review"] == "confirmed"
+
+
+def test_a_cost_record_is_a_costs_event(db: Session, make_unit, root_unit: OrgUnit):
+    unit = make_unit("OB-CO")
+    vehicle = add_vehicle(db, unit, "浙A·B5007")
+    mark = newest(db)
+    record, _ = costs.create(
+        session=db,
+        actor=Actor.system(root_unit),
+        data=CostIn(kind="parking", vehicle_id=vehicle.id, at=ENTERED, amount=Decimal("12.00")),
+        setup=costs.CheckSetup(
+            settings=DispatchSettings(),
+            calendar=geofence.working_calendar(session=db, settings=GeofenceSettings()),
+            zone=ZONE,
+        ),
+        now=ENTERED,
+    )
+    found = [e for e in events_after(db, mark) if e.kind == "costs"]
+    assert [(e.unit_code, e.object_type, e.object_id) for e in found] == [
+        ("OB-CO", "cost_record", str(record.id))
+    ]
+    assert found[0].payload["state"]["amount"] == "12.00"
