@@ -6,12 +6,14 @@ between sending and marking loses nothing (the receiver sees the same id twice).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -432,3 +434,96 @@ def test_a_forwarder_killed_between_sending_and_marking_loses_nothing(scratch_se
     for _, body in receiver.received:
         by_id.setdefault(json.loads(body)["id"], set()).add(body)
     assert all(len(copies) == 1 for copies in by_id.values())
+
+
+class Relay:
+    """A TCP relay in front of a broker, which the test takes down and brings back: the sink's
+    URL stays the same, the broker behind it goes away."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = free_port()
+        self.server: socket.socket | None = None
+        self.links: list[socket.socket] = []
+
+    def up(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", self.port), reuse_port=False)
+        threading.Thread(target=self._accept, args=(self.server,), daemon=True).start()
+
+    def down(self) -> None:
+        assert self.server is not None
+        # A listening socket closed while a thread waits in accept() keeps accepting on Linux;
+        # shutting it down first ends the wait and the listening.
+        with contextlib.suppress(OSError):
+            self.server.shutdown(socket.SHUT_RDWR)
+        self.server.close()
+        for link in self.links:
+            with contextlib.suppress(OSError):
+                link.shutdown(socket.SHUT_RDWR)
+            link.close()
+        self.links.clear()
+
+    def _accept(self, server: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            self.links += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+
+@pytest.mark.slow
+def test_a_broker_down_for_30_s_loses_nothing_and_delivers_in_order(scratch_settings: Settings):
+    """The real forwarder loop on the real clock: the broker goes away for 30 s while changes
+    go on; once it is back every event arrives, each vehicle's in order."""
+    migrate.upgrade(scratch_settings)
+    engine = make_engine(scratch_settings)
+    relay = Relay(("127.0.0.1", 1883))
+    relay.up()
+    subscriber = Subscriber("fleet/FW-OUT30/#")
+    settings = scratch_settings.model_copy(
+        update={"forward_poll_s": 0.1, "forward_retry_min_s": 0.5, "forward_retry_max_s": 4.0}
+    )
+    stop = threading.Event()
+    loop = threading.Thread(target=Forwarder(settings).run, args=(engine, stop), daemon=True)
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            root = registry.create_root_unit(session=session, code="FW-OUT30", name="断线测试")
+            session.commit()
+            sink(session, SinkKind.MQTT, f"mqtt://127.0.0.1:{relay.port}")
+            loop.start()
+            ids = changes(session, root, "浙A·C6020", (5,))
+            early = subscriber.take(2)
+            relay.down()
+            for n in range(6):  # changes while the broker is away, two vehicles interleaved
+                ids += changes(session, root, f"浙A·C603{n}", (5, 6))
+            stop.wait(30)
+            cursor = session.scalar(select(Integration.cursor))
+            session.rollback()
+            assert cursor == ids[1], "nothing after the outage began may be marked delivered"
+            relay.up()
+            late = subscriber.take(len(ids) - 2)
+            stop.set()
+            loop.join(timeout=20)
+            failed = session.scalar(select(Integration.failed))
+    finally:
+        stop.set()
+        loop.join(timeout=20)
+        subscriber.close()
+        relay.down()
+        engine.dispose()
+    delivered = [body["id"] for _, body in early + late]
+    assert delivered == ids
+    assert failed is not None
+    assert failed >= 1
