@@ -200,3 +200,11 @@ def test_a_cost_record_is_a_costs_event(db: Session, make_unit, root_unit: OrgUn
         ("OB-CO", "cost_record", str(record.id))
     ]
     assert found[0].payload["state"]["amount"] == "12.00"
+
+
+def test_a_deleted_unit_is_told_with_its_code(db: Session, make_unit, root_unit: OrgUnit):
+    unit = make_unit("OB-GONE")
+    mark = newest(db)
+    registry.delete_unit(session=db, actor=Actor.system(root_unit), unit_id=unit.id)
+    [event] = events_after(db, mark)
+    assert (event.unit_code, event.payload["action"]) == ("OB-GONE", "delete")
