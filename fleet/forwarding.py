@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, delete, func, select, text
 from sqlalchemy.orm import Session
 
 from fleet import outbox
@@ -276,6 +276,22 @@ def ensure_settings_sink(session: Session, settings: Settings) -> None:
     session.flush()
 
 
+PRUNE_EVERY_S = 3600
+
+
+def prune(session: Session, *, before: datetime) -> int:
+    """Deletes the events that occurred before `before` and that every enabled sink has had;
+    returns how many."""
+    cursors = select(func.min(Integration.cursor)).where(Integration.enabled).scalar_subquery()
+    newest = select(func.max(OutboxEvent.id)).scalar_subquery()
+    gone = session.execute(
+        delete(OutboxEvent).where(
+            OutboxEvent.occurred_at < before, OutboxEvent.id <= func.coalesce(cursors, newest)
+        )
+    )
+    return int(gone.rowcount or 0)  # type: ignore[attr-defined]
+
+
 class Forwarder:
     """Delivers for every enabled sink; `step` is one pass (what tests drive), `run` loops."""
 
@@ -406,10 +422,16 @@ class Forwarder:
                 if got:
                     break
                 stop.wait(self.settings.forward_poll_s * 5)
+            pruned_at = 0.0
             try:
                 while not stop.is_set():
                     try:
                         with Session(engine, expire_on_commit=False) as session:
+                            if time.monotonic() - pruned_at > PRUNE_EVERY_S:
+                                keep = timedelta(days=self.settings.outbox_keep_days)
+                                prune(session, before=self.clock() - keep)
+                                session.commit()
+                                pruned_at = time.monotonic()
                             delivered = self.step(session)
                     except Exception:
                         log.exception("forwarding pass failed")

@@ -155,6 +155,13 @@ class Settings(BaseSettings):
     forward_timeout_s: float = Field(
         10.0, gt=0, description="How long a sink has to acknowledge one event (s)."
     )
+    outbox_keep_days: float = Field(
+        7,
+        gt=0,
+        description="Events are kept this long after they occurred (days), then deleted by"
+        " `fleet forward` once every enabled sink has them; a disabled sink misses what is"
+        " deleted meanwhile.",
+    )
     webhook_max_attempts: int = Field(
         10,
         ge=1,

@@ -30,8 +30,8 @@ from sqlalchemy.orm import Session
 
 from fleet import migrate, registry
 from fleet.auth import Actor
-from fleet.db import make_engine
-from fleet.forwarding import Forwarder
+from fleet.db import make_engine, utcnow
+from fleet.forwarding import Forwarder, prune
 from fleet.models import DeadLetter, Integration, OrgUnit, OutboxEvent, SinkKind
 from fleet.schemas import VehicleUpdate
 from fleet.settings import Settings
@@ -165,6 +165,21 @@ def test_fleet_mqtt_url_alone_sends_every_event_from_then_on(
     Forwarder(settings).step(db)  # the setting is gone: so is the sink
     db.refresh(row)
     assert not row.enabled
+
+
+def test_old_events_go_once_every_enabled_sink_has_them(db: Session, make_unit):
+    unit = make_unit("FW-PR")
+    stale = sink(db, SinkKind.WEBHOOK, "http://127.0.0.1:9/x", enabled=False)
+    behind = sink(db, SinkKind.MQTT, MQTT)
+    ids = changes(db, unit, "浙A·C6012", (5, 6))
+    behind.cursor = ids[0]
+    db.commit()
+    later = utcnow() + timedelta(days=1)
+    assert prune(db, before=later) >= 1
+    left = db.scalars(select(OutboxEvent.id).where(OutboxEvent.id >= ids[0])).all()
+    assert left == ids[1:]  # the sink that is behind still gets them; the disabled one waits not
+    assert prune(db, before=utcnow() - timedelta(days=1)) == 0  # none so old
+    assert stale.cursor < ids[0]
 
 
 def test_a_sink_filtered_to_a_subtree_and_kind_gets_only_those(db: Session, make_unit, forwarder):
