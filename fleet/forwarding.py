@@ -21,7 +21,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -44,8 +44,8 @@ class SinkError(Exception):
 
 
 class Sink(Protocol):
-    def send(self, event: OutboxEvent, body: bytes) -> None:
-        """Returns once the sink has acknowledged the event; raises SinkError otherwise."""
+    def send(self, kind: str, unit_code: str, message_id: str, body: bytes) -> None:
+        """Returns once the sink has acknowledged the message; raises SinkError otherwise."""
 
     def close(self) -> None: ...
 
@@ -72,8 +72,8 @@ class MqttSink:
             raise SinkError(f"cannot connect to {parts.hostname}:{parts.port}: {error}") from None
         self.client.loop_start()
 
-    def send(self, event: OutboxEvent, body: bytes) -> None:
-        topic = f"fleet/{_token(event.unit_code)}/{event.kind}"
+    def send(self, kind: str, unit_code: str, message_id: str, body: bytes) -> None:
+        topic = f"fleet/{_token(unit_code)}/{kind}"
         try:
             info = self.client.publish(topic, body, qos=1)
             info.wait_for_publish(self.timeout_s)
@@ -97,7 +97,7 @@ class WebhookSink:
         self.secret = (secret or "").encode()
         self.timeout_s = timeout_s
 
-    def send(self, event: OutboxEvent, body: bytes) -> None:
+    def send(self, kind: str, unit_code: str, message_id: str, body: bytes) -> None:
         stamp = str(int(time.time()))
         digest = hmac.new(self.secret, stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
         request = urllib.request.Request(  # noqa: S310 - an administrator's http(s) URL
@@ -108,7 +108,7 @@ class WebhookSink:
                 "Content-Type": "application/json",
                 "X-Fleet-Timestamp": stamp,
                 "X-Fleet-Signature": f"sha256={digest}",
-                "X-Fleet-Event-Id": str(event.id),
+                "X-Fleet-Event-Id": message_id,
             },
         )
         try:
@@ -146,14 +146,14 @@ class AmqpSink:
             raise SinkError(f"AMQP: {error!r}") from None
         self.properties = pika.BasicProperties
 
-    def send(self, event: OutboxEvent, body: bytes) -> None:
+    def send(self, kind: str, unit_code: str, message_id: str, body: bytes) -> None:
         try:
             self.channel.basic_publish(
                 self.exchange,
-                f"{_token(event.unit_code)}.{event.kind}",
+                f"{_token(unit_code)}.{kind}",
                 body,
                 self.properties(
-                    content_type="application/json", delivery_mode=2, message_id=str(event.id)
+                    content_type="application/json", delivery_mode=2, message_id=message_id
                 ),
             )
         except Exception as error:  # a nack, a closed channel or connection
@@ -199,11 +199,11 @@ class NatsSink:
         except NotFoundError:
             await self.js.add_stream(name=stream, subjects=["fleet.>"])
 
-    def send(self, event: OutboxEvent, body: bytes) -> None:
-        subject = f"fleet.{_token(event.unit_code)}.{event.kind}"
+    def send(self, kind: str, unit_code: str, message_id: str, body: bytes) -> None:
+        subject = f"fleet.{_token(unit_code)}.{kind}"
         try:
             self.loop.run_until_complete(
-                self.js.publish(subject, body, headers={"Nats-Msg-Id": str(event.id)})
+                self.js.publish(subject, body, headers={"Nats-Msg-Id": message_id})
             )
         except Exception as error:
             raise SinkError(f"NATS publish failed: {error!r}") from None
@@ -292,6 +292,44 @@ def prune(session: Session, *, before: datetime) -> int:
     return int(gone.rowcount or 0)  # type: ignore[attr-defined]
 
 
+class OpenSinks:
+    """The connections to the sinks, kept between passes and opened again when a sink's settings
+    change or after it failed."""
+
+    def __init__(self, opener: Callable[[Integration, float], Sink], timeout_s: float) -> None:
+        self.opener = opener
+        self.timeout_s = timeout_s
+        self.held: dict[int, tuple[tuple[Any, ...], Sink]] = {}
+
+    def get(self, integration: Integration) -> Sink:
+        config = (
+            integration.kind,
+            integration.url,
+            integration.secret,
+            json.dumps(integration.options, sort_keys=True),
+        )
+        held = self.held.get(integration.id)
+        if held is not None and held[0] == config:
+            return held[1]
+        self.drop(integration.id)
+        sink = self.opener(integration, self.timeout_s)
+        self.held[integration.id] = (config, sink)
+        return sink
+
+    def drop(self, integration_id: int) -> None:
+        held = self.held.pop(integration_id, None)
+        if held is not None:
+            with contextlib.suppress(Exception):  # a broken sink goes whatever its state
+                held[1].close()
+
+    def keep_only(self, integration_ids: Iterable[int]) -> None:
+        for gone in set(self.held) - set(integration_ids):
+            self.drop(gone)
+
+    def close(self) -> None:
+        self.keep_only(())
+
+
 class Forwarder:
     """Delivers for every enabled sink; `step` is one pass (what tests drive), `run` loops."""
 
@@ -304,36 +342,10 @@ class Forwarder:
     ) -> None:
         self.settings = settings
         self.clock = clock
-        self.opener = opener
-        self.sinks: dict[int, tuple[tuple[Any, ...], Sink]] = {}
+        self.sinks = OpenSinks(opener, settings.forward_timeout_s)
 
     def close(self) -> None:
-        for _, sink in self.sinks.values():
-            sink.close()
-        self.sinks.clear()
-
-    def _sink(self, integration: Integration) -> Sink:
-        config = (
-            integration.kind,
-            integration.url,
-            integration.secret,
-            json.dumps(integration.options, sort_keys=True),
-        )
-        held = self.sinks.get(integration.id)
-        if held is not None and held[0] == config:
-            return held[1]
-        if held is not None:
-            held[1].close()
-            del self.sinks[integration.id]
-        sink = self.opener(integration, self.settings.forward_timeout_s)
-        self.sinks[integration.id] = (config, sink)
-        return sink
-
-    def _drop(self, integration_id: int) -> None:
-        held = self.sinks.pop(integration_id, None)
-        if held is not None:
-            with contextlib.suppress(Exception):  # a broken sink goes whatever its state
-                held[1].close()
+        self.sinks.close()
 
     def step(self, session: Session) -> int:
         """One batch for each sink that is due; returns how many events were acknowledged.
@@ -354,8 +366,7 @@ class Forwarder:
                 continue
             delivered += self._deliver(session, integration)
             session.commit()
-        for gone in set(self.sinks) - set(ids):
-            self._drop(gone)
+        self.sinks.keep_only(ids)
         return delivered
 
     def _deliver(self, session: Session, integration: Integration) -> int:
@@ -367,9 +378,11 @@ class Forwarder:
         sent = 0
         for event in events:
             try:
-                self._sink(integration).send(event, body(event))
+                self.sinks.get(integration).send(
+                    event.kind, event.unit_code, str(event.id), body(event)
+                )
             except SinkError as error:
-                self._drop(integration.id)
+                self.sinks.drop(integration.id)
                 self._failed(session, integration, event, str(error))
                 break
             integration.cursor = event.id
@@ -412,9 +425,15 @@ class Forwarder:
         )
         integration.retry_at = now + timedelta(seconds=wait)
 
-    def run(self, engine: Engine, stop: threading.Event) -> None:
-        """Until `stop`: one pass, then a pause when there was nothing to send. Only one
-        forwarder delivers at a time (a session advisory lock); another waits its turn."""
+    def run(
+        self,
+        engine: Engine,
+        stop: threading.Event,
+        also: Sequence[Callable[[Session], int]] = (),
+    ) -> None:
+        """Until `stop`: one pass (and one of each of `also`, the positions' forwarder), then a
+        pause when there was nothing to send. Only one forwarder delivers at a time (a session
+        advisory lock); another waits its turn."""
         with engine.connect() as guard:
             while not stop.is_set():
                 got = guard.scalar(text(f"SELECT pg_try_advisory_lock({_FORWARDER_LOCK})"))
@@ -433,6 +452,9 @@ class Forwarder:
                                 session.commit()
                                 pruned_at = time.monotonic()
                             delivered = self.step(session)
+                            for step in also:
+                                delivered += step(session)
+                                session.commit()
                     except Exception:
                         log.exception("forwarding pass failed")
                         delivered = 0
