@@ -37,7 +37,6 @@ KINDS: dict[str, tuple[str, str]] = {
     "driver": ("registry", "driver"),
     "device": ("registry", "device"),
 }
-EVENT_KINDS = ("orders", "alerts", "costs", "registry")
 # Reads and exports are audited too; nothing changed, so nobody outside hears of them.
 _READS = frozenset({"read", "export"})
 

@@ -395,7 +395,7 @@ class AuditEntryOut(Out):
     hash: str
 
 
-EventKind = Literal["orders", "alerts", "costs", "registry"]
+EventKind = Literal["orders", "alerts", "costs", "registry", "positions"]
 SinkUrl = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 SinkName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 SinkSecret = Annotated[str, StringConstraints(min_length=1, max_length=200)]
@@ -425,7 +425,9 @@ class IntegrationCreate(Strict):
         None, description="Only events of this unit and those under it; none: every unit."
     )
     kinds: list[EventKind] | None = Field(
-        None, max_length=4, description="Only events of these kinds; none: every kind."
+        None,
+        max_length=5,
+        description="Only events of these kinds; none: every kind, positions included.",
     )
     enabled: bool = True
 
@@ -437,7 +439,7 @@ class IntegrationUpdate(Strict):
     secret: Annotated[SinkSecret | None, OMITTED]
     options: Annotated[SinkOptions, OMITTED]
     unit_id: Annotated[Id | None, OMITTED]
-    kinds: list[EventKind] | None = Field(None, max_length=4)
+    kinds: list[EventKind] | None = Field(None, max_length=5)
     enabled: Annotated[bool, OMITTED]
 
 
