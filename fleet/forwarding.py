@@ -43,11 +43,25 @@ class SinkError(Exception):
     """The sink did not acknowledge an event."""
 
 
+Message = tuple[str, str, str, bytes]  # kind, unit code, message id, body
+
+
 class Sink(Protocol):
     def send(self, kind: str, unit_code: str, message_id: str, body: bytes) -> None:
         """Returns once the sink has acknowledged the message; raises SinkError otherwise."""
 
     def close(self) -> None: ...
+
+
+def send_all(sink: Sink, messages: Sequence[Message]) -> None:
+    """Every message, in order, acknowledged; a sink that can have many in flight at once
+    (`send_many`) gets them so, for the positions' volume."""
+    many = getattr(sink, "send_many", None)
+    if many is not None:
+        many(messages)
+        return
+    for message in messages:
+        sink.send(*message)
 
 
 def _token(value: str) -> str:
@@ -64,6 +78,8 @@ class MqttSink:
         parts = urlsplit(url)
         self.timeout_s = timeout_s
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        self.client.max_inflight_messages_set(100)
+        self.client.max_queued_messages_set(0)  # unbounded: a batch is bounded by its caller
         if parts.username:
             self.client.username_pw_set(parts.username, parts.password)
         try:
@@ -81,6 +97,22 @@ class MqttSink:
             raise SinkError(f"MQTT publish failed: {error}") from None
         if not info.is_published():
             raise SinkError("MQTT broker did not acknowledge in time")
+
+    def send_many(self, messages: Sequence[Message]) -> None:
+        """All published at once (paho keeps them in order, its in-flight window full), then
+        every PUBACK awaited."""
+        try:
+            sent = [
+                self.client.publish(f"fleet/{_token(code)}/{kind}", body, qos=1)
+                for kind, code, _, body in messages
+            ]
+            deadline = time.monotonic() + self.timeout_s * max(1, len(sent) // 100)
+            for info in sent:
+                info.wait_for_publish(max(0.0, deadline - time.monotonic()))
+                if not info.is_published():
+                    raise SinkError("MQTT broker did not acknowledge in time")
+        except (RuntimeError, ValueError, OSError) as error:
+            raise SinkError(f"MQTT publish failed: {error}") from None
 
     def close(self) -> None:
         self.client.disconnect()

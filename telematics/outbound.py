@@ -27,7 +27,7 @@ from redis.exceptions import ResponseError
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from fleet.forwarding import OpenSinks, Sink, SinkError, open_sink
+from fleet.forwarding import OpenSinks, Sink, SinkError, open_sink, send_all
 from fleet.models import Integration, OrgUnit
 from fleet.redis_client import RedisClient, RedisPipeline
 from fleet.settings import Settings
@@ -166,21 +166,23 @@ class PositionForwarder:
         sent = 0
         for entry_id, fields in entries:
             records = np.frombuffer(fields.get(b"f", b""), dtype=stream.RECORD)
+            messages = []
+            for index, record in enumerate(records):
+                code, path = units.get(int(record["unit"]), ("-", ""))
+                if root is not None and not path.startswith(root[1]):
+                    continue
+                body = position_body(entry_id, index, record, code)
+                messages.append((KIND, code, f"p-{entry_id}-{index}", body))
             try:
-                for index, record in enumerate(records):
-                    code, path = units.get(int(record["unit"]), ("-", ""))
-                    if root is not None and not path.startswith(root[1]):
-                        continue
-                    body = position_body(entry_id, index, record, code)
-                    self.sinks.get(integration).send(KIND, code, f"p-{entry_id}-{index}", body)
-                    sent += 1
+                send_all(self.sinks.get(integration), messages)
+                sent += len(messages)
             except SinkError as error:
                 self._failed(integration, str(error))
                 break
             lag_ms = self.clock_ms() - int(records["received_ms"].min()) if len(records) else 0
             with self.redis.pipeline(transaction=False) as pipe:
                 pipe.xack(STREAM, group, entry_id)
-                pipe.hincrby(STATS, f"{integration.id}:sent", len(records))
+                pipe.hincrby(STATS, f"{integration.id}:sent", len(messages))
                 pipe.hset(STATS, f"{integration.id}:lag_ms", lag_ms)
                 pipe.execute()
             self.attempts.pop(integration.id, None)

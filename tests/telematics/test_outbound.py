@@ -125,3 +125,32 @@ def test_a_sink_not_taking_positions_gets_none(
     tap(redis, [row(vehicle.id, unit.id, 0)])
     assert forwarder.step(db) == 0
     assert not redis.exists(outbound.STATS)
+
+
+def test_a_sink_of_a_subtree_gets_its_units_fixes_in_order_from_a_large_batch(
+    db: Session, redis: RedisClient, make_unit, settings: Settings
+):
+    inside = make_unit("PO-IN")
+    outside = make_unit("PO-OUT")
+    mine = add_vehicle(db, inside, "浙A·E7004")
+    other = add_vehicle(db, outside, "浙A·E7005")
+    integration = positions_sink(db, MQTT, unit_id=inside.id, kinds=["positions"])
+    forwarder = outbound.PositionForwarder(redis, settings)
+    subscriber = Subscriber("fleet/+/positions")
+    try:
+        forwarder.step(db)
+        rows = []
+        for n in range(150):
+            rows += [row(mine.id, inside.id, n), row(other.id, outside.id, n)]
+        tap(redis, rows)
+        assert forwarder.step(db) == 150
+        got = subscriber.take(150)
+        assert subscriber.messages.empty()
+    finally:
+        subscriber.close()
+        forwarder.close()
+    assert {topic for topic, _ in got} == {"fleet/PO-IN/positions"}
+    times = [body["object"]["fix_time"] for _, body in got]
+    assert times == sorted(times)
+    assert len(set(times)) == 150
+    assert redis.hget(outbound.STATS, f"{integration.id}:sent") == b"150"
