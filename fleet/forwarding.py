@@ -36,6 +36,9 @@ from fleet.settings import Settings
 
 log = logging.getLogger("fleet.forward")
 SETTINGS_SINK = "FLEET_MQTT_URL"
+# Per sink that takes positions (telematics/outbound.py): `{id}:sent`, `{id}:failed`,
+# `{id}:trimmed`, `{id}:last_error`, `{id}:lag_ms`.
+POSITION_STATS = "fleet:forward:positions:stats"
 _FORWARDER_LOCK = 0x0F1EE7_F0D  # one forwarder delivers at a time
 
 

@@ -4,7 +4,7 @@ say only whether one is set, and a URL's password is masked."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -19,6 +19,7 @@ from fleet.auth import Actor, is_root_admin, require, units_in_scope
 from fleet.errors import Conflict, Forbidden, Invalid, NotFound
 from fleet.models import Integration, OrgUnit, OutboxEvent, SinkKind
 from fleet.paging import Listing
+from fleet.redis_client import RedisClient
 from fleet.schemas import IntegrationCreate, IntegrationUpdate
 
 SCHEMES = {
@@ -54,8 +55,39 @@ def view(integration: Integration) -> dict[str, Any]:
     }
 
 
-def out(session: Session, integration: Integration) -> dict[str, Any]:
+def position_stats(redis: RedisClient, integration_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """What `fleet forward` keeps of each sink's positions (none for a sink not taking them)."""
+    ids = list(integration_ids)
+    fields = [f"{i}:{name}" for i in ids for name in POSITION_FIELDS]
+    values = redis.hmget(forwarding.POSITION_STATS, fields) if fields else []
+    found: dict[int, dict[str, Any]] = {}
+    for n, integration_id in enumerate(ids):
+        raw = values[n * len(POSITION_FIELDS) : (n + 1) * len(POSITION_FIELDS)]
+        if all(v is None for v in raw):
+            continue
+        stats = dict(zip(POSITION_FIELDS, raw, strict=True))
+        found[integration_id] = {
+            "sent": int(stats["sent"] or 0),
+            "failed": int(stats["failed"] or 0),
+            "trimmed": int(stats["trimmed"] or 0),
+            "lag_ms": int(stats["lag_ms"]) if stats["lag_ms"] is not None else None,
+            "last_error": _text(stats["last_error"]),
+        }
+    return found
+
+
+POSITION_FIELDS = ("sent", "failed", "trimmed", "lag_ms", "last_error")
+
+
+def _text(value: bytes | str | None) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def out(
+    session: Session, integration: Integration, positions: dict[str, Any] | None = None
+) -> dict[str, Any]:
     return {
+        "positions": positions,
         **view(integration),
         "id": integration.id,
         "from_settings": integration.from_settings,

@@ -2,9 +2,10 @@
 
 Every audited change passes through `audit.record_many`, which hands its entries here: an entry
 of an entity other systems hear of becomes one `outbox_event` row, so orders and their moves
-(assignments included), alert reviews, cost records and the registry all give events without a
-line in their services. Alerts opened and ended by the geofence worker's raw SQL get theirs from
-a trigger on `alert` (migration 0016). `fleet forward` (fleet/forwarding.py) delivers them.
+(assignments included), alert reviews and the registry all give events without a line in their
+services. Alerts opened and ended by the geofence worker's raw SQL, and cost records (typed in or
+imported by the thousand), get theirs from triggers on `alert` and `cost_record` (migration
+0016). `fleet forward` (fleet/forwarding.py) delivers them.
 
 Writers hold the audit chain's advisory lock until they commit (`record_many` takes it; the
 trigger takes it too), so ids are handed out in commit order: a sink that has acknowledged event
@@ -24,13 +25,13 @@ from fleet.models import AuditEntry, OrgUnit, OutboxEvent
 
 VERSION = 1
 
+# Cost records get theirs from a trigger on `cost_record` (a statement adds thousands in one
+# INSERT, with one audit entry for the statement), alerts opened and ended from one on `alert`.
 # The audited entity, the kind of event it gives (`fleet/{unit_code}/{kind}`) and the table that
 # knows its unit when its audit entry does not say (an alert's review names only the decision).
 KINDS: dict[str, tuple[str, str]] = {
     "trip_order": ("orders", "trip_order"),
     "alert": ("alerts", "alert"),
-    "cost_record": ("costs", "cost_record"),
-    "cost_statement": ("costs", "cost_statement"),
     "org_unit": ("registry", "org_unit"),
     "user": ("registry", "user_account"),
     "vehicle": ("registry", "vehicle"),

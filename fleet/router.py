@@ -444,10 +444,13 @@ _SINK_ERRORS: dict[int | str, dict[str, Any]] = {
     tags=["integrations"],
     responses={403: _SINK_ERRORS[403]},
 )
-def list_integrations(session: SessionDep, actor: ActorDep, listing: ListingDep) -> dict[str, Any]:
+def list_integrations(
+    session: SessionDep, redis: RedisDep, actor: ActorDep, listing: ListingDep
+) -> dict[str, Any]:
     """The sinks of the caller's units, with their delivery statistics (administrators)."""
     items, total = integrations.list_(session=session, actor=actor, listing=listing)
-    return listing.answer((integrations.out(session, i) for i in items), total)
+    positions = integrations.position_stats(redis, (i.id for i in items))
+    return listing.answer((integrations.out(session, i, positions.get(i.id)) for i in items), total)
 
 
 @router.post(
@@ -471,9 +474,12 @@ def create_integration(
     tags=["integrations"],
     responses={403: _SINK_ERRORS[403], 404: _SINK_ERRORS[404]},
 )
-def get_integration(session: SessionDep, actor: ActorDep, integration_id: Id) -> dict[str, Any]:
+def get_integration(
+    session: SessionDep, redis: RedisDep, actor: ActorDep, integration_id: Id
+) -> dict[str, Any]:
     integration = integrations.get(session=session, actor=actor, integration_id=integration_id)
-    return integrations.out(session, integration)
+    positions = integrations.position_stats(redis, [integration.id])
+    return integrations.out(session, integration, positions.get(integration.id))
 
 
 @router.patch(

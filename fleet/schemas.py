@@ -443,6 +443,19 @@ class IntegrationUpdate(Strict):
     enabled: Annotated[bool, OMITTED]
 
 
+class PositionStats(BaseModel):
+    """How the sink's positions go (from the fix stream, not the outbox)."""
+
+    sent: int
+    failed: int
+    trimmed: int = Field(description="Fixes lost to FLEET_FORWARD_POSITIONS_MAXLEN.")
+    lag_ms: int | None = Field(
+        description="The latest batch's lag, from the gateway's receipt of its oldest fix to the"
+        " sink's acknowledgement (ms)."
+    )
+    last_error: str | None
+
+
 class IntegrationOut(BaseModel):
     """A sink with its delivery statistics; its secret is never shown, only whether it has one."""
 
@@ -466,6 +479,9 @@ class IntegrationOut(BaseModel):
     last_error: str | None
     last_error_at: datetime | None
     created_at: datetime
+    positions: PositionStats | None = Field(
+        None, description="For a sink that takes positions, once it has had some."
+    )
 
 
 class AccessEntryOut(BaseModel):

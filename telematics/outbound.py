@@ -27,7 +27,7 @@ from redis.exceptions import ResponseError
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from fleet.forwarding import OpenSinks, Sink, SinkError, open_sink, send_all
+from fleet.forwarding import POSITION_STATS, OpenSinks, Sink, SinkError, open_sink, send_all
 from fleet.models import Integration, OrgUnit
 from fleet.redis_client import RedisClient, RedisPipeline
 from fleet.settings import Settings
@@ -37,7 +37,7 @@ from telematics.batch import FixBatch
 log = logging.getLogger("fleet.forward")
 
 STREAM = "fleet:forward:positions"
-STATS = "fleet:forward:positions:stats"
+STATS = POSITION_STATS
 CONSUMER = "forward"
 KIND = "positions"
 

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from fleet.forwarding import POSITION_STATS
 from fleet.models import AuditEntry, Integration, OrgUnit, Role
 
 SECRET = "hook-secret-never-shown"
@@ -141,3 +142,23 @@ def test_a_sink_is_deleted_audited(client: TestClient, admin, db: Session):
     )
     assert entry is not None
     assert entry.entity_id == str(sink["id"])
+
+
+def test_a_positions_sink_shows_how_its_positions_go(client: TestClient, admin, redis):
+    sink = client.post("/api/v1/integrations", json=hook(kinds=["positions"]), headers=admin)
+    sink_id = sink.json()["id"]
+    assert sink.json()["positions"] is None  # none sent yet
+    redis.hset(
+        POSITION_STATS,
+        mapping={f"{sink_id}:sent": 1200, f"{sink_id}:lag_ms": 850, f"{sink_id}:failed": 2},
+    )
+    reply = client.get(f"/api/v1/integrations/{sink_id}", headers=admin)
+    assert reply.json()["positions"] == {
+        "sent": 1200,
+        "failed": 2,
+        "trimmed": 0,
+        "lag_ms": 850,
+        "last_error": None,
+    }
+    [listed] = client.get("/api/v1/integrations", headers=admin).json()["items"]
+    assert listed["positions"]["lag_ms"] == 850

@@ -199,7 +199,8 @@ def test_a_cost_record_is_a_costs_event(db: Session, make_unit, root_unit: OrgUn
     assert [(e.unit_code, e.object_type, e.object_id) for e in found] == [
         ("OB-CO", "cost_record", str(record.id))
     ]
-    assert found[0].payload["state"]["amount"] == "12.00"
+    assert found[0].payload["state"]["amount"] == 12.0
+    assert found[0].payload["actor"] == "system"
 
 
 def test_a_deleted_unit_is_told_with_its_code(db: Session, make_unit, root_unit: OrgUnit):

@@ -1,7 +1,8 @@
 """The outbox of events for other systems, the sinks they are delivered to (`integration`), with
 each sink's cursor and counts, and the events a webhook refused for good (`dead_letter`). Alerts
 are written with raw SQL by the geofence worker and the gateways: a trigger on `alert` puts an
-event in the outbox when an episode opens and when it ends, in the writer's transaction.
+event in the outbox when an episode opens and when it ends, in the writer's transaction; one on
+`cost_record` an event for each record added, one by one or a statement's thousands at once.
 
 Revision ID: 0016
 Revises: 0015
@@ -39,6 +40,30 @@ BEGIN
             || jsonb_build_object('lat', ST_Y(NEW.point), 'lon', ST_X(NEW.point)))
     FROM org_unit u WHERE u.id = NEW.unit_id;
     RETURN NEW;
+END
+$$
+"""
+
+# Cost records are written one by one (by hand, audited) and by the thousand (a statement, in one
+# INSERT): one event per record, from the table, whichever way it came.
+COST_EVENT = f"""
+CREATE FUNCTION fleet_cost_outbox() RETURNS trigger
+LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock({CHAIN_LOCK});
+    INSERT INTO outbox_event (kind, unit_id, unit_code, object_type, object_id, payload)
+    SELECT 'costs', r.unit_id, u.code, 'cost_record', r.id::text, jsonb_build_object(
+        'type', 'cost_record',
+        'id', r.id,
+        'action', 'create',
+        'actor', coalesce(a.username, 'system'),
+        'state', to_jsonb(r) - 'station' - 'created_at' - 'updated_at'
+            || jsonb_build_object('station_lat', ST_Y(r.station), 'station_lon', ST_X(r.station)))
+    FROM added r
+    JOIN org_unit u ON u.id = r.unit_id
+    LEFT JOIN user_account a ON a.id = r.created_by
+    ORDER BY r.id;
+    RETURN NULL;
 END
 $$
 """
@@ -134,9 +159,16 @@ def upgrade() -> None:
         " WHEN (OLD.ended_at IS NULL AND NEW.ended_at IS NOT NULL)"
         " EXECUTE FUNCTION fleet_alert_outbox()"
     )
+    op.execute(COST_EVENT)
+    op.execute(
+        "CREATE TRIGGER cost_record_outbox AFTER INSERT ON cost_record"
+        " REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION fleet_cost_outbox()"
+    )
 
 
 def downgrade() -> None:
+    op.execute("DROP TRIGGER cost_record_outbox ON cost_record")
+    op.execute("DROP FUNCTION fleet_cost_outbox()")
     op.execute("DROP TRIGGER alert_ended_outbox ON alert")
     op.execute("DROP TRIGGER alert_outbox ON alert")
     op.execute("DROP FUNCTION fleet_alert_outbox()")
