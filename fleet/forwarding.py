@@ -39,6 +39,7 @@ SETTINGS_SINK = "FLEET_MQTT_URL"
 # Per sink that takes positions (telematics/outbound.py): `{id}:sent`, `{id}:failed`,
 # `{id}:trimmed`, `{id}:last_error`, `{id}:lag_ms`.
 POSITION_STATS = "fleet:forward:positions:stats"
+POSITION_STAT_FIELDS = ("sent", "failed", "trimmed", "lag_ms", "last_error")
 _FORWARDER_LOCK = 0x0F1EE7_F0D  # one forwarder delivers at a time
 
 
@@ -405,8 +406,13 @@ class Forwarder:
         return delivered
 
     def _deliver(self, session: Session, integration: Integration) -> int:
+        # Every event up to the newest now is committed (ids follow commit order): once the
+        # sink has those its filters let through, the cursor passes the others too, so a sink
+        # that hears of little does not hold back the pruning, nor scan the same rows again.
+        horizon = session.scalar(select(func.max(OutboxEvent.id))) or 0
         events = session.scalars(
             pending_query(session, integration)
+            .where(OutboxEvent.id <= horizon)
             .order_by(OutboxEvent.id)
             .limit(self.settings.forward_batch)
         ).all()
@@ -419,12 +425,14 @@ class Forwarder:
             except SinkError as error:
                 self.sinks.drop(integration.id)
                 self._failed(session, integration, event, str(error))
-                break
+                return sent
             integration.cursor = event.id
             integration.sent += 1
             integration.attempts = 0
             integration.retry_at = None
             sent += 1
+        if len(events) < self.settings.forward_batch:
+            integration.cursor = max(integration.cursor, horizon)
         return sent
 
     def _failed(

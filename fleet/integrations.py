@@ -58,14 +58,15 @@ def view(integration: Integration) -> dict[str, Any]:
 def position_stats(redis: RedisClient, integration_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
     """What `fleet forward` keeps of each sink's positions (none for a sink not taking them)."""
     ids = list(integration_ids)
-    fields = [f"{i}:{name}" for i in ids for name in POSITION_FIELDS]
+    names = forwarding.POSITION_STAT_FIELDS
+    fields = [f"{i}:{name}" for i in ids for name in names]
     values = redis.hmget(forwarding.POSITION_STATS, fields) if fields else []
     found: dict[int, dict[str, Any]] = {}
     for n, integration_id in enumerate(ids):
-        raw = values[n * len(POSITION_FIELDS) : (n + 1) * len(POSITION_FIELDS)]
+        raw = values[n * len(names) : (n + 1) * len(names)]
         if all(v is None for v in raw):
             continue
-        stats = dict(zip(POSITION_FIELDS, raw, strict=True))
+        stats = dict(zip(names, raw, strict=True))
         found[integration_id] = {
             "sent": int(stats["sent"] or 0),
             "failed": int(stats["failed"] or 0),
@@ -74,9 +75,6 @@ def position_stats(redis: RedisClient, integration_ids: Iterable[int]) -> dict[i
             "last_error": _text(stats["last_error"]),
         }
     return found
-
-
-POSITION_FIELDS = ("sent", "failed", "trimmed", "lag_ms", "last_error")
 
 
 def _text(value: bytes | str | None) -> str | None:

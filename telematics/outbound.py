@@ -27,7 +27,15 @@ from redis.exceptions import ResponseError
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from fleet.forwarding import POSITION_STATS, OpenSinks, Sink, SinkError, open_sink, send_all
+from fleet.forwarding import (
+    POSITION_STAT_FIELDS,
+    POSITION_STATS,
+    OpenSinks,
+    Sink,
+    SinkError,
+    open_sink,
+    send_all,
+)
 from fleet.models import Integration, OrgUnit
 from fleet.redis_client import RedisClient, RedisPipeline
 from fleet.settings import Settings
@@ -40,6 +48,7 @@ STREAM = "fleet:forward:positions"
 STATS = POSITION_STATS
 CONSUMER = "forward"
 KIND = "positions"
+SWEEP_EVERY_S = 300
 
 
 class PositionTap:
@@ -119,12 +128,15 @@ class PositionForwarder:
         self.clock_ms = clock_ms
         self.sinks = OpenSinks(opener, settings.forward_timeout_s)
         self.attempts: dict[int, int] = {}
+        self.swept_at = -math.inf
         self.retry_at: dict[int, float] = {}
 
     def close(self) -> None:
         self.sinks.close()
 
     def step(self, session: Session) -> int:
+        if time.monotonic() - self.swept_at > SWEEP_EVERY_S:
+            self.sweep(session)
         integrations = session.scalars(
             select(Integration)
             .where(
@@ -148,6 +160,23 @@ class PositionForwarder:
                 continue
             sent += self._deliver(integration, units)
         return sent
+
+    def sweep(self, session: Session) -> None:
+        """Drops the consumer groups (and counts) of sinks that were deleted: a group left
+        behind would pin nothing, but would be read by nobody for ever."""
+        self.swept_at = time.monotonic()
+        known = {str(i) for i in session.scalars(select(Integration.id))}
+        try:
+            groups: Any = self.redis.xinfo_groups(STREAM)
+        except ResponseError:  # no stream yet
+            return
+        for group in groups:
+            name = group["name"].decode() if isinstance(group["name"], bytes) else group["name"]
+            integration_id = name.removeprefix("sink:")
+            if name.startswith("sink:") and integration_id not in known:
+                self.redis.xgroup_destroy(STREAM, name)
+                fields = [f"{integration_id}:{f}" for f in POSITION_STAT_FIELDS]
+                self.redis.hdel(STATS, *fields)
 
     def _group(self, integration: Integration) -> str:
         """The sink's consumer group; a new sink starts at the newest entry."""

@@ -189,7 +189,7 @@ def test_a_sink_filtered_to_a_subtree_and_kind_gets_only_those(db: Session, make
     outside = make_unit("FW-OUT")
     subscriber = Subscriber("fleet/+/registry")
     try:
-        sink(db, SinkKind.MQTT, MQTT, unit_id=inside.id, kinds=["registry"])
+        integration = sink(db, SinkKind.MQTT, MQTT, unit_id=inside.id, kinds=["registry"])
         ids = changes(db, below, "浙A·C6002", ())
         changes(db, outside, "浙A·C6003", ())
         run.step(db)
@@ -198,6 +198,9 @@ def test_a_sink_filtered_to_a_subtree_and_kind_gets_only_those(db: Session, make
     finally:
         subscriber.close()
     assert [(body["id"], body["unit_code"]) for _, body in got] == [(ids[0], "FW-IN2")]
+    # Past the events it does not take as well: nothing to scan again, nothing held back.
+    db.refresh(integration)
+    assert (integration.cursor, integration.sent) == (newest(db), 1)
 
 
 def test_mqtt_down_loses_nothing_and_delivers_in_order_once_back(db: Session, make_unit, forwarder):

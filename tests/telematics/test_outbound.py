@@ -154,3 +154,19 @@ def test_a_sink_of_a_subtree_gets_its_units_fixes_in_order_from_a_large_batch(
     assert times == sorted(times)
     assert len(set(times)) == 150
     assert redis.hget(outbound.STATS, f"{integration.id}:sent") == b"150"
+
+
+def test_the_group_of_a_deleted_sink_is_dropped(
+    db: Session, redis: RedisClient, make_unit, settings: Settings
+):
+    kept = positions_sink(db, MQTT, kinds=["positions"])
+    redis.xgroup_create(outbound.STREAM, "sink:999999", id="$", mkstream=True)
+    redis.hset(outbound.STATS, mapping={"999999:sent": 5, f"{kept.id}:sent": 7})
+    forwarder = outbound.PositionForwarder(redis, settings)
+    try:
+        forwarder.step(db)
+    finally:
+        forwarder.close()
+    names = {g["name"] for g in redis.xinfo_groups(outbound.STREAM)}
+    assert names == {f"sink:{kept.id}".encode()}
+    assert redis.hgetall(outbound.STATS) == {f"{kept.id}:sent".encode(): b"7"}
