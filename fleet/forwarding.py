@@ -211,12 +211,16 @@ class NatsSink:
         self.timeout_s = timeout_s
         self.loop = asyncio.new_event_loop()
         try:
+            # Bounded from outside: nats-py may keep trying a server that refuses.
             self.nc = self.loop.run_until_complete(
-                nats.connect(
-                    url,
-                    connect_timeout=timeout_s,
-                    allow_reconnect=False,
-                    max_reconnect_attempts=0,
+                asyncio.wait_for(
+                    nats.connect(
+                        url,
+                        connect_timeout=timeout_s,
+                        allow_reconnect=False,
+                        max_reconnect_attempts=0,
+                    ),
+                    timeout_s,
                 )
             )
             self.js = self.nc.jetstream(timeout=timeout_s)

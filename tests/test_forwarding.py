@@ -373,20 +373,26 @@ def test_nats_jetstream_stores_each_event_on_its_subject(db: Session, make_unit,
 
     async def read(n: int) -> list[tuple[str, dict[str, Any]]]:
         nc = await nats.connect(NATS)
-        js = nc.jetstream()
         try:
-            subscription = await js.pull_subscribe("fleet.FW-NA.>", stream=stream)
+            subscription = await nc.jetstream().pull_subscribe("fleet.FW-NA.>", stream=stream)
             messages = await subscription.fetch(n, timeout=10)
             return [(m.subject, json.loads(m.data)) for m in messages]
         finally:
-            await js.delete_stream(stream)
             await nc.close()
 
+    async def drop() -> None:
+        nc = await nats.connect(NATS)
+        await nc.jetstream().delete_stream(stream)
+        await nc.close()
+
     asyncio.run(create())
-    sink(db, SinkKind.NATS, NATS)
-    ids = changes(db, unit, "浙A·C6008", (5,))
-    assert run.step(db) == 2
-    got = asyncio.run(read(2))
+    try:
+        sink(db, SinkKind.NATS, NATS)
+        ids = changes(db, unit, "浙A·C6008", (5,))
+        assert run.step(db) == 2
+        got = asyncio.run(read(2))
+    finally:
+        asyncio.run(drop())
     assert got == [
         ("fleet.FW-NA.registry", got[0][1]),
         ("fleet.FW-NA.registry", got[1][1]),
@@ -545,3 +551,75 @@ def test_a_broker_down_for_30_s_loses_nothing_and_delivers_in_order(scratch_sett
     assert delivered == ids
     assert failed is not None
     assert failed >= 1
+
+
+def test_amqp_down_loses_nothing_and_delivers_in_order_once_back(db: Session, make_unit, forwarder):
+    run, clock = forwarder
+    unit = make_unit("FW-AM2")
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP))
+    try:
+        channel = connection.channel()
+        channel.exchange_declare("fleet-test", exchange_type="topic", durable=True)
+        queue_name = channel.queue_declare("", exclusive=True).method.queue
+        channel.queue_bind(queue_name, "fleet-test", routing_key="FW-AM2.#")
+        integration = sink(db, SinkKind.AMQP, f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F")
+        integration.options = {"exchange": "fleet-test"}
+        db.commit()
+        ids = changes(db, unit, "浙A·C6013", (5, 6))
+        assert run.step(db) == 0
+        db.refresh(integration)
+        assert (integration.sent, integration.failed) == (0, 1)
+        integration.url = AMQP
+        db.commit()
+        clock.now += timedelta(minutes=1)
+        assert run.step(db) == 3
+        got = []
+        for _ in range(3):
+            method, _, body = channel.basic_get(queue_name, auto_ack=True)
+            assert method is not None
+            got.append(json.loads(body)["id"])
+    finally:
+        connection.close()
+    assert got == ids
+
+
+def test_nats_down_loses_nothing_and_delivers_in_order_once_back(db: Session, make_unit, forwarder):
+    import nats
+
+    run, clock = forwarder
+    unit = make_unit("FW-NA2")
+    stream = f"FLEET_TEST_OUT_{os.getpid()}"
+
+    async def create() -> None:
+        nc = await nats.connect(NATS)
+        await nc.jetstream().add_stream(name=stream, subjects=["fleet.FW-NA2.>"])
+        await nc.close()
+
+    async def read(n: int) -> list[int]:
+        nc = await nats.connect(NATS)
+        try:
+            subscription = await nc.jetstream().pull_subscribe("fleet.FW-NA2.>", stream=stream)
+            messages = await subscription.fetch(n, timeout=10)
+            return [json.loads(m.data)["id"] for m in messages]
+        finally:
+            await nc.close()
+
+    async def drop() -> None:
+        nc = await nats.connect(NATS)
+        await nc.jetstream().delete_stream(stream)
+        await nc.close()
+
+    asyncio.run(create())
+    try:
+        integration = sink(db, SinkKind.NATS, f"nats://127.0.0.1:{free_port()}")
+        ids = changes(db, unit, "浙A·C6014", (5, 6))
+        assert run.step(db) == 0
+        db.refresh(integration)
+        assert (integration.sent, integration.failed) == (0, 1)
+        integration.url = NATS
+        db.commit()
+        clock.now += timedelta(minutes=1)
+        assert run.step(db) == 3
+        assert asyncio.run(read(3)) == ids
+    finally:
+        asyncio.run(drop())
