@@ -23,11 +23,12 @@ from geoalchemy2.shape import to_shape
 from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session
 
+from fleet import outbox
 from fleet.db import utcnow
 from fleet.models import AuditEntry
 
 GENESIS = "0" * 64
-_LOCK_KEY = 0x0F1EE7_A0D17  # any constant: one lock for the whole chain
+CHAIN_LOCK = 0x0F1EE7_A0D17  # any constant: one lock for the whole chain (and the outbox)
 _NEVER_LOGGED = frozenset(
     {
         "password_hash",
@@ -159,13 +160,21 @@ def record(
     return record_many(session=session, changes=[change])[0]
 
 
+def hold_chain(session: Session) -> None:
+    """Take the chain's lock now, until the transaction ends. `record` takes it anyway; a writer
+    that locks rows an outbox writer may also lock (an alert under review) takes it first, so
+    that every transaction takes the two in the same order and none waits on the other."""
+    session.execute(select(func.pg_advisory_xact_lock(CHAIN_LOCK)))
+
+
 def record_many(*, session: Session, changes: Sequence[Change]) -> list[AuditEntry]:
     """Append entries in order in the caller's transaction, under one take of the chain's lock:
     one read of the head and one draw of ids for all of them (a storm of terminals binding at
-    once is one batch, not a queue of single appends)."""
+    once is one batch, not a queue of single appends); and the outbox events of the changes
+    other systems hear of."""
     if not changes:
         return []
-    session.execute(select(func.pg_advisory_xact_lock(_LOCK_KEY)))
+    hold_chain(session)
     prev = session.scalar(select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1))
     ids = sorted(
         session.scalars(
@@ -193,6 +202,8 @@ def record_many(*, session: Session, changes: Sequence[Change]) -> list[AuditEnt
         entries.append(entry)
     session.add_all(entries)
     session.flush()
+    # Under the same lock, so the outbox's ids follow commit order (fleet/outbox.py).
+    outbox.from_entries(session, entries)
     return entries
 
 

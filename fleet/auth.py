@@ -80,6 +80,8 @@ PERMISSIONS: dict[tuple[str, str], frozenset[Role]] = {
     ("driver", "write"): frozenset({Role.ADMIN, Role.DISPATCHER}),
     ("device", "read"): STAFF,
     ("device", "write"): frozenset({Role.ADMIN, Role.DISPATCHER}),
+    ("integration", "read"): frozenset({Role.ADMIN}),
+    ("integration", "write"): frozenset({Role.ADMIN}),
     # the geofence domain
     ("fence", "read"): STAFF,
     ("fence", "write"): frozenset({Role.ADMIN}),

@@ -245,3 +245,74 @@ class AuditEntry(Base):
     hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
 
     __table_args__ = (sa.Index("ix_audit_entry_entity", "entity", "entity_id"),)
+
+
+class OutboxEvent(Base):
+    """An event for other systems, written in the transaction of the change it tells of (so
+    there is none for a change that rolled back, and none missing for one that committed).
+    Writers take the audit chain's lock first, so ids are handed out in commit order and a
+    sink's cursor never passes an event that is yet to commit."""
+
+    __tablename__ = "outbox_event"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    unit_id: Mapped[int | None] = mapped_column(sa.Integer)
+    unit_code: Mapped[str] = mapped_column(sa.String(32))
+    object_type: Mapped[str] = mapped_column(sa.String(32))
+    object_id: Mapped[str] = mapped_column(sa.String(64))
+    occurred_at: Mapped[datetime] = mapped_column(server_default=sa.func.now())
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+
+
+class SinkKind(StrEnum):
+    MQTT = "mqtt"
+    WEBHOOK = "webhook"
+    AMQP = "amqp"
+    NATS = "nats"
+
+
+class Integration(Timestamped, Base):
+    """A sink the outbox's events go to, and how far its delivery has come: `cursor` is the
+    last event it acknowledged (or that its filters passed over, or that was dead-lettered)."""
+
+    __tablename__ = "integration"
+
+    id: Mapped[int] = mapped_column(sa.Integer, sa.Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(100), unique=True)
+    kind: Mapped[SinkKind] = mapped_column(_enum(SinkKind, "kind"))
+    url: Mapped[str] = mapped_column(sa.String(500))
+    # Write-only through the API: the webhook's signing key, or the broker's password.
+    secret: Mapped[str | None] = mapped_column(sa.String(200))
+    # Sink-specific: the AMQP exchange, the NATS stream.
+    options: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    # Only events of this unit and the units under it; none: every unit.
+    unit_id: Mapped[int | None] = mapped_column(sa.ForeignKey("org_unit.id", ondelete="CASCADE"))
+    # Only events of these kinds; none: every kind.
+    kinds: Mapped[list[str] | None] = mapped_column(ARRAY(sa.String(32)))
+    enabled: Mapped[bool] = mapped_column(sa.Boolean, server_default="true")
+    # Set by FLEET_MQTT_URL, not by an administrator: `fleet forward` keeps its URL current.
+    from_settings: Mapped[bool] = mapped_column(sa.Boolean, server_default="false")
+    cursor: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
+    attempts: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    retry_at: Mapped[datetime | None]
+    sent: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
+    failed: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
+    dead: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    last_error_at: Mapped[datetime | None]
+
+
+class DeadLetter(Base):
+    """An event a webhook refused as many times as it may: delivery went on past it."""
+
+    __tablename__ = "dead_letter"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    integration_id: Mapped[int] = mapped_column(sa.ForeignKey("integration.id", ondelete="CASCADE"))
+    event_id: Mapped[int] = mapped_column(sa.BigInteger)
+    attempts: Mapped[int] = mapped_column(sa.Integer)
+    last_error: Mapped[str] = mapped_column(sa.Text)
+    at: Mapped[datetime] = mapped_column(server_default=sa.func.now())
+
+    __table_args__ = (sa.Index("ix_dead_letter_integration_id", "integration_id"),)

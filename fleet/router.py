@@ -11,7 +11,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from fleet import access, registry
+from fleet import access, integrations, registry
 from fleet import auth as auth_service
 from fleet.api import (
     ActorDep,
@@ -45,6 +45,9 @@ from fleet.schemas import (
     Health,
     HealthWarning,
     Id,
+    IntegrationCreate,
+    IntegrationOut,
+    IntegrationUpdate,
     Me,
     Page,
     Text,
@@ -424,3 +427,82 @@ def list_vehicle_reads(
         session=session, actor=actor, vehicle_id=vehicle_id, listing=listing
     )
     return listing.answer((AccessEntryOut.of(e) for e in items), total)
+
+
+# ---- integrations ---------------------------------------------------------------------------
+
+_SINK_ERRORS: dict[int | str, dict[str, Any]] = {
+    403: {"description": "Not an administrator (of a root unit, for a sink of every unit)."},
+    404: {"description": "No such integration in the caller's units."},
+    409: {"description": "The name is taken, or the sink is set by FLEET_MQTT_URL."},
+    422: {"description": "A field is invalid (the URL's scheme for the kind, the unit)."},
+}
+
+
+@router.get(
+    "/integrations",
+    response_model=Page[IntegrationOut],
+    tags=["integrations"],
+    responses={403: _SINK_ERRORS[403]},
+)
+def list_integrations(
+    session: SessionDep, redis: RedisDep, actor: ActorDep, listing: ListingDep
+) -> dict[str, Any]:
+    """The sinks of the caller's units, with their delivery statistics (administrators)."""
+    items, total = integrations.list_(session=session, actor=actor, listing=listing)
+    positions = integrations.position_stats(redis, (i.id for i in items))
+    return listing.answer((integrations.out(session, i, positions.get(i.id)) for i in items), total)
+
+
+@router.post(
+    "/integrations",
+    response_model=IntegrationOut,
+    status_code=201,
+    tags=["integrations"],
+    responses={k: v for k, v in _SINK_ERRORS.items() if k != 404},
+)
+def create_integration(
+    session: SessionDep, actor: ActorDep, data: IntegrationCreate
+) -> dict[str, Any]:
+    """A sink for the events from now on; audited (its secret is not in the entry)."""
+    integration = integrations.create(session=session, actor=actor, data=data)
+    return integrations.out(session, integration)
+
+
+@router.get(
+    "/integrations/{integration_id}",
+    response_model=IntegrationOut,
+    tags=["integrations"],
+    responses={403: _SINK_ERRORS[403], 404: _SINK_ERRORS[404]},
+)
+def get_integration(
+    session: SessionDep, redis: RedisDep, actor: ActorDep, integration_id: Id
+) -> dict[str, Any]:
+    integration = integrations.get(session=session, actor=actor, integration_id=integration_id)
+    positions = integrations.position_stats(redis, [integration.id])
+    return integrations.out(session, integration, positions.get(integration.id))
+
+
+@router.patch(
+    "/integrations/{integration_id}",
+    response_model=IntegrationOut,
+    tags=["integrations"],
+    responses=_SINK_ERRORS,
+)
+def update_integration(
+    session: SessionDep, actor: ActorDep, integration_id: Id, data: IntegrationUpdate
+) -> dict[str, Any]:
+    integration = integrations.update(
+        session=session, actor=actor, integration_id=integration_id, data=data
+    )
+    return integrations.out(session, integration)
+
+
+@router.delete(
+    "/integrations/{integration_id}",
+    status_code=204,
+    tags=["integrations"],
+    responses={k: v for k, v in _SINK_ERRORS.items() if k != 422},
+)
+def delete_integration(session: SessionDep, actor: ActorDep, integration_id: Id) -> None:
+    integrations.delete(session=session, actor=actor, integration_id=integration_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from annotated_types import Interval
 from geoalchemy2 import WKBElement
@@ -21,7 +21,15 @@ from pydantic import (
 )
 from shapely.geometry import mapping, shape
 
-from fleet.models import BodyClass, DeviceProtocol, Energy, Role, VehicleCategory, VehicleStatus
+from fleet.models import (
+    BodyClass,
+    DeviceProtocol,
+    Energy,
+    Role,
+    SinkKind,
+    VehicleCategory,
+    VehicleStatus,
+)
 
 T = TypeVar("T")
 
@@ -385,6 +393,95 @@ class AuditEntryOut(Out):
     before: dict[str, Any] | None
     after: dict[str, Any] | None
     hash: str
+
+
+EventKind = Literal["orders", "alerts", "costs", "registry", "positions"]
+SinkUrl = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+SinkName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+SinkSecret = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+OptionKey = Annotated[str, StringConstraints(max_length=32)]
+OptionValue = Annotated[str, StringConstraints(max_length=200)]
+SinkOptions = Annotated[dict[OptionKey, OptionValue], Field(max_length=8)]
+
+
+class IntegrationCreate(Strict):
+    name: SinkName
+    kind: SinkKind = Field(description="mqtt, webhook, amqp or nats.")
+    url: SinkUrl = Field(
+        description="mqtt://host:port, http(s)://..., amqp://user:password@host:port/vhost or"
+        " nats://host:port."
+    )
+    secret: SinkSecret | None = Field(
+        None,
+        description="Write-only: the webhook's HMAC-SHA256 key, or the AMQP password (replaces"
+        " the URL's). Never returned.",
+    )
+    options: SinkOptions = Field(
+        default_factory=dict,
+        description="AMQP: `exchange` (default fleet). NATS: `stream`, created with subjects"
+        " fleet.> if missing.",
+    )
+    unit_id: Id | None = Field(
+        None, description="Only events of this unit and those under it; none: every unit."
+    )
+    kinds: list[EventKind] | None = Field(
+        None,
+        max_length=5,
+        description="Only events of these kinds; none: every kind, positions included.",
+    )
+    enabled: bool = True
+
+
+class IntegrationUpdate(Strict):
+    name: Annotated[SinkName, OMITTED]
+    kind: Annotated[SinkKind, OMITTED]
+    url: Annotated[SinkUrl, OMITTED]
+    secret: Annotated[SinkSecret | None, OMITTED]
+    options: Annotated[SinkOptions, OMITTED]
+    unit_id: Annotated[Id | None, OMITTED]
+    kinds: list[EventKind] | None = Field(None, max_length=5)
+    enabled: Annotated[bool, OMITTED]
+
+
+class PositionStats(BaseModel):
+    """How the sink's positions go (from the fix stream, not the outbox)."""
+
+    sent: int
+    failed: int
+    trimmed: int = Field(description="Fixes lost to FLEET_FORWARD_POSITIONS_MAXLEN.")
+    lag_ms: int | None = Field(
+        description="The latest batch's lag, from the gateway's receipt of its oldest fix to the"
+        " sink's acknowledgement (ms)."
+    )
+    last_error: str | None
+
+
+class IntegrationOut(BaseModel):
+    """A sink with its delivery statistics; its secret is never shown, only whether it has one."""
+
+    id: int
+    name: str
+    kind: SinkKind
+    url: str = Field(description="With its password, if any, masked.")
+    has_secret: bool
+    options: dict[str, Any]
+    unit_id: int | None
+    kinds: list[str] | None
+    enabled: bool
+    from_settings: bool = Field(description="Set by FLEET_MQTT_URL; read-only here.")
+    cursor: int = Field(description="The last event delivered (or passed over by the filters).")
+    sent: int
+    pending: int = Field(description="Events waiting for this sink.")
+    failed: int = Field(description="Failed attempts so far.")
+    dead: int = Field(description="Events dead-lettered (webhooks).")
+    attempts: int = Field(description="Failed attempts at the event now due.")
+    retry_at: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    created_at: datetime
+    positions: PositionStats | None = Field(
+        None, description="For a sink that takes positions, once it has had some."
+    )
 
 
 class AccessEntryOut(BaseModel):

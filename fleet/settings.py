@@ -190,6 +190,44 @@ class Settings(BaseSettings):
         gt=0,
         description="How often worker 0 appends a checkpoint when a signing key is set (min).",
     )
+    mqtt_url: str = Field(
+        "",
+        description="An MQTT broker as mqtt://host:port: `fleet forward` then sends every event"
+        " of every unit to it, on topics fleet/{unit_code}/{kind}, with no integration to set up."
+        " Empty: only the integrations administrators add.",
+    )
+    forward_poll_s: float = Field(
+        1.0, gt=0, description="How often `fleet forward` looks for new events when idle (s)."
+    )
+    forward_batch: int = Field(
+        200,
+        ge=1,
+        le=10000,
+        description="Events sent to one sink before their delivery is marked (count); a crash"
+        " in between sends them again.",
+    )
+    forward_retry_min_s: float = Field(
+        1.0, ge=0, description="Wait before the first retry of a failed delivery (s); doubles."
+    )
+    forward_retry_max_s: float = Field(
+        300.0, ge=0, description="Longest wait between retries of a failed delivery (s)."
+    )
+    forward_timeout_s: float = Field(
+        10.0, gt=0, description="How long a sink has to acknowledge one event (s)."
+    )
+    outbox_keep_days: float = Field(
+        7,
+        gt=0,
+        description="Events are kept this long after they occurred (days), then deleted by"
+        " `fleet forward` once every enabled sink has them; a disabled sink misses what is"
+        " deleted meanwhile.",
+    )
+    webhook_max_attempts: int = Field(
+        10,
+        ge=1,
+        description="Failed attempts after which a webhook's event is dead-lettered and delivery"
+        " goes on past it (count).",
+    )
 
     @field_validator("display_timezone")
     @classmethod

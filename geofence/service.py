@@ -828,6 +828,9 @@ def review_alert(
     *, session: Session, actor: Actor, alert_id: int, data: ReviewIn
 ) -> dict[str, Any]:
     require(actor, "alert", "review")
+    # Before the alert's row: the geofence worker, which may be writing this alert, takes the
+    # chain's lock before the alerts' rows too (geofence/store.py).
+    audit.hold_chain(session)
     alert, plate = _alert_in_scope(session, actor, alert_id)
     decision = data.decision
     reason = data.reason.strip()

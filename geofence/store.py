@@ -3,7 +3,8 @@
 same rows, and an older view of an episode never overwrites a newer one. The ingest worker and the
 gateways' refused-terminal alerts write on their own connection (`upsert_alerts`) and publish
 `live_item`s themselves; the fuel checks write in their session's transaction (`write`), which
-announces the same items once it commits."""
+announces the same items once it commits. Either way a trigger on `alert` (migration 0016) puts
+an outbox event in the writer's transaction when an episode opens or ends."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 import psycopg
 from sqlalchemy.orm import Session
 
-from fleet import channels, events
+from fleet import audit, channels, events
 from geofence.engine import AlertRecord
 
 UPSERT = (
@@ -60,10 +61,18 @@ def _params(record: AlertRecord) -> tuple[Any, ...]:
     )
 
 
+def _hold_chain(cur: psycopg.Cursor[Any]) -> None:
+    """The audit chain's lock, before any alert row: the trigger on `alert` writes the outbox
+    under it (fleet/outbox.py), and a review takes it before the alert's row as well, so the two
+    locks are always taken in the same order."""
+    cur.execute("SELECT pg_advisory_xact_lock(%s)", (audit.CHAIN_LOCK,))
+
+
 def upsert_alerts(conn: psycopg.Connection[Any], records: Sequence[AlertRecord]) -> None:
     if not records:
         return
     with conn.cursor() as cur:
+        _hold_chain(cur)
         cur.executemany(UPSERT, [_params(r) for r in records])
 
 
@@ -96,6 +105,7 @@ def write(session: Session, records: Sequence[AlertRecord]) -> list[int]:
     conn: psycopg.Connection[Any] = session.connection().connection.driver_connection  # type: ignore[assignment]
     ids: list[int] = []
     with conn.cursor() as cur:
+        _hold_chain(cur)
         cur.executemany(UPSERT + " RETURNING id", [_params(r) for r in records], returning=True)
         while True:
             row = cur.fetchone()

@@ -29,6 +29,17 @@ class TelematicsSettings(BaseSettings):
     osmand_port: int = Field(
         5055, ge=1, le=65535, description="HTTP port of the OsmAnd (Traccar Client) gateway."
     )
+    forward_positions: bool = Field(
+        False,
+        description="The ingest worker hands every stored fix to `fleet forward` for the sinks"
+        " that take positions (on by itself when FLEET_MQTT_URL is set).",
+    )
+    forward_positions_maxlen: int = Field(
+        100_000,
+        ge=100,
+        description="Stored batches of fixes kept for `fleet forward` (stream entries, about);"
+        " a sink further behind loses the oldest, counted as trimmed.",
+    )
     jt808_allow_unauthenticated: bool = Field(
         False,
         description="Accept reports from a registered terminal that skipped 0x0102 authentication.",

@@ -37,6 +37,7 @@ app.command("serve")(processes.serve)
 app.command("gateway")(processes.gateway)
 app.command("worker")(processes.worker)
 app.command("simulate")(processes.simulate)
+app.command("forward")(processes.forward)
 app.command("up")(processes.up)
 
 

@@ -89,7 +89,7 @@ def worker(
     from dispatch.permits import OrderPermits
     from geofence.settings import GeofenceSettings
     from geofence.worker import GeofenceObserver, warn_calendar_years
-    from telematics.ingest import IngestWorker
+    from telematics.ingest import BatchObserver, IngestWorker
     from telematics.settings import TelematicsSettings
 
     settings: Settings = ctx.obj
@@ -150,14 +150,43 @@ def worker(
                     lambda: maintenance.checkpoint_audit(engine, settings),
                 )
             periodic.start()
+        observers: list[BatchObserver] = [rules]
+        if telematics_settings.forward_positions or settings.mqtt_url:
+            from telematics.outbound import PositionTap
+
+            observers.append(PositionTap(telematics_settings.forward_positions_maxlen))
         IngestWorker(
             engine=engine,
             redis=redis,
             settings=telematics_settings,
             index=index,
             count=count,
-            observers=[rules],
+            observers=observers,
         ).run(stop)
+
+
+def forward(ctx: typer.Context) -> None:
+    """Deliver the outbox's events and the stored positions to the integrations (and to
+    FLEET_MQTT_URL), at least once."""
+    import threading
+
+    from fleet.forwarding import Forwarder
+    from telematics.outbound import PositionForwarder
+
+    settings: Settings = ctx.obj
+    with (
+        database(settings, pool_size=2) as engine,
+        redis_client(settings, socket_timeout=10, socket_connect_timeout=5) as redis,
+    ):
+        log_to_stderr()
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        positions = PositionForwarder(redis, settings)
+        try:
+            Forwarder(settings).run(engine, stop, also=[positions.step])
+        finally:
+            positions.close()
 
 
 def simulate(
@@ -206,6 +235,7 @@ PROCESSES: tuple[tuple[str, ...], ...] = (
     ("serve",),
     ("gateway",),
     ("worker",),
+    ("forward",),
     # The demo's vehicles, driving and reporting like real terminals and phones.
     (
         "simulate",

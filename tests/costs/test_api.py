@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from costs.models import CostRecord, CostStatement
 from fleet.auth import Actor
-from fleet.models import OrgUnit, Role, Vehicle
+from fleet.models import OrgUnit, OutboxEvent, Role, Vehicle
 from tests.factories import add_vehicle
 
 
@@ -200,3 +200,16 @@ def test_a_statement_of_thousands_of_rows_imports(db, cars, root_unit) -> None:
     )
     assert (result["rows"], result["added"]) == (4_000, 4_000)
     assert _count(db) == 4_000
+
+
+def test_each_imported_record_is_a_costs_event(client, db, cars, desk, root_unit) -> None:
+    mark = db.scalar(select(func.max(OutboxEvent.id))) or 0
+    reply = upload(client, desk, statement(*GOOD))
+    assert reply.status_code == 201, reply.text
+    events = db.scalars(
+        select(OutboxEvent).where(OutboxEvent.id > mark, OutboxEvent.kind == "costs")
+    ).all()
+    records = db.scalars(select(CostRecord.id).order_by(CostRecord.id)).all()
+    assert [e.object_id for e in events] == [str(r) for r in records]
+    assert {e.unit_code for e in events} == {root_unit.code}
+    assert events[0].payload["state"]["external_id"] == "T0001"

@@ -18,9 +18,11 @@ from hypothesis import strategies as st
 from sqlalchemy import create_engine, text
 
 from fleet.redis_client import RedisClient
+from telematics import outbound as outbound_stream
 from telematics import stream
 from telematics.batch import FixBatch, entry_rows, in_order
 from telematics.ingest import IngestWorker
+from telematics.outbound import PositionTap
 from telematics.settings import TelematicsSettings
 from tests.redis_cluster import SINGLE_AND_CLUSTER, redis_env
 from tests.telematics.conftest import T0, Fleetlet, a_day_after_t0, drive
@@ -379,3 +381,19 @@ def test_stream_rows_round_trip_and_what_orjson_refuses_still_encodes():
     assert stream.decode(stream.encode([row])) == [row]
     # An OsmAnd client may send a number no 64-bit integer holds; it is stored, not refused.
     assert stream.decode(stream.encode([[10**30]])) == [[1e30]]
+
+
+def test_the_position_tap_hands_every_stored_fix_to_the_forwarder(fleetlet, redis, tsettings):
+    worker = make_worker(fleetlet, redis, tsettings, observers=[PositionTap(maxlen=1000)])
+    rows = rows_for(fleetlet, 0, 30) + rows_for(fleetlet, 1, 20)
+    push(redis, rows, tsettings.stream_shards)
+    drain(worker)
+    tapped = [
+        np.frombuffer(fields[b"f"], dtype=stream.RECORD)
+        for _, fields in redis.xrange(outbound_stream.STREAM)
+    ]
+    fixes = np.concatenate(tapped)
+    assert len(fixes) == 50
+    assert sorted(zip(fixes["vehicle"].tolist(), fixes["fix_ms"].tolist(), strict=True)) == sorted(
+        (r[stream.R_VEHICLE], r[stream.R_FIX_MS]) for r in rows
+    )
