@@ -133,7 +133,14 @@ class Store:
     def open(cls, url: str, options: dict[str, str] | None = None) -> Store:
         """The storage at `url`; a local folder's url is made absolute (it is recorded with
         each archived part, for the readers)."""
-        fs, root = fsspec.core.url_to_fs(url, **(options or {}))
+        try:
+            fs, root = fsspec.core.url_to_fs(url, **(options or {}))
+        except (ImportError, ValueError) as error:  # an unknown scheme, a package not installed
+            extra = " (pip install fleet[s3])" if url.startswith(("s3://", "s3a://")) else ""
+            raise Invalid(
+                f"the archive's storage {url!r} cannot be opened: {error}{extra}",
+                field="FLEET_ARCHIVE_URL",
+            ) from None
         root = root.rstrip("/")
         store = cls(fs=fs, root=root, url=url)
         return cls(fs=fs, root=root, url=root) if store.local else store

@@ -42,9 +42,9 @@ def archive(
     settings: Settings = ctx.obj
     telematics_settings = TelematicsSettings()
     keep = telematics_settings.hot_months if hot_months is None else hot_months
-    store = tiered.Store.from_settings(telematics_settings)
     log_to_stderr()
     try:
+        store = tiered.Store.from_settings(telematics_settings)
         with database(settings, pool_size=2) as engine:
             with reading(settings) as session:
                 due = tiered.months_due(session, utcnow(), keep)
@@ -72,7 +72,7 @@ def archive(
                     f"{each:%Y-%m}: {done.rows} rows in {len(done.files)} files,"
                     f" {done.bytes} bytes, part {done.part} (archived to {store.url})"
                 )
-    except FleetError as error:
+    except (FleetError, tiered.ArchiveError, OSError) as error:
         raise fail(str(error), Exit.FAILED) from None
 
 
@@ -95,7 +95,7 @@ def restore(
             progress(f"restoring {wanted:%Y-%m}", "rows") as report,
         ):
             rows = tiered.restore_month(engine, store, wanted, progress=report)
-    except FleetError as error:
+    except (FleetError, tiered.ArchiveError, OSError) as error:
         raise fail(str(error), Exit.FAILED) from None
     typer.echo(f"{wanted:%Y-%m}: {rows} rows restored into PostGIS")
 

@@ -415,3 +415,18 @@ def test_the_daily_maintenance_archives_what_is_due(fresh: Fleetlet, tmp_path: P
 
     assert [(d.month, d.part) for d in done] == [(AUGUST, 1)]
     assert (tmp_path / "daily" / "position" / "month=2026-08").is_dir()
+
+
+def test_an_archive_storage_that_cannot_be_opened_is_a_clear_error(
+    fresh: Fleetlet, monkeypatch: pytest.MonkeyPatch
+):
+    from typer.testing import CliRunner
+
+    from app.cli import app
+
+    with pytest.raises(Exception, match="cannot be opened"):
+        archive.Store.open("nosuchscheme://bucket/archive")
+    monkeypatch.setenv("FLEET_ARCHIVE_URL", "nosuchscheme://bucket/archive")
+    result = CliRunner().invoke(app, ["archive", "--hot-months", "0"], obj=fresh.settings)
+    assert result.exit_code == 1
+    assert "cannot be opened" in result.output
