@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
@@ -50,3 +53,34 @@ def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.N
     """The options given. None given means the defaults: `python -m bench` runs each benchmark
     so, and a module run alone passes its command line (`main(sys.argv[1:])`)."""
     return parser.parse_args(argv if argv is not None else [])
+
+
+def serve(database_url: str, redis_url: str, **env: str) -> tuple[subprocess.Popen[bytes], str]:
+    """`fleet serve` on the bench's database and Redis on a free port, with more FLEET_ settings
+    in `env`; returns the process and its base URL once /healthz answers (60 s at most)."""
+    import httpx2 as httpx
+
+    from bench.ingest import free_port
+
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve"],
+        env={
+            **os.environ,
+            "FLEET_DATABASE_URL": database_url,
+            "FLEET_REDIS_URL": redis_url,
+            "FLEET_HTTP_PORT": str(port),
+            "FLEET_HTTP_HOST": "127.0.0.1",
+            **env,
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    return server, base

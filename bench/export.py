@@ -14,8 +14,6 @@ a format's first pull leaves in the allocators shows there, not in the large one
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import time
 from datetime import timedelta
@@ -26,9 +24,9 @@ import httpx2 as httpx
 from redis import Redis
 from sqlalchemy import text
 
-from bench._support import bench_settings, options, parse, table
+from bench._support import bench_settings, options, parse, serve, table
 from bench.archive import START, fill
-from bench.ingest import free_port, redis_url
+from bench.ingest import redis_url
 from fleet import registry
 from fleet.auth import Actor
 from fleet.db import make_engine, make_session_factory, unit_of_work
@@ -138,17 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     engine.dispose()
     url_redis = redis_url(settings.redis_url)
     Redis.from_url(url_redis).flushdb()
-    port = free_port()
-    env = {**os.environ, "FLEET_DATABASE_URL": settings.database_url,
-           "FLEET_REDIS_URL": url_redis, "FLEET_HTTP_PORT": str(port),
-           "FLEET_HTTP_HOST": "127.0.0.1"}  # fmt: skip
-    server = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
+    server, base = serve(settings.database_url, url_redis)
     period = {
         "since": START.isoformat(),
         "until": (START + timedelta(days=args.days)).isoformat(),
@@ -167,12 +155,6 @@ def main(argv: list[str] | None = None) -> None:
         )
     ]
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
         token = httpx.post(
             f"{base}/api/v1/auth/token", data={"username": "exporter", "password": PASSWORD}
         ).json()["access_token"]

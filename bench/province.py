@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,9 +34,9 @@ from sqlalchemy.orm import Session
 
 from bench import dispatch as dispatch_bench
 from bench import web as web_bench
-from bench._support import bench_settings, options, parse, table
+from bench._support import bench_settings, options, parse, serve, table
 from bench.archive import _ms, fill, reads
-from bench.ingest import free_port, redis_url
+from bench.ingest import redis_url
 from dispatch.matching import greedy, plan
 from fleet import registry
 from fleet.auth import Actor
@@ -158,23 +157,7 @@ class Api:
                 mapping={v: json.dumps(_last(v, now_ms)) for v in ids[first : first + 5000]},
             )
         redis.close()
-        port = free_port()
-        env = {**os.environ, "FLEET_DATABASE_URL": settings.database_url,
-               "FLEET_REDIS_URL": self.redis_url, "FLEET_HTTP_PORT": str(port),
-               "FLEET_HTTP_HOST": "127.0.0.1"}  # fmt: skip
-        self.server = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        self.base = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            try:
-                if httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+        self.server, self.base = serve(settings.database_url, self.redis_url)
 
     def client(self, username: str) -> httpx.Client:
         token = httpx.post(

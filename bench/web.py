@@ -13,21 +13,18 @@ run; the page's JS heap at the start and the end of the run (growth means a leak
 from __future__ import annotations
 
 import json
-import os
 import random
 import statistics
-import subprocess
 import sys
 import threading
 import time
 from typing import Any
 
-import httpx2 as httpx
 from redis import Redis
 from sqlalchemy import text
 
-from bench._support import bench_settings, options, parse, table
-from bench.ingest import free_port, redis_url
+from bench._support import bench_settings, options, parse, serve, table
+from bench.ingest import redis_url
 from fleet import channels, registry
 from fleet.auth import Actor
 from fleet.db import make_engine, make_session_factory, unit_of_work
@@ -149,17 +146,7 @@ def run(vehicles: int, minutes: float) -> dict[str, Any]:
     make_fleet(settings, vehicles)
     url_redis = redis_url(settings.redis_url)
     Redis.from_url(url_redis).flushdb()
-    port = free_port()
-    env = {**os.environ, "FLEET_DATABASE_URL": settings.database_url,
-           "FLEET_REDIS_URL": url_redis, "FLEET_HTTP_PORT": str(port),
-           "FLEET_HTTP_HOST": "127.0.0.1", "FLEET_MAP_ZOOM": "10"}  # fmt: skip
-    server = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
+    server, base = serve(settings.database_url, url_redis, FLEET_MAP_ZOOM="10")
     engine = make_engine(settings)
     with engine.connect() as conn:
         ids = list(conn.execute(text("SELECT id FROM vehicle ORDER BY id")).scalars())
@@ -167,12 +154,6 @@ def run(vehicles: int, minutes: float) -> dict[str, Any]:
     engine.dispose()
     publisher = Publisher(url_redis, ids, unit_id)
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
         # Every vehicle has a last position before the page opens, as on a running system.
         now_ms = int(time.time() * 1000)
         publisher.redis.hset(

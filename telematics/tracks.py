@@ -15,7 +15,7 @@ import json
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -150,14 +150,6 @@ def vehicles(session: Session | Connection, start: datetime, end: datetime) -> l
             .fetchall()
         )
     return sorted(found)
-
-
-def archived_months(session: Session | Connection) -> list[date]:
-    return list(
-        session.scalars(
-            text("SELECT DISTINCT month FROM archive_partition WHERE state = 'archived' ORDER BY 1")
-        )
-    )
 
 
 def _cold(
