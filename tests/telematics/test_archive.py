@@ -378,6 +378,8 @@ def test_the_command_line_archives_lists_verifies_and_restores(
     _fill(fresh.engine, vehicles, per_day=4)
     rows = _dump(fresh.engine)
     monkeypatch.setenv("FLEET_ARCHIVE_URL", str(tmp_path / "cli-archive"))
+    # The command's clock, pinned after August: which months it may archive depends on today.
+    monkeypatch.setattr("app.cli.archive.utcnow", lambda: datetime(2026, 12, 5, 2, tzinfo=UTC))
 
     def fleet(*args: str) -> str:
         result = runner.invoke(app, list(args), obj=fresh.settings)
