@@ -67,7 +67,9 @@ def test_sign_on_lands_on_the_desk_and_sign_out_ends_both_sessions(
         assert me.json()["username"] == "dispatcher"
         page.screenshot(path=str(SCREENSHOTS / "signon-desk.png"))
 
-        # 退出: the token is revoked, and the provider asks to end its session too.
+        # 退出: the token is revoked, and the provider asks to end its session too. The desk's map
+        # has loaded first: leaving it mid-load makes MapLibre log the aborted requests as errors.
+        page.wait_for_function("window.fleetDesk && window.fleetDesk.ready", timeout=60_000)
         page.click("#logout")
         page.wait_for_url(f"{issuer}/session/end**")
         page.click("button[autofocus]")  # the provider's "Yes, sign me out"
