@@ -10,6 +10,7 @@ and in the archive is returned once."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import threading
@@ -25,8 +26,16 @@ import pyarrow.csv as pacsv
 from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
+from fleet.errors import StoreUnavailable
 from telematics.archive import Store, add_months, epoch_us, from_epoch_us
 from telematics.settings import TelematicsSettings
+
+
+class ArchiveUnreadable(StoreUnavailable):
+    """An archived file that DuckDB cannot read (damaged, truncated, gone) or a storage that
+    fails: the read is refused whole (503) rather than answered with part of a track."""
+
+    code = "archive_unreadable"
 
 
 class Fix(NamedTuple):
@@ -138,17 +147,18 @@ def vehicles(session: Session | Connection, start: datetime, end: datetime) -> l
     )
     for part in archived_files(session, start, end):
         store = _store(part.url)
-        found.update(
-            row[0]
-            for row in _duck(store)
-            .execute(
-                f"SELECT DISTINCT vehicle_id FROM read_parquet([{_paths(store, part.paths)}])"
-                " WHERE fix_time >= make_timestamptz($s::BIGINT)"
-                " AND fix_time < make_timestamptz($e::BIGINT)",
-                {"s": epoch_us(start), "e": epoch_us(end)},
+        with _reading(part):
+            rows = (
+                _duck(store)
+                .execute(
+                    f"SELECT DISTINCT vehicle_id FROM read_parquet([{_paths(store, part.paths)}])"
+                    " WHERE fix_time >= make_timestamptz($s::BIGINT)"
+                    " AND fix_time < make_timestamptz($e::BIGINT)",
+                    {"s": epoch_us(start), "e": epoch_us(end)},
+                )
+                .fetchall()
             )
-            .fetchall()
-        )
+        found.update(row[0] for row in rows)
     return sorted(found)
 
 
@@ -164,14 +174,18 @@ def _cold(
     rows: list[Fix] = []
     for part in parts:
         store = _store(part.url)
-        cursor = _duck(store)
-        result = cursor.execute(
-            COLD.format(
-                files=_paths(store, part.paths),
-                located=" AND point IS NOT NULL" if located else "",
-            ),
-            {"v": vehicle_id, "s": epoch_us(start), "e": epoch_us(end), "n": limit},
-        ).fetchall()
+        with _reading(part):
+            result = (
+                _duck(store)
+                .execute(
+                    COLD.format(
+                        files=_paths(store, part.paths),
+                        located=" AND point IS NOT NULL" if located else "",
+                    ),
+                    {"v": vehicle_id, "s": epoch_us(start), "e": epoch_us(end), "n": limit},
+                )
+                .fetchall()
+            )
         rows.extend(
             Fix._make(
                 (from_epoch_us(r[0]), *r[1:11], None if r[11] is None else json.loads(r[11]), r[12])
@@ -179,6 +193,20 @@ def _cold(
             for r in result
         )
     return rows
+
+
+@contextlib.contextmanager
+def _reading(part: Files) -> Iterator[None]:
+    """DuckDB's and the storage's failures as ArchiveUnreadable, naming the files."""
+    try:
+        yield
+    except (duckdb.Error, OSError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ArchiveUnreadable(
+            f"the archived fixes in {', '.join(part.paths)} at {part.url} cannot be read"
+            f" ({reason}); `fleet archive verify` checks every file, and a copy of the archive"
+            " or `fleet archive restore` from a good copy repairs it"
+        ) from error
 
 
 def _paths(store: Store, paths: Sequence[str]) -> str:
@@ -308,20 +336,21 @@ def archived_fixes(
         store = _store(part.url)
         cursor = _duck(store).cursor()
         try:
-            reader = cursor.execute(
-                EXPORTED.format(files=_paths(store, part.paths)),
-                {
-                    "vehicles": list(vehicle_ids),
-                    "s": epoch_us(start),
-                    "e": epoch_us(end),
-                    "rs": epoch_us(received_from),
-                    "re": epoch_us(received_before),
-                },
-            ).fetch_record_batch(chunk)
-            for batch in reader:
-                columns = [column.to_pylist() for column in batch.columns]
-                columns[2] = [from_epoch_us(us) for us in columns[2]]
-                columns[3] = [None if us is None else from_epoch_us(us) for us in columns[3]]
-                yield list(zip(*columns, strict=True))
+            with _reading(part):
+                reader = cursor.execute(
+                    EXPORTED.format(files=_paths(store, part.paths)),
+                    {
+                        "vehicles": list(vehicle_ids),
+                        "s": epoch_us(start),
+                        "e": epoch_us(end),
+                        "rs": epoch_us(received_from),
+                        "re": epoch_us(received_before),
+                    },
+                ).fetch_record_batch(chunk)
+                for batch in reader:
+                    columns = [column.to_pylist() for column in batch.columns]
+                    columns[2] = [from_epoch_us(us) for us in columns[2]]
+                    columns[3] = [None if us is None else from_epoch_us(us) for us in columns[3]]
+                    yield list(zip(*columns, strict=True))
         finally:
             cursor.close()

@@ -432,3 +432,30 @@ def test_an_archive_storage_that_cannot_be_opened_is_a_clear_error(
     result = CliRunner().invoke(app, ["archive", "--hot-months", "0"], obj=fresh.settings)
     assert result.exit_code == 1
     assert "cannot be opened" in result.output
+
+
+def test_a_damaged_archive_file_is_refused_whole_naming_the_file(
+    fresh: Fleetlet, store: archive.Store
+):
+    from fleet.errors import http_status
+
+    vehicles = _vehicles(fresh)
+    _fill(fresh.engine, vehicles, per_day=4)
+    archive.archive_month(fresh.engine, store, AUGUST)
+    file = next(Path(store.root).rglob("part-1-*.parquet"))
+    file.write_bytes(file.read_bytes()[: len(file.read_bytes()) // 2])  # a truncated copy
+
+    with fresh.engine.connect() as conn:
+        with pytest.raises(tracks.ArchiveUnreadable) as read:
+            tracks.fixes(conn, vehicles[0], START, END)
+        with pytest.raises(tracks.ArchiveUnreadable):
+            tracks.vehicles(conn, START, END)
+        # A window that no archived month meets is read from PostGIS as ever.
+        assert tracks.fixes(conn, vehicles[0], END, END + timedelta(days=1)) == []
+    assert "month=2026-08/part-1-0000.parquet" in read.value.message
+    assert "fleet archive verify" in read.value.message
+    assert http_status(read.value) == 503
+
+    file.unlink()  # gone altogether
+    with fresh.engine.connect() as conn, pytest.raises(tracks.ArchiveUnreadable, match="part-1"):
+        tracks.fixes(conn, vehicles[0], START, END)
