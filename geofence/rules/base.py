@@ -179,11 +179,12 @@ class Columns:
     statuses: list[str]  # per vehicle, its registry status
     workshop: np.ndarray  # inside a workshop fence that applies to the vehicle
 
-    def status_in(self, statuses: frozenset[str]) -> Any:
-        """Per fix, whether its vehicle's status is one of `statuses`."""
+    def status_in(self, statuses: frozenset[str], *, negate: bool = False) -> Any:
+        """Per fix, whether its vehicle's status is one of `statuses` (or, `negate`, is not);
+        a plain False (True) for all where no vehicle's is."""
         if statuses.isdisjoint(self.statuses):
-            return False
-        return np.array([s in statuses for s in self.statuses])[self.vehicle]
+            return negate
+        return np.array([(s in statuses) != negate for s in self.statuses])[self.vehicle]
 
     def outside(self, exempt: frozenset[str]) -> Any:
         """Per fix, whether its vehicle's category is not in `exempt` (True for all: none is)."""
