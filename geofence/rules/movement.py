@@ -29,8 +29,9 @@ EPISODE_NUMBERS = ("start", "last", "dist", "open", "reported")
 def rule(kind: str, severity: str, *, working: bool, exempt: str) -> Rule:
     """The rule of driving with no permit covering the fix, outside a depot, in working time
     (`working` True) or outside it, by a vehicle in use (not `NOT_IN_USE`) whose category is not
-    in the threshold named `exempt`. A fix wakes it exactly when it violates it: the engine relies on that to carry
-    an episode on without the step where the step would only add the distance."""
+    in the threshold named `exempt`. A fix wakes it exactly when it violates it: the engine
+    relies on that to carry an episode on without the step where the step would only add the
+    distance."""
     working_code = int(working)
     exempt_of = attrgetter(exempt)
 

@@ -55,8 +55,8 @@ def _check(table: str, kinds: tuple[str, ...]) -> None:
 
 
 def upgrade() -> None:
-    _check("alert", ALERT_KINDS_BEFORE + STATUS_KINDS)
-    _check("fence", FENCE_KINDS_BEFORE + (WORKSHOP,))
+    _check("alert", (*ALERT_KINDS_BEFORE, *STATUS_KINDS))
+    _check("fence", (*FENCE_KINDS_BEFORE, WORKSHOP))
 
 
 def downgrade() -> None:

@@ -78,10 +78,12 @@ def test_vehicles_in_other_statuses_are_not_the_sealed_rules() -> None:
 
 def test_the_sealed_episode_ends_after_the_movement_end_time() -> None:
     state, events = run(sealed_vehicle_moving.step, drive(100, 100, status="sealed"))
+    assert [e.kind for e in opened(events)][:1] == ["sealed_vehicle_moving"]
     last = T0 + 100
     parked = Fix(last + TH.movement_end_s - 1, north(1000), LON, 0)
     state, fired = sealed_vehicle_moving.step(state, parked, ctx(moving=False, status="sealed"))
-    assert fired == () and state is not None
+    assert fired == ()
+    assert state is not None
     parked = Fix(last + TH.movement_end_s, north(1000), LON, 0)
     state, fired = sealed_vehicle_moving.step(state, parked, ctx(moving=False, status="sealed"))
     assert state is None
@@ -112,7 +114,10 @@ def test_only_the_distance_outside_the_workshop_counts() -> None:
     # first fix outside, and opens once 500 m have been covered outside
     inside = drive(50, 80, status="maintenance", workshop=True)
     outside = [
-        (Fix(T0 + 90 + s, north(400 + 50 * (s + 10) / 10), LON, 40), ctx(step_m=50, status="maintenance"))
+        (
+            Fix(T0 + 90 + s, north(400 + 50 * (s + 10) / 10), LON, 40),
+            ctx(step_m=50, status="maintenance"),
+        )
         for s in range(0, 101, 10)
     ]
     _, events = run(maintenance_vehicle_moving.step, inside + outside)
@@ -126,9 +131,7 @@ def test_the_maintenance_rule_leaves_other_statuses_and_parked_cars_alone() -> N
     for status in ("active", "sealed", "disposed"):
         _, events = run(maintenance_vehicle_moving.step, drive(100, 200, status=status))
         assert events == [], status
-    _, events = run(
-        maintenance_vehicle_moving.step, drive(49.9, 100, status="maintenance")
-    )
+    _, events = run(maintenance_vehicle_moving.step, drive(49.9, 100, status="maintenance"))
     assert events == []
 
 
