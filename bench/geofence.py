@@ -3,7 +3,7 @@
 (1) membership: fixes against 1,000 fences (circles, corridors and polygons scattered over a
     city), in fix-checks per second (fixes x fences / time): the engine's grid of candidates +
     vectorised `intersects_xy`, against a loop that tests every fence for every fix with Shapely;
-(2) the whole engine: membership, context and all nine rules with per-vehicle state, in fixes
+(2) the whole engine: membership, context and all eleven rules with per-vehicle state, in fixes
     per second on one core, on batches holding one fix of every vehicle (how a worker sees a
     fleet reporting live) and holding many (a backlog draining). The cars drive with no orders,
     so the movement rules are busy on every moving fix: a pessimistic case; then the same drives

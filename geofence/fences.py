@@ -22,9 +22,18 @@ class FenceKind:
     PROHIBITED = "prohibited"
     DEPOT = "depot"
     CUSTOM = "custom"
+    # A repair shop: a vehicle in maintenance may move inside one that applies to it
+    # (`maintenance_vehicle_moving`).
+    WORKSHOP = "workshop"
 
 
-KINDS = (FenceKind.PERMITTED_REGION, FenceKind.PROHIBITED, FenceKind.DEPOT, FenceKind.CUSTOM)
+KINDS = (
+    FenceKind.PERMITTED_REGION,
+    FenceKind.PROHIBITED,
+    FenceKind.DEPOT,
+    FenceKind.CUSTOM,
+    FenceKind.WORKSHOP,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +61,9 @@ class VehicleInfo:
     unit_id: int
     unit_path: str
     category: str
+    # `fleet.models.VehicleStatus`, as the registry holds it now: sealed, disposed and maintenance
+    # vehicles are watched for movement (`sealed_vehicle_moving`, `maintenance_vehicle_moving`)
+    status: str = "active"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +104,7 @@ class FenceSet:
         self.is_prohibited = np.array(
             [f.kind == FenceKind.PROHIBITED for f in self.fences], dtype=bool
         )
+        self.is_workshop = np.array([f.kind == FenceKind.WORKSHOP for f in self.fences], dtype=bool)
         self.is_region = np.array(
             [f.kind == FenceKind.PERMITTED_REGION for f in self.fences], dtype=bool
         )

@@ -22,6 +22,7 @@ class FenceKind(StrEnum):
     PROHIBITED = "prohibited"
     DEPOT = "depot"
     CUSTOM = "custom"
+    WORKSHOP = "workshop"  # 维修厂: where a vehicle in maintenance may move
 
 
 assert tuple(FenceKind) == KINDS

@@ -326,19 +326,24 @@ def compiled_fences(*, session: Session) -> FenceSet:
 
 def vehicle_infos(*, session: Session, vehicle_ids: Sequence[int]) -> dict[int, VehicleInfo]:
     rows = session.execute(
-        select(Vehicle.id, Vehicle.unit_id, OrgUnit.path, Vehicle.category)
+        select(Vehicle.id, Vehicle.unit_id, OrgUnit.path, Vehicle.category, Vehicle.status)
         .join(OrgUnit, OrgUnit.id == Vehicle.unit_id)
         .where(Vehicle.id.in_(vehicle_ids))
     ).all()
     return {
-        r[0]: VehicleInfo(id=r[0], unit_id=r[1], unit_path=r[2], category=str(r[3])) for r in rows
+        r[0]: VehicleInfo(
+            id=r[0], unit_id=r[1], unit_path=r[2], category=str(r[3]), status=str(r[4])
+        )
+        for r in rows
     }
 
 
 def engine_version(*, session: Session) -> tuple[Any, ...]:
-    """Changes when fences, the calendar or working hours change (the engine then reloads).
-    The sum of the stamps, not their latest: an edit stamped by the app's clock may be older
-    than rows the database stamped (the migrations' calendar), and must still count."""
+    """Changes when fences, the calendar or working hours change, or a vehicle's status (the
+    engine then reloads, and the worker reads its vehicles again: a car sealed or sent to the
+    workshop is watched from then on). The sum of the stamps, not their latest: an edit stamped
+    by the app's clock may be older than rows the database stamped (the migrations' calendar),
+    and must still count. Of the vehicles, those not active and their status, as a digest."""
     return tuple(
         session.execute(
             text(
@@ -346,7 +351,9 @@ def engine_version(*, session: Session) -> tuple[Any, ...]:
                 " (SELECT count(*) || '/' || sum(extract(epoch FROM updated_at))"
                 " FROM calendar_day),"
                 " (SELECT count(*) || '/' || sum(extract(epoch FROM updated_at))"
-                " FROM working_hours)"
+                " FROM working_hours),"
+                " (SELECT count(*) || '/' || coalesce(md5(string_agg(id || ':' || status, ','"
+                " ORDER BY id)), '') FROM vehicle WHERE status <> 'active')"
             )
         ).one()
     )

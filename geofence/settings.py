@@ -42,7 +42,8 @@ class GeofenceSettings(BaseSettings):
     movement_min_distance_m: float = Field(
         500,
         ge=0,
-        description="Driving without an order (or off hours) raises an alert past this, in metres.",
+        description="Driving without an order (or off hours), or a sealed or maintenance vehicle"
+        " moving, raises an alert past this, in metres.",
     )
     movement_min_duration_s: float = Field(
         60, ge=0, description="... and after at least this long, in seconds."
@@ -111,7 +112,10 @@ class GeofenceSettings(BaseSettings):
         " (pages, /healthz, the worker's log), in days.",
     )
     engine_refresh_s: float = Field(
-        5, gt=0, description="How often the engine looks for changed fences and calendar (s)."
+        5,
+        gt=0,
+        description="How often the engine looks for changed fences, calendar, working hours and"
+        " vehicle statuses (s).",
     )
 
     @field_validator("working_start", "working_end", "night_start", "night_end")

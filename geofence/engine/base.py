@@ -101,6 +101,7 @@ class Scene(NamedTuple):
     prohibited: np.ndarray  # inside any prohibited fence
     limit: list[float]  # the speed limit in force
     in_region: np.ndarray  # 1 inside an active permitted region, 0 outside, -1 none applies
+    workshop: np.ndarray  # inside a workshop fence
 
 
 class Cover(NamedTuple):

@@ -100,6 +100,8 @@ def wake(th: Thresholds, batch: Batch, kin: Kinematics, scene: Scene, cover: Cov
         at_place=cover.at_place,
         categories=[v.category for v in batch.vehicles],
         vehicle=batch.slot,
+        statuses=[v.status for v in batch.vehicles],
+        workshop=scene.workshop,
     )
     bits = np.zeros(len(batch.fixes), dtype=np.int64)
     for rule in REGISTERED:
@@ -185,6 +187,8 @@ def steps(
             np.array([*cover.permits, None], dtype=object)[cover.which[chosen]].tolist(),
             or_none(cover.corridor_m[chosen]),
             cover.at_place[chosen].tolist(),
+            [vehicles[k].status for k in owner],
+            scene.workshop[chosen].tolist(),
             strict=True,
         )
         picked: dict[tuple[str, ...], dict[str, Any]] = {}

@@ -113,6 +113,7 @@ def _vehicle(
         local_t = float(kin.local[n])
         inside: frozenset[int] = EMPTY
         depot = False
+        workshop = False
         prohibited: frozenset[int] = EMPTY
         limit = th.speed_limit_kmh
         if n in hits:
@@ -127,6 +128,8 @@ def _vehicle(
                     depot = True
                 elif fence.kind == FenceKind.PROHIBITED:
                     banned.add(fence.id)
+                elif fence.kind == FenceKind.WORKSHOP:
+                    workshop = True
                 if fence.speed_limit_kmh is not None and fence.speed_limit_kmh < limit:
                     limit = fence.speed_limit_kmh
             inside, prohibited = frozenset(found), frozenset(banned)
@@ -164,6 +167,8 @@ def _vehicle(
             permit=permit,
             corridor_m=corridor[n] if permit and permit.corridor else None,
             at_place=at_place,
+            status=vehicle.status,
+            workshop=workshop,
         )
         for name, rule in RULE_LIST:
             rule_state, events = rule(rule_states.get(name), fix, ctx)

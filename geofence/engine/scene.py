@@ -40,6 +40,8 @@ def scene_of(fences: FenceSet, th: Thresholds, batch: Batch, local: np.ndarray) 
     depot[point[fences.is_depot[fence]]] = True
     prohibited = np.zeros(n, dtype=bool)
     prohibited[point[banned]] = True
+    workshop = np.zeros(n, dtype=bool)
+    workshop[point[fences.is_workshop[fence]]] = True
     limit = [th.speed_limit_kmh] * n
     limited = fences.has_limit[fence]
     for p, f in zip(point[limited].tolist(), fence[limited].tolist(), strict=True):
@@ -59,6 +61,7 @@ def scene_of(fences: FenceSet, th: Thresholds, batch: Batch, local: np.ndarray) 
         prohibited=prohibited,
         limit=limit,
         in_region=in_region,
+        workshop=workshop,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from geofence.rules import (
     device_alarm,
+    maintenance_vehicle_moving,
     no_order,
     off_hours,
     off_route,
@@ -11,6 +12,7 @@ from geofence.rules import (
     overspeed,
     prohibited_zone,
     region_exit,
+    sealed_vehicle_moving,
     signal_loss,
 )
 from geofence.rules.base import Context, Fix, Rule, Step
@@ -29,6 +31,8 @@ REGISTERED: tuple[Rule, ...] = (
     overspeed.RULE,
     signal_loss.RULE,
     device_alarm.RULE,
+    sealed_vehicle_moving.RULE,
+    maintenance_vehicle_moving.RULE,
 )
 RULES: dict[str, Step] = {rule.kind: rule.step for rule in REGISTERED}
 # Alerts raised by checks of records rather than of the track (fuel receipts, odometer readings):

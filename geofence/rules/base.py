@@ -101,6 +101,8 @@ class Context:
     permit: Permit | None = None
     corridor_m: float | None = None  # distance from the permit's corridor
     at_place: bool = False  # within the destination radius of the permit's origin or a destination
+    status: str = "active"  # the vehicle's registry status (`fleet.models.VehicleStatus`)
+    workshop: bool = False  # inside a workshop fence that applies to the vehicle
 
 
 class Event(NamedTuple):
@@ -173,7 +175,16 @@ class Columns:
     corridor_m: np.ndarray  # NaN: no corridor, or known to be within `off_route_distance_m`
     at_place: np.ndarray
     categories: list[str]  # per vehicle
-    vehicle: np.ndarray  # per fix, its vehicle's place in `categories`
+    vehicle: np.ndarray  # per fix, its vehicle's place in `categories` and `statuses`
+    statuses: list[str]  # per vehicle, its registry status
+    workshop: np.ndarray  # inside a workshop fence that applies to the vehicle
+
+    def status_in(self, statuses: frozenset[str], *, negate: bool = False) -> Any:
+        """Per fix, whether its vehicle's status is one of `statuses` (or, `negate`, is not);
+        a plain False (True) for all where no vehicle's is."""
+        if statuses.isdisjoint(self.statuses):
+            return negate
+        return np.array([(s in statuses) != negate for s in self.statuses])[self.vehicle]
 
     def outside(self, exempt: frozenset[str]) -> Any:
         """Per fix, whether its vehicle's category is not in `exempt` (True for all: none is)."""

@@ -1,4 +1,6 @@
-"""Unauthorised movement, shared by `no_order` (in working time) and `off_hours` (outside it).
+"""Unauthorised movement, shared by `no_order` (in working time) and `off_hours` (outside it);
+its episodes (`step`) also those of a vehicle that should not move at all
+(`sealed_vehicle_moving`, `maintenance_vehicle_moving`).
 
 An episode starts at the first violating fix, opens an alert once the vehicle has covered
 `movement_min_distance_m` over at least `movement_min_duration_s`, and ends when no violating fix
@@ -15,6 +17,10 @@ import numpy as np
 from geofence.rules.base import NO_EVENTS, Columns, Context, Event, Fix, Rule, episode_event
 
 THRESHOLDS = ("moving_speed_kmh", "movement_min_distance_m", "movement_min_duration_s")
+# Registry statuses whose movement other rules judge (`sealed_vehicle_moving`,
+# `maintenance_vehicle_moving`): a car in the workshop is test-driven with no order, and a
+# sealed one that moves is one critical alert, not that and a `no_order` beside it.
+NOT_IN_USE = frozenset({"sealed", "disposed", "maintenance"})
 UPDATE_EVERY_S = 60
 # the numbers of an episode's state (see `step`), as the engine's carry reads them
 EPISODE_NUMBERS = ("start", "last", "dist", "open", "reported")
@@ -22,9 +28,10 @@ EPISODE_NUMBERS = ("start", "last", "dist", "open", "reported")
 
 def rule(kind: str, severity: str, *, working: bool, exempt: str) -> Rule:
     """The rule of driving with no permit covering the fix, outside a depot, in working time
-    (`working` True) or outside it, by a vehicle whose category is not in the threshold named
-    `exempt`. A fix wakes it exactly when it violates it: the engine relies on that to carry
-    an episode on without the step where the step would only add the distance."""
+    (`working` True) or outside it, by a vehicle in use (not `NOT_IN_USE`) whose category is not
+    in the threshold named `exempt`. A fix wakes it exactly when it violates it: the engine
+    relies on that to carry an episode on without the step where the step would only add the
+    distance."""
     working_code = int(working)
     exempt_of = attrgetter(exempt)
 
@@ -35,6 +42,7 @@ def rule(kind: str, severity: str, *, working: bool, exempt: str) -> Rule:
             and ctx.permit is None
             and not ctx.depot
             and ctx.category not in exempt_of(ctx.th)
+            and ctx.status not in NOT_IN_USE
         )
 
     def violating_columns(columns: Columns) -> np.ndarray:
@@ -44,6 +52,7 @@ def rule(kind: str, severity: str, *, working: bool, exempt: str) -> Rule:
             & ~columns.depot
             & (columns.working == working_code)
             & columns.outside(exempt_of(columns.th))
+            & columns.status_in(NOT_IN_USE, negate=True)
         )
 
     def step_rule(

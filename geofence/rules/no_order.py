@@ -1,7 +1,8 @@
 """`no_order`: the vehicle drives in working time with no approved assignment covering it.
 
 Movement inside a depot fence does not count (washing, re-parking); categories in
-`no_order_exempt` may drive without an order.
+`no_order_exempt` may drive without an order. A sealed, disposed or maintenance vehicle's
+movement is judged by the rules of vehicles that should not move instead (`movement.NOT_IN_USE`).
 """
 
 from __future__ import annotations

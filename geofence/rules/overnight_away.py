@@ -3,7 +3,8 @@
 
 Trackers often sleep with the ignition off, so the rule reasons over the interval between two
 fixes: when both are outside the depots and within `parked_radius_m` of where the car parked, the
-car stayed put in between, and that interval's overlap with the night counts.
+car stayed put in between, and that interval's overlap with the night counts. A vehicle in
+maintenance spends its nights in a workshop fence as others do in a depot.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from geofence.rules.base import (
 from telematics.trips import step_m
 
 KIND = "overnight_away"
+IN_MAINTENANCE = frozenset({"maintenance"})
 THRESHOLDS = ("overnight_min_s", "parked_radius_m", "night_start_s", "night_end_s")
 DAY = 86_400
 
@@ -59,10 +61,13 @@ def _event(state: dict[str, Any], ended: float | None) -> Event:
 
 
 def _away(ctx: Context) -> bool:
-    """Parked (not driving: a moving car ends any stay and starts none) outside the depots,
-    with no overnight assignment."""
+    """Parked (not driving: a moving car ends any stay and starts none) outside the depots
+    (and, in maintenance, the workshops), with no overnight assignment."""
     return (
-        not ctx.moving and not ctx.depot and not (ctx.permit is not None and ctx.permit.overnight)
+        not ctx.moving
+        and not ctx.depot
+        and not (ctx.workshop and ctx.status in IN_MAINTENANCE)
+        and not (ctx.permit is not None and ctx.permit.overnight)
     )
 
 
@@ -73,7 +78,8 @@ def wakes(fix: Fix, ctx: Context) -> bool:
 def wakes_columns(columns: Columns) -> np.ndarray:
     # False last: what `[permit]` gives the fixes without a permit (-1)
     overnight = np.array([p.overnight for p in columns.permits] + [False])[columns.permit]
-    return columns.positioned & ~columns.moving & ~columns.depot & ~overnight
+    repaired = columns.workshop & columns.status_in(IN_MAINTENANCE)
+    return columns.positioned & ~columns.moving & ~columns.depot & ~repaired & ~overnight
 
 
 def step(

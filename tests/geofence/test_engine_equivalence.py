@@ -28,6 +28,8 @@ CARS = (
     VehicleInfo(id=1, unit_id=10, unit_path="1/10/", category="general"),
     VehicleInfo(id=2, unit_id=20, unit_path="1/20/", category="emergency"),
     VehicleInfo(id=3, unit_id=10, unit_path="1/10/", category="general"),
+    VehicleInfo(id=4, unit_id=10, unit_path="1/10/", category="general", status="sealed"),
+    VehicleInfo(id=5, unit_id=20, unit_path="1/20/", category="general", status="maintenance"),
 )
 NIGHTS = Schedule(start_s=22 * 3600, end_s=6 * 3600)
 WEEKDAYS = Schedule(days=frozenset(range(1, 6)), start_s=8 * 3600, end_s=18 * 3600)
@@ -63,6 +65,8 @@ PALETTE = (
         schedule=NIGHTS,
         categories=frozenset({"emergency"}),
     ),
+    circle(10, "workshop", 1200, 500),
+    circle(11, "workshop", 3500, 800, unit_paths=("1/20/",)),
 )
 
 STEPS = st.tuples(
@@ -206,6 +210,7 @@ def test_run_gives_the_outcome_of_the_plain_loop_on_a_fleet_reporting_live(
             unit_id=10 * (1 + v % 2),
             unit_path=f"1/{10 * (1 + v % 2)}/",
             category="emergency" if v % 3 == 2 else "general",
+            status=("active", "active", "active", "sealed", "maintenance", "disposed")[v % 6],
         )
         for v in range(1, count + 1)
     ]

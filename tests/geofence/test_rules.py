@@ -387,6 +387,8 @@ def fixes_in_context(draw: st.DrawFn) -> tuple[Fix, Context]:
         permit=permit,
         corridor_m=corridor if permit is not None else None,
         at_place=draw(st.booleans()),
+        status=draw(st.sampled_from(["active", "sealed", "maintenance", "disposed"])),
+        workshop=draw(st.booleans()),
     )
     return fix, context
 
@@ -425,6 +427,8 @@ def _as_columns(fix: Fix, context: Context) -> Columns:
         at_place=np.array([context.at_place]),
         categories=[context.category],
         vehicle=np.array([0]),
+        statuses=[context.status],
+        workshop=np.array([context.workshop]),
     )
 
 

@@ -472,3 +472,46 @@ def test_switching_language_changes_every_visible_label(
     assert page.text_content("h1.title") == "Alert review"
     page.click("#lang")
     assert page.text_content("h1.title") == "告警复核"
+
+
+def test_a_sealed_vehicle_moving_is_filtered_labelled_and_reviewed(
+    review_context, stack: Stack, trip: Trip
+) -> None:
+    """The demo's sealed car moved: the queue's filter offers the kind, its row and detail name
+    it in both languages at critical severity, and the supervisor confirms it."""
+    with stack.engine.begin() as conn:
+        vehicle_id, unit_id, plate = conn.execute(
+            text("SELECT id, unit_id, plate FROM vehicle WHERE status = 'sealed' ORDER BY id")
+        ).first()  # type: ignore[misc]
+        sealed = Trip(0, vehicle_id, unit_id, plate, trip.start_at)
+        start = trip.start_at + timedelta(hours=6)
+        alert_id = _alert(
+            conn,
+            sealed,
+            kind="sealed_vehicle_moving",
+            severity="critical",
+            started_at=start,
+            last_at=start + timedelta(minutes=4),
+            measured={"distance_m": 2150.0, "duration_s": 240.0},
+            thresholds={"moving_speed_kmh": 5, "movement_min_distance_m": 500},
+        )
+    page = review_context.new_page()
+    _open_queue(page, stack)
+    offered = page.eval_on_selector_all("#f-kind option", "os => os.map(o => o.value)")
+    assert {"sealed_vehicle_moving", "maintenance_vehicle_moving"} <= set(offered)
+    _filter(page, "#f-kind", "sealed_vehicle_moving")
+    assert page.text_content("#queue-total") == "1"
+    row = page.locator(f"#queue a[data-alert='{alert_id}']")
+    assert row.locator(".kind").text_content() == "封存车辆移动"
+    assert row.locator(".sev").text_content() == "严重"
+    _open_alert(page, alert_id)
+    assert page.text_content("#detail-h") == f"#{alert_id} {plate} · 封存车辆移动"
+    assert page.text_content("#rule-text") == "已封存或已处置的车辆发生移动。"
+    page.click("#lang")
+    assert page.text_content("#detail-h") == f"#{alert_id} {plate} · Sealed vehicle moving"
+    assert page.text_content("#rule-text") == "A sealed or disposed vehicle moved."
+    page.click("#lang")
+    page.click("#decision [data-decision='confirmed']")
+    page.wait_for_selector(".notice.ok", timeout=15_000)
+    _eventually(lambda: _review(stack, alert_id), ("confirmed", [""]))
+    assert row.locator(".state").get_attribute("data-i18n") == "review.state.confirmed"

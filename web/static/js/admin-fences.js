@@ -11,9 +11,9 @@ import {
 
 extend(labels);
 
-const KINDS = ["prohibited", "permitted_region", "depot", "custom"];
+const KINDS = ["prohibited", "permitted_region", "depot", "workshop", "custom"];
 const COLOURS = ["match", ["get", "kind"], "prohibited", "#d62728", "depot", "#2ca02c",
-  "permitted_region", "#1f77b4", "#9467bd"];
+  "workshop", "#8c564b", "permitted_region", "#1f77b4", "#9467bd"];
 const METRES_PER_DEGREE = 111_319.49;
 const EMPTY = { type: "FeatureCollection", features: [] };
 

@@ -35,11 +35,11 @@ function style(config) {
   layers.push(
     { id: "fences-fill", type: "fill", source: "fleet", "source-layer": "fences",
       paint: { "fill-color": ["match", ["get", "kind"], "prohibited", "#d62728",
-        "depot", "#2ca02c", "permitted_region", "#1f77b4", "#9467bd"],
+        "depot", "#2ca02c", "workshop", "#8c564b", "permitted_region", "#1f77b4", "#9467bd"],
       "fill-opacity": ["match", ["get", "kind"], "permitted_region", 0.04, 0.18] } },
     { id: "fences-line", type: "line", source: "fleet", "source-layer": "fences",
       paint: { "line-color": ["match", ["get", "kind"], "prohibited", "#d62728",
-        "depot", "#2ca02c", "permitted_region", "#1f77b4", "#9467bd"], "line-width": 1.2 } },
+        "depot", "#2ca02c", "workshop", "#8c564b", "permitted_region", "#1f77b4", "#9467bd"], "line-width": 1.2 } },
     { id: "roads-casing", type: "line", source: "fleet", "source-layer": "roads",
       paint: { "line-color": "#c9c2b4", "line-width": ["interpolate", ["linear"], ["zoom"],
         10, ["+", 1, ["*", 2, major]], 16, ["+", 5, ["*", 4, major]]] } },

@@ -9,7 +9,8 @@ export const KINDS = [
   "no_order", "off_hours", "off_route", "region_exit", "prohibited_zone", "overnight_away",
   "overspeed", "signal_loss", "device_alarm", "fuel_over_capacity", "fuel_location_mismatch",
   "fuel_no_trip", "fuel_off_hours", "fuel_too_frequent", "fuel_consumption_high",
-  "odometer_mismatch", "device_identity_mismatch",
+  "odometer_mismatch", "device_identity_mismatch", "sealed_vehicle_moving",
+  "maintenance_vehicle_moving",
 ];
 
 extend(labels);

@@ -5,7 +5,7 @@ import { createMap, display, fitTo } from "./map.js";
 
 const EMPTY = { type: "FeatureCollection", features: [] };
 const FENCE_COLOUR = ["match", ["get", "kind"], "prohibited", "#d62728", "depot", "#2ca02c",
-  "permitted_region", "#1f77b4", "#9467bd"];
+  "workshop", "#8c564b", "permitted_region", "#1f77b4", "#9467bd"];
 // Layer ids the tests query with queryRenderedFeatures.
 export const LAYERS = {
   fenceFill: "review-fence-fill",
