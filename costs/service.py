@@ -549,21 +549,18 @@ def _nearest_fixes(
 ) -> dict[int, tuple[float, int]]:
     """For each fill that names its station, the located fix nearest to it in time within
     `window` either side: the station's distance from it (m) and the time between them (s).
-    The fixes come through `telematics.tracks.fixes`, which reads the archived months too, so a
-    month checked again after it left PostGIS gives the same answer."""
-    found: dict[int, tracks.Fix] = {}
-    for fill in fills:
-        if fill.station is None:
-            continue
-        near = tracks.fixes(
-            session,
-            vehicle_id,
-            fill.at - window,
-            fill.at + window + timedelta(microseconds=1),  # the window's end included
-            located=True,
+    The fixes come through `telematics.tracks`, which reads the archived months too, so a month
+    checked again after it left PostGIS gives the same answer."""
+    placed = [f for f in fills if f.station is not None]
+    found = {
+        fill.id: (fill.at, fix)
+        for fill, fix in zip(
+            placed,
+            tracks.nearest(session, vehicle_id, [f.at for f in placed], window),
+            strict=True,
         )
-        if near:
-            found[fill.id] = min(near, key=lambda f: (abs(f.fix_time - fill.at), f.fix_time))
+        if fix is not None
+    }
     if not found:
         return {}
     ids = list(found)
@@ -571,15 +568,14 @@ def _nearest_fixes(
         STATION_DISTANCES,
         {
             "ids": ids,
-            "lons": [found[i].lon for i in ids],
-            "lats": [found[i].lat for i in ids],
+            "lons": [found[i][1].lon for i in ids],
+            "lats": [found[i][1].lat for i in ids],
         },
     ).all()
-    at = {f.id: f.at for f in fills}
     return {
         int(r.id): (
             float(r.distance_m),
-            round(abs((found[r.id].fix_time - at[r.id]).total_seconds())),
+            round(abs((found[r.id][1].fix_time - found[r.id][0]).total_seconds())),
         )
         for r in distances
     }

@@ -32,7 +32,7 @@ from fleet.settings import Settings
 from geofence import service as geofence_service
 from geofence.models import Alert
 from geofence.settings import GeofenceSettings
-from telematics import archive
+from telematics import archive, tracks
 from telematics.ingest import partition_sql
 from telematics.models import Trip
 from tests.factories import add_vehicle
@@ -249,10 +249,40 @@ def test_an_archived_month_checked_again_gives_the_same_answer(
 
     assert distance() == pytest.approx(650, abs=0.5)
     hot = distance()
+    with Session(engine) as session:
+        near = tracks.nearest(
+            session,
+            car_id,
+            [
+                august,
+                august + timedelta(minutes=11, seconds=30),
+                august + timedelta(minutes=35),
+                august + timedelta(minutes=36),
+            ],
+            timedelta(minutes=15),
+        )
+    before_archive = [None if f is None else f.fix_time for f in near]
+    assert before_archive == [
+        august + timedelta(minutes=3),
+        august + timedelta(minutes=3),
+        august + timedelta(minutes=20),
+        None,
+    ]
     archive.archive_month(engine, archive.Store.open(str(tmp_path / "archive")), date(2026, 8, 1))
     with Session(engine) as session:
         assert session.scalar(text("SELECT count(*) FROM position")) == 0
 
+    with Session(engine) as session:
+        # The reader's nearest fixes, the archived month's as PostGIS gave them: the fill's, a
+        # tie (the earlier wins), a window's end (included), nothing near.
+        moments = [
+            august,
+            august + timedelta(minutes=11, seconds=30),
+            august + timedelta(minutes=35),
+            august + timedelta(minutes=36),
+        ]
+        near = tracks.nearest(session, car_id, moments, timedelta(minutes=15))
+        assert [None if f is None else f.fix_time for f in near] == before_archive
     with Session(engine) as session, session.begin():
         counts = costs.recheck(
             session=session, vehicle_id=car_id, since=None, setup=_setup(session)
