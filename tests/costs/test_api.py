@@ -330,3 +330,25 @@ def test_a_car_not_charged_from_the_grid_has_no_energy_norm(
         f"/api/v1/vehicles/{made.json()['id']}", json={"energy_norm_kwh_100km": 5}, headers=admin
     )
     assert patched.status_code == 422
+
+
+def test_a_charging_statement_is_checked_against_the_energy_norm(
+    client, db, root_unit, desk
+) -> None:
+    ev = add_vehicle(
+        db, root_unit, "浙A·D10004", energy="bev", battery_kwh=60, energy_norm_kwh_100km=15
+    )
+    db.commit()
+    _month_of_trips(db, ev.id, 50)  # 500 km: 90 kWh at 15 kWh/100 km + 20 %
+    client.app.dependency_overrides[get_now] = lambda: ENTERED  # type: ignore[attr-defined]
+    data = (
+        "订单号,充电开始时间,车牌号,充电站,充电量(kWh),金额\n"
+        "C0001,2026-03-05 12:00:00,浙A·D10004,国家电网 文三路充电站,60,72.00\n"
+        "C0002,2026-03-08 12:00:00,浙A·D10004,国家电网 文三路充电站,40,48.00\n"
+    ).encode()
+    answer = upload(client, desk, data, name="2026-03-charging.csv", issuer="charging")
+    assert answer.status_code == 201, answer.text
+    alerts = db.scalars(select(Alert).where(Alert.id.in_(answer.json()["alerts"]))).all()
+    assert [(a.kind, a.key, a.measured["kwh_100km"]) for a in alerts] == [
+        ("energy_consumption_high", "month:2026-03", 20.0)
+    ]
