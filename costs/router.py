@@ -19,8 +19,7 @@ from costs.schemas import (
     Statements,
 )
 from dispatch.settings import DispatchSettings, DispatchSettingsDep
-from fleet.api import ActorDep, ListingDep, SessionDep, ZoneDep
-from fleet.db import utcnow
+from fleet.api import ActorDep, ListingDep, NowDep, SessionDep, ZoneDep
 from fleet.schemas import Id, Moment, Page, Text
 from geofence import service as geofence_service
 from geofence.settings import GeofenceSettings, GeofenceSettingsDep
@@ -51,17 +50,18 @@ def create_cost(
     dispatch_settings: DispatchSettingsDep,
     geofence_settings: GeofenceSettingsDep,
     zone: ZoneDep,
+    now: NowDep,
     data: CostIn,
 ) -> dict[str, Any]:
     """A receipt entered by hand: fuel (litres), charging (kWh), maintenance, repair,
     insurance, inspection, toll, parking, washing. The answer shows the trip and order it was
-    linked to, its allocation, and the ids of any alerts the fuel checks raised."""
+    linked to, its allocation, and the ids of any alerts the fuel and energy checks raised."""
     record, raised = costs.create(
         session=session,
         actor=actor,
         data=data,
         setup=_check_setup(session, dispatch_settings, geofence_settings, zone),
-        now=utcnow(),
+        now=now,
     )
     return {**_cost_view(session, record), "alerts": raised}
 
@@ -131,6 +131,7 @@ def import_statement(
     dispatch_settings: DispatchSettingsDep,
     geofence_settings: GeofenceSettingsDep,
     zone: ZoneDep,
+    now: NowDep,
     response: Response,
     file: Annotated[UploadFile, File(description="The statement, CSV or XLSX.")],
     issuer: Annotated[Text, Form(description="Whose format: see /costs/statement-formats.")],
@@ -146,7 +147,7 @@ def import_statement(
         filename=file.filename or "statement",
         issuer=issuer,
         setup=_check_setup(session, dispatch_settings, geofence_settings, zone),
-        now=utcnow(),
+        now=now,
     )
     if result["already_imported"]:
         response.status_code = status.HTTP_200_OK

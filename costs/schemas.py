@@ -53,7 +53,7 @@ class CostIn(Strict):
 
 
 class AllocationOut(BaseModel):
-    order_id: int
+    order_id: int | None = Field(description="The order; null for driving no order covered.")
     share: float = Field(description="The order's share of the record, 0..1 (by distance).")
     amount: float = Field(description="CNY.")
     distance_m: float
@@ -86,7 +86,7 @@ class CostOut(BaseModel):
 
 
 class CostCreated(CostOut):
-    alerts: list[int] = Field(description="Ids of the alerts the fuel checks raised.")
+    alerts: list[int] = Field(description="Ids of the alerts the fuel and energy checks raised.")
 
 
 class StatementFormatOut(BaseModel):

@@ -33,13 +33,14 @@ from dispatch.settings import DispatchSettings
 from fleet import audit
 from fleet.auth import Actor, require, units_in_scope
 from fleet.errors import Invalid, NotFound, Rejected
-from fleet.models import Vehicle
+from fleet.models import Energy, Vehicle
 from fleet.paging import Listing
 from fleet.registry import get_vehicle
 from geofence import store
 from geofence.calendar import WorkingCalendar, epoch_day
 from geofence.engine import AlertRecord
 from geofence.rules.base import Event
+from telematics import tracks
 from telematics.models import Trip
 
 CENT = Decimal("0.01")
@@ -523,19 +524,61 @@ def _allocate(session: Session, record: CostRecord, distances: dict[int | None, 
         )
 
 
-# ---- the fuel checks ------------------------------------------------------------------------
+# ---- the fuel and energy checks -------------------------------------------------------------
 
-# The fix nearest in time to each fill that names its station, within the window.
-NEAREST_FIXES = text(
-    "SELECT c.id, n.distance_m, n.offset_s FROM cost_record c CROSS JOIN LATERAL ("
-    " SELECT ST_Distance(p.point::geography, c.station::geography) AS distance_m,"
-    " abs(extract(epoch FROM p.fix_time - c.at)) AS offset_s"
-    " FROM position p WHERE p.vehicle_id = c.vehicle_id AND p.point IS NOT NULL"
-    " AND p.fix_time BETWEEN c.at - make_interval(secs => :window)"
-    " AND c.at + make_interval(secs => :window)"
-    " ORDER BY abs(extract(epoch FROM p.fix_time - c.at)) LIMIT 1) n"
-    " WHERE c.id = ANY(:ids) AND c.station IS NOT NULL"
+# An episode's row, by the alert writer's identity (vehicle, kind, key, start), with what a
+# re-check may change in it.
+EPISODES = text(
+    "SELECT a.kind, a.key, e.started_t, a.severity, a.ended_at, a.measured"
+    " FROM alert a JOIN unnest(CAST(:kinds AS varchar[]), CAST(:keys AS varchar[]),"
+    " CAST(:starts AS float8[])) AS e(kind, key, started_t)"
+    " ON a.kind = e.kind AND a.key = e.key AND a.started_at = to_timestamp(e.started_t)"
+    " WHERE a.vehicle_id = :vehicle"
 )
+# The station's distance from a fix, on the spheroid as PostGIS measures geographies.
+STATION_DISTANCES = text(
+    "SELECT c.id, ST_Distance(ST_SetSRID(ST_MakePoint(f.lon, f.lat), 4326)::geography,"
+    " c.station::geography) AS distance_m FROM unnest(CAST(:ids AS integer[]),"
+    " CAST(:lons AS float8[]), CAST(:lats AS float8[])) AS f(id, lon, lat)"
+    " JOIN cost_record c ON c.id = f.id"
+)
+
+
+def _nearest_fixes(
+    session: Session, vehicle_id: int, fills: Sequence[CostRecord], window: timedelta
+) -> dict[int, tuple[float, int]]:
+    """For each fill that names its station, the located fix nearest to it in time within
+    `window` either side: the station's distance from it (m) and the time between them (s).
+    The fixes come through `telematics.tracks`, which reads the archived months too, so a month
+    checked again after it left PostGIS gives the same answer."""
+    placed = [f for f in fills if f.station is not None]
+    found = {
+        fill.id: (fill.at, fix)
+        for fill, fix in zip(
+            placed,
+            tracks.nearest(session, vehicle_id, [f.at for f in placed], window),
+            strict=True,
+        )
+        if fix is not None
+    }
+    if not found:
+        return {}
+    ids = list(found)
+    distances = session.execute(
+        STATION_DISTANCES,
+        {
+            "ids": ids,
+            "lons": [found[i][1].lon for i in ids],
+            "lats": [found[i][1].lat for i in ids],
+        },
+    ).all()
+    return {
+        int(r.id): (
+            float(r.distance_m),
+            round(abs((found[r.id][1].fix_time - found[r.id][0]).total_seconds())),
+        )
+        for r in distances
+    }
 
 
 def _working_time(setup: CheckSetup, unit_id: int, at: datetime) -> tuple[bool, str]:
@@ -576,22 +619,132 @@ class _Track:
 
 
 def check(*, session: Session, vehicle_id: int, since: datetime, setup: CheckSetup) -> list[int]:
-    """Runs the fuel checks on the vehicle's fills from `since` on (and the days and months they
-    fall in); stores each finding as an alert (one per record and kind, or per day or month),
-    and returns the ids of the alerts raised or updated. The facts come from a few queries per
-    vehicle, however many fills: a month's statement checks in one pass."""
+    """Runs the fuel and energy checks on the vehicle's fills and charges from `since` on (and
+    the days and months they fall in); stores each finding as an alert (one per record and kind,
+    or per day or month), and returns the ids of the alerts raised or updated."""
+    return store.write(session, _findings(session, vehicle_id, since, setup))
+
+
+def recheck(
+    *, session: Session, vehicle_id: int, since: datetime | None, setup: CheckSetup
+) -> dict[str, Counter[str]]:
+    """The checks run again on the vehicle's records from `since` on (all of them when None),
+    for example after its norms or the thresholds changed. An alert already raised is updated
+    in place, never raised twice. Returns, by kind, the alerts `added`, `updated` (a figure or
+    the severity changed) and `unchanged`."""
+    if since is None:
+        since = session.scalar(
+            select(func.min(CostRecord.at)).where(
+                CostRecord.vehicle_id == vehicle_id, CostRecord.kind.in_(FILLS)
+            )
+        )
+    counts: dict[str, Counter[str]] = {
+        "added": Counter(),
+        "updated": Counter(),
+        "unchanged": Counter(),
+    }
+    if since is None:
+        return counts
+    records = _findings(session, vehicle_id, since, setup)
+    before = _episodes(session, vehicle_id, records)
+    store.write(session, records)
+    after = _episodes(session, vehicle_id, records)
+    for record in records:
+        event = record.event
+        identity = (event.kind, event.key, event.started_t)
+        if identity not in before:
+            counts["added"][event.kind] += 1
+        elif before[identity] != after[identity]:
+            counts["updated"][event.kind] += 1
+        else:
+            counts["unchanged"][event.kind] += 1
+    return counts
+
+
+def _episodes(
+    session: Session, vehicle_id: int, records: Sequence[AlertRecord]
+) -> dict[tuple[str, str, float], tuple[Any, ...]]:
+    """The stored rows of the records' episodes, by (kind, key, started_t): what a re-check may
+    change in them (severity, end, figures)."""
+    if not records:
+        return {}
+    return {
+        (r.kind, r.key, r.started_t): (r.severity, r.ended_at, r.measured)
+        for r in session.execute(
+            EPISODES,
+            {
+                "vehicle": vehicle_id,
+                "kinds": [r.event.kind for r in records],
+                "keys": [r.event.key for r in records],
+                "starts": [r.event.started_t for r in records],
+            },
+        )
+    }
+
+
+def record_recheck(
+    *,
+    session: Session,
+    actor: Actor,
+    since: datetime | None,
+    vehicles: int,
+    counts: dict[str, Counter[str]],
+) -> None:
+    """The audit entry of a run of the checks again (`fleet costs check`): what it covered and
+    the alerts it added and updated, by kind."""
+    audit.record(
+        session=session,
+        actor=actor.ref,
+        action="check",
+        entity="cost_record",
+        entity_id="*",
+        before=None,
+        after={
+            "since": None if since is None else since.isoformat(),
+            "vehicles": vehicles,
+            **{what: dict(sorted(by_kind.items())) for what, by_kind in counts.items()},
+        },
+    )
+
+
+def vehicles_with_fills(*, session: Session, actor: Actor, since: datetime | None) -> list[int]:
+    """The vehicles of the actor's units with fuel or charging records from `since` on (ever,
+    when None): those `recheck` has work for."""
+    require(actor, "cost", "write")
+    stmt = (
+        select(CostRecord.vehicle_id)
+        .where(CostRecord.kind.in_(FILLS), CostRecord.unit_id.in_(units_in_scope(actor)))
+        .distinct()
+    )
+    if since is not None:
+        stmt = stmt.where(CostRecord.at >= since)
+    return sorted(session.scalars(stmt))
+
+
+def _findings(
+    session: Session, vehicle_id: int, since: datetime, setup: CheckSetup
+) -> list[AlertRecord]:
+    """The findings on the vehicle's records from `since` on, as the alert writer's records.
+    The facts come from a few queries per vehicle, however many records (and one track read per
+    fill that names its station): a month's statement checks in one pass.
+
+    Each fill is checked by itself (tank, station, trips, hours, odometer) and with the others
+    of its day; each month with a fill or a charge against the vehicle's norm (costs.checks.
+    month_consumption: litres per 100 km, kWh per 100 km, or both for a plug-in hybrid)."""
     settings = setup.settings
     th = fuel_checks.Thresholds.of(settings)
     vehicle = session.get(Vehicle, vehicle_id)
     assert vehicle is not None
     fuel = (CostRecord.vehicle_id == vehicle_id) & (CostRecord.kind == CostKind.FUEL)
-    fills = session.scalars(
+    ours = (CostRecord.vehicle_id == vehicle_id) & CostRecord.kind.in_(FILLS)
+    checked = session.scalars(
         select(CostRecord)
-        .where(fuel, CostRecord.at >= since)
+        .where(ours, CostRecord.at >= since)
         .order_by(CostRecord.at, CostRecord.id)
     ).all()
-    if not fills:
+    if not checked:
         return []
+    fills = [r for r in checked if r.kind == CostKind.FUEL]
     zone = setup.zone
     trip_window = timedelta(minutes=settings.fuel_trip_window_min)
     odometer_before = session.scalar(
@@ -601,30 +754,26 @@ def check(*, session: Session, vehicle_id: int, since: datetime, setup: CheckSet
         .limit(1)
     )
     low = min(
-        _month(fills[0].at, zone)[0],
-        fills[0].at - trip_window,
-        odometer_before.at if odometer_before is not None else fills[0].at,
+        _month(checked[0].at, zone)[0],
+        checked[0].at - trip_window,
+        odometer_before.at if odometer_before is not None else checked[0].at,
     )
-    high = max(_month(fills[-1].at, zone)[1], fills[-1].at + trip_window)
+    high = max(_month(checked[-1].at, zone)[1], checked[-1].at + trip_window)
     rows = session.execute(
         select(Trip.start_at, Trip.end_at, Trip.distance_m)
         .where(Trip.vehicle_id == vehicle_id, Trip.end_at >= low, Trip.start_at < high)
         .order_by(Trip.start_at)
     ).all()
     track = _Track([r[0] for r in rows], [r[1] for r in rows], [float(r[2]) for r in rows])
-    # Every fill of the days and months concerned, including those before `since`.
+    # Every fill and charge of the days and months concerned, including those before `since`.
     around = session.execute(
-        select(CostRecord.at, CostRecord.litres).where(
-            fuel, CostRecord.at >= low, CostRecord.at < high
+        select(CostRecord.at, CostRecord.kind, CostRecord.litres, CostRecord.kwh).where(
+            ours, CostRecord.at >= low, CostRecord.at < high
         )
     ).all()
-    nearest = {
-        int(r.id): (float(r.distance_m), round(float(r.offset_s)))
-        for r in session.execute(
-            NEAREST_FIXES,
-            {"ids": [f.id for f in fills], "window": settings.fuel_track_window_min * 60},
-        )
-    }
+    nearest = _nearest_fixes(
+        session, vehicle_id, fills, timedelta(minutes=settings.fuel_track_window_min)
+    )
     found: list[tuple[CostRecord, str, fuel_checks.Finding]] = []
     days: dict[str, CostRecord] = {}
     months: dict[str, CostRecord] = {}
@@ -653,35 +802,45 @@ def check(*, session: Session, vehicle_id: int, since: datetime, setup: CheckSet
             previous_odometer = fill
         found += [(fill, key, f) for f in findings if f is not None]
         days[fill.at.astimezone(zone).date().isoformat()] = fill
-        months[_month(fill.at, zone)[2]] = fill
+    for record in checked:
+        months[_month(record.at, zone)[2]] = record
     for day, last in days.items():
         start = datetime.fromisoformat(day).replace(tzinfo=zone)
-        count = sum(1 for at, _ in around if start <= at < start + timedelta(days=1))
+        count = sum(
+            1
+            for at, kind, _, _ in around
+            if kind == CostKind.FUEL and start <= at < start + timedelta(days=1)
+        )
         finding = fuel_checks.too_frequent(count, th)
         if finding:
             finding.measured["day"] = day
             found.append((last, f"day:{day}", finding))
     for month, last in months.items():
         start, end, _ = _month(last.at, zone)
-        litres = sum(float(q or 0.0) for at, q in around if start <= at < end)
-        finding = fuel_checks.consumption_high(
-            litres, track.km_between(start, end), vehicle.fuel_norm_l_100km, th
+        inside = [r for r in around if start <= r.at < end]
+        finding = fuel_checks.month_consumption(
+            energy=Energy(vehicle.energy),
+            litres=sum(float(r.litres or 0.0) for r in inside if r.kind == CostKind.FUEL),
+            kwh=sum(float(r.kwh or 0.0) for r in inside if r.kind == CostKind.CHARGING),
+            distance_km=track.km_between(start, end),
+            norm_l_100km=vehicle.fuel_norm_l_100km,
+            norm_kwh_100km=vehicle.energy_norm_kwh_100km,
+            th=th,
         )
         if finding:
             finding.measured["month"] = month
             found.append((last, f"month:{month}", finding))
-    return _raise(session, vehicle, found, zone)
+    return _alert_records(vehicle, found, zone)
 
 
-def _raise(
-    session: Session,
+def _alert_records(
     vehicle: Vehicle,
     found: Sequence[tuple[CostRecord, str, fuel_checks.Finding]],
     zone: ZoneInfo,
-) -> list[int]:
-    """Findings into alerts through the one alert writer (geofence.store): one per (vehicle,
-    kind, key, start). A day's or month's alert starts at the day or month, so a later run
-    updates the same row with the newer figures, and an older view never overwrites a newer."""
+) -> list[AlertRecord]:
+    """Findings as the one alert writer's (geofence.store) records: one per (vehicle, kind, key,
+    start). A day's or month's alert starts at the day or month, so a later run updates the same
+    row with the newer figures, and an older view never overwrites a newer."""
     records = []
     for record, key, finding in found:
         started = record.at
@@ -711,4 +870,4 @@ def _raise(
                 thresholds=finding.thresholds,
             )
         )
-    return store.write(session, records)
+    return records

@@ -90,6 +90,13 @@ class DispatchSettings(BaseSettings):
         gt=0,
         description="fuel_consumption_high: months with less tracked distance are not judged (km).",
     )
+    energy_consumption_margin_pct: float = Field(
+        20,
+        ge=0,
+        description="energy_consumption_high: a month's charging (and a plug-in hybrid's fills)"
+        " above the vehicle's energy norm by more than this (%); months with less tracked"
+        " distance than FLEET_FUEL_CONSUMPTION_MIN_KM are not judged.",
+    )
     odometer_mismatch_pct: float = Field(
         10,
         ge=0,

@@ -65,6 +65,8 @@ class Spec:
     tank_l: float | None = None
     battery_kwh: float | None = None
     norm: float | None = None
+    # kWh drawn from the grid per 100 km (charging losses included), for the plug-in vehicles.
+    energy_norm: float | None = None
     status: VehicleStatus = VehicleStatus.ACTIVE
     police: bool = False
     extra: dict[str, object] = field(default_factory=dict)
@@ -80,6 +82,7 @@ FLEET: tuple[Spec, ...] = (
         Energy.BEV,
         "比亚迪 汉 EV",
         battery_kwh=85.4,
+        energy_norm=15.5,
     ),
     Spec(
         4,
@@ -116,6 +119,7 @@ FLEET: tuple[Spec, ...] = (
         53,
         40.0,
         6.5,
+        energy_norm=22.0,
     ),
     Spec(
         2,
@@ -138,6 +142,7 @@ FLEET: tuple[Spec, ...] = (
         Energy.BEV,
         "宇通 E8",
         battery_kwh=175.0,
+        energy_norm=55.0,
     ),
     Spec(
         2,
@@ -148,6 +153,7 @@ FLEET: tuple[Spec, ...] = (
         Energy.BEV,
         "吉利 几何 A",
         battery_kwh=70.0,
+        energy_norm=14.0,
     ),
     Spec(
         1,
@@ -209,6 +215,7 @@ FLEET: tuple[Spec, ...] = (
         Energy.BEV,
         "比亚迪 秦 PLUS EV",
         battery_kwh=57.6,
+        energy_norm=13.5,
         police=True,
     ),
     Spec(
@@ -261,7 +268,17 @@ FLEET: tuple[Spec, ...] = (
         12.0,
     ),
     Spec(
-        1, "YJJ", VehicleCategory.EMERGENCY, BodyClass.MPV, 6, Energy.PHEV, "理想 L9", 65, 44.5, 7.0
+        1,
+        "YJJ",
+        VehicleCategory.EMERGENCY,
+        BodyClass.MPV,
+        6,
+        Energy.PHEV,
+        "理想 L9",
+        65,
+        44.5,
+        7.0,
+        energy_norm=24.0,
     ),
 )
 
@@ -362,6 +379,7 @@ def seed(*, session: Session) -> SeedReport:
                     tank_l=spec.tank_l,
                     battery_kwh=spec.battery_kwh,
                     fuel_norm_l_100km=spec.norm,
+                    energy_norm_kwh_100km=spec.energy_norm,
                     make_model=spec.make_model,
                     depot_name=depot_name,
                     depot={"type": "Point", "coordinates": [lon, lat]},

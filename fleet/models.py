@@ -145,6 +145,9 @@ class Vehicle(Timestamped, Base):
     tank_l: Mapped[float | None] = mapped_column(sa.Float)
     battery_kwh: Mapped[float | None] = mapped_column(sa.Float)
     fuel_norm_l_100km: Mapped[float | None] = mapped_column(sa.Float)
+    # What a battery-electric or plug-in hybrid vehicle draws from the grid per 100 km, the norm
+    # its charging records are checked against (costs.checks).
+    energy_norm_kwh_100km: Mapped[float | None] = mapped_column(sa.Float)
     make_model: Mapped[str] = mapped_column(sa.String(100), server_default="")
     # The fuel card issued for the vehicle: how statements that name no plate are matched.
     fuel_card: Mapped[str | None] = mapped_column(sa.String(32), unique=True)

@@ -289,11 +289,18 @@ def deactivate_user(*, session: Session, actor: Actor, user_id: int) -> None:
 # ---- vehicles -------------------------------------------------------------------------------
 
 
-def _check_energy(energy: Energy, tank_l: float | None, battery_kwh: float | None) -> None:
+def _check_energy(
+    energy: Energy, tank_l: float | None, battery_kwh: float | None, energy_norm: float | None
+) -> None:
     if energy is Energy.BEV and tank_l is not None:
         raise Invalid("a battery-electric vehicle has no fuel tank", field="tank_l")
     if energy in (Energy.PETROL, Energy.DIESEL) and battery_kwh is not None:
         raise Invalid(f"a {energy.value} vehicle has no traction battery", field="battery_kwh")
+    if not energy.new_energy and energy_norm is not None:
+        raise Invalid(
+            f"a {energy.value} vehicle is not charged from the grid: no energy norm",
+            field="energy_norm_kwh_100km",
+        )
 
 
 def _depot(value: dict[str, Any] | None) -> Any:
@@ -328,7 +335,7 @@ def get_vehicle(*, session: Session, actor: Actor, vehicle_id: int) -> Vehicle:
 def create_vehicle(*, session: Session, actor: Actor, data: VehicleCreate) -> Vehicle:
     require(actor, "vehicle", "write")
     _unit_for(session, actor, data.unit_id)
-    _check_energy(data.energy, data.tank_l, data.battery_kwh)
+    _check_energy(data.energy, data.tank_l, data.battery_kwh, data.energy_norm_kwh_100km)
     fields = data.model_dump(exclude={"depot"}, exclude_none=True)
     vehicle = Vehicle(**fields, depot=_depot(data.depot))
     with _unique_fields():
@@ -354,6 +361,7 @@ def update_vehicle(
             Energy(changes.get("energy", vehicle.energy)),
             changes.get("tank_l", vehicle.tank_l),
             changes.get("battery_kwh", vehicle.battery_kwh),
+            changes.get("energy_norm_kwh_100km", vehicle.energy_norm_kwh_100km),
         )
         _apply(vehicle, changes)
         if set(changes) == {"status"}:

@@ -228,6 +228,13 @@ class VehicleFields(Strict):
     fuel_norm_l_100km: float | None = Field(
         None, gt=0, le=100, description="Consumption norm, litres per 100 km."
     )
+    energy_norm_kwh_100km: float | None = Field(
+        None,
+        gt=0,
+        le=500,
+        description="Energy norm of a battery-electric or plug-in hybrid vehicle, kWh drawn"
+        " from the grid per 100 km.",
+    )
     make_model: Annotated[str, Field(default=None, max_length=100)]
     fuel_card: FuelCard | None = Field(None, description="Fuel card number (statements match it).")
     depot_name: Annotated[str, Field(default=None, max_length=200)]
@@ -271,6 +278,7 @@ class VehicleOut(Out):
     tank_l: float | None
     battery_kwh: float | None
     fuel_norm_l_100km: float | None
+    energy_norm_kwh_100km: float | None
     make_model: str
     fuel_card: str | None
     unit_id: int

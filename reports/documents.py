@@ -392,6 +392,10 @@ def _vehicle(vehicle: Mapping[str, Any], zone: ZoneInfo) -> tuple[Block, ...]:
                 Field("油箱 Tank", _number(vehicle.get("tank_l"), "L")),
                 Field("电池 Battery", _number(vehicle.get("battery_kwh"), "kWh")),
                 Field("油耗定额 Fuel norm", _number(vehicle.get("fuel_norm_l_100km"), "L/100 km")),
+                Field(
+                    "电耗定额 Energy norm",
+                    _number(vehicle.get("energy_norm_kwh_100km"), "kWh/100 km"),
+                ),
                 Field("状态 Status", label("vehicle_status", vehicle.get("status"))),
                 Field("所属单位 Unit", _text((vehicle.get("unit") or {}).get("name"))),
                 Field("停放点 Depot", _text(vehicle.get("depot_name"))),
@@ -457,6 +461,16 @@ def _distance_by_month(months: Sequence[Mapping[str, Any]]) -> tuple[Block, ...]
     return chart, table
 
 
+def _norms(month: Mapping[str, Any]) -> str:
+    """The norms the month is judged against: litres, kWh, or both for a plug-in hybrid."""
+    norms = [
+        _number(month.get(key), unit)
+        for key, unit in (("norm_l_100km", "L/100 km"), ("norm_kwh_100km", "kWh/100 km"))
+        if month.get(key) is not None
+    ]
+    return " + ".join(norms) if norms else MISSING
+
+
 def _consumption(months: Sequence[Mapping[str, Any]]) -> tuple[Block, ...]:
     rows: list[tuple[str, ...]] = []
     tones: list[Tone] = []
@@ -470,7 +484,7 @@ def _consumption(months: Sequence[Mapping[str, Any]]) -> tuple[Block, ...]:
                 format_distance(m.get("distance_m")),
                 _number(m.get("l_100km"), "L/100 km"),
                 _number(m.get("kwh_100km"), "kWh/100 km"),
-                _number(m.get("norm_l_100km"), "L/100 km"),
+                _norms(m),
                 MISSING if over is None else f"{over:+.1f}%",
             )
         )

@@ -16,13 +16,14 @@ from geoalchemy2.shape import to_shape
 from sqlalchemy import func, or_, select, text
 from sqlalchemy.orm import Session
 
+from costs import checks as fuel_checks
 from costs.models import CostAllocation, CostKind, CostRecord
 from dispatch import service
 from dispatch.models import Assignment, OrderDecision, TripOrder
 from fleet import access, checkpoint
 from fleet.auth import Actor, require
 from fleet.db import utcnow
-from fleet.models import AuditEntry, Driver, OrgUnit, UserAccount, Vehicle
+from fleet.models import AuditEntry, Driver, Energy, OrgUnit, UserAccount, Vehicle
 from fleet.registry import get_vehicle
 from geofence.models import Alert, AlertReview
 from telematics.models import Trip
@@ -362,6 +363,14 @@ def vehicle_file(
         metres = distance_by_month.get(row.month, 0.0)
         litres, kwh = float(row.litres), float(row.kwh)
         per_100 = litres / metres * 100_000 if metres > 0 and litres > 0 else None
+        over = fuel_checks.over_norm_pct(
+            energy=Energy(vehicle.energy),
+            litres=litres,
+            kwh=kwh,
+            distance_km=metres / 1000,
+            norm_l_100km=norm,
+            norm_kwh_100km=vehicle.energy_norm_kwh_100km,
+        )
         consumption.append(
             {
                 "month": row.month,
@@ -371,9 +380,8 @@ def vehicle_file(
                 "l_100km": None if per_100 is None else round(per_100, 2),
                 "kwh_100km": round(kwh / metres * 100_000, 2) if metres > 0 and kwh > 0 else None,
                 "norm_l_100km": norm,
-                "over_norm_pct": None
-                if per_100 is None or not norm
-                else round((per_100 / norm - 1) * 100, 1),
+                "norm_kwh_100km": vehicle.energy_norm_kwh_100km,
+                "over_norm_pct": None if over is None else round(over, 1),
             }
         )
     records = session.scalars(
@@ -445,6 +453,7 @@ def vehicle_file(
             "tank_l": vehicle.tank_l,
             "battery_kwh": vehicle.battery_kwh,
             "fuel_norm_l_100km": norm,
+            "energy_norm_kwh_100km": vehicle.energy_norm_kwh_100km,
             "make_model": vehicle.make_model,
             "fuel_card": vehicle.fuel_card,
             "unit": {"id": vehicle.unit_id, "name": unit.name if unit else ""},

@@ -168,7 +168,7 @@ class VehicleFile(BaseModel):
     generated_at: str
     vehicle: dict[str, Any] = Field(
         description="The registry's record: plate, category, body, seats, energy, tank, battery,"
-        " norm, make and model, fuel card, unit, depot, status, created_at."
+        " fuel and energy norms, make and model, fuel card, unit, depot, status, created_at."
     )
     assignments: list[dict[str, Any]] = Field(
         description="Each: order_id, purpose, from, to, driver, status."

@@ -1,6 +1,7 @@
 """One vehicle's fixes over a period, wherever they are kept: the hot months from PostGIS, the
 archived ones (telematics.archive) from their GeoParquet files through an embedded DuckDB. Every
-reader of stored tracks goes through `fixes`, so callers see no difference: the same rows, the
+reader of stored tracks goes through `fixes` (or `nearest`, many moments' nearest fix at once), so
+callers see no difference: the same rows, the
 same values (a REAL is read back as PostgreSQL prints it), the same order (fix time, then
 device).
 
@@ -16,7 +17,7 @@ import json
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -56,11 +57,24 @@ class Fix(NamedTuple):
     device_id: int
 
 
+FIX_COLUMNS = (
+    "fix_time, ST_X(point), ST_Y(point), speed_kmh, heading_deg, altitude_m, ignition,"
+    " odometer_km, fuel_l, alarm_bits, status_bits, attributes, device_id"
+)
 HOT = (
-    "SELECT fix_time, ST_X(point), ST_Y(point), speed_kmh, heading_deg, altitude_m, ignition,"
-    " odometer_km, fuel_l, alarm_bits, status_bits, attributes, device_id FROM position"
+    "SELECT " + FIX_COLUMNS + " FROM position"
     " WHERE vehicle_id = :v AND fix_time >= :s AND fix_time < :e{located}"
     " ORDER BY fix_time, device_id LIMIT :n"
+)
+# For each moment, the located fix nearest to it in time within the window (both ends included);
+# a tie goes to the earlier fix, then the lower device id.
+NEAREST_HOT = (
+    "SELECT m.i, n.* FROM unnest(CAST(:moments AS timestamptz[])) WITH ORDINALITY AS m(at, i)"
+    f" CROSS JOIN LATERAL (SELECT {FIX_COLUMNS} FROM position"
+    " WHERE vehicle_id = :v AND point IS NOT NULL"
+    " AND fix_time >= m.at - make_interval(secs => :w)"
+    " AND fix_time <= m.at + make_interval(secs => :w)"
+    " ORDER BY abs(extract(epoch FROM fix_time - m.at)), fix_time, device_id LIMIT 1) n"
 )
 COLD = (
     "SELECT epoch_us(fix_time), ST_X(point), ST_Y(point), speed_kmh::VARCHAR::DOUBLE,"
@@ -102,6 +116,60 @@ def fixes(
     merged = {(f.fix_time, f.device_id): f for f in cold}
     merged.update({(f.fix_time, f.device_id): f for f in hot})
     return [merged[key] for key in sorted(merged)][:n]
+
+
+def nearest(
+    session: Session | Connection,
+    vehicle_id: int,
+    moments: Sequence[datetime],
+    window: timedelta,
+) -> list[Fix | None]:
+    """For each of `moments`, the vehicle's located fix nearest to it in time within `window`
+    either side (both ends included), None when there is none; a tie goes to the earlier fix,
+    then the lower device. The same answer as picking it from `fixes`: a moment near an archived
+    month is read through `fixes`, the others from PostGIS in one query for them all."""
+    found: list[Fix | None] = [None] * len(moments)
+    if not moments:
+        return found
+    wide = timedelta(microseconds=1)  # the window's end included
+    archived = [
+        datetime.combine(month, time(), UTC)
+        for month in session.scalars(
+            text(
+                "SELECT DISTINCT month FROM archive_partition WHERE state = 'archived'"
+                " AND month < :e AND month + interval '1 month' > :s"
+            ),
+            {"s": min(moments) - window, "e": max(moments) + window + wide},
+        )
+    ]
+
+    def near_archive(at: datetime) -> bool:
+        return any(
+            first < at + window + wide
+            and at - window < datetime.combine(add_months(first.date(), 1), time(), UTC)
+            for first in archived
+        )
+
+    hot = []
+    for i, at in enumerate(moments):
+        if near_archive(at):
+            found[i] = _nearest_of(
+                fixes(session, vehicle_id, at - window, at + window + wide, located=True), at
+            )
+        else:
+            hot.append(i)
+    if hot:
+        for row in session.execute(
+            text(NEAREST_HOT),
+            {"moments": [moments[i] for i in hot], "v": vehicle_id, "w": window.total_seconds()},
+        ):
+            found[hot[row[0] - 1]] = Fix(*row[1:])
+    return found
+
+
+def _nearest_of(candidates: Sequence[Fix], at: datetime) -> Fix | None:
+    """The fix nearest to `at` among `candidates` (in `fixes` order: time, then device)."""
+    return min(candidates, key=lambda f: (abs(f.fix_time - at), f.fix_time), default=None)
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,10 @@ def test_seed_demo_is_idempotent_and_believable(cli_settings: Settings):
     assert {v.body_class for v in vehicles} >= {"sedan", "suv", "mpv", "minibus", "bus", "truck"}
     new_energy = sum(1 for v in vehicles if Energy(v.energy).new_energy)
     assert new_energy / len(vehicles) >= 0.30
+    # Each car charged from the grid has an energy norm to check its charging against.
+    assert all(
+        (v.energy_norm_kwh_100km is not None) == Energy(v.energy).new_energy for v in vehicles
+    )
     assert all(
         roles[r] >= 1
         for r in ("admin", "requester", "approver", "dispatcher", "driver", "supervisor")

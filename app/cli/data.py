@@ -5,7 +5,8 @@ tracks replayed through the current rules."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from collections import Counter
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -265,6 +266,99 @@ def costs_import(
             f"imported {result['added']} of {result['rows']} rows"
             f" ({result['duplicates']} already stored); {len(result['alerts'])} alerts"
         )
+
+
+@costs_app.command("check")
+def costs_check(
+    ctx: typer.Context,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help="Check the records from this day on (YYYY-MM-DD, a day in FLEET_DISPLAY_TIMEZONE,"
+            " or an ISO 8601 moment with a zone); default: every record."
+        ),
+    ] = None,
+    unit: Annotated[
+        str | None, typer.Option(help="Code of the unit whose vehicles are checked; default: root.")
+    ] = None,
+) -> None:
+    """Run every cost check again (fuel, energy, odometer), for example after vehicles' norms
+    or the thresholds changed: alerts already raised are updated in place, never raised twice.
+    Prints the alerts added and updated by kind. One transaction per vehicle."""
+    from costs import service as costs
+    from dispatch.settings import DispatchSettings
+    from fleet.db import make_session_factory, unit_of_work
+    from geofence import service as geofence_service
+    from geofence.settings import GeofenceSettings
+
+    settings: Settings = ctx.obj
+    start = None if since is None else _since(since, settings)
+    if start is not None and start > utcnow():
+        raise fail(f"--since {since} is in the future", Exit.FAILED)
+    log_to_stderr()
+    counts: dict[str, Counter[str]] = {
+        "added": Counter(),
+        "updated": Counter(),
+        "unchanged": Counter(),
+    }
+    with (
+        refusals(),
+        database(settings) as engine,
+        progress("checking costs", "vehicles") as checked,
+    ):
+        sessions = make_session_factory(engine)
+        with unit_of_work(sessions) as session:
+            setup = costs.CheckSetup(
+                settings=DispatchSettings(),
+                calendar=geofence_service.working_calendar(
+                    session=session, settings=GeofenceSettings()
+                ),
+                zone=settings.zone,
+            )
+            actor = system_actor(session, unit)
+            vehicle_ids = costs.vehicles_with_fills(session=session, actor=actor, since=start)
+        for done, vehicle_id in enumerate(vehicle_ids, 1):
+            with unit_of_work(sessions) as session:
+                found = costs.recheck(
+                    session=session, vehicle_id=vehicle_id, since=start, setup=setup
+                )
+            for what, by_kind in found.items():
+                counts[what].update(by_kind)
+            checked(done, len(vehicle_ids))
+        with unit_of_work(sessions) as session:
+            costs.record_recheck(
+                session=session,
+                actor=actor,
+                since=start,
+                vehicles=len(vehicle_ids),
+                counts=counts,
+            )
+    total = {what: sum(by_kind.values()) for what, by_kind in counts.items()}
+    typer.echo(
+        f"checked {len(vehicle_ids)} vehicles: {total['added']} alerts added,"
+        f" {total['updated']} updated, {total['unchanged']} unchanged"
+    )
+    for what in ("added", "updated"):
+        for kind, n in sorted(counts[what].items()):
+            typer.echo(f"  {what} {kind}: {n}")
+
+
+def _since(value: str, settings: Settings) -> datetime:
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        pass
+    else:
+        return datetime.combine(day, time(), settings.zone)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise fail(
+            f"--since {value!r} is neither a day nor an ISO 8601 moment", Exit.FAILED
+        ) from None
+    if moment.tzinfo is None:
+        raise fail("--since needs a zone (2026-03-01T00:00:00+08:00) or a day", Exit.FAILED)
+    return moment
 
 
 def replay(

@@ -35,7 +35,8 @@ REGISTERED: tuple[Rule, ...] = (
     maintenance_vehicle_moving.RULE,
 )
 RULES: dict[str, Step] = {rule.kind: rule.step for rule in REGISTERED}
-# Alerts raised by checks of records rather than of the track (fuel receipts, odometer readings):
+# Alerts raised by checks of records rather than of the track (fuel receipts, charging records,
+# odometer readings):
 # the dispatch domain's cost checks raise them, into the same queue and review as the rules'.
 RECORD_KINDS = (
     "fuel_over_capacity",
@@ -45,6 +46,7 @@ RECORD_KINDS = (
     "fuel_too_frequent",
     "fuel_consumption_high",
     "odometer_mismatch",
+    "energy_consumption_high",
 )
 # Alerts about the devices themselves: the telematics gateway reports them through an interface
 # this domain implements (`geofence.terminals`).

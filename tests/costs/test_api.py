@@ -8,13 +8,18 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from geoalchemy2.shape import from_shape
 from openpyxl import Workbook
+from shapely.geometry import LineString, Point
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from costs.models import CostRecord, CostStatement
+from fleet.api import get_now
 from fleet.auth import Actor
 from fleet.models import OrgUnit, OutboxEvent, Role, Vehicle
+from geofence.models import Alert
+from telematics.models import Trip
 from tests.factories import add_vehicle
 
 
@@ -213,3 +218,137 @@ def test_each_imported_record_is_a_costs_event(client, db, cars, desk, root_unit
     assert [e.object_id for e in events] == [str(r) for r in records]
     assert {e.unit_code for e in events} == {root_unit.code}
     assert events[0].payload["state"]["external_id"] == "T0001"
+
+
+# ---- electric and plug-in hybrid vehicles -----------------------------------------------------
+
+CHINA = ZoneInfo("Asia/Shanghai")
+CHECKED_MONTH = datetime(2026, 3, 1, tzinfo=CHINA)
+ENTERED = datetime(2026, 3, 17, 9, tzinfo=CHINA)  # the API's clock in these tests
+
+
+def _month_of_trips(db: Session, vehicle_id: int, km: float) -> None:
+    """Ten trips of `km` km each in March 2026."""
+    line = LineString([(120.21, 30.25), (120.26, 30.25)])
+    for day in range(10):
+        start = CHECKED_MONTH + timedelta(days=day + 1, hours=9)
+        db.add(
+            Trip(
+                vehicle_id=vehicle_id,
+                start_at=start,
+                end_at=start + timedelta(hours=2),
+                start_point=from_shape(Point(line.coords[0]), srid=4326),
+                end_point=from_shape(Point(line.coords[-1]), srid=4326),
+                path=from_shape(line, srid=4326),
+                distance_m=km * 1000,
+                duration_s=7200,
+            )
+        )
+    db.commit()
+
+
+def test_energy_norms_are_kept_and_charges_checked_against_them(
+    client, db, root_unit, make_user, login, desk
+) -> None:
+    make_user("fleet-admin", root_unit, Role.ADMIN)
+    admin = login("fleet-admin")
+    client.app.dependency_overrides[get_now] = lambda: ENTERED  # type: ignore[attr-defined]
+    common = {"category": "general", "body_class": "sedan", "seats": 4, "unit_id": root_unit.id}
+    made = client.post(
+        "/api/v1/vehicles",
+        json={**common, "plate": "浙A·D10001", "energy": "bev", "energy_norm_kwh_100km": 16},
+        headers=admin,
+    )
+    assert made.status_code == 201, made.text
+    ev = made.json()
+    assert ev["energy_norm_kwh_100km"] == 16
+    changed = client.patch(
+        f"/api/v1/vehicles/{ev['id']}", json={"energy_norm_kwh_100km": 15}, headers=admin
+    )
+    assert changed.status_code == 200, changed.text
+    assert (
+        client.get(f"/api/v1/vehicles/{ev['id']}", headers=admin).json()["energy_norm_kwh_100km"]
+        == 15
+    )
+    phev = client.post(
+        "/api/v1/vehicles",
+        json={
+            **common,
+            "plate": "浙A·D10002",
+            "energy": "phev",
+            "tank_l": 50,
+            "fuel_norm_l_100km": 6.5,
+            "energy_norm_kwh_100km": 20,
+        },
+        headers=admin,
+    ).json()
+    _month_of_trips(db, ev["id"], 50)  # 500 km: 90 kWh at 15 kWh/100 km + 20 %
+    _month_of_trips(db, phev["id"], 100)  # 1,000 km: 1,200 km's worth of energy at the norms
+
+    def enter(vehicle: dict[str, Any], day: int, **what: float) -> list[str]:
+        kind = "charging" if "kwh" in what else "fuel"
+        at = (CHECKED_MONTH + timedelta(days=day, hours=12)).isoformat()
+        body = {"kind": kind, "vehicle_id": vehicle["id"], "at": at, "amount": "80.00", **what}
+        answer = client.post("/api/v1/costs", json=body, headers=desk)
+        assert answer.status_code == 201, answer.text
+        ids = answer.json()["alerts"]
+        return sorted(db.scalars(select(Alert.kind).where(Alert.id.in_(ids))))
+
+    assert enter(ev, 3, kwh=90) == []
+    assert enter(ev, 4, kwh=0.2) == ["energy_consumption_high"]
+    assert enter(phev, 3, kwh=100) == []
+    assert enter(phev, 4, litres=45.5) == []
+    assert enter(phev, 5, kwh=0.5) == ["energy_consumption_high"]
+    # The clock the API answers by is the pinned one: two days past it is the future.
+    late = {"kind": "charging", "vehicle_id": ev["id"], "kwh": 10, "amount": "8.00"}
+    late["at"] = (ENTERED + timedelta(days=2)).isoformat()
+    assert client.post("/api/v1/costs", json=late, headers=desk).status_code == 422
+
+
+def test_a_car_not_charged_from_the_grid_has_no_energy_norm(
+    client, db, root_unit, make_user, login
+) -> None:
+    make_user("fleet-admin", root_unit, Role.ADMIN)
+    admin = login("fleet-admin")
+    body = {
+        "plate": "浙A·C10003",
+        "category": "general",
+        "body_class": "sedan",
+        "seats": 4,
+        "unit_id": root_unit.id,
+        "energy": "hybrid",
+        "energy_norm_kwh_100km": 12,
+    }
+    refused = client.post("/api/v1/vehicles", json=body, headers=admin)
+    assert refused.status_code == 422, refused.text
+    assert "energy_norm_kwh_100km" in refused.text
+    made = client.post(
+        "/api/v1/vehicles", json={**body, "energy_norm_kwh_100km": None}, headers=admin
+    )
+    assert made.status_code == 201, made.text
+    patched = client.patch(
+        f"/api/v1/vehicles/{made.json()['id']}", json={"energy_norm_kwh_100km": 5}, headers=admin
+    )
+    assert patched.status_code == 422
+
+
+def test_a_charging_statement_is_checked_against_the_energy_norm(
+    client, db, root_unit, desk
+) -> None:
+    ev = add_vehicle(
+        db, root_unit, "浙A·D10004", energy="bev", battery_kwh=60, energy_norm_kwh_100km=15
+    )
+    db.commit()
+    _month_of_trips(db, ev.id, 50)  # 500 km: 90 kWh at 15 kWh/100 km + 20 %
+    client.app.dependency_overrides[get_now] = lambda: ENTERED  # type: ignore[attr-defined]
+    data = (
+        "订单号,充电开始时间,车牌号,充电站,充电量(kWh),金额\n"
+        "C0001,2026-03-05 12:00:00,浙A·D10004,国家电网 文三路充电站,60,72.00\n"
+        "C0002,2026-03-08 12:00:00,浙A·D10004,国家电网 文三路充电站,40,48.00\n"
+    ).encode()
+    answer = upload(client, desk, data, name="2026-03-charging.csv", issuer="charging")
+    assert answer.status_code == 201, answer.text
+    alerts = db.scalars(select(Alert).where(Alert.id.in_(answer.json()["alerts"]))).all()
+    assert [(a.kind, a.key, a.measured["kwh_100km"]) for a in alerts] == [
+        ("energy_consumption_high", "month:2026-03", 20.0)
+    ]

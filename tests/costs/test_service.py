@@ -276,3 +276,114 @@ def test_fill_after_hours_within_an_assignment_is_not_flagged(
     assert "fuel_off_hours" not in kinds
     assert fill.last.order_id == order.id  # type: ignore[attr-defined]
     assert "fuel_off_hours" in fill(local(WORKDAY, 21, 30))  # after the assignment
+
+
+# ---- electric and plug-in hybrid vehicles -----------------------------------------------------
+
+
+def _trips(db: Session, vehicle: Vehicle, km_each: float, count: int) -> None:
+    """`count` trips of `km_each` km in WORKDAY's month, one a day in the week before it."""
+    line = LineString([HERE, (HERE[0] + 0.05, HERE[1])])
+    for day in range(count):
+        start = local(WORKDAY + timedelta(days=day - 7), 9)
+        db.add(
+            Trip(
+                vehicle_id=vehicle.id,
+                start_at=start,
+                end_at=start + timedelta(hours=2),
+                start_point=from_shape(Point(line.coords[0]), srid=4326),
+                end_point=from_shape(Point(line.coords[-1]), srid=4326),
+                path=from_shape(line, srid=4326),
+                distance_m=km_each * 1000,
+                duration_s=7200,
+            )
+        )
+    db.flush()
+
+
+def _enter(
+    db: Session, unit: OrgUnit, vehicle: Vehicle, setup: costs.CheckSetup, at: datetime, **what
+) -> set[str]:
+    """A fill (`litres=`) or a charge (`kwh=`) by hand; the kinds of the alerts it raised."""
+    kind = "charging" if "kwh" in what else "fuel"
+    _, raised = costs.create(
+        session=db,
+        actor=Actor.system(unit),
+        data=CostIn(kind=kind, vehicle_id=vehicle.id, at=at, amount=Decimal("100.00"), **what),
+        setup=setup,
+        now=ENTERED,
+    )
+    return set(db.scalars(select(Alert.kind).where(Alert.id.in_(raised))))
+
+
+@pytest.mark.parametrize(("second_kwh", "flagged"), [(39.9, False), (40.1, True)])
+def test_electric_car_charging_over_its_energy_norm_is_flagged(
+    db, root_unit, setup, second_kwh, flagged
+) -> None:
+    ev = add_vehicle(
+        db, root_unit, "浙A·D00001", energy="bev", battery_kwh=60, energy_norm_kwh_100km=15
+    )
+    _trips(db, ev, 100, 5)  # 500 km: 90 kWh at 15 kWh/100 km + 20 %
+    assert _enter(db, root_unit, ev, setup, local(WORKDAY, 8), kwh=50) == set()
+    kinds = _enter(db, root_unit, ev, setup, local(WORKDAY, 12), kwh=second_kwh)
+    assert ("energy_consumption_high" in kinds) is flagged
+    # A charge is not a fill: no tank, station, trip or hours check of its own.
+    assert not kinds - {"energy_consumption_high"}
+    if flagged:
+        alert = db.scalar(select(Alert).where(Alert.kind == "energy_consumption_high"))
+        assert alert is not None
+        assert alert.key == f"month:{WORKDAY:%Y-%m}"
+        assert alert.measured["kwh"] == pytest.approx(90.1)
+        assert alert.measured["norm_kwh_100km"] == 15
+
+
+def test_plug_in_hybrid_is_checked_on_its_fills_and_charges_together(db, root_unit, setup) -> None:
+    phev = add_vehicle(
+        db,
+        root_unit,
+        "浙A·D00002",
+        energy="phev",
+        tank_l=50,
+        battery_kwh=20,
+        fuel_norm_l_100km=6.5,
+        energy_norm_kwh_100km=20,
+    )
+    _trips(db, phev, 100, 10)  # 1,000 km: at the norms + 20 %, 1,200 km's worth of energy
+    assert _enter(db, root_unit, phev, setup, local(WORKDAY, 8), kwh=100) == set()  # 500 km
+    # 45.5 L: 700 km more, 1,200 km in all; the fuel alone (4.55 L/100 km) is under its norm.
+    assert "energy_consumption_high" not in _enter(
+        db, root_unit, phev, setup, local(WORKDAY, 10), litres=45.5
+    )
+    kinds = _enter(db, root_unit, phev, setup, local(WORKDAY, 11), kwh=1)
+    assert "energy_consumption_high" in kinds
+    assert "fuel_consumption_high" not in kinds
+    alert = db.scalar(select(Alert).where(Alert.kind == "energy_consumption_high"))
+    assert alert is not None
+    assert alert.measured["litres"] == 45.5
+    assert alert.measured["kwh"] == 101
+    assert alert.measured["norm_km"] == pytest.approx(1205.0)
+
+
+def test_checks_run_again_add_update_and_never_repeat(db, root_unit, setup) -> None:
+    ev = add_vehicle(
+        db, root_unit, "浙A·D00003", energy="bev", battery_kwh=60, energy_norm_kwh_100km=20
+    )
+    _trips(db, ev, 100, 5)
+    assert _enter(db, root_unit, ev, setup, local(WORKDAY, 8), kwh=100) == set()  # 20 kWh/100km
+
+    def again() -> dict[str, dict[str, int]]:
+        found = costs.recheck(session=db, vehicle_id=ev.id, since=None, setup=setup)
+        return {what: dict(by_kind) for what, by_kind in found.items()}
+
+    assert again() == {"added": {}, "updated": {}, "unchanged": {}}
+    ev.energy_norm_kwh_100km = 15  # the norm lowered: 100 kWh is now 33 % over it
+    db.flush()
+    assert again() == {"added": {"energy_consumption_high": 1}, "updated": {}, "unchanged": {}}
+    assert again() == {"added": {}, "updated": {}, "unchanged": {"energy_consumption_high": 1}}
+    ev.energy_norm_kwh_100km = 14
+    db.flush()
+    assert again() == {"added": {}, "updated": {"energy_consumption_high": 1}, "unchanged": {}}
+    alerts = db.scalars(select(Alert).where(Alert.vehicle_id == ev.id)).all()
+    assert [(a.kind, a.measured["norm_kwh_100km"]) for a in alerts] == [
+        ("energy_consumption_high", 14)
+    ]

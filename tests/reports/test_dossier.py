@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pypdfium2
 import pytest
+from geoalchemy2.shape import from_shape
 from redis import Redis
+from shapely.geometry import LineString, Point
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import demo as app_demo
+from costs.models import CostRecord
 from dispatch.models import Assignment, TripOrder
 from fleet.db import utcnow
 from fleet.demo import DEMO_PASSWORD
+from fleet.models import Role
+from telematics.models import Trip
+from tests.factories import add_vehicle
 
 
 @pytest.fixture
@@ -127,3 +136,56 @@ def test_requesters_and_other_units_do_not_see_dossiers(client, seeded) -> None:
         f"/api/v1/orders/{seeded['order_id'] + 9999}/dossier", headers=_login(client, "supervisor")
     )
     assert answer.status_code == 404
+
+
+def test_vehicle_file_judges_an_electric_car_against_its_energy_norm(
+    client, db: Session, root_unit, make_user, login
+) -> None:
+    make_user("file-reader", root_unit, Role.ADMIN)
+    headers = login("file-reader")
+    ev = add_vehicle(
+        db, root_unit, "浙A·D30001", energy="bev", battery_kwh=60, energy_norm_kwh_100km=15
+    )
+    line = LineString([(120.21, 30.25), (120.26, 30.25)])
+    start = datetime(2026, 3, 2, 9, tzinfo=ZoneInfo("Asia/Shanghai"))
+    db.add(
+        Trip(
+            vehicle_id=ev.id,
+            start_at=start,
+            end_at=start + timedelta(hours=8),
+            start_point=from_shape(Point(line.coords[0]), srid=4326),
+            end_point=from_shape(Point(line.coords[-1]), srid=4326),
+            path=from_shape(line, srid=4326),
+            distance_m=400_000,
+            duration_s=8 * 3600,
+        )
+    )
+    db.add(
+        CostRecord(
+            kind="charging",
+            vehicle_id=ev.id,
+            unit_id=root_unit.id,
+            at=start + timedelta(hours=9),
+            amount=Decimal("60.00"),
+            kwh=66,
+        )
+    )
+    db.commit()
+    file = client.get(f"/api/v1/vehicles/{ev.id}/file", headers=headers).json()
+    assert file["vehicle"]["energy_norm_kwh_100km"] == 15
+    assert file["consumption"] == [
+        {
+            "month": "2026-03",
+            "litres": 0.0,
+            "kwh": 66.0,
+            "distance_m": 400_000.0,
+            "l_100km": None,
+            "kwh_100km": 16.5,
+            "norm_l_100km": None,
+            "norm_kwh_100km": 15,
+            "over_norm_pct": 10.0,  # 16.5 kWh/100 km against 15
+        }
+    ]
+    html = client.get(f"/api/v1/vehicles/{ev.id}/file.html", headers=headers).text
+    assert "电耗定额 Energy norm" in html
+    assert "+10.0%" in html

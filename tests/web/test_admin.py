@@ -97,6 +97,30 @@ def test_admin_creates_a_vehicle_after_a_refused_plate_and_seals_it(
     page.screenshot(path=str(SCREENSHOTS / "admin-vehicles.png"))
 
 
+def test_admin_gives_a_plug_in_hybrid_its_fuel_and_energy_norms(
+    admin_context: Any, stack: Stack
+) -> None:
+    page = _open(admin_context, stack, "vehicles")
+    form = page.locator("#vehicle-form")
+    expect(form.locator(".f-energy_norm_kwh_100km label")).to_contain_text("电耗定额 kWh/100km")
+    form.locator("input[name=plate]").fill("浙A D56789")
+    form.locator("select[name=category]").select_option("general")
+    form.locator("select[name=body_class]").select_option("mpv")
+    form.locator("input[name=seats]").fill("6")
+    form.locator("select[name=energy]").select_option("phev")
+    form.locator("input[name=tank_l]").fill("53")
+    form.locator("input[name=battery_kwh]").fill("40")
+    form.locator("input[name=fuel_norm_l_100km]").fill("6.5")
+    form.locator("input[name=energy_norm_kwh_100km]").fill("22")
+    form.locator("button[type=submit]").click()
+    expect(page.locator("#notice.ok")).to_contain_text("浙A·D56789")
+    row = stack.row(
+        "SELECT energy, fuel_norm_l_100km, energy_norm_kwh_100km FROM vehicle WHERE plate = :p",
+        p="浙A·D56789",
+    )
+    assert row == ("phev", 6.5, 22.0)
+
+
 def test_admin_adds_a_unit_under_a_parent(admin_context: Any, stack: Stack) -> None:
     (parent,) = stack.row("SELECT id FROM org_unit WHERE code = 'JGSWJ'")
     page = _open(admin_context, stack, "units")
@@ -137,7 +161,7 @@ def test_admin_adds_an_approval_rule_and_sets_working_hours(
         n="七人以上须上级审批",
     )
     assert row == (unit, "passengers_over", 7.0, 1)
-    expect(page.locator("#threshold-rows tr")).to_have_count(16)
+    expect(page.locator("#threshold-rows tr")).to_have_count(17)
 
     page.click("#tab-hours")
     hours = page.locator(f"#hours-{unit}")

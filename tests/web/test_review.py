@@ -515,3 +515,44 @@ def test_a_sealed_vehicle_moving_is_filtered_labelled_and_reviewed(
     page.wait_for_selector(".notice.ok", timeout=15_000)
     _eventually(lambda: _review(stack, alert_id), ("confirmed", [""]))
     assert row.locator(".state").get_attribute("data-i18n") == "review.state.confirmed"
+
+
+def test_an_energy_alert_shows_its_figures_with_their_units(
+    review_context, stack: Stack, trip: Trip
+) -> None:
+    month = trip.start_at.astimezone(ZoneInfo("Asia/Shanghai")).replace(
+        day=1, hour=0, minute=0, second=0, microsecond=0
+    )
+    with stack.engine.begin() as conn:
+        alert_id = _alert(
+            conn,
+            trip,
+            kind="energy_consumption_high",
+            key=f"month:{month:%Y-%m}",
+            started_at=month,
+            last_at=trip.start_at,
+            measured={
+                "kwh": 101.0,
+                "distance_km": 1000.0,
+                "kwh_100km": 10.1,
+                "norm_kwh_100km": 20,
+                "litres": 45.5,
+                "norm_l_100km": 6.5,
+                "norm_km": 1205.0,
+                "over_norm_pct": 20.5,
+            },
+            thresholds={
+                "energy_consumption_margin_pct": 20,
+                "consumption_min_km": 100,
+                "allowed_norm_km": 1200.0,
+            },
+        )
+    page = review_context.new_page()
+    _open_queue(page, stack)
+    _filter(page, "#f-kind", "energy_consumption_high")
+    page.locator(f"#queue a[data-alert='{alert_id}']").click()
+    page.wait_for_function(f"window.fleetReview.drawn === {alert_id}", timeout=30_000)
+    assert "超过核定能耗" in (page.text_content("#rule-text") or "")
+    figures = page.text_content("#figures") or ""
+    for shown in ("核定电耗", "20 kWh/100km", "充电量", "101 kWh", "按定额可行驶里程", "1,205 km"):
+        assert shown in figures, shown

@@ -168,6 +168,7 @@ const VEHICLE_FIELDS = [
   { name: "tank_l", key: "field.tank_l", type: "number" },
   { name: "battery_kwh", key: "field.battery_kwh", type: "number" },
   { name: "fuel_norm_l_100km", key: "field.fuel_norm", type: "number" },
+  { name: "energy_norm_kwh_100km", key: "field.energy_norm", type: "number" },
   { name: "fuel_card", key: "field.fuel_card", type: "text" },
   { name: "make_model", key: "field.make_model", type: "text", blank: "" },
   { name: "depot_name", key: "field.depot_name", type: "text", blank: "" },

@@ -15,7 +15,7 @@ const RULE_KINDS = [
   "no_order", "off_hours", "off_route", "region_exit", "prohibited_zone", "overnight_away",
   "overspeed", "signal_loss", "device_alarm", "fuel_over_capacity", "fuel_location_mismatch",
   "fuel_no_trip", "fuel_off_hours", "fuel_too_frequent", "fuel_consumption_high", "odometer_mismatch",
-  "sealed_vehicle_moving", "maintenance_vehicle_moving",
+  "energy_consumption_high", "sealed_vehicle_moving", "maintenance_vehicle_moving",
 ];
 const CONDITIONS = ["always", "out_of_region", "longer_than_days", "non_working_day", "night",
   "large_vehicle", "passengers_over"];

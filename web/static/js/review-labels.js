@@ -9,8 +9,8 @@ export const KINDS = [
   "no_order", "off_hours", "off_route", "region_exit", "prohibited_zone", "overnight_away",
   "overspeed", "signal_loss", "device_alarm", "fuel_over_capacity", "fuel_location_mismatch",
   "fuel_no_trip", "fuel_off_hours", "fuel_too_frequent", "fuel_consumption_high",
-  "odometer_mismatch", "device_identity_mismatch", "sealed_vehicle_moving",
-  "maintenance_vehicle_moving",
+  "odometer_mismatch", "energy_consumption_high", "device_identity_mismatch",
+  "sealed_vehicle_moving", "maintenance_vehicle_moving",
 ];
 
 extend(labels);
@@ -60,8 +60,8 @@ export function figure(key, value) {
   if (key === "night_start_s" || key === "night_end_s") return clockOfDay(value);
   if (key.endsWith("_id") || key === "bit") return String(value);
   const units = [
-    ["_l_100km", " L/100km"], ["_kmh", " km/h"], ["_km", " km"], ["_pct", " %"], ["_min", " min"],
-    ["_m", " m"], ["_l", " L"],
+    ["kwh_100km", " kWh/100km"], ["_l_100km", " L/100km"], ["_kmh", " km/h"], ["_km", " km"],
+    ["_pct", " %"], ["_min", " min"], ["_m", " m"], ["_l", " L"], ["kwh", " kWh"],
   ];
   if (key.endsWith("_s")) return duration(value);
   const unit = units.find(([suffix]) => key.endsWith(suffix));
