@@ -92,7 +92,9 @@ def stops(riders: Sequence[Rider]) -> list[tuple[float, float]]:
         [first.origin, *(r.origin for r in sorted(riders, key=lambda r: (r.start_at, r.id)))]
     )
     known = {_key(p) for p in pickups}
-    drops = [p for p in _distinct([d for r in riders for d in r.destinations]) if _key(p) not in known]
+    drops = [
+        p for p in _distinct([d for r in riders for d in r.destinations]) if _key(p) not in known
+    ]
     after = pickups[-1]
     if len(drops) <= EXACT_UP_TO:
         best = min(

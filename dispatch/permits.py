@@ -57,12 +57,13 @@ class OrderPermits:
             places = tuple(
                 point
                 for o in carried
-                for point in ((o["lat"], o["lon"]), *((d["lat"], d["lon"]) for d in o["destinations"]))
+                for point in (
+                    (o["lat"], o["lon"]),
+                    *((d["lat"], d["lon"]) for d in o["destinations"]),
+                )
             )
             first = carried[0]
-            straight = [
-                (lat, lon)[::-1] for lat, lon in places
-            ] + [(first["lon"], first["lat"])]
+            straight = [(lat, lon)[::-1] for lat, lon in places] + [(first["lon"], first["lat"])]
             route = shapely.from_wkb(bytes(wkb)) if wkb is not None else LineString(straight)
             found.setdefault(vehicle, []).append(
                 Permit(

@@ -17,8 +17,8 @@ from sqlalchemy import func, or_, select, text
 from sqlalchemy.orm import Session
 
 from costs.models import CostAllocation, CostKind, CostRecord
-from dispatch import service
-from dispatch.models import Assignment, OrderDecision, TripOrder
+from dispatch import merging, service
+from dispatch.models import Assignment, AssignmentOrder, OrderDecision, TripOrder
 from fleet import access, checkpoint
 from fleet.auth import Actor, require
 from fleet.db import utcnow
@@ -33,6 +33,35 @@ DRAW_TOLERANCE_DEG = 0.00002
 
 def _iso(value: datetime | date | None) -> str | None:
     return None if value is None else value.isoformat()
+
+
+def _shared_trip(session: Session, held: Assignment, order: TripOrder) -> dict[str, Any]:
+    """The orders the assignment carries (a merged trip, 合并用车, carries several: those it
+    carries now, or those it carried when it ended), each with its part of the trip's costs."""
+    rows = session.execute(
+        select(TripOrder, OrgUnit.name, AssignmentOrder.active)
+        .join(AssignmentOrder, AssignmentOrder.order_id == TripOrder.id)
+        .join(OrgUnit, OrgUnit.id == TripOrder.unit_id)
+        .where(AssignmentOrder.assignment_id == held.id)
+        .order_by(TripOrder.start_at, TripOrder.id)
+    ).all()
+    riding = [(o, unit) for o, unit, active in rows if active or not held.active]
+    shares = merging.cost_shares({o.id: o.passengers for o, _ in riding})
+    return {
+        "shared": [
+            {
+                "order_id": o.id,
+                "purpose": o.purpose,
+                "unit_name": unit,
+                "passengers": o.passengers,
+                "share": round(shares[o.id], 4),
+            }
+            for o, unit in riding
+        ]
+        if len(riding) > 1
+        else [],
+        "share": round(shares.get(order.id, 1.0), 4),
+    }
 
 
 def _coords(session: Session, geom: Any) -> list[list[float]]:
@@ -142,7 +171,8 @@ def order_dossier(
         )
     held = session.scalar(
         select(Assignment)
-        .where(Assignment.order_id == order.id)
+        .join(AssignmentOrder, AssignmentOrder.assignment_id == Assignment.id)
+        .where(AssignmentOrder.order_id == order.id)
         .order_by(Assignment.active.desc(), Assignment.id.desc())
         .limit(1)
     )
@@ -174,6 +204,7 @@ def order_dossier(
             "assigned_at": _iso(held.created_at),
             "route_source": held.route_source,
             "active": held.active,
+            **_shared_trip(session, held, order),
         }
         if held.route is not None:
             planned = _coords(session, held.route)

@@ -79,6 +79,12 @@ class DossierAssignment(BaseModel):
     assigned_at: str | None
     route_source: str
     active: bool
+    shared: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="A merged trip (合并用车): the orders it carries, each with order_id, purpose,"
+        " unit_name, passengers and share (its part of the trip's costs); empty otherwise.",
+    )
+    share: float = Field(1.0, description="This order's part of the trip's costs (by passengers).")
 
 
 class Route(BaseModel):

@@ -205,9 +205,7 @@ def _merge_options(
         .outerjoin(
             AssignmentOrder, (AssignmentOrder.order_id == TripOrder.id) & AssignmentOrder.active
         )
-        .outerjoin(
-            Assignment, (Assignment.id == AssignmentOrder.assignment_id) & Assignment.active
-        )
+        .outerjoin(Assignment, (Assignment.id == AssignmentOrder.assignment_id) & Assignment.active)
         .outerjoin(Vehicle, Vehicle.id == Assignment.vehicle_id)
         .where(
             TripOrder.id != order.id,
