@@ -57,7 +57,16 @@ def _fit(orders: list[TripOrder], vehicle: Vehicle) -> None:
 
 def _trip(held: Assignment, order_ids: list[int]) -> dict[str, object]:
     """The assignment as the audit log keeps it, with the orders it carries."""
-    return {**audit.snapshot(held), "order_ids": order_ids}
+    return {
+        "vehicle_id": held.vehicle_id,
+        "driver_id": held.driver_id,
+        "from": held.period.lower.isoformat() if held.period.lower else None,
+        "to": held.period.upper.isoformat() if held.period.upper else None,
+        "route_source": held.route_source,
+        "reason": held.reason,
+        "active": held.active,
+        "order_ids": order_ids,
+    }
 
 
 def _replaced(session: Session, orders: list[TripOrder]) -> list[Assignment]:
