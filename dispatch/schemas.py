@@ -228,6 +228,7 @@ class Rules(BaseModel):
 class CandidateOut(BaseModel):
     vehicle_id: int
     plate: str
+    seats: int
     cost: float
     parts: dict[str, float] = Field(description="The cost's parts (distance or time, size...).")
 

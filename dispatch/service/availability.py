@@ -163,12 +163,19 @@ def suggestions(
     )
     wanted = order_facts(order)
     ranked = matching.rank(wanted, facts, travel_min=_travel_minutes(session, wanted, facts))
+    seats = {f.id: f.seats for f in facts}
     return {
         "merge": _merge_options(session, actor, order, facts),
         "order_id": order.id,
         "status": order.status,
         "candidates": [
-            {"vehicle_id": c.vehicle_id, "plate": c.plate, "cost": c.cost, "parts": c.parts}
+            {
+                "vehicle_id": c.vehicle_id,
+                "plate": c.plate,
+                "seats": seats[c.vehicle_id],
+                "cost": c.cost,
+                "parts": c.parts,
+            }
             for c in ranked
         ],
         "excluded": [
