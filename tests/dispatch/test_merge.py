@@ -406,3 +406,8 @@ def test_an_assigned_order_with_seats_to_spare_takes_another_aboard(
     options = client.get(f"/api/v1/orders/{third}/suggestions", headers=people["desk"]).json()
     spare = {m["order_id"]: m.get("spare_seats") for m in options["merge"]}
     assert spare[first] == spare[second] == 3
+    # Taking the third aboard names every order of the trip: leaving one out is refused.
+    reply = merge(client, people["desk"], [third, first], mpv.id, driver.id)
+    assert reply.status_code == 422, reply.text
+    assert field(reply) == "order_ids"
+    assert f"#{second}" in message(reply)
