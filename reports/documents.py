@@ -431,7 +431,7 @@ def _assignments(rows: Sequence[Mapping[str, Any]], zone: ZoneInfo) -> tuple[Blo
             columns,
             [
                 (
-                    f"#{_text(a.get('order_id'))}",
+                    " + ".join(f"#{i}" for i in (a.get("order_ids") or [a.get("order_id")])),
                     _text(a.get("purpose")),
                     format_time(a.get("from"), zone),
                     format_time(a.get("to"), zone),

@@ -438,6 +438,15 @@ def vehicle_file(
         .where(Assignment.vehicle_id == vehicle.id)
         .order_by(Assignment.id)
     ).all()
+    # The orders each assignment carried (a merged trip, 合并用车, several).
+    carried: dict[int, list[int]] = defaultdict(list)
+    for assignment_id, order_id in session.execute(
+        select(AssignmentOrder.assignment_id, AssignmentOrder.order_id)
+        .join(Assignment, Assignment.id == AssignmentOrder.assignment_id)
+        .where(Assignment.vehicle_id == vehicle.id)
+        .order_by(AssignmentOrder.order_id)
+    ):
+        carried[assignment_id].append(order_id)
     alerts = _alerts(session, Alert.vehicle_id == vehicle.id)
     outcomes: dict[str, dict[str, int]] = {}
     for a in alerts:
@@ -486,6 +495,7 @@ def vehicle_file(
         "assignments": [
             {
                 "order_id": order.id,
+                "order_ids": carried.get(held.id, [order.id]),
                 "purpose": order.purpose,
                 "from": _iso(held.period.lower),
                 "to": _iso(held.period.upper),

@@ -177,7 +177,8 @@ class VehicleFile(BaseModel):
         " norm, make and model, fuel card, unit, depot, status, created_at."
     )
     assignments: list[dict[str, Any]] = Field(
-        description="Each: order_id, purpose, from, to, driver, status."
+        description="Each: order_id (the lead order), order_ids (every order it carried: several"
+        " for a merged trip), purpose, from, to, driver, status."
     )
     distance_by_month: list[dict[str, Any]]
     consumption: list[dict[str, Any]]

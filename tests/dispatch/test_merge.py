@@ -411,3 +411,17 @@ def test_an_assigned_order_with_seats_to_spare_takes_another_aboard(
     assert reply.status_code == 422, reply.text
     assert field(reply) == "order_ids"
     assert f"#{second}" in message(reply)
+
+
+def test_the_vehicle_file_lists_the_orders_a_merged_trip_carried(
+    client: TestClient, people, pool, order_body
+):
+    first = approved_order(client, people, order_body, passengers=1)
+    second = approved_order(client, people, order_body, passengers=1)
+    mpv, driver = pool["vehicles"]["mpv"], pool["drivers"][0]
+    assert merge(client, people["desk"], [first, second], mpv.id, driver.id).status_code == 201
+    file = client.get(f"/api/v1/vehicles/{mpv.id}/file", headers=people["desk"])
+    assert file.status_code == 200, file.text
+    assert [a["order_ids"] for a in file.json()["assignments"]] == [[first, second]]
+    html = client.get(f"/api/v1/vehicles/{mpv.id}/file.html", headers=people["desk"]).text
+    assert f"#{first} + #{second}" in html
