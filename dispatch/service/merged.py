@@ -78,6 +78,13 @@ def _replaced(session: Session, orders: list[TripOrder]) -> list[Assignment]:
     for order in orders:
         if order.status == OrderStatus.APPROVED:
             continue
+        if order.status == OrderStatus.ASSIGNED and order.approval != "approved":
+            # An emergency order assigned before its approval: un-merging could not return it
+            # to approved, so it is not merged until it is approved.
+            raise IllegalMove(
+                f"order #{order.id} is not approved yet (approval {order.approval})",
+                field="order_ids",
+            )
         held = None
         if order.status == OrderStatus.ASSIGNED:
             held = session.scalar(

@@ -425,3 +425,19 @@ def test_the_vehicle_file_lists_the_orders_a_merged_trip_carried(
     assert [a["order_ids"] for a in file.json()["assignments"]] == [[first, second]]
     html = client.get(f"/api/v1/vehicles/{mpv.id}/file.html", headers=people["desk"]).text
     assert f"#{first} + #{second}" in html
+
+
+def test_an_emergency_order_assigned_before_its_approval_is_not_merged(
+    client: TestClient, people, pool, order_body
+):
+    approved = approved_order(client, people, order_body, passengers=1)
+    urgent = client.post(
+        "/api/v1/orders", json=order_body(passengers=1, emergency=True), headers=people["asker"]
+    ).json()["id"]
+    client.post(f"/api/v1/orders/{urgent}/submit", headers=people["asker"])
+    sedan, mpv, drivers = pool["vehicles"]["sedan"], pool["vehicles"]["mpv"], pool["drivers"]
+    assert assign(client, people["desk"], urgent, sedan.id, drivers[1].id).status_code == 200
+    reply = merge(client, people["desk"], [approved, urgent], mpv.id, drivers[0].id)
+    assert reply.status_code == 409, reply.text
+    assert field(reply) == "order_ids"
+    assert f"#{urgent} is not approved yet" in message(reply)
