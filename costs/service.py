@@ -28,7 +28,8 @@ from costs import checks as fuel_checks
 from costs import statements
 from costs.models import CostAllocation, CostKind, CostRecord, CostStatement
 from costs.schemas import CostIn
-from dispatch.models import Assignment
+from dispatch import merging
+from dispatch.models import Assignment, AssignmentOrder, TripOrder
 from dispatch.settings import DispatchSettings
 from fleet import audit
 from fleet.auth import Actor, require, units_in_scope
@@ -451,30 +452,56 @@ def link(*, session: Session, vehicle_id: int, since: datetime, settings: Dispat
         .order_by(Trip.start_at)
     ).all()
     holds = session.execute(
-        select(Assignment.order_id, Assignment.period).where(
+        select(Assignment.id, Assignment.period, AssignmentOrder.order_id, TripOrder.passengers)
+        .join(AssignmentOrder, AssignmentOrder.assignment_id == Assignment.id)
+        .join(TripOrder, TripOrder.id == AssignmentOrder.order_id)
+        .where(
             Assignment.vehicle_id == vehicle_id,
             Assignment.active,
+            AssignmentOrder.active,
             Assignment.period.overlaps(
                 func.tstzrange(low - window, high + window)  # type: ignore[arg-type]
             ),
         )
+        .order_by(Assignment.id, TripOrder.start_at, TripOrder.id)
     ).all()
 
-    spans = [(int(o), p.lower, p.upper) for o, p in holds if p.lower and p.upper]
+    # Each hold with the orders it carries: a merged trip's costs are shared by passengers.
+    riders: dict[int, dict[int, int]] = defaultdict(dict)
+    periods: dict[int, Any] = {}
+    for assignment_id, period, order_id, passengers in holds:
+        riders[assignment_id][int(order_id)] = passengers
+        periods[assignment_id] = period
+    spans = [
+        (next(iter(riders[a])), p.lower, p.upper, merging.cost_shares(riders[a]))
+        for a, p in periods.items()
+        if p.lower and p.upper
+    ]
 
     def order_at(at: datetime) -> int | None:
-        for order_id, lower, upper in spans:
+        for order_id, lower, upper, _ in spans:
             if lower <= at < upper:
                 return order_id
         return None
 
-    def order_of_trip(start: datetime, end: datetime) -> int | None:
+    def shares_of(order_id: int) -> dict[int | None, float]:
+        """The passenger shares of the trip carrying the order (the order alone if none)."""
+        for _, _, _, shares in spans:
+            if order_id in shares:
+                return {owner: part for owner, part in shares.items()}
+        return {order_id: 1.0}
+
+    def hold_of_trip(start: datetime, end: datetime) -> dict[int, float] | None:
         best, best_overlap = None, timedelta(0)
-        for order_id, lower, upper in spans:
+        for _, lower, upper, shares in spans:
             overlap = min(end, upper) - max(start, lower)
             if overlap > best_overlap:
-                best, best_overlap = order_id, overlap
+                best, best_overlap = shares, overlap
         return best
+
+    def order_of_trip(start: datetime, end: datetime) -> int | None:
+        shares = hold_of_trip(start, end)
+        return next(iter(shares)) if shares else None
 
     ids = [r.id for r in records]
     session.execute(delete(CostAllocation).where(CostAllocation.cost_id.in_(ids)))
@@ -490,27 +517,41 @@ def link(*, session: Session, vehicle_id: int, since: datetime, settings: Dispat
             order_of_trip(trip.start_at, trip.end_at) if trip is not None else None
         )
         shares: dict[int | None, float] = {}
+        weights: dict[int | None, float] = {}
         if record.kind in FILLS:
             start = previous_fill[record.kind] or at - lookback
             previous_fill[record.kind] = at
             for t in trips:
                 if start <= t.start_at < at and t.distance_m > 0:
-                    owner = order_of_trip(t.start_at, t.end_at)
-                    shares[owner] = shares.get(owner, 0.0) + float(t.distance_m)
+                    held = hold_of_trip(t.start_at, t.end_at)
+                    owners: dict[int | None, float] = (
+                        {owner: part for owner, part in held.items()} if held else {None: 1.0}
+                    )
+                    for owner, part in owners.items():
+                        shares[owner] = shares.get(owner, 0.0) + float(t.distance_m) * part
             if not shares and record.order_id is not None:
-                shares[record.order_id] = 0.0
+                weights = shares_of(record.order_id)
+                shares = dict.fromkeys(weights, 0.0)
         elif record.kind not in VEHICLE_COSTS and record.order_id is not None:
-            shares[record.order_id] = 0.0
-        _allocate(session, record, shares)
+            weights = shares_of(record.order_id)
+            shares = dict.fromkeys(weights, 0.0)
+        _allocate(session, record, shares, weights)
     session.flush()
 
 
-def _allocate(session: Session, record: CostRecord, distances: dict[int | None, float]) -> None:
+def _allocate(
+    session: Session,
+    record: CostRecord,
+    distances: dict[int | None, float],
+    fallback: dict[int | None, float] | None = None,
+) -> None:
+    """The record split by distance driven for each order; with no distance, by `fallback`
+    (a merged trip's passenger shares), else evenly."""
     if not distances:
         return
     owners = sorted(distances, key=lambda o: (o is None, o or 0))
     total = sum(distances.values())
-    weights = [distances[o] if total > 0 else 1.0 for o in owners]
+    weights = [distances[o] if total > 0 else (fallback or {}).get(o, 1.0) for o in owners]
     weight_sum = sum(weights)
     for owner, part, weight in zip(owners, _split(record.amount, weights), weights, strict=True):
         session.add(

@@ -115,7 +115,10 @@ def _held_once(what: str) -> ExcludeConstraint:
 
 
 class Assignment(Base):
-    """A vehicle and driver held for an order's window plus the turnaround buffer.
+    """A vehicle and driver held for an order's window plus the turnaround buffer; for a merged
+    trip (合并用车), for the joined windows of the orders it carries (`AssignmentOrder`).
+    `order_id` is the trip's lead order (the first to start); the orders carried are those of
+    `assignment_order`, the lead among them.
 
     Two active assignments of one vehicle (or one driver) cannot overlap: the exclusion constraints
     make double booking impossible in the database itself, whatever the application does."""
@@ -145,6 +148,31 @@ class Assignment(Base):
         _held_once("driver"),
         sa.Index(
             "uq_assignment_order_active",
+            "order_id",
+            unique=True,
+            postgresql_where=sa.text("active"),
+        ),
+    )
+
+
+class AssignmentOrder(Base):
+    """An order an assignment carries: one for a plain assignment, several for a merged trip.
+    `active` follows the assignment's (an order dropped from a trip by its cancellation is
+    inactive while the trip goes on); an order is carried by one active assignment at most."""
+
+    __tablename__ = "assignment_order"
+
+    assignment_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("assignment.id", ondelete="CASCADE"), primary_key=True
+    )
+    order_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("trip_order.id", ondelete="RESTRICT"), primary_key=True
+    )
+    active: Mapped[bool] = mapped_column(sa.Boolean, server_default="true")
+
+    __table_args__ = (
+        sa.Index(
+            "uq_assignment_order_order_active",
             "order_id",
             unique=True,
             postgresql_where=sa.text("active"),

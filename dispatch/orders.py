@@ -25,7 +25,8 @@ TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.SUBMITTED: frozenset({S.APPROVED, S.REJECTED, S.CANCELLED, S.ASSIGNED}),
     S.APPROVED: frozenset({S.ASSIGNED, S.CANCELLED}),
     S.REJECTED: frozenset(),
-    S.ASSIGNED: frozenset({S.IN_PROGRESS, S.CANCELLED}),
+    # assigned -> approved when a merged trip is un-merged before it starts
+    S.ASSIGNED: frozenset({S.IN_PROGRESS, S.CANCELLED, S.APPROVED}),
     S.IN_PROGRESS: frozenset({S.COMPLETED}),
     S.COMPLETED: frozenset(),
     S.CANCELLED: frozenset(),

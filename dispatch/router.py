@@ -14,6 +14,8 @@ from dispatch.orders import OrderStatus
 from dispatch.schemas import (
     AssignIn,
     Comment,
+    MergeIn,
+    MergeOut,
     OrderCreate,
     OrderOut,
     Orders,
@@ -266,3 +268,32 @@ def plan(
     return service.dispatch_plan(
         session=session, redis=redis, actor=actor, settings=dispatch_settings
     )
+
+
+@router.post("/dispatch/merge", status_code=status.HTTP_201_CREATED, response_model=MergeOut)
+def merge(
+    session: SessionDep,
+    actor: ActorDep,
+    dispatch_settings: DispatchSettingsDep,
+    data: MergeIn,
+) -> dict[str, Any]:
+    """A merged trip (合并用车): one assignment carrying the approved orders
+    `{"order_ids": [...], "vehicle_id", "driver_id", "reason"?}`. 422 naming `order_ids` when
+    their passengers outnumber the seats; 409 when an order is not approved, or the vehicle or
+    driver is taken in the joined window; 404 for an order out of the caller's scope."""
+    held, orders = service.merge(
+        session=session, actor=actor, data=data, settings=dispatch_settings
+    )
+    return {"assignment_id": held.id, "items": service.views(session=session, orders=orders)}
+
+
+@router.post("/dispatch/merge/{assignment_id}/unmerge", response_model=Orders)
+def unmerge(
+    session: SessionDep, actor: ActorDep, assignment_id: Id, data: Comment | None = None
+) -> dict[str, Any]:
+    """Undoes a merged trip before it starts: the vehicle and driver are released and its orders
+    are approved again, to be assigned anew; 409 once the trip is under way."""
+    orders = service.unmerge(
+        session=session, actor=actor, assignment_id=assignment_id, data=data or Comment()
+    )
+    return {"items": service.views(session=session, orders=orders)}

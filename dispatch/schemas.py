@@ -88,6 +88,15 @@ class AssignIn(Strict):
     reason: str = Field("", max_length=2000, description="Why, when overriding the top suggestion.")
 
 
+class MergeIn(Strict):
+    order_ids: list[Id] = Field(
+        min_length=2, max_length=8, description="The approved orders one car is to carry."
+    )
+    vehicle_id: Id
+    driver_id: Id
+    reason: str = Field("", max_length=2000, description="Why (optional).")
+
+
 class RuleIn(Strict):
     unit_id: Id
     condition: Condition
@@ -126,6 +135,14 @@ class AssignmentOut(BaseModel):
     reason: str
     route: dict[str, Any] | None = Field(description="GeoJSON LineString of the planned route.")
     route_source: str = Field(description="roads or straight.")
+    id: int = Field(description="The assignment (a merged trip is un-merged by it).")
+    order_ids: list[int] = Field(
+        description="The orders it carries: this one alone, or the orders of a merged trip."
+    )
+    passengers: int = Field(description="The passengers of all the orders it carries.")
+    share: float = Field(
+        description="This order's part of the trip's costs: its passengers over all of them."
+    )
 
 
 class OrderTripOut(BaseModel):
@@ -179,6 +196,11 @@ class Orders(BaseModel):
     items: list[OrderOut]
 
 
+class MergeOut(BaseModel):
+    assignment_id: int
+    items: list[OrderOut] = Field(description="The orders the trip carries, as each now shows.")
+
+
 class PlaceOut(BaseModel):
     name: str
     kind: str = Field(description="used (a recent destination of the unit) or depot.")
@@ -206,6 +228,7 @@ class Rules(BaseModel):
 class CandidateOut(BaseModel):
     vehicle_id: int
     plate: str
+    seats: int
     cost: float
     parts: dict[str, float] = Field(description="The cost's parts (distance or time, size...).")
 

@@ -149,8 +149,25 @@ def _assignment(assignment: Mapping[str, Any] | None, zone: ZoneInfo) -> tuple[B
                     "路线来源 Route source", label("route_source", assignment.get("route_source"))
                 ),
                 Field("人工指派理由 Override reason", _text(assignment.get("reason")), wide=True),
+                *_shared(assignment),
             )
         ),
+    )
+
+
+def _shared(assignment: Mapping[str, Any]) -> tuple[Field, ...]:
+    """A merged trip's orders and how its costs are shared (by passengers)."""
+    shared = assignment.get("shared") or []
+    if not shared:
+        return ()
+    riders = "; ".join(
+        f"#{s['order_id']} {s['unit_name']} {s['purpose']}"
+        f" ({s['passengers']}人 / pax, {s['share'] * 100:.0f}%)"
+        for s in shared
+    )
+    return (
+        Field("合并用车 Shared trip", riders, wide=True),
+        Field("本单分摊 This order's share", f"{float(assignment.get('share', 1.0)) * 100:.0f}%"),
     )
 
 
@@ -418,7 +435,7 @@ def _assignments(rows: Sequence[Mapping[str, Any]], zone: ZoneInfo) -> tuple[Blo
             columns,
             [
                 (
-                    f"#{_text(a.get('order_id'))}",
+                    " + ".join(f"#{i}" for i in (a.get("order_ids") or [a.get("order_id")])),
                     _text(a.get("purpose")),
                     format_time(a.get("from"), zone),
                     format_time(a.get("to"), zone),

@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 
 from costs import checks as fuel_checks
 from costs.models import CostAllocation, CostKind, CostRecord
-from dispatch import service
-from dispatch.models import Assignment, OrderDecision, TripOrder
+from dispatch import merging, service
+from dispatch.models import Assignment, AssignmentOrder, OrderDecision, TripOrder
 from fleet import access, checkpoint
 from fleet.auth import Actor, require
 from fleet.db import utcnow
@@ -34,6 +34,35 @@ DRAW_TOLERANCE_DEG = 0.00002
 
 def _iso(value: datetime | date | None) -> str | None:
     return None if value is None else value.isoformat()
+
+
+def _shared_trip(session: Session, held: Assignment, order: TripOrder) -> dict[str, Any]:
+    """The orders the assignment carries (a merged trip, 合并用车, carries several: those it
+    carries now, or those it carried when it ended), each with its part of the trip's costs."""
+    rows = session.execute(
+        select(TripOrder, OrgUnit.name, AssignmentOrder.active)
+        .join(AssignmentOrder, AssignmentOrder.order_id == TripOrder.id)
+        .join(OrgUnit, OrgUnit.id == TripOrder.unit_id)
+        .where(AssignmentOrder.assignment_id == held.id)
+        .order_by(TripOrder.start_at, TripOrder.id)
+    ).all()
+    riding = [(o, unit) for o, unit, active in rows if active or not held.active]
+    shares = merging.cost_shares({o.id: o.passengers for o, _ in riding})
+    return {
+        "shared": [
+            {
+                "order_id": o.id,
+                "purpose": o.purpose,
+                "unit_name": unit,
+                "passengers": o.passengers,
+                "share": round(shares[o.id], 4),
+            }
+            for o, unit in riding
+        ]
+        if len(riding) > 1
+        else [],
+        "share": round(shares.get(order.id, 1.0), 4),
+    }
 
 
 def _coords(session: Session, geom: Any) -> list[list[float]]:
@@ -143,7 +172,8 @@ def order_dossier(
         )
     held = session.scalar(
         select(Assignment)
-        .where(Assignment.order_id == order.id)
+        .join(AssignmentOrder, AssignmentOrder.assignment_id == Assignment.id)
+        .where(AssignmentOrder.order_id == order.id)
         .order_by(Assignment.active.desc(), Assignment.id.desc())
         .limit(1)
     )
@@ -175,6 +205,7 @@ def order_dossier(
             "assigned_at": _iso(held.created_at),
             "route_source": held.route_source,
             "active": held.active,
+            **_shared_trip(session, held, order),
         }
         if held.route is not None:
             planned = _coords(session, held.route)
@@ -415,6 +446,15 @@ def vehicle_file(
         .where(Assignment.vehicle_id == vehicle.id)
         .order_by(Assignment.id)
     ).all()
+    # The orders each assignment carried (a merged trip, 合并用车, several).
+    carried: dict[int, list[int]] = defaultdict(list)
+    for assignment_id, order_id in session.execute(
+        select(AssignmentOrder.assignment_id, AssignmentOrder.order_id)
+        .join(Assignment, Assignment.id == AssignmentOrder.assignment_id)
+        .where(Assignment.vehicle_id == vehicle.id)
+        .order_by(AssignmentOrder.order_id)
+    ):
+        carried[assignment_id].append(order_id)
     alerts = _alerts(session, Alert.vehicle_id == vehicle.id)
     outcomes: dict[str, dict[str, int]] = {}
     for a in alerts:
@@ -464,6 +504,7 @@ def vehicle_file(
         "assignments": [
             {
                 "order_id": order.id,
+                "order_ids": carried.get(held.id, [order.id]),
                 "purpose": order.purpose,
                 "from": _iso(held.period.lower),
                 "to": _iso(held.period.upper),

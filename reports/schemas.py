@@ -79,6 +79,12 @@ class DossierAssignment(BaseModel):
     assigned_at: str | None
     route_source: str
     active: bool
+    shared: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="A merged trip (合并用车): the orders it carries, each with order_id, purpose,"
+        " unit_name, passengers and share (its part of the trip's costs); empty otherwise.",
+    )
+    share: float = Field(1.0, description="This order's part of the trip's costs (by passengers).")
 
 
 class Route(BaseModel):
@@ -171,7 +177,8 @@ class VehicleFile(BaseModel):
         " fuel and energy norms, make and model, fuel card, unit, depot, status, created_at."
     )
     assignments: list[dict[str, Any]] = Field(
-        description="Each: order_id, purpose, from, to, driver, status."
+        description="Each: order_id (the lead order), order_ids (every order it carried: several"
+        " for a merged trip), purpose, from, to, driver, status."
     )
     distance_by_month: list[dict[str, Any]]
     consumption: list[dict[str, Any]]

@@ -17,6 +17,7 @@ from dispatch.service.approvals import (
 from dispatch.service.assignment import assign, planned_route
 from dispatch.service.availability import dispatch_plan, suggestions, vehicle_facts, window
 from dispatch.service.lifecycle import cancel, create_order, finish, start, submit
+from dispatch.service.merged import merge, unmerge
 from dispatch.service.scope import get_order, list_orders
 from dispatch.service.views import trips_of, view, views
 
@@ -32,6 +33,7 @@ __all__ = [
     "get_order",
     "list_orders",
     "list_rules",
+    "merge",
     "overdue_emergencies",
     "pending_for",
     "planned_route",
@@ -40,6 +42,7 @@ __all__ = [
     "suggestions",
     "traits",
     "trips_of",
+    "unmerge",
     "vehicle_facts",
     "view",
     "views",

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dispatch import matching
-from dispatch.models import Assignment, TripOrder
+from dispatch.models import Assignment, AssignmentOrder, TripOrder
 from dispatch.orders import IllegalMove, OrderStatus, move
 from dispatch.schemas import AssignIn
 from dispatch.service.availability import order_facts, vehicle_facts, window
@@ -46,6 +46,12 @@ def planned_route(session: Session, order: TripOrder) -> tuple[LineString, str]:
     origin = to_shape(order.origin)
     stops = [(origin.y, origin.x), *((d["lat"], d["lon"]) for d in order.destinations)]
     stops.append(stops[0])
+    return route_through(session, stops)
+
+
+def route_through(session: Session, stops: list[tuple[float, float]]) -> tuple[LineString, str]:
+    """The line through the stops, (lat, lon), in their order: on the imported roads where every
+    leg can be routed, else straight legs; and which it is ("roads"/"straight")."""
     legs: list[list[tuple[float, float]]] = []
     conn = session.connection()
     if roads.loaded(conn):
@@ -59,6 +65,46 @@ def planned_route(session: Session, order: TripOrder) -> tuple[LineString, str]:
         points = [p for leg in legs for p in leg]
         return LineString([(lon, lat) for lat, lon in points]), "roads"
     return LineString([(lon, lat) for lat, lon in stops]), "straight"
+
+
+def vehicle_and_driver(
+    session: Session, actor: Actor, vehicle_id: int, driver_id: int
+) -> tuple[Vehicle, Driver]:
+    """The vehicle and the (active) driver named, in the actor's scope; else Invalid."""
+    vehicle = session.scalar(
+        select(Vehicle).where(Vehicle.id == vehicle_id, Vehicle.unit_id.in_(units_in_scope(actor)))
+    )
+    if vehicle is None:
+        raise Invalid(f"unknown vehicle {vehicle_id}", field="vehicle_id")
+    driver = session.scalar(
+        select(Driver).where(Driver.id == driver_id, Driver.unit_id.in_(units_in_scope(actor)))
+    )
+    if driver is None or not driver.active:
+        raise Invalid(f"unknown or inactive driver {driver_id}", field="driver_id")
+    return vehicle, driver
+
+
+def hold(
+    session: Session, held: Assignment, order_ids: list[int], vehicle: Vehicle, driver: Driver
+) -> None:
+    """Adds the assignment and the orders it carries. Of two dispatchers racing for one vehicle
+    (or driver), the database's exclusion constraint lets exactly one through; the other gets
+    Conflict."""
+    try:
+        with session.begin_nested():
+            session.add(held)
+            session.flush()
+            session.add_all(AssignmentOrder(assignment_id=held.id, order_id=o) for o in order_ids)
+            session.flush()
+    except IntegrityError as error:
+        if isinstance(error.orig, pg_errors.ExclusionViolation):
+            who = "driver" if "driver" in str(error.orig) else "vehicle"
+            taken = vehicle.plate if who == "vehicle" else driver.name
+            raise Conflict(
+                f"{who} {taken} is already assigned in this window (turnaround included)",
+                field=f"{who}_id",
+            ) from None
+        raise
 
 
 def assign(
@@ -75,18 +121,7 @@ def assign(
     exclusion constraint lets exactly one through; the other gets Conflict."""
     require(actor, "order", "assign")
     order = get_order(session=session, actor=actor, order_id=order_id, lock=True)
-    vehicle = session.scalar(
-        select(Vehicle).where(
-            Vehicle.id == data.vehicle_id, Vehicle.unit_id.in_(units_in_scope(actor))
-        )
-    )
-    if vehicle is None:
-        raise Invalid(f"unknown vehicle {data.vehicle_id}", field="vehicle_id")
-    driver = session.scalar(
-        select(Driver).where(Driver.id == data.driver_id, Driver.unit_id.in_(units_in_scope(actor)))
-    )
-    if driver is None or not driver.active:
-        raise Invalid(f"unknown or inactive driver {data.driver_id}", field="driver_id")
+    vehicle, driver = vehicle_and_driver(session, actor, data.vehicle_id, data.driver_id)
     if order.status == OrderStatus.SUBMITTED and not order.emergency:
         raise IllegalMove("a submitted order is assigned once approved (unless it is an emergency)")
     _fits(order, vehicle)
@@ -112,18 +147,6 @@ def assign(
         reason=reason,
         assigned_by=actor.user_id,
     )
-    try:
-        with session.begin_nested():
-            session.add(held)
-            session.flush()
-    except IntegrityError as error:
-        if isinstance(error.orig, pg_errors.ExclusionViolation):
-            who = "driver" if "driver" in str(error.orig) else "vehicle"
-            taken = vehicle.plate if who == "vehicle" else driver.name
-            raise Conflict(
-                f"{who} {taken} is already assigned in this window (turnaround included)",
-                field=f"{who}_id",
-            ) from None
-        raise
+    hold(session, held, [order.id], vehicle, driver)
     record(session, actor, order, "assign", before)
     return order

@@ -3,16 +3,17 @@ free in them, the ranked suggestions for one order and the plan for all approved
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from geoalchemy2.shape import to_shape
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import Range
 from sqlalchemy.orm import Session
 
 from dispatch import matching
-from dispatch.models import Assignment, TripOrder
+from dispatch.models import Assignment, AssignmentOrder, TripOrder
 from dispatch.orders import OrderStatus
 from dispatch.service.scope import get_order, scoped
 from dispatch.settings import DispatchSettings
@@ -162,12 +163,19 @@ def suggestions(
     )
     wanted = order_facts(order)
     ranked = matching.rank(wanted, facts, travel_min=_travel_minutes(session, wanted, facts))
+    seats = {f.id: f.seats for f in facts}
     return {
         "merge": _merge_options(session, actor, order, facts),
         "order_id": order.id,
         "status": order.status,
         "candidates": [
-            {"vehicle_id": c.vehicle_id, "plate": c.plate, "cost": c.cost, "parts": c.parts}
+            {
+                "vehicle_id": c.vehicle_id,
+                "plate": c.plate,
+                "seats": seats[c.vehicle_id],
+                "cost": c.cost,
+                "parts": c.parts,
+            }
             for c in ranked
         ],
         "excluded": [
@@ -200,8 +208,11 @@ def _merge_options(
     slack = timedelta(hours=1)
     rows = session.execute(
         scoped(actor)
-        .add_columns(Assignment.vehicle_id, Vehicle.seats)
-        .outerjoin(Assignment, (Assignment.order_id == TripOrder.id) & Assignment.active)
+        .add_columns(Assignment.id, Assignment.vehicle_id, Vehicle.seats)
+        .outerjoin(
+            AssignmentOrder, (AssignmentOrder.order_id == TripOrder.id) & AssignmentOrder.active
+        )
+        .outerjoin(Assignment, (Assignment.id == AssignmentOrder.assignment_id) & Assignment.active)
         .outerjoin(Vehicle, Vehicle.id == Assignment.vehicle_id)
         .where(
             TripOrder.id != order.id,
@@ -211,7 +222,31 @@ def _merge_options(
             TripOrder.start_at.between(order.start_at - slack, order.start_at + slack),
         )
     ).all()
-    others = [_as_trip(o, seats, vehicle) for o, vehicle, seats in rows]
+    # An assigned order's car carries the passengers of every order of its trip.
+    held = {a for _, a, _, _ in rows if a is not None}
+    aboard: dict[Any, int] = dict(
+        session.execute(
+            select(AssignmentOrder.assignment_id, func.sum(TripOrder.passengers))
+            .join(TripOrder, TripOrder.id == AssignmentOrder.order_id)
+            .where(AssignmentOrder.assignment_id.in_(held), AssignmentOrder.active)
+            .group_by(AssignmentOrder.assignment_id)
+        ).all()
+        if held
+        else []
+    )
+    own = session.scalar(
+        select(AssignmentOrder.assignment_id).where(
+            AssignmentOrder.order_id == order.id, AssignmentOrder.active
+        )
+    )
+    others = []
+    for other, assignment_id, vehicle, seats in rows:
+        if assignment_id is not None and assignment_id == own:
+            continue  # already in this order's trip
+        trip = _as_trip(other, seats, vehicle)
+        if assignment_id is not None:
+            trip = replace(trip, passengers=int(aboard.get(assignment_id, other.passengers)))
+        others.append(trip)
     largest = max((f.seats for f in facts if f.active), default=0)
     return matching.merge_options(_as_trip(order, None, None), others, largest_seats=largest)
 

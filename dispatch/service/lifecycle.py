@@ -11,7 +11,7 @@ from shapely import Point
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from dispatch.models import Assignment, TripOrder
+from dispatch.models import Assignment, AssignmentOrder, TripOrder
 from dispatch.orders import OrderStatus, move
 from dispatch.schemas import Comment, OrderCreate
 from dispatch.service.approvals import approval_chain, traits
@@ -102,10 +102,22 @@ def submit(
 
 
 def _release(session: Session, order_id: int) -> None:
-    for held in session.scalars(
-        select(Assignment).where(Assignment.order_id == order_id, Assignment.active)
+    """The order leaves its assignment; the vehicle and driver are released with the last order
+    the assignment carries (a merged trip goes on for the others)."""
+    for carriage in session.scalars(
+        select(AssignmentOrder).where(AssignmentOrder.order_id == order_id, AssignmentOrder.active)
     ):
-        held.active = False
+        carriage.active = False
+        session.flush()
+        others = session.scalar(
+            select(func.count()).where(
+                AssignmentOrder.assignment_id == carriage.assignment_id, AssignmentOrder.active
+            )
+        )
+        if not others:
+            held = session.get(Assignment, carriage.assignment_id)
+            if held is not None:
+                held.active = False
 
 
 def cancel(*, session: Session, actor: Actor, order_id: int, data: Comment) -> TripOrder:
@@ -140,10 +152,13 @@ def _drive(
     action: str,
     odometer_km: float | None,
 ) -> TripOrder:
-    """The driver of the assignment (or a dispatcher) starts and finishes the trip."""
+    """The driver of the assignment (or a dispatcher) starts and finishes the trip. A merged
+    trip starts and finishes as one: the other orders it carries move with this one."""
     order = get_order(session=session, actor=actor, order_id=order_id, lock=True)
     held = session.scalar(
-        select(Assignment).where(Assignment.order_id == order.id, Assignment.active)
+        select(Assignment)
+        .join(AssignmentOrder, AssignmentOrder.assignment_id == Assignment.id)
+        .where(AssignmentOrder.order_id == order.id, AssignmentOrder.active, Assignment.active)
     )
     driver_user = (
         session.scalar(select(Driver.user_id).where(Driver.id == held.driver_id)) if held else None
@@ -152,18 +167,35 @@ def _drive(
         driver_user is None or driver_user != actor.user_id
     ):
         raise Forbidden("only the assigned driver or a dispatcher starts and finishes a trip")
-    before = audit.snapshot(order)
-    order.status = move(order.status, to)
-    if odometer_km is not None:
-        if to == OrderStatus.IN_PROGRESS:
-            order.odometer_start_km = odometer_km
-        elif order.odometer_start_km is not None and odometer_km < order.odometer_start_km:
-            raise Invalid(
-                f"the odometer read {order.odometer_start_km:g} km at the start",
-                field="odometer_km",
+    moving = [order]
+    if held is not None:
+        others = session.scalars(
+            select(TripOrder)
+            .join(AssignmentOrder, AssignmentOrder.order_id == TripOrder.id)
+            .where(
+                AssignmentOrder.assignment_id == held.id,
+                AssignmentOrder.active,
+                TripOrder.id != order.id,
             )
-        else:
-            order.odometer_end_km = odometer_km
+            .order_by(TripOrder.id)
+            .with_for_update(of=TripOrder)
+        ).all()
+        # Only those still where this one is (one cancelled or already moved stays).
+        moving += [o for o in others if o.status == order.status]
+    befores = [audit.snapshot(o) for o in moving]
+    for each in moving:
+        each.status = move(each.status, to)
+        if odometer_km is not None:
+            if to == OrderStatus.IN_PROGRESS:
+                each.odometer_start_km = odometer_km
+            elif each.odometer_start_km is not None and odometer_km < each.odometer_start_km:
+                raise Invalid(
+                    f"the odometer read {each.odometer_start_km:g} km at the start",
+                    field="odometer_km",
+                )
+            else:
+                each.odometer_end_km = odometer_km
     session.flush()
-    record(session, actor, order, action, before)
+    for each, before in zip(moving, befores, strict=True):
+        record(session, actor, each, action, before)
     return order

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from dispatch.models import Assignment, TripOrder
+from dispatch.models import Assignment, AssignmentOrder, TripOrder
 from dispatch.orders import OrderStatus
 from fleet import audit, channels, events
 from fleet.auth import Actor, units_in_scope
@@ -24,7 +24,8 @@ def record(session: Session, actor: Actor, order: TripOrder, action: str, before
     driver_user_id = session.scalar(
         select(Driver.user_id)
         .join(Assignment, Assignment.driver_id == Driver.id)
-        .where(Assignment.order_id == order.id)
+        .join(AssignmentOrder, AssignmentOrder.assignment_id == Assignment.id)
+        .where(AssignmentOrder.order_id == order.id)
         .order_by(Assignment.id.desc())
         .limit(1)
     )
@@ -73,9 +74,10 @@ def scoped(actor: Actor) -> Select[Any]:
 def _driven_by(user_id: int | None) -> Select[Any]:
     """The orders whose active assignment names the user as the driver."""
     return (
-        select(Assignment.order_id)
+        select(AssignmentOrder.order_id)
+        .join(Assignment, Assignment.id == AssignmentOrder.assignment_id)
         .join(Driver, Driver.id == Assignment.driver_id)
-        .where(Assignment.active, Driver.user_id == user_id)
+        .where(Assignment.active, AssignmentOrder.active, Driver.user_id == user_id)
     )
 
 

@@ -10,9 +10,10 @@ from typing import Any
 from geoalchemy2.shape import to_shape
 from shapely.geometry import mapping
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
-from dispatch.models import Assignment, OrderDecision, TripOrder
+from dispatch import merging
+from dispatch.models import Assignment, AssignmentOrder, OrderDecision, TripOrder
 from telematics.models import Trip
 
 
@@ -70,7 +71,7 @@ def view(*, session: Session, order: TripOrder) -> dict[str, Any]:
 
 def views(*, session: Session, orders: Sequence[TripOrder]) -> list[dict[str, Any]]:
     """`view` of many orders in three queries, whatever their number: their decisions, their
-    active assignments, and the trips driven within those."""
+    active assignments (with the orders each carries), and the trips driven within those."""
     ids = [o.id for o in orders]
     if not ids:
         return []
@@ -79,28 +80,44 @@ def views(*, session: Session, orders: Sequence[TripOrder]) -> list[dict[str, An
         select(OrderDecision).where(OrderDecision.order_id.in_(ids)).order_by(OrderDecision.id)
     ):
         decisions[decision.order_id].append(decision)
-    held = {
-        a.order_id: a
-        for a in session.scalars(
-            select(Assignment).where(Assignment.order_id.in_(ids), Assignment.active)
-        )
-    }
+    # Each order's active assignment, and the orders each of those carries with their passengers.
+    mine, other = aliased(AssignmentOrder), aliased(AssignmentOrder)
+    held: dict[int, Assignment] = {}
+    riders: dict[int, dict[int, int]] = defaultdict(dict)
+    for order_id, assignment, rider_id, passengers in session.execute(
+        select(mine.order_id, Assignment, other.order_id, TripOrder.passengers)
+        .join(Assignment, Assignment.id == mine.assignment_id)
+        .join(other, (other.assignment_id == Assignment.id) & other.active)
+        .join(TripOrder, TripOrder.id == other.order_id)
+        .where(mine.order_id.in_(ids), mine.active, Assignment.active)
+    ):
+        held[order_id] = assignment
+        riders[assignment.id][rider_id] = passengers
     driven: dict[int, list[Trip]] = defaultdict(list)
     if held:
         rows = session.execute(
-            select(Assignment.order_id, Trip)
+            select(Assignment.id, Trip)
             .join(
                 Trip,
                 (Trip.vehicle_id == Assignment.vehicle_id)
                 & (Trip.start_at < func.upper(Assignment.period))
                 & (Trip.end_at > func.lower(Assignment.period)),
             )
-            .where(Assignment.id.in_([a.id for a in held.values()]))
+            .where(Assignment.id.in_({a.id for a in held.values()}))
             .order_by(Trip.start_at)
         )
-        for order_id, trip in rows:
-            driven[order_id].append(trip)
-    return [_shown(o, decisions[o.id], held.get(o.id), driven[o.id]) for o in orders]
+        for assignment_id, trip in rows:
+            driven[assignment_id].append(trip)
+    return [
+        _shown(
+            o,
+            decisions[o.id],
+            held.get(o.id),
+            driven[held[o.id].id] if o.id in held else [],
+            riders[held[o.id].id] if o.id in held else {},
+        )
+        for o in orders
+    ]
 
 
 def _shown(
@@ -108,6 +125,7 @@ def _shown(
     decisions: list[OrderDecision],
     held: Assignment | None,
     trips: list[Trip],
+    riders: dict[int, int],
 ) -> dict[str, Any]:
     shown = _view(order)
     shown["decisions"] = [
@@ -125,6 +143,10 @@ def _shown(
             "reason": held.reason,
             "route": mapping(to_shape(held.route)) if held.route is not None else None,
             "route_source": held.route_source,
+            "id": held.id,
+            "order_ids": sorted(riders),
+            "passengers": sum(riders.values()),
+            "share": round(merging.cost_shares(riders).get(order.id, 1.0), 4),
         }
         shown["trips"] = [
             {

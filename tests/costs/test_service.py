@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from costs import service as costs
 from costs.models import CostAllocation
 from costs.schemas import CostIn
-from dispatch.models import Assignment, TripOrder
+from dispatch.models import Assignment, AssignmentOrder, TripOrder
 from dispatch.settings import DispatchSettings
 from fleet.auth import Actor
 from fleet.models import Driver, OrgUnit, UserAccount, Vehicle
@@ -228,14 +228,15 @@ def _order_on(
     )
     db.add(order)
     db.flush()
-    db.add(
-        Assignment(
-            order_id=order.id,
-            vehicle_id=vehicle.id,
-            driver_id=driver.id,
-            period=Range(start, start + timedelta(hours=hours)),
-        )
+    held = Assignment(
+        order_id=order.id,
+        vehicle_id=vehicle.id,
+        driver_id=driver.id,
+        period=Range(start, start + timedelta(hours=hours)),
     )
+    db.add(held)
+    db.flush()
+    db.add(AssignmentOrder(assignment_id=held.id, order_id=order.id))  # the order it carries
     db.flush()
     return order
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
@@ -14,7 +15,7 @@ from sqlalchemy import text
 from fleet import channels
 from telematics import stream
 from telematics.ingest import month_start, partition_sql
-from tests.web.conftest import CENTRE, GRID, SCREENSHOTS, Stack, sign_in
+from tests.web.conftest import CENTRE, GRID, SCREENSHOTS, Stack, api_client, sign_in
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -213,3 +214,66 @@ def test_a_write_is_committed_before_its_answer(stack: Stack) -> None:
             ).json()["access_token"]
             me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
             assert me.status_code == 200, me.text
+
+
+def _approved(stack: Stack, start: datetime, name: str) -> int:
+    """An order of one passenger to the same far place, through the API, approved step by step
+    (the demo's approver and leader decide in turn)."""
+    body = {
+        "purpose": f"合并测试 {name}",
+        "passengers": 1,
+        "start_at": start.isoformat(),
+        "end_at": (start + timedelta(hours=2)).isoformat(),
+        "origin": {"type": "Point", "coordinates": [120.2106, 30.2452]},
+        "origin_name": "市民中心",
+        "destinations": [
+            {"point": {"type": "Point", "coordinates": [120.0903, 30.3002]}, "name": "合并目的地"}
+        ],
+    }
+    with api_client(stack, "requester") as requester:
+        reply = requester.post("/orders", json=body)
+        assert reply.status_code == 201, reply.text
+        order_id = int(reply.json()["id"])
+        assert requester.post(f"/orders/{order_id}/submit").status_code == 200
+    status = "submitted"
+    for _ in range(4):
+        for who in ("approver", "leader"):
+            with api_client(stack, who) as decider:
+                reply = decider.post(f"/orders/{order_id}/approve", json={})
+                if reply.status_code == 200:
+                    status = reply.json()["status"]
+        if status == "approved":
+            break
+    assert status == "approved"
+    return order_id
+
+
+def test_dispatcher_merges_two_orders_the_suggestions_pair(desk_context, stack: Stack) -> None:
+    _place_vehicles(stack, count=30)
+    start = (datetime.now(UTC) + timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
+    first = _approved(stack, start, "甲")
+    second = _approved(stack, start + timedelta(minutes=15), "乙")
+    page = desk_context.new_page()
+    sign_in(page, stack, "dispatcher")
+    page.wait_for_url("**/desk")
+    page.locator(f"button.order[data-order='{first}']").click(timeout=15_000)
+    option = page.locator(f".candidate.merge[data-order='{second}']")
+    option.wait_for(timeout=15_000)
+    assert f"#{second}" in (option.text_content() or "")
+    page.screenshot(path=str(SCREENSHOTS / "desk-merge.png"))
+    option.locator("button.merge").click()
+    page.wait_for_selector(".notice.ok", timeout=15_000)
+    assert f"#{first} + #{second}" in (page.text_content("#notice") or "")
+    with stack.engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT o.status, ao.assignment_id FROM trip_order o JOIN assignment_order ao"
+                " ON ao.order_id = o.id AND ao.active WHERE o.id IN (:a, :b)"
+            ),
+            {"a": first, "b": second},
+        ).all()
+    assert len(rows) == 2
+    assert {r[0] for r in rows} == {"assigned"}
+    assert rows[0][1] == rows[1][1]  # one car, one assignment
+    for order_id in (first, second):
+        page.locator(f"button.order[data-order='{order_id}']").wait_for(state="detached")

@@ -241,6 +241,7 @@ async function suggest(order) {
   document.getElementById("suggest-order").textContent = `#${order.id} ${order.purpose}`;
   const drivers = document.getElementById("driver");
   drivers.replaceChildren(...answer.drivers.map((d) => new Option(d.name, d.id)));
+  showMerges(order, answer, drivers);
   const list = document.getElementById("candidates");
   if (!answer.candidates.length) {
     const li = document.createElement("li");
@@ -294,6 +295,62 @@ async function assign(order, candidate, driverId, reasonInput) {
       notify(error.message, "error");
       if (reasonInput) reasonInput.focus();
     } else throw error;
+  }
+}
+
+// ---- merged trips (合并用车) ----------------------------------------------------------------
+
+// The orders `suggestions` says this one could share a car with: one already assigned with seats
+// to spare (its car and driver take this one aboard), or one still waiting (the best suggested
+// car seating both, with the chosen driver).
+function showMerges(order, answer, drivers) {
+  const pane = document.getElementById("merge-pane");
+  pane.hidden = !answer.merge.length;
+  document.getElementById("merges").replaceChildren(...answer.merge.map((m) => {
+    const li = document.createElement("li");
+    li.className = "candidate merge";
+    li.dataset.order = m.order_id;
+    const head = document.createElement("div");
+    head.innerHTML = "<b></b> <span class='muted'></span>";
+    head.querySelector("b").textContent = `${t("desk.merge_with")} #${m.order_id}`;
+    const room = m.spare_seats != null
+      ? `${t("desk.spare_seats")} ${m.spare_seats}`
+      : `${t("desk.together")} ${m.together} ${t("desk.passengers")}`;
+    head.querySelector("span").textContent = `${room} · ${t("desk.apart_km")} ${m.apart_km}`;
+    li.append(head);
+    const go = document.createElement("button");
+    go.type = "button";
+    go.className = "primary merge";
+    go.dataset.i18n = "desk.merge";
+    go.textContent = t("desk.merge");
+    go.addEventListener("click", () => mergeWith(order, m, answer, drivers.value));
+    li.append(go);
+    return li;
+  }));
+}
+
+async function mergeWith(order, option, answer, driverId) {
+  try {
+    const other = await api(`/api/v1/orders/${option.order_id}`);
+    const held = other.assignment;
+    const fits = answer.candidates.find((c) => c.seats >= (option.together ?? 0));
+    const body = {
+      order_ids: [order.id, ...(held ? held.order_ids : [other.id])],
+      vehicle_id: held ? held.vehicle_id : fits?.vehicle_id,
+      driver_id: held ? held.driver_id : Number(driverId),
+    };
+    if (!body.vehicle_id) {
+      notify(t("desk.no_candidates"), "error");
+      return;
+    }
+    const trip = await api("/api/v1/dispatch/merge", { method: "POST", body });
+    const ids = trip.items.map((o) => `#${o.id}`).join(" + ");
+    notify(`${t("desk.merged")}: ${ids}`, "ok");
+    document.getElementById("suggest").hidden = true;
+    await loadOrders();
+  } catch (error) {
+    if (error instanceof ApiError) notify(error.message, "error");
+    else throw error;
   }
 }
 
