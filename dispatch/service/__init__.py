@@ -17,6 +17,7 @@ from dispatch.service.approvals import (
 from dispatch.service.assignment import assign, planned_route
 from dispatch.service.availability import dispatch_plan, suggestions, vehicle_facts, window
 from dispatch.service.lifecycle import cancel, create_order, finish, start, submit
+from dispatch.service.ratings import rate
 from dispatch.service.scope import get_order, list_orders
 from dispatch.service.views import trips_of, view, views
 
@@ -35,6 +36,7 @@ __all__ = [
     "overdue_emergencies",
     "pending_for",
     "planned_route",
+    "rate",
     "start",
     "submit",
     "suggestions",

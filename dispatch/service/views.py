@@ -1,5 +1,5 @@
-"""Orders as the API answers them: each with its decisions, its assignment and the trips driven
-within it, loaded for a whole page in a fixed number of queries."""
+"""Orders as the API answers them: each with its decisions, its assignment, the trips driven
+within it and the requester's rating, loaded for a whole page in a fixed number of queries."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from shapely.geometry import mapping
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from dispatch.models import Assignment, OrderDecision, TripOrder
+from dispatch.models import Assignment, OrderDecision, TripOrder, TripRating
 from telematics.models import Trip
 
 
@@ -69,8 +69,8 @@ def view(*, session: Session, order: TripOrder) -> dict[str, Any]:
 
 
 def views(*, session: Session, orders: Sequence[TripOrder]) -> list[dict[str, Any]]:
-    """`view` of many orders in three queries, whatever their number: their decisions, their
-    active assignments, and the trips driven within those."""
+    """`view` of many orders in four queries, whatever their number: their decisions, their
+    active assignments, the trips driven within those, and their ratings."""
     ids = [o.id for o in orders]
     if not ids:
         return []
@@ -100,7 +100,13 @@ def views(*, session: Session, orders: Sequence[TripOrder]) -> list[dict[str, An
         )
         for order_id, trip in rows:
             driven[order_id].append(trip)
-    return [_shown(o, decisions[o.id], held.get(o.id), driven[o.id]) for o in orders]
+    rated = {
+        r.order_id: r
+        for r in session.scalars(select(TripRating).where(TripRating.order_id.in_(ids)))
+    }
+    return [
+        _shown(o, decisions[o.id], held.get(o.id), driven[o.id], rated.get(o.id)) for o in orders
+    ]
 
 
 def _shown(
@@ -108,8 +114,20 @@ def _shown(
     decisions: list[OrderDecision],
     held: Assignment | None,
     trips: list[Trip],
+    rating: TripRating | None,
 ) -> dict[str, Any]:
     shown = _view(order)
+    shown["rating"] = (
+        None
+        if rating is None
+        else {
+            "order_id": rating.order_id,
+            "driver_id": rating.driver_id,
+            "stars": rating.stars,
+            "comment": rating.comment,
+            "at": rating.at,
+        }
+    )
     shown["decisions"] = [
         {"approved": d.approved, "comment": d.comment, "by": d.username, "at": d.at}
         for d in decisions
