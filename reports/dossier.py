@@ -536,14 +536,20 @@ def driver_file(
         }
         for row in session.execute(DRIVER_MONTHLY_USE, {"zone": zone.key, "driver": driver.id})
     ]
-    driven = [
-        (Alert.vehicle_id == held.vehicle_id)
-        & (Alert.started_at < held.period.upper)
-        & (Alert.last_at >= held.period.lower)
-        for held, _, _ in holds
-        if held.active
-    ]
-    alerts = _alerts(session, or_(*driven)) if driven else []
+    # The alerts the engine tied to them (through the permit of their assignment), and those
+    # raised on the vehicle they held while they held it.
+    held_then = (
+        select(Assignment.id)
+        .where(
+            Assignment.driver_id == driver.id,
+            Assignment.active,
+            Assignment.vehicle_id == Alert.vehicle_id,
+            func.lower(Assignment.period) <= Alert.last_at,
+            func.upper(Assignment.period) > Alert.started_at,
+        )
+        .exists()
+    )
+    alerts = _alerts(session, or_(Alert.driver_id == driver.id, held_then))
     outcomes: dict[str, dict[str, int]] = {}
     for a in alerts:
         counts = outcomes.setdefault(
