@@ -56,7 +56,8 @@ def test_an_assignment_the_drivers_licence_does_not_cover_is_refused_naming_driv
     assert reply.status_code == 422, reply.text
     (problem,) = reply.json()["detail"]
     assert problem["loc"] == ["body", "driver_id"]
-    assert refused in problem["msg"] and accepted in problem["msg"]
+    assert refused in problem["msg"]
+    assert accepted in problem["msg"]
     reply = assign(client, people["desk"], order_id, vehicle.id, licensed.id)
     assert reply.status_code == 200, reply.text
 
@@ -124,8 +125,10 @@ def test_a_licence_expiry_is_entered_and_cleared_through_the_registry(
         .order_by(AuditEntry.id.desc())
     ).first()
     assert entry is not None
-    assert entry.before is not None and entry.before["licence_expires_on"] == "2031-06-30"
-    assert entry.after is not None and entry.after["licence_expires_on"] is None
+    assert entry.before is not None
+    assert entry.before["licence_expires_on"] == "2031-06-30"
+    assert entry.after is not None
+    assert entry.after["licence_expires_on"] is None
     refused = client.post(
         "/api/v1/drivers", json={**body, "licence_expires_on": "1999-12-31"}, headers=admin
     )
@@ -155,7 +158,9 @@ def test_the_requester_rates_a_completed_trip_once(
     client.app.dependency_overrides[get_now] = lambda: moment  # type: ignore[attr-defined]
     order_id = completed_order(client, people, pool, order_body)
     url = f"/api/v1/orders/{order_id}/rating"
-    reply = client.post(url, json={"stars": 4, "comment": " 准时，车内整洁 "}, headers=people["asker"])
+    reply = client.post(
+        url, json={"stars": 4, "comment": " 准时，车内整洁 "}, headers=people["asker"]
+    )
     assert reply.status_code == 201, reply.text
     assert reply.json() == {
         "order_id": order_id,
@@ -171,7 +176,8 @@ def test_the_requester_rates_a_completed_trip_once(
     entry = db.scalar(select(AuditEntry).where(AuditEntry.entity == "trip_rating"))
     assert entry is not None
     assert entry.action == "create"
-    assert entry.after is not None and entry.after["stars"] == 4
+    assert entry.after is not None
+    assert entry.after["stars"] == 4
 
 
 def test_only_the_requester_rates_and_only_a_completed_trip(
