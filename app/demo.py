@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
@@ -23,7 +24,7 @@ ROADS = Path(__file__).resolve().parent / "demo_data" / "hangzhou-xihu-roads.osm
 
 def seed(*, session: Session, redis: RedisClient, zone_name: str, now: datetime) -> demo.SeedReport:
     """Seeds every part in the caller's transaction; the report counts all that was added."""
-    report = demo.seed(session=session)
+    report = demo.seed(session=session, today=now.astimezone(ZoneInfo(zone_name)).date())
     added = {"fences": geofence_demo.seed(session=session)}
     settings = DispatchSettings()
     added.update(

@@ -178,3 +178,26 @@ class AssignmentOrder(Base):
             postgresql_where=sa.text("active"),
         ),
     )
+
+
+class TripRating(Base):
+    """The requester's rating of a completed trip (用车评价): once per order, 1 to 5 stars. It
+    names the driver of the assignment the trip was driven under, so a driver's ratings stay
+    theirs whatever happens to the order later."""
+
+    __tablename__ = "trip_rating"
+
+    id: Mapped[int] = mapped_column(sa.Integer, sa.Identity(), primary_key=True)
+    order_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("trip_order.id", ondelete="RESTRICT"), unique=True
+    )
+    requester_id: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id", ondelete="RESTRICT"))
+    driver_id: Mapped[int] = mapped_column(sa.ForeignKey("driver.id", ondelete="RESTRICT"))
+    stars: Mapped[int] = mapped_column(sa.SmallInteger)
+    comment: Mapped[str] = mapped_column(sa.String(500), server_default="")
+    at: Mapped[datetime]
+
+    __table_args__ = (
+        sa.CheckConstraint("stars BETWEEN 1 AND 5", name="stars"),
+        sa.Index("ix_trip_rating_driver_id", "driver_id"),
+    )

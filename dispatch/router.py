@@ -21,6 +21,8 @@ from dispatch.schemas import (
     Orders,
     Places,
     PlanOut,
+    RatingIn,
+    RatingOut,
     Reading,
     RuleIn,
     RuleOut,
@@ -28,7 +30,7 @@ from dispatch.schemas import (
     Suggestions,
 )
 from dispatch.settings import DispatchSettings, DispatchSettingsDep
-from fleet.api import ActorDep, ListingDep, RedisDep, SessionDep, ZoneDep
+from fleet.api import ActorDep, ListingDep, NowDep, RedisDep, SessionDep, ZoneDep
 from fleet.auth import Actor
 from fleet.schemas import Id, Page
 from geofence.settings import GeofenceSettingsDep, clock_seconds
@@ -245,17 +247,40 @@ def _drive(
     return service.view(session=session, order=order)
 
 
+@router.post(
+    "/orders/{order_id}/rating",
+    status_code=status.HTTP_201_CREATED,
+    response_model=RatingOut,
+    responses={
+        403: {"description": "Only the order's requester rates it."},
+        404: {"description": "No such order in the caller's reach."},
+        409: {"description": "Already rated, or not completed."},
+    },
+)
+def rate(session: SessionDep, actor: ActorDep, now: NowDep, order_id: Id, data: RatingIn) -> Any:
+    """The requester rates the completed trip (用车评价): `{"stars": 1-5, "comment"?}`, once."""
+    return service.rate(session=session, actor=actor, order_id=order_id, data=data, now=now)
+
+
 @router.get("/orders/{order_id}/suggestions", response_model=Suggestions)
 def suggestions(
     session: SessionDep,
     redis: RedisDep,
     actor: ActorDep,
     dispatch_settings: DispatchSettingsDep,
+    now: NowDep,
+    zone: ZoneDep,
     order_id: Id,
 ) -> dict[str, Any]:
-    """Ranked vehicles with the parts of each score, the vehicles left out and why, free drivers."""
+    """Ranked vehicles with the parts of each score, the vehicles left out and why, free drivers
+    with their licences (flagged when expired, expiring within 30 days, or of no known expiry)."""
     return service.suggestions(
-        session=session, redis=redis, actor=actor, order_id=order_id, settings=dispatch_settings
+        session=session,
+        redis=redis,
+        actor=actor,
+        order_id=order_id,
+        settings=dispatch_settings,
+        now=now.astimezone(zone),
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -16,6 +16,7 @@ from pydantic import (
 
 from dispatch.approval import Condition
 from dispatch.orders import OrderStatus
+from fleet.licences import LicenceState
 from fleet.models import BodyClass, VehicleCategory
 from fleet.schemas import Id, Moment, Strict
 
@@ -97,6 +98,11 @@ class MergeIn(Strict):
     reason: str = Field("", max_length=2000, description="Why (optional).")
 
 
+class RatingIn(Strict):
+    stars: int = Field(ge=1, le=5, description="1 (poor) to 5 (excellent) stars.")
+    comment: str = Field("", max_length=500, description="Optional words for the pool.")
+
+
 class RuleIn(Strict):
     unit_id: Id
     condition: Condition
@@ -158,6 +164,18 @@ class ActualOut(BaseModel):
     duration_s: float
 
 
+class RatingOut(BaseModel):
+    """The requester's rating of the completed trip (用车评价)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    order_id: int
+    driver_id: int
+    stars: int
+    comment: str
+    at: datetime
+
+
 class OrderOut(BaseModel):
     """A trip order with its decisions, its assignment and the trips driven under it."""
 
@@ -190,6 +208,7 @@ class OrderOut(BaseModel):
     assignment: AssignmentOut | None
     trips: list[OrderTripOut]
     actual: ActualOut | None = Field(None, description="Distance and time driven, once assigned.")
+    rating: RatingOut | None = Field(None, description="The requester's rating, once given.")
 
 
 class Orders(BaseModel):
@@ -242,6 +261,12 @@ class ExcludedOut(BaseModel):
 class DriverChoice(BaseModel):
     id: int
     name: str
+    licence_class: str
+    licence_expires_on: date | None
+    licence_state: LicenceState = Field(
+        description="valid; expiring (within 30 days); expired; unknown (no expiry recorded)."
+    )
+    licence_days_left: int | None = Field(description="Days until the licence expires, local.")
 
 
 class MergeOption(BaseModel):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -179,6 +179,8 @@ class Driver(Timestamped, Base):
     name: Mapped[str] = mapped_column(sa.String(100))
     phone: Mapped[str] = mapped_column(sa.String(32), server_default="")
     licence_class: Mapped[str] = mapped_column(sa.String(4))
+    # The last day the licence is valid (驾驶证有效期止); none: not recorded yet.
+    licence_expires_on: Mapped[date | None] = mapped_column(sa.Date)
     unit_id: Mapped[int] = mapped_column(sa.ForeignKey("org_unit.id", ondelete="RESTRICT"))
     user_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("user_account.id", ondelete="SET NULL"), unique=True

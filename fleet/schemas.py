@@ -294,9 +294,20 @@ LicenceClass = Annotated[
 ]
 
 
+LicenceExpiry = Annotated[
+    date,
+    Field(
+        ge=date(2000, 1, 1),
+        le=date(2099, 12, 31),
+        description="The last day the licence is valid (驾驶证有效期止), a local date.",
+    ),
+]
+
+
 class DriverCreate(Strict):
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
     licence_class: LicenceClass
+    licence_expires_on: LicenceExpiry | None = None
     unit_id: Id
     phone: str = Field("", max_length=32)
     user_id: Id | None = None
@@ -306,6 +317,7 @@ class DriverCreate(Strict):
 class DriverUpdate(Strict):
     name: Annotated[str, Field(default=None, min_length=1, max_length=100)]
     licence_class: Annotated[LicenceClass, OMITTED]
+    licence_expires_on: LicenceExpiry | None = None
     unit_id: Annotated[Id, OMITTED]
     phone: Annotated[str, Field(default=None, max_length=32)]
     user_id: Id | None = None
@@ -316,6 +328,7 @@ class DriverOut(Out):
     id: int
     name: str
     licence_class: str
+    licence_expires_on: date | None
     unit_id: int
     phone: str
     user_id: int | None

@@ -1,5 +1,6 @@
-"""The order dossier and the vehicle file as `Document`s (reports.layout), from the plain dicts
-`reports.dossier` builds: which sections, which fields and tables, in which tones."""
+"""The order dossier, the vehicle file and the driver's file as `Document`s (reports.layout),
+from the plain dicts `reports.dossier` builds: which sections, which fields and tables, in which
+tones."""
 
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ H_ROUTE = "路线与轨迹 Route and track"
 H_COSTS = "费用 Costs"
 H_ALERTS = "告警 Alerts"
 H_AUDIT = "审计日志 Audit log"
+H_RATING = "用车评价 Rating"
 
 
 def _lon_lat(value: object) -> tuple[float, float] | None:
@@ -321,6 +323,26 @@ def _order_alerts(alerts: Sequence[Mapping[str, Any]], zone: ZoneInfo) -> tuple[
     return (_table_or_none(columns, rows, (6, 12, 8, 11, 11, 14, 14, 11, 19), tones),)
 
 
+def _stars(stars: object) -> str:
+    if not isinstance(stars, int) or not 1 <= stars <= 5:
+        return MISSING
+    return f"{'★' * stars}{'☆' * (5 - stars)} {stars}/5"
+
+
+def _rating(rating: Mapping[str, Any] | None, zone: ZoneInfo) -> tuple[Block, ...]:
+    if not rating:
+        return (Note(f"{NONE_NOTE}: 未评价 Not rated"),)
+    return (
+        Fields(
+            (
+                Field("评分 Stars", _stars(rating.get("stars"))),
+                Field("评价时间 Rated at", format_time(rating.get("at"), zone)),
+                Field("评语 Comment", _text(rating.get("comment")), wide=True),
+            )
+        ),
+    )
+
+
 def _verification(verification: Mapping[str, Any] | None) -> Note:
     if not verification:
         return Note("未校验 Not verified")
@@ -376,6 +398,7 @@ def _order_document(dossier: Mapping[str, Any], zone: ZoneInfo) -> Document:
             ),
             Section(H_COSTS, _order_costs(dossier.get("costs") or {}, zone)),
             Section(H_ALERTS, _order_alerts(dossier.get("alerts") or [], zone)),
+            Section(H_RATING, _rating(dossier.get("rating"), zone)),
             Section(H_AUDIT, _audit(dossier.get("audit") or {}, zone)),
         ),
     )
@@ -681,5 +704,127 @@ def _vehicle_document(file: Mapping[str, Any], zone: ZoneInfo) -> Document:
                 _vehicle_alerts(file.get("alerts") or [], file.get("alert_outcomes") or {}, zone),
             ),
             Section(H_STATUS, _status_changes(file.get("status_changes") or [], zone)),
+        ),
+    )
+
+
+# ---- the driver's file ------------------------------------------------------------------------
+
+H_DRIVER = "驾驶员信息 Driver"
+H_LICENCE = "驾驶证 Licence"
+H_DRIVEN = "月度里程与时长 Distance and hours by month"
+H_RATINGS = "用车评价 Ratings"
+
+LICENCE_STATES: dict[str, tuple[str, Tone]] = {
+    "valid": ("有效 Valid", "ok"),
+    "expiring": ("即将到期 Expires within 30 days", "bad"),
+    "expired": ("已过期 Expired", "bad"),
+    "unknown": ("未登记有效期 Expiry not recorded", "muted"),
+}
+
+
+def _driver(driver: Mapping[str, Any], zone: ZoneInfo) -> tuple[Block, ...]:
+    return (
+        Fields(
+            (
+                Field("姓名 Name", _text(driver.get("name"))),
+                Field("电话 Phone", _text(driver.get("phone"))),
+                Field("所属单位 Unit", _text((driver.get("unit") or {}).get("name"))),
+                Field("在岗 Active", _yes_no(driver.get("active"))),
+                Field("登记时间 Registered", format_time(driver.get("created_at"), zone)),
+            )
+        ),
+    )
+
+
+def _licence(licence: Mapping[str, Any]) -> tuple[Block, ...]:
+    state, tone = LICENCE_STATES.get(str(licence.get("state")), (MISSING, "muted"))
+    days = licence.get("days_left")
+    if days is not None:
+        state += f" ({days} 天 days)" if days >= 0 else f" ({-days} 天前 days ago)"
+    return (
+        Fields(
+            (
+                Field("准驾车型 Class", _text(licence.get("class"))),
+                Field("可驾车型 Covers", _text(" ".join(licence.get("covers") or []))),
+                Field("有效期至 Valid until", _text(licence.get("expires_on"))),
+            )
+        ),
+        Note(f"状态 State: {state}", tone),
+    )
+
+
+def _driver_assignments(rows: Sequence[Mapping[str, Any]], zone: ZoneInfo) -> tuple[Block, ...]:
+    columns = ("单号 Order", "用途 Purpose", "开始 From", "结束 To", "车辆 Vehicle", "状态 Status")
+    return (
+        _table_or_none(
+            columns,
+            [
+                (
+                    f"#{_text(a.get('order_id'))}",
+                    _text(a.get("purpose")),
+                    format_time(a.get("from"), zone),
+                    format_time(a.get("to"), zone),
+                    _text((a.get("vehicle") or {}).get("plate")),
+                    label("order_status", a.get("status")),
+                )
+                for a in rows
+            ],
+            (9, 33, 16, 16, 12, 14),
+        ),
+    )
+
+
+def _driver_ratings(ratings: Mapping[str, Any], zone: ZoneInfo) -> tuple[Block, ...]:
+    items = ratings.get("items") or []
+    average = ratings.get("average")
+    summary = (
+        f"平均 Average {average:.2f}/5, {ratings.get('count', 0)} 条 ratings"
+        if average is not None
+        else f"{NONE_NOTE}: 暂无评价 No ratings yet"
+    )
+    return (
+        Note(summary, "total"),
+        _table_or_none(
+            ("单号 Order", "用途 Purpose", "评分 Stars", "评语 Comment", "时间 At"),
+            [
+                (
+                    f"#{_text(r.get('order_id'))}",
+                    _text(r.get("purpose")),
+                    _stars(r.get("stars")),
+                    _text(r.get("comment")),
+                    format_time(r.get("at"), zone),
+                )
+                for r in items
+            ],
+            (10, 26, 16, 30, 18),
+        ),
+    )
+
+
+def _driver_document(file: Mapping[str, Any], zone: ZoneInfo) -> Document:
+    driver = file.get("driver") or {}
+    licence = file.get("licence") or {}
+    return Document(
+        title=f"驾驶员档案 Driver's file {_text(driver.get('name'))}",
+        subtitle=" · ".join(
+            part
+            for part in (
+                _text(licence.get("class")),
+                _text((driver.get("unit") or {}).get("name")),
+            )
+            if part != MISSING
+        ),
+        generated=_generated(file.get("generated_at"), zone),
+        sections=(
+            Section(H_DRIVER, _driver(driver, zone)),
+            Section(H_LICENCE, _licence(licence)),
+            Section(H_ASSIGNMENTS, _driver_assignments(file.get("assignments") or [], zone)),
+            Section(H_DRIVEN, _distance_by_month(file.get("distance_by_month") or [])),
+            Section(
+                H_ALERTS,
+                _vehicle_alerts(file.get("alerts") or [], file.get("alert_outcomes") or {}, zone),
+            ),
+            Section(H_RATINGS, _driver_ratings(file.get("ratings") or {}, zone)),
         ),
     )

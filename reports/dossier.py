@@ -1,5 +1,5 @@
-"""The order dossier and the vehicle file (一车一档), assembled from the database as plain data
-(JSON for machines); `reports.render` draws them as HTML and PDF.
+"""The order dossier, the vehicle file (一车一档) and the driver's file, assembled from the
+database as plain data (JSON for machines); `reports.render` draws them as HTML and PDF.
 
 Times are ISO-8601 strings in UTC, money floats in CNY, distances metres.
 """
@@ -19,12 +19,12 @@ from sqlalchemy.orm import Session
 from costs import checks as fuel_checks
 from costs.models import CostAllocation, CostKind, CostRecord
 from dispatch import merging, service
-from dispatch.models import Assignment, AssignmentOrder, OrderDecision, TripOrder
-from fleet import access, checkpoint
+from dispatch.models import Assignment, AssignmentOrder, OrderDecision, TripOrder, TripRating
+from fleet import access, checkpoint, licences
 from fleet.auth import Actor, require
 from fleet.db import utcnow
 from fleet.models import AuditEntry, Driver, Energy, OrgUnit, UserAccount, Vehicle
-from fleet.registry import get_vehicle
+from fleet.registry import get_driver, get_vehicle
 from geofence.models import Alert, AlertReview
 from telematics.models import Trip
 
@@ -249,12 +249,14 @@ def order_dossier(
         for allocation, record in shared
     ]
     alerts = _alerts(session, alert_condition)
+    rating = session.scalar(select(TripRating).where(TripRating.order_id == order.id))
     entries = _audit_entries(
         session,
         [
             ("trip_order", [order.id]),
             ("alert", [int(a["id"]) for a in alerts]),
             ("cost_record", [record.id for _, record in shared]),
+            ("trip_rating", [rating.id] if rating else []),
         ],
     )
     return {
@@ -310,6 +312,9 @@ def order_dossier(
             "total": float(sum(allocation.amount for allocation, _ in shared)),
         },
         "alerts": alerts,
+        "rating": None
+        if rating is None
+        else {"stars": rating.stars, "comment": rating.comment, "at": _iso(rating.at)},
         "audit": {"entries": entries, "verification": _verification(session, anchors, entries)},
     }
 
@@ -540,3 +545,135 @@ def vehicle_file(
         "alert_outcomes": outcomes,
         "status_changes": status_changes,
     }
+
+
+# ---- the driver's file ----------------------------------------------------------------------
+
+# The trips of the vehicle a driver was assigned, within each of their holds: what they drove.
+DRIVER_MONTHLY_USE = text(
+    "SELECT to_char(t.start_at AT TIME ZONE :zone, 'YYYY-MM') AS month,"
+    " sum(t.distance_m) AS distance_m, count(*) AS trips, sum(t.duration_s) / 3600.0 AS hours"
+    " FROM assignment a JOIN trip t ON t.vehicle_id = a.vehicle_id"
+    " AND t.start_at < upper(a.period) AND t.end_at > lower(a.period)"
+    " WHERE a.driver_id = :driver AND a.active GROUP BY 1 ORDER BY 1"
+)
+
+
+def driver_file(
+    *, session: Session, actor: Actor, driver_id: int, zone: ZoneInfo, now: datetime
+) -> dict[str, Any]:
+    """A driver's record in one document: registry data and their licence (flagged when it has
+    expired or expires within licences.EXPIRY_WARNING_DAYS of `now`), assignments, distance and
+    hours driven by month, the alerts raised while they drove with their outcomes, and the
+    requesters' ratings."""
+    require(actor, "report", "read")
+    driver = get_driver(session=session, actor=actor, driver_id=driver_id)
+    unit = session.get(OrgUnit, driver.unit_id)
+    expiry = licences.expiry(driver.licence_expires_on, now=now.astimezone(zone))
+    holds = session.execute(
+        select(Assignment, TripOrder, Vehicle)
+        .join(TripOrder, TripOrder.id == Assignment.order_id)
+        .join(Vehicle, Vehicle.id == Assignment.vehicle_id)
+        .where(Assignment.driver_id == driver.id)
+        .order_by(Assignment.id)
+    ).all()
+    use = [
+        {
+            "month": row.month,
+            "distance_m": round(float(row.distance_m), 1),
+            "trips": int(row.trips),
+            "hours": round(float(row.hours), 2),
+        }
+        for row in session.execute(DRIVER_MONTHLY_USE, {"zone": zone.key, "driver": driver.id})
+    ]
+    # The alerts the engine tied to them (through the permit of their assignment), and those
+    # raised on the vehicle they held while they held it.
+    held_then = (
+        select(Assignment.id)
+        .where(
+            Assignment.driver_id == driver.id,
+            Assignment.active,
+            Assignment.vehicle_id == Alert.vehicle_id,
+            func.lower(Assignment.period) <= Alert.last_at,
+            func.upper(Assignment.period) > Alert.started_at,
+        )
+        .exists()
+    )
+    alerts = _alerts(session, or_(Alert.driver_id == driver.id, held_then))
+    outcomes: dict[str, dict[str, int]] = {}
+    for a in alerts:
+        counts = outcomes.setdefault(
+            a["kind"], {"total": 0, "confirmed": 0, "dismissed": 0, "escalated": 0, "pending": 0}
+        )
+        counts["total"] += 1
+        counts[str(a["review"])] += 1
+    ratings = session.execute(
+        select(TripRating, TripOrder.purpose)
+        .join(TripOrder, TripOrder.id == TripRating.order_id)
+        .where(TripRating.driver_id == driver.id)
+        .order_by(TripRating.at, TripRating.id)
+    ).all()
+    stars = [r.stars for r, _ in ratings]
+    return {
+        "generated_at": _iso(utcnow()),
+        "driver": {
+            "id": driver.id,
+            "name": driver.name,
+            "phone": driver.phone,
+            "unit": {"id": driver.unit_id, "name": unit.name if unit else ""},
+            "active": driver.active,
+            "created_at": _iso(driver.created_at),
+        },
+        "licence": {
+            "class": driver.licence_class,
+            "covers": sorted(licences.covers(driver.licence_class)),
+            "expires_on": _iso(driver.licence_expires_on),
+            "state": expiry.state.value,
+            "days_left": expiry.days_left,
+            "flagged": expiry.flagged,
+        },
+        "assignments": [
+            {
+                "order_id": order.id,
+                "purpose": order.purpose,
+                "from": _iso(held.period.lower),
+                "to": _iso(held.period.upper),
+                "vehicle": {"id": vehicle.id, "plate": vehicle.plate},
+                "status": order.status if held.active else "released",
+            }
+            for held, order, vehicle in holds
+        ],
+        "distance_by_month": use,
+        "alerts": alerts,
+        "alert_outcomes": outcomes,
+        "ratings": {
+            "count": len(stars),
+            "average": round(sum(stars) / len(stars), 2) if stars else None,
+            "items": [
+                {
+                    "order_id": r.order_id,
+                    "purpose": purpose,
+                    "stars": r.stars,
+                    "comment": r.comment,
+                    "at": _iso(r.at),
+                }
+                for r, purpose in ratings
+            ],
+        },
+    }
+
+
+def record_driver_file_read(
+    *, session: Session, actor: Actor, client: str, driver_id: int, format: str
+) -> None:
+    """Records who read (`json`) or exported (`html`, `pdf`) a driver's file: personal data."""
+    access.record(
+        session=session,
+        actor=actor,
+        client=client,
+        action=access.READ if format == "json" else access.EXPORT,
+        entity="driver",
+        entity_id=driver_id,
+        what="driver_file",
+        format=format,
+    )

@@ -25,6 +25,7 @@ from fpdf.fonts import FontFace
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from reports.documents import (
+    _driver_document,
     _order_document,
     _vehicle_document,
 )
@@ -417,3 +418,13 @@ def render_vehicle_pdf(
     file: Mapping[str, Any], *, zone: ZoneInfo = SHANGHAI, font_path: Path
 ) -> bytes:
     return _render_pdf(_vehicle_document(file, zone), font_path)
+
+
+def render_driver_html(file: Mapping[str, Any], *, zone: ZoneInfo = SHANGHAI) -> str:
+    return _render_html(_driver_document(file, zone))
+
+
+def render_driver_pdf(
+    file: Mapping[str, Any], *, zone: ZoneInfo = SHANGHAI, font_path: Path
+) -> bytes:
+    return _render_pdf(_driver_document(file, zone), font_path)

@@ -1,8 +1,8 @@
-"""HTTP routes of reports: the order dossier, the vehicle file, statistics."""
+"""HTTP routes of reports: the order dossier, the vehicle and driver files, statistics."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -30,7 +30,7 @@ from fleet.auth import Actor
 from fleet.schemas import Id, Moment, Text
 from reports import dossier, export, statistics
 from reports import render as report
-from reports.schemas import Dossier, Statistics, VehicleFile
+from reports.schemas import Dossier, DriverFile, Statistics, VehicleFile
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])
 
@@ -184,6 +184,75 @@ def vehicle_file_pdf(
     return _download(pdf, "application/pdf", f"vehicle-{vehicle_id}.pdf", inline=True)
 
 
+def _driver_file(
+    session: Session,
+    reading: Session,
+    actor: Actor,
+    client: str,
+    zone: ZoneInfo,
+    now: datetime,
+    driver_id: int,
+    format: str,
+) -> dict[str, Any]:
+    """The driver's file, read from `reading` (the replica, if any), its read recorded in
+    `format` on the primary."""
+    data = dossier.driver_file(
+        session=reading, actor=actor, driver_id=driver_id, zone=zone, now=now
+    )
+    dossier.record_driver_file_read(
+        session=session, actor=actor, client=client, driver_id=driver_id, format=format
+    )
+    return data
+
+
+@router.get(
+    "/drivers/{driver_id}/file", response_model=None, responses={200: {"model": DriverFile}}
+)
+def driver_file(
+    session: SessionDep,
+    reading: ReadSessionDep,
+    actor: ActorDep,
+    client: ClientDep,
+    zone: ZoneDep,
+    now: NowDep,
+    driver_id: Id,
+) -> dict[str, Any]:
+    """The driver's file as data: licence (flagged when expired or expiring within 30 days),
+    assignments, distance and hours by month, alerts while they drove with outcomes, ratings;
+    the read is recorded."""
+    return _driver_file(session, reading, actor, client, zone, now, driver_id, "json")
+
+
+@router.get("/drivers/{driver_id}/file.html", response_class=HTMLResponse)
+def driver_file_html(
+    session: SessionDep,
+    reading: ReadSessionDep,
+    actor: ActorDep,
+    client: ClientDep,
+    zone: ZoneDep,
+    now: NowDep,
+    driver_id: Id,
+) -> HTMLResponse:
+    data = _driver_file(session, reading, actor, client, zone, now, driver_id, "html")
+    return HTMLResponse(report.render_driver_html(data, zone=zone))
+
+
+@router.get("/drivers/{driver_id}/file.pdf", response_class=Response, responses=PDF)
+def driver_file_pdf(
+    session: SessionDep,
+    reading: ReadSessionDep,
+    actor: ActorDep,
+    client: ClientDep,
+    zone: ZoneDep,
+    now: NowDep,
+    dispatch_settings: DispatchSettingsDep,
+    driver_id: Id,
+) -> Response:
+    data = _driver_file(session, reading, actor, client, zone, now, driver_id, "pdf")
+    pdf = report.render_driver_pdf(data, zone=zone, font_path=Path(dispatch_settings.report_font))
+    return _download(pdf, "application/pdf", f"driver-{driver_id}.pdf", inline=True)
+
+
 @router.get(
     "/statistics/{name}",
     response_model=None,
@@ -200,13 +269,14 @@ def statistics_report(
     actor: ActorDep,
     client: ClientDep,
     zone: ZoneDep,
-    name: Annotated[Text, Path_(description="vehicles, units, alerts or costs")],
+    name: Annotated[Text, Path_(description="vehicles, units, drivers, alerts or costs")],
     since: Annotated[Moment, Query(description="Start of the period, ISO-8601 with a zone.")],
     until: Annotated[Moment, Query(description="End of the period (exclusive).")],
     format: Annotated[str, Query(pattern="^(json|csv|xlsx)$")] = "json",
 ) -> Response:
     """Use per vehicle or unit (days used, trips, distance, hours, cost per km, consumption
-    against norm, new-energy share), alerts per unit and kind with the confirmation rate, costs
+    against norm, new-energy share, requesters' average rating), per driver (assignments,
+    distance, hours, average rating), alerts per unit and kind with the confirmation rate, costs
     per unit and kind; as JSON, CSV or XLSX (an export, recorded with who, the period and the
     address it was asked from)."""
     rows, columns = statistics.report(

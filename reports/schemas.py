@@ -154,6 +154,12 @@ class DossierAudit(BaseModel):
     verification: Verification
 
 
+class DossierRating(BaseModel):
+    stars: int = Field(description="1 to 5.")
+    comment: str
+    at: str
+
+
 class Dossier(BaseModel):
     """Everything audit asks of one trip order."""
 
@@ -165,6 +171,7 @@ class Dossier(BaseModel):
     figures: Figures
     costs: DossierCosts
     alerts: list[DossierAlert]
+    rating: DossierRating | None = Field(description="The requester's rating, once given.")
     audit: DossierAudit
 
 
@@ -187,6 +194,42 @@ class VehicleFile(BaseModel):
     alerts: list[dict[str, Any]]
     alert_outcomes: dict[str, dict[str, int]]
     status_changes: list[dict[str, Any]]
+
+
+class DriverLicence(BaseModel):
+    class_: str = Field(alias="class", description="The licence's class (准驾车型), as A1, C1.")
+    covers: list[str] = Field(description="Every class it lets its holder drive, itself too.")
+    expires_on: str | None
+    state: str = Field(description="valid, expiring (within 30 days), expired or unknown.")
+    days_left: int | None
+    flagged: bool
+
+
+class DriverRatings(BaseModel):
+    count: int
+    average: float | None
+    items: list[dict[str, Any]] = Field(description="Each: order_id, purpose, stars, comment, at.")
+
+
+class DriverFile(BaseModel):
+    """A driver's file: their licence, assignments, use by month, alerts, ratings."""
+
+    generated_at: str
+    driver: dict[str, Any] = Field(
+        description="The registry's record: id, name, phone, unit, active, created_at."
+    )
+    licence: DriverLicence
+    assignments: list[dict[str, Any]] = Field(
+        description="Each: order_id, purpose, from, to, vehicle (id, plate), status."
+    )
+    distance_by_month: list[dict[str, Any]] = Field(
+        description="Each: month (local), distance_m, trips, hours driven."
+    )
+    alerts: list[DossierAlert] = Field(
+        description="Raised on the vehicle they drove, within their assignments."
+    )
+    alert_outcomes: dict[str, dict[str, int]]
+    ratings: DriverRatings
 
 
 class StatisticsColumn(BaseModel):

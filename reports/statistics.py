@@ -1,8 +1,11 @@
 """Statistics for dashboards and exports: use per vehicle and per unit, cost per km,
 consumption against norm, alerts per unit and kind with their confirmation rate, the new-energy
-share of use. Computed in PostgreSQL over a period; exported as JSON, CSV or XLSX.
+share of use, and per driver their assignments, driving and the requesters' ratings. Computed in
+PostgreSQL over a period; exported as JSON, CSV or XLSX.
 
 A trip counts in the period it starts in; a vehicle is "used" on a local day a trip of it starts.
+An assignment and a rating count in the period their order starts in; a rating counts for the
+driver it names and for that driver's unit (the unit that served the trip).
 """
 
 from __future__ import annotations
@@ -51,6 +54,45 @@ VEHICLE_USE = text(
     LEFT JOIN t ON t.vehicle_id = v.id LEFT JOIN c ON c.vehicle_id = v.id
     WHERE v.unit_id IN (SELECT id FROM scope)
     ORDER BY u.name, v.plate
+    """
+)
+
+DRIVERS = text(
+    """
+    WITH scope AS (SELECT id FROM org_unit WHERE path LIKE :path || '%'),
+    held AS (
+      SELECT a.driver_id, count(*) AS assignments
+      FROM assignment a JOIN trip_order o ON o.id = a.order_id
+      WHERE a.active AND o.start_at >= :since AND o.start_at < :until GROUP BY a.driver_id),
+    t AS (
+      SELECT a.driver_id, sum(t.distance_m) AS distance_m, sum(t.duration_s) AS duration_s
+      FROM assignment a JOIN trip t ON t.vehicle_id = a.vehicle_id
+           AND t.start_at < upper(a.period) AND t.end_at > lower(a.period)
+      WHERE a.active AND t.start_at >= :since AND t.start_at < :until GROUP BY a.driver_id),
+    r AS (
+      SELECT r.driver_id, count(*) AS ratings, avg(r.stars) AS average_rating
+      FROM trip_rating r JOIN trip_order o ON o.id = r.order_id
+      WHERE o.start_at >= :since AND o.start_at < :until GROUP BY r.driver_id)
+    SELECT d.id AS driver_id, d.name, u.name AS unit, d.licence_class,
+           coalesce(held.assignments, 0) AS assignments,
+           coalesce(t.distance_m, 0) / 1000.0 AS distance_km,
+           coalesce(t.duration_s, 0) / 3600.0 AS hours,
+           coalesce(r.ratings, 0) AS ratings, r.average_rating
+    FROM driver d JOIN org_unit u ON u.id = d.unit_id
+    LEFT JOIN held ON held.driver_id = d.id LEFT JOIN t ON t.driver_id = d.id
+    LEFT JOIN r ON r.driver_id = d.id
+    WHERE d.unit_id IN (SELECT id FROM scope)
+    ORDER BY u.name, d.name, d.id
+    """
+)
+
+UNIT_RATINGS = text(
+    """
+    SELECT u.name AS unit, count(*) AS ratings, avg(r.stars) AS average_rating
+    FROM trip_rating r JOIN driver d ON d.id = r.driver_id JOIN org_unit u ON u.id = d.unit_id
+    JOIN trip_order o ON o.id = r.order_id
+    WHERE u.path LIKE :path || '%' AND o.start_at >= :since AND o.start_at < :until
+    GROUP BY u.name
     """
 )
 
@@ -118,25 +160,52 @@ def vehicles(
     return rows
 
 
+def _average(value: Any) -> float | None:
+    return None if value is None else round(float(value), 2)
+
+
+def drivers(
+    session: Session, path: str, since: datetime, until: datetime, zone: ZoneInfo
+) -> list[dict[str, Any]]:
+    del zone
+    return [
+        {
+            "driver_id": r["driver_id"],
+            "name": r["name"],
+            "unit": r["unit"],
+            "licence_class": r["licence_class"],
+            "assignments": int(r["assignments"]),
+            "distance_km": round(float(r["distance_km"]), 3),
+            "hours": round(float(r["hours"]), 3),
+            "ratings": int(r["ratings"]),
+            "average_rating": _average(r["average_rating"]),
+        }
+        for r in session.execute(DRIVERS, {"path": path, "since": since, "until": until}).mappings()
+    ]
+
+
+def _unit_row(name: str) -> dict[str, Any]:
+    return {
+        "unit": name,
+        "vehicles": 0,
+        "vehicles_used": 0,
+        "vehicle_days": 0,
+        "trips": 0,
+        "distance_km": 0.0,
+        "hours": 0.0,
+        "cost": 0.0,
+        "new_energy_km": 0.0,
+        "ratings": 0,
+        "average_rating": None,
+    }
+
+
 def units(
     session: Session, path: str, since: datetime, until: datetime, zone: ZoneInfo
 ) -> list[dict[str, Any]]:
     grouped: dict[str, dict[str, Any]] = {}
     for v in vehicles(session, path, since, until, zone):
-        unit = grouped.setdefault(
-            v["unit"],
-            {
-                "unit": v["unit"],
-                "vehicles": 0,
-                "vehicles_used": 0,
-                "vehicle_days": 0,
-                "trips": 0,
-                "distance_km": 0.0,
-                "hours": 0.0,
-                "cost": 0.0,
-                "new_energy_km": 0.0,
-            },
-        )
+        unit = grouped.setdefault(v["unit"], _unit_row(v["unit"]))
         unit["vehicles"] += 1
         unit["vehicles_used"] += v["trips"] > 0
         unit["vehicle_days"] += v["days_used"]
@@ -146,6 +215,12 @@ def units(
         unit["cost"] += v["cost"]
         if v["new_energy"]:
             unit["new_energy_km"] += v["distance_km"]
+    for r in session.execute(
+        UNIT_RATINGS, {"path": path, "since": since, "until": until}
+    ).mappings():
+        unit = grouped.setdefault(r["unit"], _unit_row(r["unit"]))
+        unit["ratings"] = int(r["ratings"])
+        unit["average_rating"] = _average(r["average_rating"])
     rows = []
     for unit in grouped.values():
         unit["distance_km"] = round(unit["distance_km"], 3)
@@ -225,6 +300,21 @@ REPORTS: dict[str, tuple[Report, tuple[Column, ...]]] = {
             Column("cost_per_km", "每公里费用", "Cost per km"),
             Column("new_energy_km", "新能源里程(km)", "New-energy km"),
             Column("new_energy_share", "新能源占比", "New-energy share"),
+            Column("ratings", "评价数", "Ratings"),
+            Column("average_rating", "平均评分", "Average rating"),
+        ),
+    ),
+    "drivers": (
+        drivers,
+        (
+            Column("name", "驾驶员", "Driver"),
+            Column("unit", "单位", "Unit"),
+            Column("licence_class", "准驾车型", "Licence class"),
+            Column("assignments", "派车数", "Assignments"),
+            Column("distance_km", "里程(km)", "Distance (km)"),
+            Column("hours", "时长(h)", "Hours"),
+            Column("ratings", "评价数", "Ratings"),
+            Column("average_rating", "平均评分", "Average rating"),
         ),
     ),
     "alerts": (

@@ -18,6 +18,7 @@ from dispatch.service.assignment import assign, planned_route
 from dispatch.service.availability import dispatch_plan, suggestions, vehicle_facts, window
 from dispatch.service.lifecycle import cancel, create_order, finish, start, submit
 from dispatch.service.merged import merge, unmerge
+from dispatch.service.ratings import rate
 from dispatch.service.scope import get_order, list_orders
 from dispatch.service.views import trips_of, view, views
 
@@ -37,6 +38,7 @@ __all__ = [
     "overdue_emergencies",
     "pending_for",
     "planned_route",
+    "rate",
     "start",
     "submit",
     "suggestions",

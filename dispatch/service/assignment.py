@@ -18,7 +18,7 @@ from dispatch.schemas import AssignIn
 from dispatch.service.availability import order_facts, vehicle_facts, window
 from dispatch.service.scope import get_order, record
 from dispatch.settings import DispatchSettings
-from fleet import audit
+from fleet import audit, licences
 from fleet.auth import Actor, require, units_in_scope
 from fleet.errors import Conflict, Invalid
 from fleet.models import Driver, Vehicle, VehicleStatus
@@ -38,6 +38,17 @@ def _fits(order: TripOrder, vehicle: Vehicle) -> None:
         raise Invalid(f"the order asks for a {order.category} vehicle", field="vehicle_id")
     if order.body_class is not None and vehicle.body_class != order.body_class:
         raise Invalid(f"the order asks for a {order.body_class}", field="vehicle_id")
+
+
+def _licensed(driver: Driver, vehicle: Vehicle) -> None:
+    """The driver's licence covers the vehicle (fleet.licences, the README's licence table)."""
+    if not licences.may_drive(driver.licence_class, vehicle.body_class, vehicle.seats):
+        accepted = "/".join(licences.accepted(vehicle.body_class, vehicle.seats))
+        raise Invalid(
+            f"{driver.name} holds a {driver.licence_class} licence; {vehicle.plate}"
+            f" ({vehicle.body_class}, {vehicle.seats} seats) needs {accepted}",
+            field="driver_id",
+        )
 
 
 def planned_route(session: Session, order: TripOrder) -> tuple[LineString, str]:
@@ -125,6 +136,7 @@ def assign(
     if order.status == OrderStatus.SUBMITTED and not order.emergency:
         raise IllegalMove("a submitted order is assigned once approved (unless it is an emergency)")
     _fits(order, vehicle)
+    _licensed(driver, vehicle)
     reason = data.reason.strip()
     if not reason:
         facts, _ = vehicle_facts(

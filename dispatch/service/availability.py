@@ -17,6 +17,7 @@ from dispatch.models import Assignment, AssignmentOrder, TripOrder
 from dispatch.orders import OrderStatus
 from dispatch.service.scope import get_order, scoped
 from dispatch.settings import DispatchSettings
+from fleet import licences
 from fleet.auth import Actor, require, units_in_scope
 from fleet.db import utcnow
 from fleet.models import Driver, Vehicle, VehicleStatus
@@ -151,11 +152,31 @@ def _travel_minutes(
     return {f.id: s / 60 for f, s in zip(fitting, seconds, strict=True) if s is not None}
 
 
+def _driver_choice(driver: Driver, now: datetime) -> dict[str, Any]:
+    """A free driver as the desk offers them, their licence flagged when it has expired, expires
+    within licences.EXPIRY_WARNING_DAYS of `now` (a local time) or has no expiry recorded."""
+    expiry = licences.expiry(driver.licence_expires_on, now=now)
+    return {
+        "id": driver.id,
+        "name": driver.name,
+        "licence_class": driver.licence_class,
+        "licence_expires_on": driver.licence_expires_on,
+        "licence_state": expiry.state,
+        "licence_days_left": expiry.days_left,
+    }
+
+
 def suggestions(
-    *, session: Session, redis: RedisClient, actor: Actor, order_id: int, settings: DispatchSettings
+    *,
+    session: Session,
+    redis: RedisClient,
+    actor: Actor,
+    order_id: int,
+    settings: DispatchSettings,
+    now: datetime,
 ) -> dict[str, Any]:
     """Ranked vehicles for an approved order with the parts of each cost, the vehicles left out
-    and why, and the drivers free for the window."""
+    and why, and the drivers free for the window with their licences' state on `now` (local)."""
     require(actor, "order", "assign")
     order = get_order(session=session, actor=actor, order_id=order_id)
     facts, holds = vehicle_facts(
@@ -184,7 +205,7 @@ def suggestions(
             if (reason := matching.why_not(wanted, f)) is not None
         ],
         "drivers": [
-            {"id": d.id, "name": d.name}
+            _driver_choice(d, now)
             for d in _free_drivers(session, actor, holds, window(order, settings))
         ],
     }
@@ -273,15 +294,18 @@ def dispatch_plan(
     best = matching.plan(wanted, facts)
     baseline = matching.greedy(wanted, facts)
     by_order = {o.id: o for o in orders}
+    by_vehicle = {f.id: f for f in facts}
     plates = {f.id: f.plate for f in facts}
     planned: list[tuple[Range[datetime], int]] = []
     pairs = []
     for order_id, vehicle_id, cost_ in best.pairs:
         held = window(by_order[order_id], settings)
+        car = by_vehicle[vehicle_id]
         free = [
             d
             for d in _free_drivers(session, actor, holds, held)
-            if not any(d.id == other and _overlaps(w, held) for w, other in planned)
+            if licences.may_drive(d.licence_class, car.body_class, car.seats)
+            and not any(d.id == other and _overlaps(w, held) for w, other in planned)
         ]
         driver = free[0].id if free else None
         if driver is not None:

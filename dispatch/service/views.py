@@ -1,5 +1,5 @@
-"""Orders as the API answers them: each with its decisions, its assignment and the trips driven
-within it, loaded for a whole page in a fixed number of queries."""
+"""Orders as the API answers them: each with its decisions, its assignment, the trips driven
+within it and the requester's rating, loaded for a whole page in a fixed number of queries."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
 from dispatch import merging
-from dispatch.models import Assignment, AssignmentOrder, OrderDecision, TripOrder
+from dispatch.models import Assignment, AssignmentOrder, OrderDecision, TripOrder, TripRating
 from telematics.models import Trip
 
 
@@ -70,8 +70,9 @@ def view(*, session: Session, order: TripOrder) -> dict[str, Any]:
 
 
 def views(*, session: Session, orders: Sequence[TripOrder]) -> list[dict[str, Any]]:
-    """`view` of many orders in three queries, whatever their number: their decisions, their
-    active assignments (with the orders each carries), and the trips driven within those."""
+    """`view` of many orders in four queries, whatever their number: their decisions, their
+    active assignments (with the orders each carries), the trips driven within those, and their
+    ratings."""
     ids = [o.id for o in orders]
     if not ids:
         return []
@@ -108,6 +109,10 @@ def views(*, session: Session, orders: Sequence[TripOrder]) -> list[dict[str, An
         )
         for assignment_id, trip in rows:
             driven[assignment_id].append(trip)
+    rated = {
+        r.order_id: r
+        for r in session.scalars(select(TripRating).where(TripRating.order_id.in_(ids)))
+    }
     return [
         _shown(
             o,
@@ -115,6 +120,7 @@ def views(*, session: Session, orders: Sequence[TripOrder]) -> list[dict[str, An
             held.get(o.id),
             driven[held[o.id].id] if o.id in held else [],
             riders[held[o.id].id] if o.id in held else {},
+            rated.get(o.id),
         )
         for o in orders
     ]
@@ -126,8 +132,20 @@ def _shown(
     held: Assignment | None,
     trips: list[Trip],
     riders: dict[int, int],
+    rating: TripRating | None,
 ) -> dict[str, Any]:
     shown = _view(order)
+    shown["rating"] = (
+        None
+        if rating is None
+        else {
+            "order_id": rating.order_id,
+            "driver_id": rating.driver_id,
+            "stars": rating.stars,
+            "comment": rating.comment,
+            "at": rating.at,
+        }
+    )
     shown["decisions"] = [
         {"approved": d.approved, "comment": d.comment, "by": d.username, "at": d.at}
         for d in decisions

@@ -16,6 +16,7 @@ from fleet import channels
 from telematics import stream
 from telematics.ingest import month_start, partition_sql
 from tests.web.conftest import CENTRE, GRID, SCREENSHOTS, Stack, api_client, sign_in
+from tests.web.test_phone import _call, _file_order, _purpose
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -277,3 +278,30 @@ def test_dispatcher_merges_two_orders_the_suggestions_pair(desk_context, stack: 
     assert rows[0][1] == rows[1][1]  # one car, one assignment
     for order_id in (first, second):
         page.locator(f"button.order[data-order='{order_id}']").wait_for(state="detached")
+def test_the_desk_flags_a_drivers_licence_that_expires_within_thirty_days(
+    desk_context, stack: Stack
+) -> None:
+    """The demo seeds 郭亮's licence to run out 20 days after the seed: the desk offers him with
+    the flag, and shows it beside the choice; a driver whose licence is valid has none."""
+    order = _file_order(stack, "requester", _purpose("驾驶证提示"), hour=17)
+    for step in order["approval_steps"]:
+        decider = "leader" if step["level"] else "approver"
+        _call(stack, decider, "POST", f"/orders/{order['id']}/approve", {"comment": ""})
+    page = desk_context.new_page()
+    sign_in(page, stack, "dispatcher")
+    page.wait_for_url("**/desk")
+    button = page.locator(f"button.order[data-order='{order['id']}']")
+    button.wait_for(timeout=15_000)
+    button.click()
+    flagged = page.locator("#driver option[data-licence='expiring']")
+    flagged.first.wait_for(state="attached", timeout=15_000)
+    assert "郭亮" in (flagged.first.text_content() or "")
+    assert "⚠" in (flagged.first.text_content() or "")
+    valid = page.locator("#driver option[data-licence='valid']").first
+    assert "⚠" not in (valid.text_content() or "")
+    page.select_option("#driver", label=flagged.first.text_content() or "")
+    assert page.locator("#driver-licence").is_visible()
+    assert "到期" in (page.text_content("#driver-licence") or "")
+    page.screenshot(path=str(SCREENSHOTS / "desk-licence-flag.png"))
+    page.select_option("#driver", label=valid.text_content() or "")
+    assert page.locator("#driver-licence").is_hidden()

@@ -339,3 +339,54 @@ def test_the_driver_starts_and_finishes_an_assigned_trip(
         ).one()
     assert tuple(readings) == (20000.0, 20012.5)
     page.screenshot(path=str(SCREENSHOTS / "phone-driver-done.png"), full_page=True)
+
+
+def test_the_requester_rates_a_completed_trip_from_the_phone(phones: Phones, stack: Stack) -> None:
+    order = _file_order(stack, "requester", _purpose("评价测试"), hour=10)
+    for step in order["approval_steps"]:
+        decider = "leader" if step["level"] else "approver"
+        _call(stack, decider, "POST", f"/orders/{order['id']}/approve", {"comment": ""})
+    me = _call(stack, "driver", "GET", "/me")
+    drivers = _call(stack, "dispatcher", "GET", "/drivers?limit=500")["items"]
+    driver = next(d for d in drivers if d["user_id"] == me["id"])
+    vehicles = _call(
+        stack, "dispatcher", "GET", f"/vehicles?unit_id={driver['unit_id']}&status=active"
+    )
+    vehicle = next(v for v in vehicles["items"] if v["seats"] >= 2)
+    _call(
+        stack,
+        "dispatcher",
+        "POST",
+        f"/orders/{order['id']}/assign",
+        {"vehicle_id": vehicle["id"], "driver_id": driver["id"], "reason": "评价测试"},
+    )
+    for move in ("start", "finish"):
+        _call(stack, "dispatcher", "POST", f"/orders/{order['id']}/{move}")
+
+    page = phones.open("requester", tab="mine")
+    card = _card(page, "mine", order["id"])
+    card.wait_for(timeout=30_000)
+    assert card.get_attribute("data-status") == "completed"
+    assert page.evaluate(UNNAMED_CONTROLS) == []
+    # Sent without stars, the rating is refused on the page and nothing reaches the server.
+    card.locator("button.rate").tap()
+    assert card.locator(".field-error").is_visible()
+    card.locator("button.star[data-stars='4']").tap()
+    assert card.locator("button.star[aria-pressed='true']").count() == 4
+    card.locator("textarea.rating-comment").fill("司机准时，车内整洁")
+    page.screenshot(path=str(SCREENSHOTS / "phone-rating.png"), full_page=True)
+    assert _scroll_width(page) <= 360
+    card.locator("button.rate").tap()
+    card.locator(".rated").wait_for(timeout=30_000)
+    assert card.locator(".rated .stars").text_content() == "★★★★☆"
+    assert "司机准时，车内整洁" in (card.locator(".rated").text_content() or "")
+    assert card.locator("button.rate").count() == 0
+    with stack.engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT stars, comment, driver_id FROM trip_rating WHERE order_id = :id"),
+            {"id": order["id"]},
+        ).all()
+    assert [tuple(r) for r in rows] == [(4, "司机准时，车内整洁", driver["id"])]
+    page.reload()  # the rating is the order's: it is there when the page is read again
+    page.locator(f"#mine-list [data-order='{order['id']}'] .rated").wait_for(timeout=30_000)
+    page.screenshot(path=str(SCREENSHOTS / "phone-rated.png"), full_page=True)

@@ -261,6 +261,7 @@ export function initDrivers(panel) {
   const fields = [
     { name: "name", key: "field.full_name", type: "text" },
     { name: "licence_class", key: "field.licence_class", type: "select", options: VOCAB.licence, default: "C1" },
+    { name: "licence_expires_on", key: "field.licence_expires_on", type: "date" },
     { name: "unit_id", key: "field.unit", type: "select", options: unitOptions, numeric: true },
     { name: "phone", key: "field.phone", type: "text", blank: "", attrs: { inputmode: "tel" } },
     { name: "user_id", key: "field.user", type: "select", numeric: true, optional: true,
@@ -273,7 +274,8 @@ export function initDrivers(panel) {
 
   function row(d) {
     return el("tr", { dataset: { id: d.id }, className: d.active ? "" : "inactive" },
-      el("td", { text: d.name }), el("td", { text: d.licence_class }), el("td", { text: unitName(d.unit_id) }),
+      el("td", { text: d.name }), el("td", { text: d.licence_class }),
+      el("td", { text: d.licence_expires_on || "—" }), el("td", { text: unitName(d.unit_id) }),
       el("td", { text: d.phone || "—" }), el("td", { i18n: d.active ? "admin.yes" : "admin.no" }),
       el("td", { className: "actions" }, button("admin.edit", () => edit(d)), button("admin.delete", () => remove(d))));
   }
@@ -311,12 +313,12 @@ export function initDrivers(panel) {
     edit(null);
     await load();
   });
-  window.addEventListener("fleet:units", () => fillOptions(form, fields[2]));
+  window.addEventListener("fleet:units", () => fillOptions(form, fields[3]));
   edit(null);
   // Filtered here, as in the user list above.
   fetchAll("/api/v1/users?active=true").then((items) => {
     accounts = items.filter((u) => u.roles.includes("driver"));
-    fillOptions(form, fields[4]);
+    fillOptions(form, fields[5]);
   });
   load();
 }

@@ -234,13 +234,41 @@ async function loadOrders() {
   document.getElementById("orders-empty").hidden = waiting.items.length > 0;
 }
 
+// A driver as offered: name and licence class, and a flag when the licence has expired, expires
+// within 30 days, or has no expiry on record (the API judges it on the server's clock).
+function licenceNote(d) {
+  if (d.licence_state === "valid") return "";
+  const days = d.licence_days_left;
+  return t(`desk.licence_${d.licence_state}`)
+    .replace("{date}", d.licence_expires_on ?? "")
+    .replace("{days}", days == null ? "" : Math.abs(days));
+}
+
+function driverOption(d) {
+  const note = licenceNote(d);
+  const option = new Option(`${d.name} · ${d.licence_class}${note ? ` ⚠ ${note}` : ""}`, d.id);
+  option.dataset.licence = d.licence_state;
+  return option;
+}
+
+function showLicence(select, drivers) {
+  const flag = document.getElementById("driver-licence");
+  const chosen = drivers.find((d) => String(d.id) === select.value);
+  const note = chosen ? licenceNote(chosen) : "";
+  flag.textContent = note ? `⚠ ${t("desk.licence")}: ${note}` : "";
+  flag.dataset.licence = chosen?.licence_state ?? "";
+  flag.hidden = !note;
+}
+
 async function suggest(order) {
   const answer = await api(`/api/v1/orders/${order.id}/suggestions`);
   const pane = document.getElementById("suggest");
   pane.hidden = false;
   document.getElementById("suggest-order").textContent = `#${order.id} ${order.purpose}`;
   const drivers = document.getElementById("driver");
-  drivers.replaceChildren(...answer.drivers.map((d) => new Option(d.name, d.id)));
+  drivers.replaceChildren(...answer.drivers.map(driverOption));
+  showLicence(drivers, answer.drivers);
+  drivers.onchange = () => showLicence(drivers, answer.drivers);
   showMerges(order, answer, drivers);
   const list = document.getElementById("candidates");
   if (!answer.candidates.length) {

@@ -123,7 +123,7 @@ function render(list, empty, items, cache, build) {
   const kept = new Map();
   const nodes = items.map((order) => {
     const key = [order.status, order.approval, order.approvals_done, order.updated_at,
-      order.assignment?.vehicle_id].join("|");
+      order.assignment?.vehicle_id, order.rating?.stars].join("|");
     const held = cache.get(order.id);
     const node = held && held.key === key ? held.node : build(order);
     kept.set(order.id, { key, node });
@@ -166,6 +166,57 @@ function cancelBox(order, slot) {
   return [opener, box];
 }
 
+// The requester's rating of a completed trip (用车评价): five stars and an optional comment,
+// once; a rated trip shows what was given.
+function starsText(stars) {
+  return `${"★".repeat(stars)}${"☆".repeat(5 - stars)}`;
+}
+
+function rated(rating) {
+  return el("p", { class: "rating rated", dataset: { stars: rating.stars } },
+    label("phone.rating"), el("span", { text: " " }),
+    el("span", { class: "stars", text: starsText(rating.stars), attrs: { "aria-label": `${rating.stars}/5` } }),
+    rating.comment ? el("span", { class: "rating-comment", text: ` ${rating.comment}` }) : null);
+}
+
+function ratingBox(order, slot) {
+  if (order.rating) return [rated(order.rating)];
+  let chosen = 0;
+  const stars = [1, 2, 3, 4, 5].map((n) => el("button", {
+    type: "button", class: "star", dataset: { stars: n },
+    attrs: { "aria-pressed": "false", "aria-label": `${n}/5` },
+    text: "☆",
+    onclick: () => {
+      chosen = n;
+      stars.forEach((star, index) => {
+        star.textContent = index < n ? "★" : "☆";
+        star.setAttribute("aria-pressed", String(index < n));
+      });
+      clearError(slot);
+    },
+  }));
+  const comment = el("textarea", { id: `rating-${order.id}`, class: "rating-comment", rows: 2, maxlength: 500 });
+  const send = el("button", { type: "button", class: "primary rate", onclick: (event) => busy(event.currentTarget, async () => {
+    if (!chosen) {
+      showError(slot, { key: "phone.rating_needs_stars" });
+      stars[0].focus();
+      return;
+    }
+    try {
+      await api(`/api/v1/orders/${order.id}/rating`, { method: "POST", body: { stars: chosen, comment: comment.value.trim() } });
+      notify(`${t("phone.rated_note")} #${order.id}`, "ok");
+      await loadMine();
+    } catch (error) {
+      showError(slot, { text: messageOf(error) });
+    }
+  }) }, label("phone.rate"));
+  return [el("fieldset", { class: "rating-form" },
+    el("legend", {}, label("phone.rate_trip")),
+    el("div", { class: "stars", role: "group" }, ...stars),
+    el("label", { for: comment.id }, label("phone.rating_comment")), comment,
+    el("div", { class: "actions" }, send))];
+}
+
 function mineCard(order) {
   const slot = errorSlot();
   const actions = el("div", { class: "actions" });
@@ -181,6 +232,7 @@ function mineCard(order) {
     }) }, label("phone.send")));
   }
   const extra = [];
+  if (order.status === "completed") extra.push(...ratingBox(order, slot));
   if (CANCELLABLE.has(order.status)) {
     const [opener, box] = cancelBox(order, slot);
     actions.append(opener);
