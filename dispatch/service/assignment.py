@@ -40,7 +40,7 @@ def _fits(order: TripOrder, vehicle: Vehicle) -> None:
         raise Invalid(f"the order asks for a {order.body_class}", field="vehicle_id")
 
 
-def _licensed(driver: Driver, vehicle: Vehicle) -> None:
+def licensed(driver: Driver, vehicle: Vehicle) -> None:
     """The driver's licence covers the vehicle (fleet.licences, the README's licence table)."""
     if not licences.may_drive(driver.licence_class, vehicle.body_class, vehicle.seats):
         accepted = "/".join(licences.accepted(vehicle.body_class, vehicle.seats))
@@ -136,7 +136,7 @@ def assign(
     if order.status == OrderStatus.SUBMITTED and not order.emergency:
         raise IllegalMove("a submitted order is assigned once approved (unless it is an emergency)")
     _fits(order, vehicle)
-    _licensed(driver, vehicle)
+    licensed(driver, vehicle)
     reason = data.reason.strip()
     if not reason:
         facts, _ = vehicle_facts(

@@ -14,7 +14,7 @@ from dispatch import merging
 from dispatch.models import Assignment, AssignmentOrder, TripOrder
 from dispatch.orders import IllegalMove, OrderStatus, move
 from dispatch.schemas import Comment, MergeIn
-from dispatch.service.assignment import hold, route_through, vehicle_and_driver
+from dispatch.service.assignment import hold, licensed, route_through, vehicle_and_driver
 from dispatch.service.scope import get_order, record
 from dispatch.settings import DispatchSettings
 from fleet import audit
@@ -153,6 +153,7 @@ def merge(
     replaced = _replaced(session, orders)
     vehicle, driver = vehicle_and_driver(session, actor, data.vehicle_id, data.driver_id)
     _fit(orders, vehicle)
+    licensed(driver, vehicle)
     riders = [rider(o) for o in orders]
     start, end = merging.joined_window(riders)
     buffer = timedelta(minutes=settings.turnaround_min)

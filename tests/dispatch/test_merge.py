@@ -112,6 +112,27 @@ def test_the_passengers_must_fit_the_seats(client: TestClient, people, pool, ord
     assert merge(client, people["desk"], [first, second], mpv.id, driver.id).status_code == 201
 
 
+def test_the_drivers_licence_must_cover_the_merged_car(
+    client: TestClient, people, pool, order_body, db: Session, root_unit
+):
+    from fleet.auth import Actor
+    from tests.factories import add_driver
+
+    first = approved_order(client, people, order_body, passengers=1)
+    second = approved_order(client, people, order_body, passengers=1)
+    sedan = pool["vehicles"]["sedan"]
+    automatic_only = add_driver(
+        db, root_unit, "自动挡", actor=Actor.system(root_unit), licence_class="C2"
+    )
+    db.commit()
+    reply = merge(client, people["desk"], [first, second], sedan.id, automatic_only.id)
+    assert reply.status_code == 422, reply.text
+    assert field(reply) == "driver_id"
+    assert "C1" in message(reply)
+    ok = merge(client, people["desk"], [first, second], sedan.id, pool["drivers"][0].id)
+    assert ok.status_code == 201, ok.text
+
+
 def test_an_overlap_with_another_hold_is_409(client: TestClient, people, pool, order_body):
     first = approved_order(client, people, order_body, passengers=1)
     second = approved_order(
