@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_, select
@@ -28,7 +29,7 @@ from sqlalchemy.orm import Session
 from fleet import audit, notify
 from fleet.auth import Actor, require, units_in_scope
 from fleet.db import utcnow
-from fleet.errors import NotFound
+from fleet.errors import Invalid, NotFound
 from fleet.models import (
     DeadLetter,
     Notification,
@@ -160,6 +161,19 @@ def _audited_view(row: NotificationSetting) -> dict[str, Any]:
     return {"user_id": row.user_id, "unit_id": row.unit_id, **setting_view(row)}
 
 
+def _check_robots(settings: Settings, changes: dict[str, Any]) -> None:
+    """A robot's URL names one of FLEET_NOTIFY_ROBOT_HOSTS: the notifier posts to it, and a
+    person must not have it post into the internal network."""
+    for name in ("wecom_url", "dingtalk_url"):
+        url = changes.get(name)
+        if url is None:
+            continue
+        host = urlsplit(url).hostname or ""
+        if host not in settings.notify_robot_hosts:
+            allowed = ", ".join(settings.notify_robot_hosts) or "none"
+            raise Invalid(f"a robot's URL is on one of these hosts: {allowed}", field=name)
+
+
 def _write(
     session: Session,
     actor: Actor,
@@ -218,10 +232,13 @@ def mine(*, session: Session, actor: Actor) -> dict[str, Any]:
     }
 
 
-def update_mine(*, session: Session, actor: Actor, data: MyNotificationUpdate) -> dict[str, Any]:
+def update_mine(
+    *, session: Session, settings: Settings, actor: Actor, data: MyNotificationUpdate
+) -> dict[str, Any]:
     """Anyone signed in sets their own channels, addresses and language."""
     user = _me(session, actor)
     changes = data.model_dump(exclude_unset=True)
+    _check_robots(settings, changes)
     language = changes.pop("language", None)
     if language is not None:
         with audit.changing(session=session, actor=actor.ref, entity="user", obj=user):
@@ -251,11 +268,17 @@ def of_unit(*, session: Session, actor: Actor, unit_id: int) -> dict[str, Any]:
 
 
 def update_unit(
-    *, session: Session, actor: Actor, unit_id: int, data: NotificationSettingUpdate
+    *,
+    session: Session,
+    settings: Settings,
+    actor: Actor,
+    unit_id: int,
+    data: NotificationSettingUpdate,
 ) -> dict[str, Any]:
     _unit_in_scope(session, actor, unit_id)
     row = session.scalar(select(NotificationSetting).where(NotificationSetting.unit_id == unit_id))
     changes = data.model_dump(exclude_unset=True)
+    _check_robots(settings, changes)
     if changes:
         _write(session, actor, row, {"unit_id": unit_id}, changes)
     return of_unit(session=session, actor=actor, unit_id=unit_id)

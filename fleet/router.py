@@ -177,12 +177,15 @@ def my_notifications(session: SessionDep, actor: ActorDep) -> dict[str, Any]:
     "/me/notifications",
     response_model=MyNotificationsOut,
     tags=["notifications"],
-    responses={422: {"description": "An address or URL that is not one."}},
+    responses={
+        422: {"description": "An address or URL that is not one, or a robot on another host."}
+    },
 )
 def set_my_notifications(
-    session: SessionDep, actor: ActorDep, data: MyNotificationUpdate
+    session: SessionDep, settings: SettingsDep, actor: ActorDep, data: MyNotificationUpdate
 ) -> dict[str, Any]:
-    return notifications.update_mine(session=session, actor=actor, data=data)
+    """A robot's URL must name one of FLEET_NOTIFY_ROBOT_HOSTS (422 otherwise)."""
+    return notifications.update_mine(session=session, settings=settings, actor=actor, data=data)
 
 
 @router.get(
@@ -203,9 +206,15 @@ def unit_notifications(session: SessionDep, actor: ActorDep, unit_id: Id) -> dic
     responses={403: {"description": "Not an administrator."}, 404: {"description": "No unit."}},
 )
 def set_unit_notifications(
-    session: SessionDep, actor: ActorDep, unit_id: Id, data: NotificationSettingUpdate
+    session: SessionDep,
+    settings: SettingsDep,
+    actor: ActorDep,
+    unit_id: Id,
+    data: NotificationSettingUpdate,
 ) -> dict[str, Any]:
-    return notifications.update_unit(session=session, actor=actor, unit_id=unit_id, data=data)
+    return notifications.update_unit(
+        session=session, settings=settings, actor=actor, unit_id=unit_id, data=data
+    )
 
 
 # ---- units ----------------------------------------------------------------------------------

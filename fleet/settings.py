@@ -247,6 +247,12 @@ class Settings(BaseSettings):
     smtp_from: str = Field(
         "fleet@localhost", description="The sender of notification e-mails (an address)."
     )
+    notify_robot_hosts: Annotated[list[str], NoDecode] = Field(
+        ["qyapi.weixin.qq.com", "oapi.dingtalk.com"],
+        description="The hosts a person's or unit's robot URL may point at (names, as a comma"
+        " list): the vendors' own, so that nobody has the notifier post to a host of the"
+        " internal network.",
+    )
     notify_max_attempts: int = Field(
         8,
         ge=1,
@@ -263,7 +269,7 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
 
-    @field_validator("break_glass_users", mode="before")
+    @field_validator("break_glass_users", "notify_robot_hosts", mode="before")
     @classmethod
     def _name_list(cls, value: object) -> object:
         """A comma list (`root,ops`) or a JSON list (`["root", "ops"]`)."""

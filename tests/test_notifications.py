@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from app.notices import DERIVERS
 from dispatch.notices import awaiting_step
 from fleet import notify
+from fleet.api import get_settings
 from fleet.forwarding import prune
 from fleet.models import (
     AuditEntry,
@@ -291,8 +292,17 @@ class Loop:
 
 @pytest.fixture
 def loop(
-    db: Session, client: TestClient, root_unit: OrgUnit, make_user, login: Callable[..., Any]
+    db: Session,
+    client: TestClient,
+    settings: Settings,
+    root_unit: OrgUnit,
+    make_user,
+    login: Callable[..., Any],
 ) -> Loop:
+    # The robots here are the local receiver's.
+    hosts = [*settings.notify_robot_hosts, "127.0.0.1"]
+    local = client.app.state.settings.model_copy(update={"notify_robot_hosts": hosts})
+    client.app.dependency_overrides[get_settings] = lambda: local  # type: ignore[attr-defined]
     roles = {
         "asker": Role.REQUESTER,
         "other": Role.REQUESTER,
@@ -629,3 +639,16 @@ def test_the_step_awaiting_a_decision():
     assert awaiting_step({**state, "approvals_done": 1}, "update") is None
     assert awaiting_step({**state, "approvals_done": 2, "approval": "approved"}, "approve") is None
     assert awaiting_step({**state, "approvals_done": 0, "status": "cancelled"}, "submit") is None
+
+
+def test_a_robot_on_a_host_other_than_the_vendors_is_refused(
+    client: TestClient, make_user, login, root_unit
+):
+    make_user("curious", root_unit, Role.REQUESTER)
+    reply = client.patch(
+        "/api/v1/me/notifications",
+        json={"channels": ["wecom"], "wecom_url": "http://10.0.0.5/cgi-bin/webhook/send?key=K"},
+        headers=login("curious"),
+    )
+    assert reply.status_code == 422
+    assert "qyapi.weixin.qq.com" in reply.text
