@@ -364,6 +364,8 @@ class Notifier:
                 language = user.language if user.language in notice.texts else LANGUAGES[0]
                 subject, body = notice.texts[language]
                 for target in targets(session, user):
+                    if target.channel == NotifyChannel.EMAIL and not self.settings.smtp_host:
+                        continue  # no mail server: e-mail is off
                     if (target.channel, target.address) in seen:
                         continue  # a group robot two recipients share hears it once
                     seen.add((target.channel, target.address))

@@ -236,7 +236,7 @@ class Settings(BaseSettings):
     smtp_host: str = Field(
         "",
         description="The mail server notifications by e-mail go through (host name); empty:"
-        " e-mail notifications wait (and are retried) until one is set.",
+        " no e-mail is sent (the robots still are).",
     )
     smtp_port: int = Field(25, ge=1, le=65535, description="The mail server's port (TCP port).")
     smtp_starttls: bool = Field(

@@ -652,3 +652,23 @@ def test_a_robot_on_a_host_other_than_the_vendors_is_refused(
     )
     assert reply.status_code == 422
     assert "qyapi.weixin.qq.com" in reply.text
+
+
+def test_without_a_mail_server_no_email_is_queued_and_the_robots_still_go(
+    db: Session, loop: Loop, notifier, robots
+):
+    run, clock, _ = notifier
+    mailless = Notifier(run.settings.model_copy(update={"smtp_host": ""}), DERIVERS, clock=clock)
+    loop.prefer(
+        "boss",
+        channels=["email", "wecom"],
+        email="boss@example.gov.cn",
+        wecom_url=robots.wecom("K-B"),
+    )
+    loop.submit(loop.order())
+    drain(mailless, db)
+    channels = db.scalars(
+        select(Notification.channel).where(Notification.user_id == loop.users["boss"].id)
+    ).all()
+    assert channels == ["wecom"]
+    assert len(robots.received) == 1
