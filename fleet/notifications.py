@@ -16,6 +16,7 @@ then its parent, up to the root) that sets it.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,7 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from fleet import audit, notify
@@ -298,6 +299,20 @@ def cursor_row(session: Session) -> NotifierCursor:
     return row
 
 
+PRUNE_EVERY_S = 3600
+
+
+def prune(session: Session, *, before: datetime) -> int:
+    """Deletes the messages sent before `before`; returns how many. Those that could not be
+    delivered stay, with their dead letters, for someone to look into."""
+    gone = session.execute(
+        delete(Notification).where(
+            Notification.state == NotificationState.SENT, Notification.sent_at < before
+        )
+    )
+    return int(gone.rowcount or 0)  # type: ignore[attr-defined]
+
+
 class Notifier:
     """Derives notifications from the outbox and delivers them; `step` is one pass of both (the
     forwarder runs it after its sinks), committing as it goes."""
@@ -313,9 +328,15 @@ class Notifier:
         self.derivers = dict(derivers)
         self.clock = clock
         self.zone = ZoneInfo(settings.display_timezone)
+        self.pruned_at = -float(PRUNE_EVERY_S)
 
     def step(self, session: Session) -> int:
-        """Events read plus messages delivered in this pass (0: nothing to do now)."""
+        """Events read plus messages delivered in this pass (0: nothing to do now); once an hour,
+        the messages sent longer ago than the outbox keeps its events are deleted."""
+        if time.monotonic() - self.pruned_at > PRUNE_EVERY_S:
+            prune(session, before=self.clock() - timedelta(days=self.settings.outbox_keep_days))
+            session.commit()
+            self.pruned_at = time.monotonic()
         read = self.derive(session)
         session.commit()
         return read + self.deliver(session)
@@ -331,7 +352,7 @@ class Notifier:
             .where(
                 OutboxEvent.id > cursor.cursor,
                 OutboxEvent.id <= horizon,
-                OutboxEvent.object_type.in_(self.derivers),
+                OutboxEvent.object_type.in_(list(self.derivers)),
             )
             .order_by(OutboxEvent.id)
             .limit(self.settings.forward_batch)

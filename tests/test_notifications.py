@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from app.notices import DERIVERS
 from dispatch.notices import awaiting_step
-from fleet import notify
+from fleet import notifications, notify
 from fleet.api import get_settings
 from fleet.forwarding import prune
 from fleet.models import (
@@ -672,3 +672,26 @@ def test_without_a_mail_server_no_email_is_queued_and_the_robots_still_go(
     ).all()
     assert channels == ["wecom"]
     assert len(robots.received) == 1
+
+
+def test_sent_messages_go_after_the_outbox_keeps_its_events_and_dead_ones_stay(
+    db: Session, loop: Loop, notifier, robots
+):
+    run, clock, _ = notifier
+    robots.answers = [{"errcode": 93000, "errmsg": "invalid webhook url"}] * 3
+    loop.prefer("boss", channels=["wecom"], wecom_url=robots.wecom("K-DEAD"))
+    loop.prefer("asker", channels=["wecom"], wecom_url=robots.wecom("K-OK"))
+    order_id = loop.order()
+    loop.submit(order_id)
+    for _ in range(3):
+        run.step(db)
+        clock.now += timedelta(minutes=5)
+    loop.approve(order_id)
+    drain(run, db)
+    states = {
+        kind: state for kind, state in db.execute(select(Notification.kind, Notification.state))
+    }
+    assert states == {"approval_pending": "dead", "order_approved": "sent"}
+    assert notifications.prune(db, before=clock.now - timedelta(days=1)) == 0  # none so old
+    assert notifications.prune(db, before=clock.now + timedelta(days=1)) == 1
+    assert db.scalars(select(Notification.kind)).all() == ["approval_pending"]
