@@ -13,6 +13,9 @@ import email.policy
 import hashlib
 import hmac
 import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,14 +33,16 @@ from sqlalchemy.orm import Session
 
 from app.notices import DERIVERS
 from dispatch.notices import awaiting_step
-from fleet import notifications, notify
+from fleet import migrate, notifications, notify, registry
 from fleet.api import get_settings
+from fleet.db import make_engine
 from fleet.forwarding import prune
 from fleet.models import (
     AuditEntry,
     DeadLetter,
     Driver,
     Notification,
+    NotificationSetting,
     NotifierCursor,
     OrgUnit,
     OutboxEvent,
@@ -45,10 +50,11 @@ from fleet.models import (
     UserAccount,
 )
 from fleet.notifications import Notifier
+from fleet.schemas import UserCreate
 from fleet.settings import Settings
 from geofence.models import Alert
 from tests.factories import add_driver, add_vehicle
-from tests.support import free_port
+from tests.support import free_port, wait_until
 
 PUBLIC = "https://fleet.example.gov.cn/gw"
 T0 = datetime(2026, 12, 5, 2, 0, tzinfo=UTC)
@@ -695,3 +701,65 @@ def test_sent_messages_go_after_the_outbox_keeps_its_events_and_dead_ones_stay(
     assert notifications.prune(db, before=clock.now - timedelta(days=1)) == 0  # none so old
     assert notifications.prune(db, before=clock.now + timedelta(days=1)) == 1
     assert db.scalars(select(Notification.kind)).all() == ["approval_pending"]
+
+
+def test_fleet_forward_mails_a_critical_alert_to_the_supervisor(
+    scratch_settings: Settings, mailbox: tuple[Mailbox, int]
+):
+    """The notifier runs in the `fleet forward` process itself, as it is started in production."""
+    box, port = mailbox
+    migrate.upgrade(scratch_settings)
+    engine = make_engine(scratch_settings)
+    env = {
+        **os.environ,
+        "FLEET_DATABASE_URL": scratch_settings.database_url,
+        "FLEET_DATABASE_OWNER": scratch_settings.database_owner,
+        "FLEET_REDIS_URL": scratch_settings.redis_url,
+        "FLEET_FORWARD_POLL_S": "0.1",
+        "FLEET_MQTT_URL": "",
+        "FLEET_SMTP_HOST": "127.0.0.1",
+        "FLEET_SMTP_PORT": str(port),
+        "FLEET_PUBLIC_URL": PUBLIC,
+    }
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            root = registry.create_root_unit(session=session, code="NT-PROC", name="通知测试")
+            supervisor = registry.create_user(
+                session=session,
+                actor=None,
+                data=UserCreate(
+                    username="nt-watch",
+                    password="a-long-enough-password",
+                    roles=[Role.SUPERVISOR],
+                    unit_id=root.id,
+                ),
+            )
+            session.add(
+                NotificationSetting(
+                    user_id=supervisor.id, channels=["email"], email="watch@example.gov.cn"
+                )
+            )
+            vehicle = add_vehicle(session, root, "浙A·N0009")
+            started = datetime(2026, 12, 5, 1, 0, tzinfo=UTC)
+            alert = Alert(
+                kind="device_alarm",
+                key="sos",
+                severity="critical",
+                vehicle_id=vehicle.id,
+                unit_id=root.id,
+                started_at=started,
+                last_at=started,
+            )
+            session.add(alert)
+            session.commit()
+        forward = subprocess.Popen([sys.executable, "-m", "app.cli", "forward"], env=env)
+        try:
+            wait_until(lambda: box.to("watch@example.gov.cn"), "the supervisor's e-mail", 60)
+        finally:
+            forward.terminate()
+            forward.wait(timeout=20)
+    finally:
+        engine.dispose()
+    [mail] = box.to("watch@example.gov.cn")
+    assert mail["Subject"] == "严重告警：浙A·N0009 终端报警"
+    assert f"{PUBLIC}/review#alert-{alert.id}" in body_of(mail)
