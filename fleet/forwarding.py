@@ -26,12 +26,19 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from sqlalchemy import Engine, delete, func, select, text
+from sqlalchemy import Engine, delete, func, select, text, union_all
 from sqlalchemy.orm import Session
 
 from fleet import outbox
 from fleet.db import utcnow
-from fleet.models import DeadLetter, Integration, OrgUnit, OutboxEvent, SinkKind
+from fleet.models import (
+    DeadLetter,
+    Integration,
+    NotifierCursor,
+    OrgUnit,
+    OutboxEvent,
+    SinkKind,
+)
 from fleet.settings import Settings
 
 log = logging.getLogger("fleet.forward")
@@ -320,9 +327,15 @@ PRUNE_EVERY_S = 3600
 
 
 def prune(session: Session, *, before: datetime) -> int:
-    """Deletes the events that occurred before `before` and that every enabled sink has had;
-    returns how many."""
-    cursors = select(func.min(Integration.cursor)).where(Integration.enabled).scalar_subquery()
+    """Deletes the events that occurred before `before` and that every enabled sink, and the
+    notifier, has had; returns how many."""
+    # The notifier (fleet/notifications.py) reads the outbox too: its cursor holds back as a
+    # sink's does.
+    readers = union_all(
+        select(Integration.cursor.label("cursor")).where(Integration.enabled),
+        select(NotifierCursor.cursor.label("cursor")),
+    ).subquery()
+    cursors = select(func.min(readers.c.cursor)).scalar_subquery()
     newest = select(func.max(OutboxEvent.id)).scalar_subquery()
     gone = session.execute(
         delete(OutboxEvent).where(

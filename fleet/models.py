@@ -309,15 +309,122 @@ class Integration(Timestamped, Base):
 
 
 class DeadLetter(Base):
-    """An event a webhook refused as many times as it may: delivery went on past it."""
+    """An event a webhook refused as many times as it may, or a notification to a person that
+    could not be delivered: delivery went on past it. One of `integration_id` and
+    `notification_id` is set."""
 
     __tablename__ = "dead_letter"
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
-    integration_id: Mapped[int] = mapped_column(sa.ForeignKey("integration.id", ondelete="CASCADE"))
+    integration_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("integration.id", ondelete="CASCADE")
+    )
+    notification_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("notification.id", ondelete="CASCADE")
+    )
     event_id: Mapped[int] = mapped_column(sa.BigInteger)
     attempts: Mapped[int] = mapped_column(sa.Integer)
     last_error: Mapped[str] = mapped_column(sa.Text)
     at: Mapped[datetime] = mapped_column(server_default=sa.func.now())
 
-    __table_args__ = (sa.Index("ix_dead_letter_integration_id", "integration_id"),)
+    __table_args__ = (
+        sa.CheckConstraint("num_nonnulls(integration_id, notification_id) = 1", name="target"),
+        sa.Index("ix_dead_letter_integration_id", "integration_id"),
+        sa.Index("ix_dead_letter_notification_id", "notification_id"),
+    )
+
+
+class NotifyChannel(StrEnum):
+    EMAIL = "email"
+    WECOM = "wecom"  # 企业微信 group robot
+    DINGTALK = "dingtalk"  # 钉钉 custom robot
+
+
+CHANNEL_VALUES = ", ".join(f"'{c.value}'" for c in NotifyChannel)
+
+
+class NotificationSetting(Timestamped, Base):
+    """How a person (`user_id`) or, by default for everyone in it and under it, a unit
+    (`unit_id`) is reached. A field left empty on a person's row comes from the nearest unit
+    that sets it. The robots' URLs carry their key or token and the DingTalk secret signs: none
+    of them is shown in full by the API."""
+
+    __tablename__ = "notification_setting"
+
+    id: Mapped[int] = mapped_column(sa.Integer, sa.Identity(), primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("user_account.id", ondelete="CASCADE"), unique=True
+    )
+    unit_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("org_unit.id", ondelete="CASCADE"), unique=True
+    )
+    # None: as the unit says; []: none at all.
+    channels: Mapped[list[str] | None] = mapped_column(ARRAY(sa.String(16)))
+    email: Mapped[str | None] = mapped_column(sa.String(254))
+    wecom_url: Mapped[str | None] = mapped_column(sa.String(500))
+    dingtalk_url: Mapped[str | None] = mapped_column(sa.String(500))
+    dingtalk_secret: Mapped[str | None] = mapped_column(sa.String(200))
+
+    __table_args__ = (
+        sa.CheckConstraint("num_nonnulls(user_id, unit_id) = 1", name="owner"),
+        sa.CheckConstraint(f"channels <@ ARRAY[{CHANNEL_VALUES}]::varchar[]", name="channels"),
+    )
+
+
+class NotificationState(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    DEAD = "dead"
+
+
+class Notification(Base):
+    """One message to one address, derived by `fleet forward` from an outbox event. Each is
+    retried on its own (one broken robot holds up nobody else's messages); an address two
+    recipients share (a unit's group robot) gets the event's message once."""
+
+    __tablename__ = "notification"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    event_id: Mapped[int] = mapped_column(sa.BigInteger)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    channel: Mapped[NotifyChannel] = mapped_column(_enum(NotifyChannel, "channel"))
+    address: Mapped[str] = mapped_column(sa.String(500))
+    # Where the address came from: a DingTalk robot's signing secret is read from it when sent.
+    setting_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("notification_setting.id", ondelete="SET NULL")
+    )
+    language: Mapped[str] = mapped_column(sa.String(8))
+    subject: Mapped[str] = mapped_column(sa.String(200))
+    body: Mapped[str] = mapped_column(sa.Text)
+    link: Mapped[str] = mapped_column(sa.String(500))
+    state: Mapped[NotificationState] = mapped_column(
+        _enum(NotificationState, "state"), server_default=NotificationState.PENDING.value
+    )
+    attempts: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    retry_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(server_default=sa.func.now())
+
+    __table_args__ = (
+        sa.UniqueConstraint("event_id", "channel", "address"),
+        sa.Index("ix_notification_user_id", "user_id"),
+        sa.Index("ix_notification_setting_id", "setting_id"),
+        sa.Index(
+            "ix_notification_pending",
+            "retry_at",
+            postgresql_where=sa.text("state = 'pending'"),
+        ),
+    )
+
+
+class NotifierCursor(Base):
+    """The last outbox event `fleet forward` has turned into notifications (one row)."""
+
+    __tablename__ = "notifier_cursor"
+
+    id: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True)
+    cursor: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
+
+    __table_args__ = (sa.CheckConstraint("id = 1", name="single"),)

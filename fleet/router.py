@@ -11,7 +11,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from fleet import access, integrations, registry
+from fleet import access, integrations, notifications, registry
 from fleet import auth as auth_service
 from fleet.api import (
     ActorDep,
@@ -49,10 +49,14 @@ from fleet.schemas import (
     IntegrationOut,
     IntegrationUpdate,
     Me,
+    MyNotificationsOut,
+    MyNotificationUpdate,
+    NotificationSettingUpdate,
     Page,
     Text,
     Token,
     UnitCreate,
+    UnitNotificationsOut,
     UnitOut,
     UnitUpdate,
     UserCreate,
@@ -160,6 +164,56 @@ def me(session: SessionDep, actor: ActorDep) -> Me:
     user = registry.get_user(session=session, actor=actor, user_id=actor.user_id)
     return Me.model_validate(
         {**UserOut.model_validate(user).model_dump(), "unit_path": actor.unit_path}
+    )
+
+
+@router.get("/me/notifications", response_model=MyNotificationsOut, tags=["notifications"])
+def my_notifications(session: SessionDep, actor: ActorDep) -> dict[str, Any]:
+    """Your channels and addresses, and where messages go now (your own over your units')."""
+    return notifications.mine(session=session, actor=actor)
+
+
+@router.patch(
+    "/me/notifications",
+    response_model=MyNotificationsOut,
+    tags=["notifications"],
+    responses={
+        422: {"description": "An address or URL that is not one, or a robot on another host."}
+    },
+)
+def set_my_notifications(
+    session: SessionDep, settings: SettingsDep, actor: ActorDep, data: MyNotificationUpdate
+) -> dict[str, Any]:
+    """A robot's URL must name one of FLEET_NOTIFY_ROBOT_HOSTS (422 otherwise)."""
+    return notifications.update_mine(session=session, settings=settings, actor=actor, data=data)
+
+
+@router.get(
+    "/units/{unit_id}/notifications",
+    response_model=UnitNotificationsOut,
+    tags=["notifications"],
+    responses={403: {"description": "Not an administrator."}, 404: {"description": "No unit."}},
+)
+def unit_notifications(session: SessionDep, actor: ActorDep, unit_id: Id) -> dict[str, Any]:
+    """The unit's defaults, for everyone in it and under it who sets no channel of their own."""
+    return notifications.of_unit(session=session, actor=actor, unit_id=unit_id)
+
+
+@router.patch(
+    "/units/{unit_id}/notifications",
+    response_model=UnitNotificationsOut,
+    tags=["notifications"],
+    responses={403: {"description": "Not an administrator."}, 404: {"description": "No unit."}},
+)
+def set_unit_notifications(
+    session: SessionDep,
+    settings: SettingsDep,
+    actor: ActorDep,
+    unit_id: Id,
+    data: NotificationSettingUpdate,
+) -> dict[str, Any]:
+    return notifications.update_unit(
+        session=session, settings=settings, actor=actor, unit_id=unit_id, data=data
     )
 
 

@@ -25,6 +25,7 @@ from fleet.models import (
     BodyClass,
     DeviceProtocol,
     Energy,
+    NotifyChannel,
     Role,
     SinkKind,
     VehicleCategory,
@@ -554,3 +555,74 @@ class Health(BaseModel):
     warnings: list[HealthWarning] = Field(
         default=[], description="Still healthy (200), but something needs doing soon."
     )
+
+
+# ---- notifications to people ----------------------------------------------------------------
+
+EmailAddress = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, max_length=254, pattern=r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$"
+    ),
+]
+RobotUrl = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=500, pattern=r"^https?://[^\s]+$")
+]
+RobotSecret = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class NotificationSettingUpdate(Strict):
+    """What is sent is changed; what is left out stays; null clears a field (then the unit's
+    default applies)."""
+
+    channels: list[NotifyChannel] | None = Field(
+        None,
+        max_length=3,
+        description="email, wecom, dingtalk; [] for none; null: as the unit says.",
+    )
+    email: EmailAddress | None = None
+    wecom_url: RobotUrl | None = Field(
+        None,
+        description="A 企业微信 group robot's webhook,"
+        " https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=KEY.",
+    )
+    dingtalk_url: RobotUrl | None = Field(
+        None,
+        description="A 钉钉 custom robot's webhook,"
+        " https://oapi.dingtalk.com/robot/send?access_token=TOKEN.",
+    )
+    dingtalk_secret: RobotSecret | None = Field(
+        None, description="Write-only: the robot's 加签 secret (SEC...). Never returned."
+    )
+
+
+class MyNotificationUpdate(NotificationSettingUpdate):
+    language: Annotated[str, Field(default=None, pattern="^(zh|en)$")]
+
+
+class NotificationSettingOut(BaseModel):
+    """A setting as stored; the robots' key and token are masked, the secret never shown."""
+
+    channels: list[NotifyChannel] | None
+    email: str | None
+    wecom_url: str | None = Field(description="With its key masked.")
+    dingtalk_url: str | None = Field(description="With its access token masked.")
+    has_dingtalk_secret: bool
+
+
+class NotificationTarget(BaseModel):
+    channel: NotifyChannel
+    address: str = Field(description="The e-mail address, or the robot's URL (masked).")
+    from_unit_id: int | None = Field(description="The unit whose default it is; null: your own.")
+
+
+class MyNotificationsOut(BaseModel):
+    language: str = Field(description="The language messages are written in (zh or en).")
+    own: NotificationSettingOut
+    effective: list[NotificationTarget] = Field(
+        description="Where messages go now, your own settings over your units' defaults."
+    )
+
+
+class UnitNotificationsOut(NotificationSettingOut):
+    unit_id: int

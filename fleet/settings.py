@@ -228,6 +228,37 @@ class Settings(BaseSettings):
         description="Failed attempts after which a webhook's event is dead-lettered and delivery"
         " goes on past it (count).",
     )
+    public_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="The address people open Fleet's pages at (scheme, host and any path"
+        " prefix): the links in notifications start with it.",
+    )
+    smtp_host: str = Field(
+        "",
+        description="The mail server notifications by e-mail go through (host name); empty:"
+        " no e-mail is sent (the robots still are).",
+    )
+    smtp_port: int = Field(25, ge=1, le=65535, description="The mail server's port (TCP port).")
+    smtp_starttls: bool = Field(
+        False, description="Upgrade the connection to the mail server with STARTTLS (yes/no)."
+    )
+    smtp_user: str = Field("", description="Login at the mail server; empty: none.")
+    smtp_password: str = Field("", description="Password of FLEET_SMTP_USER.")
+    smtp_from: str = Field(
+        "fleet@localhost", description="The sender of notification e-mails (an address)."
+    )
+    notify_robot_hosts: Annotated[list[str], NoDecode] = Field(
+        ["qyapi.weixin.qq.com", "oapi.dingtalk.com"],
+        description="The hosts a person's or unit's robot URL may point at (names, as a comma"
+        " list): the vendors' own, so that nobody has the notifier post to a host of the"
+        " internal network.",
+    )
+    notify_max_attempts: int = Field(
+        8,
+        ge=1,
+        description="Failed attempts after which a notification is dead-lettered (count); the"
+        " waits between them follow FLEET_FORWARD_RETRY_MIN_S and _MAX_S.",
+    )
 
     @field_validator("display_timezone")
     @classmethod
@@ -238,7 +269,7 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
 
-    @field_validator("break_glass_users", mode="before")
+    @field_validator("break_glass_users", "notify_robot_hosts", mode="before")
     @classmethod
     def _name_list(cls, value: object) -> object:
         """A comma list (`root,ops`) or a JSON list (`["root", "ops"]`)."""

@@ -40,6 +40,7 @@ PAGES: dict[str, tuple[str, str, str]] = {
     "review": ("告警复核", "Alert review", "supervisor"),
     "admin": ("系统管理", "Administration", "administrator"),
     "dashboard": ("统计看板", "Dashboard", "staff"),
+    "profile": ("个人设置", "Profile", "everyone"),
 }
 
 # The pages and tiles are no part of the API's contract; the map's extent is (see the end).

@@ -167,10 +167,12 @@ def worker(
 
 def forward(ctx: typer.Context) -> None:
     """Deliver the outbox's events and the stored positions to the integrations (and to
-    FLEET_MQTT_URL), at least once."""
+    FLEET_MQTT_URL), and the notifications they give to people, at least once."""
     import threading
 
+    from app.notices import DERIVERS
     from fleet.forwarding import Forwarder
+    from fleet.notifications import Notifier
     from telematics.outbound import PositionForwarder
 
     settings: Settings = ctx.obj
@@ -184,7 +186,8 @@ def forward(ctx: typer.Context) -> None:
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         positions = PositionForwarder(redis, settings)
         try:
-            Forwarder(settings).run(engine, stop, also=[positions.step])
+            notifier = Notifier(settings, DERIVERS)
+            Forwarder(settings).run(engine, stop, also=[positions.step, notifier.step])
         finally:
             positions.close()
 

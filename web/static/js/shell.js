@@ -57,9 +57,10 @@ function paintBanner(status) {
   document.documentElement.style.setProperty("--banner-h", `${box.offsetHeight}px`);
 }
 
-// The banner on every staff page (the phone pages are the requesters' and the drivers').
+// The banner on every staff page (the phone pages are the requesters' and the drivers', and the
+// profile is everyone's).
 export async function refreshCalendarBanner({ fresh = false } = {}) {
-  if (!bannerFor || document.body.classList.contains("page-phone")) return;
+  if (!bannerFor || document.body.matches(".page-phone, .page-profile")) return;
   paintBanner(await calendarStatus({ fresh }));
 }
 
@@ -82,7 +83,9 @@ export async function start({ needsLogin = true } = {}) {
     return null;
   }
   const me = await api("/api/v1/me");
-  document.getElementById("who").textContent = me.full_name || me.username;
+  const who = document.getElementById("who");
+  who.textContent = me.full_name || me.username;
+  who.hidden = false;  // a link to one's own settings (/profile)
   out.hidden = false;
   window.addEventListener("unhandledrejection", (event) => {
     notify(event.reason?.message || t("error.network"), "error");
