@@ -3,8 +3,8 @@ the messages `fleet forward` derives from the outbox and delivers (`notification
 the outbox it has come (`notifier_cursor`), and dead letters for messages as well as for sink
 events (`dead_letter.notification_id`; `integration_id` becomes nullable, one of the two set).
 
-Revision ID: 0019
-Revises: 0016
+Revision ID: 0021
+Revises: 0020
 Create Date: 2026-12-05
 """
 
@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0019"
-down_revision = "0016"
+revision = "0021"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 

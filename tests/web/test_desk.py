@@ -278,6 +278,8 @@ def test_dispatcher_merges_two_orders_the_suggestions_pair(desk_context, stack: 
     assert rows[0][1] == rows[1][1]  # one car, one assignment
     for order_id in (first, second):
         page.locator(f"button.order[data-order='{order_id}']").wait_for(state="detached")
+
+
 def test_the_desk_flags_a_drivers_licence_that_expires_within_thirty_days(
     desk_context, stack: Stack
 ) -> None:
