@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dispatch.models import Assignment, OrderDecision
+from dispatch.models import Assignment, AssignmentOrder, OrderDecision
 from dispatch.orders import OrderStatus
 from fleet.models import Driver, OutboxEvent, Role, Vehicle
 from fleet.notifications import Notice, nearest_with_role
@@ -50,7 +50,8 @@ def _assignment(session: Session, order_id: int) -> tuple[str, str, int | None] 
         .select_from(Assignment)
         .join(Vehicle, Vehicle.id == Assignment.vehicle_id)
         .join(Driver, Driver.id == Assignment.driver_id)
-        .where(Assignment.order_id == order_id)
+        .join(AssignmentOrder, AssignmentOrder.assignment_id == Assignment.id)
+        .where(AssignmentOrder.order_id == order_id)  # a merged trip's every order
         .order_by(Assignment.id.desc())
         .limit(1)
     ).first()
@@ -136,8 +137,13 @@ def order_notices(session: Session, event: OutboxEvent, zone: ZoneInfo) -> list[
                 },
             )
         )
-    held = _assignment(session, order_id) if action in ("assign", "cancel") else None
-    if action == "assign" and held is not None:
+    # A merge assigns each order it carries; an unmerge takes the trip from the driver.
+    held = (
+        _assignment(session, order_id)
+        if action in ("assign", "merge", "cancel", "unmerge")
+        else None
+    )
+    if action in ("assign", "merge") and held is not None:
         plate, driver, driver_user = held
         notices.append(
             Notice(
@@ -175,7 +181,7 @@ def order_notices(session: Session, event: OutboxEvent, zone: ZoneInfo) -> list[
                     },
                 )
             )
-    if action == "cancel" and held is not None and held[2] is not None:
+    if action in ("cancel", "unmerge") and held is not None and held[2] is not None:
         plate = held[0]
         notices.append(
             Notice(

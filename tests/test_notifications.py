@@ -763,3 +763,37 @@ def test_fleet_forward_mails_a_critical_alert_to_the_supervisor(
     [mail] = box.to("watch@example.gov.cn")
     assert mail["Subject"] == "严重告警：浙A·N0009 终端报警"
     assert f"{PUBLIC}/review#alert-{alert.id}" in body_of(mail)
+
+
+def test_a_merged_trip_is_announced_for_each_order_and_its_unmerging_to_the_driver(
+    db: Session, loop: Loop, notifier
+):
+    run, _, _ = notifier
+    for who in ("asker", "wheel"):
+        loop.prefer(who, channels=["email"], email=f"{who}@example.gov.cn")
+    orders = [loop.order(), loop.order()]
+    for order_id in orders:
+        loop.submit(order_id)
+        loop.approve(order_id)
+    merged = loop.call(
+        "desk",
+        "POST",
+        "/api/v1/dispatch/merge",
+        {"order_ids": orders, "vehicle_id": loop.vehicle_id, "driver_id": loop.driver_id},
+    )
+    drain(run, db)
+    loop.call("desk", "POST", f"/api/v1/dispatch/merge/{merged['assignment_id']}/unmerge", {})
+    drain(run, db)
+
+    def heard(who: str) -> list[tuple[str, str]]:
+        rows = db.execute(
+            select(Notification.kind, Notification.subject)
+            .where(Notification.user_id == loop.users[who].id)
+            .order_by(Notification.id)
+        ).all()
+        return [(kind, subject) for kind, subject in rows]
+
+    assert [k for k, _ in heard("asker") if k == "order_assigned"] == ["order_assigned"] * 2
+    driver = heard("wheel")
+    assert [k for k, _ in driver] == ["trip_assigned"] * 2 + ["trip_changed"] * 2
+    assert {s for _, s in driver[:2]} == {f"新任务：#{o} 浙A·N0001" for o in orders}
