@@ -61,7 +61,7 @@ def move(current: RequestStatus | str, to: RequestStatus) -> RequestStatus:
 
 
 def add_months(day: date, months: int) -> date:
-    """The same day `months` later; the month's last day where it is shorter (31 Jan + 1: 28 Feb)."""
+    """The same day `months` later, or the month's last day where it is shorter."""
     index = day.year * 12 + day.month - 1 + months
     year, month = divmod(index, 12)
     last = calendar.monthrange(year, month + 1)[1]
@@ -104,7 +104,9 @@ def renewal(
         distance_due = today
     elif distance_km and acquired_on and acquired_on < today:
         per_day = distance_km / (today - acquired_on).days
-        distance_due = today + timedelta(days=math.ceil((distance_limit_km - distance_km) / per_day))
+        distance_due = today + timedelta(
+            days=math.ceil((distance_limit_km - distance_km) / per_day)
+        )
     known = [d for d in (age_due, distance_due) if d is not None]
     due = min(known) if known else None
     age = None
