@@ -98,9 +98,11 @@ def test_quota_against_vehicles_held_per_unit_and_in_total_flags_units_over(
         "free": 0,
         "over": True,
     }
-    assert b_lines["enforcement"]["held"] == 0 and not b_lines["enforcement"]["over"]
+    assert b_lines["enforcement"]["held"] == 0
+    assert not b_lines["enforcement"]["over"]
     assert (rows["EQ-B"]["quota"], rows["EQ-B"]["held"], rows["EQ-B"]["over"]) == (2, 2, True)
-    assert rows["T-ROOT"]["quota"] is None and rows["T-ROOT"]["held"] == 0
+    assert rows["T-ROOT"]["quota"] is None
+    assert rows["T-ROOT"]["held"] == 0
     assert answer["total"] == {"quota": 4, "held": 4, "over_units": 1}
 
     # Scoped: an administrator of unit A sees A alone.
@@ -156,13 +158,15 @@ def test_registering_over_the_quota_is_refused_until_a_place_is_freed(
     moved = add_vehicle(db, units["b"], "浙A·Q1004")
     db.commit()
     reply = client.patch(f"/api/v1/vehicles/{moved.id}", json={"unit_id": a.id}, headers=admin)
-    assert reply.status_code == 422 and field_of(reply) == "unit_id"
+    assert reply.status_code == 422
+    assert field_of(reply) == "unit_id"
 
     # The first vehicle is disposed of: its place is free, and the new one takes it.
     old = first.json()["id"]
     replacing = vehicle_body(a, "浙A·Q1002", replaces_id=old)
     refused = client.post("/api/v1/vehicles", json=replacing, headers=admin)
-    assert refused.status_code == 422 and field_of(refused) == "replaces_id"
+    assert refused.status_code == 422
+    assert field_of(refused) == "replaces_id"
     client.patch(f"/api/v1/vehicles/{old}", json={"status": "disposed"}, headers=admin)
     new = client.post("/api/v1/vehicles", json=replacing, headers=admin)
     assert new.status_code == 201, new.text
@@ -171,7 +175,8 @@ def test_registering_over_the_quota_is_refused_until_a_place_is_freed(
     again = vehicle_body(a, "浙A·Q1005")
     assert client.post("/api/v1/vehicles", json=again, headers=admin).status_code == 422
     back = client.patch(f"/api/v1/vehicles/{old}", json={"status": "active"}, headers=admin)
-    assert back.status_code == 422 and field_of(back) == "unit_id"
+    assert back.status_code == 422
+    assert field_of(back) == "unit_id"
 
 
 # ---- renewal due --------------------------------------------------------------------------------
@@ -232,7 +237,8 @@ def test_vehicles_due_for_renewal_by_age_and_by_distance_now_and_within_12_month
     assert now["浙A·R0008"]["reasons"] == ["distance"]
     assert now["浙A·R0008"]["distance_km"] == 251_000
     assert set(soon) == {"浙A·R0003", "浙A·R0004"}
-    assert soon["浙A·R0003"]["due_on"] == "2027-06-01" and soon["浙A·R0003"]["reasons"] == ["age"]
+    assert soon["浙A·R0003"]["due_on"] == "2027-06-01"
+    assert soon["浙A·R0003"]["reasons"] == ["age"]
     assert soon["浙A·R0004"]["reasons"] == ["distance"]
     assert soon["浙A·R0004"]["due_on"] == "2027-09-10"
 
@@ -260,12 +266,14 @@ def test_renewal_rules_pure():
         age_years=9,
         distance_limit_km=250_000,
     )
-    assert odd.age_due_on == date(2028, 2, 28) and odd.distance_due_on is None
+    assert odd.age_due_on == date(2028, 2, 28)
+    assert odd.distance_due_on is None
     assert equipping.add_months(date(2027, 1, 31), 1) == date(2027, 2, 28)
     unknown = equipping.renewal(
         acquired_on=None, distance_km=None, today=today, age_years=8, distance_limit_km=1
     )
-    assert unknown.due_on is None and not unknown.due_by(date(2100, 1, 1))
+    assert unknown.due_on is None
+    assert not unknown.due_by(date(2100, 1, 1))
     both = equipping.renewal(
         acquired_on=date(2010, 1, 1),
         distance_km=300_000,
@@ -274,7 +282,8 @@ def test_renewal_rules_pure():
         distance_limit_km=250_000,
     )
     assert both.reasons(today) == ["age", "distance"]
-    assert equipping.is_idle(4, 5) and not equipping.is_idle(5, 5)
+    assert equipping.is_idle(4, 5)
+    assert not equipping.is_idle(5, 5)
 
 
 # ---- idle ---------------------------------------------------------------------------------------
@@ -321,7 +330,8 @@ def test_vehicles_used_on_fewer_days_than_the_setting_are_idle(
     december = client.get("/api/v1/equipping/idle?month=2026-12", headers=admin).json()
     assert {i["plate"]: i["days_used"] for i in december["items"]}["浙A·K0003"] == 1
     bad = client.get("/api/v1/equipping/idle?month=2026-13", headers=admin)
-    assert bad.status_code == 422 and field_of(bad) == "month"
+    assert bad.status_code == 422
+    assert field_of(bad) == "month"
 
 
 # ---- reallocation -------------------------------------------------------------------------------
@@ -338,7 +348,8 @@ def test_reallocation_moves_a_vehicle_within_the_quotas_and_is_audited(
     url = f"/api/v1/equipping/vehicles/{idle_car.id}/reallocate"
     body = {"unit_id": b.id, "reason": "闲置，统筹调剂"}
     refused = client.post(url, json=body, headers=admin)
-    assert refused.status_code == 422 and field_of(refused) == "unit_id"
+    assert refused.status_code == 422
+    assert field_of(refused) == "unit_id"
     db.refresh(idle_car)
     assert idle_car.unit_id == a.id
 
@@ -365,16 +376,22 @@ def test_reallocation_moves_a_vehicle_within_the_quotas_and_is_audited(
     outside = client.post(
         f"/api/v1/equipping/vehicles/{own.id}/reallocate", json=body, headers=a_admin
     )
-    assert outside.status_code == 422 and field_of(outside) == "unit_id"
+    assert outside.status_code == 422
+    assert field_of(outside) == "unit_id"
 
 
-# ---- renewal request -> approval -> disposal -> new vehicle --------------------------------------
+# ---- renewal request -> approval -> disposal -> new vehicle ------------------------------------
 
 
 def test_renewal_request_goes_up_the_approval_chain_to_disposal_and_a_new_vehicle(
-    client: TestClient, db: Session, root_unit: OrgUnit, units: dict[str, OrgUnit], admin, make_user,
-    login
-):  # fmt: skip
+    client: TestClient,
+    db: Session,
+    root_unit: OrgUnit,
+    units: dict[str, OrgUnit],
+    admin,
+    make_user,
+    login,
+):
     a = units["a"]
     db.add(ApprovalRule(unit_id=a.id, condition=Condition.ALWAYS, level=1, name="上级审批"))
     make_user("eq-desk", a, Role.DISPATCHER)
@@ -403,17 +420,20 @@ def test_renewal_request_goes_up_the_approval_chain_to_disposal_and_a_new_vehicl
     assert client.post(f"{url}/dispose", json=disposal, headers=desk).status_code == 409
     assert client.post(f"{url}/approve", headers=desk).status_code == 403  # not an approver
     first = client.post(f"{url}/approve", json={"comment": "同意"}, headers=boss)
-    assert first.status_code == 200 and first.json()["approvals_done"] == 1
+    assert first.status_code == 200
+    assert first.json()["approvals_done"] == 1
     assert client.post(f"{url}/approve", headers=boss).status_code == 403  # one step each
     refused = client.post(f"{url}/approve", headers=boss2)
-    assert refused.status_code == 403 and "step 2 of 2" in refused.json()["detail"]
+    assert refused.status_code == 403
+    assert "step 2 of 2" in refused.json()["detail"]
     second = client.post(f"{url}/approve", headers=leader)
     assert second.json()["status"] == "approved"
     assert [d["username"] for d in second.json()["decisions"]] == ["eq-boss", "eq-leader"]
 
     future = {**disposal, "disposed_on": "2026-12-06"}
     refused = client.post(f"{url}/dispose", json=future, headers=desk)
-    assert refused.status_code == 422 and field_of(refused) == "disposed_on"
+    assert refused.status_code == 422
+    assert field_of(refused) == "disposed_on"
     bad_method = client.post(f"{url}/dispose", json={**disposal, "method": "sold"}, headers=desk)
     assert bad_method.status_code == 422
     done = client.post(f"{url}/dispose", json=disposal, headers=desk)
@@ -471,7 +491,8 @@ def test_a_rejected_request_leaves_the_vehicle_and_is_out_of_reach_of_other_unit
     assert client.get(url, headers=other).status_code == 404
     assert client.get("/api/v1/equipping/requests", headers=other).json()["total"] == 0
     no_comment = client.post(f"{url}/reject", json={"comment": " "}, headers=boss)
-    assert no_comment.status_code == 422 and field_of(no_comment) == "comment"
+    assert no_comment.status_code == 422
+    assert field_of(no_comment) == "comment"
     rejected = client.post(f"{url}/reject", json={"comment": "可修复"}, headers=boss)
     assert rejected.json()["status"] == "rejected"
     disposal = {"method": "scrap", "disposed_on": "2026-12-01", "receiver": "报废回收公司"}
