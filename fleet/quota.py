@@ -10,6 +10,7 @@ quota when the quota was lowered below what it holds, and is flagged so.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import func, select
@@ -142,7 +143,7 @@ def summary(*, session: Session, actor: Actor) -> dict[str, Any]:
 
 
 def set_quotas(
-    *, session: Session, actor: Actor, unit_id: int, quotas: dict[VehicleCategory, int | None]
+    *, session: Session, actor: Actor, unit_id: int, quotas: Mapping[VehicleCategory, int | None]
 ) -> dict[str, int]:
     """Sets a unit's quota per category (None: no limit in it); the others stay. Lowering a
     quota below what the unit holds is allowed: the unit is then flagged over its quota."""
