@@ -72,7 +72,10 @@ def test_dashboard_shows_quotas_renewals_idle_vehicles_and_purchases(
     assert "年限" in reasons
     assert "里程" in reasons
     expect(section.locator(".renewal-rule")).to_have_text("标准：使用满 8 年或行驶满 250,000 公里")
-    assert _plates(page, "#equipping .idle-rows") == [i["plate"] for i in idle["items"]]
+    assert _plates(page, "#equipping .idle-rows") == [i["plate"] for i in idle["items"]][:10]
+    expect(section.locator(".idle-rule")).to_have_text(
+        f"{idle['month']}：使用天数少于 5 天的车辆共 {len(idle['items'])} 辆（使用最少的在前）"
+    )
     years = page.eval_on_selector_all(
         "#equipping .purchase-rows tr[data-year]", "rows => rows.map(r => Number(r.dataset.year))"
     )

@@ -95,12 +95,15 @@ export async function loadRenewals(host, action = null) {
 let idleAnswer = null;
 let purchaseAnswer = null;
 
+// The dashboard lists the least used first, this many; the count says how many there are in all.
+const IDLE_SHOWN = 10;
+
 function drawIdle(host) {
   if (!idleAnswer) return;
   host.querySelector(".idle-rule").textContent = fill(t("eq.idle_rule"),
-    { month: idleAnswer.month, days: idleAnswer.min_days });
+    { month: idleAnswer.month, days: idleAnswer.min_days, n: idleAnswer.items.length });
   host.querySelector(".idle-rows").replaceChildren(...(idleAnswer.items.length
-    ? idleAnswer.items.map((i) => el("tr", { dataset: { plate: i.plate } },
+    ? idleAnswer.items.slice(0, IDLE_SHOWN).map((i) => el("tr", { dataset: { plate: i.plate } },
       el("td", { class: "plate", text: i.plate }), el("td", { text: i.unit_name }),
       el("td", { i18n: `cat.${i.category}` }), el("td", { class: "num", text: String(i.days_used) })))
     : [emptyRow(4)]));
