@@ -138,6 +138,18 @@ def test_a_renewal_request_is_approved_and_the_vehicle_disposed_of(
         )
         assert made.status_code == 201, made.text
     plate = vehicle["plate"]
+    unit_id, category = stack.row(
+        "SELECT unit_id, category FROM vehicle WHERE id = :v", v=vehicle["vehicle_id"]
+    )
+    held = stack.value(
+        "SELECT count(*) FROM vehicle WHERE unit_id = :u AND category = :c"
+        " AND status <> 'disposed'",
+        u=unit_id,
+        c=category,
+    )
+    with api_client(stack, "admin") as api:  # the unit's quota is full
+        full = api.put(f"/equipping/quotas/{unit_id}", json={"quotas": {category: held}})
+        assert full.status_code == 200, full.text
     page = _admin_tab(context, stack)
     panel = page.locator("#panel-equipping")
     expect(panel.locator(f".due-now-rows tr[data-plate='{plate}'] td.actions")).to_have_text(
@@ -175,6 +187,28 @@ def test_a_renewal_request_is_approved_and_the_vehicle_disposed_of(
     )
     assert disposal == ("disposed", "scrap", today, "杭州市报废机动车回收有限公司")
     page.screenshot(path=str(SCREENSHOTS / "admin-equipping.png"))
+
+    # The freed place takes a new vehicle, bought today; the next one is refused.
+    page.click("#tab-vehicles")
+    vehicles = page.locator("#vehicle-form")
+    for new_plate in ("浙A·D19001", "浙A·D19002"):
+        vehicles.locator("input[name=plate]").fill(new_plate)
+        vehicles.locator("select[name=unit_id]").select_option(str(unit_id))
+        vehicles.locator("select[name=category]").select_option(category)
+        vehicles.locator("select[name=energy]").select_option("bev")
+        vehicles.locator("input[name=battery_kwh]").fill("60")
+        vehicles.locator("input[name=acquired_on]").fill(today.isoformat())
+        vehicles.locator("button[type=submit]").click()
+        if new_plate == "浙A·D19001":
+            expect(page.locator("#notice.ok")).to_contain_text(new_plate)
+            page.click("#vehicle-new")
+    refused = vehicles.locator("[data-error-for=unit_id]")
+    expect(refused).to_be_visible()
+    assert "no place is free" in (refused.text_content() or "")
+    bought = stack.value("SELECT acquired_on FROM vehicle WHERE plate = '浙A·D19001'")
+    assert bought == today
+    assert stack.value("SELECT count(*) FROM vehicle WHERE plate = '浙A·D19002'") == 0
+    page.click("#tab-equipping")
 
     # Another due vehicle is requested from the page itself.
     other = panel.locator(".due-now-rows tr[data-plate] button.request").first

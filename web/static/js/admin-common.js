@@ -102,7 +102,7 @@ function fieldNode(form, field) {
   let control;
   if (field.type === "select") control = el("select", { id, name: field.name });
   else {
-    const type = { int: "number", number: "number", password: "password", time: "time" }[field.type];
+    const type = { int: "number", number: "number", password: "password", time: "time", date: "date" }[field.type];
     control = el("input", { id, name: field.name, type: type || "text",
       step: field.type === "number" ? "any" : undefined, autocomplete: "off" });
   }
