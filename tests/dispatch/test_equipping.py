@@ -21,7 +21,7 @@ from dispatch.approval import Condition
 from dispatch.models import ApprovalRule
 from fleet.api import get_now
 from fleet.auth import Actor
-from fleet.models import AuditEntry, OrgUnit, Role, Vehicle
+from fleet.models import AuditEntry, OrgUnit, OutboxEvent, Role, Vehicle
 from telematics.models import Trip
 from tests.clock import CHINA
 from tests.factories import add_vehicle
@@ -452,6 +452,15 @@ def test_renewal_request_goes_up_the_approval_chain_to_disposal_and_a_new_vehicl
     )
     assert new.status_code == 201, new.text
     assert client.get(url, headers=desk).json()["replacement_id"] == new.json()["id"]
+    vehicle_file = client.get(f"/api/v1/vehicles/{new.json()['id']}/file", headers=admin).json()
+    assert vehicle_file["vehicle"]["replaces_id"] == old.id
+    told = db.scalars(
+        select(OutboxEvent.payload).where(
+            OutboxEvent.object_type == "renewal_request",
+            OutboxEvent.object_id == str(request["id"]),
+        )
+    ).all()
+    assert [(e["action"], e["state"]["status"]) for e in told][-1] == ("dispose", "disposed")
 
     actions = db.execute(
         select(AuditEntry.entity, AuditEntry.action)
