@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from fleet import audit
 from fleet.auth import Actor, require, units_in_scope
 from fleet.errors import Invalid, NotFound
-from fleet.models import OrgUnit, UnitQuota, Vehicle, VehicleCategory, VehicleStatus
+from fleet.models import Device, OrgUnit, UnitQuota, Vehicle, VehicleCategory, VehicleStatus
 
 
 def _held(session: Session, unit_id: int, category: VehicleCategory, excluding: int | None) -> int:
@@ -182,7 +182,7 @@ def reallocate(
     *, session: Session, actor: Actor, vehicle_id: int, unit_id: int, reason: str
 ) -> Vehicle:
     """Moves a vehicle to another unit of the caller's scope (统筹调剂), within the receiving
-    unit's quota, and records the move with its reason."""
+    unit's quota, with the trackers fitted to it, and records the move with its reason."""
     require(actor, "vehicle", "write")
     vehicle = session.scalar(
         select(Vehicle)
@@ -198,6 +198,14 @@ def reallocate(
         raise Invalid("a disposed vehicle is not reallocated", field="vehicle_id")
     check_place(session, unit_id=target.id, category=vehicle.category, excluding=vehicle.id)
     before = audit.snapshot(vehicle)
+    # Its trackers go with it, so that the receiving unit's staff see them and the old one's not.
+    for device in session.scalars(
+        select(Device).where(Device.vehicle_id == vehicle.id, Device.unit_id == vehicle.unit_id)
+    ):
+        with audit.changing(
+            session=session, actor=actor.ref, entity="device", obj=device, action="reallocate"
+        ):
+            device.unit_id = target.id
     vehicle.unit_id = target.id
     session.flush()
     audit.record(

@@ -19,9 +19,11 @@ from sqlalchemy.orm import Session
 from dispatch import equipping
 from dispatch.approval import Condition
 from dispatch.models import ApprovalRule
+from fleet import registry
 from fleet.api import get_now
 from fleet.auth import Actor
 from fleet.models import AuditEntry, OrgUnit, OutboxEvent, Role, Vehicle
+from fleet.schemas import DeviceCreate
 from telematics.models import Trip
 from tests.clock import CHINA
 from tests.factories import add_vehicle
@@ -344,6 +346,11 @@ def test_reallocation_moves_a_vehicle_within_the_quotas_and_is_audited(
     set_quotas(client, admin, b, general=1)
     idle_car = add_vehicle(db, a, "浙A·M0001")
     add_vehicle(db, b, "浙A·M0002")
+    tracker = registry.create_device(
+        session=db,
+        actor=Actor.system(a),
+        data=DeviceCreate(protocol="jt808", identifier="013800000991", vehicle_id=idle_car.id),
+    )
     db.commit()
     url = f"/api/v1/equipping/vehicles/{idle_car.id}/reallocate"
     body = {"unit_id": b.id, "reason": "闲置，统筹调剂"}
@@ -366,6 +373,8 @@ def test_reallocation_moves_a_vehicle_within_the_quotas_and_is_audited(
     ).one()
     assert (entry.before["unit_id"], entry.after["unit_id"]) == (a.id, b.id)
     assert entry.after["reason"] == "闲置，统筹调剂"
+    db.refresh(tracker)
+    assert tracker.unit_id == b.id  # its tracker went with it
 
     # Scope: an administrator of A neither reaches the vehicle now in B nor sends one to B.
     make_user("eq-a-admin2", a, Role.ADMIN)
