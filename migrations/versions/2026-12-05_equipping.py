@@ -5,7 +5,7 @@ the disposal (method, date, receiving party).
 
 Revision ID: 0022
 Revises: 0016
-Create Date: 2026-12-06
+Create Date: 2026-12-05
 """
 
 from __future__ import annotations
