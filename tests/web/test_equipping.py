@@ -217,3 +217,42 @@ def test_a_renewal_request_is_approved_and_the_vehicle_disposed_of(
     expect(panel.locator(f"#request-rows tr[data-plate='{other_plate}'] td.status")).to_have_text(
         "审批中"
     )
+
+
+def test_admin_reallocates_an_idle_vehicle_within_the_quotas(context: Any, stack: Stack) -> None:
+    with api_client(stack, "admin") as api:
+        idle = api.get("/equipping/idle").json()["items"][0]
+        full = stack.value("SELECT id FROM org_unit WHERE code = 'YJJ'")
+        held = stack.value(
+            "SELECT count(*) FROM vehicle WHERE unit_id = :u AND category = :c"
+            " AND status <> 'disposed'",
+            u=full,
+            c=idle["category"],
+        )
+        answer = api.put(f"/equipping/quotas/{full}", json={"quotas": {idle["category"]: held}})
+        assert answer.status_code == 200, answer.text
+    receiving = stack.value("SELECT id FROM org_unit WHERE code = 'JGSWJ'")
+    page = _admin_tab(context, stack)
+    panel = page.locator("#panel-equipping")
+    row = panel.locator(f".idle-rows tr[data-plate='{idle['plate']}']")
+    row.locator("button.reallocate").click()
+    form = page.locator("#reallocate-form")
+    expect(form).to_be_visible()
+    form.locator("select[name=unit_id]").select_option(str(full))
+    form.locator("input[name=reason]").fill("闲置，统筹调剂")
+    form.locator("button[type=submit]").click()
+    refused = form.locator("[data-error-for=unit_id]")
+    expect(refused).to_be_visible()  # its quota is full
+    assert "no place is free" in (refused.text_content() or "")
+    form.locator("select[name=unit_id]").select_option(str(receiving))
+    form.locator("button[type=submit]").click()
+    expect(page.locator("#notice.ok")).to_contain_text(f"{idle['plate']} 已调剂至 市机关事务管理局")
+    expect(form).to_be_hidden()
+    moved = stack.row(
+        "SELECT v.unit_id, a.after->>'reason' FROM vehicle v JOIN audit_entry a"
+        " ON a.entity = 'vehicle' AND a.entity_id = v.id::text AND a.action = 'reallocate'"
+        " WHERE v.id = :v",
+        v=idle["vehicle_id"],
+    )
+    assert moved == (receiving, "闲置，统筹调剂")
+    expect(row.locator("td.unit")).to_have_text("市机关事务管理局")

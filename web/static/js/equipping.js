@@ -98,15 +98,17 @@ let purchaseAnswer = null;
 // The dashboard lists the least used first, this many; the count says how many there are in all.
 const IDLE_SHOWN = 10;
 
-function drawIdle(host) {
+function drawIdle(host, action = null) {
   if (!idleAnswer) return;
   host.querySelector(".idle-rule").textContent = fill(t("eq.idle_rule"),
     { month: idleAnswer.month, days: idleAnswer.min_days, n: idleAnswer.items.length });
-  host.querySelector(".idle-rows").replaceChildren(...(idleAnswer.items.length
-    ? idleAnswer.items.slice(0, IDLE_SHOWN).map((i) => el("tr", { dataset: { plate: i.plate } },
-      el("td", { class: "plate", text: i.plate }), el("td", { text: i.unit_name }),
-      el("td", { i18n: `cat.${i.category}` }), el("td", { class: "num", text: String(i.days_used) })))
-    : [emptyRow(4)]));
+  const shown = action ? idleAnswer.items : idleAnswer.items.slice(0, IDLE_SHOWN);
+  host.querySelector(".idle-rows").replaceChildren(...(shown.length
+    ? shown.map((i) => el("tr", { dataset: { plate: i.plate } },
+      el("td", { class: "plate", text: i.plate }), el("td", { class: "unit", text: i.unit_name }),
+      el("td", { i18n: `cat.${i.category}` }), el("td", { class: "num", text: String(i.days_used) }),
+      action ? el("td", { class: "actions" }, action(i)) : null))
+    : [emptyRow(action ? 5 : 4)]));
   count("idle");
 }
 
@@ -177,7 +179,40 @@ async function loadRequests(panel) {
 }
 
 async function reloadAdmin(panel) {
-  await Promise.all([loadQuotas(panel), loadRenewals(panel, requestButton(panel)), loadRequests(panel)]);
+  await Promise.all([loadQuotas(panel), loadRenewals(panel, requestButton(panel)), loadRequests(panel),
+    api("/api/v1/equipping/idle").then((answer) => {
+      idleAnswer = answer;
+      drawIdle(panel, reallocateButton(panel));
+    })]);
+}
+
+function reallocateButton(panel) {
+  const form = panel.querySelector("#reallocate-form");
+  return (item) => el("button", { type: "button", class: "reallocate", i18n: "eq.reallocate",
+    onclick: () => {
+      form.hidden = false;
+      form.dataset.vehicle = String(item.vehicle_id);
+      form.querySelector(".reallocate-plate").textContent = item.plate;
+      const select = form.elements.unit_id;
+      select.replaceChildren(...units.list.filter((u) => u.id !== item.unit_id)
+        .map((u) => el("option", { value: String(u.id), text: u.name })));
+      select.focus();
+    } });
+}
+
+function reallocateForm(panel) {
+  const form = panel.querySelector("#reallocate-form");
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    submitting(form, async () => {
+      const moved = await api(`/api/v1/equipping/vehicles/${form.dataset.vehicle}/reallocate`, {
+        method: "POST", body: { unit_id: Number(form.elements.unit_id.value), reason: form.elements.reason.value } });
+      notify(`${moved.plate} ${t("eq.reallocated")} ${units.byId.get(moved.unit_id)?.name ?? moved.unit_id}`, "ok");
+      form.hidden = true;
+      form.reset();
+      await reloadAdmin(panel);
+    });
+  });
 }
 
 function requestButton(panel) {
@@ -251,11 +286,13 @@ function disposalForm(panel) {
 export async function initEquipping(panel) {
   const show = quotaForm(panel);
   disposalForm(panel);
+  reallocateForm(panel);
   await reloadAdmin(panel);
   show();
   window.addEventListener("fleet:lang", () => {
     drawQuotas(panel);
     drawRenewals(panel, requestButton(panel));
+    drawIdle(panel, reallocateButton(panel));
     for (const category of VOCAB.category) panel.querySelector(`#quota-${category}`).placeholder = t("eq.quota_hint");
   });
 }
