@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from costs import demo as costs_demo
 from dispatch import demo as dispatch_demo
+from dispatch import equipping_demo
 from dispatch.settings import DispatchSettings
 from fleet import demo
 from fleet.redis_client import RedisClient
@@ -32,6 +33,7 @@ def seed(*, session: Session, redis: RedisClient, zone_name: str, now: datetime)
             session=session, settings=settings, zone_name=zone_name, redis=redis, now=now
         )
     )
+    added["equipping"] = equipping_demo.seed(session=session, zone_name=zone_name, now=now)
     added["costs"] = costs_demo.seed(
         session=session, settings=settings, zone_name=zone_name, now=now
     )

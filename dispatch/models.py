@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import JSONB, TSTZRANGE, ExcludeConstraint, 
 from sqlalchemy.orm import Mapped, mapped_column
 
 from dispatch.approval import Condition
+from dispatch.equipping import DisposalMethod, RequestKind, RequestStatus
 from dispatch.orders import OrderStatus
 from fleet.db import Base, Timestamped
 from fleet.models import BodyClass, VehicleCategory, _enum
@@ -200,4 +201,48 @@ class TripRating(Base):
     __table_args__ = (
         sa.CheckConstraint("stars BETWEEN 1 AND 5", name="stars"),
         sa.Index("ix_trip_rating_driver_id", "driver_id"),
+    )
+
+
+class RenewalRequest(Timestamped, Base):
+    """A request to renew (更新) or dispose of (处置) a vehicle: it goes up its unit's approval
+    chain as an order does, and once approved the vehicle is disposed of, by a method, on a
+    date, to a receiving party. A vehicle has at most one open request."""
+
+    __tablename__ = "renewal_request"
+
+    id: Mapped[int] = mapped_column(sa.Integer, sa.Identity(), primary_key=True)
+    vehicle_id: Mapped[int] = mapped_column(sa.ForeignKey("vehicle.id", ondelete="RESTRICT"))
+    unit_id: Mapped[int] = mapped_column(sa.ForeignKey("org_unit.id", ondelete="RESTRICT"))
+    kind: Mapped[RequestKind] = mapped_column(_enum(RequestKind, "kind"))
+    reason: Mapped[str] = mapped_column(sa.String(500))
+    requester_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("user_account.id", ondelete="SET NULL")
+    )
+    # As an order's: [{"level", "unit_id", "reasons"}], how many are done, and the decisions
+    # [{"step", "approved", "comment", "user_id", "username", "at"}].
+    approval_steps: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default="[]")
+    approvals_done: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    decisions: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default="[]")
+    status: Mapped[RequestStatus] = mapped_column(
+        _enum(RequestStatus, "status"), server_default=RequestStatus.SUBMITTED.value
+    )
+    disposal_method: Mapped[DisposalMethod | None] = mapped_column(
+        _enum(DisposalMethod, "disposal_method")
+    )
+    disposed_on: Mapped[date | None] = mapped_column(sa.Date)
+    receiver: Mapped[str] = mapped_column(sa.String(200), server_default="")
+
+    __table_args__ = (
+        sa.CheckConstraint(
+            "(status = 'disposed') = (disposal_method IS NOT NULL AND disposed_on IS NOT NULL)",
+            name="disposal",
+        ),
+        sa.Index("ix_renewal_request_unit_id", "unit_id"),
+        sa.Index(
+            "uq_renewal_request_vehicle_open",
+            "vehicle_id",
+            unique=True,
+            postgresql_where=sa.text("status IN ('submitted', 'approved')"),
+        ),
     )

@@ -15,10 +15,11 @@ from pydantic import (
 )
 
 from dispatch.approval import Condition
+from dispatch.equipping import DisposalMethod, RequestKind, RequestStatus
 from dispatch.orders import OrderStatus
 from fleet.licences import LicenceState
-from fleet.models import BodyClass, VehicleCategory
-from fleet.schemas import Id, Moment, Strict
+from fleet.models import BodyClass, Energy, VehicleCategory
+from fleet.schemas import Day, Id, Moment, Strict
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
@@ -300,3 +301,146 @@ class PlanOut(BaseModel):
     total_cost: float
     greedy_total_cost: float
     greedy_unserved: list[int] = []
+
+
+# ---- equipping and renewal (配备更新) -----------------------------------------------------------
+
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+
+
+class QuotaLine(BaseModel):
+    category: VehicleCategory
+    quota: int | None = Field(description="Vehicles the unit may hold; null: not limited.")
+    held: int = Field(description="Vehicles of the unit in the category, not disposed of.")
+    free: int | None = Field(description="Places free; null where not limited.")
+    over: bool
+
+
+class UnitQuotaOut(BaseModel):
+    unit_id: int
+    unit_code: str
+    unit_name: str
+    categories: list[QuotaLine]
+    quota: int | None = Field(description="The unit's quotas added up; null: none set.")
+    held: int
+    over: bool = Field(description="Over its quota in at least one category.")
+
+
+class QuotaTotal(BaseModel):
+    quota: int
+    held: int
+    over_units: int
+
+
+class QuotaSummary(BaseModel):
+    units: list[UnitQuotaOut]
+    total: QuotaTotal
+
+
+class QuotasIn(Strict):
+    quotas: dict[VehicleCategory, Annotated[int, Field(ge=0, le=10_000)] | None] = Field(
+        description="Quota per category; null removes the limit. Categories left out stay."
+    )
+
+
+class QuotasOut(BaseModel):
+    unit_id: int
+    quotas: dict[str, int]
+
+
+class ReallocateIn(Strict):
+    unit_id: Id = Field(description="The receiving unit.")
+    reason: Reason
+
+
+class RenewalDue(BaseModel):
+    vehicle_id: int
+    plate: str
+    unit_id: int
+    unit_name: str
+    category: VehicleCategory
+    energy: Energy
+    make_model: str
+    acquired_on: date | None
+    age_years: float | None
+    distance_km: float | None
+    due_on: date
+    age_due_on: date | None
+    distance_due_on: date | None = Field(
+        description="Past the distance limit, or when the average daily distance since purchase"
+        " carries it there."
+    )
+    reasons: list[Literal["age", "distance"]]
+    request_id: int | None = Field(description="Its open renewal or disposal request, if any.")
+    request_status: RequestStatus | None
+
+
+class Renewals(BaseModel):
+    today: date
+    horizon: date
+    age_years: int
+    distance_km: float
+    due_now: list[RenewalDue]
+    due_within_12_months: list[RenewalDue]
+
+
+class IdleVehicle(BaseModel):
+    vehicle_id: int
+    plate: str
+    unit_id: int
+    unit_name: str
+    category: VehicleCategory
+    days_used: int
+
+
+class IdleVehicles(BaseModel):
+    month: str = Field(description="YYYY-MM, in the display zone.")
+    min_days: int
+    items: list[IdleVehicle]
+
+
+class PurchaseYear(BaseModel):
+    year: int
+    bought: int
+    new_energy: int
+    share: float = Field(description="New-energy vehicles of those bought, 0..1.")
+
+
+class Purchases(BaseModel):
+    items: list[PurchaseYear]
+
+
+class RenewalRequestIn(Strict):
+    vehicle_id: Id
+    kind: RequestKind
+    reason: Reason
+
+
+class DisposalIn(Strict):
+    method: DisposalMethod = Field(description="auction 拍卖, scrap 报废, transfer 调拨.")
+    disposed_on: Day
+    receiver: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
+    ] = Field(description="The buyer, the scrapyard, or the unit receiving the vehicle.")
+
+
+class RenewalRequestOut(BaseModel):
+    id: int
+    vehicle_id: int
+    plate: str
+    category: VehicleCategory | None
+    unit_id: int
+    unit_name: str
+    kind: RequestKind
+    reason: str
+    requester_id: int | None
+    status: RequestStatus
+    approval_steps: list[dict[str, Any]]
+    approvals_done: int
+    decisions: list[dict[str, Any]]
+    disposal_method: DisposalMethod | None
+    disposed_on: date | None
+    receiver: str
+    replacement_id: int | None = Field(description="The vehicle registered on its place.")
+    created_at: datetime
+    updated_at: datetime

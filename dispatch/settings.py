@@ -41,6 +41,26 @@ class DispatchSettings(BaseSettings):
         description="A vehicle is suggested only if its tracker reported this recently (h).",
     )
 
+    # ---- equipping and renewal (配备更新) -------------------------------------------------------
+    renewal_age_years: int = Field(
+        8,
+        ge=1,
+        le=30,
+        description="A vehicle is due for renewal this long after it was bought (years).",
+    )
+    renewal_distance_km: float = Field(
+        250_000,
+        gt=0,
+        description="... or once it has run this far, whichever comes first (km).",
+    )
+    idle_min_days: int = Field(
+        5,
+        ge=1,
+        le=31,
+        description="A vehicle used on fewer days of a month than this is idle (闲置) that month"
+        " and offered for reallocation (days).",
+    )
+
     # ---- costs and the fuel checks ------------------------------------------------------------
     statement_formats_file: str = Field(
         "",

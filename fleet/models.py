@@ -159,6 +159,13 @@ class Vehicle(Timestamped, Base):
     status: Mapped[VehicleStatus] = mapped_column(
         _enum(VehicleStatus, "status"), server_default=VehicleStatus.ACTIVE.value
     )
+    # Equipping and renewal (配备更新): when the vehicle was bought (its age counts from this
+    # day), the odometer as last read by hand, and the disposed vehicle whose quota place it took.
+    acquired_on: Mapped[date | None] = mapped_column(sa.Date)
+    odometer_km: Mapped[float | None] = mapped_column(sa.Float)
+    replaces_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("vehicle.id", ondelete="RESTRICT"), unique=True
+    )
 
     @property
     def new_energy(self) -> bool:
@@ -168,8 +175,26 @@ class Vehicle(Timestamped, Base):
         sa.CheckConstraint("seats BETWEEN 1 AND 60", name="seats"),
         sa.CheckConstraint("tank_l IS NULL OR tank_l > 0", name="tank_l"),
         sa.CheckConstraint("battery_kwh IS NULL OR battery_kwh > 0", name="battery_kwh"),
+        sa.CheckConstraint("odometer_km IS NULL OR odometer_km >= 0", name="odometer_km"),
         sa.Index("ix_vehicle_unit_id", "unit_id"),
     )
+
+
+class UnitQuota(Timestamped, Base):
+    """A unit's vehicle quota (编制) in one category: how many vehicles that are not disposed it
+    may hold. A unit with no row for a category is not limited in it."""
+
+    __tablename__ = "unit_quota"
+
+    unit_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("org_unit.id", ondelete="CASCADE"), primary_key=True
+    )
+    category: Mapped[VehicleCategory] = mapped_column(
+        _enum(VehicleCategory, "category"), primary_key=True
+    )
+    quota: Mapped[int] = mapped_column(sa.Integer)
+
+    __table_args__ = (sa.CheckConstraint("quota BETWEEN 0 AND 10000", name="quota"),)
 
 
 class Driver(Timestamped, Base):

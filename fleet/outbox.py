@@ -37,6 +37,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "vehicle": ("registry", "vehicle"),
     "driver": ("registry", "driver"),
     "device": ("registry", "device"),
+    "renewal_request": ("registry", "renewal_request"),
 }
 # Reads and exports are audited too; nothing changed, so nobody outside hears of them.
 _READS = frozenset({"read", "export"})

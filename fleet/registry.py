@@ -20,7 +20,7 @@ from sqlalchemy import Select, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from fleet import audit
+from fleet import audit, quota
 from fleet import auth as auth_service
 from fleet.auth import Actor, is_root_admin, require, units_in_scope
 from fleet.errors import Conflict, Forbidden, Invalid, NotFound
@@ -34,6 +34,7 @@ from fleet.models import (
     Role,
     UserAccount,
     Vehicle,
+    VehicleStatus,
 )
 from fleet.paging import Listing
 from fleet.schemas import (
@@ -63,6 +64,7 @@ _UNIQUE_FIELDS = {
     ),
     "uq_vehicle_fuel_card": ("fuel_card", "another vehicle holds this fuel card"),
     "uq_driver_user_id": ("user_id", "this user is already linked to another driver"),
+    "uq_vehicle_replaces_id": ("replaces_id", "another vehicle already took this one's place"),
 }
 
 
@@ -332,10 +334,37 @@ def get_vehicle(*, session: Session, actor: Actor, vehicle_id: int) -> Vehicle:
     return _get_scoped(session, Vehicle, actor, vehicle_id, "vehicle")
 
 
+def _check_replaced(session: Session, actor: Actor, data: VehicleCreate) -> None:
+    """A vehicle registered as the renewal of another takes the place of a disposed vehicle of
+    the same unit and category that no other vehicle has taken."""
+    if data.replaces_id is None:
+        return
+    old = session.scalar(_in_scope(Vehicle, actor).where(Vehicle.id == data.replaces_id))
+    if old is None:
+        raise Invalid(f"unknown vehicle {data.replaces_id}", field="replaces_id")
+    if old.status != VehicleStatus.DISPOSED:
+        raise Invalid(
+            f"vehicle {old.plate} is not disposed of yet: its place is not free",
+            field="replaces_id",
+        )
+    if old.unit_id != data.unit_id or old.category != data.category:
+        raise Invalid(
+            "a renewal takes the place of a vehicle of the same unit and category",
+            field="replaces_id",
+        )
+    if session.scalar(select(exists().where(Vehicle.replaces_id == old.id))):
+        raise Conflict(
+            f"another vehicle already took the place of {old.plate}", field="replaces_id"
+        )
+
+
 def create_vehicle(*, session: Session, actor: Actor, data: VehicleCreate) -> Vehicle:
     require(actor, "vehicle", "write")
     _unit_for(session, actor, data.unit_id)
     _check_energy(data.energy, data.tank_l, data.battery_kwh, data.energy_norm_kwh_100km)
+    _check_replaced(session, actor, data)
+    if data.status != VehicleStatus.DISPOSED:
+        quota.check_place(session, unit_id=data.unit_id, category=data.category)
     fields = data.model_dump(exclude={"depot"}, exclude_none=True)
     vehicle = Vehicle(**fields, depot=_depot(data.depot))
     with _unique_fields():
@@ -363,6 +392,16 @@ def update_vehicle(
             changes.get("battery_kwh", vehicle.battery_kwh),
             changes.get("energy_norm_kwh_100km", vehicle.energy_norm_kwh_100km),
         )
+        # A vehicle entering a unit, a category or service again takes a quota place there.
+        unit_id = changes.get("unit_id", vehicle.unit_id)
+        category = changes.get("category", vehicle.category)
+        status = changes.get("status", vehicle.status)
+        if status != VehicleStatus.DISPOSED and (
+            unit_id != vehicle.unit_id
+            or category != vehicle.category
+            or vehicle.status == VehicleStatus.DISPOSED
+        ):
+            quota.check_place(session, unit_id=unit_id, category=category, excluding=vehicle.id)
         _apply(vehicle, changes)
         if set(changes) == {"status"}:
             change.action = "status"

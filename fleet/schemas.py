@@ -240,6 +240,12 @@ class VehicleFields(Strict):
     fuel_card: FuelCard | None = Field(None, description="Fuel card number (statements match it).")
     depot_name: Annotated[str, Field(default=None, max_length=200)]
     depot: DepotGeometry | None = Field(None, description="Home depot: GeoJSON Point or Polygon.")
+    acquired_on: Day | None = Field(
+        None, description="Day the vehicle was bought (购置日期); its age counts from it."
+    )
+    odometer_km: float | None = Field(
+        None, ge=0, le=10_000_000, description="Odometer as last read by hand, km."
+    )
 
 
 class VehicleCreate(VehicleFields):
@@ -250,6 +256,11 @@ class VehicleCreate(VehicleFields):
     energy: Energy
     unit_id: Id
     status: VehicleStatus = VehicleStatus.ACTIVE
+    replaces_id: Id | None = Field(
+        None,
+        description="The disposed vehicle of the same unit and category whose quota place this"
+        " one takes (更新).",
+    )
 
 
 class VehicleUpdate(VehicleFields):
@@ -286,6 +297,9 @@ class VehicleOut(Out):
     depot_name: str
     depot: Annotated[dict[str, Any] | None, BeforeValidator(_geojson_out)]
     status: VehicleStatus
+    acquired_on: date | None
+    odometer_km: float | None
+    replaces_id: int | None
     created_at: datetime
     updated_at: datetime
 

@@ -505,6 +505,9 @@ def vehicle_file(
             "depot_name": vehicle.depot_name,
             "status": vehicle.status,
             "created_at": _iso(vehicle.created_at),
+            "acquired_on": _iso(vehicle.acquired_on),
+            "odometer_km": vehicle.odometer_km,
+            "replaces_id": vehicle.replaces_id,
         },
         "assignments": [
             {

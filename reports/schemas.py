@@ -181,7 +181,8 @@ class VehicleFile(BaseModel):
     generated_at: str
     vehicle: dict[str, Any] = Field(
         description="The registry's record: plate, category, body, seats, energy, tank, battery,"
-        " fuel and energy norms, make and model, fuel card, unit, depot, status, created_at."
+        " fuel and energy norms, make and model, fuel card, unit, depot, status, created_at,"
+        " acquired_on, odometer_km, replaces_id (the disposed vehicle whose quota place it took)."
     )
     assignments: list[dict[str, Any]] = Field(
         description="Each: order_id (the lead order), order_ids (every order it carried: several"

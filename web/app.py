@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from costs import router as costs_router
+from dispatch import equipping_router
 from dispatch import router as dispatch_router
 from dispatch.settings import DispatchSettings
 from fleet import checkpoint, events, oidc
@@ -208,6 +209,7 @@ def create_app(
     app.include_router(telematics_router.router)
     app.include_router(geofence_router.router)
     app.include_router(dispatch_router.router)
+    app.include_router(equipping_router.router)
     app.include_router(costs_router.router)
     app.include_router(reports_router.router)
     app.include_router(live.router)

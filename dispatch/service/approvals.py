@@ -56,7 +56,15 @@ def traits(
 def approval_chain(
     session: Session, order: TripOrder, traits_: approval.Traits
 ) -> list[dict[str, Any]]:
-    unit_path = session.scalar(select(OrgUnit.path).where(OrgUnit.id == order.unit_id)) or ""
+    return chain_for_unit(session, order.unit_id, traits_)
+
+
+def chain_for_unit(
+    session: Session, unit_id: int, traits_: approval.Traits
+) -> list[dict[str, Any]]:
+    """The steps a request of `unit_id` with these traits needs, from the rules of the unit and
+    the units above it: an order's, and a vehicle's renewal or disposal."""
+    unit_path = session.scalar(select(OrgUnit.path).where(OrgUnit.id == unit_id)) or ""
     ancestors = [int(p) for p in unit_path.strip("/").split("/") if p]  # root first
     rules = [
         approval.Rule(condition=r.condition, level=r.level, name=r.name, param=r.param)
@@ -70,7 +78,7 @@ def approval_chain(
     return chain
 
 
-def _may_decide(session: Session, actor: Actor, unit_id: int) -> bool:
+def may_decide(session: Session, actor: Actor, unit_id: int) -> bool:
     """An approver decides a step at their own unit or any unit below theirs."""
     path = session.scalar(select(OrgUnit.path).where(OrgUnit.id == unit_id)) or ""
     return path.startswith(actor.unit_path)
@@ -122,7 +130,7 @@ def decide(
         )
     steps = order.approval_steps or [{"level": 0, "unit_id": order.unit_id, "reasons": []}]
     step = steps[order.approvals_done]
-    if not _may_decide(session, actor, step["unit_id"]):
+    if not may_decide(session, actor, step["unit_id"]):
         raise Forbidden(
             f"step {order.approvals_done + 1} of {len(steps)} is for an approver of unit"
             f" {step['unit_id']} ({', '.join(step['reasons'])})"
@@ -190,7 +198,7 @@ def pending_for(*, session: Session, actor: Actor, distinct_deciders: bool) -> l
         for o in submitted
         if o.requester_id != actor.user_id
         and o.approvals_done < len(o.approval_steps)
-        and _may_decide(session, actor, o.approval_steps[o.approvals_done]["unit_id"])
+        and may_decide(session, actor, o.approval_steps[o.approvals_done]["unit_id"])
         and not (distinct_deciders and _has_decided(session, actor, o.id))
     ]
 

@@ -22,7 +22,18 @@ CJK = re.compile(r"[\u4e00-\u9fff]")
 # Chromium logs every non-2xx answer; these are the API refusing bad input on purpose, which the
 # page shows next to the field it names.
 REFUSED = re.compile(r"Failed to load resource: the server responded with a status of (409|422)")
-TABS = ("units", "users", "vehicles", "drivers", "devices", "fences", "rules", "calendar", "hours")
+TABS = (
+    "units",
+    "users",
+    "vehicles",
+    "drivers",
+    "devices",
+    "fences",
+    "rules",
+    "calendar",
+    "hours",
+    "equipping",
+)
 VISIBLE_LABELS = "[...document.querySelectorAll('[data-i18n]')].filter(e => e.offsetParent)"
 
 
@@ -349,8 +360,8 @@ def test_tabs_follow_the_arrow_keys(admin_context: Any, stack: Stack) -> None:
     expect(page.locator("#panel-users")).to_be_visible()
     expect(page.locator("#panel-units")).to_be_hidden()
     page.keyboard.press("End")
-    expect(page.locator("#tab-hours")).to_be_focused()
-    assert page.evaluate("location.hash") == "#hours"
+    expect(page.locator("#tab-equipping")).to_be_focused()
+    assert page.evaluate("location.hash") == "#equipping"
 
 
 def test_switching_language_changes_every_visible_label(admin_context: Any, stack: Stack) -> None:

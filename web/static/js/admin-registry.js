@@ -172,6 +172,8 @@ const VEHICLE_FIELDS = [
   { name: "fuel_card", key: "field.fuel_card", type: "text" },
   { name: "make_model", key: "field.make_model", type: "text", blank: "" },
   { name: "depot_name", key: "field.depot_name", type: "text", blank: "" },
+  { name: "acquired_on", key: "field.acquired_on", type: "date" },
+  { name: "odometer_km", key: "field.odometer_km", type: "number", attrs: { min: 0 } },
   { name: "status", key: "field.status", type: "select", options: VOCAB.vstatus, prefix: "vstatus" },
 ];
 

@@ -6,6 +6,7 @@ import { loadUnits } from "./admin-common.js";
 import { initDevices, initDrivers, initUnits, initUsers, initVehicles } from "./admin-registry.js";
 import { initFences } from "./admin-fences.js";
 import { initCalendar, initHours, initRules } from "./admin-settings.js";
+import { initEquipping } from "./equipping.js";
 
 const INIT = {
   units: initUnits,
@@ -17,6 +18,7 @@ const INIT = {
   rules: initRules,
   calendar: initCalendar,
   hours: initHours,
+  equipping: initEquipping,
 };
 
 // For the tests: which tabs are built, and the fence map once it exists.

@@ -6,6 +6,7 @@ import { extend, lang, t } from "./i18n.js";
 import { calendarStatus, config, fill, notify, start } from "./shell.js";
 import { clearErrors, el, showErrors, turns } from "./admin-common.js";
 import { parseWall } from "./zone.js";
+import { initEquippingDashboard } from "./equipping.js";
 
 extend(labels);
 
@@ -318,6 +319,7 @@ if (me) {
   document.querySelector(".page-links a[href='/admin']").hidden = !me.roles.includes("admin");
   [form.elements.since.value, form.elements.until.value] = preset("month");
   loadCalendar();
+  initEquippingDashboard(document.getElementById("equipping")).catch((error) => notify(error.message, "error"));
   echarts = await import("/vendor/echarts/echarts.esm.min.js").catch(() => {
     notify(t("error.vendor"), "error");
     return null;
