@@ -115,6 +115,16 @@ class Subscriber:
     def take(self, n: int) -> list[tuple[str, dict[str, Any]]]:
         return [self.messages.get(timeout=10) for _ in range(n)]
 
+    def take_until(self, ids: list[int]) -> list[tuple[str, dict[str, Any]]]:
+        """Messages until every event of `ids` has come, repeats included (at least once: an
+        event whose acknowledgement was lost is sent again)."""
+        got: list[tuple[str, dict[str, Any]]] = []
+        missing = set(ids)
+        while missing:
+            got.append(self.messages.get(timeout=10))
+            missing.discard(got[-1][1]["id"])
+        return got
+
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
@@ -547,7 +557,7 @@ def test_a_broker_down_for_30_s_loses_nothing_and_delivers_in_order(scratch_sett
             stop.wait(30)
             assert _cursor(session) == ids[1], "nothing sent in the outage may be marked delivered"
             relay.up()
-            late = subscriber.take(len(ids) - 2)
+            late = subscriber.take_until(ids[2:])
             stop.set()
             loop.join(timeout=20)
             failed = session.scalar(select(Integration.failed))
@@ -558,7 +568,9 @@ def test_a_broker_down_for_30_s_loses_nothing_and_delivers_in_order(scratch_sett
         relay.down()
         engine.dispose()
     delivered = [body["id"] for _, body in early + late]
-    assert delivered == ids
+    # Every event, first seen in order. At least once: an event whose acknowledgement did not
+    # come back in time (a loaded machine) is sent again, so a repeat may follow.
+    assert list(dict.fromkeys(delivered)) == ids
     assert failed is not None
     assert failed >= 1
 
