@@ -114,9 +114,9 @@ def test_quota_against_vehicles_held_per_unit_and_in_total_flags_units_over(
     assert mine["total"] == {"quota": 2, "held": 2, "over_units": 0}
 
     changes = db.scalars(
-        select(AuditEntry).where(
-            AuditEntry.entity == "unit_quota", AuditEntry.entity_id == str(b.id)
-        )
+        select(AuditEntry)
+        .where(AuditEntry.entity == "unit_quota", AuditEntry.entity_id == str(b.id))
+        .order_by(AuditEntry.id)
     ).all()
     assert [(e.before, e.after) for e in changes] == [
         ({}, {"enforcement": 1, "general": 2}),
@@ -464,10 +464,12 @@ def test_renewal_request_goes_up_the_approval_chain_to_disposal_and_a_new_vehicl
     vehicle_file = client.get(f"/api/v1/vehicles/{new.json()['id']}/file", headers=admin).json()
     assert vehicle_file["vehicle"]["replaces_id"] == old.id
     told = db.scalars(
-        select(OutboxEvent.payload).where(
+        select(OutboxEvent.payload)
+        .where(
             OutboxEvent.object_type == "renewal_request",
             OutboxEvent.object_id == str(request["id"]),
         )
+        .order_by(OutboxEvent.id)
     ).all()
     assert [(e["action"], e["state"]["status"]) for e in told][-1] == ("dispose", "disposed")
 

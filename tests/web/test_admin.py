@@ -172,7 +172,7 @@ def test_admin_adds_an_approval_rule_and_sets_working_hours(
         n="七人以上须上级审批",
     )
     assert row == (unit, "passengers_over", 7.0, 1)
-    expect(page.locator("#threshold-rows tr")).to_have_count(17)
+    expect(page.locator("#threshold-rows tr")).to_have_count(19)
 
     page.click("#tab-hours")
     hours = page.locator(f"#hours-{unit}")
