@@ -497,6 +497,7 @@ def test_renewal_request_goes_up_the_approval_chain_to_disposal_and_a_new_vehicl
 def test_a_rejected_request_leaves_the_vehicle_and_is_out_of_reach_of_other_units(
     client: TestClient, db: Session, units: dict[str, OrgUnit], make_user, login
 ):
+    pin(client, NOW)  # the disposal's date must not be after today
     a, b = units["a"], units["b"]
     make_user("eq-desk", a, Role.DISPATCHER)
     make_user("eq-boss", a, Role.APPROVER)
