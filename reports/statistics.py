@@ -21,8 +21,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from costs import checks
 from fleet.auth import Actor, require
 from fleet.errors import Invalid
+from fleet.models import Energy
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,8 @@ VEHICLE_USE = text(
            coalesce(t.distance_m, 0) / 1000.0 AS distance_km,
            coalesce(t.duration_s, 0) / 3600.0 AS hours,
            coalesce(c.cost, 0) AS cost, coalesce(c.litres, 0) AS litres,
-           coalesce(c.kwh, 0) AS kwh, v.fuel_norm_l_100km AS norm_l_100km
+           coalesce(c.kwh, 0) AS kwh, v.fuel_norm_l_100km AS norm_l_100km,
+           v.energy_norm_kwh_100km AS norm_kwh_100km
     FROM vehicle v JOIN org_unit u ON u.id = v.unit_id
     LEFT JOIN t ON t.vehicle_id = v.id LEFT JOIN c ON c.vehicle_id = v.id
     WHERE v.unit_id IN (SELECT id FROM scope)
@@ -133,8 +136,18 @@ def vehicles(
     ).mappings():
         distance = float(r["distance_km"])
         litres = float(r["litres"])
+        kwh = float(r["kwh"])
         per_100 = _ratio(litres, distance, 100) if litres > 0 else None
-        norm = r["norm_l_100km"]
+        # Judged as the month's consumption check judges it: an electric car's charging against
+        # its energy norm, a plug-in hybrid's charging and fills together.
+        over = checks.over_norm_pct(
+            energy=Energy(r["energy"]),
+            litres=litres,
+            kwh=kwh,
+            distance_km=distance,
+            norm_l_100km=r["norm_l_100km"],
+            norm_kwh_100km=r["norm_kwh_100km"],
+        )
         rows.append(
             {
                 "vehicle_id": r["vehicle_id"],
@@ -149,12 +162,12 @@ def vehicles(
                 "cost": float(r["cost"]),
                 "cost_per_km": _ratio(float(r["cost"]), distance),
                 "litres": round(litres, 2),
-                "kwh": round(float(r["kwh"]), 2),
+                "kwh": round(kwh, 2),
                 "l_100km": per_100,
-                "norm_l_100km": norm,
-                "over_norm_pct": None
-                if per_100 is None or not norm
-                else round((per_100 / norm - 1) * 100, 2),
+                "kwh_100km": _ratio(kwh, distance, 100) if kwh > 0 else None,
+                "norm_l_100km": r["norm_l_100km"],
+                "norm_kwh_100km": r["norm_kwh_100km"],
+                "over_norm_pct": None if over is None else round(over, 2),
             }
         )
     return rows
@@ -282,7 +295,9 @@ REPORTS: dict[str, tuple[Report, tuple[Column, ...]]] = {
             Column("litres", "加油(L)", "Fuel (L)"),
             Column("kwh", "充电(kWh)", "Charging (kWh)"),
             Column("l_100km", "油耗(L/100km)", "L/100 km"),
+            Column("kwh_100km", "电耗(kWh/100km)", "kWh/100 km"),
             Column("norm_l_100km", "定额(L/100km)", "Norm L/100 km"),
+            Column("norm_kwh_100km", "电耗定额(kWh/100km)", "Norm kWh/100 km"),
             Column("over_norm_pct", "超定额(%)", "Over norm (%)"),
         ),
     ),

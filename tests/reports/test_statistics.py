@@ -51,6 +51,7 @@ def raw(db: Session, root_unit: OrgUnit, make_unit) -> dict[str, Any]:
                 tank_l=None if energy == "bev" else 60,
                 battery_kwh=60 if energy in ("bev", "phev") else None,
                 fuel_norm_l_100km=None if energy == "bev" else 8,
+                energy_norm_kwh_100km=15 if energy == "bev" else None,
             )
         )
     trips, records, alerts = [], [], []
@@ -146,6 +147,14 @@ def test_vehicle_use_matches_the_raw_rows(db, raw) -> None:
             per_100 = litres / km * 100
             assert row["l_100km"] == pytest.approx(per_100, rel=1e-3)
             assert row["over_norm_pct"] == pytest.approx((per_100 / 8 - 1) * 100, abs=0.01)
+        kwh = sum(r.kwh or 0 for r in records)
+        if vehicle.energy == "bev" and kwh and km:
+            # An electric car is judged on its charging against its energy norm.
+            assert row["kwh_100km"] == pytest.approx(kwh / km * 100, rel=1e-3)
+            assert row["norm_kwh_100km"] == 15
+            assert row["over_norm_pct"] == pytest.approx((kwh / km * 100 / 15 - 1) * 100, abs=0.01)
+        elif vehicle.energy == "bev":
+            pytest.fail("the electric car has charging and trips in the period")
 
 
 def test_unit_use_and_new_energy_share_match_the_raw_rows(db, raw) -> None:
