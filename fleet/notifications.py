@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import Select, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from fleet import audit, notify
@@ -324,7 +324,7 @@ def _listed(session: Session, rows: Sequence[Notification]) -> list[dict[str, An
     ]
 
 
-def _scoped(actor: Actor) -> Any:
+def _scoped(actor: Actor) -> Select[Notification]:
     """The notifications of the people in the actor's units (administrators)."""
     require(actor, "notification", "read")
     return select(Notification).where(

@@ -191,7 +191,9 @@ def set_my_notifications(
 
 
 @router.get("/me/notifications/sent", response_model=Page[NotificationOut], tags=["notifications"])
-def my_sent_notifications(session: SessionDep, actor: ActorDep, listing: ListingDep) -> Any:
+def my_sent_notifications(
+    session: SessionDep, actor: ActorDep, listing: ListingDep
+) -> dict[str, Any]:
     """The messages to you (pending, sent and given up on), newest first."""
     items, total = notifications.list_mine(session=session, actor=actor, listing=listing)
     return listing.answer(items, total)
@@ -210,7 +212,7 @@ def list_notifications(
     state: NotificationState | None = None,
     user_id: Id | None = None,
     kind: Annotated[Text | None, Query(max_length=32)] = None,
-) -> Any:
+) -> dict[str, Any]:
     """The messages to the people in your units, newest first (administrators): a dead one
     could not be delivered, a pending one waits for its next attempt."""
     items, total = notifications.list_(
@@ -229,7 +231,7 @@ def list_notifications(
         409: {"description": "The notification is not dead (pending or sent)."},
     },
 )
-def retry_notification(session: SessionDep, actor: ActorDep, notification_id: Id) -> Any:
+def retry_notification(session: SessionDep, actor: ActorDep, notification_id: Id) -> dict[str, Any]:
     """A dead notification is tried again: pending, its attempts reset, its dead letter
     removed. Audited."""
     return notifications.retry(session=session, actor=actor, notification_id=notification_id)
