@@ -74,6 +74,9 @@ PERMISSIONS: dict[tuple[str, str], frozenset[Role]] = {
     ("unit", "write"): frozenset({Role.ADMIN}),
     ("user", "read"): STAFF,
     ("user", "write"): frozenset({Role.ADMIN}),
+    # Others' notifications (one's own are anyone's to read).
+    ("notification", "read"): frozenset({Role.ADMIN}),
+    ("notification", "write"): frozenset({Role.ADMIN}),
     ("vehicle", "read"): STAFF | {Role.DRIVER},
     ("vehicle", "write"): frozenset({Role.ADMIN, Role.DISPATCHER}),
     ("driver", "read"): STAFF | {Role.DRIVER},

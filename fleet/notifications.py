@@ -24,13 +24,13 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import Select, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from fleet import audit, notify
 from fleet.auth import Actor, require, units_in_scope
 from fleet.db import utcnow
-from fleet.errors import Invalid, NotFound
+from fleet.errors import Conflict, Invalid, NotFound
 from fleet.models import (
     DeadLetter,
     Notification,
@@ -43,6 +43,7 @@ from fleet.models import (
     Role,
     UserAccount,
 )
+from fleet.paging import Listing
 from fleet.schemas import MyNotificationUpdate, NotificationSettingUpdate
 from fleet.settings import Settings
 
@@ -158,6 +159,11 @@ def setting_view(row: NotificationSetting | None) -> dict[str, Any]:
     }
 
 
+def shown_address(channel: NotifyChannel, address: str) -> str:
+    """An address as the API shows it: an e-mail address as it is, a robot's URL masked."""
+    return address if channel == NotifyChannel.EMAIL else notify.masked(address) or ""
+
+
 def _audited_view(row: NotificationSetting) -> dict[str, Any]:
     return {"user_id": row.user_id, "unit_id": row.unit_id, **setting_view(row)}
 
@@ -223,9 +229,7 @@ def mine(*, session: Session, actor: Actor) -> dict[str, Any]:
         "effective": [
             {
                 "channel": t.channel,
-                "address": t.address
-                if t.channel == NotifyChannel.EMAIL
-                else notify.masked(t.address),
+                "address": shown_address(t.channel, t.address),
                 "from_unit_id": t.from_unit_id,
             }
             for t in targets(session, user)
@@ -283,6 +287,120 @@ def update_unit(
     if changes:
         _write(session, actor, row, {"unit_id": unit_id}, changes)
     return of_unit(session=session, actor=actor, unit_id=unit_id)
+
+
+# ---- the messages, through the API ----------------------------------------------------------
+
+
+class NotificationNotDead(Conflict):
+    """Only a message given up on is tried again: a pending one is on its way, a sent one went."""
+
+
+def _listed(session: Session, rows: Sequence[Notification]) -> list[dict[str, Any]]:
+    names = {
+        user_id: username
+        for user_id, username in session.execute(
+            select(UserAccount.id, UserAccount.username).where(
+                UserAccount.id.in_({n.user_id for n in rows})
+            )
+        )
+    }
+    return [
+        {
+            "id": n.id,
+            "user": {"id": n.user_id, "username": names[n.user_id]},
+            "kind": n.kind,
+            "channel": n.channel,
+            "address": shown_address(n.channel, n.address),
+            "subject": n.subject,
+            "state": n.state,
+            "attempts": n.attempts,
+            "last_error": n.last_error,
+            "created_at": n.created_at,
+            "sent_at": n.sent_at,
+            "retry_at": n.retry_at,
+        }
+        for n in rows
+    ]
+
+
+def _scoped(actor: Actor) -> Select[Notification]:
+    """The notifications of the people in the actor's units (administrators)."""
+    require(actor, "notification", "read")
+    return select(Notification).where(
+        Notification.user_id.in_(
+            select(UserAccount.id).where(UserAccount.unit_id.in_(units_in_scope(actor)))
+        )
+    )
+
+
+def list_(
+    *,
+    session: Session,
+    actor: Actor,
+    listing: Listing,
+    state: NotificationState | None = None,
+    user_id: int | None = None,
+    kind: str | None = None,
+) -> tuple[list[dict[str, Any]], int]:
+    """The messages to the people in the caller's units, newest first."""
+    stmt = _scoped(actor).order_by(Notification.id.desc())
+    if state is not None:
+        stmt = stmt.where(Notification.state == state)
+    if user_id is not None:
+        stmt = stmt.where(Notification.user_id == user_id)
+    if kind is not None:
+        stmt = stmt.where(Notification.kind == kind)
+    rows, total = listing.page(session, stmt)
+    return _listed(session, rows), total
+
+
+def list_mine(
+    *, session: Session, actor: Actor, listing: Listing
+) -> tuple[list[dict[str, Any]], int]:
+    """The caller's own messages, newest first."""
+    user = _me(session, actor)
+    stmt = (
+        select(Notification).where(Notification.user_id == user.id).order_by(Notification.id.desc())
+    )
+    rows, total = listing.page(session, stmt)
+    return _listed(session, rows), total
+
+
+def _retry_view(row: Notification) -> dict[str, Any]:
+    return {
+        "user_id": row.user_id,
+        "kind": row.kind,
+        "channel": row.channel,
+        "address": shown_address(row.channel, row.address),
+        "state": row.state,
+        "attempts": row.attempts,
+        "last_error": row.last_error,
+    }
+
+
+def retry(*, session: Session, actor: Actor, notification_id: int) -> dict[str, Any]:
+    """A dead message goes back to the notifier: pending, due now, its attempts at 0 and its
+    dead letter removed; the last error stays until the next attempt replaces it. Audited."""
+    require(actor, "notification", "write")
+    row = session.scalar(_scoped(actor).where(Notification.id == notification_id).with_for_update())
+    if row is None:
+        raise NotFound(f"no notification {notification_id}")
+    if row.state != NotificationState.DEAD:
+        raise NotificationNotDead(f"notification {notification_id} is {row.state}, not dead")
+    with audit.changing(
+        session=session,
+        actor=actor.ref,
+        entity="notification",
+        obj=row,
+        action="retry",
+        view=_retry_view,
+    ):
+        row.state = NotificationState.PENDING
+        row.attempts = 0
+        row.retry_at = None
+        session.execute(delete(DeadLetter).where(DeadLetter.notification_id == row.id))
+    return _listed(session, [row])[0]
 
 
 # ---- the notifier ---------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from fleet.models import (
     BodyClass,
     DeviceProtocol,
     Energy,
+    NotificationState,
     OrgUnit,
     Role,
     VehicleCategory,
@@ -51,6 +52,7 @@ from fleet.schemas import (
     Me,
     MyNotificationsOut,
     MyNotificationUpdate,
+    NotificationOut,
     NotificationSettingUpdate,
     Page,
     Text,
@@ -186,6 +188,53 @@ def set_my_notifications(
 ) -> dict[str, Any]:
     """A robot's URL must name one of FLEET_NOTIFY_ROBOT_HOSTS (422 otherwise)."""
     return notifications.update_mine(session=session, settings=settings, actor=actor, data=data)
+
+
+@router.get("/me/notifications/sent", response_model=Page[NotificationOut], tags=["notifications"])
+def my_sent_notifications(
+    session: SessionDep, actor: ActorDep, listing: ListingDep
+) -> dict[str, Any]:
+    """The messages to you (pending, sent and given up on), newest first."""
+    items, total = notifications.list_mine(session=session, actor=actor, listing=listing)
+    return listing.answer(items, total)
+
+
+@router.get(
+    "/notifications",
+    response_model=Page[NotificationOut],
+    tags=["notifications"],
+    responses={403: {"description": "Not an administrator."}},
+)
+def list_notifications(
+    session: SessionDep,
+    actor: ActorDep,
+    listing: ListingDep,
+    state: NotificationState | None = None,
+    user_id: Id | None = None,
+    kind: Annotated[Text | None, Query(max_length=32)] = None,
+) -> dict[str, Any]:
+    """The messages to the people in your units, newest first (administrators): a dead one
+    could not be delivered, a pending one waits for its next attempt."""
+    items, total = notifications.list_(
+        session=session, actor=actor, listing=listing, state=state, user_id=user_id, kind=kind
+    )
+    return listing.answer(items, total)
+
+
+@router.post(
+    "/notifications/{notification_id}/retry",
+    response_model=NotificationOut,
+    tags=["notifications"],
+    responses={
+        403: {"description": "Not an administrator."},
+        404: {"description": "No such notification to a person in your units."},
+        409: {"description": "The notification is not dead (pending or sent)."},
+    },
+)
+def retry_notification(session: SessionDep, actor: ActorDep, notification_id: Id) -> dict[str, Any]:
+    """A dead notification is tried again: pending, its attempts reset, its dead letter
+    removed. Audited."""
+    return notifications.retry(session=session, actor=actor, notification_id=notification_id)
 
 
 @router.get(

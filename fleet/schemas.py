@@ -25,6 +25,7 @@ from fleet.models import (
     BodyClass,
     DeviceProtocol,
     Energy,
+    NotificationState,
     NotifyChannel,
     Role,
     SinkKind,
@@ -640,3 +641,27 @@ class MyNotificationsOut(BaseModel):
 
 class UnitNotificationsOut(NotificationSettingOut):
     unit_id: int
+
+
+class NotificationUser(BaseModel):
+    id: int
+    username: str
+
+
+class NotificationOut(BaseModel):
+    """One message to one address, as the notifier holds it."""
+
+    id: int
+    user: NotificationUser = Field(description="Whom it is for.")
+    kind: str = Field(description="What it is about (approval_pending, order_approved, ...).")
+    channel: NotifyChannel
+    address: str = Field(description="The e-mail address, or the robot's URL (masked).")
+    subject: str
+    state: NotificationState = Field(
+        description="pending: not yet delivered (retried); sent; dead: given up on."
+    )
+    attempts: int = Field(description="Failed attempts so far.")
+    last_error: str | None = Field(description="Why the last attempt failed.")
+    created_at: datetime
+    sent_at: datetime | None
+    retry_at: datetime | None = Field(description="When a pending message is tried again.")

@@ -797,3 +797,155 @@ def test_a_merged_trip_is_announced_for_each_order_and_its_unmerging_to_the_driv
     driver = heard("wheel")
     assert [k for k, _ in driver] == ["trip_assigned"] * 2 + ["trip_changed"] * 2
     assert {s for _, s in driver[:2]} == {f"新任务：#{o} 浙A·N0001" for o in orders}
+
+
+# ---- the messages through the API -----------------------------------------------------------
+
+
+def _message(db: Session, user: UserAccount, event_id: int, **fields: Any) -> Notification:
+    row = Notification(
+        event_id=event_id,
+        user_id=user.id,
+        kind=fields.pop("kind", "order_approved"),
+        channel=fields.pop("channel", "wecom"),
+        address=fields.pop(
+            "address", f"https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=KEY{event_id}"
+        ),
+        language="zh",
+        subject=fields.pop("subject", f"消息 {event_id}"),
+        body="正文",
+        link=f"{PUBLIC}/phone",
+        created_at=T0 + timedelta(minutes=event_id),
+        **fields,
+    )
+    db.add(row)
+    db.flush()
+    return row
+
+
+def test_administrators_list_the_messages_of_their_units_people_only(
+    db: Session, client: TestClient, root_unit: OrgUnit, make_unit, make_user, login
+):
+    east, west = make_unit("N-EAST"), make_unit("N-WEST")
+    make_user("eastadmin", east, Role.ADMIN)
+    make_user("westadmin", west, Role.ADMIN)
+    ann = make_user("ann", east)
+    bob = make_user("bob", east, Role.APPROVER)
+    wes = make_user("wes", west)
+    dead = _message(db, ann, 1, state="dead", attempts=3, last_error="robot answered 500")
+    _message(db, ann, 2, state="sent", channel="email", address="ann@example.gov.cn")
+    _message(db, bob, 3, kind="approval_pending")
+    _message(
+        db,
+        bob,
+        4,
+        kind="approval_pending",
+        channel="dingtalk",
+        address="https://oapi.dingtalk.com/robot/send?access_token=TOK4",
+    )
+    theirs = _message(db, wes, 5, state="dead", attempts=3, last_error="robot answered 500")
+    db.commit()
+    east_admin = login("eastadmin")
+
+    def listed(**query: Any) -> dict[str, Any]:
+        reply = client.get("/api/v1/notifications", params=query, headers=east_admin)
+        assert reply.status_code == 200, reply.text
+        return reply.json()
+
+    everything = listed()
+    assert everything["total"] == 4  # wes, in the sibling unit, is invisible
+    assert [n["id"] for n in everything["items"]] == sorted(
+        (n["id"] for n in everything["items"]), reverse=True
+    )
+    assert {n["user"]["username"] for n in everything["items"]} == {"ann", "bob"}
+    text = json.dumps(everything)
+    assert "KEY1" not in text
+    assert "TOK4" not in text
+    by_id = {n["id"]: n for n in everything["items"]}
+    assert by_id[dead.id] == {
+        "id": dead.id,
+        "user": {"id": ann.id, "username": "ann"},
+        "kind": "order_approved",
+        "channel": "wecom",
+        "address": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=***",
+        "subject": "消息 1",
+        "state": "dead",
+        "attempts": 3,
+        "last_error": "robot answered 500",
+        "created_at": (T0 + timedelta(minutes=1)).isoformat().replace("+00:00", "Z"),
+        "sent_at": None,
+        "retry_at": None,
+    }
+    assert [n["address"] for n in everything["items"] if n["channel"] == "email"] == [
+        "ann@example.gov.cn"
+    ]
+    assert [n["id"] for n in listed(state="dead")["items"]] == [dead.id]
+    assert [n["subject"] for n in listed(user_id=bob.id)["items"]] == ["消息 4", "消息 3"]
+    assert listed(user_id=wes.id)["total"] == 0
+    assert {n["user"]["id"] for n in listed(kind="approval_pending")["items"]} == {bob.id}
+    first, rest = listed(limit=3), listed(limit=3, offset=3)
+    assert (first["total"], len(first["items"]), len(rest["items"])) == (4, 3, 1)
+    assert {n["id"] for n in first["items"] + rest["items"]} == set(by_id)
+    assert (
+        client.get("/api/v1/notifications", params={"state": "lost"}, headers=east_admin)
+    ).status_code == 422
+
+    reply = client.post(f"/api/v1/notifications/{theirs.id}/retry", headers=east_admin)
+    assert reply.status_code == 404  # another unit's person: as if it did not exist
+    assert db.scalar(select(Notification.state).where(Notification.id == theirs.id)) == "dead"
+    west_admin = login("westadmin")
+    west = client.get("/api/v1/notifications", headers=west_admin).json()
+    assert [n["id"] for n in west["items"]] == [theirs.id]
+    bobs = login("bob")
+    assert client.get("/api/v1/notifications", headers=bobs).status_code == 403
+    assert client.post(f"/api/v1/notifications/{dead.id}/retry", headers=bobs).status_code == 403
+    mine = client.get("/api/v1/me/notifications/sent", params={"limit": 1}, headers=bobs).json()
+    assert (mine["total"], [n["subject"] for n in mine["items"]]) == (2, ["消息 4"])
+    assert "TOK4" not in json.dumps(mine)
+
+
+def test_a_dead_message_is_sent_again_on_an_administrators_retry_audited(
+    db: Session, loop: Loop, notifier, robots
+):
+    run, clock, _ = notifier
+    robots.answers = [{"errcode": 93000, "errmsg": "invalid webhook url"}] * 3
+    loop.prefer("boss", channels=["wecom"], wecom_url=robots.wecom("K-BACK"))
+    loop.submit(loop.order())
+    for _ in range(3):
+        run.step(db)
+        clock.now += timedelta(minutes=5)
+    dead = loop.call("chief", "GET", "/api/v1/notifications?state=dead")
+    [message] = dead["items"]
+    assert message["user"]["username"] == "boss"
+    assert message["address"].endswith("?key=***")
+    assert (message["attempts"], message["last_error"]) == (
+        3,
+        "robot refused: errcode 93000, invalid webhook url",
+    )
+    assert db.scalar(select(DeadLetter.id).where(DeadLetter.notification_id == message["id"]))
+
+    retried = loop.call("chief", "POST", f"/api/v1/notifications/{message['id']}/retry")
+    assert (retried["state"], retried["attempts"], retried["retry_at"]) == ("pending", 0, None)
+    letter = select(DeadLetter.id).where(DeadLetter.notification_id == message["id"])
+    assert db.scalar(letter) is None
+    [entry] = db.scalars(select(AuditEntry).where(AuditEntry.entity == "notification")).all()
+    assert (entry.actor, entry.action, entry.entity_id) == ("chief", "retry", str(message["id"]))
+    assert entry.before is not None
+    assert entry.after is not None
+    assert (entry.before["state"], entry.before["attempts"]) == ("dead", 3)
+    assert (entry.after["state"], entry.after["attempts"]) == ("pending", 0)
+    assert "K-BACK" not in json.dumps([entry.before, entry.after])
+
+    again = loop.client.post(
+        f"/api/v1/notifications/{message['id']}/retry", headers=loop.headers["chief"]
+    )
+    assert again.status_code == 409  # pending: on its way already
+
+    drain(run, db)  # the robot answers ok now
+    assert [r.query["key"] for r in robots.received] == ["K-BACK"] * 4  # 3 refused, 1 taken
+    mine = loop.call("boss", "GET", "/api/v1/me/notifications/sent")
+    assert [(n["id"], n["state"]) for n in mine["items"]] == [(message["id"], "sent")]
+    sent = loop.client.post(
+        f"/api/v1/notifications/{message['id']}/retry", headers=loop.headers["chief"]
+    )
+    assert sent.status_code == 409

@@ -1,15 +1,18 @@
 """The profile page in headless Chromium: a person reaches it from their name in the header,
-chooses how notifications reach them, and sees where they go now; the choice is kept, a robot on
-another host than the vendor's is refused with the server's reason, and the labels switch
-language."""
+chooses how notifications reach them, and sees where they go now and their latest messages; the
+choice is kept, a robot on another host than the vendor's is refused with the server's reason,
+the labels switch language, and an administrator sends a message that could not be delivered
+again."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from playwright.sync_api import expect
+from sqlalchemy import text
 
 from tests.web.conftest import SCREENSHOTS, Stack, sign_in, watched
 
@@ -106,3 +109,95 @@ def test_an_administrator_sets_a_units_robot_for_those_who_set_nothing(
         "SECabc123",
     )
     page.screenshot(path=str(SCREENSHOTS / "profile-admin.png"), full_page=True)
+
+
+def _message(stack: Stack, username: str, event_id: int, state: str, **fields: Any) -> int:
+    """A message to `username` as the notifier leaves it (and a dead one's dead letter)."""
+    row = {
+        "event_id": event_id,
+        "channel": "wecom",
+        "address": f"https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=K{event_id}",
+        "subject": f"消息 {event_id}",
+        "attempts": 0,
+        "last_error": None,
+        "sent_at": None,
+        **fields,
+    }
+    with stack.engine.begin() as conn:
+        notification_id = conn.execute(
+            text(
+                "INSERT INTO notification (event_id, user_id, kind, channel, address, language,"
+                " subject, body, link, state, attempts, last_error, sent_at, created_at)"
+                " SELECT :event_id, id, 'order_approved', :channel, :address, 'zh', :subject,"
+                " '正文', 'https://fleet.example.gov.cn/phone', :state, :attempts, :last_error,"
+                " :sent_at, :created_at FROM user_account WHERE username = :username"
+                " RETURNING id"
+            ),
+            {**row, "state": state, "username": username, "created_at": CREATED},
+        ).scalar_one()
+        if state == "dead":
+            conn.execute(
+                text(
+                    "INSERT INTO dead_letter (notification_id, event_id, attempts, last_error)"
+                    " VALUES (:id, :event_id, :attempts, :last_error)"
+                ),
+                {"id": notification_id, **row},
+            )
+    return int(notification_id)
+
+
+CREATED = datetime(2026, 12, 5, 2, 0, tzinfo=UTC)  # 10:00 in the display zone (Asia/Shanghai)
+
+
+def test_a_person_sees_their_messages_and_an_administrator_sends_a_dead_one_again(
+    profile_context: Any, stack: Stack
+):
+    _message(
+        stack,
+        "requester",
+        900001,
+        "sent",
+        channel="email",
+        address="requester@example.gov.cn",
+        sent_at=CREATED,
+    )
+    dead = _message(stack, "requester", 900002, "dead", attempts=5, last_error="robot answered 500")
+    page = _open(profile_context, stack)
+    expect(page.locator("#dead-section")).to_be_hidden()  # not an administrator
+    rows = page.locator("#messages tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.nth(0).locator("td")).to_have_text(
+        ["消息 900002", "企业微信群机器人", "未能送达", "2026/12/05 10:00"]
+    )
+    expect(rows.nth(1).locator("td")).to_have_text(
+        ["消息 900001", "电子邮件", "已送达", "2026/12/05 10:00"]
+    )
+    page.click("#lang")
+    expect(rows.nth(0).locator("td").nth(2)).to_have_text("Not delivered")
+    expect(rows.nth(1).locator("td").nth(1)).to_have_text("E-mail")
+    page.click("#lang")
+    page.close()
+
+    page = _open(profile_context, stack, "admin", "admin")
+    retry = page.locator(f"#dead tbody tr[data-id='{dead}']")
+    expect(retry.locator("td")).to_have_text(
+        ["消息 900002", "requester", "企业微信群机器人", "robot answered 500", "重新发送"]
+    )
+    expect(retry.locator("td").nth(2)).to_have_attribute(
+        "title", "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=***"
+    )
+    page.screenshot(path=str(SCREENSHOTS / "profile-dead.png"), full_page=True)
+    retry.locator("button").click()
+    expect(page.locator("#notice")).to_have_text("已重新排队发送")
+    expect(retry).to_have_count(0)
+    assert stack.row("SELECT state, attempts FROM notification WHERE id = :id", id=dead) == (
+        "pending",
+        0,
+    )
+    assert stack.row("SELECT count(*) FROM dead_letter WHERE notification_id = :id", id=dead) == (
+        0,
+    )
+    assert stack.row(
+        "SELECT actor, action FROM audit_entry WHERE entity = 'notification' AND entity_id = :id",
+        id=str(dead),
+    ) == ("admin", "retry")

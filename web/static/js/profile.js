@@ -1,10 +1,12 @@
 // One's own settings: how notifications reach one (channels, addresses, language), over the
-// unit's defaults, and where they go now; for an administrator, also the defaults of the units
-// in their scope.
+// unit's defaults, where they go now, and the latest messages; for an administrator, also the
+// defaults of the units in their scope and the messages to their people that could not be
+// delivered, each to send again.
 import { api, ApiError } from "./api.js";
 import labels from "../labels/profile.json" with { type: "json" };
-import { extend, t } from "./i18n.js";
-import { notify, start } from "./shell.js";
+import { el } from "./dom.js";
+import { extend, t, when } from "./i18n.js";
+import { config, notify, start } from "./shell.js";
 
 extend(labels);
 
@@ -94,6 +96,61 @@ own.addEventListener("submit", async (event) => {
   if (answer) paintMine(answer);
 });
 
+// ---- the latest messages, and (administrators) those not delivered ---------------------------
+
+const LATEST = 10;
+const messages = document.querySelector("#messages tbody");
+const dead = document.querySelector("#dead tbody");
+let latest = [];
+let undelivered = null;
+
+const emptyRow = (key, span) => el("tr", { class: "empty" }, el("td", { i18n: key, colspan: span }));
+const channelCell = (n) => el("td", { text: t(`profile.channel.${n.channel}`), title: n.address });
+
+function paintMessages() {
+  messages.replaceChildren(...(latest.length ? latest.map((n) => el(
+    "tr", { dataset: { id: n.id, state: n.state } },
+    el("td", { text: n.subject }),
+    channelCell(n),
+    el("td", { text: t(`profile.state.${n.state}`), title: n.last_error || "" }),
+    el("td", { text: when(n.sent_at || n.created_at, config.zone) }),
+  )) : [emptyRow("profile.no_messages", 4)]));
+}
+
+async function loadMessages() {
+  latest = (await api(`/api/v1/me/notifications/sent?limit=${LATEST}`)).items;
+  paintMessages();
+}
+
+async function retry(id) {
+  try {
+    await api(`/api/v1/notifications/${id}/retry`, { method: "POST" });
+    notify(t("profile.retried"), "ok");
+  } catch (failure) {
+    if (!(failure instanceof ApiError)) throw failure;
+    notify(failure.message, "error");
+  }
+  await Promise.all([loadDead(), loadMessages()]);
+}
+
+function paintDead() {
+  if (undelivered === null) return;
+  dead.replaceChildren(...(undelivered.length ? undelivered.map((n) => el(
+    "tr", { dataset: { id: n.id } },
+    el("td", { text: n.subject }),
+    el("td", { text: n.user.username }),
+    channelCell(n),
+    el("td", { text: n.last_error || "—" }),
+    el("td", {}, el("button", { type: "button", i18n: "profile.retry", onclick: () => retry(n.id) })),
+  )) : [emptyRow("profile.no_dead", 5)]));
+}
+
+async function loadDead() {
+  undelivered = (await api(`/api/v1/notifications?state=dead&limit=${LATEST}`)).items;
+  document.getElementById("dead-section").hidden = false;
+  paintDead();
+}
+
 // ---- a unit's defaults (administrators) -------------------------------------------------------
 
 const unitForm = document.getElementById("unit-form");
@@ -126,7 +183,8 @@ async function showUnits(me) {
 }
 
 const me = await start();
-window.addEventListener("fleet:lang", () => paintEffective());
+window.addEventListener("fleet:lang", () => { paintEffective(); paintMessages(); paintDead(); });
 paintMine(await api("/api/v1/me/notifications"));
-if (me.roles.includes("admin")) await showUnits(me);
+await loadMessages();
+if (me.roles.includes("admin")) await Promise.all([showUnits(me), loadDead()]);
 window.fleetProfile = { ready: true };
