@@ -41,8 +41,11 @@ def _clear(fleetlet: Fleetlet) -> None:
     owner.dispose()
 
 
-def set_status(fleetlet: Fleetlet, vehicle: int, status: str) -> None:
-    """Through the registry's service, as an administrator's PATCH would (audited)."""
+def set_status(
+    fleetlet: Fleetlet, vehicle: int, status: str, at: datetime = T0 - timedelta(days=1)
+) -> None:
+    """Through the registry's service, as an administrator's PATCH would (audited), `at` the
+    time of the change (by default the day before the drives below)."""
     with Session(fleetlet.engine) as session, session.begin():
         root = session.get(OrgUnit, fleetlet.unit_id)
         assert root is not None
@@ -51,6 +54,7 @@ def set_status(fleetlet: Fleetlet, vehicle: int, status: str) -> None:
             actor=Actor.system(root),
             vehicle_id=fleetlet.targets[vehicle].vehicle_id,
             data=VehicleUpdate(status=status),
+            now=at,
         )
 
 
@@ -139,8 +143,8 @@ def test_a_vehicle_sealed_while_the_worker_runs_is_watched_from_then_on(
     push(redis, rows(fleetlet, 0, 20), tsettings.stream_shards)
     drain(running)
     assert [a[1] for a in alerts(fleetlet)] == ["no_order"]  # in use: driving without an order
-    set_status(fleetlet, 0, "sealed")
     later = T0 + timedelta(seconds=200)  # the drive goes on, the car now sealed
+    set_status(fleetlet, 0, "sealed", at=later)
     push(redis, rows(fleetlet, 0, 20, start=later, lat0=30.27), tsettings.stream_shards)
     drain(running)
     assert alerts(fleetlet)[1:] == [
