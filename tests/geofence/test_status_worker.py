@@ -18,6 +18,7 @@ from fleet.auth import Actor
 from fleet.models import OrgUnit
 from fleet.redis_client import RedisClient
 from fleet.schemas import VehicleUpdate
+from geofence.replay import replay
 from geofence.settings import GeofenceSettings
 from geofence.worker import GeofenceObserver
 from telematics import stream
@@ -150,3 +151,30 @@ def test_a_vehicle_sealed_while_the_worker_runs_is_watched_from_then_on(
     assert alerts(fleetlet)[1:] == [
         (vehicle, "sealed_vehicle_moving", "critical", later, "pending"),
     ]
+
+
+@pytest.mark.usefixtures("clean_tracks")
+def test_a_replay_after_the_seal_judges_the_earlier_drive_as_in_use(
+    fleetlet, redis, tsettings, workshop
+):
+    """The car drove while in use (a `no_order`), was sealed the day after; a replay of the
+    drive's period, run then, raises that `no_order` again and no `sealed_vehicle_moving`."""
+    vehicle = fleetlet.targets[0].vehicle_id
+    push(redis, rows(fleetlet, 0, 20), tsettings.stream_shards)
+    drain(worker(fleetlet, redis, tsettings))
+    live = alerts(fleetlet)
+    assert live == [(vehicle, "no_order", "medium", T0, "pending")]
+    set_status(fleetlet, 0, "sealed", at=T0 + timedelta(days=1))
+    report = replay(
+        engine=fleetlet.engine,
+        settings=GeofenceSettings(),
+        zone=ZoneInfo("Asia/Shanghai"),
+        start=T0 - timedelta(hours=1),
+        end=T0 + timedelta(hours=1),
+        write=True,
+    )
+    assert [(r.vehicle_id, r.event.kind, r.event.started_t) for r in report.alerts] == [
+        (vehicle, "no_order", T0.timestamp())
+    ]
+    assert report.new == 0
+    assert alerts(fleetlet) == live
