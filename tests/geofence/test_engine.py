@@ -4,6 +4,7 @@ late fixes, and state carried from batch to batch."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -245,10 +246,7 @@ def test_a_sealed_car_is_judged_active_before_its_status_since() -> None:
             assert kinds == {("no_order", T0), ("sealed_vehicle_moving", since)}, run
     # the same car sealed since always (None), or before the drive: sealed from its first fix
     for always in (None, T0 - 1):
-        sealed = VehicleInfo(
-            id=1, unit_id=10, unit_path="1/10/", category="general", status="sealed",
-            status_since=always,
-        )
+        sealed = replace(car, status_since=always)
         outcome = engine.run({1: track}, {}, {1: sealed})
         assert {(a.event.kind, a.event.started_t) for a in outcome.alerts} == {
             ("sealed_vehicle_moving", T0)
