@@ -122,14 +122,18 @@ def test_status_since_is_taken_from_the_latest_audited_status_change(scratch_set
                     "INSERT INTO org_unit (code, name, path) VALUES ('MIG', 'mig', '') RETURNING id"
                 )
             ).scalar_one()
-            ids = conn.execute(
-                text(
-                    "INSERT INTO vehicle (plate, category, body_class, seats, energy, unit_id)"
-                    " SELECT '浙A·M000' || n, 'general', 'sedan', 4, 'bev', :u"
-                    " FROM generate_series(1, 3) n RETURNING id"
-                ),
-                {"u": unit},
-            ).scalars().all()
+            ids = (
+                conn.execute(
+                    text(
+                        "INSERT INTO vehicle (plate, category, body_class, seats, energy, unit_id)"
+                        " SELECT '浙A·M000' || n, 'general', 'sedan', 4, 'bev', :u"
+                        " FROM generate_series(1, 3) n RETURNING id"
+                    ),
+                    {"u": unit},
+                )
+                .scalars()
+                .all()
+            )
             entries = [  # (vehicle, action, day of November 2026)
                 (ids[0], "status", 2),
                 (ids[0], "status", 9),
