@@ -1,7 +1,8 @@
 """When a vehicle's status last changed (`vehicle.status_since`), so the geofence engine judges
 its fixes before then as an active vehicle's: a replay of the days a car was in use, run after it
 was sealed, must not raise `sealed_vehicle_moving` for them. Existing vehicles take the time of
-their latest audited status change (action "status"), or NULL (always) where there is none.
+their latest audited status change (action "status", or another entry whose before and after
+differ in status: an update of several fields, a disposal), or NULL (always) where there is none.
 
 Revision ID: 0023
 Revises: 0022
@@ -24,7 +25,10 @@ def upgrade() -> None:
     op.execute(
         "UPDATE vehicle SET status_since = ("
         " SELECT max(a.at) FROM audit_entry a"
-        " WHERE a.entity = 'vehicle' AND a.action = 'status' AND a.entity_id = vehicle.id::text)"
+        " WHERE a.entity = 'vehicle' AND a.entity_id = vehicle.id::text AND (a.action = 'status'"
+        # a status changed with other fields ("update") or by a disposal ("dispose")
+        "  OR a.before->>'status' IS DISTINCT FROM a.after->>'status'"
+        "  AND a.before IS NOT NULL AND a.after IS NOT NULL))"
     )
 
 
