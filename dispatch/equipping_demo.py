@@ -71,6 +71,7 @@ def seed(*, session: Session, zone_name: str, now: datetime) -> int:
             data=VehicleUpdate.model_validate(
                 {"acquired_on": bought, "odometer_km": round((today - bought).days * per_day, 1)}
             ),
+            now=now,
         )
         changed += 1
     return changed

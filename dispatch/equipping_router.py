@@ -205,5 +205,6 @@ def dispose(
         disposed_on=data.disposed_on,
         receiver=data.receiver,
         today=now.astimezone(zone).date(),
+        now=now,
     )
     return equipping.view(session=session, request=request)

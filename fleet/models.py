@@ -159,6 +159,9 @@ class Vehicle(Timestamped, Base):
     status: Mapped[VehicleStatus] = mapped_column(
         _enum(VehicleStatus, "status"), server_default=VehicleStatus.ACTIVE.value
     )
+    # When the status last changed (the registry sets it; None: it has always been so, as far as
+    # is known). The geofence engine judges a fix before it as one of an active vehicle.
+    status_since: Mapped[datetime | None]
     # Equipping and renewal (配备更新): when the vehicle was bought (its age counts from this
     # day), the odometer as last read by hand, and the disposed vehicle whose quota place it took.
     acquired_on: Mapped[date | None] = mapped_column(sa.Date)

@@ -11,6 +11,7 @@ import hashlib
 import secrets
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, TypeVar
 
 from geoalchemy2.shape import from_shape
@@ -373,8 +374,10 @@ def create_vehicle(*, session: Session, actor: Actor, data: VehicleCreate) -> Ve
 
 
 def update_vehicle(
-    *, session: Session, actor: Actor, vehicle_id: int, data: VehicleUpdate
+    *, session: Session, actor: Actor, vehicle_id: int, data: VehicleUpdate, now: datetime
 ) -> Vehicle:
+    """A change of status also sets `status_since` to `now`: the geofence engine judges the
+    vehicle's fixes before it as an active vehicle's (a replay of its days in use)."""
     require(actor, "vehicle", "write")
     vehicle = _get_scoped(session, Vehicle, actor, vehicle_id, "vehicle")
     with (
@@ -402,6 +405,8 @@ def update_vehicle(
             or vehicle.status == VehicleStatus.DISPOSED
         ):
             quota.check_place(session, unit_id=unit_id, category=category, excluding=vehicle.id)
+        if status != vehicle.status:
+            vehicle.status_since = now
         _apply(vehicle, changes)
         if set(changes) == {"status"}:
             change.action = "status"

@@ -381,9 +381,11 @@ def get_vehicle(session: SessionDep, actor: ActorDep, vehicle_id: Id) -> Any:
 
 @router.patch("/vehicles/{vehicle_id}", response_model=VehicleOut, tags=["vehicles"])
 def update_vehicle(
-    session: SessionDep, actor: ActorDep, vehicle_id: Id, data: VehicleUpdate
+    session: SessionDep, actor: ActorDep, vehicle_id: Id, data: VehicleUpdate, now: NowDep
 ) -> Any:
-    return registry.update_vehicle(session=session, actor=actor, vehicle_id=vehicle_id, data=data)
+    return registry.update_vehicle(
+        session=session, actor=actor, vehicle_id=vehicle_id, data=data, now=now
+    )
 
 
 @router.delete("/vehicles/{vehicle_id}", status_code=204, tags=["vehicles"])

@@ -64,6 +64,10 @@ class VehicleInfo:
     # `fleet.models.VehicleStatus`, as the registry holds it now: sealed, disposed and maintenance
     # vehicles are watched for movement (`sealed_vehicle_moving`, `maintenance_vehicle_moving`)
     status: str = "active"
+    # Since when (epoch seconds, UTC) it has held that status; None: always. The engine judges a
+    # fix before it as one of an active vehicle (`engine.batch.read`): the earlier status is not
+    # known, and a replay of a period when the car was in use must not raise it as sealed.
+    status_since: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -326,13 +326,25 @@ def compiled_fences(*, session: Session) -> FenceSet:
 
 def vehicle_infos(*, session: Session, vehicle_ids: Sequence[int]) -> dict[int, VehicleInfo]:
     rows = session.execute(
-        select(Vehicle.id, Vehicle.unit_id, OrgUnit.path, Vehicle.category, Vehicle.status)
+        select(
+            Vehicle.id,
+            Vehicle.unit_id,
+            OrgUnit.path,
+            Vehicle.category,
+            Vehicle.status,
+            Vehicle.status_since,
+        )
         .join(OrgUnit, OrgUnit.id == Vehicle.unit_id)
         .where(Vehicle.id.in_(vehicle_ids))
     ).all()
     return {
         r[0]: VehicleInfo(
-            id=r[0], unit_id=r[1], unit_path=r[2], category=str(r[3]), status=str(r[4])
+            id=r[0],
+            unit_id=r[1],
+            unit_path=r[2],
+            category=str(r[3]),
+            status=str(r[4]),
+            status_since=None if r[5] is None else r[5].timestamp(),
         )
         for r in rows
     }
@@ -343,7 +355,8 @@ def engine_version(*, session: Session) -> tuple[Any, ...]:
     engine then reloads, and the worker reads its vehicles again: a car sealed or sent to the
     workshop is watched from then on). The sum of the stamps, not their latest: an edit stamped
     by the app's clock may be older than rows the database stamped (the migrations' calendar),
-    and must still count. Of the vehicles, those not active and their status, as a digest."""
+    and must still count. Of the vehicles, those not active, their status and since when, as a
+    digest."""
     return tuple(
         session.execute(
             text(
@@ -352,7 +365,8 @@ def engine_version(*, session: Session) -> tuple[Any, ...]:
                 " FROM calendar_day),"
                 " (SELECT count(*) || '/' || sum(extract(epoch FROM updated_at))"
                 " FROM working_hours),"
-                " (SELECT count(*) || '/' || coalesce(md5(string_agg(id || ':' || status, ','"
+                " (SELECT count(*) || '/' || coalesce(md5(string_agg(id || ':' || status"
+                " || ':' || coalesce(extract(epoch FROM status_since)::text, ''), ','"
                 " ORDER BY id)), '') FROM vehicle WHERE status <> 'active')"
             )
         ).one()

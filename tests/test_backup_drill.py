@@ -242,6 +242,7 @@ def change_seats(pool: Pool, seats: int) -> None:
             actor=pool.system,
             vehicle_id=pool.targets[0].vehicle_id,
             data=VehicleUpdate(seats=seats),
+            now=T0,
         )
 
 

@@ -81,7 +81,11 @@ def changes(db: Session, unit: OrgUnit, plate: str, seats: tuple[int, ...]) -> l
     vehicle = add_vehicle(db, unit, plate)
     for n in seats:
         registry.update_vehicle(
-            session=db, actor=Actor.system(unit), vehicle_id=vehicle.id, data=VehicleUpdate(seats=n)
+            session=db,
+            actor=Actor.system(unit),
+            vehicle_id=vehicle.id,
+            data=VehicleUpdate(seats=n),
+            now=T0,
         )
     db.commit()
     return list(db.scalars(select(OutboxEvent.id).where(OutboxEvent.id > mark).order_by("id")))

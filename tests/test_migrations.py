@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import inspect, text
 
@@ -104,5 +106,76 @@ def test_a_missing_or_superuser_application_role_is_refused(scratch_settings: Se
     try:
         with engine.connect() as conn, pytest.raises(migrate.RoleError, match="superuser"):
             migrate.grant_app_role(conn, "postgres")  # initdb's superuser
+    finally:
+        engine.dispose()
+
+
+def test_status_since_is_taken_from_the_latest_audited_status_change(scratch_settings: Settings):
+    """Migration 0023: each vehicle's `status_since` is the time of its latest audited status
+    change (action "status", or an update or disposal whose before and after differ in status);
+    a vehicle with none (other changes only, its creation) gets NULL."""
+    # the module's database, at 0022 (an earlier test may have left it at the head)
+    migrate.upgrade(scratch_settings, "0022")
+    migrate.downgrade(scratch_settings, "0022")
+    engine = make_engine(scratch_settings.as_owner(), pool_size=1)
+    try:
+        with engine.begin() as conn:
+            unit = conn.execute(
+                text(
+                    "INSERT INTO org_unit (code, name, path) VALUES ('MIG', 'mig', '') RETURNING id"
+                )
+            ).scalar_one()
+            ids = (
+                conn.execute(
+                    text(
+                        "INSERT INTO vehicle (plate, category, body_class, seats, energy, unit_id)"
+                        " SELECT '浙A·M000' || n, 'general', 'sedan', 4, 'bev', :u"
+                        " FROM generate_series(1, 3) n RETURNING id"
+                    ),
+                    {"u": unit},
+                )
+                .scalars()
+                .all()
+            )
+            same = {"status": "active", "seats": 4}, {"status": "active", "seats": 5}
+            sealed = {"status": "active", "seats": 4}, {"status": "sealed", "seats": 5}
+            entries = [  # (vehicle, action, day of November 2026, (before, after))
+                (ids[0], "status", 2, sealed),
+                (ids[0], "status", 9, sealed),
+                (ids[0], "update", 20, same),  # not a status change
+                (ids[0], "status", 5, sealed),  # an older change recorded later: the latest counts
+                (ids[1], "update", 3, same),
+                (ids[2], "create", 1, (None, {"status": "sealed"})),
+                (ids[2], "update", 4, same),
+                (ids[2], "update", 6, sealed),  # status and seats at once
+                (ids[2], "dispose", 8, ({"status": "sealed"}, {"status": "disposed"})),
+            ]
+            for n, (vehicle, action, day, (before, after)) in enumerate(entries):
+                conn.execute(
+                    text(
+                        "INSERT INTO audit_entry (at, actor, action, entity, entity_id, before,"
+                        " after, prev_hash, hash) VALUES (make_timestamptz(2026, 11, :day, 2, 0,"
+                        " 0, 'UTC'), 'system', :action, 'vehicle', :vehicle, :before, :after,"
+                        " '', :hash)"
+                    ),
+                    {
+                        "day": day,
+                        "action": action,
+                        "vehicle": str(vehicle),
+                        "before": None if before is None else json.dumps(before),
+                        "after": json.dumps(after),
+                        "hash": f"h{n}",
+                    },
+                )
+        migrate.upgrade(scratch_settings)
+        with engine.connect() as conn:
+            found = conn.execute(
+                text(
+                    "SELECT id, extract(day FROM status_since AT TIME ZONE 'UTC') FROM vehicle"
+                    " WHERE id = ANY(:ids)"
+                ),
+                {"ids": list(ids)},
+            ).all()
+        assert {v: d for v, d in found} == {ids[0]: 9, ids[1]: None, ids[2]: 8}
     finally:
         engine.dispose()

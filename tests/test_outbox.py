@@ -52,6 +52,7 @@ def test_registry_changes_give_events_of_their_unit(db: Session, make_unit):
         actor=Actor.system(unit),
         vehicle_id=vehicle.id,
         data=VehicleUpdate(seats=5),
+        now=ENTERED,
     )
     found = events_after(db, mark)
     assert [(e.kind, e.unit_code, e.object_type, e.payload["action"]) for e in found] == [

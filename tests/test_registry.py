@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -291,6 +292,36 @@ def test_vehicle_with_device_cannot_be_deleted_but_status_can_change(client, adm
     assert sealed.json()["status"] == "sealed"
     bad = client.patch(f"/api/v1/vehicles/{vehicle['id']}", json={"status": "lost"}, headers=admin)
     assert bad.status_code == 422
+
+
+def test_a_status_change_sets_status_since_and_other_changes_do_not(client, admin, root_unit, db):
+    from datetime import UTC, datetime
+
+    from fleet.api import get_now
+
+    vehicle = client.post("/api/v1/vehicles", json=vehicle_body(root_unit), headers=admin).json()
+    url = f"/api/v1/vehicles/{vehicle['id']}"
+
+    def patch(at: datetime, **body: Any) -> datetime | None:
+        client.app.dependency_overrides[get_now] = lambda: at  # type: ignore[attr-defined]
+        assert client.patch(url, json=body, headers=admin).status_code == 200
+        db.expire_all()
+        found = db.get(Vehicle, vehicle["id"])
+        assert found is not None
+        return found.status_since
+
+    sealed_at, later, last = (datetime(2026, 11, d, 2, tzinfo=UTC) for d in (10, 11, 12))
+    assert patch(sealed_at - timedelta(days=1), seats=6) is None  # never changed: always
+    assert patch(sealed_at, status="sealed") == sealed_at
+    assert patch(later, seats=7) == sealed_at
+    assert patch(later, status="sealed") == sealed_at  # the same status: no change
+    assert patch(last, status="active", seats=5) == last
+    actions = db.scalars(
+        select(AuditEntry.action)
+        .where(AuditEntry.entity == "vehicle", AuditEntry.entity_id == str(vehicle["id"]))
+        .order_by(AuditEntry.id)
+    ).all()
+    assert actions == ["create", "update", "status", "update", "update"]
 
 
 def test_users_are_listed_by_role(client, admin, root_unit):

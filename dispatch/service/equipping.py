@@ -377,10 +377,12 @@ def dispose(
     disposed_on: date,
     receiver: str,
     today: date,
+    now: datetime,
 ) -> RenewalRequest:
     """Records the disposal (处置) of an approved request's vehicle: how, on which day (not after
     today), to whom. The vehicle becomes disposed, which frees its quota place; for a renewal, a
-    new vehicle is then registered with `replaces_id` naming the old one."""
+    new vehicle is then registered with `replaces_id` naming the old one. Its `status_since` is
+    `now`, as for any status change (`fleet.registry.update_vehicle`)."""
     require(actor, "vehicle", "write")
     request = get_request(session=session, actor=actor, request_id=request_id, lock=True)
     if disposed_on > today:
@@ -396,6 +398,8 @@ def dispose(
     with audit.changing(
         session=session, actor=actor.ref, entity="vehicle", obj=vehicle, action="dispose"
     ):
+        if vehicle.status != VehicleStatus.DISPOSED:
+            vehicle.status_since = now
         vehicle.status = VehicleStatus.DISPOSED
     session.flush()
     _record(session, actor, request, "dispose", before)

@@ -88,6 +88,9 @@ class Batch:
     ignition_off: np.ndarray
     alarm: np.ndarray  # the alarm bits
     state_t: np.ndarray  # per vehicle: its last evaluated fix time, NaN for none
+    # per fix: whether its vehicle's status applies to it, the fix coming at or after the
+    # vehicle's `status_since`; before it, the fix is judged as one of an active vehicle
+    status_now: np.ndarray
     permits: Mapping[int, Sequence[Permit]]
 
 

@@ -101,8 +101,19 @@ def read(
         ignition_off=ignition == 0,
         alarm=alarm.astype(np.int64),
         state_t=state_t,
+        status_now=status_now(infos, slot, t),  # type: ignore[arg-type]
         permits=permits.permits(vehicle_ids, float(t.min()), float(t.max())),
     )
+
+
+def status_now(vehicles: Sequence[VehicleInfo], slot: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Per fix, whether it comes at or after its vehicle's `status_since` (None: always). The
+    one place either loop learns which status a fix is judged by: the vehicle's status from
+    then on, `rules.base.ACTIVE` before."""
+    since = [v.status_since for v in vehicles]
+    if not any(s is not None for s in since):
+        return np.ones(len(t), dtype=bool)
+    return t >= np.array([-np.inf if s is None else s for s in since], dtype=float)[slot]
 
 
 def kinematics(

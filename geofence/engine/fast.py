@@ -23,7 +23,7 @@ from geofence.engine.batch import kinematics, read
 from geofence.engine.scene import cover_of, scene_of
 from geofence.fences import VehicleInfo
 from geofence.rules import REGISTERED, movement
-from geofence.rules.base import Columns, Context, Fix, Thresholds
+from geofence.rules.base import ACTIVE, Columns, Context, Fix, Thresholds
 from telematics.batch import or_none
 
 if TYPE_CHECKING:
@@ -102,6 +102,7 @@ def wake(th: Thresholds, batch: Batch, kin: Kinematics, scene: Scene, cover: Cov
         vehicle=batch.slot,
         statuses=[v.status for v in batch.vehicles],
         workshop=scene.workshop,
+        status_now=batch.status_now,
     )
     bits = np.zeros(len(batch.fixes), dtype=np.int64)
     for rule in REGISTERED:
@@ -187,7 +188,10 @@ def steps(
             np.array([*cover.permits, None], dtype=object)[cover.which[chosen]].tolist(),
             or_none(cover.corridor_m[chosen]),
             cover.at_place[chosen].tolist(),
-            [vehicles[k].status for k in owner],
+            [
+                vehicles[k].status if now else ACTIVE
+                for k, now in zip(owner, batch.status_now[chosen].tolist(), strict=True)
+            ],
             scene.workshop[chosen].tolist(),
             strict=True,
         )

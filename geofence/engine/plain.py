@@ -16,7 +16,7 @@ from geofence.engine.batch import kinematics, read
 from geofence.fences import FenceKind, FenceSet, VehicleInfo
 from geofence.permits import Permit
 from geofence.rules import RULES
-from geofence.rules.base import Context, Fix, Thresholds
+from geofence.rules.base import ACTIVE, Context, Fix, Thresholds
 from telematics.trips import step_m
 
 if TYPE_CHECKING:
@@ -78,6 +78,7 @@ def run(
             engine.thresholds,
             batch.vehicles[slot],
             range(lo, hi),
+            batch.status_now,
             flat,
             kin,
             hits,
@@ -96,6 +97,7 @@ def _vehicle(
     th: Thresholds,
     vehicle: VehicleInfo,
     numbers: range,
+    status_now: np.ndarray,
     flat: list[Fix],
     kin: Kinematics,
     hits: dict[int, list[int]],
@@ -167,7 +169,7 @@ def _vehicle(
             permit=permit,
             corridor_m=corridor[n] if permit and permit.corridor else None,
             at_place=at_place,
-            status=vehicle.status,
+            status=vehicle.status if status_now[n] else ACTIVE,
             workshop=workshop,
         )
         for name, rule in RULE_LIST:

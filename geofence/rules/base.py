@@ -80,6 +80,11 @@ def _plain(value: Any) -> Any:
     return sorted(value) if isinstance(value, frozenset) else value
 
 
+# The status a fix is judged by where its vehicle's status is not known then (before its
+# `VehicleInfo.status_since`)
+ACTIVE = "active"
+
+
 @dataclass(slots=True)
 class Context:
     """What the engine knows about one fix beyond the fix itself."""
@@ -101,7 +106,9 @@ class Context:
     permit: Permit | None = None
     corridor_m: float | None = None  # distance from the permit's corridor
     at_place: bool = False  # within the destination radius of the permit's origin or a destination
-    status: str = "active"  # the vehicle's registry status (`fleet.models.VehicleStatus`)
+    # the vehicle's registry status (`fleet.models.VehicleStatus`) at the fix: the status it
+    # holds now from its `status_since` on, `ACTIVE` before
+    status: str = ACTIVE
     workshop: bool = False  # inside a workshop fence that applies to the vehicle
 
 
@@ -178,13 +185,17 @@ class Columns:
     vehicle: np.ndarray  # per fix, its vehicle's place in `categories` and `statuses`
     statuses: list[str]  # per vehicle, its registry status
     workshop: np.ndarray  # inside a workshop fence that applies to the vehicle
+    # per fix, whether it comes at or after its vehicle's `status_since` (before: `ACTIVE`)
+    status_now: np.ndarray
 
     def status_in(self, statuses: frozenset[str], *, negate: bool = False) -> Any:
-        """Per fix, whether its vehicle's status is one of `statuses` (or, `negate`, is not);
-        a plain False (True) for all where no vehicle's is."""
-        if statuses.isdisjoint(self.statuses):
+        """Per fix, whether its status (`Context.status`) is one of `statuses` (or, `negate`,
+        is not); a plain False (True) for all where no fix's is."""
+        earlier = (ACTIVE in statuses) != negate
+        if statuses.isdisjoint(self.statuses) and ACTIVE not in statuses:
             return negate
-        return np.array([(s in statuses) != negate for s in self.statuses])[self.vehicle]
+        now = np.array([(s in statuses) != negate for s in self.statuses])[self.vehicle]
+        return np.where(self.status_now, now, earlier)
 
     def outside(self, exempt: frozenset[str]) -> Any:
         """Per fix, whether its vehicle's category is not in `exempt` (True for all: none is)."""

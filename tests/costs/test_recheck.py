@@ -150,6 +150,7 @@ def test_costs_check_reports_what_it_added_and_updated_and_never_repeats(
                 actor=system,
                 vehicle_id=vehicle_id,
                 data=VehicleUpdate.model_validate(norms),
+                now=NOW,
             )
     code, out = fleet(scratch_settings, "costs", "check", "--since", "2026-03-01", "--unit", "RC")
     assert code == 0, out

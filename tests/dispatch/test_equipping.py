@@ -453,6 +453,8 @@ def test_renewal_request_goes_up_the_approval_chain_to_disposal_and_a_new_vehicl
         "杭州市产权交易所",
     )
     assert client.get(f"/api/v1/vehicles/{old.id}", headers=desk).json()["status"] == "disposed"
+    db.refresh(old)
+    assert old.status_since == NOW  # disposed from the time it was recorded (geofence judges by it)
 
     new = client.post(
         "/api/v1/vehicles",

@@ -4,6 +4,7 @@ late fixes, and state carried from batch to batch."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -218,3 +219,35 @@ def test_the_engine_measures_the_corridor_for_each_fix_of_the_batch() -> None:
     assert found == [(2, "off_route", 2)]
     measured = outcome.alerts[0].event.measured["max_distance_m"]
     assert 1990 < measured < 2010
+
+
+def test_a_sealed_car_is_judged_active_before_its_status_since() -> None:
+    """The registry holds the car as sealed since T0 + 600 s: its drive before then is an active
+    car's (a `no_order`, working time all day here), and only its drive after raises
+    `sealed_vehicle_moving` (and no `no_order`); both loops, one batch or a fix at a time."""
+    from tests.geofence.timeline import north
+
+    since = T0 + 600
+    car = VehicleInfo(
+        id=1, unit_id=10, unit_path="1/10/", category="general", status="sealed", status_since=since
+    )
+    # 40 km/h north, a fix every 10 s: 10 minutes before the seal, 10 minutes after
+    track = [Fix(T0 + 10 * i, north(111 * i), LON, 40.0, True) for i in range(120)]
+    engine = make_engine([])
+    for run in (engine.run, engine.run_plain):
+        for chunk in ([track], [[fix] for fix in track]):
+            states: dict = {}
+            found = []
+            for fixes in chunk:
+                outcome = run({1: fixes}, states, {1: car})
+                states = outcome.states
+                found += outcome.alerts
+            kinds = {(a.event.kind, a.event.started_t) for a in found}
+            assert kinds == {("no_order", T0), ("sealed_vehicle_moving", since)}, run
+    # the same car sealed since always (None), or before the drive: sealed from its first fix
+    for always in (None, T0 - 1):
+        sealed = replace(car, status_since=always)
+        outcome = engine.run({1: track}, {}, {1: sealed})
+        assert {(a.event.kind, a.event.started_t) for a in outcome.alerts} == {
+            ("sealed_vehicle_moving", T0)
+        }

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+from dataclasses import replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -33,6 +34,17 @@ CARS = (
 )
 NIGHTS = Schedule(start_s=22 * 3600, end_s=6 * 3600)
 WEEKDAYS = Schedule(days=frozenset(range(1, 6)), start_s=8 * 3600, end_s=18 * 3600)
+
+
+def status_since(track: list[Fix]) -> st.SearchStrategy[float | None]:
+    """When a car came to hold its status: always (None), at one of its fixes, or anywhere
+    about its track."""
+    times = [f.t for f in track] or [T0]
+    return st.one_of(
+        st.none(),
+        st.sampled_from(times),
+        st.floats(times[0] - 60, times[-1] + 60, allow_nan=False),
+    )
 
 
 def at(east_m: float, north_m: float) -> tuple[float, float]:
@@ -172,7 +184,13 @@ def test_run_gives_the_outcome_of_the_plain_loop(data: st.DataObject) -> None:
         thresholds=Thresholds(no_order_exempt=frozenset({"emergency"})),
         permits=FixedPermits(tuple(permits)),
     )
-    vehicles = {car.id: car for car in CARS[1:]}  # car 1 is unknown till the second batch
+    # each car's status held since a drawn time (None: always): its fixes before it are judged
+    # as an active car's
+    cars = {
+        car.id: replace(car, status_since=data.draw(status_since(tracks.get(car.id, []))))
+        for car in CARS
+    }
+    vehicles = {v: car for v, car in cars.items() if v != 1}  # car 1 is unknown till batch 2
     fast_states: dict[int, dict[str, Any]] = {}
     plain_states: dict[int, dict[str, Any]] = {}
     cut = 0
@@ -190,7 +208,7 @@ def test_run_gives_the_outcome_of_the_plain_loop(data: st.DataObject) -> None:
         # state goes through Redis as JSON between batches
         fast_states.update({v: json.loads(json.dumps(s)) for v, s in fast.states.items()})
         plain_states.update({v: json.loads(json.dumps(s)) for v, s in plain.states.items()})
-        vehicles[1] = CARS[0]
+        vehicles[1] = cars[1]
         cut += size
 
 
@@ -217,6 +235,7 @@ def test_run_gives_the_outcome_of_the_plain_loop_on_a_fleet_reporting_live(
     tracks = {
         car.id: drive(start_t, data.draw(st.lists(STEPS, min_size=1, max_size=8))) for car in fleet
     }
+    fleet = [replace(car, status_since=data.draw(status_since(tracks[car.id]))) for car in fleet]
     permits = [p for v, track in tracks.items() for p in data.draw(permits_for(v, track))]
     first_day = int((start_t + 8 * 3600) // DAY)
     engine = Engine(

@@ -404,8 +404,9 @@ def test_a_rule_the_engine_lets_rest_would_have_done_nothing(
             assert step(None, fix, context) == (None, ()), name
 
 
-def _as_columns(fix: Fix, context: Context) -> Columns:
-    """The one fix as the engine's columns would have it (None as NaN or -1)."""
+def _as_columns(fix: Fix, context: Context, held: str | None = None) -> Columns:
+    """The one fix as the engine's columns would have it (None as NaN or -1). `held`: the status
+    the registry holds now, where it came after the fix (the context's status is then active)."""
     code = {None: -1, False: 0, True: 1}
     permits = [] if context.permit is None else [context.permit]
     return Columns(
@@ -427,17 +428,25 @@ def _as_columns(fix: Fix, context: Context) -> Columns:
         at_place=np.array([context.at_place]),
         categories=[context.category],
         vehicle=np.array([0]),
-        statuses=[context.status],
+        statuses=[context.status if held is None else held],
         workshop=np.array([context.workshop]),
+        status_now=np.array([held is None]),
     )
 
 
 @settings(max_examples=500, deadline=None)
-@given(fixes_in_context())
+@given(
+    fixes_in_context(),
+    st.one_of(st.none(), st.sampled_from(["active", "sealed", "maintenance", "disposed"])),
+)
 def test_a_rule_wakes_on_the_same_fixes_one_by_one_and_as_columns(
-    fix_in_context: tuple[Fix, Context],
+    fix_in_context: tuple[Fix, Context], held: str | None
 ) -> None:
+    """`held`, where drawn: the vehicle's status now, which came after the fix (before its
+    `status_since`), so the fix is judged as an active vehicle's."""
     fix, context = fix_in_context
-    columns = _as_columns(fix, context)
+    if held is not None:
+        context = _replace(context, status="active")
+    columns = _as_columns(fix, context, held)
     for rule in REGISTERED:
         assert bool(rule.wakes_columns(columns)[0]) == rule.wakes(fix, context), rule.kind

@@ -18,6 +18,7 @@ from fleet.auth import Actor
 from fleet.models import OrgUnit
 from fleet.redis_client import RedisClient
 from fleet.schemas import VehicleUpdate
+from geofence.replay import replay
 from geofence.settings import GeofenceSettings
 from geofence.worker import GeofenceObserver
 from telematics import stream
@@ -41,8 +42,11 @@ def _clear(fleetlet: Fleetlet) -> None:
     owner.dispose()
 
 
-def set_status(fleetlet: Fleetlet, vehicle: int, status: str) -> None:
-    """Through the registry's service, as an administrator's PATCH would (audited)."""
+def set_status(
+    fleetlet: Fleetlet, vehicle: int, status: str, at: datetime = T0 - timedelta(days=1)
+) -> None:
+    """Through the registry's service, as an administrator's PATCH would (audited), `at` the
+    time of the change (by default the day before the drives below)."""
     with Session(fleetlet.engine) as session, session.begin():
         root = session.get(OrgUnit, fleetlet.unit_id)
         assert root is not None
@@ -51,6 +55,7 @@ def set_status(fleetlet: Fleetlet, vehicle: int, status: str) -> None:
             actor=Actor.system(root),
             vehicle_id=fleetlet.targets[vehicle].vehicle_id,
             data=VehicleUpdate(status=status),
+            now=at,
         )
 
 
@@ -139,10 +144,37 @@ def test_a_vehicle_sealed_while_the_worker_runs_is_watched_from_then_on(
     push(redis, rows(fleetlet, 0, 20), tsettings.stream_shards)
     drain(running)
     assert [a[1] for a in alerts(fleetlet)] == ["no_order"]  # in use: driving without an order
-    set_status(fleetlet, 0, "sealed")
     later = T0 + timedelta(seconds=200)  # the drive goes on, the car now sealed
+    set_status(fleetlet, 0, "sealed", at=later)
     push(redis, rows(fleetlet, 0, 20, start=later, lat0=30.27), tsettings.stream_shards)
     drain(running)
     assert alerts(fleetlet)[1:] == [
         (vehicle, "sealed_vehicle_moving", "critical", later, "pending"),
     ]
+
+
+@pytest.mark.usefixtures("clean_tracks")
+def test_a_replay_after_the_seal_judges_the_earlier_drive_as_in_use(
+    fleetlet, redis, tsettings, workshop
+):
+    """The car drove while in use (a `no_order`), was sealed the day after; a replay of the
+    drive's period, run then, raises that `no_order` again and no `sealed_vehicle_moving`."""
+    vehicle = fleetlet.targets[0].vehicle_id
+    push(redis, rows(fleetlet, 0, 20), tsettings.stream_shards)
+    drain(worker(fleetlet, redis, tsettings))
+    live = alerts(fleetlet)
+    assert live == [(vehicle, "no_order", "medium", T0, "pending")]
+    set_status(fleetlet, 0, "sealed", at=T0 + timedelta(days=1))
+    report = replay(
+        engine=fleetlet.engine,
+        settings=GeofenceSettings(),
+        zone=ZoneInfo("Asia/Shanghai"),
+        start=T0 - timedelta(hours=1),
+        end=T0 + timedelta(hours=1),
+        write=True,
+    )
+    assert [(r.vehicle_id, r.event.kind, r.event.started_t) for r in report.alerts] == [
+        (vehicle, "no_order", T0.timestamp())
+    ]
+    assert report.new == 0
+    assert alerts(fleetlet) == live
