@@ -4,8 +4,10 @@ A stack of its own (a bench database with VEHICLES vehicles, `fleet serve`), the
 headless Chromium (Debian's), and a publisher sending every vehicle's position once a second on
 the live channel, in batches as the ingest worker does. Measured in the page: the time the desk
 spends applying one batch (`window.fleetDesk.lastApplyMs`: rebuilding the features and handing
-them to the map), p50/p95/max, against the same with a tenth of the vehicles measured in the same
-run; the page's JS heap at the start and the end of the run (growth means a leak).
+them to the map), the time until the map has drawn it (`lastDrawMs`) and the time from its
+oldest position arriving until then (`lastWaitMs` + `lastDrawMs`), p50/p95/max, against the same
+with a tenth of the vehicles measured in the same run; the page's JS heap at the start and the
+end of the run (growth means a leak).
 
     python -m bench.web [--vehicles 5000] [--minutes 10]
 """
@@ -100,12 +102,13 @@ class Publisher(threading.Thread):
             self.stop.wait(max(0.0, 1.0 - (time.monotonic() - began)))
 
 
-def measure(page: Any, seconds: float) -> tuple[list[float], list[float]]:
-    """Apply times (main thread) and draw times (until the map shows the batch) of the batches
-    of `seconds`, sampled after each frame."""
-    applied, drawn = page.evaluate(
+def measure(page: Any, seconds: float) -> tuple[list[float], list[float], list[float]]:
+    """Apply times (main thread), draw times (until the map shows the batch) and arrival times
+    (from the oldest position of the batch arriving until the map shows it: the wait for the
+    update before, then the draw) of the batches of `seconds`, sampled after each frame."""
+    applied, drawn, arrived = page.evaluate(
         """async (ms) => {
-          const applied = [], drawn = [];
+          const applied = [], drawn = [], arrived = [];
           let a = window.fleetDesk.applied, d = window.fleetDesk.drawn;
           const end = performance.now() + ms;
           while (performance.now() < end) {
@@ -115,13 +118,14 @@ def measure(page: Any, seconds: float) -> tuple[list[float], list[float]]:
             }
             if (window.fleetDesk.drawn !== d) {
               d = window.fleetDesk.drawn; drawn.push(window.fleetDesk.lastDrawMs);
+              arrived.push(window.fleetDesk.lastWaitMs + window.fleetDesk.lastDrawMs);
             }
           }
-          return [applied, drawn];
+          return [applied, drawn, arrived];
         }""",
         seconds * 1000,
     )
-    return list(applied), list(drawn)
+    return list(applied), list(drawn), list(arrived)
 
 
 def percentiles(samples: list[float]) -> tuple[float, float, float]:
@@ -174,12 +178,14 @@ def run(vehicles: int, minutes: float) -> dict[str, Any]:
             heaps = [heap_mb(page)]  # once a minute: a leak keeps growing, a cache levels off
             applied: list[float] = []
             drawn: list[float] = []
+            arrived: list[float] = []
             began = time.monotonic()
             deadline = began + minutes * 60
             while time.monotonic() < deadline:
-                a, d = measure(page, min(30.0, max(1.0, deadline - time.monotonic())))
+                a, d, w = measure(page, min(30.0, max(1.0, deadline - time.monotonic())))
                 applied += a
                 drawn += d
+                arrived += w
                 if time.monotonic() - began >= 60 * len(heaps):
                     heaps.append(heap_mb(page))
             if len(heaps) < 2:
@@ -194,6 +200,7 @@ def run(vehicles: int, minutes: float) -> dict[str, Any]:
         "batches": len(applied),
         "apply": percentiles(applied),
         "draw": percentiles(drawn),
+        "arrival": percentiles(arrived),
         "heaps": heaps,
         "heap_start": heaps[0],
         "heap_end": heaps[-1],
@@ -208,7 +215,14 @@ def main(argv: list[str] | None = None) -> None:
     baseline = run(max(1, args.vehicles // 10), min(args.minutes, 1.0))
     full = run(args.vehicles, args.minutes)
     rows = [
-        ("vehicles", "batches", "apply p50/p95/max ms", "drawn p50/p95/max ms", "heap MB start/end")
+        (
+            "vehicles",
+            "batches",
+            "apply p50/p95/max ms",
+            "drawn p50/p95/max ms",
+            "arrival to screen p50/p95/max ms",
+            "heap MB start/end",
+        )
     ]
     for r in (baseline, full):
         rows.append(
@@ -217,6 +231,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"{r['batches']:,}",
                 "/".join(f"{v:.1f}" for v in r["apply"]),
                 "/".join(f"{v:.1f}" for v in r["draw"]),
+                "/".join(f"{v:.1f}" for v in r["arrival"]),
                 f"{r['heap_start']:.1f}/{r['heap_end']:.1f}",
             )
         )
@@ -224,7 +239,8 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"apply p95 {full['apply'][1]:.1f} ms (target under 50 ms), on screen p95"
         f" {full['draw'][1]:.1f} ms, x{full['draw'][1] / baseline['draw'][1]:.1f} the"
-        f" {baseline['vehicles']:,}-vehicle baseline; heap"
+        f" {baseline['vehicles']:,}-vehicle baseline (from arrival {full['arrival'][1]:.1f} ms);"
+        " heap"
         f" {full['heap_end'] - full['heap_start']:+.1f} MB over {args.minutes:g} min"
     )
     heaps = full["heaps"]

@@ -74,11 +74,22 @@ def test_desk_draws_roads_and_live_vehicles(desk_context, stack: Stack) -> None:
     rendered = "window.fleetDesk.map.queryRenderedFeatures({layers: ['vehicles']}).length"
     page.wait_for_function(f"{rendered} >= {len(placed)}", timeout=15_000)
     before = page.evaluate(f"window.fleetDesk.feature({placed[0]}).geometry.coordinates")
+    drawn_at = {
+        i: page.evaluate(f"window.fleetDesk.feature({i}).geometry.coordinates[0]") for i in placed
+    }
     _place_vehicles(stack, shift=0.001)  # the cars move
     page.wait_for_function(
         f"window.fleetDesk.feature({placed[0]}).geometry.coordinates[0] > {before[0] + 0.0005}",
         timeout=15_000,
     )
+    # The map itself draws every car where it moved, and only there.
+    for vehicle_id, lon in drawn_at.items():
+        page.wait_for_function(
+            "(() => { const at = window.fleetDesk.map.queryRenderedFeatures({layers: ['vehicles']})"
+            f".filter(f => f.properties.id === {vehicle_id}).map(f => f.geometry.coordinates[0]);"
+            f" return at.length === 1 && at[0] > {lon + 0.0005}; }})()",
+            timeout=15_000,
+        )
     assert page.text_content("#vehicle-count") != "0"
     page.screenshot(path=str(SCREENSHOTS / "desk.png"))
 
